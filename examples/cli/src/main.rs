@@ -1,0 +1,422 @@
+//! `ping32dlp`: scan files for sensitive data, benchmark rules, list detectors.
+//!
+//! Exit status (like grep): 0 = nothing found, 1 = findings, 2 = an error (bad rules, unreadable
+//! file). Values are masked unless `--show-values` is given.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use ping32dlp::{Confidence, Engine, RuleError, ScanResult, Scanner};
+use serde_json::{json, Map, Value};
+
+#[derive(Parser)]
+#[command(name = "ping32dlp", version, about = "Data-loss-prevention inspection: find sensitive data in text")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Scan files or folders (recursively) and report findings.
+    Scan(ScanArgs),
+    /// Time the compiled engine on one file: one JSON line with MB/s and finding counts.
+    Bench(BenchArgs),
+    /// List the enabled detectors (with --rules / --dictionary applied).
+    Detectors(RuleArgs),
+    /// Rules files: `check` compiles them and prints errors with file, line and field.
+    Rules {
+        #[command(subcommand)]
+        cmd: RulesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Compile rules files (and dictionaries) and report the first error, or a summary.
+    Check {
+        /// Rules files (TOML).
+        files: Vec<PathBuf>,
+        /// Dictionary files (one term per line).
+        #[arg(long = "dictionary", value_name = "FILE")]
+        dictionaries: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct RuleArgs {
+    /// A rules file (TOML): add detectors, keywords and dictionaries, retune built-ins. Repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// A dictionary file, one term per line, reported as `dictionary:<name>`. Repeatable.
+    #[arg(long = "dictionary", value_name = "FILE")]
+    dictionaries: Vec<PathBuf>,
+    /// Leave out the built-in detectors (measure your own rules alone).
+    #[arg(long)]
+    no_builtins: bool,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Files or folders to scan.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// JSON Lines output: one object per input.
+    #[arg(long)]
+    json: bool,
+    /// UNSAFE: print raw sensitive values next to the masked ones. For tests and acceptance
+    /// tooling only; never in production logs.
+    #[arg(long)]
+    show_values: bool,
+    /// Report only findings at or above this confidence (low, medium, high).
+    #[arg(long, value_name = "LEVEL", default_value = "low")]
+    min_confidence: String,
+    /// Decode inputs with this charset instead of detecting it (e.g. cp932, euc-jp, iso-2022-jp).
+    #[arg(long, value_name = "LABEL")]
+    encoding: Option<String>,
+    #[command(flatten)]
+    rules: RuleArgs,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// The file to scan (read once, decoded once, outside the timing).
+    #[arg(long)]
+    input: PathBuf,
+    /// Timed scans (after one untimed warm-up scan).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    #[command(flatten)]
+    rules: RuleArgs,
+}
+
+fn build_engine(r: &RuleArgs) -> Result<Engine, RuleError> {
+    let mut b = Engine::builder();
+    if r.no_builtins {
+        b = b.without_builtins();
+    }
+    for f in &r.rules {
+        b = b.rules_file(f)?;
+    }
+    for d in &r.dictionaries {
+        b = b.dictionary_file(d);
+    }
+    b.build()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Scan(a) => scan(a),
+        Cmd::Bench(a) => bench(a),
+        Cmd::Detectors(r) => detectors(r),
+        Cmd::Rules { cmd: RulesCmd::Check { files, dictionaries } } => {
+            let r = RuleArgs { rules: files, dictionaries, no_builtins: false };
+            check_rules(r)
+        }
+    };
+    match res {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("ping32dlp: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type AnyErr = Box<dyn std::error::Error>;
+
+fn check_rules(r: RuleArgs) -> Result<u8, AnyErr> {
+    let engine = build_engine(&r)?;
+    let user = engine.detectors().iter().filter(|d| !d.builtin).count();
+    println!(
+        "ok: {} detectors ({} built-in, {} from rules and dictionaries)",
+        engine.detectors().len(),
+        engine.detectors().len() - user,
+        user
+    );
+    Ok(0)
+}
+
+fn detectors(r: RuleArgs) -> Result<u8, AnyErr> {
+    let engine = build_engine(&r)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for d in engine.detectors() {
+        writeln!(out, "{:<28} {:<12} {} / {}", d.id, kind_name(d), d.name_en, d.name_ja)?;
+    }
+    Ok(0)
+}
+
+fn kind_name(d: &ping32dlp::DetectorInfo) -> &'static str {
+    match d.kind {
+        ping32dlp::DetectorKind::Builtin(_) => "built-in",
+        ping32dlp::DetectorKind::Keywords => "keywords",
+        ping32dlp::DetectorKind::Dictionary => "dictionary",
+        ping32dlp::DetectorKind::Regex => "regex",
+    }
+}
+
+/// Every file under the given paths, folders walked recursively in name order.
+fn collect_files(paths: &[PathBuf], out: &mut Vec<PathBuf>, errors: &mut Vec<(PathBuf, String)>) {
+    for p in paths {
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => match std::fs::read_dir(p) {
+                Ok(rd) => {
+                    let mut kids: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    kids.sort();
+                    collect_files(&kids, out, errors);
+                }
+                Err(e) => errors.push((p.clone(), e.to_string())),
+            },
+            Ok(m) if m.file_type().is_symlink() => {
+                if p.is_file() {
+                    out.push(p.clone());
+                }
+            }
+            Ok(_) => out.push(p.clone()),
+            Err(e) => errors.push((p.clone(), e.to_string())),
+        }
+    }
+}
+
+fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
+    let min = Confidence::parse(&a.min_confidence)
+        .ok_or_else(|| format!("--min-confidence: `{}` is not low, medium or high", a.min_confidence))?;
+    let forced = match &a.encoding {
+        None => None,
+        Some(l) => Some(ping32dlp::text::encoding_for_label(l).ok_or_else(|| format!("--encoding: unknown charset `{l}`"))?),
+    };
+    let engine = Arc::new(build_engine(&a.rules)?);
+    let mut scanner = Scanner::new(engine);
+    let mut files = Vec::new();
+    let mut walk_errors = Vec::new();
+    collect_files(&a.paths, &mut files, &mut walk_errors);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut any_findings = false;
+    let mut any_error = false;
+    for (p, e) in &walk_errors {
+        any_error = true;
+        if a.json {
+            writeln!(out, "{}", json!({"path": p.display().to_string(), "findings": [], "errors": [e]}))?;
+        } else {
+            eprintln!("ping32dlp: {}: {e}", p.display());
+        }
+    }
+    for path in &files {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                any_error = true;
+                if a.json {
+                    writeln!(out, "{}", json!({"path": path.display().to_string(), "findings": [], "errors": [e.to_string()]}))?;
+                } else {
+                    eprintln!("ping32dlp: {}: {e}", path.display());
+                }
+                continue;
+            }
+        };
+        let decoded = match forced {
+            Some(enc) => ping32dlp::text::decode_with(&bytes, enc),
+            None => ping32dlp::text::decode_text(&bytes),
+        };
+        // Offsets are into the decoded text; for UTF-8 files they are file offsets (BOM included).
+        let base = if decoded.encoding == "UTF-8" { decoded.bom_len } else { 0 };
+        let text: &str = &decoded.text;
+        let result = scanner.scan_str(text);
+        let kept: Vec<&ping32dlp::Finding<'_>> = result.findings.iter().filter(|f| f.confidence >= min).collect();
+        any_findings |= !kept.is_empty();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if a.json {
+            let v = json_report(path, &name, text, base, decoded.encoding, &kept, &result, a.show_values);
+            serde_json::to_writer(&mut out, &v)?;
+            writeln!(out)?;
+        } else {
+            table_report(&mut out, path, text, &kept, a.show_values)?;
+        }
+    }
+    out.flush()?;
+    Ok(if any_error {
+        2
+    } else if any_findings {
+        1
+    } else {
+        0
+    })
+}
+
+/// 1-based line and column (characters) of a byte offset.
+fn line_col(text: &str, offset: usize, cache: &mut (usize, usize, usize)) -> (usize, usize) {
+    // Findings come in order: continue counting from the previous one.
+    let (mut pos, mut line, mut line_start) = *cache;
+    if offset < pos {
+        (pos, line, line_start) = (0, 1, 0);
+    }
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes[pos..offset].iter().enumerate() {
+        if b == b'\n' {
+            line += 1;
+            line_start = pos + i + 1;
+        }
+    }
+    *cache = (offset, line, line_start);
+    let col = text.get(line_start..offset).map_or(0, |s| s.chars().count()) + 1;
+    (line, col)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn json_report(
+    path: &Path,
+    name: &str,
+    text: &str,
+    base: usize,
+    encoding: &str,
+    kept: &[&ping32dlp::Finding<'_>],
+    result: &ScanResult<'_>,
+    show: bool,
+) -> Value {
+    let mut cache = (0, 1, 0);
+    let findings: Vec<Value> = kept
+        .iter()
+        .map(|f| {
+            let (line, column) = line_col(text, f.start, &mut cache);
+            let mut o = Map::new();
+            o.insert("detector".into(), json!(f.detector));
+            o.insert("confidence".into(), json!(f.confidence.as_str()));
+            o.insert("value_masked".into(), json!(f.value_masked));
+            if show {
+                o.insert("value".into(), json!(f.value));
+                o.insert("normalized".into(), json!(f.normalized));
+            }
+            o.insert("location".into(), json!(name));
+            o.insert("start".into(), json!(base + f.start));
+            o.insert("end".into(), json!(base + f.end));
+            o.insert("line".into(), json!(line));
+            o.insert("column".into(), json!(column));
+            let ev: Vec<Value> = f
+                .evidence
+                .iter()
+                .map(|e| {
+                    let mut m = Map::new();
+                    m.insert("kind".into(), json!(e.kind.as_str()));
+                    m.insert("detail".into(), json!(e.detail));
+                    if let Some(d) = e.distance {
+                        m.insert("distance".into(), json!(d));
+                    }
+                    Value::Object(m)
+                })
+                .collect();
+            o.insert("evidence".into(), Value::Array(ev));
+            Value::Object(o)
+        })
+        .collect();
+    let mut counts = Map::new();
+    for c in result.counts {
+        counts.insert(c.detector.into(), json!({"findings": c.findings, "unique": c.unique}));
+    }
+    json!({
+        "path": path.display().to_string(),
+        "encoding": encoding,
+        "findings": findings,
+        "counts": counts,
+        "errors": [],
+    })
+}
+
+fn pad(s: &str, w: usize) -> String {
+    // East Asian wide characters take two columns.
+    let width: usize = s.chars().map(|c| if (c as u32) >= 0x1100 && !(0xFF61..=0xFF9F).contains(&(c as u32)) { 2 } else { 1 }).sum();
+    format!("{s}{}", " ".repeat(w.saturating_sub(width)))
+}
+
+fn table_report(out: &mut impl Write, path: &Path, text: &str, kept: &[&ping32dlp::Finding<'_>], show: bool) -> io::Result<()> {
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let color = io::stdout().is_terminal();
+    if color {
+        writeln!(out, "\x1b[1m{}\x1b[0m", path.display())?;
+    } else {
+        writeln!(out, "{}", path.display())?;
+    }
+    let mut cache = (0, 1, 0);
+    for f in kept {
+        let (line, col) = line_col(text, f.start, &mut cache);
+        let value = if show { format!("{} ({})", f.value_masked, f.value) } else { f.value_masked.to_string() };
+        let value: String = if value.chars().count() > 60 { value.chars().take(57).chain("...".chars()).collect() } else { value };
+        let ev: Vec<String> = f
+            .evidence
+            .iter()
+            .map(|e| match e.distance {
+                Some(d) => format!("{} {} ({d})", e.kind.as_str(), e.detail),
+                None => format!("{} {}", e.kind.as_str(), e.detail),
+            })
+            .collect();
+        writeln!(
+            out,
+            "  {} {} {} {} {}",
+            pad(&format!("{line}:{col}"), 9),
+            pad(f.detector, 26),
+            pad(f.confidence.as_str(), 7),
+            pad(&value, 30),
+            ev.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
+    let bytes = std::fs::read(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
+    let decoded = ping32dlp::text::decode_text(&bytes);
+    let text: &str = &decoded.text;
+    let t0 = Instant::now();
+    let engine = Arc::new(build_engine(&a.rules)?);
+    let build_seconds = t0.elapsed().as_secs_f64();
+    let mut scanner = Scanner::new(engine.clone());
+    let _ = scanner.scan_str(text); // warm-up
+    let repeat = a.repeat.max(1);
+    let mut times = Vec::with_capacity(repeat);
+    let mut counts = Map::new();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let r = scanner.scan_str(text);
+        times.push(t.elapsed().as_secs_f64());
+        counts = Map::new();
+        for c in r.counts {
+            counts.insert(c.detector.to_string(), json!(c.findings));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if repeat % 2 == 1 { times[repeat / 2] } else { (times[repeat / 2 - 1] + times[repeat / 2]) / 2.0 };
+    let mb = text.len() as f64 / 1e6;
+    let v = json!({
+        "bytes": text.len(),
+        "seconds_median": median,
+        "seconds_min": times[0],
+        "mb_per_s": if median > 0.0 { mb / median } else { 0.0 },
+        "repeat": repeat,
+        "build_seconds": build_seconds,
+        "engine_heap_bytes": engine.heap_bytes(),
+        "max_rss_bytes": max_rss(),
+        "detectors": engine.detectors().len(),
+        "findings": counts,
+    });
+    println!("{v}");
+    Ok(0)
+}
+
+/// Peak resident set size of this process (Linux), in bytes.
+fn max_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+        })
+        .map_or(0, |kb| kb * 1024)
+}

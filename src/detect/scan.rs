@@ -1,0 +1,502 @@
+//! The scanner: candidates from every matcher, then context, overlaps, counts and masking.
+
+use std::sync::Arc;
+
+use bumpalo::Bump;
+
+use super::context::{back_chars, chars_between, forward_chars, ContextIndex};
+use super::literals::LitHit;
+use super::mask::mask;
+use super::normalize::{fold_char, needs_folding, normalize};
+use super::{digits, secrets, trigger, BuiltinKind, DetId, Engine, TermAction};
+use crate::rules::Confidence;
+
+/// A candidate match before context scoring.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cand {
+    pub det: DetId,
+    pub start: usize,
+    pub end: usize,
+    /// Confidence without a context word; `None` when the detector needs one.
+    pub plain: Option<Confidence>,
+    /// Confidence with a context word.
+    pub ctx: Confidence,
+    /// The check that passed, as evidence.
+    pub check: Option<&'static str>,
+    /// A structural signal that raised the confidence (e.g. a bracketed marking).
+    pub structure: Option<&'static str>,
+    pub flags: u8,
+    canon: (u32, u32),
+}
+
+impl Cand {
+    /// A published test value (test card, documentation key).
+    pub const TEST_VALUE: u8 = 1;
+
+    pub fn new(det: DetId, start: usize, end: usize, plain: Option<Confidence>, ctx: Confidence, check: Option<&'static str>) -> Cand {
+        Cand { det, start, end, plain, ctx, check, structure: None, flags: 0, canon: (0, 0) }
+    }
+}
+
+/// Where matchers put their candidates.
+pub(crate) struct Collector<'a> {
+    engine: &'a Engine,
+    cands: &'a mut Vec<Cand>,
+    canon: &'a mut Vec<u8>,
+}
+
+impl Collector<'_> {
+    #[inline]
+    pub fn det(&self, kind: BuiltinKind) -> Option<DetId> {
+        self.engine.det_for(kind)
+    }
+
+    pub fn push(&mut self, mut c: Cand, canon: &[u8]) {
+        let start = self.canon.len() as u32;
+        self.canon.extend_from_slice(canon);
+        c.canon = (start, self.canon.len() as u32);
+        self.cands.push(c);
+    }
+}
+
+/// Why a finding has its confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvidenceKind {
+    /// A context word near the value (`detail` = the word, `distance` in characters).
+    Context,
+    /// A negative context word near the value lowered the confidence.
+    NegativeContext,
+    /// A check digit or checksum passed (`detail` = its name).
+    Checksum,
+    /// A structural signal (`detail` says which, e.g. `bracketed`, `invoice_prefix`).
+    Structure,
+    /// The value is a published test or sample value.
+    TestValue,
+}
+
+impl EvidenceKind {
+    /// `context`, `negative_context`, `checksum`, `structure`, `test_value`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::Context => "context",
+            EvidenceKind::NegativeContext => "negative_context",
+            EvidenceKind::Checksum => "checksum",
+            EvidenceKind::Structure => "structure",
+            EvidenceKind::TestValue => "test_value",
+        }
+    }
+}
+
+/// One piece of evidence behind a finding.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'s> {
+    /// What kind of evidence.
+    pub kind: EvidenceKind,
+    /// The word, check or signal.
+    pub detail: &'s str,
+    /// Characters between the word and the value (0 when adjacent or overlapping).
+    pub distance: Option<usize>,
+}
+
+/// A finding: a detector matched a value in the scanned text.
+#[derive(Debug, Clone, Copy)]
+pub struct Finding<'s> {
+    /// Detector id.
+    pub detector: &'s str,
+    /// Final confidence.
+    pub confidence: Confidence,
+    /// Byte offset of the value in the scanned text (inclusive).
+    pub start: usize,
+    /// Byte offset of the end of the value (exclusive).
+    pub end: usize,
+    /// The value as found in the text. Sensitive: print only when explicitly asked.
+    pub value: &'s str,
+    /// The value normalised (separators removed, width folded): what uniqueness counts.
+    pub normalized: &'s str,
+    /// The value masked with the detector's mask style: safe for reports and logs.
+    pub value_masked: &'s str,
+    /// Why the finding has its confidence.
+    pub evidence: &'s [Evidence<'s>],
+}
+
+/// Findings and unique-value counts per detector.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectorCount<'s> {
+    /// Detector id.
+    pub detector: &'s str,
+    /// Findings reported.
+    pub findings: usize,
+    /// Distinct normalised values among them.
+    pub unique: usize,
+}
+
+/// The result of one scan. Borrows the scanner until its next scan.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanResult<'s> {
+    /// Findings in text order.
+    pub findings: &'s [Finding<'s>],
+    /// Per detector with findings: counts, in engine order.
+    pub counts: &'s [DetectorCount<'s>],
+}
+
+impl ScanResult<'_> {
+    /// True when nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Runs an [`Engine`] over texts. One scanner per thread; it reuses its scratch memory (an arena
+/// and a few vectors) from scan to scan. Results borrow the scanner until the next scan.
+pub struct Scanner {
+    engine: Arc<Engine>,
+    arena: Bump,
+    cands: Vec<Cand>,
+    canon: Vec<u8>,
+    lit: Vec<LitHit>,
+    ctx: ContextIndex,
+    scored: Vec<Scored>,
+}
+
+#[derive(Clone, Copy)]
+struct Scored {
+    cand: usize,
+    conf: Confidence,
+    pos: Option<(u32, usize)>,
+    neg: Option<(u32, usize)>,
+    keep: bool,
+}
+
+impl Scanner {
+    /// A scanner for `engine`.
+    pub fn new(engine: Arc<Engine>) -> Scanner {
+        Scanner {
+            engine,
+            arena: Bump::new(),
+            cands: Vec::new(),
+            canon: Vec::new(),
+            lit: Vec::new(),
+            ctx: ContextIndex::default(),
+            scored: Vec::new(),
+        }
+    }
+
+    /// The engine this scanner runs.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Scans UTF-8 text.
+    pub fn scan_str(&mut self, text: &str) -> ScanResult<'_> {
+        self.scan(text.as_bytes())
+    }
+
+    /// Scans text bytes (UTF-8 expected; invalid sequences never match and never panic).
+    /// Offsets in the findings are byte offsets into `text`.
+    pub fn scan(&mut self, text: &[u8]) -> ScanResult<'_> {
+        self.arena.reset();
+        self.cands.clear();
+        self.canon.clear();
+        self.lit.clear();
+        self.ctx.reset();
+        self.scored.clear();
+        let engine: &Engine = &self.engine;
+        let mut col = Collector { engine, cands: &mut self.cands, canon: &mut self.canon };
+        if engine.builtin.iter().any(Option::is_some) {
+            triggers(&mut col, text);
+        }
+        if let Some(lm) = &engine.literals {
+            lm.find_all(text, &mut self.lit);
+            literal_candidates(&mut col, text, &self.lit);
+        }
+        if let Some((re, dets)) = &engine.regex {
+            regex_candidates(&mut col, text, re, dets);
+        }
+        let cands = &mut self.cands;
+        cands.sort_unstable_by_key(|c| (c.start, c.end, c.det));
+        cands.dedup_by_key(|c| (c.start, c.end, c.det));
+        score(engine, text, cands, &mut self.ctx, &mut self.scored);
+        resolve_overlaps(cands, &mut self.scored);
+        emit(engine, text, cands, &self.canon, &self.scored, &self.ctx, &self.arena)
+    }
+}
+
+/// The trigger scan: digits, emails, secrets.
+fn triggers(col: &mut Collector<'_>, h: &[u8]) {
+    let mut i = 0;
+    while let Some(p) = trigger::next(h, i) {
+        let next = match h[p] {
+            b'0'..=b'9' => digits::scan_at(col, h, p),
+            0xEF => {
+                if digits::digit_at(h, p).is_some() {
+                    digits::scan_at(col, h, p)
+                } else {
+                    p + 1
+                }
+            }
+            b'@' => secrets::email(col, h, p),
+            b'A' => secrets::upper_a(col, h, p),
+            b'_' => secrets::underscore(col, h, p),
+            b'x' => secrets::lower_x(col, h, p),
+            b'/' => secrets::slash(col, h, p),
+            b'-' => secrets::dash(col, h, p),
+            _ => p + 1,
+        };
+        i = next.max(p + 1);
+    }
+}
+
+/// Is the literal at `[s, e)` set apart as a label: in brackets, or alone on its line?
+fn set_apart(h: &[u8], s: usize, e: usize) -> bool {
+    let before = digits::char_before(h, s).map(|(c, _)| c);
+    let after = digits::char_after(h, e).map(|(c, _)| c);
+    let open = matches!(before, Some('【' | '[' | '(' | '「' | '『' | '〔' | '［' | '《' | '<' | '〈' | '≪'));
+    let close = matches!(after, Some('】' | ']' | ')' | '」' | '』' | '〕' | '］' | '》' | '>' | '〉' | '≫'));
+    let line_start = before.is_none_or(|c| c == '\n' || c == '\r') || {
+        // Only spaces since the line start.
+        let ls = h[..s].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        h[ls..s].iter().all(|&b| b == b' ' || b == b'\t')
+    };
+    let line_end = after.is_none_or(|c| c == '\n' || c == '\r');
+    open && close || line_start && line_end || line_start && matches!(after, Some(':' | '：'))
+}
+
+fn literal_candidates(col: &mut Collector<'_>, h: &[u8], hits: &[LitHit]) {
+    let engine = col.engine;
+    for hit in hits {
+        for action in &engine.term_actions[hit.term as usize] {
+            match action {
+                TermAction::Report { det, confidence, exact } => {
+                    if let Some(x) = exact {
+                        if &h[hit.start..hit.end] != x.as_ref() {
+                            continue;
+                        }
+                    }
+                    let apart = set_apart(h, hit.start, hit.end);
+                    let plain = if apart { confidence.raised() } else { *confidence };
+                    let mut c = Cand::new(*det, hit.start, hit.end, Some(plain), plain.raised(), None);
+                    if apart {
+                        c.structure = Some("set_apart");
+                    }
+                    let canon: String = String::from_utf8_lossy(&h[hit.start..hit.end]).chars().map(fold_char).collect();
+                    col.push(c, canon.as_bytes());
+                }
+                TermAction::AwsSecretLabel => {
+                    secrets::aws_secret_near(col, h, hit.end, 120, Confidence::High);
+                }
+            }
+        }
+    }
+}
+
+fn regex_candidates(col: &mut Collector<'_>, h: &[u8], re: &[regex_automata::meta::Regex], dets: &[DetId]) {
+    let engine = col.engine;
+    // Match on folded text so `[0-9]` also finds full-width digits; map offsets back.
+    let text = String::from_utf8_lossy(h);
+    let lossless = matches!(text, std::borrow::Cow::Borrowed(_));
+    let norm = if lossless && needs_folding(&text) { Some(normalize(&text)) } else { None };
+    let hay: &[u8] = norm.as_ref().map_or(h, |n| n.text.as_bytes());
+    for (r, &det) in re.iter().zip(dets) {
+        let params = &engine.detectors[det as usize].params;
+        for m in r.find_iter(hay) {
+            if m.is_empty() {
+                continue;
+            }
+            let (s, e) = match &norm {
+                Some(n) => (n.to_original(m.start()), n.to_original(m.end())),
+                None => (m.start(), m.end()),
+            };
+            if !lossless && (s > h.len() || e > h.len()) {
+                continue;
+            }
+            let folded = &hay[m.start()..m.end()];
+            let canon: Vec<u8> = match params.validator {
+                Some(_) => folded.iter().filter(|b| b.is_ascii_alphanumeric()).map(u8::to_ascii_uppercase).collect(),
+                None => folded.to_vec(),
+            };
+            let check = match params.validator {
+                Some(v) if !v.check(&canon) => continue,
+                Some(v) => Some(v.name()),
+                None => None,
+            };
+            let base = params.base_confidence;
+            let plain = if params.context_required { None } else { Some(base) };
+            col.push(Cand::new(det, s, e, plain, base.raised(), check), &canon);
+        }
+    }
+}
+
+/// Context scoring, in text order (the context index only moves forward).
+fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out: &mut Vec<Scored>) {
+    let words = &engine.context;
+    for (i, c) in cands.iter().enumerate() {
+        let p = &engine.detectors[c.det as usize].params;
+        let (mut pos, mut neg): (Option<(u32, usize)>, Option<(u32, usize)>) = (None, None);
+        if engine.max_window > 0 {
+            let ws = back_chars(h, c.start, engine.max_window);
+            let we = forward_chars(h, c.end, engine.max_window);
+            ctx.ensure(words, h, ws, we);
+            for hit in ctx.between(ws, we) {
+                for role in &words.roles[hit.word as usize] {
+                    if role.det != c.det {
+                        continue;
+                    }
+                    let dist = if hit.end <= c.start {
+                        chars_between(h, hit.end, c.start)
+                    } else if hit.start >= c.end {
+                        chars_between(h, c.end, hit.start)
+                    } else {
+                        0
+                    };
+                    let (limit, slot) = if role.negative { (p.negative_window, &mut neg) } else { (p.context_window, &mut pos) };
+                    if dist <= limit && slot.is_none_or(|(_, d)| dist < d) {
+                        *slot = Some((hit.word, dist));
+                    }
+                }
+            }
+        }
+        let negative_wins = match (pos, neg) {
+            (Some((_, dp)), Some((_, dn))) => dn < dp,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        let conf = if negative_wins {
+            if p.context_required { None } else { c.plain.and_then(Confidence::lowered) }
+        } else if pos.is_some() {
+            Some(c.ctx.max(c.plain.unwrap_or(Confidence::Low)))
+        } else if p.context_required {
+            None
+        } else {
+            c.plain
+        };
+        let conf = conf.filter(|_| engine.report_test_values || c.flags & Cand::TEST_VALUE == 0);
+        let conf = conf.map(|x| p.fixed_confidence.unwrap_or(x)).filter(|&x| x >= p.min_confidence);
+        out.push(Scored {
+            cand: i,
+            conf: conf.unwrap_or(Confidence::Low),
+            pos: if negative_wins { None } else { pos },
+            neg: if negative_wins { neg } else { None },
+            keep: conf.is_some(),
+        });
+    }
+}
+
+/// One detector never hides another's match, but a value inside a *better* match is not a
+/// separate value (the My Number inside a card number). Rules:
+/// * same span, different detectors: the highest confidence stays (ties: all stay);
+/// * one span inside another: the inner one goes when the outer one is at least as confident;
+/// * same detector, overlapping: the first one stays.
+fn resolve_overlaps(cands: &[Cand], scored: &mut [Scored]) {
+    for i in 0..scored.len() {
+        if !scored[i].keep {
+            continue;
+        }
+        let a = cands[scored[i].cand];
+        let mut j = i + 1;
+        while j < scored.len() && cands[scored[j].cand].start < a.end {
+            if scored[j].keep && scored[i].keep {
+                let b = cands[scored[j].cand];
+                let (ca, cb) = (scored[i].conf, scored[j].conf);
+                if a.det == b.det {
+                    scored[j].keep = false;
+                } else if a.start == b.start && a.end == b.end {
+                    if ca > cb {
+                        scored[j].keep = false;
+                    } else if cb > ca {
+                        scored[i].keep = false;
+                    }
+                } else if a.start <= b.start && b.end <= a.end {
+                    if ca >= cb {
+                        scored[j].keep = false;
+                    }
+                } else if b.start <= a.start && a.end <= b.end && cb >= ca {
+                    scored[i].keep = false;
+                }
+            }
+            j += 1;
+        }
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn emit<'s>(
+    engine: &'s Engine,
+    h: &[u8],
+    cands: &[Cand],
+    canon: &[u8],
+    scored: &[Scored],
+    ctx: &ContextIndex,
+    arena: &'s Bump,
+) -> ScanResult<'s> {
+    let _ = ctx;
+    // Unique values per detector, for min_count and the counts.
+    let mut keys: Vec<(DetId, u64)> = scored
+        .iter()
+        .filter(|s| s.keep)
+        .map(|s| {
+            let c = &cands[s.cand];
+            (c.det, fnv(&canon[c.canon.0 as usize..c.canon.1 as usize]))
+        })
+        .collect();
+    keys.sort_unstable();
+    let n = engine.detectors.len();
+    let mut totals = vec![0usize; n];
+    for k in &keys {
+        totals[k.0 as usize] += 1;
+    }
+    keys.dedup();
+    let mut unique = vec![0usize; n];
+    for k in &keys {
+        unique[k.0 as usize] += 1;
+    }
+    let mut counts = bumpalo::collections::Vec::new_in(arena);
+    let mut allowed = vec![false; n];
+    for (d, info) in engine.detectors.iter().enumerate() {
+        if unique[d] > 0 && unique[d] >= info.params.min_count {
+            allowed[d] = true;
+            counts.push(DetectorCount { detector: info.id.as_str(), findings: totals[d], unique: unique[d] });
+        }
+    }
+    let words = &engine.context.words;
+    let mut findings = bumpalo::collections::Vec::new_in(arena);
+    for s in scored.iter().filter(|s| s.keep) {
+        let c = &cands[s.cand];
+        if !allowed[c.det as usize] {
+            continue;
+        }
+        let info = &engine.detectors[c.det as usize];
+        let value = arena.alloc_str(&String::from_utf8_lossy(&h[c.start..c.end]));
+        let normalized = arena.alloc_str(&String::from_utf8_lossy(&canon[c.canon.0 as usize..c.canon.1 as usize]));
+        let masked = arena.alloc_str(&mask(value, info.params.mask));
+        let mut ev = bumpalo::collections::Vec::new_in(arena);
+        if let Some((w, d)) = s.pos {
+            ev.push(Evidence { kind: EvidenceKind::Context, detail: arena.alloc_str(&words[w as usize]), distance: Some(d) });
+        }
+        if let Some((w, d)) = s.neg {
+            ev.push(Evidence { kind: EvidenceKind::NegativeContext, detail: arena.alloc_str(&words[w as usize]), distance: Some(d) });
+        }
+        if let Some(ch) = c.check {
+            ev.push(Evidence { kind: EvidenceKind::Checksum, detail: ch, distance: None });
+        }
+        if let Some(st) = c.structure {
+            ev.push(Evidence { kind: EvidenceKind::Structure, detail: st, distance: None });
+        }
+        if c.flags & Cand::TEST_VALUE != 0 {
+            ev.push(Evidence { kind: EvidenceKind::TestValue, detail: "published test value", distance: None });
+        }
+        findings.push(Finding {
+            detector: info.id.as_str(),
+            confidence: s.conf,
+            start: c.start,
+            end: c.end,
+            value,
+            normalized,
+            value_masked: masked,
+            evidence: ev.into_bump_slice(),
+        });
+    }
+    ScanResult { findings: findings.into_bump_slice(), counts: counts.into_bump_slice() }
+}
