@@ -213,10 +213,14 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
     match char_after(h, end) {
         None => (Edge::Clear, None),
         Some((c, e)) => {
-            let next_alnum = || char_after(h, e).is_some_and(|(n, _)| n.is_ascii_alphanumeric());
+            let next = char_after(h, e).map(|(n, _)| n);
+            let next_alnum = next.is_some_and(|n| n.is_ascii_alphanumeric());
+            // `123.pdf` is a file name and `1.5` a decimal, but `0425.Build` ends a sentence.
+            let next_lower_or_digit = next.is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
             let blocked = is_word(c)
                 || matches!(c, '@' | '/' | '\\' | '%')
-                || (matches!(c, '-' | ',' | '.') && next_alnum());
+                || (matches!(c, '-' | ',') && next_alnum)
+                || (c == '.' && next_lower_or_digit);
             (if blocked { Edge::Blocked } else { Edge::Clear }, Some(c))
         }
     }
@@ -430,6 +434,8 @@ fn credit_card(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
     }
     let (plain, ctx) = match validate::card_brand(d) {
         _ if validate::card_is_test_number(d) => (Some(Low), Medium),
+        // 13-digit numbers are mostly JAN/EAN product codes; 13-digit Visa cards are long gone.
+        Some(_) if d.len() == 13 || validate::jan_code(d) => (None, Medium),
         Some(_) => (Some(Medium), High),
         None if d.len() == 16 => (None, Medium),
         None => return,
@@ -462,7 +468,7 @@ fn corporate(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8], t_prefix: bool) {
     }
     let (start, plain) = if t_prefix {
         (w.start() - 1, Some(High))
-    } else if validate::is_degenerate(&d[1..]) {
+    } else if validate::is_degenerate(&d[1..]) || validate::jan_code(d) {
         (w.start(), None)
     } else {
         (w.start(), Some(Low))

@@ -332,6 +332,7 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
     for (i, c) in cands.iter().enumerate() {
         let p = &engine.detectors[c.det as usize].params;
         let (mut pos, mut neg): (Option<(u32, usize)>, Option<(u32, usize)>) = (None, None);
+        let mut neg_before = false;
         if engine.max_window > 0 {
             let ws = back_chars(h, c.start, engine.max_window);
             let we = forward_chars(h, c.end, engine.max_window);
@@ -351,12 +352,18 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
                     let (limit, slot) = if role.negative { (p.negative_window, &mut neg) } else { (p.context_window, &mut pos) };
                     if dist <= limit && slot.is_none_or(|(_, d)| dist < d) {
                         *slot = Some((hit.word, dist));
+                        if role.negative {
+                            neg_before = hit.start < c.start;
+                        }
                     }
                 }
             }
         }
+        // Labels come before values ("個人番号：…", "SSN: …"), so a negative word wins over a
+        // positive one only when it stands before the value and nearer than the positive word;
+        // words after a value often belong to the next sentence.
         let negative_wins = match (pos, neg) {
-            (Some((_, dp)), Some((_, dn))) => dn < dp,
+            (Some((_, dp)), Some((_, dn))) => dn < dp && neg_before,
             (None, Some(_)) => true,
             _ => false,
         };

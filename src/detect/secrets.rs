@@ -57,34 +57,32 @@ pub(crate) fn email(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
     if s == i || h[i - 1] == b'.' {
         return i + 1;
     }
-    // Domain: labels of letters, digits and hyphens joined by dots; the last label alphabetic.
+    // Domain: labels of letters, digits and hyphens joined by dots. The address ends after the
+    // last label that is alphabetic (a TLD) and not glued to more letters: in
+    // `a@example.com.Next` the sentence ends after `com`.
     let mut e = i + 1;
-    let mut last_label_start = e;
     let mut labels = 0;
+    let mut best: Option<usize> = None;
     loop {
         let n = run(h, e, 63, |b| is_alnum(b) || b == b'-');
         if n == 0 {
             break;
         }
-        last_label_start = e;
+        let label = &h[e..e + n];
         e += n;
         labels += 1;
+        let tld_ok = (2..=24).contains(&label.len()) && label.iter().all(u8::is_ascii_alphabetic);
+        let after = at(h, e);
+        if labels >= 2 && tld_ok && !(is_alnum(after) || after == b'_' || after == b'@') {
+            best = Some(e);
+        }
         if at(h, e) == b'.' && is_alnum(at(h, e + 1)) && e - i < 253 {
             e += 1;
         } else {
             break;
         }
     }
-    if labels < 2 {
-        return i + 1;
-    }
-    let tld = &h[last_label_start..e];
-    if !(2..=24).contains(&tld.len()) || !tld.iter().all(u8::is_ascii_alphabetic) {
-        return i + 1;
-    }
-    if is_alnum(at(h, e)) || at(h, e) == b'_' || at(h, e) == b'@' {
-        return i + 1;
-    }
+    let Some(e) = best else { return i + 1 };
     if let Some(det) = col.det(K::EmailAddress) {
         let canon = h[s..e].to_ascii_lowercase();
         col.push(Cand::new(det, s, e, Some(High), High, None), &canon);

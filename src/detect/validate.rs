@@ -268,6 +268,21 @@ pub fn card_is_test_number(digits: &[u8]) -> bool {
     )
 }
 
+/// A Japanese JAN / EAN-13 product code: 13 digits with a GS1 prefix of Japan (45, 49) and a valid
+/// EAN check digit (weights 1,3 from the left). Such numbers are not card or corporate numbers
+/// unless a label says so.
+pub fn jan_code(digits: &[u8]) -> bool {
+    if digits.len() != 13 || !digits.iter().all(u8::is_ascii_digit) || !(digits.starts_with(b"45") || digits.starts_with(b"49")) {
+        return false;
+    }
+    let s: u32 = digits[..12]
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| u32::from(c - b'0') * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    u32::from(digits[12] - b'0') == (10 - s % 10) % 10
+}
+
 /// True when every digit is the same (`111111111111`) or the digits count straight up or down:
 /// values people type as placeholders.
 pub fn is_degenerate(digits: &[u8]) -> bool {
@@ -384,6 +399,13 @@ mod tests {
         assert_eq!(card_brand(b"6200000000000005"), Some("unionpay"));
         assert_eq!(card_brand(b"6205500000000000004"), Some("unionpay"));
         assert_eq!(card_brand(b"1234567890123456"), None);
+    }
+
+    #[test]
+    fn jan() {
+        assert!(jan_code(b"4901234567894"));
+        assert!(!jan_code(b"4901234567895"));
+        assert!(!jan_code(b"5901234123457"));
     }
 
     #[test]
