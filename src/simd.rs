@@ -54,37 +54,32 @@ const fn hi_table() -> [u8; 16] {
 const LO: [u8; 16] = lo_table();
 const HI: [u8; 16] = hi_table();
 
-/// The first trigger byte at or after `from`. Call only when [`has_avx2`] is true.
+/// The trigger mask of `h[base..base + 64]`. Call only when [`has_avx2`] is true and
+/// `base + 64 <= h.len()`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn next_trigger_avx2(h: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn classify64_avx2(h: &[u8], base: usize) -> u64 {
+    assert!(base + 64 <= h.len());
     debug_assert!(has_avx2());
     // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
-    // feature); the function reads only inside `h`.
-    unsafe { next_avx2(h, from) }
+    // feature), and the assert above keeps both 32-byte loads inside `h`.
+    unsafe { classify64(h.as_ptr().add(base)) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn next_avx2(h: &[u8], from: usize) -> Option<usize> {
-    let n = h.len();
-    let mut i = from;
+unsafe fn classify64(p: *const u8) -> u64 {
     let lo_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(LO.as_ptr().cast()));
     let hi_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(HI.as_ptr().cast()));
     let nib = _mm256_set1_epi8(0x0F);
     let zero = _mm256_setzero_si256();
-    while i + 32 <= n {
-        // SAFETY: `i + 32 <= n`, so the 32 bytes read are inside `h`; loadu has no alignment needs.
-        let v = _mm256_loadu_si256(h.as_ptr().add(i).cast());
+    let half = |v: __m256i| -> u32 {
         let lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nib));
         let hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
-        let hit = _mm256_and_si256(lo, hi);
-        let none = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hit, zero)) as u32;
-        if none != u32::MAX {
-            return Some(i + (!none).trailing_zeros() as usize);
-        }
-        i += 32;
-    }
-    crate::detect::next_trigger_scalar(h, i)
+        !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero)) as u32)
+    };
+    // SAFETY: the caller guarantees 64 readable bytes at `p`; loadu has no alignment needs.
+    let (a, b) = unsafe { (_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(32).cast())) };
+    u64::from(half(a)) | (u64::from(half(b)) << 32)
 }
 
 #[cfg(test)]
@@ -94,6 +89,17 @@ mod tests {
         for b in 0..=255u8 {
             let (lo, hi) = (super::LO[(b & 15) as usize], super::HI[(b >> 4) as usize]);
             assert_eq!(lo & hi != 0, crate::detect::is_trigger_byte(b), "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn avx2_matches_scalar() {
+        if !super::has_avx2() {
+            return;
+        }
+        let text: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+        for base in (0..text.len() - 64).step_by(7) {
+            assert_eq!(super::classify64_avx2(&text, base), crate::detect::classify_trigger_scalar(&text, base));
         }
     }
 }

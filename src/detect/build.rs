@@ -591,7 +591,9 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         .map(|d| d.params.context_window.max(d.params.negative_window))
         .max()
         .unwrap_or(0);
+    let max_negative_window = detectors.iter().map(|d| d.params.negative_window).max().unwrap_or(0);
     Ok(Engine {
+        max_negative_window,
         detectors,
         builtin,
         literals,

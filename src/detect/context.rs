@@ -61,6 +61,7 @@ impl ContextWords {
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
                     .ascii_case_insensitive(true)
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&words)
                     .map_err(|e| e.to_string())?,
             )
@@ -90,54 +91,87 @@ pub(crate) struct WordHit {
 }
 
 /// The lazily searched context of one text (see the module docs).
+///
+/// Coverage is tracked by *start* position: once `[a, b)` is covered, every word starting in it is
+/// in `hits` (each search runs `max_len - 1` bytes past its range to finish words that start
+/// inside it). Windows may come in any order; each byte is searched about once.
 #[derive(Default)]
 pub(crate) struct ContextIndex {
     /// Hits sorted by start.
-    pub hits: Vec<WordHit>,
-    /// Everything before this offset has been searched (or skipped as out of every window).
-    frontier: usize,
+    hits: Vec<WordHit>,
+    /// Covered ranges, sorted, disjoint and not touching.
+    covered: Vec<(usize, usize)>,
 }
 
 impl ContextIndex {
     pub fn reset(&mut self) {
         self.hits.clear();
-        self.frontier = 0;
+        self.covered.clear();
     }
 
-    /// Makes sure every word lying inside `[from, to)` is in `hits`. Calls must come with
-    /// non-decreasing `from`.
+    /// Makes sure every word starting inside `[from, to)` is in the index.
     pub fn ensure(&mut self, words: &ContextWords, hay: &[u8], from: usize, to: usize) {
         let Some(ac) = &words.ac else { return };
         let to = to.min(hay.len());
-        let old = self.frontier;
-        if to <= old {
+        if from >= to {
             return;
         }
-        // Resume a little before the frontier so that words straddling it are found; hits that
-        // end before the frontier were found by the previous search and are skipped.
-        let resumed = from < old;
-        let start = if resumed { old.saturating_sub(words.max_len.saturating_sub(1)) } else { from };
-        let start = floor_char_boundary(hay, start);
-        let n0 = self.hits.len();
-        for m in ac.find_overlapping_iter(Input::new(hay).range(start..to)) {
-            if resumed && m.end() <= old {
-                continue;
+        // Walk the covered ranges that overlap [from, to) and search the gaps between them.
+        let mut i = self.covered.partition_point(|&(_, e)| e < from);
+        let mut cur = from;
+        let mut gaps: [(usize, usize); 4] = [(0, 0); 4];
+        let mut ngaps = 0;
+        let mut spill = Vec::new();
+        while cur < to {
+            match self.covered.get(i) {
+                Some(&(s, e)) if s <= cur => {
+                    cur = cur.max(e);
+                    i += 1;
+                }
+                Some(&(s, _)) if s < to => {
+                    push_gap(&mut gaps, &mut ngaps, &mut spill, (cur, s));
+                    cur = s;
+                }
+                _ => {
+                    push_gap(&mut gaps, &mut ngaps, &mut spill, (cur, to));
+                    cur = to;
+                }
             }
-            let w = m.pattern().as_u32();
-            let (l, r) = words.edges[w as usize];
-            if (l && m.start() > 0 && is_word_byte(hay[m.start() - 1]))
-                || (r && m.end() < hay.len() && is_word_byte(hay[m.end()]))
-            {
-                continue;
+        }
+        for &(g0, g1) in gaps[..ngaps].iter().chain(spill.iter()) {
+            let from_char = floor_char_boundary(hay, g0);
+            let stop = (g1 + words.max_len.saturating_sub(1)).min(hay.len());
+            let at = self.hits.partition_point(|h| h.start < g0);
+            let mut new = Vec::new();
+            for m in ac.find_overlapping_iter(Input::new(hay).range(from_char..stop)) {
+                if m.start() < g0 || m.start() >= g1 {
+                    continue;
+                }
+                let w = m.pattern().as_u32();
+                let (l, r) = words.edges[w as usize];
+                if (l && m.start() > 0 && is_word_byte(hay[m.start() - 1]))
+                    || (r && m.end() < hay.len() && is_word_byte(hay[m.end()]))
+                {
+                    continue;
+                }
+                new.push(WordHit { word: w, start: m.start(), end: m.end() });
             }
-            self.hits.push(WordHit { word: w, start: m.start(), end: m.end() });
+            new.sort_unstable_by_key(|h| (h.start, h.end));
+            self.hits.splice(at..at, new);
+            self.cover(g0, g1);
         }
-        // Overlapping search reports by end position; keep the vector sorted by start.
-        self.hits[n0..].sort_unstable_by_key(|h| (h.start, h.end));
-        if n0 > 0 && n0 < self.hits.len() && self.hits[n0].start < self.hits[n0 - 1].start {
-            self.hits.sort_by_key(|h| (h.start, h.end));
+    }
+
+    fn cover(&mut self, a: usize, b: usize) {
+        let i = self.covered.partition_point(|&(_, e)| e < a);
+        let mut j = i;
+        let (mut s, mut e) = (a, b);
+        while j < self.covered.len() && self.covered[j].0 <= e {
+            s = s.min(self.covered[j].0);
+            e = e.max(self.covered[j].1);
+            j += 1;
         }
-        self.frontier = to;
+        self.covered.splice(i..j, [(s, e)]);
     }
 
     /// The hits starting inside `[from, to)`.
@@ -145,6 +179,18 @@ impl ContextIndex {
         let a = self.hits.partition_point(|h| h.start < from);
         let b = self.hits.partition_point(|h| h.start < to);
         &self.hits[a..b.max(a)]
+    }
+}
+
+fn push_gap(gaps: &mut [(usize, usize); 4], n: &mut usize, spill: &mut Vec<(usize, usize)>, g: (usize, usize)) {
+    if g.0 >= g.1 {
+        return;
+    }
+    if *n < gaps.len() {
+        gaps[*n] = g;
+        *n += 1;
+    } else {
+        spill.push(g);
     }
 }
 
@@ -217,8 +263,28 @@ mod tests {
         idx.ensure(&w, hay, 5, 30);
         idx.ensure(&w, hay, 8, hay.len());
         idx.ensure(&w, hay, 8, hay.len());
-        let found: Vec<&str> = idx.hits.iter().map(|h| std::str::from_utf8(&hay[h.start..h.end]).unwrap()).collect();
+        let found: Vec<&str> = idx.between(0, hay.len()).iter().map(|h| std::str::from_utf8(&hay[h.start..h.end]).unwrap()).collect();
         assert_eq!(found, ["個人番号", "SSN", "個人番号"]);
+    }
+
+    #[test]
+    fn windows_in_any_order() {
+        let w = words(&["口座", "TEL", "個人番号"]);
+        let text = "口座 1 TEL 2 個人番号 3 口座 4 TEL";
+        let hay = text.as_bytes();
+        let mut idx = ContextIndex::default();
+        idx.ensure(&w, hay, 20, 30);
+        idx.ensure(&w, hay, 0, 8);
+        idx.ensure(&w, hay, 5, 25);
+        idx.ensure(&w, hay, 0, hay.len());
+        let found: Vec<(usize, &str)> = idx.between(0, hay.len()).iter().map(|h| (h.start, &text[h.start..h.end])).collect();
+        let want: Vec<(usize, &str)> = ["口座", "TEL", "個人番号"]
+            .iter()
+            .flat_map(|w| text.match_indices(w).map(|(i, s)| (i, s)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(found, want);
     }
 
     #[test]

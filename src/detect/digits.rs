@@ -44,7 +44,9 @@ struct Group {
     sep: Option<Sep>,
 }
 
-struct Seq {
+/// A tokenized digit sequence. Lives in the scanner's scratch: it is large enough that building a
+/// fresh one per digit run would cost more than reading the run.
+pub(crate) struct Seq {
     groups: [Group; MAX_GROUPS],
     n: usize,
     digits: [u8; MAX_GROUPS * MAX_GROUP_DIGITS],
@@ -96,17 +98,33 @@ fn sep_at(h: &[u8], i: usize) -> Option<(Sep, usize)> {
     }
 }
 
-/// The character ending at `end` (decoded backwards), folded; `None` at the start of the text.
+/// Decodes the UTF-8 sequence `b` (2 to 4 bytes, lead byte first); `None` when malformed.
+#[inline]
+fn decode(b: &[u8]) -> Option<char> {
+    let cont = |x: u8| (x & 0xC0 == 0x80).then_some(u32::from(x & 0x3F));
+    let v = match *b {
+        [l @ 0xC2..=0xDF, c1] => (u32::from(l & 0x1F) << 6) | cont(c1)?,
+        [l @ 0xE0..=0xEF, c1, c2] => (u32::from(l & 0x0F) << 12) | (cont(c1)? << 6) | cont(c2)?,
+        [l @ 0xF0..=0xF4, c1, c2, c3] => (u32::from(l & 0x07) << 18) | (cont(c1)? << 12) | (cont(c2)? << 6) | cont(c3)?,
+        _ => return None,
+    };
+    char::from_u32(v)
+}
+
+/// The character ending at `end` (decoded backwards), folded; `None` at the start of the text or
+/// after a malformed sequence.
 #[inline]
 pub(crate) fn char_before(h: &[u8], end: usize) -> Option<(char, usize)> {
-    if end == 0 {
-        return None;
+    let end = end.min(h.len());
+    let b = *h.get(end.checked_sub(1)?)?;
+    if b < 0x80 {
+        return Some((b as char, end - 1));
     }
     let mut s = end - 1;
     while s > 0 && end - s < 4 && (h[s] & 0xC0) == 0x80 {
         s -= 1;
     }
-    let c = std::str::from_utf8(&h[s..end]).ok()?.chars().next()?;
+    let c = decode(&h[s..end])?;
     Some((super::normalize::fold_char(c), s))
 }
 
@@ -118,14 +136,15 @@ pub(crate) fn char_after(h: &[u8], i: usize) -> Option<(char, usize)> {
         return Some((b as char, i + 1));
     }
     let len = match b {
-        0xC0..=0xDF => 2,
+        0xC2..=0xDF => 2,
         0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
+        0xF0..=0xF4 => 4,
         _ => return Some(('\u{FFFD}', i + 1)),
     };
-    let s = h.get(i..i + len)?;
-    let c = std::str::from_utf8(s).ok()?.chars().next()?;
-    Some((super::normalize::fold_char(c), i + len))
+    match h.get(i..i + len).and_then(decode) {
+        Some(c) => Some((super::normalize::fold_char(c), i + len)),
+        None => Some(('\u{FFFD}', i + 1)),
+    }
 }
 
 fn is_word(c: char) -> bool {
@@ -133,6 +152,10 @@ fn is_word(c: char) -> bool {
 }
 
 impl Seq {
+    pub(crate) fn new() -> Seq {
+        Seq { groups: [Group::default(); MAX_GROUPS], n: 0, digits: [0; MAX_GROUPS * MAX_GROUP_DIGITS], nd: 0 }
+    }
+
     fn group_digits(&self, g: usize) -> &[u8] {
         let gr = &self.groups[g];
         &self.digits[gr.d0 as usize..gr.d0 as usize + gr.len as usize]
@@ -227,25 +250,29 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
 }
 
 /// Scans the digit sequence that starts at `i`; returns where scanning resumes.
-pub(crate) fn scan_at(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
-    let mut seq = Seq {
-        groups: [Group::default(); MAX_GROUPS],
-        n: 0,
-        digits: [0; MAX_GROUPS * MAX_GROUP_DIGITS],
-        nd: 0,
-    };
-    tokenize(h, i, &mut seq);
+pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize) -> usize {
+    tokenize(h, i, seq);
+    let seq = &*seq;
     let first = seq.groups[0];
     let last = seq.groups[seq.n - 1];
-    let (before, before_c) = edge_before(h, first.start);
     // Fast exit: one short group with nothing special in front: a quantity, a year, a price.
-    if seq.n == 1 && (first.len as usize) < 7 && !before_c.is_some_and(|c| c.is_ascii_alphabetic() || c == '+') {
-        return last.end;
+    // (Only letters and `+` in front make a short group interesting: IBANs, `+81`.)
+    if seq.n == 1 && (first.len as usize) < 7 {
+        let prev = first.start.checked_sub(1).map(|i| h[i]);
+        let maybe_prefix = match prev {
+            Some(b) if b < 0x80 => b.is_ascii_alphabetic() || b == b'+',
+            Some(_) => char_before(h, first.start).is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+'),
+            None => false,
+        };
+        if !maybe_prefix {
+            return last.end;
+        }
     }
+    let (before, before_c) = edge_before(h, first.start);
     let mut resume = last.end;
     if let Some(c) = before_c {
         if c.is_ascii_alphabetic() {
-            if let Some(end) = letter_prefixed(col, h, &seq, c) {
+            if let Some(end) = letter_prefixed(col, h, seq, c) {
                 return end.max(resume);
             }
         }
@@ -270,7 +297,7 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
             } else {
                 Edge::Sep(seq.groups[b].sep.unwrap_or(Sep::Space))
             };
-            window(col, h, &seq, a, b, total, left, right, before_c);
+            window(col, h, seq, a, b, total, left, right, before_c);
         }
     }
     if truncated {

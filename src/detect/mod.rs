@@ -30,8 +30,7 @@ pub mod validate;
 
 pub use build::EngineBuilder;
 #[cfg(test)]
-pub(crate) use trigger::is_trigger as is_trigger_byte;
-pub(crate) use trigger::next_scalar as next_trigger_scalar;
+pub(crate) use trigger::{classify_scalar as classify_trigger_scalar, is_trigger as is_trigger_byte};
 pub use scan::{Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 
 use crate::rules::{Confidence, MaskStyle};
@@ -248,6 +247,8 @@ pub struct Engine {
     pub(crate) regex: Option<(Vec<regex_automata::meta::Regex>, Vec<DetId>)>,
     /// The widest context window of any detector, in characters.
     pub(crate) max_window: usize,
+    /// The widest negative window of any detector, in characters.
+    pub(crate) max_negative_window: usize,
     pub(crate) report_test_values: bool,
 }
 

@@ -156,6 +156,7 @@ pub struct Scanner {
     lit: Vec<LitHit>,
     ctx: ContextIndex,
     scored: Vec<Scored>,
+    seq: Box<digits::Seq>,
 }
 
 #[derive(Clone, Copy)]
@@ -178,6 +179,7 @@ impl Scanner {
             lit: Vec::new(),
             ctx: ContextIndex::default(),
             scored: Vec::new(),
+            seq: Box::new(digits::Seq::new()),
         }
     }
 
@@ -203,7 +205,7 @@ impl Scanner {
         let engine: &Engine = &self.engine;
         let mut col = Collector { engine, cands: &mut self.cands, canon: &mut self.canon };
         if engine.builtin.iter().any(Option::is_some) {
-            triggers(&mut col, text);
+            triggers(&mut col, &mut self.seq, text);
         }
         if let Some(lm) = &engine.literals {
             lm.find_all(text, &mut self.lit);
@@ -222,14 +224,15 @@ impl Scanner {
 }
 
 /// The trigger scan: digits, emails, secrets.
-fn triggers(col: &mut Collector<'_>, h: &[u8]) {
+fn triggers(col: &mut Collector<'_>, seq: &mut digits::Seq, h: &[u8]) {
     let mut i = 0;
-    while let Some(p) = trigger::next(h, i) {
+    let mut t = trigger::Triggers::new();
+    while let Some(p) = t.next(h, i) {
         let next = match h[p] {
-            b'0'..=b'9' => digits::scan_at(col, h, p),
+            b'0'..=b'9' => digits::scan_at(col, seq, h, p),
             0xEF => {
                 if digits::digit_at(h, p).is_some() {
-                    digits::scan_at(col, h, p)
+                    digits::scan_at(col, seq, h, p)
                 } else {
                     p + 1
                 }
@@ -326,7 +329,10 @@ fn regex_candidates(col: &mut Collector<'_>, h: &[u8], re: &[regex_automata::met
     }
 }
 
-/// Context scoring, in text order (the context index only moves forward).
+/// Characters around a candidate searched before the whole window: wider than any negative window.
+const NEAR_WINDOW: usize = 32;
+
+/// Context scoring.
 fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out: &mut Vec<Scored>) {
     let words = &engine.context;
     for (i, c) in cands.iter().enumerate() {
@@ -334,26 +340,37 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
         let (mut pos, mut neg): (Option<(u32, usize)>, Option<(u32, usize)>) = (None, None);
         let mut neg_before = false;
         if engine.max_window > 0 {
-            let ws = back_chars(h, c.start, engine.max_window);
-            let we = forward_chars(h, c.end, engine.max_window);
-            ctx.ensure(words, h, ws, we);
-            for hit in ctx.between(ws, we) {
-                for role in &words.roles[hit.word as usize] {
-                    if role.det != c.det {
-                        continue;
-                    }
-                    let dist = if hit.end <= c.start {
-                        chars_between(h, hit.end, c.start)
-                    } else if hit.start >= c.end {
-                        chars_between(h, c.end, hit.start)
-                    } else {
-                        0
-                    };
-                    let (limit, slot) = if role.negative { (p.negative_window, &mut neg) } else { (p.context_window, &mut pos) };
-                    if dist <= limit && slot.is_none_or(|(_, d)| dist < d) {
-                        *slot = Some((hit.word, dist));
-                        if role.negative {
-                            neg_before = hit.start < c.start;
+            // Near window first: a positive word there is the nearest one, and a negative word in
+            // front of the value decides on its own (it is always nearer than any positive word
+            // found further out). Only otherwise is the whole window searched.
+            let full = p.context_window.max(p.negative_window);
+            let near = NEAR_WINDOW.max(engine.max_negative_window).min(full);
+            for (round, reach) in [near, full].into_iter().enumerate() {
+                if round == 1 && (pos.is_some() || neg.is_some() && neg_before || reach <= near) {
+                    break;
+                }
+                let ws = back_chars(h, c.start, reach);
+                let we = forward_chars(h, c.end, reach);
+                ctx.ensure(words, h, ws, we);
+                (pos, neg, neg_before) = (None, None, false);
+                for hit in ctx.between(ws, we) {
+                    for role in &words.roles[hit.word as usize] {
+                        if role.det != c.det {
+                            continue;
+                        }
+                        let dist = if hit.end <= c.start {
+                            chars_between(h, hit.end, c.start)
+                        } else if hit.start >= c.end {
+                            chars_between(h, c.end, hit.start)
+                        } else {
+                            0
+                        };
+                        let (limit, slot) = if role.negative { (p.negative_window, &mut neg) } else { (p.context_window, &mut pos) };
+                        if dist <= limit && slot.is_none_or(|(_, d)| dist < d) {
+                            *slot = Some((hit.word, dist));
+                            if role.negative {
+                                neg_before = hit.start < c.start;
+                            }
                         }
                     }
                 }
