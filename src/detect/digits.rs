@@ -394,7 +394,7 @@ fn window(
                 my_number(col, &w, d);
                 drivers_license(col, &w, d);
             }
-            13 => corporate(col, &w, d, false),
+            13 => corporate(col, h, &w, d, false),
             _ => {}
         }
         if matches!(total, 10 | 11 | 13 | 14) {
@@ -405,7 +405,7 @@ fn window(
     if total == 13 && a == 0 && left == Edge::Blocked && right != Edge::Blocked && matches!(before_c, Some('T' | 't')) {
         let t_at = char_before(h, w.start()).map(|(_, s)| s).unwrap_or(0);
         if edge_before(h, t_at).0 == Edge::Clear {
-            corporate(col, &w, d, true);
+            corporate(col, h, &w, d, true);
         }
     }
     if right != Edge::Blocked && !paren_edge_blocked(left) {
@@ -486,7 +486,7 @@ fn my_number(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
     push(col, K::JpMyNumber, w.start(), w.end(), d, plain, High, Some("my_number_check_digit"));
 }
 
-fn corporate(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8], t_prefix: bool) {
+fn corporate(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], t_prefix: bool) {
     if !(w.n() == 1 || w.lens_are(&[1, 4, 4, 4]) && w.uniform(&[Sep::Space, Sep::Hyphen])) {
         return;
     }
@@ -494,7 +494,7 @@ fn corporate(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8], t_prefix: bool) {
         return;
     }
     let (start, plain) = if t_prefix {
-        (w.start() - 1, Some(High))
+        (char_before(h, w.start()).map_or(w.start(), |(_, s)| s), Some(High))
     } else if validate::is_degenerate(&d[1..]) || validate::jan_code(d) {
         (w.start(), None)
     } else {

@@ -215,7 +215,9 @@ impl Scanner {
             regex_candidates(&mut col, text, re, dets);
         }
         let cands = &mut self.cands;
-        cands.sort_unstable_by_key(|c| (c.start, c.end, c.det));
+        // Longer spans first at the same start: of two overlapping matches of one detector the
+        // longer (which validated over more digits) is kept.
+        cands.sort_unstable_by_key(|c| (c.start, std::cmp::Reverse(c.end), c.det));
         cands.dedup_by_key(|c| (c.start, c.end, c.det));
         score(engine, text, cands, &mut self.ctx, &mut self.scored);
         resolve_overlaps(cands, &mut self.scored);
@@ -384,8 +386,10 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
             (None, Some(_)) => true,
             _ => false,
         };
+        // A negative word nearer than any label excludes the value (Purview's "not these
+        // keywords" evidence): `注文番号 202610160001` is an order number.
         let conf = if negative_wins {
-            if p.context_required { None } else { c.plain.and_then(Confidence::lowered) }
+            None
         } else if pos.is_some() {
             Some(c.ctx.max(c.plain.unwrap_or(Confidence::Low)))
         } else if p.context_required {

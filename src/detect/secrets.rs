@@ -76,7 +76,11 @@ pub(crate) fn email(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
         if labels >= 2 && tld_ok && !(is_alnum(after) || after == b'_' || after == b'@') {
             best = Some(e);
         }
-        if at(h, e) == b'.' && is_alnum(at(h, e + 1)) && e - i < 253 {
+        // `example.com.Thanks`: a capitalised word after a lower-case domain starts a sentence.
+        let next = &h[(e + 1).min(h.len())..];
+        let capitalised = next.first().is_some_and(u8::is_ascii_uppercase) && next.get(1).is_some_and(u8::is_ascii_lowercase);
+        let lower_so_far = !h[i + 1..e].iter().any(u8::is_ascii_uppercase);
+        if at(h, e) == b'.' && is_alnum(at(h, e + 1)) && e - i < 253 && !(best.is_some() && capitalised && lower_so_far) {
             e += 1;
         } else {
             break;
