@@ -43,12 +43,12 @@
 
 pub mod detect;
 pub mod rules;
-pub mod text;
 #[cfg(feature = "simd")]
 mod simd;
+pub mod text;
 
 pub use detect::{
-    validate, BuiltinKind, DetectorInfo, DetectorKind, Engine, EngineBuilder, Evidence, EvidenceKind, Finding, ScanResult,
-    Scanner,
+    validate, BuiltinKind, DetectorInfo, DetectorKind, Engine, EngineBuilder, Evidence,
+    EvidenceKind, Finding, ScanResult, Scanner,
 };
 pub use rules::{Confidence, MaskStyle, RuleError};

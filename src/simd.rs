@@ -78,7 +78,12 @@ unsafe fn classify64(p: *const u8) -> u64 {
         !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero)) as u32)
     };
     // SAFETY: the caller guarantees 64 readable bytes at `p`; loadu has no alignment needs.
-    let (a, b) = unsafe { (_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(32).cast())) };
+    let (a, b) = unsafe {
+        (
+            _mm256_loadu_si256(p.cast()),
+            _mm256_loadu_si256(p.add(32).cast()),
+        )
+    };
     u64::from(half(a)) | (u64::from(half(b)) << 32)
 }
 
@@ -88,7 +93,11 @@ mod tests {
     fn tables_match_the_scalar_set() {
         for b in 0..=255u8 {
             let (lo, hi) = (super::LO[(b & 15) as usize], super::HI[(b >> 4) as usize]);
-            assert_eq!(lo & hi != 0, crate::detect::is_trigger_byte(b), "byte {b:#x}");
+            assert_eq!(
+                lo & hi != 0,
+                crate::detect::is_trigger_byte(b),
+                "byte {b:#x}"
+            );
         }
     }
 
@@ -97,9 +106,14 @@ mod tests {
         if !super::has_avx2() {
             return;
         }
-        let text: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+        let text: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+            .collect();
         for base in (0..text.len() - 64).step_by(7) {
-            assert_eq!(super::classify64_avx2(&text, base), crate::detect::classify_trigger_scalar(&text, base));
+            assert_eq!(
+                super::classify64_avx2(&text, base),
+                crate::detect::classify_trigger_scalar(&text, base)
+            );
         }
     }
 }

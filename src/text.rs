@@ -26,11 +26,15 @@ pub struct Decoded<'a> {
 pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
     let l = label.trim().trim_matches('"').to_ascii_lowercase();
     let alias = match l.as_str() {
-        "cp932" | "ms932" | "windows-31j" | "x-ms-cp932" | "ibm-943" | "ibm943" | "sjis" | "shift-jis" | "x-sjis"
-        | "shift_jis-2004" | "shift_jisx0213" | "sjis-open" | "sjis-win" | "cp943" => Some(encoding_rs::SHIFT_JIS),
-        "iso-2022-jp-2" | "iso-2022-jp-3" | "iso-2022-jp-ms" | "iso-2022-jp-1" | "cp50220" | "cp50221" | "cp50222" | "jis"
-        | "iso2022jp" | "csiso2022jp" => Some(encoding_rs::ISO_2022_JP),
-        "eucjp-ms" | "euc-jis-2004" | "cp51932" | "eucjp" | "euc_jp" | "x-euc-jp" | "eucjp-win" | "ujis" => Some(encoding_rs::EUC_JP),
+        "cp932" | "ms932" | "windows-31j" | "x-ms-cp932" | "ibm-943" | "ibm943" | "sjis"
+        | "shift-jis" | "x-sjis" | "shift_jis-2004" | "shift_jisx0213" | "sjis-open"
+        | "sjis-win" | "cp943" => Some(encoding_rs::SHIFT_JIS),
+        "iso-2022-jp-2" | "iso-2022-jp-3" | "iso-2022-jp-ms" | "iso-2022-jp-1" | "cp50220"
+        | "cp50221" | "cp50222" | "jis" | "iso2022jp" | "csiso2022jp" => {
+            Some(encoding_rs::ISO_2022_JP)
+        }
+        "eucjp-ms" | "euc-jis-2004" | "cp51932" | "eucjp" | "euc_jp" | "x-euc-jp" | "eucjp-win"
+        | "ujis" => Some(encoding_rs::EUC_JP),
         "utf8" => Some(encoding_rs::UTF_8),
         _ => None,
     };
@@ -41,26 +45,51 @@ pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
 pub fn decode_with<'a>(bytes: &'a [u8], enc: &'static Encoding) -> Decoded<'a> {
     let (text, used, had_errors) = enc.decode(bytes);
     let bom_len = Encoding::for_bom(bytes).map_or(0, |(_, n)| n);
-    Decoded { text, encoding: used.name(), bom_len, had_errors }
+    Decoded {
+        text,
+        encoding: used.name(),
+        bom_len,
+        had_errors,
+    }
 }
 
 /// Decodes text of unknown encoding (see the module docs).
 pub fn decode_text(bytes: &[u8]) -> Decoded<'_> {
     if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
         let (text, had_errors) = enc.decode_without_bom_handling(&bytes[bom_len..]);
-        return Decoded { text, encoding: enc.name(), bom_len, had_errors };
+        return Decoded {
+            text,
+            encoding: enc.name(),
+            bom_len,
+            had_errors,
+        };
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
         // ISO-2022-JP is 7-bit: valid UTF-8, but its escapes say what it is.
         if memchr::memchr(0x1B, bytes).is_some() && looks_iso2022jp(bytes) {
             let (text, had_errors) = encoding_rs::ISO_2022_JP.decode_without_bom_handling(bytes);
-            return Decoded { text, encoding: "ISO-2022-JP", bom_len: 0, had_errors };
+            return Decoded {
+                text,
+                encoding: "ISO-2022-JP",
+                bom_len: 0,
+                had_errors,
+            };
         }
-        return Decoded { text: Cow::Borrowed(s), encoding: "UTF-8", bom_len: 0, had_errors: false };
+        return Decoded {
+            text: Cow::Borrowed(s),
+            encoding: "UTF-8",
+            bom_len: 0,
+            had_errors: false,
+        };
     }
     let enc = guess(bytes);
     let (text, had_errors) = enc.decode_without_bom_handling(bytes);
-    Decoded { text, encoding: enc.name(), bom_len: 0, had_errors }
+    Decoded {
+        text,
+        encoding: enc.name(),
+        bom_len: 0,
+        had_errors,
+    }
 }
 
 /// Guesses a legacy encoding, preferring Japanese ones.
@@ -86,7 +115,12 @@ mod tests {
     #[test]
     fn decodes_japanese_encodings() {
         let s = "個人番号：１２３４ 社外秘の資料です。よろしくお願いいたします。";
-        for enc in [encoding_rs::SHIFT_JIS, encoding_rs::EUC_JP, encoding_rs::ISO_2022_JP, encoding_rs::UTF_8] {
+        for enc in [
+            encoding_rs::SHIFT_JIS,
+            encoding_rs::EUC_JP,
+            encoding_rs::ISO_2022_JP,
+            encoding_rs::UTF_8,
+        ] {
             let (bytes, _, _) = enc.encode(s);
             let d = decode_text(&bytes);
             assert_eq!(d.text, s, "{}", enc.name());
@@ -103,8 +137,14 @@ mod tests {
     #[test]
     fn aliases() {
         assert_eq!(encoding_for_label("CP932"), Some(encoding_rs::SHIFT_JIS));
-        assert_eq!(encoding_for_label("ISO-2022-JP-2"), Some(encoding_rs::ISO_2022_JP));
-        assert_eq!(encoding_for_label("cp50220"), Some(encoding_rs::ISO_2022_JP));
+        assert_eq!(
+            encoding_for_label("ISO-2022-JP-2"),
+            Some(encoding_rs::ISO_2022_JP)
+        );
+        assert_eq!(
+            encoding_for_label("cp50220"),
+            Some(encoding_rs::ISO_2022_JP)
+        );
         assert_eq!(encoding_for_label("utf-8"), Some(encoding_rs::UTF_8));
         assert!(encoding_for_label("x-unknown-thing").is_none());
     }

@@ -9,10 +9,12 @@ use regex_automata::Input;
 use super::context::{ContextWords, WordRole};
 use super::literals::LiteralMatcher;
 use super::normalize::fold_str;
-use super::{BuiltinKind, DetId, DetParams, DetectorInfo, DetectorKind, Engine, TermAction, Validator};
+use super::{
+    BuiltinKind, DetId, DetParams, DetectorInfo, DetectorKind, Engine, TermAction, Validator,
+};
 use crate::rules::{
-    check_id, confidence_field, int_field, mask_field, parse_doc, Confidence, DetectorDef, MaskStyle, RuleError, RulesDoc,
-    Source, BUILTIN_RULES,
+    check_id, confidence_field, int_field, mask_field, parse_doc, Confidence, DetectorDef,
+    MaskStyle, RuleError, RulesDoc, Source, BUILTIN_RULES,
 };
 
 /// Longest dictionary or keyword term, in bytes.
@@ -87,10 +89,27 @@ impl EngineBuilder {
 
     /// Compiles everything. Errors name the file, line and field.
     pub fn build(self) -> Result<Engine, RuleError> {
-        let builtin_src = Source { file: Some(Path::new("<builtin.toml>")), text: BUILTIN_RULES };
+        let builtin_src = Source {
+            file: Some(Path::new("<builtin.toml>")),
+            text: BUILTIN_RULES,
+        };
         let builtin_doc = parse_doc(&builtin_src)?;
-        let mut window = int_field(&builtin_src, &builtin_doc.settings.context_window, "settings.context_window", 0, 1000)?.unwrap_or(300);
-        let mut neg_window = int_field(&builtin_src, &builtin_doc.settings.negative_window, "settings.negative_window", 0, 1000)?.unwrap_or(24);
+        let mut window = int_field(
+            &builtin_src,
+            &builtin_doc.settings.context_window,
+            "settings.context_window",
+            0,
+            1000,
+        )?
+        .unwrap_or(300);
+        let mut neg_window = int_field(
+            &builtin_src,
+            &builtin_doc.settings.negative_window,
+            "settings.negative_window",
+            0,
+            1000,
+        )?
+        .unwrap_or(24);
         let mut min_conf = Confidence::Low;
         let mut report_test_values = true;
 
@@ -99,20 +118,42 @@ impl EngineBuilder {
             .docs
             .into_iter()
             .map(|(file, text)| {
-                let doc = parse_doc(&Source { file: file.as_deref(), text: &text })?;
+                let doc = parse_doc(&Source {
+                    file: file.as_deref(),
+                    text: &text,
+                })?;
                 Ok((file, text, doc))
             })
             .collect::<Result<_, RuleError>>()?;
         let mut all_builtins_off = self.no_builtins;
         for (file, text, doc) in &user {
-            let src = Source { file: file.as_deref(), text };
-            if let Some(w) = int_field(&src, &doc.settings.context_window, "settings.context_window", 0, 1000)? {
+            let src = Source {
+                file: file.as_deref(),
+                text,
+            };
+            if let Some(w) = int_field(
+                &src,
+                &doc.settings.context_window,
+                "settings.context_window",
+                0,
+                1000,
+            )? {
                 window = w;
             }
-            if let Some(w) = int_field(&src, &doc.settings.negative_window, "settings.negative_window", 0, 1000)? {
+            if let Some(w) = int_field(
+                &src,
+                &doc.settings.negative_window,
+                "settings.negative_window",
+                0,
+                1000,
+            )? {
                 neg_window = w;
             }
-            if let Some(c) = confidence_field(&src, &doc.settings.min_confidence, "settings.min_confidence")? {
+            if let Some(c) = confidence_field(
+                &src,
+                &doc.settings.min_confidence,
+                "settings.min_confidence",
+            )? {
                 min_conf = c;
             }
             if let Some(t) = doc.settings.report_test_values {
@@ -126,31 +167,65 @@ impl EngineBuilder {
         // Built-ins.
         let mut pending: Vec<Pending> = Vec::new();
         for (i, def) in builtin_doc.detector.iter().enumerate() {
-            let p = builtin_pending(&builtin_src, def, i, window, neg_window, min_conf, all_builtins_off)?;
+            let p = builtin_pending(
+                &builtin_src,
+                def,
+                i,
+                window,
+                neg_window,
+                min_conf,
+                all_builtins_off,
+            )?;
             pending.push(p);
         }
         // Overrides, then user detectors.
         for (file, text, doc) in &user {
-            let src = Source { file: file.as_deref(), text };
+            let src = Source {
+                file: file.as_deref(),
+                text,
+            };
             for (id, ov) in &doc.builtin {
                 let field = format!("builtin.{id}");
-                let Some(p) = pending.iter_mut().find(|p| p.info.builtin && &p.info.id == id) else {
-                    return Err(src.error(Some(ov.span()), &field, format!("no built-in detector is called `{id}`")));
+                let Some(p) = pending
+                    .iter_mut()
+                    .find(|p| p.info.builtin && &p.info.id == id)
+                else {
+                    return Err(src.error(
+                        Some(ov.span()),
+                        &field,
+                        format!("no built-in detector is called `{id}`"),
+                    ));
                 };
                 let ov = ov.get_ref();
                 if let Some(e) = ov.enabled {
                     p.info.params.min_count = if e { p.info.params.min_count.max(1) } else { 0 };
                 }
-                if let Some(c) = confidence_field(&src, &ov.confidence, &format!("{field}.confidence"))? {
+                if let Some(c) =
+                    confidence_field(&src, &ov.confidence, &format!("{field}.confidence"))?
+                {
                     p.info.params.fixed_confidence = Some(c);
                 }
-                if let Some(c) = confidence_field(&src, &ov.min_confidence, &format!("{field}.min_confidence"))? {
+                if let Some(c) =
+                    confidence_field(&src, &ov.min_confidence, &format!("{field}.min_confidence"))?
+                {
                     p.info.params.min_confidence = c;
                 }
-                if let Some(n) = int_field(&src, &ov.min_count, &format!("{field}.min_count"), 1, 100_000)? {
+                if let Some(n) = int_field(
+                    &src,
+                    &ov.min_count,
+                    &format!("{field}.min_count"),
+                    1,
+                    100_000,
+                )? {
                     p.info.params.min_count = n;
                 }
-                if let Some(w) = int_field(&src, &ov.context_window, &format!("{field}.context_window"), 0, 1000)? {
+                if let Some(w) = int_field(
+                    &src,
+                    &ov.context_window,
+                    &format!("{field}.context_window"),
+                    0,
+                    1000,
+                )? {
                     p.info.params.context_window = w;
                 }
                 if let Some(r) = ov.context_required {
@@ -160,7 +235,12 @@ impl EngineBuilder {
                     p.info.params.mask = m;
                 }
                 check_words(&src, &ov.context, &format!("{field}.context"), ov_span(ov))?;
-                check_words(&src, &ov.negative_context, &format!("{field}.negative_context"), ov_span(ov))?;
+                check_words(
+                    &src,
+                    &ov.negative_context,
+                    &format!("{field}.negative_context"),
+                    ov_span(ov),
+                )?;
                 p.positive.extend(ov.context.iter().cloned());
                 p.negative.extend(ov.negative_context.iter().cloned());
             }
@@ -170,36 +250,79 @@ impl EngineBuilder {
             for (i, kw) in doc.keywords.iter().enumerate() {
                 let field = format!("keywords[{i}]");
                 check_id(&src, &kw.id, &format!("{field}.id"))?;
-                let conf = confidence_field(&src, &kw.confidence, &format!("{field}.confidence"))?.unwrap_or(Confidence::High);
+                let conf = confidence_field(&src, &kw.confidence, &format!("{field}.confidence"))?
+                    .unwrap_or(Confidence::High);
                 if kw.terms.get_ref().is_empty() {
-                    return Err(src.error(Some(kw.terms.span()), &format!("{field}.terms"), "a keyword list needs at least one term"));
+                    return Err(src.error(
+                        Some(kw.terms.span()),
+                        &format!("{field}.terms"),
+                        "a keyword list needs at least one term",
+                    ));
                 }
                 let mut terms = Vec::new();
                 for t in kw.terms.get_ref() {
-                    check_term(t).map_err(|m| src.error(Some(kw.terms.span()), &format!("{field}.terms"), m))?;
+                    check_term(t).map_err(|m| {
+                        src.error(Some(kw.terms.span()), &format!("{field}.terms"), m)
+                    })?;
                     for v in term_variants(t) {
                         terms.push((v, conf));
                     }
                 }
-                check_words(&src, &kw.context, &format!("{field}.context"), Some(kw.id.span()))?;
-                check_words(&src, &kw.negative_context, &format!("{field}.negative_context"), Some(kw.id.span()))?;
+                check_words(
+                    &src,
+                    &kw.context,
+                    &format!("{field}.context"),
+                    Some(kw.id.span()),
+                )?;
+                check_words(
+                    &src,
+                    &kw.negative_context,
+                    &format!("{field}.negative_context"),
+                    Some(kw.id.span()),
+                )?;
                 pending.push(Pending {
                     info: DetectorInfo {
                         id: kw.id.get_ref().clone(),
-                        name_en: kw.name_en.clone().unwrap_or_else(|| kw.id.get_ref().clone()),
-                        name_ja: kw.name_ja.clone().unwrap_or_else(|| kw.id.get_ref().clone()),
+                        name_en: kw
+                            .name_en
+                            .clone()
+                            .unwrap_or_else(|| kw.id.get_ref().clone()),
+                        name_ja: kw
+                            .name_ja
+                            .clone()
+                            .unwrap_or_else(|| kw.id.get_ref().clone()),
                         description: String::new(),
                         kind: DetectorKind::Keywords,
                         builtin: false,
                         params: DetParams {
-                            context_window: int_field(&src, &kw.context_window, &format!("{field}.context_window"), 0, 1000)?.unwrap_or(window),
+                            context_window: int_field(
+                                &src,
+                                &kw.context_window,
+                                &format!("{field}.context_window"),
+                                0,
+                                1000,
+                            )?
+                            .unwrap_or(window),
                             negative_window: neg_window,
                             context_required: false,
-                            min_count: int_field(&src, &kw.min_count, &format!("{field}.min_count"), 1, 100_000)?.unwrap_or(1),
-                            min_confidence: confidence_field(&src, &kw.min_confidence, &format!("{field}.min_confidence"))?.unwrap_or(min_conf),
+                            min_count: int_field(
+                                &src,
+                                &kw.min_count,
+                                &format!("{field}.min_count"),
+                                1,
+                                100_000,
+                            )?
+                            .unwrap_or(1),
+                            min_confidence: confidence_field(
+                                &src,
+                                &kw.min_confidence,
+                                &format!("{field}.min_confidence"),
+                            )?
+                            .unwrap_or(min_conf),
                             fixed_confidence: None,
                             base_confidence: conf,
-                            mask: mask_field(&src, &kw.mask, &format!("{field}.mask"))?.unwrap_or(MaskStyle::None),
+                            mask: mask_field(&src, &kw.mask, &format!("{field}.mask"))?
+                                .unwrap_or(MaskStyle::None),
                             validator: None,
                             case_sensitive: kw.case_sensitive,
                         },
@@ -213,11 +336,17 @@ impl EngineBuilder {
             for (i, d) in doc.dictionary.iter().enumerate() {
                 let field = format!("dictionary[{i}]");
                 check_id(&src, &d.id, &format!("{field}.id"))?;
-                let base = file.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+                let base = file
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."));
                 let path = base.join(d.path.get_ref());
-                let conf = confidence_field(&src, &d.confidence, &format!("{field}.confidence"))?.unwrap_or(Confidence::High);
+                let conf = confidence_field(&src, &d.confidence, &format!("{field}.confidence"))?
+                    .unwrap_or(Confidence::High);
                 let terms = read_dictionary(&path)
-                    .map_err(|e| src.error(Some(d.path.span()), &format!("{field}.path"), e.to_string()))?
+                    .map_err(|e| {
+                        src.error(Some(d.path.span()), &format!("{field}.path"), e.to_string())
+                    })?
                     .into_iter()
                     .map(|t| (t, conf))
                     .collect();
@@ -233,11 +362,24 @@ impl EngineBuilder {
                             context_window: window,
                             negative_window: neg_window,
                             context_required: false,
-                            min_count: int_field(&src, &d.min_count, &format!("{field}.min_count"), 1, 100_000)?.unwrap_or(1),
-                            min_confidence: confidence_field(&src, &d.min_confidence, &format!("{field}.min_confidence"))?.unwrap_or(min_conf),
+                            min_count: int_field(
+                                &src,
+                                &d.min_count,
+                                &format!("{field}.min_count"),
+                                1,
+                                100_000,
+                            )?
+                            .unwrap_or(1),
+                            min_confidence: confidence_field(
+                                &src,
+                                &d.min_confidence,
+                                &format!("{field}.min_confidence"),
+                            )?
+                            .unwrap_or(min_conf),
                             fixed_confidence: None,
                             base_confidence: conf,
-                            mask: mask_field(&src, &d.mask, &format!("{field}.mask"))?.unwrap_or(MaskStyle::First1),
+                            mask: mask_field(&src, &d.mask, &format!("{field}.mask"))?
+                                .unwrap_or(MaskStyle::First1),
                             validator: None,
                             case_sensitive: d.case_sensitive,
                         },
@@ -251,10 +393,19 @@ impl EngineBuilder {
         }
         for path in &self.dictionaries {
             let terms = read_dictionary(path)?;
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("dictionary");
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("dictionary");
             let id: String = stem
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c.to_ascii_lowercase() } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             pending.push(Pending {
                 info: DetectorInfo {
@@ -297,7 +448,9 @@ fn ov_span(ov: &crate::rules::BuiltinOverride) -> Option<std::ops::Range<usize>>
 fn check_term(t: &str) -> Result<(), String> {
     let t = t.trim();
     if t.chars().count() < 2 && t.is_ascii() {
-        return Err(format!("term `{t}` is too short: ASCII terms need at least 2 characters"));
+        return Err(format!(
+            "term `{t}` is too short: ASCII terms need at least 2 characters"
+        ));
     }
     if t.is_empty() {
         return Err("empty term".into());
@@ -308,10 +461,19 @@ fn check_term(t: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_words(src: &Source<'_>, words: &[String], field: &str, span: Option<std::ops::Range<usize>>) -> Result<(), RuleError> {
+fn check_words(
+    src: &Source<'_>,
+    words: &[String],
+    field: &str,
+    span: Option<std::ops::Range<usize>>,
+) -> Result<(), RuleError> {
     for w in words {
         if w.trim().is_empty() || w.len() > MAX_TERM_BYTES {
-            return Err(src.error(span.clone(), field, format!("context word `{w}` must be 1 to {MAX_TERM_BYTES} bytes")));
+            return Err(src.error(
+                span.clone(),
+                field,
+                format!("context word `{w}` must be 1 to {MAX_TERM_BYTES} bytes"),
+            ));
         }
     }
     Ok(())
@@ -323,7 +485,13 @@ fn term_variants(t: &str) -> Vec<String> {
     let folded = fold_str(&t);
     let wide: String = folded
         .chars()
-        .map(|c| if c.is_ascii_graphic() { char::from_u32(c as u32 + 0xFEE0).unwrap_or(c) } else { c })
+        .map(|c| {
+            if c.is_ascii_graphic() {
+                char::from_u32(c as u32 + 0xFEE0).unwrap_or(c)
+            } else {
+                c
+            }
+        })
         .collect();
     let mut v = vec![t];
     for x in [folded, wide] {
@@ -345,16 +513,26 @@ fn builtin_pending(
     off: bool,
 ) -> Result<Pending, RuleError> {
     let field = format!("detector[{i}]");
-    let kind_name = def.kind.as_ref().map(|k| k.get_ref().as_str()).unwrap_or("");
+    let kind_name = def
+        .kind
+        .as_ref()
+        .map(|k| k.get_ref().as_str())
+        .unwrap_or("");
     let kind = if kind_name == "keywords" {
         DetectorKind::Keywords
     } else {
         DetectorKind::Builtin(BuiltinKind::from_name(kind_name).ok_or_else(|| {
-            src.error(def.kind.as_ref().map(|k| k.span()), &format!("{field}.kind"), format!("unknown built-in kind `{kind_name}`"))
+            src.error(
+                def.kind.as_ref().map(|k| k.span()),
+                &format!("{field}.kind"),
+                format!("unknown built-in kind `{kind_name}`"),
+            )
         })?)
     };
-    let conf = confidence_field(src, &def.confidence, &format!("{field}.confidence"))?.unwrap_or(Confidence::Medium);
-    let mut terms: Vec<(String, Confidence)> = def.terms.iter().map(|t| (t.clone(), conf)).collect();
+    let conf = confidence_field(src, &def.confidence, &format!("{field}.confidence"))?
+        .unwrap_or(Confidence::Medium);
+    let mut terms: Vec<(String, Confidence)> =
+        def.terms.iter().map(|t| (t.clone(), conf)).collect();
     terms.extend(def.low_terms.iter().map(|t| (t.clone(), Confidence::Low)));
     let enabled = def.enabled.unwrap_or(true) && !off;
     Ok(Pending {
@@ -366,7 +544,14 @@ fn builtin_pending(
             kind,
             builtin: true,
             params: DetParams {
-                context_window: int_field(src, &def.context_window, &format!("{field}.context_window"), 0, 1000)?.unwrap_or(window),
+                context_window: int_field(
+                    src,
+                    &def.context_window,
+                    &format!("{field}.context_window"),
+                    0,
+                    1000,
+                )?
+                .unwrap_or(window),
                 negative_window: neg_window,
                 context_required: def.context_required.unwrap_or(false),
                 // min_count 0 marks a disabled detector until assemble() drops it.
@@ -374,7 +559,8 @@ fn builtin_pending(
                 min_confidence: min_conf,
                 fixed_confidence: None,
                 base_confidence: conf,
-                mask: mask_field(src, &def.mask, &format!("{field}.mask"))?.unwrap_or(MaskStyle::Last4),
+                mask: mask_field(src, &def.mask, &format!("{field}.mask"))?
+                    .unwrap_or(MaskStyle::Last4),
                 validator: None,
                 case_sensitive: def.case_sensitive,
             },
@@ -404,12 +590,34 @@ fn user_regex(
         ));
     }
     let Some(re) = &def.regex else {
-        return Err(src.error(Some(def.id.span()), &format!("{field}.regex"), "a detector needs a `regex`"));
+        return Err(src.error(
+            Some(def.id.span()),
+            &format!("{field}.regex"),
+            "a detector needs a `regex`",
+        ));
     };
-    let compiled = Regex::new(re.get_ref())
-        .map_err(|e| src.error(Some(re.span()), &format!("{field}.regex"), format!("invalid regex: {}", flatten(&e))))?;
+    let compiled = Regex::new(re.get_ref()).map_err(|e| {
+        // regex-syntax draws the pattern with a caret on several lines; keep its last line.
+        let msg = e.to_string();
+        let last = msg
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(&msg)
+            .trim();
+        let last = last.strip_prefix("error: ").unwrap_or(last);
+        src.error(
+            Some(re.span()),
+            &format!("{field}.regex"),
+            format!("invalid regex: {last}"),
+        )
+    })?;
     if compiled.search(&Input::new("")).is_some() {
-        return Err(src.error(Some(re.span()), &format!("{field}.regex"), "the regex matches the empty string"));
+        return Err(src.error(
+            Some(re.span()),
+            &format!("{field}.regex"),
+            "the regex matches the empty string",
+        ));
     }
     let validator = match &def.validator {
         None => None,
@@ -417,30 +625,70 @@ fn user_regex(
             src.error(
                 Some(v.span()),
                 &format!("{field}.validator"),
-                format!("unknown validator `{}`: use luhn, my_number, corporate_number or iban", v.get_ref()),
+                format!(
+                    "unknown validator `{}`: use luhn, my_number, corporate_number or iban",
+                    v.get_ref()
+                ),
             )
         })?),
     };
-    check_words(src, &def.context, &format!("{field}.context"), Some(def.id.span()))?;
-    check_words(src, &def.negative_context, &format!("{field}.negative_context"), Some(def.id.span()))?;
-    let conf = confidence_field(src, &def.confidence, &format!("{field}.confidence"))?.unwrap_or(Confidence::Medium);
+    check_words(
+        src,
+        &def.context,
+        &format!("{field}.context"),
+        Some(def.id.span()),
+    )?;
+    check_words(
+        src,
+        &def.negative_context,
+        &format!("{field}.negative_context"),
+        Some(def.id.span()),
+    )?;
+    let conf = confidence_field(src, &def.confidence, &format!("{field}.confidence"))?
+        .unwrap_or(Confidence::Medium);
     Ok(Pending {
         info: DetectorInfo {
             id: def.id.get_ref().clone(),
-            name_en: def.name_en.clone().unwrap_or_else(|| def.id.get_ref().clone()),
-            name_ja: def.name_ja.clone().unwrap_or_else(|| def.id.get_ref().clone()),
+            name_en: def
+                .name_en
+                .clone()
+                .unwrap_or_else(|| def.id.get_ref().clone()),
+            name_ja: def
+                .name_ja
+                .clone()
+                .unwrap_or_else(|| def.id.get_ref().clone()),
             description: def.description.clone().unwrap_or_default(),
             kind: DetectorKind::Regex,
             builtin: false,
             params: DetParams {
-                context_window: int_field(src, &def.context_window, &format!("{field}.context_window"), 0, 1000)?.unwrap_or(window),
+                context_window: int_field(
+                    src,
+                    &def.context_window,
+                    &format!("{field}.context_window"),
+                    0,
+                    1000,
+                )?
+                .unwrap_or(window),
                 negative_window: neg_window,
                 context_required: def.context_required.unwrap_or(false),
-                min_count: int_field(src, &def.min_count, &format!("{field}.min_count"), 1, 100_000)?.unwrap_or(1),
-                min_confidence: confidence_field(src, &def.min_confidence, &format!("{field}.min_confidence"))?.unwrap_or(min_conf),
+                min_count: int_field(
+                    src,
+                    &def.min_count,
+                    &format!("{field}.min_count"),
+                    1,
+                    100_000,
+                )?
+                .unwrap_or(1),
+                min_confidence: confidence_field(
+                    src,
+                    &def.min_confidence,
+                    &format!("{field}.min_confidence"),
+                )?
+                .unwrap_or(min_conf),
                 fixed_confidence: None,
                 base_confidence: conf,
-                mask: mask_field(src, &def.mask, &format!("{field}.mask"))?.unwrap_or(MaskStyle::Last4),
+                mask: mask_field(src, &def.mask, &format!("{field}.mask"))?
+                    .unwrap_or(MaskStyle::Last4),
                 validator,
                 case_sensitive: true,
             },
@@ -468,7 +716,13 @@ fn flatten(e: &dyn std::error::Error) -> String {
 /// encoding guessed by chardetng. One term per line; blank lines and lines starting with `#` are
 /// skipped.
 pub(crate) fn read_dictionary(path: &Path) -> Result<Vec<String>, RuleError> {
-    let err = |line: usize, msg: String| RuleError { file: Some(path.to_path_buf()), line, column: if line > 0 { 1 } else { 0 }, field: String::new(), message: msg };
+    let err = |line: usize, msg: String| RuleError {
+        file: Some(path.to_path_buf()),
+        line,
+        column: if line > 0 { 1 } else { 0 },
+        field: String::new(),
+        message: msg,
+    };
     let bytes = std::fs::read(path).map_err(|e| err(0, format!("cannot read dictionary: {e}")))?;
     let text = crate::text::decode_text(&bytes).text;
     let mut terms = Vec::new();
@@ -517,20 +771,44 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
             builtin[k.index()] = Some(det);
         }
         for w in &p.positive {
-            context_pairs.push((w.clone(), WordRole { det, negative: false }));
+            context_pairs.push((
+                w.clone(),
+                WordRole {
+                    det,
+                    negative: false,
+                },
+            ));
         }
         for w in &p.negative {
-            context_pairs.push((w.clone(), WordRole { det, negative: true }));
+            context_pairs.push((
+                w.clone(),
+                WordRole {
+                    det,
+                    negative: true,
+                },
+            ));
         }
         for (t, conf) in &p.terms {
-            let key = if fold { t.to_ascii_lowercase().into_bytes() } else { t.clone().into_bytes() };
+            let key = if fold {
+                t.to_ascii_lowercase().into_bytes()
+            } else {
+                t.clone().into_bytes()
+            };
             let idx = *term_index.entry(key).or_insert_with(|| {
                 literal_terms.push(t.as_bytes().into());
                 term_actions.push(Vec::new());
                 (literal_terms.len() - 1) as u32
             });
-            let exact = p.info.params.case_sensitive.then(|| Box::<[u8]>::from(t.as_bytes()));
-            term_actions[idx as usize].push(TermAction::Report { det, confidence: *conf, exact });
+            let exact = p
+                .info
+                .params
+                .case_sensitive
+                .then(|| Box::<[u8]>::from(t.as_bytes()));
+            term_actions[idx as usize].push(TermAction::Report {
+                det,
+                confidence: *conf,
+                exact,
+            });
         }
         if let Some(re) = &p.regex {
             regexes.push(re.clone());
@@ -540,8 +818,19 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
     }
     // Labels that announce an AWS secret access key.
     if builtin[BuiltinKind::AwsSecretAccessKey.index()].is_some() {
-        for label in ["aws_secret_access_key", "secret_access_key", "SecretAccessKey", "aws_secret_key", "AWS Secret Access Key", "シークレットアクセスキー"] {
-            let key = if fold { label.to_ascii_lowercase().into_bytes() } else { label.as_bytes().to_vec() };
+        for label in [
+            "aws_secret_access_key",
+            "secret_access_key",
+            "SecretAccessKey",
+            "aws_secret_key",
+            "AWS Secret Access Key",
+            "シークレットアクセスキー",
+        ] {
+            let key = if fold {
+                label.to_ascii_lowercase().into_bytes()
+            } else {
+                label.as_bytes().to_vec()
+            };
             let idx = *term_index.entry(key).or_insert_with(|| {
                 literal_terms.push(label.as_bytes().into());
                 term_actions.push(Vec::new());
@@ -575,7 +864,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         // One regex per detector, so that one pattern never shadows another's match.
         let compiled = regexes
             .iter()
-            .map(|r| Regex::new(r))
+            .map(|r| Regex::new(r).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RuleError {
                 file: None,
@@ -591,7 +880,11 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         .map(|d| d.params.context_window.max(d.params.negative_window))
         .max()
         .unwrap_or(0);
-    let max_negative_window = detectors.iter().map(|d| d.params.negative_window).max().unwrap_or(0);
+    let max_negative_window = detectors
+        .iter()
+        .map(|d| d.params.negative_window)
+        .max()
+        .unwrap_or(0);
     Ok(Engine {
         max_negative_window,
         detectors,

@@ -74,11 +74,18 @@ impl ContextWords {
             })
             .collect();
         let max_len = words.iter().map(String::len).max().unwrap_or(0);
-        Ok(ContextWords { ac, words, roles, edges, max_len })
+        Ok(ContextWords {
+            ac,
+            words,
+            roles,
+            edges,
+            max_len,
+        })
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.ac.as_ref().map_or(0, AhoCorasick::memory_usage) + self.words.iter().map(|w| w.len() + 24).sum::<usize>()
+        self.ac.as_ref().map_or(0, AhoCorasick::memory_usage)
+            + self.words.iter().map(|w| w.len() + 24).sum::<usize>()
     }
 }
 
@@ -154,7 +161,11 @@ impl ContextIndex {
                 {
                     continue;
                 }
-                new.push(WordHit { word: w, start: m.start(), end: m.end() });
+                new.push(WordHit {
+                    word: w,
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
             new.sort_unstable_by_key(|h| (h.start, h.end));
             self.hits.splice(at..at, new);
@@ -182,7 +193,12 @@ impl ContextIndex {
     }
 }
 
-fn push_gap(gaps: &mut [(usize, usize); 4], n: &mut usize, spill: &mut Vec<(usize, usize)>, g: (usize, usize)) {
+fn push_gap(
+    gaps: &mut [(usize, usize); 4],
+    n: &mut usize,
+    spill: &mut Vec<(usize, usize)>,
+    g: (usize, usize),
+) {
     if g.0 >= g.1 {
         return;
     }
@@ -248,7 +264,15 @@ mod tests {
     fn words(ws: &[&str]) -> ContextWords {
         ContextWords::new(
             ws.iter()
-                .map(|w| (w.to_string(), WordRole { det: 0, negative: false }))
+                .map(|w| {
+                    (
+                        w.to_string(),
+                        WordRole {
+                            det: 0,
+                            negative: false,
+                        },
+                    )
+                })
                 .collect(),
         )
         .unwrap()
@@ -263,7 +287,11 @@ mod tests {
         idx.ensure(&w, hay, 5, 30);
         idx.ensure(&w, hay, 8, hay.len());
         idx.ensure(&w, hay, 8, hay.len());
-        let found: Vec<&str> = idx.between(0, hay.len()).iter().map(|h| std::str::from_utf8(&hay[h.start..h.end]).unwrap()).collect();
+        let found: Vec<&str> = idx
+            .between(0, hay.len())
+            .iter()
+            .map(|h| std::str::from_utf8(&hay[h.start..h.end]).unwrap())
+            .collect();
         assert_eq!(found, ["個人番号", "SSN", "個人番号"]);
     }
 
@@ -277,10 +305,14 @@ mod tests {
         idx.ensure(&w, hay, 0, 8);
         idx.ensure(&w, hay, 5, 25);
         idx.ensure(&w, hay, 0, hay.len());
-        let found: Vec<(usize, &str)> = idx.between(0, hay.len()).iter().map(|h| (h.start, &text[h.start..h.end])).collect();
+        let found: Vec<(usize, &str)> = idx
+            .between(0, hay.len())
+            .iter()
+            .map(|h| (h.start, &text[h.start..h.end]))
+            .collect();
         let want: Vec<(usize, &str)> = ["口座", "TEL", "個人番号"]
             .iter()
-            .flat_map(|w| text.match_indices(w).map(|(i, s)| (i, s)))
+            .flat_map(|w| text.match_indices(w))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();

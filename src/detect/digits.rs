@@ -105,7 +105,9 @@ fn decode(b: &[u8]) -> Option<char> {
     let v = match *b {
         [l @ 0xC2..=0xDF, c1] => (u32::from(l & 0x1F) << 6) | cont(c1)?,
         [l @ 0xE0..=0xEF, c1, c2] => (u32::from(l & 0x0F) << 12) | (cont(c1)? << 6) | cont(c2)?,
-        [l @ 0xF0..=0xF4, c1, c2, c3] => (u32::from(l & 0x07) << 18) | (cont(c1)? << 12) | (cont(c2)? << 6) | cont(c3)?,
+        [l @ 0xF0..=0xF4, c1, c2, c3] => {
+            (u32::from(l & 0x07) << 18) | (cont(c1)? << 12) | (cont(c2)? << 6) | cont(c3)?
+        }
         _ => return None,
     };
     char::from_u32(v)
@@ -153,7 +155,12 @@ fn is_word(c: char) -> bool {
 
 impl Seq {
     pub(crate) fn new() -> Seq {
-        Seq { groups: [Group::default(); MAX_GROUPS], n: 0, digits: [0; MAX_GROUPS * MAX_GROUP_DIGITS], nd: 0 }
+        Seq {
+            groups: [Group::default(); MAX_GROUPS],
+            n: 0,
+            digits: [0; MAX_GROUPS * MAX_GROUP_DIGITS],
+            nd: 0,
+        }
     }
 
     fn group_digits(&self, g: usize) -> &[u8] {
@@ -183,7 +190,11 @@ fn tokenize(h: &[u8], mut i: usize, seq: &mut Seq) {
             end: i,
             d0: d0 as u8,
             // A group longer than we keep gets an impossible length so no window accepts it.
-            len: if count > MAX_GROUP_DIGITS { u8::MAX } else { kept as u8 },
+            len: if count > MAX_GROUP_DIGITS {
+                u8::MAX
+            } else {
+                kept as u8
+            },
             sep: None,
         };
         seq.nd += kept;
@@ -225,7 +236,8 @@ fn edge_before(h: &[u8], start: usize) -> (Edge, Option<char>) {
         Some((c, s)) => {
             let blocked = is_word(c)
                 || matches!(c, '.' | '/' | '@' | '\\' | '#' | '%' | '$' | '&' | '=')
-                || (c == '-' || c == ',') && char_before(h, s).is_some_and(|(p, _)| p.is_ascii_alphanumeric());
+                || (c == '-' || c == ',')
+                    && char_before(h, s).is_some_and(|(p, _)| p.is_ascii_alphanumeric());
             (if blocked { Edge::Blocked } else { Edge::Clear }, Some(c))
         }
     }
@@ -239,7 +251,8 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
             let next = char_after(h, e).map(|(n, _)| n);
             let next_alnum = next.is_some_and(|n| n.is_ascii_alphanumeric());
             // `123.pdf` is a file name and `1.5` a decimal, but `0425.Build` ends a sentence.
-            let next_lower_or_digit = next.is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
+            let next_lower_or_digit =
+                next.is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
             let blocked = is_word(c)
                 || matches!(c, '@' | '/' | '\\' | '%')
                 || (matches!(c, '-' | ',') && next_alnum)
@@ -261,7 +274,8 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
         let prev = first.start.checked_sub(1).map(|i| h[i]);
         let maybe_prefix = match prev {
             Some(b) if b < 0x80 => b.is_ascii_alphabetic() || b == b'+',
-            Some(_) => char_before(h, first.start).is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+'),
+            Some(_) => char_before(h, first.start)
+                .is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+'),
             None => false,
         };
         if !maybe_prefix {
@@ -281,7 +295,11 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
     let starts = if truncated { RESTART } else { seq.n };
     let (after, _) = edge_after(h, last.end);
     for a in 0..starts {
-        let left = if a == 0 { before } else { Edge::Sep(seq.groups[a - 1].sep.unwrap_or(Sep::Space)) };
+        let left = if a == 0 {
+            before
+        } else {
+            Edge::Sep(seq.groups[a - 1].sep.unwrap_or(Sep::Space))
+        };
         let mut total = 0usize;
         for b in a..seq.n.min(a + MAX_WINDOW_GROUPS) {
             total += seq.groups[b].len as usize;
@@ -377,7 +395,8 @@ fn window(
     let d = &buf[..nd];
     let clear = left != Edge::Blocked && right != Edge::Blocked;
     // A parenthesis at a window edge belongs to a phone number's area code only.
-    let paren_edge = matches!(left, Edge::Sep(Sep::Open | Sep::Close)) || matches!(right, Edge::Sep(Sep::Open | Sep::Close));
+    let paren_edge = matches!(left, Edge::Sep(Sep::Open | Sep::Close))
+        || matches!(right, Edge::Sep(Sep::Open | Sep::Close));
     let has_paren_inside = w.seps().any(|s| matches!(s, Sep::Open | Sep::Close));
 
     if clear && !paren_edge && !has_paren_inside {
@@ -402,7 +421,12 @@ fn window(
         }
     }
     // The invoice registration number: `T` + 13 digits, the T glued to the digits.
-    if total == 13 && a == 0 && left == Edge::Blocked && right != Edge::Blocked && matches!(before_c, Some('T' | 't')) {
+    if total == 13
+        && a == 0
+        && left == Edge::Blocked
+        && right != Edge::Blocked
+        && matches!(before_c, Some('T' | 't'))
+    {
         let t_at = char_before(h, w.start()).map(|(_, s)| s).unwrap_or(0);
         if edge_before(h, t_at).0 == Edge::Clear {
             corporate(col, h, &w, d, true);
@@ -417,6 +441,7 @@ fn paren_edge_blocked(left: Edge) -> bool {
     left == Edge::Blocked
 }
 
+#[allow(clippy::too_many_arguments)]
 fn push(
     col: &mut Collector<'_>,
     kind: K,
@@ -470,8 +495,22 @@ fn credit_card(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
     if validate::is_degenerate(d) {
         return;
     }
-    let flags = if validate::card_is_test_number(d) { Cand::TEST_VALUE } else { 0 };
-    push_flagged(col, K::CreditCard, w.start(), w.end(), d, plain, ctx, Some("luhn"), flags);
+    let flags = if validate::card_is_test_number(d) {
+        Cand::TEST_VALUE
+    } else {
+        0
+    };
+    push_flagged(
+        col,
+        K::CreditCard,
+        w.start(),
+        w.end(),
+        d,
+        plain,
+        ctx,
+        Some("luhn"),
+        flags,
+    );
 }
 
 fn my_number(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
@@ -482,8 +521,21 @@ fn my_number(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
         return;
     }
     // Placeholders and date-plus-sequence numbers pass the check digit by chance: they need a label.
-    let plain = if validate::is_degenerate(d) || validate::starts_with_date(d) { None } else { Some(Low) };
-    push(col, K::JpMyNumber, w.start(), w.end(), d, plain, High, Some("my_number_check_digit"));
+    let plain = if validate::is_degenerate(d) || validate::starts_with_date(d) {
+        None
+    } else {
+        Some(Low)
+    };
+    push(
+        col,
+        K::JpMyNumber,
+        w.start(),
+        w.end(),
+        d,
+        plain,
+        High,
+        Some("my_number_check_digit"),
+    );
 }
 
 fn corporate(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], t_prefix: bool) {
@@ -494,7 +546,10 @@ fn corporate(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], t_prefix:
         return;
     }
     let (start, plain) = if t_prefix {
-        (char_before(h, w.start()).map_or(w.start(), |(_, s)| s), Some(High))
+        (
+            char_before(h, w.start()).map_or(w.start(), |(_, s)| s),
+            Some(High),
+        )
     } else if validate::is_degenerate(&d[1..]) || validate::jan_code(d) {
         (w.start(), None)
     } else {
@@ -508,7 +563,16 @@ fn corporate(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], t_prefix:
     } else {
         d
     };
-    push(col, K::JpCorporateNumber, start, w.end(), canon, plain, High, Some("corporate_number_check_digit"));
+    push(
+        col,
+        K::JpCorporateNumber,
+        start,
+        w.end(),
+        canon,
+        plain,
+        High,
+        Some("corporate_number_check_digit"),
+    );
 }
 
 fn bank(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
@@ -521,7 +585,16 @@ fn bank(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
         _ => (false, Low),
     };
     if ok && w.uniform(&[Sep::Space, Sep::Hyphen]) && !validate::is_degenerate(d) {
-        push(col, K::JpBankAccount, w.start(), w.end(), d, None, conf, None);
+        push(
+            col,
+            K::JpBankAccount,
+            w.start(),
+            w.end(),
+            d,
+            None,
+            conf,
+            None,
+        );
     }
 }
 
@@ -531,13 +604,33 @@ fn drivers_license(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
     }
     let code = (d[0] - b'0') * 10 + (d[1] - b'0');
     if validate::jp_license_commission(code) && !validate::is_degenerate(d) {
-        push(col, K::JpDriversLicense, w.start(), w.end(), d, None, High, Some("commission_code"));
+        push(
+            col,
+            K::JpDriversLicense,
+            w.start(),
+            w.end(),
+            d,
+            None,
+            High,
+            Some("commission_code"),
+        );
     }
 }
 
 fn pension(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
-    if (w.n() == 1 || w.lens_are(&[4, 6]) && w.uniform(&[Sep::Space, Sep::Hyphen])) && !validate::is_degenerate(d) {
-        push(col, K::JpBasicPensionNumber, w.start(), w.end(), d, None, High, None);
+    if (w.n() == 1 || w.lens_are(&[4, 6]) && w.uniform(&[Sep::Space, Sep::Hyphen]))
+        && !validate::is_degenerate(d)
+    {
+        push(
+            col,
+            K::JpBasicPensionNumber,
+            w.start(),
+            w.end(),
+            d,
+            None,
+            High,
+            None,
+        );
     }
 }
 
@@ -554,16 +647,34 @@ fn ssn(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
     } else {
         return;
     };
-    push(col, K::UsSsn, w.start(), w.end(), d, plain, ctx, Some("ssn_area_group_serial"));
+    push(
+        col,
+        K::UsSsn,
+        w.start(),
+        w.end(),
+        d,
+        plain,
+        ctx,
+        Some("ssn_area_group_serial"),
+    );
 }
 
 /// Japanese domestic numbers, +81 numbers, NANP and other international numbers.
-fn phones(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], left: Edge, before_c: Option<char>) {
+fn phones(
+    col: &mut Collector<'_>,
+    h: &[u8],
+    w: &Win<'_>,
+    d: &[u8],
+    left: Edge,
+    before_c: Option<char>,
+) {
     let n = w.n();
     let total = w.total;
     let plus = w.a == 0 && before_c == Some('+');
     let open_before = w.a == 0 && before_c == Some('(') || left == Edge::Sep(Sep::Open);
-    let seps_ok = w.seps().all(|s| matches!(s, Sep::Hyphen | Sep::Space | Sep::Open | Sep::Close));
+    let seps_ok = w
+        .seps()
+        .all(|s| matches!(s, Sep::Hyphen | Sep::Space | Sep::Open | Sep::Close));
     if !seps_ok {
         return;
     }
@@ -585,24 +696,60 @@ fn phones(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], left: Edge, 
             }
             let mut full = vec![b'0'];
             full.extend_from_slice(&national);
-            if national.first().is_some_and(|&c| c != b'0') && matches!(full.len(), 10 | 11) && jp_shape_ok(&full) {
+            if national.first().is_some_and(|&c| c != b'0')
+                && matches!(full.len(), 10 | 11)
+                && jp_shape_ok(&full)
+            {
                 let mut canon = b"+81".to_vec();
                 canon.extend_from_slice(&national);
-                push(col, K::JpPhone, lead(w.start()), w.end(), &canon, Some(Medium), High, None);
+                push(
+                    col,
+                    K::JpPhone,
+                    lead(w.start()),
+                    w.end(),
+                    &canon,
+                    Some(Medium),
+                    High,
+                    None,
+                );
             }
             return;
         }
-        if cc == b"1" && total == 11 && n >= 3 && (b'2'..=b'9').contains(&d[1]) && w.len(n - 1) == 4 {
+        if cc == b"1" && total == 11 && n >= 3 && (b'2'..=b'9').contains(&d[1]) && w.len(n - 1) == 4
+        {
             let mut canon = b"+".to_vec();
             canon.extend_from_slice(d);
-            push(col, K::Phone, lead(w.start()), w.end(), &canon, Some(Medium), High, None);
+            push(
+                col,
+                K::Phone,
+                lead(w.start()),
+                w.end(),
+                &canon,
+                Some(Medium),
+                High,
+                None,
+            );
             return;
         }
         let cc_len = cc.len();
-        if (1..=3).contains(&cc_len) && cc[0] != b'0' && n >= 2 && (8..=15).contains(&total) && w.len(n - 1) >= 2 {
+        if (1..=3).contains(&cc_len)
+            && cc[0] != b'0'
+            && n >= 2
+            && (8..=15).contains(&total)
+            && w.len(n - 1) >= 2
+        {
             let mut canon = b"+".to_vec();
             canon.extend_from_slice(d);
-            push(col, K::Phone, lead(w.start()), w.end(), &canon, Some(Medium), High, None);
+            push(
+                col,
+                K::Phone,
+                lead(w.start()),
+                w.end(),
+                &canon,
+                Some(Medium),
+                High,
+                None,
+            );
         }
         return;
     }
@@ -613,21 +760,49 @@ fn phones(col: &mut Collector<'_>, h: &[u8], w: &Win<'_>, d: &[u8], left: Edge, 
         if n == 1 {
             // Unseparated: mobiles are recognisable, anything else needs a label.
             let mobile = total == 11 && matches!(&d[..3], b"070" | b"080" | b"090");
-            push(col, K::JpPhone, w.start(), w.end(), d, if mobile { Some(Low) } else { None }, Medium, None);
+            push(
+                col,
+                K::JpPhone,
+                w.start(),
+                w.end(),
+                d,
+                if mobile { Some(Low) } else { None },
+                Medium,
+                None,
+            );
             return;
         }
-        if open_before && w.a == 0 && n >= 2 || n >= 2 && jp_grouping_ok(w, d) {
-            if jp_shape_ok(d) {
-                push(col, K::JpPhone, lead(w.start()), w.end(), d, Some(Medium), High, None);
-            }
+        let grouped = n >= 2 && (open_before && w.a == 0 || jp_grouping_ok(w, d));
+        if grouped && jp_shape_ok(d) {
+            push(
+                col,
+                K::JpPhone,
+                lead(w.start()),
+                w.end(),
+                d,
+                Some(Medium),
+                High,
+                None,
+            );
         }
         return;
     }
     // NANP: 234-567-8901, 234.567.8901 (dots rejected upstream), (234) 567-8901.
     if total == 10 && (b'2'..=b'9').contains(&d[0]) && w.len(n - 1) == 4 {
-        let shaped = w.lens_are(&[3, 3, 4]) && (w.uniform(&[Sep::Hyphen]) || open_before && matches!(w.seps().next(), Some(Sep::Close)));
+        let shaped = w.lens_are(&[3, 3, 4])
+            && (w.uniform(&[Sep::Hyphen])
+                || open_before && matches!(w.seps().next(), Some(Sep::Close)));
         if shaped {
-            push(col, K::Phone, lead(w.start()), w.end(), d, Some(Low), High, None);
+            push(
+                col,
+                K::Phone,
+                lead(w.start()),
+                w.end(),
+                d,
+                Some(Low),
+                High,
+                None,
+            );
         }
     }
 }
@@ -650,7 +825,8 @@ fn jp_grouping_ok(w: &Win<'_>, d: &[u8]) -> bool {
         }
         11 => {
             n == 3
-                && (lens == [3, 4, 4] && matches!(&d[..3], b"070" | b"080" | b"090" | b"050" | b"020" | b"060")
+                && (lens == [3, 4, 4]
+                    && matches!(&d[..3], b"070" | b"080" | b"090" | b"050" | b"020" | b"060")
                     || lens == [4, 3, 4] && &d[..4] == b"0800")
         }
         _ => false,
@@ -661,7 +837,10 @@ fn jp_grouping_ok(w: &Win<'_>, d: &[u8]) -> bool {
 fn jp_shape_ok(d: &[u8]) -> bool {
     match d.len() {
         10 => d[0] == b'0' && d[1] != b'0',
-        11 => matches!(&d[..3], b"070" | b"080" | b"090" | b"050" | b"020" | b"060") || &d[..4] == b"0800",
+        11 => {
+            matches!(&d[..3], b"070" | b"080" | b"090" | b"050" | b"020" | b"060")
+                || &d[..4] == b"0800"
+        }
         _ => false,
     }
 }
@@ -701,11 +880,23 @@ fn letter_prefixed(col: &mut Collector<'_>, h: &[u8], seq: &Seq, c1: char) -> Op
             // Residence card: two more letters right after the digits, then a boundary.
             let (l2, e2) = after?;
             let (l3, e3) = char_after(h, e2)?;
-            if l2.is_ascii_alphabetic() && l3.is_ascii_alphabetic() && char_after(h, e3).is_none_or(|(c, _)| !is_word(c)) {
+            if l2.is_ascii_alphabetic()
+                && l3.is_ascii_alphabetic()
+                && char_after(h, e3).is_none_or(|(c, _)| !is_word(c))
+            {
                 let mut canon = vec![up(c0), up(c1)];
                 canon.extend_from_slice(digits);
                 canon.extend_from_slice(&[up(l2), up(l3)]);
-                push(col, K::JpResidenceCard, s0, e3, &canon, Some(Low), High, None);
+                push(
+                    col,
+                    K::JpResidenceCard,
+                    s0,
+                    e3,
+                    &canon,
+                    Some(Low),
+                    High,
+                    None,
+                );
                 return Some(e3);
             }
         }
@@ -743,6 +934,15 @@ fn iban(col: &mut Collector<'_>, h: &[u8], start: usize, c0: u8, c1: u8) -> Opti
     if !validate::iban(&buf[..n]) {
         return None;
     }
-    push(col, K::Iban, start, end, &buf[..n], Some(High), High, Some("iban_mod97"));
+    push(
+        col,
+        K::Iban,
+        start,
+        end,
+        &buf[..n],
+        Some(High),
+        High,
+        Some("iban_mod97"),
+    );
     Some(end)
 }

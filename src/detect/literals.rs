@@ -228,23 +228,34 @@ impl LiteralMatcher {
                 )
             })
             .collect();
-        Ok(LiteralMatcher { tiers, tiny, fold, edges })
+        Ok(LiteralMatcher {
+            tiers,
+            tiny,
+            fold,
+            edges,
+        })
     }
 
     /// Approximate heap use in bytes.
     pub fn heap_bytes(&self) -> usize {
         self.tiers
             .iter()
-            .map(|t| t.bloom.len() * 8 + t.table.heap_bytes() + t.ac.memory_usage() + t.terms.len() * 4)
+            .map(|t| {
+                t.bloom.len() * 8 + t.table.heap_bytes() + t.ac.memory_usage() + t.terms.len() * 4
+            })
             .sum::<usize>()
-            + self.tiny.as_ref().map_or(0, |(ac, v)| ac.memory_usage() + v.len() * 4)
+            + self
+                .tiny
+                .as_ref()
+                .map_or(0, |(ac, v)| ac.memory_usage() + v.len() * 4)
     }
 
     /// True when `hay[start..end]` is not glued to ASCII letters or digits at a word-like edge.
     #[inline]
     fn bounded(&self, hay: &[u8], term: u32, start: usize, end: usize) -> bool {
         let (l, r) = self.edges[term as usize];
-        (!l || start == 0 || !is_word_byte(hay[start - 1])) && (!r || end >= hay.len() || !is_word_byte(hay[end]))
+        (!l || start == 0 || !is_word_byte(hay[start - 1]))
+            && (!r || end >= hay.len() || !is_word_byte(hay[end]))
     }
 
     /// Appends every term occurrence in `hay` to `out` (per start position, the longest term that
@@ -257,7 +268,11 @@ impl LiteralMatcher {
             for m in ac.find_overlapping_iter(hay) {
                 let term = ids[m.pattern().as_usize()];
                 if self.bounded(hay, term, m.start(), m.end()) {
-                    out.push(LitHit { term, start: m.start(), end: m.end() });
+                    out.push(LitHit {
+                        term,
+                        start: m.start(),
+                        end: m.end(),
+                    });
                 }
             }
         }
@@ -278,7 +293,12 @@ impl LiteralMatcher {
     /// and filter tests overlap; verification is out of line. Key length and stride are constants
     /// so that the loads of one iteration need a single bounds check.
     #[inline(always)]
-    fn scan_keys<const K: usize, const S: usize, const FOLD: bool>(&self, tier: &Tier, hay: &[u8], out: &mut Vec<LitHit>) {
+    fn scan_keys<const K: usize, const S: usize, const FOLD: bool>(
+        &self,
+        tier: &Tier,
+        hay: &[u8],
+        out: &mut Vec<LitHit>,
+    ) {
         const { assert!(K == 4 || K == 8) };
         if hay.len() < K {
             return;
@@ -291,7 +311,16 @@ impl LiteralMatcher {
         };
         let key = |w: &[u8], at: usize| -> u64 {
             let k = if K == 8 {
-                u64::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3], w[at + 4], w[at + 5], w[at + 6], w[at + 7]])
+                u64::from_le_bytes([
+                    w[at],
+                    w[at + 1],
+                    w[at + 2],
+                    w[at + 3],
+                    w[at + 4],
+                    w[at + 5],
+                    w[at + 6],
+                    w[at + 7],
+                ])
             } else {
                 u64::from(u32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]))
             };
@@ -308,7 +337,10 @@ impl LiteralMatcher {
             let (k0, k1, k2, k3) = (key(w, 0), key(w, S), key(w, 2 * S), key(w, 3 * S));
             let (h0, h1, h2, h3) = (test(k0), test(k1), test(k2), test(k3));
             if h0 | h1 | h2 | h3 {
-                for (i, (k, h)) in [(k0, h0), (k1, h1), (k2, h2), (k3, h3)].into_iter().enumerate() {
+                for (i, (k, h)) in [(k0, h0), (k1, h1), (k2, h2), (k3, h3)]
+                    .into_iter()
+                    .enumerate()
+                {
                     if h {
                         self.verify(tier, hay, p + i * S, k, out);
                     }
@@ -331,16 +363,28 @@ impl LiteralMatcher {
         while mask != 0 {
             let k = mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            let Some(start) = p.checked_sub(k) else { continue };
+            let Some(start) = p.checked_sub(k) else {
+                continue;
+            };
             let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
             let mut best: Option<LitHit> = None;
             let mut state = OverlappingState::start();
             // Anchored overlapping search: every term that starts at `start`, shortest first.
-            while tier.ac.try_find_overlapping(input.clone(), &mut state).is_ok() {
+            while tier
+                .ac
+                .try_find_overlapping(input.clone(), &mut state)
+                .is_ok()
+            {
                 let Some(m) = state.get_match() else { break };
                 let term = tier.terms[m.pattern().as_usize()];
-                if self.bounded(hay, term, m.start(), m.end()) && best.is_none_or(|b| m.end() > b.end) {
-                    best = Some(LitHit { term, start: m.start(), end: m.end() });
+                if self.bounded(hay, term, m.start(), m.end())
+                    && best.is_none_or(|b| m.end() > b.end)
+                {
+                    best = Some(LitHit {
+                        term,
+                        start: m.start(),
+                        end: m.end(),
+                    });
                 }
             }
             if let Some(b) = best {
@@ -360,38 +404,63 @@ mod tests {
         let mut out = Vec::new();
         m.find_all(hay.as_bytes(), &mut out);
         out.sort_by_key(|h| (h.start, h.end));
-        out.iter().map(|h| (hay[h.start..h.end].to_string(), h.start)).collect()
+        out.iter()
+            .map(|h| (hay[h.start..h.end].to_string(), h.start))
+            .collect()
     }
 
     #[test]
     fn finds_terms_at_every_alignment() {
         let terms = ["社外秘", "機密", "Project Amber Albatross", "ID", "abcd"];
         for pad in 0..7 {
-            let hay = format!("{}【社外秘】と機密 Project Amber Albatross ID abcd.", "x".repeat(pad));
+            let hay = format!(
+                "{}【社外秘】と機密 Project Amber Albatross ID abcd.",
+                "x".repeat(pad)
+            );
             let got = hits(&terms, true, &hay);
             let words: Vec<&str> = got.iter().map(|(w, _)| w.as_str()).collect();
-            assert_eq!(words, ["社外秘", "機密", "Project Amber Albatross", "ID", "abcd"], "pad {pad}");
+            assert_eq!(
+                words,
+                ["社外秘", "機密", "Project Amber Albatross", "ID", "abcd"],
+                "pad {pad}"
+            );
         }
     }
 
     #[test]
     fn case_folding_and_boundaries() {
-        let got = hits(&["Confidential"], true, "CONFIDENTIAL / confidentiality / Confidential.");
-        assert_eq!(got, [("CONFIDENTIAL".to_string(), 0), ("Confidential".to_string(), 33)]);
+        let got = hits(
+            &["Confidential"],
+            true,
+            "CONFIDENTIAL / confidentiality / Confidential.",
+        );
+        assert_eq!(
+            got,
+            [
+                ("CONFIDENTIAL".to_string(), 0),
+                ("Confidential".to_string(), 33)
+            ]
+        );
         let got = hits(&["Confidential"], false, "CONFIDENTIAL Confidential");
         assert_eq!(got.len(), 1);
     }
 
     #[test]
     fn longest_bounded_term_wins() {
-        let got = hits(&["ABC Corp", "ABC Corporation"], true, "xx ABC Corporation and ABC Corps and ABC Corp.");
+        let got = hits(
+            &["ABC Corp", "ABC Corporation"],
+            true,
+            "xx ABC Corporation and ABC Corps and ABC Corp.",
+        );
         let words: Vec<&str> = got.iter().map(|(w, _)| w.as_str()).collect();
         assert_eq!(words, ["ABC Corporation", "ABC Corp"]);
     }
 
     #[test]
     fn many_terms_long_tier() {
-        let terms: Vec<String> = (0..5000).map(|i| format!("Customer Number {i:05} Holdings")).collect();
+        let terms: Vec<String> = (0..5000)
+            .map(|i| format!("Customer Number {i:05} Holdings"))
+            .collect();
         let refs: Vec<&str> = terms.iter().map(String::as_str).collect();
         let hay = "見積 Customer Number 04321 Holdings と Customer Number 99999 Holdings";
         let got = hits(&refs, true, hay);

@@ -24,11 +24,16 @@ fn maskable(c: char) -> bool {
 pub fn mask(value: &str, style: MaskStyle) -> String {
     match style {
         MaskStyle::None => value.to_string(),
-        MaskStyle::Full => value.chars().map(|c| if maskable(c) { '*' } else { c }).collect(),
+        MaskStyle::Full => value
+            .chars()
+            .map(|c| if maskable(c) { '*' } else { c })
+            .collect(),
         MaskStyle::Last4 => keep_ends(value, 0, 4),
         MaskStyle::First4Last4 => keep_ends(value, 4, 4),
         MaskStyle::First1 => match value.split_once('@') {
-            Some((local, domain)) if !local.is_empty() => format!("{}@{}", keep_ends(local, 1, 0), domain),
+            Some((local, domain)) if !local.is_empty() => {
+                format!("{}@{}", keep_ends(local, 1, 0), domain)
+            }
             _ => keep_ends(value, 1, 0),
         },
         MaskStyle::Secret => secret(value),
@@ -67,10 +72,19 @@ fn keep_ends(value: &str, head: usize, tail: usize) -> String {
 
 fn secret(value: &str) -> String {
     if value.starts_with("-----BEGIN") {
-        let header_end = value.find("-----\n").or_else(|| value.find("-----\r")).map(|i| i + 5);
-        let header_end = header_end.or_else(|| value[10..].find("-----").map(|i| i + 15)).unwrap_or(value.len().min(10));
+        let header_end = value
+            .find("-----\n")
+            .or_else(|| value.find("-----\r"))
+            .map(|i| i + 5);
+        let header_end = header_end
+            .or_else(|| value[10..].find("-----").map(|i| i + 15))
+            .unwrap_or(value.len().min(10));
         let hidden = value.len() - header_end;
-        return if hidden > 0 { format!("{} [{} bytes hidden]", &value[..header_end], hidden) } else { value[..header_end].to_string() };
+        return if hidden > 0 {
+            format!("{} [{} bytes hidden]", &value[..header_end], hidden)
+        } else {
+            value[..header_end].to_string()
+        };
     }
     let prefix_len = if value.starts_with("AIza") {
         4
@@ -84,7 +98,10 @@ fn secret(value: &str) -> String {
             .unwrap_or(0)
     };
     let (p, rest) = value.split_at(prefix_len);
-    let masked: String = rest.chars().map(|c| if maskable(c) { '*' } else { c }).collect();
+    let masked: String = rest
+        .chars()
+        .map(|c| if maskable(c) { '*' } else { c })
+        .collect();
     format!("{p}{masked}")
 }
 
@@ -94,14 +111,32 @@ mod tests {
 
     #[test]
     fn styles() {
-        assert_eq!(mask("4111 1111 1111 1111", MaskStyle::First4Last4), "4111 **** **** 1111");
-        assert_eq!(mask("１２３４－５６７８－９０１８", MaskStyle::Last4), "＊＊＊＊－＊＊＊＊－９０１８".replace('＊', "*"));
-        assert_eq!(mask("taro.yamada@example.co.jp", MaskStyle::First1), "t***.******@example.co.jp");
-        assert_eq!(mask("ghp_abcdefABCDEF0123456789abcdefABCDEF", MaskStyle::Secret), "ghp_**********************************");
-        assert_eq!(mask("sk_live_abcdef0123456789", MaskStyle::Secret), "sk_live_****************");
+        assert_eq!(
+            mask("4111 1111 1111 1111", MaskStyle::First4Last4),
+            "4111 **** **** 1111"
+        );
+        assert_eq!(
+            mask("１２３４－５６７８－９０１８", MaskStyle::Last4),
+            "＊＊＊＊－＊＊＊＊－９０１８".replace('＊', "*")
+        );
+        assert_eq!(
+            mask("taro.yamada@example.co.jp", MaskStyle::First1),
+            "t***.******@example.co.jp"
+        );
+        assert_eq!(
+            mask("ghp_abcdefABCDEF0123456789abcdefABCDEF", MaskStyle::Secret),
+            "ghp_**********************************"
+        );
+        assert_eq!(
+            mask("sk_live_abcdef0123456789", MaskStyle::Secret),
+            "sk_live_****************"
+        );
         assert_eq!(mask("AKIA1234", MaskStyle::Full), "********");
         assert_eq!(mask("12", MaskStyle::Last4), "*2");
-        assert!(mask("-----BEGIN RSA PRIVATE KEY-----\nMIIabc\n-----END RSA PRIVATE KEY-----", MaskStyle::Secret)
-            .starts_with("-----BEGIN RSA PRIVATE KEY----- ["));
+        assert!(mask(
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIabc\n-----END RSA PRIVATE KEY-----",
+            MaskStyle::Secret
+        )
+        .starts_with("-----BEGIN RSA PRIVATE KEY----- ["));
     }
 }

@@ -21,7 +21,7 @@ mod build;
 mod context;
 mod digits;
 mod literals;
-pub(crate) mod mask;
+mod mask;
 pub mod normalize;
 mod scan;
 mod secrets;
@@ -29,9 +29,12 @@ mod trigger;
 pub mod validate;
 
 pub use build::EngineBuilder;
+pub use mask::mask as mask_value;
+pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 #[cfg(test)]
-pub(crate) use trigger::{classify_scalar as classify_trigger_scalar, is_trigger as is_trigger_byte};
-pub use scan::{Evidence, EvidenceKind, Finding, ScanResult, Scanner};
+pub(crate) use trigger::{
+    classify_scalar as classify_trigger_scalar, is_trigger as is_trigger_byte,
+};
 
 use crate::rules::{Confidence, MaskStyle};
 
@@ -139,7 +142,10 @@ impl BuiltinKind {
     }
 
     fn index(self) -> usize {
-        BuiltinKind::ALL.iter().position(|&k| k == self).unwrap_or(0)
+        BuiltinKind::ALL
+            .iter()
+            .position(|&k| k == self)
+            .unwrap_or(0)
     }
 }
 
@@ -257,7 +263,11 @@ pub struct Engine {
 pub(crate) enum TermAction {
     /// Report a finding of this keyword / dictionary detector; `exact` holds the term's bytes when
     /// it is case-sensitive.
-    Report { det: DetId, confidence: Confidence, exact: Option<Box<[u8]>> },
+    Report {
+        det: DetId,
+        confidence: Confidence,
+        exact: Option<Box<[u8]>>,
+    },
     /// Look for an AWS secret access key right after this label.
     AwsSecretLabel,
 }
@@ -287,8 +297,14 @@ impl Engine {
 
     /// Approximate heap bytes held by the compiled matchers.
     pub fn heap_bytes(&self) -> usize {
-        self.literals.as_ref().map_or(0, literals::LiteralMatcher::heap_bytes)
-            + self.literal_terms.iter().map(|t| t.len() + 16).sum::<usize>()
+        self.literals
+            .as_ref()
+            .map_or(0, literals::LiteralMatcher::heap_bytes)
+            + self
+                .literal_terms
+                .iter()
+                .map(|t| t.len() + 16)
+                .sum::<usize>()
             + self.term_actions.len() * 24
             + self.context.heap_bytes()
     }
@@ -301,7 +317,14 @@ impl Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("detectors", &self.detectors.iter().map(|d| d.id.as_str()).collect::<Vec<_>>())
+            .field(
+                "detectors",
+                &self
+                    .detectors
+                    .iter()
+                    .map(|d| d.id.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("literal_terms", &self.literal_terms.len())
             .field("context_words", &self.context.words.len())
             .finish()

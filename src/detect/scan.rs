@@ -33,8 +33,25 @@ impl Cand {
     /// A published test value (test card, documentation key).
     pub const TEST_VALUE: u8 = 1;
 
-    pub fn new(det: DetId, start: usize, end: usize, plain: Option<Confidence>, ctx: Confidence, check: Option<&'static str>) -> Cand {
-        Cand { det, start, end, plain, ctx, check, structure: None, flags: 0, canon: (0, 0) }
+    pub fn new(
+        det: DetId,
+        start: usize,
+        end: usize,
+        plain: Option<Confidence>,
+        ctx: Confidence,
+        check: Option<&'static str>,
+    ) -> Cand {
+        Cand {
+            det,
+            start,
+            end,
+            plain,
+            ctx,
+            check,
+            structure: None,
+            flags: 0,
+            canon: (0, 0),
+        }
     }
 }
 
@@ -203,7 +220,11 @@ impl Scanner {
         self.ctx.reset();
         self.scored.clear();
         let engine: &Engine = &self.engine;
-        let mut col = Collector { engine, cands: &mut self.cands, canon: &mut self.canon };
+        let mut col = Collector {
+            engine,
+            cands: &mut self.cands,
+            canon: &mut self.canon,
+        };
         if engine.builtin.iter().any(Option::is_some) {
             triggers(&mut col, &mut self.seq, text);
         }
@@ -221,7 +242,15 @@ impl Scanner {
         cands.dedup_by_key(|c| (c.start, c.end, c.det));
         score(engine, text, cands, &mut self.ctx, &mut self.scored);
         resolve_overlaps(cands, &mut self.scored);
-        emit(engine, text, cands, &self.canon, &self.scored, &self.ctx, &self.arena)
+        emit(
+            engine,
+            text,
+            cands,
+            &self.canon,
+            &self.scored,
+            &self.ctx,
+            &self.arena,
+        )
     }
 }
 
@@ -255,11 +284,20 @@ fn triggers(col: &mut Collector<'_>, seq: &mut digits::Seq, h: &[u8]) {
 fn set_apart(h: &[u8], s: usize, e: usize) -> bool {
     let before = digits::char_before(h, s).map(|(c, _)| c);
     let after = digits::char_after(h, e).map(|(c, _)| c);
-    let open = matches!(before, Some('【' | '[' | '(' | '「' | '『' | '〔' | '［' | '《' | '<' | '〈' | '≪'));
-    let close = matches!(after, Some('】' | ']' | ')' | '」' | '』' | '〕' | '］' | '》' | '>' | '〉' | '≫'));
+    let open = matches!(
+        before,
+        Some('【' | '[' | '(' | '「' | '『' | '〔' | '［' | '《' | '<' | '〈' | '≪')
+    );
+    let close = matches!(
+        after,
+        Some('】' | ']' | ')' | '」' | '』' | '〕' | '］' | '》' | '>' | '〉' | '≫')
+    );
     let line_start = before.is_none_or(|c| c == '\n' || c == '\r') || {
         // Only spaces since the line start.
-        let ls = h[..s].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let ls = h[..s]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         h[ls..s].iter().all(|&b| b == b' ' || b == b'\t')
     };
     let line_end = after.is_none_or(|c| c == '\n' || c == '\r');
@@ -271,19 +309,31 @@ fn literal_candidates(col: &mut Collector<'_>, h: &[u8], hits: &[LitHit]) {
     for hit in hits {
         for action in &engine.term_actions[hit.term as usize] {
             match action {
-                TermAction::Report { det, confidence, exact } => {
+                TermAction::Report {
+                    det,
+                    confidence,
+                    exact,
+                } => {
                     if let Some(x) = exact {
                         if &h[hit.start..hit.end] != x.as_ref() {
                             continue;
                         }
                     }
                     let apart = set_apart(h, hit.start, hit.end);
-                    let plain = if apart { confidence.raised() } else { *confidence };
-                    let mut c = Cand::new(*det, hit.start, hit.end, Some(plain), plain.raised(), None);
+                    let plain = if apart {
+                        confidence.raised()
+                    } else {
+                        *confidence
+                    };
+                    let mut c =
+                        Cand::new(*det, hit.start, hit.end, Some(plain), plain.raised(), None);
                     if apart {
                         c.structure = Some("set_apart");
                     }
-                    let canon: String = String::from_utf8_lossy(&h[hit.start..hit.end]).chars().map(fold_char).collect();
+                    let canon: String = String::from_utf8_lossy(&h[hit.start..hit.end])
+                        .chars()
+                        .map(fold_char)
+                        .collect();
                     col.push(c, canon.as_bytes());
                 }
                 TermAction::AwsSecretLabel => {
@@ -294,12 +344,21 @@ fn literal_candidates(col: &mut Collector<'_>, h: &[u8], hits: &[LitHit]) {
     }
 }
 
-fn regex_candidates(col: &mut Collector<'_>, h: &[u8], re: &[regex_automata::meta::Regex], dets: &[DetId]) {
+fn regex_candidates(
+    col: &mut Collector<'_>,
+    h: &[u8],
+    re: &[regex_automata::meta::Regex],
+    dets: &[DetId],
+) {
     let engine = col.engine;
     // Match on folded text so `[0-9]` also finds full-width digits; map offsets back.
     let text = String::from_utf8_lossy(h);
     let lossless = matches!(text, std::borrow::Cow::Borrowed(_));
-    let norm = if lossless && needs_folding(&text) { Some(normalize(&text)) } else { None };
+    let norm = if lossless && needs_folding(&text) {
+        Some(normalize(&text))
+    } else {
+        None
+    };
     let hay: &[u8] = norm.as_ref().map_or(h, |n| n.text.as_bytes());
     for (r, &det) in re.iter().zip(dets) {
         let params = &engine.detectors[det as usize].params;
@@ -316,7 +375,11 @@ fn regex_candidates(col: &mut Collector<'_>, h: &[u8], re: &[regex_automata::met
             }
             let folded = &hay[m.start()..m.end()];
             let canon: Vec<u8> = match params.validator {
-                Some(_) => folded.iter().filter(|b| b.is_ascii_alphanumeric()).map(u8::to_ascii_uppercase).collect(),
+                Some(_) => folded
+                    .iter()
+                    .filter(|b| b.is_ascii_alphanumeric())
+                    .map(u8::to_ascii_uppercase)
+                    .collect(),
                 None => folded.to_vec(),
             };
             let check = match params.validator {
@@ -325,11 +388,18 @@ fn regex_candidates(col: &mut Collector<'_>, h: &[u8], re: &[regex_automata::met
                 None => None,
             };
             let base = params.base_confidence;
-            let plain = if params.context_required { None } else { Some(base) };
+            let plain = if params.context_required {
+                None
+            } else {
+                Some(base)
+            };
             col.push(Cand::new(det, s, e, plain, base.raised(), check), &canon);
         }
     }
 }
+
+/// The nearest context word of one polarity: (word, distance in characters).
+type Nearest = Option<(u32, usize)>;
 
 /// Characters around a candidate searched before the whole window: wider than any negative window.
 const NEAR_WINDOW: usize = 32;
@@ -339,7 +409,7 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
     let words = &engine.context;
     for (i, c) in cands.iter().enumerate() {
         let p = &engine.detectors[c.det as usize].params;
-        let (mut pos, mut neg): (Option<(u32, usize)>, Option<(u32, usize)>) = (None, None);
+        let (mut pos, mut neg): (Nearest, Nearest) = (None, None);
         let mut neg_before = false;
         if engine.max_window > 0 {
             // Near window first: a positive word there is the nearest one, and a negative word in
@@ -367,7 +437,11 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
                         } else {
                             0
                         };
-                        let (limit, slot) = if role.negative { (p.negative_window, &mut neg) } else { (p.context_window, &mut pos) };
+                        let (limit, slot) = if role.negative {
+                            (p.negative_window, &mut neg)
+                        } else {
+                            (p.context_window, &mut pos)
+                        };
                         if dist <= limit && slot.is_none_or(|(_, d)| dist < d) {
                             *slot = Some((hit.word, dist));
                             if role.negative {
@@ -398,7 +472,9 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
             c.plain
         };
         let conf = conf.filter(|_| engine.report_test_values || c.flags & Cand::TEST_VALUE == 0);
-        let conf = conf.map(|x| p.fixed_confidence.unwrap_or(x)).filter(|&x| x >= p.min_confidence);
+        let conf = conf
+            .map(|x| p.fixed_confidence.unwrap_or(x))
+            .filter(|&x| x >= p.min_confidence);
         out.push(Scored {
             cand: i,
             conf: conf.unwrap_or(Confidence::Low),
@@ -447,7 +523,9 @@ fn resolve_overlaps(cands: &[Cand], scored: &mut [Scored]) {
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn emit<'s>(
@@ -485,7 +563,11 @@ fn emit<'s>(
     for (d, info) in engine.detectors.iter().enumerate() {
         if unique[d] > 0 && unique[d] >= info.params.min_count {
             allowed[d] = true;
-            counts.push(DetectorCount { detector: info.id.as_str(), findings: totals[d], unique: unique[d] });
+            counts.push(DetectorCount {
+                detector: info.id.as_str(),
+                findings: totals[d],
+                unique: unique[d],
+            });
         }
     }
     let words = &engine.context.words;
@@ -497,23 +579,45 @@ fn emit<'s>(
         }
         let info = &engine.detectors[c.det as usize];
         let value = arena.alloc_str(&String::from_utf8_lossy(&h[c.start..c.end]));
-        let normalized = arena.alloc_str(&String::from_utf8_lossy(&canon[c.canon.0 as usize..c.canon.1 as usize]));
+        let normalized = arena.alloc_str(&String::from_utf8_lossy(
+            &canon[c.canon.0 as usize..c.canon.1 as usize],
+        ));
         let masked = arena.alloc_str(&mask(value, info.params.mask));
         let mut ev = bumpalo::collections::Vec::new_in(arena);
         if let Some((w, d)) = s.pos {
-            ev.push(Evidence { kind: EvidenceKind::Context, detail: arena.alloc_str(&words[w as usize]), distance: Some(d) });
+            ev.push(Evidence {
+                kind: EvidenceKind::Context,
+                detail: arena.alloc_str(&words[w as usize]),
+                distance: Some(d),
+            });
         }
         if let Some((w, d)) = s.neg {
-            ev.push(Evidence { kind: EvidenceKind::NegativeContext, detail: arena.alloc_str(&words[w as usize]), distance: Some(d) });
+            ev.push(Evidence {
+                kind: EvidenceKind::NegativeContext,
+                detail: arena.alloc_str(&words[w as usize]),
+                distance: Some(d),
+            });
         }
         if let Some(ch) = c.check {
-            ev.push(Evidence { kind: EvidenceKind::Checksum, detail: ch, distance: None });
+            ev.push(Evidence {
+                kind: EvidenceKind::Checksum,
+                detail: ch,
+                distance: None,
+            });
         }
         if let Some(st) = c.structure {
-            ev.push(Evidence { kind: EvidenceKind::Structure, detail: st, distance: None });
+            ev.push(Evidence {
+                kind: EvidenceKind::Structure,
+                detail: st,
+                distance: None,
+            });
         }
         if c.flags & Cand::TEST_VALUE != 0 {
-            ev.push(Evidence { kind: EvidenceKind::TestValue, detail: "published test value", distance: None });
+            ev.push(Evidence {
+                kind: EvidenceKind::TestValue,
+                detail: "published test value",
+                distance: None,
+            });
         }
         findings.push(Finding {
             detector: info.id.as_str(),
@@ -526,5 +630,8 @@ fn emit<'s>(
             evidence: ev.into_bump_slice(),
         });
     }
-    ScanResult { findings: findings.into_bump_slice(), counts: counts.into_bump_slice() }
+    ScanResult {
+        findings: findings.into_bump_slice(),
+        counts: counts.into_bump_slice(),
+    }
 }

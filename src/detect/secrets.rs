@@ -36,7 +36,17 @@ fn run(h: &[u8], i: usize, max: usize, f: impl Fn(u8) -> bool) -> usize {
     n
 }
 
-fn push(col: &mut Collector<'_>, kind: K, start: usize, end: usize, h: &[u8], plain: Option<crate::rules::Confidence>, ctx: crate::rules::Confidence, check: Option<&'static str>) {
+#[allow(clippy::too_many_arguments)]
+fn push(
+    col: &mut Collector<'_>,
+    kind: K,
+    start: usize,
+    end: usize,
+    h: &[u8],
+    plain: Option<crate::rules::Confidence>,
+    ctx: crate::rules::Confidence,
+    check: Option<&'static str>,
+) {
     if let Some(det) = col.det(kind) {
         let canon = &h[start..end];
         col.push(Cand::new(det, start, end, plain, ctx, check), canon);
@@ -78,9 +88,14 @@ pub(crate) fn email(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
         }
         // `example.com.Thanks`: a capitalised word after a lower-case domain starts a sentence.
         let next = &h[(e + 1).min(h.len())..];
-        let capitalised = next.first().is_some_and(u8::is_ascii_uppercase) && next.get(1).is_some_and(u8::is_ascii_lowercase);
+        let capitalised = next.first().is_some_and(u8::is_ascii_uppercase)
+            && next.get(1).is_some_and(u8::is_ascii_lowercase);
         let lower_so_far = !h[i + 1..e].iter().any(u8::is_ascii_uppercase);
-        if at(h, e) == b'.' && is_alnum(at(h, e + 1)) && e - i < 253 && !(best.is_some() && capitalised && lower_so_far) {
+        if at(h, e) == b'.'
+            && is_alnum(at(h, e + 1))
+            && e - i < 253
+            && !(best.is_some() && capitalised && lower_so_far)
+        {
             e += 1;
         } else {
             break;
@@ -100,14 +115,21 @@ pub(crate) fn upper_a(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
         return i + 1;
     }
     let p = h.get(i..i + 4).unwrap_or(&[]);
-    let aws = matches!(p, b"AKIA" | b"ASIA" | b"ABIA" | b"ACCA") || p.len() == 4 && &p[..3] == b"A3T" && (p[3].is_ascii_uppercase() || p[3].is_ascii_digit());
+    let aws = matches!(p, b"AKIA" | b"ASIA" | b"ABIA" | b"ACCA")
+        || p.len() == 4
+            && &p[..3] == b"A3T"
+            && (p[3].is_ascii_uppercase() || p[3].is_ascii_digit());
     if aws {
         let base32 = |b: u8| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b);
         let n = run(h, i + 4, 17, base32);
         if n == 16 && !is_alnum(at(h, i + 20)) {
             let end = i + 20;
             let example = h[i..end].ends_with(b"EXAMPLE");
-            let (plain, ctx) = if example { (Some(Low), Low) } else { (Some(High), High) };
+            let (plain, ctx) = if example {
+                (Some(Low), Low)
+            } else {
+                (Some(High), High)
+            };
             if let Some(det) = col.det(K::AwsAccessKeyId) {
                 let mut c = Cand::new(det, i, end, plain, ctx, None);
                 if example {
@@ -167,7 +189,11 @@ pub(crate) fn underscore(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
             let n = run(h, i + 6, 256, is_alnum);
             if (16..=247).contains(&n) {
                 let end = i + 6 + n;
-                let (plain, ctx) = if live { (Some(High), High) } else { (Some(Low), Medium) };
+                let (plain, ctx) = if live {
+                    (Some(High), High)
+                } else {
+                    (Some(Low), Medium)
+                };
                 push(col, K::StripeSecretKey, s, end, h, plain, ctx, None);
                 return end;
             }
@@ -178,7 +204,10 @@ pub(crate) fn underscore(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
 
 /// `x`: Slack tokens `xoxb-`, `xoxp-`, `xoxa-`, `xoxr-`, `xoxs-`, `xoxe-`.
 pub(crate) fn lower_x(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
-    if h.get(i..i + 3) != Some(b"xox") || !matches!(at(h, i + 3), b'a' | b'b' | b'p' | b'r' | b's' | b'e') || at(h, i + 4) != b'-' {
+    if h.get(i..i + 3) != Some(b"xox")
+        || !matches!(at(h, i + 3), b'a' | b'b' | b'p' | b'r' | b's' | b'e')
+        || at(h, i + 4) != b'-'
+    {
         return i + 1;
     }
     if i > 0 && (is_alnum(h[i - 1]) || h[i - 1] == b'.') && !(i >= 5 && &h[i - 5..i] == b"xoxe.") {
@@ -190,7 +219,9 @@ pub(crate) fn lower_x(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
     let n = run(h, body_start, 255, |b| is_alnum(b) || b == b'-');
     let body = &h[body_start..body_start + n];
     let body = body.strip_suffix(b"-").unwrap_or(body);
-    let long_numeric = body.split(|&b| b == b'-').any(|seg| seg.len() >= 9 && seg.iter().all(u8::is_ascii_digit));
+    let long_numeric = body
+        .split(|&b| b == b'-')
+        .any(|seg| seg.len() >= 9 && seg.iter().all(u8::is_ascii_digit));
     if body.len() >= 30 && long_numeric {
         let end = body_start + body.len();
         push(col, K::SlackToken, i, end, h, Some(High), High, None);
@@ -212,7 +243,9 @@ pub(crate) fn slash(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
         .map(|k| k.len());
     let Some(kl) = kind_len else { return i + 1 };
     let path_start = i + 1 + kl;
-    let n = run(h, path_start, 200, |b| is_alnum(b) || matches!(b, b'/' | b'_' | b'-' | b'+'));
+    let n = run(h, path_start, 200, |b| {
+        is_alnum(b) || matches!(b, b'/' | b'_' | b'-' | b'+')
+    });
     if n < 20 {
         return i + 1;
     }
@@ -235,23 +268,33 @@ pub(crate) fn dash(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
         return i + 1;
     }
     let label_start = i + BEGIN.len();
-    let n = run(h, label_start, 64, |b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'-');
+    let n = run(h, label_start, 64, |b| {
+        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ' || b == b'-'
+    });
     let line = &h[label_start..label_start + n];
-    let Some(label_end) = find(line, b"-----") else { return i + 1 };
+    let Some(label_end) = find(line, b"-----") else {
+        return i + 1;
+    };
     let label = &line[..label_end];
     let is_private = label.ends_with(b"PRIVATE KEY") || label.ends_with(b"PRIVATE KEY BLOCK");
     if !is_private {
         return i + 1;
     }
     let header_end = label_start + label_end + 5;
-    // Footer within 64 KiB: -----END <label>-----
+    // Footer within 64 KiB: -----END <label>-----, and never past the next -----BEGIN (a block
+    // does not hold another one; stopping there keeps a text of many headers linear).
     let window = &h[header_end..h.len().min(header_end + 65536)];
     let mut footer = b"-----END ".to_vec();
     footer.extend_from_slice(label);
     footer.extend_from_slice(b"-----");
-    let found = find(window, &footer);
+    let found = memchr::memmem::find_iter(window, b"-----")
+        .take_while(|&at| !window[at..].starts_with(BEGIN))
+        .find(|&at| window[at..].starts_with(&footer));
     let body = &window[..found.unwrap_or(window.len().min(4096))];
-    let body_chars = body.iter().filter(|&&b| is_alnum(b) || b == b'+' || b == b'/' || b == b'=').count();
+    let body_chars = body
+        .iter()
+        .filter(|&&b| is_alnum(b) || b == b'+' || b == b'/' || b == b'=')
+        .count();
     let (end, plain) = match found {
         Some(f) if body_chars >= 64 => (header_end + f + footer.len(), High),
         Some(f) => (header_end + f + footer.len(), Low),
@@ -260,8 +303,16 @@ pub(crate) fn dash(col: &mut Collector<'_>, h: &[u8], i: usize) -> usize {
     };
     if let Some(det) = col.det(K::PrivateKey) {
         // The canonical value: the key body without whitespace (first 4 KiB), for uniqueness.
-        let canon: Vec<u8> = h[i..end].iter().copied().filter(|b| !b.is_ascii_whitespace()).take(4096).collect();
-        col.push(Cand::new(det, i, end, Some(plain), plain, Some("pem_structure")), &canon);
+        let canon: Vec<u8> = h[i..end]
+            .iter()
+            .copied()
+            .filter(|b| !b.is_ascii_whitespace())
+            .take(4096)
+            .collect();
+        col.push(
+            Cand::new(det, i, end, Some(plain), plain, Some("pem_structure")),
+            &canon,
+        );
     }
     end
 }
@@ -271,8 +322,16 @@ fn find(h: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Looks for a 40-character AWS secret access key within `reach` bytes after `from`.
-pub(crate) fn aws_secret_near(col: &mut Collector<'_>, h: &[u8], from: usize, reach: usize, conf: crate::rules::Confidence) {
-    let Some(det) = col.det(K::AwsSecretAccessKey) else { return };
+pub(crate) fn aws_secret_near(
+    col: &mut Collector<'_>,
+    h: &[u8],
+    from: usize,
+    reach: usize,
+    conf: crate::rules::Confidence,
+) {
+    let Some(det) = col.det(K::AwsSecretAccessKey) else {
+        return;
+    };
     let end = h.len().min(from + reach);
     let b64 = |b: u8| is_alnum(b) || b == b'/' || b == b'+';
     let mut i = from;
@@ -281,9 +340,14 @@ pub(crate) fn aws_secret_near(col: &mut Collector<'_>, h: &[u8], from: usize, re
             let n = run(h, i, 41, b64);
             if n == 40 && at(h, i + 40) != b'=' {
                 let v = &h[i..i + 40];
-                let mixed = v.iter().any(u8::is_ascii_lowercase) && v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_digit);
+                let mixed = v.iter().any(u8::is_ascii_lowercase)
+                    && v.iter().any(u8::is_ascii_uppercase)
+                    && v.iter().any(u8::is_ascii_digit);
                 if mixed && validate::entropy(v) >= 4.0 {
-                    col.push(Cand::new(det, i, i + 40, Some(conf), High, Some("entropy")), v);
+                    col.push(
+                        Cand::new(det, i, i + 40, Some(conf), High, Some("entropy")),
+                        v,
+                    );
                     return;
                 }
             }

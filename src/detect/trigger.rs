@@ -8,7 +8,10 @@
 
 /// Which bytes are triggers.
 pub(crate) const fn is_trigger(b: u8) -> bool {
-    matches!(b, b'0'..=b'9' | 0xEF | b'@' | b'A' | b'_' | b'x' | b'/' | b'-')
+    matches!(
+        b,
+        b'0'..=b'9' | 0xEF | b'@' | b'A' | b'_' | b'x' | b'/' | b'-'
+    )
 }
 
 static TABLE: [bool; 256] = {
@@ -44,7 +47,11 @@ impl Triggers {
         let avx2 = crate::simd::has_avx2();
         #[cfg(not(all(target_arch = "x86_64", feature = "simd")))]
         let avx2 = false;
-        Triggers { block: usize::MAX, mask: 0, avx2 }
+        Triggers {
+            block: usize::MAX,
+            mask: 0,
+            avx2,
+        }
     }
 
     #[inline]
@@ -91,7 +98,9 @@ mod tests {
 
     #[test]
     fn iterates_every_trigger() {
-        let text: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let text: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let mut t = Triggers::new();
         let mut got = Vec::new();
         let mut i = 0;

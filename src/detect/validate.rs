@@ -6,6 +6,17 @@
 //! of `../shared/research/detection-anchors.md` section 5 and are checked against python-stdnum
 //! by `tests/stdnum_diff.rs`.
 
+/// The canonical form of a value as the detectors validate it: width-folded (`１２３４` → `1234`),
+/// separators (spaces, hyphens, dots and their look-alikes) dropped, letters upper-cased.
+pub fn canonical(value: &str) -> Vec<u8> {
+    value
+        .chars()
+        .map(super::normalize::fold_char)
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase() as u8)
+        .collect()
+}
+
 /// Luhn (ISO/IEC 7812-1) over ASCII digits. Any non-digit makes it `false`.
 pub fn luhn(digits: &[u8]) -> bool {
     if digits.is_empty() {
@@ -25,7 +36,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Japanese Individual Number (マイナンバー): 12 digits, the last a check digit over the first 11
@@ -60,90 +71,151 @@ pub fn corporate_number(digits: &[u8]) -> bool {
     u32::from(digits[0] - b'0') == 9 - s % 9
 }
 
-/// IBAN length per country (ISO 13616 registry, the SEPA area and the other common issuers).
-/// `None` for a country that does not issue IBANs.
-pub fn iban_length(country: &[u8]) -> Option<usize> {
-    let len = match country {
-        b"AD" => 24,
-        b"AE" => 23,
-        b"AL" => 28,
-        b"AT" => 20,
-        b"AZ" => 28,
-        b"BA" => 20,
-        b"BE" => 16,
-        b"BG" => 22,
-        b"BH" => 22,
-        b"BR" => 29,
-        b"BY" => 28,
-        b"CH" => 21,
-        b"CR" => 22,
-        b"CY" => 28,
-        b"CZ" => 24,
-        b"DE" => 22,
-        b"DK" => 18,
-        b"DO" => 28,
-        b"EE" => 20,
-        b"EG" => 29,
-        b"ES" => 24,
-        b"FI" => 18,
-        b"FO" => 18,
-        b"FR" => 27,
-        b"GB" => 22,
-        b"GE" => 22,
-        b"GI" => 23,
-        b"GL" => 18,
-        b"GR" => 27,
-        b"GT" => 28,
-        b"HR" => 21,
-        b"HU" => 28,
-        b"IE" => 22,
-        b"IL" => 23,
-        b"IQ" => 23,
-        b"IS" => 26,
-        b"IT" => 27,
-        b"JO" => 30,
-        b"KW" => 30,
-        b"KZ" => 20,
-        b"LB" => 28,
-        b"LC" => 32,
-        b"LI" => 21,
-        b"LT" => 20,
-        b"LU" => 20,
-        b"LV" => 21,
-        b"MC" => 27,
-        b"MD" => 24,
-        b"ME" => 22,
-        b"MK" => 19,
-        b"MR" => 27,
-        b"MT" => 31,
-        b"MU" => 30,
-        b"NL" => 18,
-        b"NO" => 15,
-        b"PK" => 24,
-        b"PL" => 28,
-        b"PS" => 29,
-        b"PT" => 25,
-        b"QA" => 29,
-        b"RO" => 24,
-        b"RS" => 22,
-        b"SA" => 24,
-        b"SC" => 31,
-        b"SE" => 24,
-        b"SI" => 19,
-        b"SK" => 24,
-        b"SM" => 27,
-        b"ST" => 25,
-        b"SV" => 28,
-        b"TL" => 23,
-        b"TN" => 24,
-        b"TR" => 26,
-        b"UA" => 29,
-        b"VA" => 22,
-        b"VG" => 24,
-        b"XK" => 20,
+/// BBAN structure per country, from the SWIFT IBAN registry (release 101): runs of `n` (digits),
+/// `a` (upper-case letters) and `c` (letters or digits), e.g. `4a14n` for GB. `None` for a country
+/// that does not issue IBANs.
+pub fn iban_bban_structure(country: &[u8]) -> Option<&'static str> {
+    let s = match country {
+        b"AD" => "8n12c",
+        b"AE" => "19n",
+        b"AL" => "8n16c",
+        b"AT" => "16n",
+        b"AZ" => "4a20c",
+        b"BA" => "16n",
+        b"BE" => "12n",
+        b"BG" => "4a6n8c",
+        b"BH" => "4a14c",
+        b"BI" => "23n",
+        b"BR" => "23n1a1c",
+        b"BY" => "4c4n16c",
+        b"CH" => "5n12c",
+        b"CR" => "18n",
+        b"CY" => "8n16c",
+        b"CZ" => "20n",
+        b"DE" => "18n",
+        b"DJ" => "23n",
+        b"DK" => "14n",
+        b"DO" => "4c20n",
+        b"EE" => "16n",
+        b"EG" => "25n",
+        b"ES" => "20n",
+        b"FI" => "14n",
+        b"FK" => "2a12n",
+        b"FO" => "14n",
+        b"FR" => "10n11c2n",
+        b"GB" => "4a14n",
+        b"GE" => "2a16n",
+        b"GI" => "4a15c",
+        b"GL" => "14n",
+        b"GR" => "7n16c",
+        b"GT" => "24c",
+        b"HN" => "4a20n",
+        b"HR" => "17n",
+        b"HU" => "24n",
+        b"IE" => "4a14n",
+        b"IL" => "19n",
+        b"IQ" => "4a15n",
+        b"IS" => "22n",
+        b"IT" => "1a10n12c",
+        b"JO" => "4a4n18c",
+        b"KW" => "4a22c",
+        b"KZ" => "3n13c",
+        b"LB" => "4n20c",
+        b"LC" => "4a24c",
+        b"LI" => "5n12c",
+        b"LT" => "16n",
+        b"LU" => "3n13c",
+        b"LV" => "4a13c",
+        b"LY" => "21n",
+        b"MC" => "10n11c2n",
+        b"MD" => "20c",
+        b"ME" => "18n",
+        b"MK" => "3n10c2n",
+        b"MN" => "16n",
+        b"MR" => "23n",
+        b"MT" => "4a5n18c",
+        b"MU" => "4a19n3a",
+        b"NI" => "4a20n",
+        b"NL" => "4a10n",
+        b"NO" => "11n",
+        b"OM" => "3n16c",
+        b"PK" => "4a16c",
+        b"PL" => "24n",
+        b"PS" => "4a21c",
+        b"PT" => "21n",
+        b"QA" => "4a21c",
+        b"RO" => "4a16c",
+        b"RS" => "18n",
+        b"RU" => "14n15c",
+        b"SA" => "2n18c",
+        b"SC" => "4a20n3a",
+        b"SD" => "14n",
+        b"SE" => "20n",
+        b"SI" => "15n",
+        b"SK" => "20n",
+        b"SM" => "1a10n12c",
+        b"SO" => "19n",
+        b"ST" => "21n",
+        b"SV" => "4a20n",
+        b"TL" => "19n",
+        b"TN" => "20n",
+        b"TR" => "6n16c",
+        b"UA" => "6n19c",
+        b"VA" => "18n",
+        b"VG" => "4a16n",
+        b"XK" => "16n",
+        b"YE" => "4a4n18c",
         _ => return None,
     };
-    Some(len)
+    Some(s)
+}
+
+/// IBAN length per country (4 + the BBAN length of the registry).
+pub fn iban_length(country: &[u8]) -> Option<usize> {
+    iban_bban_structure(country).map(|s| 4 + runs(s).map(|(n, _)| n).sum::<usize>())
+}
+
+fn runs(s: &str) -> impl Iterator<Item = (usize, u8)> + '_ {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if i >= b.len() {
+            return None;
+        }
+        let mut n = 0usize;
+        while i < b.len() && b[i].is_ascii_digit() {
+            n = n * 10 + usize::from(b[i] - b'0');
+            i += 1;
+        }
+        let kind = *b.get(i)?;
+        i += 1;
+        Some((n, kind))
+    })
+}
+
+/// True when the BBAN (an IBAN without its first four characters) has the country's structure.
+pub fn iban_bban_ok(country: &[u8], bban: &[u8]) -> bool {
+    let Some(st) = iban_bban_structure(country) else {
+        return false;
+    };
+    let mut i = 0;
+    for (n, kind) in runs(st) {
+        let Some(part) = bban.get(i..i + n) else {
+            return false;
+        };
+        let ok = match kind {
+            b'n' => part.iter().all(u8::is_ascii_digit),
+            b'a' => part.iter().all(u8::is_ascii_uppercase),
+            _ => part
+                .iter()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()),
+        };
+        if !ok {
+            return false;
+        }
+        i += n;
+    }
+    i == bban.len()
 }
 
 /// ISO 7064 MOD 97-10 over an IBAN (country, check digits, BBAN; upper-case, no spaces).
@@ -162,12 +234,13 @@ pub fn iban_mod97(iban: &[u8]) -> bool {
     r == 1
 }
 
-/// A whole IBAN: a known country, its registered length, digits in the check position, mod 97.
+/// A whole IBAN: a known country, the registry's BBAN structure and length, digits in the check
+/// position, mod 97. (National check digits inside some BBANs are not verified.)
 pub fn iban(iban: &[u8]) -> bool {
     iban.len() >= 5
         && iban[2].is_ascii_digit()
         && iban[3].is_ascii_digit()
-        && iban_length(&iban[..2]) == Some(iban.len())
+        && iban_bban_ok(&iban[..2], &iban[4..])
         && iban_mod97(iban)
 }
 
@@ -214,7 +287,7 @@ pub fn card_brand(digits: &[u8]) -> Option<&'static str> {
     if p1 == 4 && matches!(n, 13 | 16 | 19) {
         return Some("visa");
     }
-    if (51..=55).contains(&p2) && n == 16 || (2221..=2720).contains(&p4) && n == 16 {
+    if n == 16 && ((51..=55).contains(&p2) || (2221..=2720).contains(&p4)) {
         return Some("mastercard");
     }
     if (p2 == 34 || p2 == 37) && n == 15 {
@@ -272,7 +345,10 @@ pub fn card_is_test_number(digits: &[u8]) -> bool {
 /// EAN check digit (weights 1,3 from the left). Such numbers are not card or corporate numbers
 /// unless a label says so.
 pub fn jan_code(digits: &[u8]) -> bool {
-    if digits.len() != 13 || !digits.iter().all(u8::is_ascii_digit) || !(digits.starts_with(b"45") || digits.starts_with(b"49")) {
+    if digits.len() != 13
+        || !digits.iter().all(u8::is_ascii_digit)
+        || !(digits.starts_with(b"45") || digits.starts_with(b"49"))
+    {
         return false;
     }
     let s: u32 = digits[..12]

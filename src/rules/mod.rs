@@ -17,7 +17,9 @@ use toml::Spanned;
 pub const BUILTIN_RULES: &str = include_str!("builtin.toml");
 
 /// Confidence of a finding. Ordered: `Low < Medium < High`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
     /// The format and any check digit hold, but nothing around the value says what it is.
@@ -134,7 +136,12 @@ pub(crate) struct Source<'a> {
 }
 
 impl Source<'_> {
-    pub fn error(&self, span: Option<std::ops::Range<usize>>, field: &str, msg: impl Into<String>) -> RuleError {
+    pub fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        field: &str,
+        msg: impl Into<String>,
+    ) -> RuleError {
         let (line, column) = match span {
             Some(s) => line_col(self.text, s.start),
             None => (0, 0),
@@ -154,7 +161,12 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = text.get(..offset).unwrap_or(text);
     let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -301,11 +313,19 @@ fn field_at(text: &str, offset: usize) -> String {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for l in text[..line_start].lines() {
         let t = l.trim();
-        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split_once("]]")).map(|(n, _)| n.trim()) {
+        if let Some(name) = t
+            .strip_prefix("[[")
+            .and_then(|r| r.split_once("]]"))
+            .map(|(n, _)| n.trim())
+        {
             let n = counts.entry(name.to_string()).or_insert(0);
             header = format!("{name}[{n}]");
             *n += 1;
-        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split_once(']')).map(|(n, _)| n.trim()) {
+        } else if let Some(name) = t
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(n, _)| n.trim())
+        {
             header = name.to_string();
         }
     }
@@ -329,14 +349,21 @@ pub(crate) fn confidence_field(
             src.error(
                 Some(s.span()),
                 field,
-                format!("`{}` is not a confidence: use \"low\", \"medium\" or \"high\"", s.get_ref()),
+                format!(
+                    "`{}` is not a confidence: use \"low\", \"medium\" or \"high\"",
+                    s.get_ref()
+                ),
             )
         }),
     }
 }
 
 /// Parses a mask field.
-pub(crate) fn mask_field(src: &Source<'_>, v: &Option<Spanned<String>>, field: &str) -> Result<Option<MaskStyle>, RuleError> {
+pub(crate) fn mask_field(
+    src: &Source<'_>,
+    v: &Option<Spanned<String>>,
+    field: &str,
+) -> Result<Option<MaskStyle>, RuleError> {
     match v {
         None => Ok(None),
         Some(s) => match s.get_ref().as_str() {
@@ -370,20 +397,28 @@ pub(crate) fn int_field(
             if (lo..=hi).contains(&n) {
                 Ok(Some(n as usize))
             } else {
-                Err(src.error(Some(s.span()), field, format!("{n} is out of range: use {lo} to {hi}")))
+                Err(src.error(
+                    Some(s.span()),
+                    field,
+                    format!("{n} is out of range: use {lo} to {hi}"),
+                ))
             }
         }
     }
 }
 
 /// Checks a detector id: lower-case ASCII letters, digits, `_`, `-`, `.`, `:`; 1 to 64 characters.
-pub(crate) fn check_id(src: &Source<'_>, id: &Spanned<String>, field: &str) -> Result<(), RuleError> {
+pub(crate) fn check_id(
+    src: &Source<'_>,
+    id: &Spanned<String>,
+    field: &str,
+) -> Result<(), RuleError> {
     let s = id.get_ref();
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.' | b':'));
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.' | b':')
+        });
     if ok {
         Ok(())
     } else {
@@ -401,7 +436,10 @@ mod tests {
 
     #[test]
     fn builtin_rules_parse() {
-        let src = Source { file: None, text: BUILTIN_RULES };
+        let src = Source {
+            file: None,
+            text: BUILTIN_RULES,
+        };
         let doc = parse_doc(&src).expect("builtin.toml parses");
         assert!(doc.detector.len() >= 20);
     }
@@ -409,7 +447,10 @@ mod tests {
     #[test]
     fn errors_name_line_and_field() {
         let text = "[settings]\ncontext_window = 10\n\n[[detector]]\nid = \"x\"\nregexp = \"a\"\n";
-        let src = Source { file: Some(Path::new("r.toml")), text };
+        let src = Source {
+            file: Some(Path::new("r.toml")),
+            text,
+        };
         let e = parse_doc(&src).unwrap_err();
         assert_eq!(e.line, 6, "{e}");
         assert_eq!(e.field, "detector[0].regexp", "{e}");

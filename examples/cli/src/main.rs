@@ -14,7 +14,11 @@ use ping32dlp::{Confidence, Engine, RuleError, ScanResult, Scanner};
 use serde_json::{json, Map, Value};
 
 #[derive(Parser)]
-#[command(name = "ping32dlp", version, about = "Data-loss-prevention inspection: find sensitive data in text")]
+#[command(
+    name = "ping32dlp",
+    version,
+    about = "Data-loss-prevention inspection: find sensitive data in text"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -28,6 +32,12 @@ enum Cmd {
     Bench(BenchArgs),
     /// List the enabled detectors (with --rules / --dictionary applied).
     Detectors(RuleArgs),
+    /// Check values read from stdin, one per line: prints `1` (valid) or `0` per line.
+    /// Values are width-folded and separators dropped first, as in scanning.
+    Validate {
+        /// luhn, my_number, corporate_number, iban, us_ssn
+        kind: String,
+    },
     /// Rules files: `check` compiles them and prints errors with file, line and field.
     Rules {
         #[command(subcommand)]
@@ -114,8 +124,19 @@ fn main() -> ExitCode {
         Cmd::Scan(a) => scan(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Detectors(r) => detectors(r),
-        Cmd::Rules { cmd: RulesCmd::Check { files, dictionaries } } => {
-            let r = RuleArgs { rules: files, dictionaries, no_builtins: false };
+        Cmd::Validate { kind } => validate(&kind),
+        Cmd::Rules {
+            cmd:
+                RulesCmd::Check {
+                    files,
+                    dictionaries,
+                },
+        } => {
+            let r = RuleArgs {
+                rules: files,
+                dictionaries,
+                no_builtins: false,
+            };
             check_rules(r)
         }
     };
@@ -142,11 +163,49 @@ fn check_rules(r: RuleArgs) -> Result<u8, AnyErr> {
     Ok(0)
 }
 
+fn validate(kind: &str) -> Result<u8, AnyErr> {
+    use ping32dlp::validate as v;
+    let check: fn(&[u8]) -> bool = match kind {
+        "luhn" => v::luhn,
+        "my_number" => v::my_number,
+        "corporate_number" => v::corporate_number,
+        "iban" => v::iban,
+        "us_ssn" => v::us_ssn,
+        other => {
+            return Err(format!(
+                "unknown kind `{other}`: use luhn, my_number, corporate_number, iban or us_ssn"
+            )
+            .into())
+        }
+    };
+    let stdin = io::stdin();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut line = String::new();
+    let mut input = stdin.lock();
+    loop {
+        line.clear();
+        if io::BufRead::read_line(&mut input, &mut line)? == 0 {
+            break;
+        }
+        let canon = ping32dlp::validate::canonical(line.trim_end_matches(['\n', '\r']));
+        writeln!(out, "{}", u8::from(check(&canon)))?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
 fn detectors(r: RuleArgs) -> Result<u8, AnyErr> {
     let engine = build_engine(&r)?;
     let mut out = BufWriter::new(io::stdout().lock());
     for d in engine.detectors() {
-        writeln!(out, "{:<28} {:<12} {} / {}", d.id, kind_name(d), d.name_en, d.name_ja)?;
+        writeln!(
+            out,
+            "{:<28} {:<12} {} / {}",
+            d.id,
+            kind_name(d),
+            d.name_en,
+            d.name_ja
+        )?;
     }
     Ok(0)
 }
@@ -166,7 +225,8 @@ fn collect_files(paths: &[PathBuf], out: &mut Vec<PathBuf>, errors: &mut Vec<(Pa
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() => match std::fs::read_dir(p) {
                 Ok(rd) => {
-                    let mut kids: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                    let mut kids: Vec<PathBuf> =
+                        rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
                     kids.sort();
                     collect_files(&kids, out, errors);
                 }
@@ -184,11 +244,18 @@ fn collect_files(paths: &[PathBuf], out: &mut Vec<PathBuf>, errors: &mut Vec<(Pa
 }
 
 fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
-    let min = Confidence::parse(&a.min_confidence)
-        .ok_or_else(|| format!("--min-confidence: `{}` is not low, medium or high", a.min_confidence))?;
+    let min = Confidence::parse(&a.min_confidence).ok_or_else(|| {
+        format!(
+            "--min-confidence: `{}` is not low, medium or high",
+            a.min_confidence
+        )
+    })?;
     let forced = match &a.encoding {
         None => None,
-        Some(l) => Some(ping32dlp::text::encoding_for_label(l).ok_or_else(|| format!("--encoding: unknown charset `{l}`"))?),
+        Some(l) => Some(
+            ping32dlp::text::encoding_for_label(l)
+                .ok_or_else(|| format!("--encoding: unknown charset `{l}`"))?,
+        ),
     };
     let engine = Arc::new(build_engine(&a.rules)?);
     let mut scanner = Scanner::new(engine);
@@ -202,7 +269,11 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
     for (p, e) in &walk_errors {
         any_error = true;
         if a.json {
-            writeln!(out, "{}", json!({"path": p.display().to_string(), "findings": [], "errors": [e]}))?;
+            writeln!(
+                out,
+                "{}",
+                json!({"path": p.display().to_string(), "findings": [], "errors": [e]})
+            )?;
         } else {
             eprintln!("ping32dlp: {}: {e}", p.display());
         }
@@ -213,7 +284,11 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
             Err(e) => {
                 any_error = true;
                 if a.json {
-                    writeln!(out, "{}", json!({"path": path.display().to_string(), "findings": [], "errors": [e.to_string()]}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        json!({"path": path.display().to_string(), "findings": [], "errors": [e.to_string()]})
+                    )?;
                 } else {
                     eprintln!("ping32dlp: {}: {e}", path.display());
                 }
@@ -225,14 +300,34 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
             None => ping32dlp::text::decode_text(&bytes),
         };
         // Offsets are into the decoded text; for UTF-8 files they are file offsets (BOM included).
-        let base = if decoded.encoding == "UTF-8" { decoded.bom_len } else { 0 };
+        let base = if decoded.encoding == "UTF-8" {
+            decoded.bom_len
+        } else {
+            0
+        };
         let text: &str = &decoded.text;
         let result = scanner.scan_str(text);
-        let kept: Vec<&ping32dlp::Finding<'_>> = result.findings.iter().filter(|f| f.confidence >= min).collect();
+        let kept: Vec<&ping32dlp::Finding<'_>> = result
+            .findings
+            .iter()
+            .filter(|f| f.confidence >= min)
+            .collect();
         any_findings |= !kept.is_empty();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if a.json {
-            let v = json_report(path, &name, text, base, decoded.encoding, &kept, &result, a.show_values);
+            let v = json_report(
+                path,
+                &name,
+                text,
+                base,
+                decoded.encoding,
+                &kept,
+                &result,
+                a.show_values,
+            );
             serde_json::to_writer(&mut out, &v)?;
             writeln!(out)?;
         } else {
@@ -264,7 +359,10 @@ fn line_col(text: &str, offset: usize, cache: &mut (usize, usize, usize)) -> (us
         }
     }
     *cache = (offset, line, line_start);
-    let col = text.get(line_start..offset).map_or(0, |s| s.chars().count()) + 1;
+    let col = text
+        .get(line_start..offset)
+        .map_or(0, |s| s.chars().count())
+        + 1;
     (line, col)
 }
 
@@ -316,7 +414,10 @@ fn json_report(
         .collect();
     let mut counts = Map::new();
     for c in result.counts {
-        counts.insert(c.detector.into(), json!({"findings": c.findings, "unique": c.unique}));
+        counts.insert(
+            c.detector.into(),
+            json!({"findings": c.findings, "unique": c.unique}),
+        );
     }
     json!({
         "path": path.display().to_string(),
@@ -329,11 +430,26 @@ fn json_report(
 
 fn pad(s: &str, w: usize) -> String {
     // East Asian wide characters take two columns.
-    let width: usize = s.chars().map(|c| if (c as u32) >= 0x1100 && !(0xFF61..=0xFF9F).contains(&(c as u32)) { 2 } else { 1 }).sum();
+    let width: usize = s
+        .chars()
+        .map(|c| {
+            if (c as u32) >= 0x1100 && !(0xFF61..=0xFF9F).contains(&(c as u32)) {
+                2
+            } else {
+                1
+            }
+        })
+        .sum();
     format!("{s}{}", " ".repeat(w.saturating_sub(width)))
 }
 
-fn table_report(out: &mut impl Write, path: &Path, text: &str, kept: &[&ping32dlp::Finding<'_>], show: bool) -> io::Result<()> {
+fn table_report(
+    out: &mut impl Write,
+    path: &Path,
+    text: &str,
+    kept: &[&ping32dlp::Finding<'_>],
+    show: bool,
+) -> io::Result<()> {
     if kept.is_empty() {
         return Ok(());
     }
@@ -346,8 +462,16 @@ fn table_report(out: &mut impl Write, path: &Path, text: &str, kept: &[&ping32dl
     let mut cache = (0, 1, 0);
     for f in kept {
         let (line, col) = line_col(text, f.start, &mut cache);
-        let value = if show { format!("{} ({})", f.value_masked, f.value) } else { f.value_masked.to_string() };
-        let value: String = if value.chars().count() > 60 { value.chars().take(57).chain("...".chars()).collect() } else { value };
+        let value = if show {
+            format!("{} ({})", f.value_masked, f.value)
+        } else {
+            f.value_masked.to_string()
+        };
+        let value: String = if value.chars().count() > 60 {
+            value.chars().take(57).chain("...".chars()).collect()
+        } else {
+            value
+        };
         let ev: Vec<String> = f
             .evidence
             .iter()
@@ -391,7 +515,11 @@ fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
         }
     }
     times.sort_by(f64::total_cmp);
-    let median = if repeat % 2 == 1 { times[repeat / 2] } else { (times[repeat / 2 - 1] + times[repeat / 2]) / 2.0 };
+    let median = if repeat % 2 == 1 {
+        times[repeat / 2]
+    } else {
+        (times[repeat / 2 - 1] + times[repeat / 2]) / 2.0
+    };
     let mb = text.len() as f64 / 1e6;
     let v = json!({
         "bytes": text.len(),
@@ -414,9 +542,11 @@ fn max_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
         })
         .map_or(0, |kb| kb * 1024)
 }
