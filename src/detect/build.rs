@@ -598,7 +598,9 @@ fn user_regex(
     };
     let compiled = Regex::new(re.get_ref()).map_err(|e| {
         // regex-syntax draws the pattern with a caret on several lines; keep its last line.
-        let msg = e.syntax_error().map_or_else(|| e.to_string(), ToString::to_string);
+        let msg = e
+            .syntax_error()
+            .map_or_else(|| e.to_string(), ToString::to_string);
         let last = msg
             .lines()
             .rev()

@@ -599,7 +599,9 @@ fn bank(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
 }
 
 fn drivers_license(col: &mut Collector<'_>, w: &Win<'_>, d: &[u8]) {
-    if !(w.n() == 1 || w.lens_are(&[4, 4, 4]) && w.uniform(&[Sep::Space, Sep::Hyphen])) {
+    // Licence numbers are printed as twelve digits in a row (第 301512345678 号); 4-4-4 groups are
+    // how My Numbers are written.
+    if w.n() != 1 {
         return;
     }
     let code = (d[0] - b'0') * 10 + (d[1] - b'0');

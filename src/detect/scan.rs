@@ -437,6 +437,11 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
                         } else {
                             0
                         };
+                        // A negative word is a label of this value only within its sentence.
+                        if role.negative && crosses_sentence(h, hit.start, hit.end, c.start, c.end)
+                        {
+                            continue;
+                        }
                         let (limit, slot) = if role.negative {
                             (p.negative_window, &mut neg)
                         } else {
@@ -485,6 +490,32 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
     }
 }
 
+/// True when a sentence or line ends between a word and a value: `。 ！ ？` or a line break, and
+/// after the value also an ASCII `.` followed by a space or a capital letter.
+fn crosses_sentence(h: &[u8], ws: usize, we: usize, vs: usize, ve: usize) -> bool {
+    let (a, b, after) = if we <= vs {
+        (we, vs, false)
+    } else if ws >= ve {
+        (ve, ws, true)
+    } else {
+        return false;
+    };
+    let gap = &h[a..b];
+    let cjk_stop = |w: &[u8]| {
+        matches!(
+            w,
+            [0xE3, 0x80, 0x82] | [0xEF, 0xBC, 0x81] | [0xEF, 0xBC, 0x9F]
+        )
+    };
+    gap.contains(&b'\n')
+        || gap.windows(3).any(cjk_stop)
+        || after
+            && gap
+                .windows(2)
+                .any(|w| w[0] == b'.' && (w[1] == b' ' || w[1].is_ascii_uppercase()))
+        || after && gap.last() == Some(&b'.') && h.get(b).is_some_and(u8::is_ascii_uppercase)
+}
+
 /// One detector never hides another's match, but a value inside a *better* match is not a
 /// separate value (the My Number inside a card number). Rules:
 /// * same span, different detectors: the highest confidence stays (ties: all stay);
@@ -504,9 +535,13 @@ fn resolve_overlaps(cands: &[Cand], scored: &mut [Scored]) {
                 if a.det == b.det {
                     scored[j].keep = false;
                 } else if a.start == b.start && a.end == b.end {
-                    if ca > cb {
+                    // Same value, two readings: the more confident one, then the one whose
+                    // context word is nearer (個人番号 right before beats 運転免許 a line above).
+                    let da = scored[i].pos.map_or(usize::MAX, |(_, d)| d);
+                    let db = scored[j].pos.map_or(usize::MAX, |(_, d)| d);
+                    if ca > cb || ca == cb && da < db {
                         scored[j].keep = false;
-                    } else if cb > ca {
+                    } else if cb > ca || db < da {
                         scored[i].keep = false;
                     }
                 } else if a.start <= b.start && b.end <= a.end {

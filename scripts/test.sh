@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every test of libping32dlp: formatting, clippy, unit / integration / doc / property tests,
+# the CLI tests, the benchmarks' compilation, and the differential test against python-stdnum.
+# Installs what the tests need (idempotent). `.ci/run` calls exactly this script.
+#
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+T0=$(date +%s)
+step() { printf '\n== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+
+apt_install() {  # apt_install PACKAGE... (only what is missing)
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then echo "need root to install: ${missing[*]}" >&2; return 1; fi
+  export DEBIAN_FRONTEND=noninteractive
+  for _ in 1 2 3 4 5; do  # the dpkg lock may be held by a boot-time job
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null && return 0
+    sleep 5
+  done
+  return 1
+}
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust 1.95 (rustup)" >&2; exit 1; }
+cargo --version
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+command -v python3 >/dev/null || apt_install python3
+python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
+
+step "cargo test (unit, integration, properties, CLI, doc tests)"
+cargo test --workspace --locked -q
+
+step "release build and benchmarks compile"
+cargo build --release --locked -q -p ping32dlp-cli
+cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
+
+step "differential test against python-stdnum"
+VENV=$ROOT/target/test-venv
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c 'import stdnum' 2>/dev/null || "$VENV/bin/pip" install -q 'python-stdnum==2.2'
+"$VENV/bin/python" tests/stdnum/diff.py target/release/ping32dlp --n 10000
+
+step "all tests passed"
