@@ -113,6 +113,8 @@ struct Tier {
 /// The compiled literal set.
 pub(crate) struct LiteralMatcher {
     tiers: Vec<Tier>,
+    /// A few short terms without ASCII letters: Teddy (SIMD) search, pattern id -> term index.
+    teddy: Option<(aho_corasick::packed::Searcher, Vec<u32>)>,
     /// Terms shorter than 4 bytes: a plain (unanchored) search.
     tiny: Option<(AhoCorasick, Vec<u32>)>,
     fold: bool,
@@ -142,9 +144,11 @@ impl LiteralMatcher {
     pub fn new(terms: &[&[u8]], fold: bool) -> Result<LiteralMatcher, String> {
         // Tier plan: (key length, stride, minimum term length).
         const LONG: (usize, usize, usize) = (8, 5, 12);
-        const MID: (usize, usize, usize) = (4, 3, 6);
-        const SHORT: (usize, usize, usize) = (4, 1, 4);
-        let mut buckets: [Vec<u32>; 3] = Default::default();
+        const MID: (usize, usize, usize) = (4, 6, 9);
+        const SHORT: (usize, usize, usize) = (4, 3, 6);
+        const VSHORT: (usize, usize, usize) = (4, 1, 4);
+        const SMALL: usize = 256;
+        let mut buckets: [Vec<u32>; 4] = Default::default();
         let mut tiny = Vec::new();
         for (i, t) in terms.iter().enumerate() {
             let i = i as u32;
@@ -152,28 +156,48 @@ impl LiteralMatcher {
                 n if n >= LONG.2 => buckets[0].push(i),
                 n if n >= MID.2 => buckets[1].push(i),
                 n if n >= SHORT.2 => buckets[2].push(i),
+                n if n >= VSHORT.2 => buckets[3].push(i),
                 0 => return Err("empty term".into()),
                 _ => tiny.push(i),
             }
         }
-        // A few long terms are cheaper inside the mid tier than in a pass of their own.
-        if buckets[0].len() <= 256 && !buckets[1].is_empty() {
-            let long = std::mem::take(&mut buckets[0]);
-            buckets[1].extend(long);
+        // A handful of short terms without ASCII letters (社外秘, 機密, 極秘) go to Teddy, a SIMD
+        // search on their first bytes, instead of a hashed pass at stride 3.
+        let mut teddy = None;
+        let no_letters = |&i: &u32| !terms[i as usize].iter().any(u8::is_ascii_alphabetic);
+        if !buckets[2].is_empty() && buckets[2].len() <= 32 && buckets[2].iter().all(no_letters) {
+            let ids = std::mem::take(&mut buckets[2]);
+            let mut b = aho_corasick::packed::Config::new()
+                .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+                .builder();
+            b.extend(ids.iter().map(|&i| terms[i as usize]));
+            match b.build() {
+                Some(searcher) => teddy = Some((searcher, ids)),
+                None => buckets[2] = ids,
+            }
         }
-        // Likewise fold a small mid tier into the short tier when that one has to run anyway.
-        if !buckets[2].is_empty() && buckets[1].len() <= 256 {
-            let mid = std::mem::take(&mut buckets[1]);
-            buckets[2].extend(mid);
+        // Merge small tiers into a slower tier that runs anyway (one pass beats two): a small
+        // tier of longer terms into the next shorter non-empty tier.
+        for long in 0..3 {
+            // The stride-6 tier (9-11 bytes) joins a stride-3 or stride-1 tier whatever its size:
+            // those read at least as many keys already, while a pass of its own costs a sixth of a
+            // probe per byte.
+            let limit = if long == 1 { usize::MAX } else { SMALL };
+            if buckets[long].is_empty() || buckets[long].len() > limit {
+                continue;
+            }
+            if let Some(short) = (long + 1..4).find(|&t| !buckets[t].is_empty()) {
+                let moved = std::mem::take(&mut buckets[long]);
+                buckets[short].extend(moved);
+            }
         }
         let mut tiers = Vec::new();
-        for (plan, ids) in [LONG, MID, SHORT].iter().zip(buckets) {
+        for (plan, ids) in [LONG, MID, SHORT, VSHORT].iter().zip(buckets) {
             if ids.is_empty() {
                 continue;
             }
             let (k, s, _) = *plan;
             let entries = ids.len() * s;
-            // 32 bits per key while the filter stays within 512 KiB (L2), 16 beyond that.
             // 64 bits per key while the filter stays within 512 KiB (L2), 16 beyond that.
             let per = if entries * 64 <= 1 << 22 { 64 } else { 16 };
             let nbits = (entries * per).next_power_of_two().clamp(1 << 12, 1 << 26);
@@ -230,6 +254,7 @@ impl LiteralMatcher {
             .collect();
         Ok(LiteralMatcher {
             tiers,
+            teddy,
             tiny,
             fold,
             edges,
@@ -264,6 +289,18 @@ impl LiteralMatcher {
         for tier in &self.tiers {
             self.scan_tier(tier, hay, out);
         }
+        if let Some((searcher, ids)) = &self.teddy {
+            for m in searcher.find_iter(hay) {
+                let term = ids[m.pattern().as_usize()];
+                if self.bounded(hay, term, m.start(), m.end()) {
+                    out.push(LitHit {
+                        term,
+                        start: m.start(),
+                        end: m.end(),
+                    });
+                }
+            }
+        }
         if let Some((ac, ids)) = &self.tiny {
             for m in ac.find_overlapping_iter(hay) {
                 let term = ids[m.pattern().as_usize()];
@@ -282,6 +319,8 @@ impl LiteralMatcher {
         match (tier.key_len, tier.stride, self.fold) {
             (8, _, true) => self.scan_keys::<8, 5, true>(tier, hay, out),
             (8, _, false) => self.scan_keys::<8, 5, false>(tier, hay, out),
+            (4, 6, true) => self.scan_keys::<4, 6, true>(tier, hay, out),
+            (4, 6, false) => self.scan_keys::<4, 6, false>(tier, hay, out),
             (4, 3, true) => self.scan_keys::<4, 3, true>(tier, hay, out),
             (4, 3, false) => self.scan_keys::<4, 3, false>(tier, hay, out),
             (_, _, true) => self.scan_keys::<4, 1, true>(tier, hay, out),
