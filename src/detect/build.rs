@@ -196,6 +196,7 @@ impl EngineBuilder {
                         format!("no built-in detector is called `{id}`"),
                     ));
                 };
+                let table_span = Some(ov.span());
                 let ov = ov.get_ref();
                 if let Some(e) = ov.enabled {
                     p.info.params.min_count = if e { p.info.params.min_count.max(1) } else { 0 };
@@ -234,12 +235,17 @@ impl EngineBuilder {
                 if let Some(m) = mask_field(&src, &ov.mask, &format!("{field}.mask"))? {
                     p.info.params.mask = m;
                 }
-                check_words(&src, &ov.context, &format!("{field}.context"), ov_span(ov))?;
+                check_words(
+                    &src,
+                    &ov.context,
+                    &format!("{field}.context"),
+                    table_span.clone(),
+                )?;
                 check_words(
                     &src,
                     &ov.negative_context,
                     &format!("{field}.negative_context"),
-                    ov_span(ov),
+                    table_span.clone(),
                 )?;
                 p.positive.extend(ov.context.iter().cloned());
                 p.negative.extend(ov.negative_context.iter().cloned());
@@ -436,13 +442,6 @@ impl EngineBuilder {
         }
         assemble(pending, report_test_values)
     }
-}
-
-fn ov_span(ov: &crate::rules::BuiltinOverride) -> Option<std::ops::Range<usize>> {
-    ov.min_count
-        .as_ref()
-        .map(|s| s.span())
-        .or_else(|| ov.context_window.as_ref().map(|s| s.span()))
 }
 
 fn check_term(t: &str) -> Result<(), String> {

@@ -242,15 +242,7 @@ impl Scanner {
         cands.dedup_by_key(|c| (c.start, c.end, c.det));
         score(engine, text, cands, &mut self.ctx, &mut self.scored);
         resolve_overlaps(cands, &mut self.scored);
-        emit(
-            engine,
-            text,
-            cands,
-            &self.canon,
-            &self.scored,
-            &self.ctx,
-            &self.arena,
-        )
+        emit(engine, text, cands, &self.canon, &self.scored, &self.arena)
     }
 }
 
@@ -569,10 +561,8 @@ fn emit<'s>(
     cands: &[Cand],
     canon: &[u8],
     scored: &[Scored],
-    ctx: &ContextIndex,
     arena: &'s Bump,
 ) -> ScanResult<'s> {
-    let _ = ctx;
     // Unique values per detector, for min_count and the counts.
     let mut keys: Vec<(DetId, u64)> = scored
         .iter()
