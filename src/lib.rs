@@ -42,6 +42,8 @@
 #![warn(missing_docs)]
 
 pub mod detect;
+pub mod extract;
+pub mod report;
 pub mod rules;
 #[cfg(feature = "simd")]
 mod simd;
@@ -51,4 +53,6 @@ pub use detect::{
     validate, BuiltinKind, DetectorInfo, DetectorKind, Engine, EngineBuilder, Evidence,
     EvidenceKind, Finding, ScanResult, Scanner,
 };
+pub use extract::{ExtractOptions, Limits};
+pub use report::{Report, ReportFinding};
 pub use rules::{Confidence, MaskStyle, RuleError};

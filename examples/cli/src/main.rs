@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
-use ping32dlp::{Confidence, Engine, RuleError, ScanResult, Scanner};
+use ping32dlp::extract::FileKind;
+use ping32dlp::{Confidence, Engine, ExtractOptions, Report, RuleError, Scanner};
 use serde_json::{json, Map, Value};
 
 #[derive(Parser)]
@@ -85,9 +86,13 @@ struct ScanArgs {
     /// Report only findings at or above this confidence (low, medium, high).
     #[arg(long, value_name = "LEVEL", default_value = "low")]
     min_confidence: String,
-    /// Decode inputs with this charset instead of detecting it (e.g. cp932, euc-jp, iso-2022-jp).
+    /// Decode text inputs with this charset instead of detecting it (e.g. cp932, euc-jp).
     #[arg(long, value_name = "LABEL")]
     encoding: Option<String>,
+    /// A password to try on encrypted zips and PDFs (PPAP: the password from a later mail).
+    /// Repeatable. Passwords found in the message's own body are tried too.
+    #[arg(long = "password", value_name = "PASSWORD")]
+    passwords: Vec<String>,
     #[command(flatten)]
     rules: RuleArgs,
 }
@@ -257,6 +262,10 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
                 .ok_or_else(|| format!("--encoding: unknown charset `{l}`"))?,
         ),
     };
+    let opts = ExtractOptions {
+        passwords: a.passwords.clone(),
+        ..ExtractOptions::default()
+    };
     let engine = Arc::new(build_engine(&a.rules)?);
     let mut scanner = Scanner::new(engine);
     let mut files = Vec::new();
@@ -264,8 +273,7 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
     collect_files(&a.paths, &mut files, &mut walk_errors);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut any_findings = false;
-    let mut any_error = false;
+    let (mut any_findings, mut any_error) = (false, false);
     for (p, e) in &walk_errors {
         any_error = true;
         if a.json {
@@ -278,7 +286,12 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
             eprintln!("ping32dlp: {}: {e}", p.display());
         }
     }
-    for path in &files {
+    let progress =
+        !a.json && files.len() > 1 && io::stderr().is_terminal() && io::stdout().is_terminal();
+    for (n, path) in files.iter().enumerate() {
+        if progress {
+            eprint!("\r\x1b[K[{}/{}] {}", n + 1, files.len(), path.display());
+        }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
@@ -295,44 +308,42 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
                 continue;
             }
         };
-        let decoded = match forced {
-            Some(enc) => ping32dlp::text::decode_with(&bytes, enc),
-            None => ping32dlp::text::decode_text(&bytes),
-        };
-        // Offsets are into the decoded text; for UTF-8 files they are file offsets (BOM included).
-        let base = if decoded.encoding == "UTF-8" {
-            decoded.bom_len
-        } else {
-            0
-        };
-        let text: &str = &decoded.text;
-        let result = scanner.scan_str(text);
-        let kept: Vec<&ping32dlp::Finding<'_>> = result
-            .findings
-            .iter()
-            .filter(|f| f.confidence >= min)
-            .collect();
-        any_findings |= !kept.is_empty();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let mut report = match forced {
+            Some(enc)
+                if matches!(
+                    ping32dlp::extract::sniff(&bytes, &name),
+                    FileKind::Text | FileKind::Csv | FileKind::Html | FileKind::Unknown
+                ) =>
+            {
+                let text = ping32dlp::text::decode_with(&bytes, enc).text.into_owned();
+                scanner.inspect_file(&name, text.as_bytes(), &opts)
+            }
+            _ => scanner.inspect_file(&name, &bytes, &opts),
+        };
+        report.findings.retain(|f| f.confidence >= min);
+        // Like grep, but what could not be read counts as found: it is reported.
+        any_findings |= !report.findings.is_empty() || !report.unscannable.is_empty();
         if a.json {
-            let v = json_report(
-                path,
-                &name,
-                text,
-                base,
-                decoded.encoding,
-                &kept,
-                &result,
-                a.show_values,
-            );
+            let mut v = report.to_json(a.show_values);
+            if let Value::Object(o) = &mut v {
+                o.insert("path".into(), json!(path.display().to_string()));
+                o.insert("errors".into(), json!([]));
+            }
             serde_json::to_writer(&mut out, &v)?;
             writeln!(out)?;
         } else {
-            table_report(&mut out, path, text, &kept, a.show_values)?;
+            if progress {
+                eprint!("\r\x1b[K");
+            }
+            table_report(&mut out, path, &report, a.show_values)?;
         }
+    }
+    if progress {
+        eprint!("\r\x1b[K");
     }
     out.flush()?;
     Ok(if any_error {
@@ -341,90 +352,6 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
         1
     } else {
         0
-    })
-}
-
-/// 1-based line and column (characters) of a byte offset.
-fn line_col(text: &str, offset: usize, cache: &mut (usize, usize, usize)) -> (usize, usize) {
-    // Findings come in order: continue counting from the previous one.
-    let (mut pos, mut line, mut line_start) = *cache;
-    if offset < pos {
-        (pos, line, line_start) = (0, 1, 0);
-    }
-    let bytes = text.as_bytes();
-    for (i, &b) in bytes[pos..offset].iter().enumerate() {
-        if b == b'\n' {
-            line += 1;
-            line_start = pos + i + 1;
-        }
-    }
-    *cache = (offset, line, line_start);
-    let col = text
-        .get(line_start..offset)
-        .map_or(0, |s| s.chars().count())
-        + 1;
-    (line, col)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn json_report(
-    path: &Path,
-    name: &str,
-    text: &str,
-    base: usize,
-    encoding: &str,
-    kept: &[&ping32dlp::Finding<'_>],
-    result: &ScanResult<'_>,
-    show: bool,
-) -> Value {
-    let mut cache = (0, 1, 0);
-    let findings: Vec<Value> = kept
-        .iter()
-        .map(|f| {
-            let (line, column) = line_col(text, f.start, &mut cache);
-            let mut o = Map::new();
-            o.insert("detector".into(), json!(f.detector));
-            o.insert("confidence".into(), json!(f.confidence.as_str()));
-            o.insert("value_masked".into(), json!(f.value_masked));
-            if show {
-                o.insert("value".into(), json!(f.value));
-                o.insert("normalized".into(), json!(f.normalized));
-            }
-            o.insert("location".into(), json!(name));
-            o.insert("start".into(), json!(base + f.start));
-            o.insert("end".into(), json!(base + f.end));
-            o.insert("line".into(), json!(line));
-            o.insert("column".into(), json!(column));
-            let ev: Vec<Value> = f
-                .evidence
-                .iter()
-                .map(|e| {
-                    let mut m = Map::new();
-                    m.insert("kind".into(), json!(e.kind.as_str()));
-                    m.insert("detail".into(), json!(e.detail));
-                    if let Some(d) = e.distance {
-                        m.insert("distance".into(), json!(d));
-                    }
-                    Value::Object(m)
-                })
-                .collect();
-            o.insert("evidence".into(), Value::Array(ev));
-            Value::Object(o)
-        })
-        .collect();
-    let mut counts = Map::new();
-    for c in result.counts {
-        counts.insert(
-            c.detector.into(),
-            json!({"findings": c.findings, "unique": c.unique}),
-        );
-    }
-    json!({
-        "path": path.display().to_string(),
-        "encoding": encoding,
-        "findings": findings,
-        "counts": counts,
-        "errors": [],
     })
 }
 
@@ -443,29 +370,39 @@ fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width)))
 }
 
-fn table_report(
-    out: &mut impl Write,
-    path: &Path,
-    text: &str,
-    kept: &[&ping32dlp::Finding<'_>],
-    show: bool,
-) -> io::Result<()> {
-    if kept.is_empty() {
+fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io::Result<()> {
+    if r.findings.is_empty() && r.unscannable.is_empty() {
         return Ok(());
     }
-    let color = io::stdout().is_terminal();
-    if color {
+    if io::stdout().is_terminal() {
         writeln!(out, "\x1b[1m{}\x1b[0m", path.display())?;
     } else {
         writeln!(out, "{}", path.display())?;
     }
-    let mut cache = (0, 1, 0);
-    for f in kept {
-        let (line, col) = line_col(text, f.start, &mut cache);
+    if let Some(m) = &r.message {
+        writeln!(
+            out,
+            "  message: {} | from {} | to {}",
+            m.subject.as_deref().unwrap_or("(no subject)"),
+            m.from.join(", "),
+            m.to.join(", ")
+        )?;
+    }
+    for f in &r.findings {
+        let mut loc = f.location.clone();
+        if let Some(s) = &f.sheet {
+            loc.push_str(&format!("#{s}"));
+            if let Some(c) = &f.cell {
+                loc.push_str(&format!("!{c}"));
+            }
+        }
+        if let Some(p) = f.page {
+            loc.push_str(&format!("#page={p}"));
+        }
         let value = if show {
             format!("{} ({})", f.value_masked, f.value)
         } else {
-            f.value_masked.to_string()
+            f.value_masked.clone()
         };
         let value: String = if value.chars().count() > 60 {
             value.chars().take(57).chain("...".chars()).collect()
@@ -483,11 +420,20 @@ fn table_report(
         writeln!(
             out,
             "  {} {} {} {} {}",
-            pad(&format!("{line}:{col}"), 9),
-            pad(f.detector, 26),
+            pad(&loc, 24),
+            pad(&f.detector, 24),
             pad(f.confidence.as_str(), 7),
-            pad(&value, 30),
+            pad(&value, 28),
             ev.join(", ")
+        )?;
+    }
+    for u in &r.unscannable {
+        writeln!(
+            out,
+            "  {} unscannable: {} ({})",
+            pad(&u.location, 24),
+            u.reason.as_str(),
+            u.detail
         )?;
     }
     Ok(())

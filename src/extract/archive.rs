@@ -1,0 +1,344 @@
+//! Archives: zip (nested, zip64, every method the zip crate reads, ZipCrypto and AES, CP932
+//! member names), gzip, tar; RAR and 7z are recognised and reported.
+//!
+//! Every entry is read through [`read_entry`], which enforces the per-entry size, the per-message
+//! decompressed budget and the compression ratio while decompressing, so a bomb stops after a
+//! bounded amount of output; what was read before a limit is still inspected.
+
+use std::io::{Cursor, Read, Seek};
+
+use zip::ZipArchive;
+
+use super::{inspect, join, Ctx, Reason};
+
+/// The result of reading one archive entry.
+pub(crate) enum Entry {
+    /// All of it.
+    Whole(Vec<u8>),
+    /// The first part: a limit stopped the read (already reported).
+    Cut(Vec<u8>),
+    /// Encrypted and no password given (or none of them fit): `zip_crypto` or `zip_aes`.
+    Encrypted(&'static str),
+    /// Unreadable: the error.
+    Failed(String),
+}
+
+/// A member name: UTF-8 when flagged or valid, otherwise CP932 (what Japanese Windows writes).
+pub(crate) fn member_name(raw: &[u8], utf8_flag: bool) -> String {
+    if utf8_flag {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    match std::str::from_utf8(raw) {
+        Ok(s) => s.to_string(),
+        Err(_) => encoding_rs::SHIFT_JIS
+            .decode_without_bom_handling(raw)
+            .0
+            .into_owned(),
+    }
+}
+
+/// Reads entry `i` with all limits. `location` is the entry's own location (for reports).
+pub(crate) fn read_entry<R: Read + Seek>(
+    ctx: &mut Ctx<'_>,
+    z: &mut ZipArchive<R>,
+    i: usize,
+    location: &str,
+) -> Entry {
+    let (encrypted, declared, compressed) = match z.by_index_data(i) {
+        Ok(e) => (e.encrypted(), e.size(), e.compressed_size()),
+        Err(e) => return Entry::Failed(e.to_string()),
+    };
+    let aes = encrypted
+        && z.get_aes_verification_key_and_salt(i)
+            .ok()
+            .flatten()
+            .is_some();
+    let l = ctx.limits().clone();
+    // A declared ratio far past the limit is a bomb: do not inflate it at all.
+    if declared > l.ratio_grace
+        && compressed > 0
+        && declared / compressed.max(1) > l.compression_ratio * 10
+    {
+        ctx.unscannable(location, Reason::LimitExceeded, "compression_ratio");
+        return Entry::Cut(Vec::new());
+    }
+    let cap = l.entry_bytes.min(ctx.decompressed_left);
+    let mut passwords: Vec<String> = Vec::new();
+    if encrypted {
+        passwords = ctx.passwords();
+        if passwords.is_empty() {
+            return Entry::Encrypted(if aes { "zip_aes" } else { "zip_crypto" });
+        }
+    }
+    let attempts: Vec<Option<&str>> = if encrypted {
+        passwords.iter().map(|p| Some(p.as_str())).collect()
+    } else {
+        vec![None]
+    };
+    for pw in attempts {
+        let file = match pw {
+            Some(p) => z.by_index_decrypt(i, p.as_bytes()),
+            None => z.by_index(i),
+        };
+        let mut file = match file {
+            Ok(f) => f,
+            Err(zip::result::ZipError::InvalidPassword) => continue,
+            Err(e) if pw.is_some() && e.to_string().to_ascii_lowercase().contains("password") => {
+                continue
+            }
+            Err(e) => return Entry::Failed(e.to_string()),
+        };
+        let mut out = Vec::with_capacity(declared.min(cap).min(16 << 20) as usize);
+        let mut buf = [0u8; 64 * 1024];
+        let mut cut: Option<&'static str> = None;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    // ZipCrypto has no password check before the data: a wrong password shows as a
+                    // broken stream. Try the next password; report corruption when none is left.
+                    if pw.is_some() && out.is_empty() {
+                        break;
+                    }
+                    ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
+                    ctx.unscannable(location, Reason::Corrupt, e.to_string());
+                    return Entry::Cut(out);
+                }
+            };
+            let room = (cap as usize).saturating_sub(out.len());
+            out.extend_from_slice(&buf[..n.min(room)]);
+            let total = out.len() as u64;
+            if n > room {
+                cut = Some(if cap < l.entry_bytes {
+                    "message_decompressed"
+                } else {
+                    "entry_size"
+                });
+                break;
+            }
+            if total > l.ratio_grace && total > compressed.max(1) * l.compression_ratio {
+                cut = Some("compression_ratio");
+                break;
+            }
+        }
+        if pw.is_some() && out.is_empty() && declared > 0 {
+            continue;
+        }
+        ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
+        return match cut {
+            Some(which) => {
+                ctx.unscannable(location, Reason::LimitExceeded, which);
+                Entry::Cut(out)
+            }
+            None => Entry::Whole(out),
+        };
+    }
+    Entry::Encrypted(if aes { "zip_aes" } else { "zip_crypto" })
+}
+
+/// A zip archive: every member inspected as a file of its own.
+pub(crate) fn zip(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32) {
+    let mut z = match ZipArchive::new(Cursor::new(data)) {
+        Ok(z) => z,
+        Err(e) => {
+            ctx.unscannable(location, Reason::Corrupt, format!("zip: {e}"));
+            return;
+        }
+    };
+    let n = z.len();
+    let limit = ctx.limits().archive_entries;
+    if n > limit {
+        ctx.unscannable(location, Reason::LimitExceeded, "archive_entries");
+    }
+    for i in 0..n.min(limit) {
+        let (name, is_dir, declared) = match z.by_index_data(i) {
+            Ok(e) => (
+                member_name(e.name_raw(), e.flags().as_u16() & 0x0800 != 0),
+                e.is_dir(),
+                e.size(),
+            ),
+            Err(e) => {
+                ctx.unscannable(location, Reason::Corrupt, format!("entry {i}: {e}"));
+                continue;
+            }
+        };
+        if is_dir {
+            continue;
+        }
+        let loc = join(location, name.trim_start_matches('/'));
+        if !ctx.take_object(&loc) || !ctx.in_time(&loc) {
+            return;
+        }
+        match read_entry(ctx, &mut z, i, &loc) {
+            Entry::Whole(bytes) | Entry::Cut(bytes) => {
+                let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+                inspect(ctx, &loc, &base, None, &bytes, depth + 1);
+            }
+            Entry::Encrypted(how) => {
+                // The central directory is not encrypted: name and size are still reported.
+                let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+                ctx.out.attachments.push(super::Attachment {
+                    location: loc.clone(),
+                    name: base.clone(),
+                    kind: super::filetype::FileKind::Unknown,
+                    size: declared,
+                    extension_mismatch: false,
+                    depth: depth + 1,
+                    ..super::Attachment::default()
+                });
+                ctx.unscannable(&loc, Reason::Encrypted, how);
+            }
+            Entry::Failed(e) => ctx.unscannable(&loc, Reason::Corrupt, e),
+        }
+    }
+}
+
+/// A gzip file: the one member (its name from the header, or the archive name without `.gz`).
+pub(crate) fn gzip(ctx: &mut Ctx<'_>, location: &str, name: &str, data: &[u8], depth: u32) {
+    let mut d = flate2::read::GzDecoder::new(data);
+    let inner = d
+        .header()
+        .and_then(|h| h.filename())
+        .map(|f| member_name(f, false))
+        .unwrap_or_else(|| {
+            name.strip_suffix(".gz")
+                .or_else(|| name.strip_suffix(".tgz").map(|_| "archive.tar"))
+                .unwrap_or("data")
+                .to_string()
+        });
+    let l = ctx.limits().clone();
+    let cap = l.entry_bytes.min(ctx.decompressed_left);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    let loc = join(location, &inner);
+    loop {
+        match d.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let room = (cap as usize).saturating_sub(out.len());
+                out.extend_from_slice(&buf[..n.min(room)]);
+                if n > room {
+                    ctx.unscannable(&loc, Reason::LimitExceeded, "entry_size");
+                    break;
+                }
+                if out.len() as u64 > l.ratio_grace
+                    && out.len() as u64 > data.len() as u64 * l.compression_ratio
+                {
+                    ctx.unscannable(&loc, Reason::LimitExceeded, "compression_ratio");
+                    break;
+                }
+            }
+            Err(e) => {
+                ctx.unscannable(location, Reason::Corrupt, format!("gzip: {e}"));
+                break;
+            }
+        }
+    }
+    ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
+    if !out.is_empty() && ctx.take_object(&loc) {
+        inspect(ctx, &loc, &inner, None, &out, depth + 1);
+    }
+}
+
+/// A tar archive (ustar / GNU): regular files inspected.
+pub(crate) fn tar(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32) {
+    let mut off = 0usize;
+    let mut count = 0usize;
+    let mut long_name: Option<String> = None;
+    while off + 512 <= data.len() {
+        let h = &data[off..off + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let field = |a: usize, b: usize| {
+            let f = &h[a..b];
+            let end = f.iter().position(|&c| c == 0).unwrap_or(f.len());
+            &f[..end]
+        };
+        let size = std::str::from_utf8(field(124, 136))
+            .ok()
+            .and_then(|s| u64::from_str_radix(s.trim(), 8).ok());
+        let Some(size) = size else {
+            ctx.unscannable(location, Reason::Corrupt, "tar: bad header");
+            return;
+        };
+        let typeflag = h[156];
+        let mut name = member_name(field(0, 100), false);
+        let prefix = field(345, 500);
+        if &h[257..262] == b"ustar" && !prefix.is_empty() {
+            name = format!("{}/{name}", member_name(prefix, false));
+        }
+        if let Some(l) = long_name.take() {
+            name = l;
+        }
+        let start = off + 512;
+        let end = start.saturating_add(size as usize).min(data.len());
+        match typeflag {
+            b'L' => {
+                long_name = Some(
+                    member_name(&data[start..end], false)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                )
+            }
+            b'0' | 0 | b'7' => {
+                count += 1;
+                if count > ctx.limits().archive_entries {
+                    ctx.unscannable(location, Reason::LimitExceeded, "archive_entries");
+                    return;
+                }
+                let loc = join(location, &name);
+                if !ctx.take_object(&loc) {
+                    return;
+                }
+                if end < start + size as usize {
+                    ctx.unscannable(&loc, Reason::Corrupt, "truncated");
+                }
+                let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+                let cap = (ctx.limits().entry_bytes as usize).min(end - start);
+                inspect(ctx, &loc, &base, None, &data[start..start + cap], depth + 1);
+            }
+            _ => {}
+        }
+        off = start + (size as usize).div_ceil(512) * 512;
+    }
+}
+
+/// RAR: not extracted; encrypted archives and headers are told apart where the format says so.
+pub(crate) fn rar(ctx: &mut Ctx<'_>, location: &str, data: &[u8]) {
+    // RAR 5: after the signature, an archive encryption header (type 4) means encrypted headers.
+    // RAR 4: the main header flag 0x0080 (block headers encrypted) or a file header flag 0x0004.
+    let encrypted = if data.starts_with(b"Rar!\x1A\x07\x01\x00") {
+        // header CRC32 (4), size (vint), type (vint)
+        let mut i = 8 + 4;
+        let mut vint = || -> Option<u64> {
+            let mut v = 0u64;
+            for k in 0..10 {
+                let b = *data.get(i)?;
+                i += 1;
+                v |= u64::from(b & 0x7F) << (7 * k);
+                if b & 0x80 == 0 {
+                    return Some(v);
+                }
+            }
+            None
+        };
+        let _size = vint();
+        vint() == Some(4)
+    } else {
+        let main_flags = data
+            .get(7 + 3..7 + 5)
+            .map(|f| u16::from_le_bytes([f[0], f[1]]));
+        let file_flags = data
+            .get(7 + 13 + 3..7 + 13 + 5)
+            .map(|f| u16::from_le_bytes([f[0], f[1]]));
+        main_flags.is_some_and(|f| f & 0x0080 != 0)
+            || (data.get(7 + 13 + 2) == Some(&0x74) && file_flags.is_some_and(|f| f & 0x0004 != 0))
+    };
+    if encrypted {
+        ctx.unscannable(location, Reason::Encrypted, "rar");
+    } else {
+        ctx.unscannable(location, Reason::UnsupportedFormat, "rar");
+    }
+}

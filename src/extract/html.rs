@@ -1,0 +1,130 @@
+//! HTML to text for bodies and uploaded files: tags dropped, `script` and `style` skipped,
+//! entities decoded, block elements and `<br>` as line breaks, table cells as tabs.
+
+/// Converts HTML to plain text.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let b = html.as_bytes();
+    let mut i = 0;
+    let mut skip_until: Option<&'static str> = None;
+    while i < b.len() {
+        if b[i] == b'<' {
+            // Comments and declarations.
+            if html[i..].starts_with("<!--") {
+                i = html[i + 4..].find("-->").map_or(b.len(), |e| i + 4 + e + 3);
+                continue;
+            }
+            let end = match memchr::memchr(b'>', &b[i..]) {
+                Some(e) => i + e + 1,
+                None => b.len(),
+            };
+            let tag = &html[i + 1..end.saturating_sub(1).max(i + 1)];
+            let closing = tag.starts_with('/');
+            let name: String = tag
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if let Some(stop) = skip_until {
+                if closing && name == stop {
+                    skip_until = None;
+                }
+                i = end;
+                continue;
+            }
+            match name.as_str() {
+                "script" | "style" | "head" | "title" if !closing && !tag.ends_with('/') => {
+                    skip_until = Some(match name.as_str() {
+                        "script" => "script",
+                        "style" => "style",
+                        "head" => "head",
+                        _ => "title",
+                    })
+                }
+                "br" | "p" | "div" | "tr" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+                | "table" | "ul" | "ol" | "blockquote" | "pre" | "hr" | "dt" | "dd" => {
+                    if !out.ends_with('\n') {
+                        out.push('\n');
+                    }
+                }
+                "td" | "th" if closing => out.push('\t'),
+                _ => {}
+            }
+            i = end;
+        } else if skip_until.is_some() {
+            i += 1;
+        } else if b[i] == b'&' {
+            let semi = html[i..]
+                .char_indices()
+                .take(12)
+                .find(|&(_, c)| c == ';')
+                .map(|(k, _)| i + k);
+            match semi.and_then(|s| entity(&html[i + 1..s]).map(|t| (s, t))) {
+                Some((s, t)) => {
+                    out.push_str(&t);
+                    i = s + 1;
+                }
+                None => {
+                    out.push('&');
+                    i += 1;
+                }
+            }
+        } else {
+            let next = memchr::memchr2(b'<', b'&', &b[i..]).map_or(b.len(), |k| i + k);
+            out.push_str(&html[i..next]);
+            i = next;
+        }
+    }
+    out
+}
+
+fn entity(name: &str) -> Option<String> {
+    if let Some(r) = super::xml::resolve_entity(name) {
+        return Some(r.into_owned());
+    }
+    let s = match name {
+        "nbsp" => "\u{00A0}",
+        "ensp" | "emsp" | "thinsp" => " ",
+        "yen" => "¥",
+        "copy" => "©",
+        "reg" => "®",
+        "trade" => "™",
+        "hellip" => "…",
+        "mdash" => "—",
+        "ndash" => "–",
+        "minus" => "−",
+        "laquo" => "«",
+        "raquo" => "»",
+        "ldquo" => "“",
+        "rdquo" => "”",
+        "lsquo" => "‘",
+        "rsquo" => "’",
+        "middot" => "·",
+        "times" => "×",
+        "divide" => "÷",
+        "euro" => "€",
+        "pound" => "£",
+        "cent" => "¢",
+        "sect" => "§",
+        "deg" => "°",
+        "bull" => "•",
+        _ => return None,
+    };
+    Some(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts() {
+        let t = html_to_text("<html><head><title>t</title><style>p{}</style></head><body><p>個人番号&#xFF1A;1234&nbsp;5678</p><table><tr><td>A</td><td>B&amp;C</td></tr></table><script>var x='<p>';</script>end</body></html>");
+        assert!(t.contains("個人番号：1234\u{00A0}5678"), "{t:?}");
+        assert!(t.contains("A\tB&C\t"), "{t:?}");
+        assert!(!t.contains("var x"), "{t:?}");
+        assert!(t.ends_with("end"), "{t:?}");
+        assert_eq!(html_to_text("a &unknown; b & c <"), "a &unknown; b & c ");
+    }
+}

@@ -1,0 +1,619 @@
+//! Messages: mail-parser (0.11, zero-copy) for the MIME tree, headers and offsets; our own
+//! decoding where 0.11 falls short:
+//!
+//! * text bodies are decoded from their raw bytes (transfer encoding, then the charset through
+//!   [`crate::text::encoding_for_label`], which knows `CP932`, `ISO-2022-JP-2`, `cp50220`, ...;
+//!   an unlabeled body is sniffed with a Japanese hint);
+//! * attachments are taken from their raw bytes too, so size and SHA-256 are those of the file;
+//! * a header value that came back with U+FFFD (raw 8-bit CP932 names, a Shift_JIS character
+//!   split over two encoded-words) is decoded again from the raw header bytes;
+//! * nested `message/rfc822` parts are parsed again from their own bytes (offsets in 0.11 refer
+//!   to the root buffer), and MIME depth and part counts are bounded here.
+
+use mail_parser::{Address, MessageParser, MessagePart, MimeHeaders, PartType};
+
+use super::{html_to_text, inspect, join, Attachment, Ctx, FileKind, MessageInfo, Reason, Segment};
+
+/// Decodes base64, skipping anything that is not in the alphabet (line breaks, a truncated end).
+pub(crate) fn base64(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for &c in data {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// Decodes quoted-printable (soft line breaks, `=XX`; a broken escape is kept as is).
+pub(crate) fn quoted_printable(data: &[u8], header: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    while i < data.len() {
+        match data[i] {
+            b'=' => {
+                if data.get(i + 1) == Some(&b'\r') && data.get(i + 2) == Some(&b'\n') {
+                    i += 3;
+                } else if data.get(i + 1) == Some(&b'\n') {
+                    i += 2;
+                } else if let (Some(h), Some(l)) = (
+                    data.get(i + 1).and_then(|&b| hex(b)),
+                    data.get(i + 2).and_then(|&b| hex(b)),
+                ) {
+                    out.push(h << 4 | l);
+                    i += 3;
+                } else {
+                    out.push(b'=');
+                    i += 1;
+                }
+            }
+            b'_' if header => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Text in a labelled charset (our alias table first), or sniffed when the label is missing or
+/// unknown.
+pub(crate) fn decode_charset(bytes: &[u8], label: Option<&str>) -> String {
+    match label.and_then(crate::text::encoding_for_label) {
+        Some(enc) if enc == encoding_rs::UTF_8 && std::str::from_utf8(bytes).is_err() => {
+            crate::text::decode_text(bytes).text.into_owned()
+        }
+        Some(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
+        None => crate::text::decode_text(bytes).text.into_owned(),
+    }
+}
+
+/// RFC 2047 encoded-words, with adjacent words of one charset joined at the byte level (a
+/// Shift_JIS character split over two words decodes whole), and raw 8-bit text sniffed.
+pub fn decode_header_value(raw: &[u8]) -> String {
+    let mut out = String::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut pending_cs = String::new();
+    let mut i = 0;
+    let mut last_was_word = false;
+    let flush = |out: &mut String, pending: &mut Vec<u8>, cs: &str| {
+        if !pending.is_empty() {
+            out.push_str(&decode_charset(pending, Some(cs)));
+            pending.clear();
+        }
+    };
+    while i < raw.len() {
+        if raw[i..].starts_with(b"=?") {
+            if let Some((cs, bytes, end)) = encoded_word(&raw[i..]) {
+                if !(last_was_word && cs.eq_ignore_ascii_case(&pending_cs)) {
+                    flush(&mut out, &mut pending, &pending_cs);
+                }
+                pending_cs = cs;
+                pending.extend_from_slice(&bytes);
+                i += end;
+                last_was_word = true;
+                continue;
+            }
+        }
+        // Whitespace between two encoded-words is dropped.
+        if last_was_word && raw[i].is_ascii_whitespace() {
+            let j = raw[i..]
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .map_or(raw.len(), |k| i + k);
+            if raw[j..].starts_with(b"=?") && encoded_word(&raw[j..]).is_some() {
+                i = j;
+                continue;
+            }
+        }
+        flush(&mut out, &mut pending, &pending_cs);
+        last_was_word = false;
+        let next = memchr::memmem::find(&raw[i + 1..], b"=?").map_or(raw.len(), |k| i + 1 + k);
+        out.push_str(&crate::text::decode_text(&raw[i..next]).text);
+        i = next;
+    }
+    flush(&mut out, &mut pending, &pending_cs);
+    out
+}
+
+/// One `=?charset?B|Q?text?=`: (charset, bytes, length consumed).
+fn encoded_word(s: &[u8]) -> Option<(String, Vec<u8>, usize)> {
+    let body = s.get(2..)?;
+    let q1 = body.iter().position(|&b| b == b'?')?;
+    let cs = std::str::from_utf8(&body[..q1]).ok()?;
+    let cs = cs.split('*').next()?.to_string(); // RFC 2231 language suffix
+    let enc = *body.get(q1 + 1)?;
+    if body.get(q1 + 2) != Some(&b'?') {
+        return None;
+    }
+    let text_start = q1 + 3;
+    let end = memchr::memmem::find(&body[text_start..], b"?=")? + text_start;
+    let text = &body[text_start..end];
+    if text.iter().any(|&b| b == b' ' || b == b'\n') {
+        return None;
+    }
+    let bytes = match enc.to_ascii_uppercase() {
+        b'B' => base64(text),
+        b'Q' => quoted_printable(text, true),
+        _ => return None,
+    };
+    Some((cs, bytes, 2 + end + 2))
+}
+
+/// The raw bytes of a header field of `part` (name included), unfolded.
+fn raw_header<'r>(raw: &'r [u8], part: &MessagePart<'_>, name: &str) -> Option<Vec<u8>> {
+    let head = raw.get(part.offset_header as usize..(part.offset_body as usize).min(raw.len()))?;
+    let mut found: Option<Vec<u8>> = None;
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(f) = found.as_mut() {
+            if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+                f.push(b' ');
+                f.extend_from_slice(line.trim_ascii_start());
+                continue;
+            }
+            break;
+        }
+        if line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            && line[name.len()] == b':'
+        {
+            found = Some(line[name.len() + 1..].to_vec());
+        }
+    }
+    found
+}
+
+/// A parameter (`filename=`, `name=`) of a raw header value, unquoted.
+fn raw_param(value: &[u8], param: &str) -> Option<Vec<u8>> {
+    let lower = value.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(k) = memchr::memmem::find(&lower[from..], param.as_bytes()) {
+        let at = from + k;
+        let before_ok = at == 0 || matches!(lower[at - 1], b';' | b' ' | b'\t');
+        let mut j = at + param.len();
+        while j < value.len() && value[j] == b' ' {
+            j += 1;
+        }
+        if before_ok && value.get(j) == Some(&b'=') {
+            j += 1;
+            while j < value.len() && value[j] == b' ' {
+                j += 1;
+            }
+            if value.get(j) == Some(&b'"') {
+                let rest = &value[j + 1..];
+                let end = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
+                return Some(rest[..end].to_vec());
+            }
+            let rest = &value[j..];
+            let end = rest
+                .iter()
+                .position(|&b| b == b';' || b.is_ascii_whitespace())
+                .unwrap_or(rest.len());
+            return Some(rest[..end].to_vec());
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The decoded bytes of a part's body, from the raw message.
+fn part_bytes(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
+    let body = raw
+        .get(part.offset_body as usize..(part.offset_end as usize).min(raw.len()))
+        .unwrap_or(&[]);
+    let cte = part
+        .content_transfer_encoding()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match cte.trim() {
+        "base64" => base64(body),
+        "quoted-printable" => quoted_printable(body, false),
+        _ => {
+            // The body ends before the line break that precedes the boundary.
+            let b = body
+                .strip_suffix(b"\r\n")
+                .or_else(|| body.strip_suffix(b"\n"))
+                .unwrap_or(body);
+            b.to_vec()
+        }
+    }
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
+    let Some(a) = a else { return Vec::new() };
+    a.iter()
+        .filter_map(|x| {
+            let addr = x.address()?;
+            Some(match x.name() {
+                Some(n) if !n.is_empty() => format!("{n} <{addr}>"),
+                _ => addr.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Password lines in a body: `パスワード：Xy7#kP2q`, `PW: ...`, `Password is ...`, or the keyword
+/// on one line and the password alone on the next.
+pub fn password_candidates(text: &str) -> Vec<String> {
+    const KEYS: &[&str] = &[
+        "解凍パスワード",
+        "パスワード",
+        "パス ワード",
+        "暗証番号",
+        "解凍キー",
+        "password",
+        "passcode",
+        "pass word",
+        "pwd",
+        "pw",
+        "パスコード",
+    ];
+    let mut out: Vec<String> = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (n, line) in lines.iter().enumerate() {
+        let lower = line.to_lowercase();
+        let Some((at, key)) = KEYS
+            .iter()
+            .filter_map(|k| lower.find(k).map(|i| (i, *k)))
+            .min_by_key(|(i, _)| *i)
+        else {
+            continue;
+        };
+        // `pw` and `pwd` only as words.
+        if key.starts_with("pw")
+            && lower[..at]
+                .chars()
+                .last()
+                .is_some_and(char::is_alphanumeric)
+        {
+            continue;
+        }
+        let rest = lower
+            .get(at + key.len()..)
+            .map(|_| &line[at + key.len()..])
+            .unwrap_or("");
+        let rest = rest.trim_start_matches(|c: char| {
+            c.is_whitespace() || matches!(c, ':' | '：' | '=' | '＝' | '】' | ']' | ')' | '）')
+        });
+        let rest = rest
+            .strip_prefix("は")
+            .or_else(|| rest.strip_prefix("is"))
+            .unwrap_or(rest);
+        let rest = rest.trim_start_matches(|c: char| {
+            c.is_whitespace() || matches!(c, ':' | '：' | '「' | '『' | '"')
+        });
+        let mut token: String = rest
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, '」' | '』' | '"' | '。' | '、'))
+            .collect();
+        if token.is_empty() || token.chars().all(|c| !c.is_ascii()) {
+            // The password on the next line, alone.
+            if let Some(next) = lines.get(n + 1) {
+                let t = next.trim();
+                if !t.is_empty()
+                    && !t.contains(char::is_whitespace)
+                    && t.chars().count() <= 64
+                    && t.is_ascii()
+                {
+                    token = t.to_string();
+                }
+            }
+        }
+        let token = token.trim_end_matches(['.', ',', ')', '）']).to_string();
+        if (4..=64).contains(&token.chars().count()) && token.is_ascii() && !out.contains(&token) {
+            out.push(token);
+        }
+    }
+    out
+}
+
+struct Walk<'c, 'o> {
+    ctx: &'c mut Ctx<'o>,
+    raw: &'c [u8],
+    prefix: String,
+    depth: u32,
+    parts: usize,
+    bodies: usize,
+    attachments: usize,
+}
+
+/// Extracts one message (`raw`) whose location prefix is `prefix` ("" at the top).
+pub(crate) fn message(ctx: &mut Ctx<'_>, raw: &[u8], prefix: &str, depth: u32, top: bool) {
+    if depth > ctx.limits().container_depth {
+        ctx.unscannable(
+            if prefix.is_empty() { "message" } else { prefix },
+            Reason::LimitExceeded,
+            "container_depth",
+        );
+        return;
+    }
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        ctx.unscannable(
+            if prefix.is_empty() { "message" } else { prefix },
+            Reason::Corrupt,
+            "not a message",
+        );
+        let text = crate::text::decode_text(raw).text.into_owned();
+        ctx.push_text(Segment {
+            location: join(prefix, "body"),
+            text,
+            ..Segment::default()
+        });
+        return;
+    };
+    let root = &msg.parts[0];
+    let mut subject = msg.subject().map(str::to_string);
+    if subject.as_deref().is_some_and(|s| s.contains('\u{FFFD}')) {
+        if let Some(r) = raw_header(raw, root, "Subject") {
+            subject = Some(decode_header_value(&r).trim().to_string());
+        }
+    }
+    let info = MessageInfo {
+        subject: subject.clone(),
+        from: addresses(msg.from()),
+        to: addresses(msg.to()),
+        cc: addresses(msg.cc()),
+        bcc: addresses(msg.bcc()),
+        reply_to: addresses(msg.reply_to()),
+        date: msg.date().map(|d| d.to_rfc3339()),
+        message_id: msg.message_id().map(str::to_string),
+    };
+    if top {
+        ctx.out.message = Some(info);
+    }
+    if let Some(s) = subject {
+        ctx.push_text(Segment {
+            location: join(prefix, "subject"),
+            text: s,
+            ..Segment::default()
+        });
+    }
+    let mut w = Walk {
+        ctx,
+        raw,
+        prefix: prefix.to_string(),
+        depth,
+        parts: 0,
+        bodies: 0,
+        attachments: 0,
+    };
+    w.part(&msg.parts, 0, 0, None);
+}
+
+impl Walk<'_, '_> {
+    fn loc(&self, name: &str) -> String {
+        join(&self.prefix, name)
+    }
+
+    fn part(&mut self, parts: &[MessagePart<'_>], id: usize, mime_depth: u32, group: Option<u32>) {
+        let Some(part) = parts.get(id) else { return };
+        self.parts += 1;
+        let here = self.loc("body");
+        if self.parts > self.ctx.limits().mime_parts {
+            if self.parts == self.ctx.limits().mime_parts + 1 {
+                self.ctx
+                    .unscannable(&here, Reason::LimitExceeded, "mime_parts");
+            }
+            return;
+        }
+        if mime_depth > self.ctx.limits().mime_depth {
+            self.ctx
+                .unscannable(&here, Reason::LimitExceeded, "mime_depth");
+            return;
+        }
+        if !self.ctx.in_time(&here) || !self.ctx.take_object(&here) {
+            return;
+        }
+        if part.is_encoding_problem {
+            self.ctx.unscannable(
+                &here,
+                Reason::Corrupt,
+                "malformed MIME (missing end boundary or bad encoding)",
+            );
+        }
+        match &part.body {
+            PartType::Multipart(children) => {
+                let alt = part.is_content_type("multipart", "alternative");
+                let g = if alt {
+                    Some(self.ctx.new_group())
+                } else {
+                    group
+                };
+                for &c in children {
+                    self.part(parts, c as usize, mime_depth + 1, g);
+                }
+            }
+            PartType::Message(nested) => {
+                let name = self.name_of(part).unwrap_or_else(|| {
+                    let s = nested.subject().unwrap_or("message").trim();
+                    let s: String = s
+                        .chars()
+                        .filter(|c| !matches!(c, '/' | '\\'))
+                        .take(60)
+                        .collect();
+                    format!("{}.eml", if s.is_empty() { "message" } else { &s })
+                });
+                let loc = self.loc(&name);
+                let bytes = nested.raw_message();
+                self.ctx.out.attachments.push(Attachment {
+                    location: loc.clone(),
+                    name: name.clone(),
+                    declared_type: Some("message/rfc822".into()),
+                    kind: FileKind::Eml,
+                    size: bytes.len() as u64,
+                    sha256: super::sha256_hex(bytes),
+                    depth: self.depth,
+                    ..Attachment::default()
+                });
+                message(self.ctx, bytes, &loc, self.depth + 1, false);
+            }
+            _ => self.leaf(part, group),
+        }
+    }
+
+    fn name_of(&self, part: &MessagePart<'_>) -> Option<String> {
+        let name = part.attachment_name()?.to_string();
+        if !name.contains('\u{FFFD}') {
+            return Some(name);
+        }
+        // Raw 8-bit names or a character split over two encoded-words: decode the raw header.
+        for (h, p) in [
+            ("Content-Disposition", "filename"),
+            ("Content-Type", "name"),
+        ] {
+            if let Some(v) = raw_header(self.raw, part, h).and_then(|v| raw_param(&v, p)) {
+                let n = decode_header_value(&v);
+                if !n.is_empty() && !n.contains('\u{FFFD}') {
+                    return Some(n);
+                }
+            }
+        }
+        Some(name)
+    }
+
+    fn leaf(&mut self, part: &MessagePart<'_>, group: Option<u32>) {
+        let ct = part.content_type();
+        let ctype = ct
+            .map(|c| c.ctype().to_ascii_lowercase())
+            .unwrap_or_else(|| "text".into());
+        let sub = ct
+            .and_then(|c| c.subtype())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| "plain".into());
+        let declared = format!("{ctype}/{sub}");
+        let disposition_attachment = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+        let name = self.name_of(part);
+        let is_body = name.is_none()
+            && !disposition_attachment
+            && ctype == "text"
+            && (sub == "plain" || sub == "html");
+        if is_body {
+            let bytes = part_bytes(self.raw, part);
+            let charset = ct.and_then(|c| c.attribute("charset"));
+            let mut text = decode_charset(&bytes, charset);
+            if sub == "html" {
+                text = html_to_text(&text);
+            }
+            for c in password_candidates(&text) {
+                if !self.ctx.out.password_candidates.contains(&c) {
+                    self.ctx.out.password_candidates.push(c);
+                }
+            }
+            self.bodies += 1;
+            self.ctx.push_text(Segment {
+                location: self.loc("body"),
+                text,
+                alternative_group: group,
+                ..Segment::default()
+            });
+            return;
+        }
+        self.attachments += 1;
+        let name = name.unwrap_or_else(|| {
+            format!("attachment-{}{}", self.attachments, default_ext(&declared))
+        });
+        let loc = self.loc(&name);
+        let bytes = part_bytes(self.raw, part);
+        inspect(self.ctx, &loc, &name, Some(&declared), &bytes, self.depth);
+    }
+}
+
+fn default_ext(mime: &str) -> &'static str {
+    match mime {
+        "text/plain" => ".txt",
+        "text/html" => ".html",
+        "text/csv" => ".csv",
+        "application/pdf" => ".pdf",
+        "application/zip" => ".zip",
+        "application/ms-tnef" | "application/vnd.ms-tnef" => ".dat",
+        "image/png" => ".png",
+        "image/jpeg" => ".jpg",
+        "image/gif" => ".gif",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_words_join_split_characters() {
+        // 見積書 in Shift_JIS is 8C A9 90 CF 8F 91; split after the first byte of 積.
+        let w1 = format!("=?Shift_JIS?B?{}?=", b64(&[0x8C, 0xA9, 0x90]));
+        let w2 = format!("=?Shift_JIS?B?{}?=", b64(&[0xCF, 0x8F, 0x91]));
+        assert_eq!(
+            decode_header_value(format!("{w1} {w2}.xlsx").as_bytes()),
+            "見積書.xlsx"
+        );
+        assert_eq!(
+            decode_header_value(b"=?iso-2022-jp?B?GyRCPFIzMEhrGyhC?="),
+            "社外秘"
+        );
+        let sjis = encoding_rs::SHIFT_JIS.encode("生名前.csv").0;
+        assert_eq!(decode_header_value(&sjis), "生名前.csv");
+    }
+
+    fn b64(b: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut s = String::new();
+        for c in b.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for k in 0..4 {
+                if k <= c.len() {
+                    s.push(A[((n >> (18 - 6 * k)) & 63) as usize] as char);
+                } else {
+                    s.push('=');
+                }
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn transfer_encodings() {
+        assert_eq!(base64(b"5YCL5Lq6\r\n55Wq5Y+3"), "個人番号".as_bytes());
+        assert_eq!(quoted_printable(b"a=3Db=\r\nc", false), b"a=bc");
+    }
+
+    #[test]
+    fn passwords() {
+        let p = password_candidates("お世話になっております。\nパスワード：Xy7#kP2q\n以上");
+        assert_eq!(p, ["Xy7#kP2q"]);
+        let p = password_candidates("解凍パスワードは以下のとおりです。\nAb12Cd34\n");
+        assert_eq!(p, ["Ab12Cd34"]);
+        let p = password_candidates("PW: s3cret!!\nThe password is hunter22.");
+        assert_eq!(p, ["s3cret!!", "hunter22"]);
+        assert!(password_candidates("パスワードを忘れた場合はこちら").is_empty());
+    }
+}

@@ -1,0 +1,287 @@
+//! A message or a file, inspected: extraction, then detection per text segment, then one report
+//! with the message headers, attachments, findings with their locations, unscannable items and
+//! per-detector counts.
+//!
+//! Detection runs in the scanner's arena segment by segment; the report itself is owned so that
+//! it can outlive the scan (the workflow layer stores it, the C ABI hands it out). Values are
+//! kept raw in the report for callers that need them; [`Report::to_json`] prints them only when
+//! asked.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use crate::detect::{EvidenceKind, Scanner};
+use crate::extract::{
+    self, Attachment, ExtractOptions, Extraction, FileKind, MessageInfo, Unscannable,
+};
+use crate::rules::Confidence;
+
+/// Evidence of a finding, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportEvidence {
+    /// What kind of evidence.
+    pub kind: EvidenceKind,
+    /// The word, check or signal.
+    pub detail: String,
+    /// Characters between a context word and the value.
+    pub distance: Option<usize>,
+}
+
+/// A finding with its location.
+#[derive(Debug, Clone)]
+pub struct ReportFinding {
+    /// Detector id.
+    pub detector: String,
+    /// Confidence.
+    pub confidence: Confidence,
+    /// Where: `body`, `subject`, `見積書.zip/data.xlsx`, a file name.
+    pub location: String,
+    /// Byte offsets in the location's extracted text (for a UTF-8 text file: in the file).
+    pub start: usize,
+    /// End offset (exclusive).
+    pub end: usize,
+    /// PDF page, if any.
+    pub page: Option<u32>,
+    /// Sheet name, if any.
+    pub sheet: Option<String>,
+    /// Cell (`B2`), if any.
+    pub cell: Option<String>,
+    /// The raw value. Sensitive.
+    pub value: String,
+    /// The normalised value (what uniqueness counts).
+    pub normalized: String,
+    /// The masked value.
+    pub value_masked: String,
+    /// Why.
+    pub evidence: Vec<ReportEvidence>,
+}
+
+/// Per-detector totals over the whole message or file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportCount {
+    /// Detector id.
+    pub detector: String,
+    /// Findings.
+    pub findings: usize,
+    /// Distinct normalised values.
+    pub unique: usize,
+}
+
+/// The result of inspecting one message or file.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Headers of the message (None for a plain file).
+    pub message: Option<MessageInfo>,
+    /// Attachments and archive members with their metadata.
+    pub attachments: Vec<Attachment>,
+    /// Findings in document order.
+    pub findings: Vec<ReportFinding>,
+    /// What could not be inspected, and why.
+    pub unscannable: Vec<Unscannable>,
+    /// Password candidates found in bodies (PPAP). Sensitive: JSON shows the count only.
+    pub password_candidates: Vec<String>,
+    /// Per-detector counts.
+    pub counts: Vec<ReportCount>,
+}
+
+impl Scanner {
+    /// Inspects a raw RFC 5322 message: headers, bodies, attachments, nested messages.
+    pub fn inspect_message(&mut self, raw: &[u8], opts: &ExtractOptions) -> Report {
+        let ex = extract::extract_message(raw, opts);
+        self.detect_extraction(ex)
+    }
+
+    /// Inspects one file (a document, an archive, an `.eml`, a text file) called `name`.
+    pub fn inspect_file(&mut self, name: &str, data: &[u8], opts: &ExtractOptions) -> Report {
+        let ex = extract::extract_file(name, data, opts);
+        self.detect_extraction(ex)
+    }
+
+    /// Runs detection over extracted segments and assembles the report.
+    pub fn detect_extraction(&mut self, ex: Extraction) -> Report {
+        let mut findings = Vec::new();
+        // Values already reported per alternative group (text/plain vs text/html of one mail).
+        let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
+        for seg in &ex.segments {
+            let r = self.scan_str(&seg.text);
+            for f in r.findings {
+                if let Some(g) = seg.alternative_group {
+                    if !seen_in_group.insert((g, f.detector.to_string(), f.normalized.to_string()))
+                    {
+                        continue;
+                    }
+                }
+                findings.push(ReportFinding {
+                    detector: f.detector.to_string(),
+                    confidence: f.confidence,
+                    location: seg.location.clone(),
+                    start: seg.byte_base + f.start,
+                    end: seg.byte_base + f.end,
+                    page: seg.page,
+                    sheet: seg.sheet.clone(),
+                    cell: seg.cell_at(f.start).map(str::to_string),
+                    value: f.value.to_string(),
+                    normalized: f.normalized.to_string(),
+                    value_masked: f.value_masked.to_string(),
+                    evidence: f
+                        .evidence
+                        .iter()
+                        .map(|e| ReportEvidence {
+                            kind: e.kind,
+                            detail: e.detail.to_string(),
+                            distance: e.distance,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        let mut per: BTreeMap<String, (usize, HashSet<String>)> = BTreeMap::new();
+        for f in &findings {
+            let e = per.entry(f.detector.clone()).or_default();
+            e.0 += 1;
+            e.1.insert(f.normalized.clone());
+        }
+        // Counts in engine order.
+        let counts = self
+            .engine()
+            .detectors()
+            .iter()
+            .filter_map(|d| {
+                per.get(&d.id).map(|(n, u)| ReportCount {
+                    detector: d.id.clone(),
+                    findings: *n,
+                    unique: u.len(),
+                })
+            })
+            .collect();
+        Report {
+            message: ex.message,
+            attachments: ex.attachments,
+            findings,
+            unscannable: ex.unscannable,
+            password_candidates: ex.password_candidates,
+            counts,
+        }
+    }
+}
+
+impl Report {
+    /// The report as JSON (the CLI's `scan --json` object without `path`): raw values and
+    /// password candidates only with `show_values`.
+    pub fn to_json(&self, show_values: bool) -> Value {
+        let message = self.message.as_ref().map(|m| {
+            json!({
+                "subject": m.subject, "from": m.from, "to": m.to, "cc": m.cc, "bcc": m.bcc,
+                "reply_to": m.reply_to, "date": m.date, "message_id": m.message_id,
+            })
+        });
+        let attachments: Vec<Value> = self
+            .attachments
+            .iter()
+            .map(|a| {
+                let mut o = Map::new();
+                o.insert("location".into(), json!(a.location));
+                o.insert("name".into(), json!(a.name));
+                o.insert("declared_type".into(), json!(a.declared_type));
+                o.insert(
+                    "true_type".into(),
+                    json!(if a.kind == FileKind::Unknown && a.sha256.is_empty() {
+                        None
+                    } else {
+                        Some(a.kind.mime())
+                    }),
+                );
+                o.insert("kind".into(), json!(a.kind.short()));
+                o.insert("size".into(), json!(a.size));
+                o.insert(
+                    "sha256".into(),
+                    json!(if a.sha256.is_empty() {
+                        None
+                    } else {
+                        Some(&a.sha256)
+                    }),
+                );
+                o.insert("extension_mismatch".into(), json!(a.extension_mismatch));
+                if !a.properties.is_empty() {
+                    let p: Map<String, Value> = a
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.clone(), json!(v)))
+                        .collect();
+                    o.insert("properties".into(), Value::Object(p));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        let findings: Vec<Value> = self
+            .findings
+            .iter()
+            .map(|f| {
+                let mut o = Map::new();
+                o.insert("detector".into(), json!(f.detector));
+                o.insert("confidence".into(), json!(f.confidence.as_str()));
+                o.insert("value_masked".into(), json!(f.value_masked));
+                if show_values {
+                    o.insert("value".into(), json!(f.value));
+                    o.insert("normalized".into(), json!(f.normalized));
+                }
+                o.insert("location".into(), json!(f.location));
+                if let Some(p) = f.page {
+                    o.insert("page".into(), json!(p));
+                }
+                if let Some(s) = &f.sheet {
+                    o.insert("sheet".into(), json!(s));
+                }
+                if let Some(c) = &f.cell {
+                    o.insert("cell".into(), json!(c));
+                }
+                o.insert("start".into(), json!(f.start));
+                o.insert("end".into(), json!(f.end));
+                let ev: Vec<Value> = f
+                    .evidence
+                    .iter()
+                    .map(|e| {
+                        let mut m = Map::new();
+                        m.insert("kind".into(), json!(e.kind.as_str()));
+                        m.insert("detail".into(), json!(e.detail));
+                        if let Some(d) = e.distance {
+                            m.insert("distance".into(), json!(d));
+                        }
+                        Value::Object(m)
+                    })
+                    .collect();
+                o.insert("evidence".into(), Value::Array(ev));
+                Value::Object(o)
+            })
+            .collect();
+        let unscannable: Vec<Value> = self
+            .unscannable
+            .iter()
+            .map(|u| json!({"location": u.location, "reason": u.reason.as_str(), "detail": u.detail}))
+            .collect();
+        let mut counts = Map::new();
+        for c in &self.counts {
+            counts.insert(
+                c.detector.clone(),
+                json!({"findings": c.findings, "unique": c.unique}),
+            );
+        }
+        let mut ppap = Map::new();
+        ppap.insert(
+            "password_candidates".into(),
+            json!(self.password_candidates.len()),
+        );
+        if show_values {
+            ppap.insert("passwords".into(), json!(self.password_candidates));
+        }
+        json!({
+            "message": message,
+            "attachments": attachments,
+            "findings": findings,
+            "unscannable": unscannable,
+            "counts": counts,
+            "ppap": ppap,
+        })
+    }
+}
