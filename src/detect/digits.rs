@@ -230,14 +230,17 @@ enum Edge {
 }
 
 /// Classifies the character before the sequence.
-fn edge_before(h: &[u8], start: usize) -> (Edge, Option<char>) {
+fn edge_before(h: &[u8], start: usize, group_len: usize) -> (Edge, Option<char>) {
     match char_before(h, start) {
         None => (Edge::Clear, None),
         Some((c, s)) => {
+            let prev = char_before(h, s).map(|(p, _)| p);
+            // `ORD-2020-…` is an identifier; `1,234` a grouped amount (three digits after the
+            // comma), but `1001,890786666177` two CSV fields.
             let blocked = is_word(c)
                 || matches!(c, '.' | '/' | '@' | '\\' | '#' | '%' | '$' | '&' | '=')
-                || (c == '-' || c == ',')
-                    && char_before(h, s).is_some_and(|(p, _)| p.is_ascii_alphanumeric());
+                || c == '-' && prev.is_some_and(|p| p.is_ascii_alphanumeric())
+                || c == ',' && group_len == 3 && prev.is_some_and(|p| p.is_ascii_digit());
             (if blocked { Edge::Blocked } else { Edge::Clear }, Some(c))
         }
     }
@@ -253,9 +256,22 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
             // `123.pdf` is a file name and `1.5` a decimal, but `0425.Build` ends a sentence.
             let next_lower_or_digit =
                 next.is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
+            // `…,000` continues a grouped amount; `…,1002` starts the next CSV field.
+            let thousands = c == ',' && {
+                let (mut k, mut n) = (e, 0);
+                while let Some((_, len)) = digit_at(h, k) {
+                    k += len;
+                    n += 1;
+                    if n > 3 {
+                        break;
+                    }
+                }
+                n == 3
+            };
             let blocked = is_word(c)
                 || matches!(c, '@' | '/' | '\\' | '%')
-                || (matches!(c, '-' | ',') && next_alnum)
+                || (c == '-' && next_alnum)
+                || thousands
                 || (c == '.' && next_lower_or_digit);
             (if blocked { Edge::Blocked } else { Edge::Clear }, Some(c))
         }
@@ -282,7 +298,7 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
             return last.end;
         }
     }
-    let (before, before_c) = edge_before(h, first.start);
+    let (before, before_c) = edge_before(h, first.start, first.len as usize);
     let mut resume = last.end;
     if let Some(c) = before_c {
         if c.is_ascii_alphabetic() {
@@ -428,7 +444,7 @@ fn window(
         && matches!(before_c, Some('T' | 't'))
     {
         let t_at = char_before(h, w.start()).map(|(_, s)| s).unwrap_or(0);
-        if edge_before(h, t_at).0 == Edge::Clear {
+        if edge_before(h, t_at, usize::MAX).0 == Edge::Clear {
             corporate(col, h, &w, d, true);
         }
     }
@@ -857,7 +873,7 @@ fn letter_prefixed(col: &mut Collector<'_>, h: &[u8], seq: &Seq, c1: char) -> Op
         return None;
     }
     // The two letters must start a token.
-    if edge_before(h, s0).0 == Edge::Blocked {
+    if edge_before(h, s0, usize::MAX).0 == Edge::Blocked {
         return None;
     }
     let up = |c: char| c.to_ascii_uppercase() as u8;

@@ -43,10 +43,10 @@ pub fn html_to_text(html: &str) -> String {
                     })
                 }
                 "br" | "p" | "div" | "tr" | "li" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
-                | "table" | "ul" | "ol" | "blockquote" | "pre" | "hr" | "dt" | "dd" => {
-                    if !out.ends_with('\n') {
-                        out.push('\n');
-                    }
+                | "table" | "ul" | "ol" | "blockquote" | "pre" | "hr" | "dt" | "dd"
+                    if !out.ends_with('\n') =>
+                {
+                    out.push('\n');
                 }
                 "td" | "th" if closing => out.push('\t'),
                 _ => {}

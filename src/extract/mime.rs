@@ -166,7 +166,7 @@ fn encoded_word(s: &[u8]) -> Option<(String, Vec<u8>, usize)> {
 }
 
 /// The raw bytes of a header field of `part` (name included), unfolded.
-fn raw_header<'r>(raw: &'r [u8], part: &MessagePart<'_>, name: &str) -> Option<Vec<u8>> {
+fn raw_header(raw: &[u8], part: &MessagePart<'_>, name: &str) -> Option<Vec<u8>> {
     let head = raw.get(part.offset_header as usize..(part.offset_body as usize).min(raw.len()))?;
     let mut found: Option<Vec<u8>> = None;
     for line in head.split(|&b| b == b'\n') {

@@ -357,8 +357,22 @@ pub fn extract_message(raw: &[u8], opts: &ExtractOptions) -> Extraction {
 
 /// Extracts one file (a document, an archive, an `.eml`, a text file) named `name`.
 pub fn extract_file(name: &str, data: &[u8], opts: &ExtractOptions) -> Extraction {
-    let mut ctx = Ctx::new(opts);
     let kind = sniff(data, name);
+    // A text file given on its own is inspected whole: the text limits are for text extracted
+    // from containers, where a small input can expand into a large text.
+    let whole;
+    let opts = if matches!(kind, FileKind::Text | FileKind::Csv | FileKind::Xml)
+        && data.len() * 2 > opts.limits.text_per_object
+    {
+        let mut o = opts.clone();
+        o.limits.text_per_object = o.limits.text_per_object.max(data.len() * 4);
+        o.limits.text_per_message = o.limits.text_per_message.max(data.len() * 4);
+        whole = o;
+        &whole
+    } else {
+        opts
+    };
+    let mut ctx = Ctx::new(opts);
     if kind == FileKind::Eml && data.len() <= opts.limits.raw_message {
         mime::message(&mut ctx, data, "", 0, true);
     } else {

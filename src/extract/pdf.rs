@@ -304,11 +304,7 @@ impl Walker<'_> {
                         }
                     }
                 }
-                "Td" | "TD" => {
-                    if num(1).is_some_and(|ty| ty.abs() > 0.01) {
-                        self.newline();
-                    }
-                }
+                "Td" | "TD" if num(1).is_some_and(|ty| ty.abs() > 0.01) => self.newline(),
                 "Tm" => {
                     let ny = num(5);
                     if let (Some(a), Some(b)) = (y, ny) {

@@ -1,0 +1,264 @@
+//! The extraction corpus (`corpus/extract`, made by `corpus/gen/generate.py` with LibreOffice,
+//! Info-ZIP, 7-Zip, qpdf, msoffcrypto-tool, reportlab and Python's email package) against what
+//! the generator planted (`corpus/extract/expected.json`). Every message is run with LF and with
+//! CRLF line ends.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use ping32dlp::{Engine, ExtractOptions, Report, Scanner};
+use serde_json::Value;
+
+fn corpus() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/extract")
+}
+
+fn expected() -> BTreeMap<String, Value> {
+    serde_json::from_str(&std::fs::read_to_string(corpus().join("expected.json")).unwrap()).unwrap()
+}
+
+fn inspect(scanner: &mut Scanner, rel: &str, data: &[u8], opts: &ExtractOptions) -> Report {
+    let name = rel.rsplit('/').next().unwrap();
+    scanner.inspect_file(name, data, opts)
+}
+
+fn check(rel: &str, want: &Value, r: &Report, failures: &mut Vec<String>) {
+    for f in want["findings"].as_array().unwrap() {
+        let ok = r.findings.iter().any(|g| {
+            g.detector == f["detector"].as_str().unwrap()
+                && g.value.contains(f["value"].as_str().unwrap())
+                && g.location == f["location"].as_str().unwrap()
+                && f.get("sheet")
+                    .is_none_or(|s| g.sheet.as_deref() == s.as_str())
+                && f.get("cell")
+                    .is_none_or(|c| g.cell.as_deref() == c.as_str())
+                && f.get("page")
+                    .is_none_or(|p| g.page.map(u64::from) == p.as_u64())
+        });
+        if !ok {
+            failures.push(format!(
+                "{rel}: missing {f}; got {:?}",
+                r.findings
+                    .iter()
+                    .map(|g| (
+                        &g.detector,
+                        &g.value,
+                        &g.location,
+                        &g.sheet,
+                        &g.cell,
+                        g.page
+                    ))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    for (loc, kind) in want["kinds"].as_object().unwrap() {
+        match r.attachments.iter().find(|a| &a.location == loc) {
+            Some(a) if a.kind.short() == kind.as_str().unwrap() => {}
+            other => failures.push(format!(
+                "{rel}: {loc} should be {kind}, is {:?}",
+                other.map(|a| a.kind)
+            )),
+        }
+    }
+    for u in want["unscannable"].as_array().unwrap() {
+        let ok = r.unscannable.iter().any(|g| {
+            g.location == u["location"].as_str().unwrap()
+                && g.reason.as_str() == u["reason"].as_str().unwrap()
+        });
+        if !ok {
+            failures.push(format!(
+                "{rel}: missing unscannable {u}; got {:?}",
+                r.unscannable
+            ));
+        }
+    }
+    if let Some(m) = want["message"].as_object() {
+        let got = r.message.as_ref();
+        if let Some(s) = m.get("subject") {
+            if got.and_then(|g| g.subject.as_deref()) != s.as_str() {
+                failures.push(format!(
+                    "{rel}: subject {:?}, want {s}",
+                    got.map(|g| &g.subject)
+                ));
+            }
+        }
+        for (k, list) in [("to", got.map(|g| &g.to)), ("cc", got.map(|g| &g.cc))] {
+            if let Some(want_list) = m.get(k) {
+                let want_list: Vec<&str> = want_list
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                if list.map(|l| l.iter().map(String::as_str).collect::<Vec<_>>())
+                    != Some(want_list.clone())
+                {
+                    failures.push(format!("{rel}: {k} {list:?}, want {want_list:?}"));
+                }
+            }
+        }
+    }
+}
+
+fn line_ends(data: &[u8], crlf: bool) -> Vec<u8> {
+    let lf: Vec<u8> = data.iter().copied().filter(|&b| b != b'\r').collect();
+    if !crlf {
+        return lf;
+    }
+    let mut out = Vec::with_capacity(lf.len() + lf.len() / 40);
+    for b in lf {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn corpus_yields_what_was_planted() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let opts = ExtractOptions::default();
+    let mut failures = Vec::new();
+    let exp = expected();
+    assert!(exp.len() >= 40);
+    for (rel, want) in &exp {
+        let data = std::fs::read(corpus().join(rel)).unwrap();
+        if rel.ends_with(".eml") && !rel.starts_with("hostile/") {
+            for crlf in [false, true] {
+                let r = inspect(&mut scanner, rel, &line_ends(&data, crlf), &opts);
+                check(
+                    &format!("{rel} ({})", if crlf { "CRLF" } else { "LF" }),
+                    want,
+                    &r,
+                    &mut failures,
+                );
+            }
+        } else {
+            let r = inspect(&mut scanner, rel, &data, &opts);
+            check(rel, want, &r, &mut failures);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn ppap_password_from_the_second_mail_opens_the_first() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let pw_mail = std::fs::read(corpus().join("mail/04b-ppap-password.eml")).unwrap();
+    let r = scanner.inspect_file("04b.eml", &pw_mail, &ExtractOptions::default());
+    assert_eq!(r.password_candidates, ["Xy7#kP2q"]);
+    let zip_mail = std::fs::read(corpus().join("mail/04a-ppap-zip.eml")).unwrap();
+    let opts = ExtractOptions {
+        passwords: r.password_candidates.clone(),
+        ..ExtractOptions::default()
+    };
+    let r = scanner.inspect_file("04a.eml", &zip_mail, &opts);
+    assert!(r.unscannable.is_empty(), "{:?}", r.unscannable);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.detector == "jp_my_number" && f.location == "資料.zip/メモ.txt"),
+        "{:?}",
+        r.findings
+    );
+    for zip in ["docs/ppap_aes.zip", "docs/ppap_zipcrypto.zip"] {
+        let data = std::fs::read(corpus().join(zip)).unwrap();
+        let r = scanner.inspect_file("x.zip", &data, &opts);
+        assert!(
+            r.findings.iter().any(|f| f.detector == "jp_my_number"),
+            "{zip}: {:?} {:?}",
+            r.findings,
+            r.unscannable
+        );
+        let wrong = ExtractOptions {
+            passwords: vec!["wrong-pass".into()],
+            ..ExtractOptions::default()
+        };
+        let r = scanner.inspect_file("x.zip", &data, &wrong);
+        assert!(
+            r.unscannable
+                .iter()
+                .any(|u| u.reason.as_str() == "encrypted"),
+            "{zip}: {:?}",
+            r.unscannable
+        );
+    }
+}
+
+#[test]
+fn attachment_metadata() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let data = std::fs::read(corpus().join("mail/01-iso2022jp-attachments.eml")).unwrap();
+    let r = scanner.inspect_file("m.eml", &data, &ExtractOptions::default());
+    let docx = r
+        .attachments
+        .iter()
+        .find(|a| a.location == "見積書.docx")
+        .expect("docx");
+    assert_eq!(
+        docx.declared_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(docx.sha256.len(), 64);
+    assert!(
+        docx.properties
+            .iter()
+            .any(|(k, v)| k == "title" && v == "御見積書"),
+        "{:?}",
+        docx.properties
+    );
+    assert!(
+        docx.properties
+            .iter()
+            .any(|(k, v)| k == "author" && v == "山田太郎"),
+        "{:?}",
+        docx.properties
+    );
+    let photo = std::fs::read(corpus().join("docs/photo.jpg")).unwrap();
+    let r = scanner.inspect_file("photo.jpg", &photo, &ExtractOptions::default());
+    assert!(r.attachments[0].extension_mismatch);
+    let m = r.message.as_ref();
+    assert!(m.is_none());
+}
+
+#[test]
+fn hostile_inputs_are_bounded_and_reported() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let opts = ExtractOptions::default();
+    for entry in std::fs::read_dir(corpus().join("hostile")).unwrap() {
+        let p = entry.unwrap().path();
+        let data = std::fs::read(&p).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let r = scanner.inspect_file(&name, &data, &opts);
+        // Bounded: the text kept never exceeds the per-message budget.
+        assert!(r.findings.len() < 100_000, "{name}");
+        if name.contains("bomb") || name == "deep.zip" || name == "100-deep.eml" {
+            assert!(
+                r.unscannable
+                    .iter()
+                    .any(|u| u.reason.as_str() == "limit_exceeded"),
+                "{name}: {:?}",
+                r.unscannable
+            );
+        }
+    }
+}
+
+#[test]
+fn every_byte_prefix_of_a_message_is_safe() {
+    // Truncations of a real message at many points: never a panic.
+    let data = std::fs::read(corpus().join("mail/01-iso2022jp-attachments.eml")).unwrap();
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let step = (data.len() / 200).max(1);
+    for end in (0..data.len()).step_by(step) {
+        let _ = scanner.inspect_file("m.eml", &data[..end], &ExtractOptions::default());
+    }
+}
