@@ -369,6 +369,21 @@ def messages(tmp, made):
     expect("mail/07-split-encoded-word.eml", [{"detector": "confidential_marking", "value": "極秘", "location": "subject"}], message={"subject": "極秘資料"})
 
 
+def typical(made):
+    """A typical outbound mail for the benchmarks: a body and a docx, an xlsx, a PDF and a zip of
+    documents."""
+    files = [("見積書.docx", open(made["docx"], "rb").read()), ("顧客一覧.xlsx", open(path("docs", "顧客一覧.xlsx"), "rb").read()),
+             ("見積書.pdf", open(path("docs", "見積書.pdf"), "rb").read()), ("資料一式.zip", open(path("docs", "見積書.zip"), "rb").read())]
+    body = ("田中様\n\nいつもお世話になっております。\n" * 20) + "ご依頼の資料一式をお送りします。\n山田\nTEL 03-1234-5678\n"
+    open(path("mail", "08-typical.eml"), "wb").write(simple_message("資料送付の件", body, files))
+    expect("mail/08-typical.eml", [
+        {"detector": "jp_my_number", "value": MYNUM[0], "location": "見積書.docx"},
+        {"detector": "jp_my_number", "value": MYNUM[1], "location": "顧客一覧.xlsx", "sheet": "顧客一覧", "cell": "B2"},
+        {"detector": "jp_my_number", "value": MYNUM[0], "location": "見積書.pdf", "page": 1},
+        {"detector": "jp_my_number", "value": MYNUM[0], "location": "資料一式.zip/メモ.txt"},
+    ], kinds={"見積書.docx": "docx", "顧客一覧.xlsx": "xlsx", "見積書.pdf": "pdf", "資料一式.zip": "zip"})
+
+
 def build_tnef(name, data):
     """A minimal TNEF stream: signature, key, one attachment (title + data), checksums."""
     def attr(level, aid, payload):
@@ -454,6 +469,7 @@ def main():
         made = documents(tmp)
         archives(tmp, made)
         messages(tmp, made)
+        typical(made)
         hostile(tmp)
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
         json.dump(EXPECT, f, ensure_ascii=False, indent=1, sort_keys=True)

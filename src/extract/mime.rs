@@ -14,28 +14,66 @@ use mail_parser::{Address, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use super::{html_to_text, inspect, join, Attachment, Ctx, FileKind, MessageInfo, Reason, Segment};
 
-/// Decodes base64, skipping anything that is not in the alphabet (line breaks, a truncated end).
+const B64: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 26 {
+        t[b'A' as usize + i] = i as u8;
+        t[b'a' as usize + i] = 26 + i as u8;
+        i += 1;
+    }
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = 52 + d as u8;
+        d += 1;
+    }
+    t[b'+' as usize] = 62;
+    t[b'-' as usize] = 62;
+    t[b'/' as usize] = 63;
+    t[b'_' as usize] = 63;
+    t
+};
+
+/// Decodes base64, skipping anything that is not in the alphabet (line breaks, a truncated end),
+/// stopping at `=`.
 pub(crate) fn base64(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    let mut out = Vec::with_capacity(data.len() / 4 * 3 + 3);
     let mut acc = 0u32;
-    let mut bits = 0;
-    for &c in data {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
+    let mut n = 0;
+    let mut i = 0;
+    // Fast path: four alphabet characters at a time (MIME lines are 76 of them).
+    while i < data.len() {
+        if i + 4 <= data.len() && n == 0 {
+            let (a, b, c, d) = (B64[data[i] as usize], B64[data[i + 1] as usize], B64[data[i + 2] as usize], B64[data[i + 3] as usize]);
+            if (a | b | c | d) & 0x80 == 0 {
+                let v = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+                out.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
+                i += 4;
+                continue;
+            }
         }
+        let c = data[i];
+        i += 1;
+        if c == b'=' {
+            break;
+        }
+        let v = B64[c as usize];
+        if v & 0x80 != 0 {
+            continue;
+        }
+        acc = (acc << 6) | u32::from(v);
+        n += 1;
+        if n == 4 {
+            out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+            acc = 0;
+            n = 0;
+        }
+    }
+    // A partial group: 2 characters make 1 byte, 3 make 2.
+    match n {
+        2 => out.push((acc >> 4) as u8),
+        3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
+        _ => {}
     }
     out
 }
@@ -541,8 +579,17 @@ impl Walk<'_, '_> {
             format!("attachment-{}{}", self.attachments, default_ext(&declared))
         });
         let loc = self.loc(&name);
-        let bytes = part_bytes(self.raw, part);
-        inspect(self.ctx, &loc, &name, Some(&declared), &bytes, self.depth);
+        // Binary parts were decoded by mail-parser already; text parts were converted to UTF-8
+        // by it, so their file bytes come from the raw message.
+        let owned;
+        let bytes: &[u8] = match &part.body {
+            PartType::Binary(b) | PartType::InlineBinary(b) => b,
+            _ => {
+                owned = part_bytes(self.raw, part);
+                &owned
+            }
+        };
+        inspect(self.ctx, &loc, &name, Some(&declared), bytes, self.depth);
     }
 }
 
