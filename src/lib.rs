@@ -43,6 +43,7 @@
 
 pub mod detect;
 pub mod extract;
+pub mod fuzzing;
 pub mod report;
 pub mod rules;
 #[cfg(feature = "simd")]

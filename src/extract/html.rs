@@ -14,11 +14,11 @@ pub fn html_to_text(html: &str) -> String {
                 i = html[i + 4..].find("-->").map_or(b.len(), |e| i + 4 + e + 3);
                 continue;
             }
-            let end = match memchr::memchr(b'>', &b[i..]) {
-                Some(e) => i + e + 1,
-                None => b.len(),
+            // The tag runs to its `>`, or to the end of an unterminated document.
+            let (tag, end) = match memchr::memchr(b'>', &b[i..]) {
+                Some(e) => (&html[i + 1..i + e], i + e + 1),
+                None => (&html[i + 1..], b.len()),
             };
-            let tag = &html[i + 1..end.saturating_sub(1).max(i + 1)];
             let closing = tag.starts_with('/');
             let name: String = tag
                 .trim_start_matches('/')
@@ -126,5 +126,7 @@ mod tests {
         assert!(!t.contains("var x"), "{t:?}");
         assert!(t.ends_with("end"), "{t:?}");
         assert_eq!(html_to_text("a &unknown; b & c <"), "a &unknown; b & c ");
+        // An unterminated tag ending in a multi-byte character (found by the fuzzer).
+        assert_eq!(html_to_text("x<p あ"), "x\n");
     }
 }
