@@ -4,6 +4,8 @@
 //!   Japanese/English business text (~4 MB, values planted every few KB, decoys everywhere).
 //! * `scan/dictionary_{1k,10k,100k}`: a keyword dictionary of that size alone (`without_builtins`)
 //!   and together with the built-ins.
+//! * `inspect/message/*`: whole-message inspection (MIME, attachments, documents, detection) of
+//!   the corpus messages; the typical one has a body, a docx, an xlsx, a PDF and a zip.
 //! * `build/*`: compiling the built-in rules, and a 100k-term dictionary.
 //!
 //! Point them at your own data: `PING32DLP_BENCH_CORPUS=file.txt` replaces the generated text,
@@ -228,6 +230,23 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
+/// Whole-message inspection of the corpus' typical mail (body, docx, xlsx, pdf, zip) and the
+/// other corpus messages.
+fn inspect(c: &mut Criterion) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/extract/mail");
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let opts = ping32dlp::ExtractOptions::default();
+    let mut g = c.benchmark_group("inspect");
+    for name in ["08-typical.eml", "01-iso2022jp-attachments.eml", "03-forwarded.eml"] {
+        let data = std::fs::read(dir.join(name)).expect("corpus message");
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_with_input(BenchmarkId::new("message", name), &data, |b, d| {
+            b.iter(|| black_box(scanner.inspect_message(black_box(d), &opts).findings.len()))
+        });
+    }
+    g.finish();
+}
+
 fn build(c: &mut Criterion) {
     let mut g = c.benchmark_group("build");
     g.bench_function("builtin", |b| b.iter(|| black_box(Engine::builtin())));
@@ -239,5 +258,5 @@ fn build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scan, build);
+criterion_group!(benches, scan, inspect, build);
 criterion_main!(benches);

@@ -44,6 +44,9 @@ step "release build and benchmarks compile"
 cargo build --release --locked -q -p ping32dlp-cli
 cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
 
+step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"
+scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
+
 step "differential test against python-stdnum"
 VENV=$ROOT/target/test-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -82,12 +82,20 @@ NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
       'xmlns:office2="urn:oasis:names:tc:opendocument:xmlns:office:1.0" ')
 
 
-def fodt(paragraphs, title, author):
+def fodt(paragraphs, title, author, header="", footer="", comment=""):
     body = "".join("<text:p>%s</text:p>" % p for p in paragraphs)
+    if comment:
+        body += ('<text:p>確認事項<office:annotation><dc:creator>%s</dc:creator><text:p>%s</text:p></office:annotation></text:p>' % (author, comment))
+    styles = ""
+    if header or footer:
+        styles = ('<office:automatic-styles><style:page-layout style:name="pm1"/></office:automatic-styles>'
+                  '<office:master-styles><style:master-page style:name="Standard" style:page-layout-name="pm1">'
+                  '<style:header><text:p>%s</text:p></style:header><style:footer><text:p>%s</text:p></style:footer>'
+                  '</style:master-page></office:master-styles>') % (header, footer)
     return ('<?xml version="1.0" encoding="UTF-8"?><office:document %s office:version="1.2" '
             'office:mimetype="application/vnd.oasis.opendocument.text">'
             '<office:meta><dc:title>%s</dc:title><meta:initial-creator>%s</meta:initial-creator><dc:creator>%s</dc:creator></office:meta>'
-            '<office:body><office:text>%s</office:text></office:body></office:document>') % (NS, title, author, author, body)
+            '%s<office:body><office:text>%s</office:text></office:body></office:document>') % (NS, title, author, author, styles, body)
 
 
 def fods(sheets):
@@ -117,15 +125,19 @@ def documents(tmp):
     src = os.path.join(tmp, "見積書.fodt")
     open(src, "w", encoding="utf-8").write(fodt(
         ["【社外秘】御見積書", "お客様のマイナンバー：%s" % MYNUM[0],
-         "お支払いカード番号 %s" % CARDS[0], "適格請求書発行事業者登録番号：%s" % CORP], "御見積書", "山田太郎"))
+         "お支払いカード番号 %s" % CARDS[0], "適格請求書発行事業者登録番号：%s" % CORP], "御見積書", "山田太郎",
+        header="取扱注意 担当 TEL 03-5321-1111", footer="問い合わせ先 taro@example.co.jp", comment="先方の個人番号は %s" % MYNUM[4]))
     for fmt, ext in [("docx", "docx"), ("odt", "odt"), ("doc:MS Word 97", "doc"), ("rtf", "rtf"), ("pdf", "pdf")]:
         soffice(src, fmt, tmp)
         made[ext] = os.path.join(tmp, "見積書." + ext)
     words = [("jp_my_number", MYNUM[0]), ("credit_card", CARDS[0]), ("jp_corporate_number", CORP), ("confidential_marking", "社外秘")]
+    # Headers, footers and comments: where each format keeps them.
+    extra = {"docx": [("jp_phone", "03-5321-1111"), ("email_address", "taro@example.co.jp"), ("jp_my_number", MYNUM[4])],
+             "odt": [("jp_my_number", MYNUM[4])]}
     for ext in ["docx", "odt", "doc", "rtf", "pdf"]:
         name = "見積書." + ext
         shutil.copy(made[ext], path("docs", name))
-        f = [{"detector": d, "value": v, "location": name} for d, v in words]
+        f = [{"detector": d, "value": v, "location": name} for d, v in words + extra.get(ext, [])]
         if ext == "pdf":
             for x in f:
                 x["page"] = 1
@@ -157,6 +169,19 @@ def documents(tmp):
         shutil.copy(os.path.join(tmp, name), path("docs", name))
         expect("docs/" + name, [{"detector": "jp_my_number", "value": MYNUM[3], "location": name},
                                 {"detector": "confidential_marking", "value": "極秘", "location": name}], kinds={name: ext})
+    soffice(src, "ppt:MS PowerPoint 97", tmp)
+    shutil.copy(os.path.join(tmp, "説明資料.ppt"), path("docs", "説明資料.ppt"))
+    expect("docs/説明資料.ppt", kinds={"説明資料.ppt": "ppt"}, unscannable=[{"location": "説明資料.ppt", "reason": "unsupported_format"}])
+    # An HTML page in Shift_JIS and a UTF-16 text file with a BOM.
+    open(path("docs", "お知らせ.html"), "wb").write(('<html><head><meta charset="Shift_JIS"><title>t</title></head><body><p>社外秘</p>'
+                                                  '<table><tr><td>個人番号</td><td>%s</td></tr></table></body></html>' % MYNUM[2]).encode("cp932"))
+    expect("docs/お知らせ.html", [{"detector": "jp_my_number", "value": MYNUM[2], "location": "お知らせ.html"}], kinds={"お知らせ.html": "html"})
+    open(path("docs", "utf16.txt"), "wb").write(("マイナンバー：%s\r\n" % MYNUM[3]).encode("utf-16"))
+    expect("docs/utf16.txt", [{"detector": "jp_my_number", "value": MYNUM[3], "location": "utf16.txt"}], kinds={"utf16.txt": "text"})
+    # A RAR 5 archive with encrypted headers (signature and an archive encryption header, as
+    # rar -hp writes them): reported, not guessed at.
+    open(path("docs", "locked.rar"), "wb").write(b"Rar!\x1a\x07\x01\x00" + b"\x00\x00\x00\x00" + b"\x21\x04" + b"\x00" * 40)
+    expect("docs/locked.rar", kinds={"locked.rar": "rar"}, unscannable=[{"location": "locked.rar", "reason": "encrypted"}])
     # Encrypted: PDF with a user password (qpdf), docx (msoffcrypto-tool).
     run(["qpdf", "--encrypt", "userpw", "ownerpw", "256", "--", made["pdf"], path("docs", "暗号化.pdf")])
     expect("docs/暗号化.pdf", kinds={"暗号化.pdf": "pdf"}, unscannable=[{"location": "暗号化.pdf", "reason": "encrypted"}])
@@ -246,6 +271,15 @@ def archives(tmp, made):
     expect("docs/ppap_aes.zip", kinds={"ppap_aes.zip": "zip"}, unscannable=[{"location": "ppap_aes.zip/メモ.txt", "reason": "encrypted"}])
     run(["7z", "a", os.path.abspath(path("docs", "archive.7z")), sjis("メモ.txt")], cwd=d)
     expect("docs/archive.7z", kinds={"archive.7z": "7z"}, unscannable=[{"location": "archive.7z", "reason": "unsupported_format"}])
+    # zip64, and the compression methods 7-Zip writes into zips.
+    with zipfile.ZipFile(path("docs", "zip64.zip"), "w", zipfile.ZIP_DEFLATED) as zz:
+        with zz.open("memo.txt", "w", force_zip64=True) as f:
+            f.write(("個人番号 %s\n" % MYNUM[4]).encode())
+    expect("docs/zip64.zip", [{"detector": "jp_my_number", "value": MYNUM[4], "location": "zip64.zip/memo.txt"}], kinds={"zip64.zip": "zip"})
+    for method in ["Deflate64", "BZip2", "LZMA", "PPMd", "Copy"]:
+        name = "method-%s.zip" % method.lower()
+        run(["7z", "a", "-tzip", "-mm=" + method, os.path.abspath(path("docs", name)), sjis("メモ.txt")], cwd=d)
+        expect("docs/" + name, [{"detector": "jp_my_number", "value": MYNUM[0], "location": name + "/メモ.txt"}], kinds={name: "zip"})
     # A zip holding a message holding a docx.
     shutil.copy(made["docx"], os.path.join(d, "見積書.docx"))
     open(os.path.join(d, "forwarded.eml"), "wb").write(simple_message("転送: 見積書", "ご確認ください。", [("見積書.docx", open(made["docx"], "rb").read())]))
