@@ -237,7 +237,11 @@ fn inspect(c: &mut Criterion) {
     let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
     let opts = ping32dlp::ExtractOptions::default();
     let mut g = c.benchmark_group("inspect");
-    for name in ["08-typical.eml", "01-iso2022jp-attachments.eml", "03-forwarded.eml"] {
+    for name in [
+        "08-typical.eml",
+        "01-iso2022jp-attachments.eml",
+        "03-forwarded.eml",
+    ] {
         let data = std::fs::read(dir.join(name)).expect("corpus message");
         g.throughput(Throughput::Bytes(data.len() as u64));
         g.bench_with_input(BenchmarkId::new("message", name), &data, |b, d| {

@@ -270,28 +270,74 @@ fn each_limit_is_reported_by_name() {
     let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
     let read = |rel: &str| std::fs::read(corpus().join(rel)).unwrap();
     let cases: Vec<(&str, &str, Box<dyn Fn(&mut ping32dlp::Limits)>)> = vec![
-        ("hostile/5000-parts.eml", "mime_parts", Box::new(|l| l.mime_parts = 100)),
+        (
+            "hostile/5000-parts.eml",
+            "mime_parts",
+            Box::new(|l| l.mime_parts = 100),
+        ),
         ("hostile/100-deep.eml", "mime_depth", Box::new(|_| {})),
         ("hostile/deep.zip", "container_depth", Box::new(|_| {})),
-        ("docs/見積書.zip", "archive_entries", Box::new(|l| l.archive_entries = 1)),
-        ("mail/08-typical.eml", "message_entries", Box::new(|l| l.message_entries = 3)),
+        (
+            "docs/見積書.zip",
+            "archive_entries",
+            Box::new(|l| l.archive_entries = 1),
+        ),
+        (
+            "mail/08-typical.eml",
+            "message_entries",
+            Box::new(|l| l.message_entries = 3),
+        ),
         ("hostile/bomb.zip", "compression_ratio", Box::new(|_| {})),
-        ("docs/zip64.zip", "entry_size", Box::new(|l| l.entry_bytes = 10)),
-        ("docs/nested.zip", "message_decompressed", Box::new(|l| l.message_decompressed = 1000)),
-        ("docs/見積書.docx", "text_per_object", Box::new(|l| l.text_per_object = 20)),
-        ("mail/08-typical.eml", "text_per_message", Box::new(|l| l.text_per_message = 200)),
+        (
+            "docs/zip64.zip",
+            "entry_size",
+            Box::new(|l| l.entry_bytes = 10),
+        ),
+        (
+            "docs/nested.zip",
+            "message_decompressed",
+            Box::new(|l| l.message_decompressed = 1000),
+        ),
+        (
+            "docs/見積書.docx",
+            "text_per_object",
+            Box::new(|l| l.text_per_object = 20),
+        ),
+        (
+            "mail/08-typical.eml",
+            "text_per_message",
+            Box::new(|l| l.text_per_message = 200),
+        ),
         ("docs/顧客一覧.xlsx", "cells", Box::new(|l| l.cells = 3)),
-        ("docs/見積書.pdf", "pdf_objects", Box::new(|l| l.pdf_objects = 2)),
-        ("docs/見積書.pdf", "pdf_pages", Box::new(|l| l.pdf_pages = 0)),
-        ("mail/08-typical.eml", "raw_message", Box::new(|l| l.raw_message = 1000)),
-        ("mail/08-typical.eml", "time_budget", Box::new(|l| l.time_budget = std::time::Duration::ZERO)),
+        (
+            "docs/見積書.pdf",
+            "pdf_objects",
+            Box::new(|l| l.pdf_objects = 2),
+        ),
+        (
+            "docs/見積書.pdf",
+            "pdf_pages",
+            Box::new(|l| l.pdf_pages = 0),
+        ),
+        (
+            "mail/08-typical.eml",
+            "raw_message",
+            Box::new(|l| l.raw_message = 1000),
+        ),
+        (
+            "mail/08-typical.eml",
+            "time_budget",
+            Box::new(|l| l.time_budget = std::time::Duration::ZERO),
+        ),
     ];
     for (rel, limit, tighten) in cases {
         let mut opts = ExtractOptions::default();
         tighten(&mut opts.limits);
         let r = inspect(&mut scanner, rel, &read(rel), &opts);
         assert!(
-            r.unscannable.iter().any(|u| u.reason.as_str() == "limit_exceeded" && u.detail == limit),
+            r.unscannable
+                .iter()
+                .any(|u| u.reason.as_str() == "limit_exceeded" && u.detail == limit),
             "{rel}: expected limit_exceeded {limit}, got {:?}",
             r.unscannable
         );
@@ -299,8 +345,19 @@ fn each_limit_is_reported_by_name() {
     // What was read before a limit is still inspected: the first sheet cells of the workbook.
     let mut opts = ExtractOptions::default();
     opts.limits.cells = 6;
-    let r = inspect(&mut scanner, "docs/顧客一覧.xlsx", &read("docs/顧客一覧.xlsx"), &opts);
-    assert!(r.findings.iter().any(|f| f.detector == "jp_my_number" && f.cell.as_deref() == Some("B2")), "{:?}", r.findings);
+    let r = inspect(
+        &mut scanner,
+        "docs/顧客一覧.xlsx",
+        &read("docs/顧客一覧.xlsx"),
+        &opts,
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.detector == "jp_my_number" && f.cell.as_deref() == Some("B2")),
+        "{:?}",
+        r.findings
+    );
 }
 
 #[test]
@@ -312,14 +369,27 @@ fn headers_and_passwords() {
     assert_eq!(m.from, ["山田 太郎 <taro@example.co.jp>"]);
     assert_eq!(m.message_id.as_deref(), Some("quote-1@example.co.jp"));
     assert_eq!(m.date.as_deref(), Some("2026-11-02T10:00:00+09:00"));
-    let docx = r.attachments.iter().find(|a| a.location == "見積書.docx").unwrap();
+    let docx = r
+        .attachments
+        .iter()
+        .find(|a| a.location == "見積書.docx")
+        .unwrap();
     let raw: Vec<u8> = std::fs::read(corpus().join("docs/見積書.docx")).unwrap();
     assert_eq!(docx.sha256, ping32dlp::extract::sha256_hex(&raw));
     assert_eq!(docx.size, raw.len() as u64);
     // A PDF with a user password opens with it.
     let pdf = std::fs::read(corpus().join("docs/暗号化.pdf")).unwrap();
-    let opts = ExtractOptions { passwords: vec!["userpw".into()], ..ExtractOptions::default() };
+    let opts = ExtractOptions {
+        passwords: vec!["userpw".into()],
+        ..ExtractOptions::default()
+    };
     let r = scanner.inspect_file("暗号化.pdf", &pdf, &opts);
     assert!(r.unscannable.is_empty(), "{:?}", r.unscannable);
-    assert!(r.findings.iter().any(|f| f.detector == "jp_my_number" && f.page == Some(1)), "{:?}", r.findings);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.detector == "jp_my_number" && f.page == Some(1)),
+        "{:?}",
+        r.findings
+    );
 }

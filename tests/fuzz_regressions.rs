@@ -6,10 +6,18 @@ use std::path::Path;
 #[test]
 fn fuzz_crashes_stay_fixed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-    let names = [("message", "message.eml"), ("zip", "archive.zip"), ("pdf", "document.pdf"), ("ooxml", "document.docx"), ("spreadsheet", "book.xlsx")];
+    let names = [
+        ("message", "message.eml"),
+        ("zip", "archive.zip"),
+        ("pdf", "document.pdf"),
+        ("ooxml", "document.docx"),
+        ("spreadsheet", "book.xlsx"),
+    ];
     let mut replayed = 0;
     for (target, name) in names.iter().chain([("text", "")].iter()) {
-        let Ok(dir) = std::fs::read_dir(root.join(target)) else { continue };
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
         for e in dir {
             let p = e.unwrap().path();
             let data = std::fs::read(&p).unwrap();

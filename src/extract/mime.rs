@@ -44,9 +44,17 @@ pub(crate) fn base64(data: &[u8]) -> Vec<u8> {
     // Fast path: four alphabet characters at a time (MIME lines are 76 of them).
     while i < data.len() {
         if i + 4 <= data.len() && n == 0 {
-            let (a, b, c, d) = (B64[data[i] as usize], B64[data[i + 1] as usize], B64[data[i + 2] as usize], B64[data[i + 3] as usize]);
+            let (a, b, c, d) = (
+                B64[data[i] as usize],
+                B64[data[i + 1] as usize],
+                B64[data[i + 2] as usize],
+                B64[data[i + 3] as usize],
+            );
             if (a | b | c | d) & 0x80 == 0 {
-                let v = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+                let v = (u32::from(a) << 18)
+                    | (u32::from(b) << 12)
+                    | (u32::from(c) << 6)
+                    | u32::from(d);
                 out.extend_from_slice(&[(v >> 16) as u8, (v >> 8) as u8, v as u8]);
                 i += 4;
                 continue;

@@ -129,6 +129,9 @@ mod tests {
         assert_eq!(out, "A&B あ<z>");
         let deep = "<a>".repeat(200);
         assert!(walk(&deep, |_| {}).is_err());
-        assert!(walk("<a><b></a>", |_| {}).is_err(), "mismatched end tags are malformed");
+        assert!(
+            walk("<a><b></a>", |_| {}).is_err(),
+            "mismatched end tags are malformed"
+        );
     }
 }

@@ -441,11 +441,22 @@ fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io
 
 fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
     let bytes = std::fs::read(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
-    let name = a.input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = a
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // Text files: the detection engine over the decoded text (decoding outside the timing).
     // Anything else (a message, a document, an archive): the whole inspection, extraction included.
-    let text_mode = matches!(ping32dlp::extract::sniff(&bytes, &name), FileKind::Text | FileKind::Csv);
-    let decoded = if text_mode { Some(ping32dlp::text::decode_text(&bytes)) } else { None };
+    let text_mode = matches!(
+        ping32dlp::extract::sniff(&bytes, &name),
+        FileKind::Text | FileKind::Csv
+    );
+    let decoded = if text_mode {
+        Some(ping32dlp::text::decode_text(&bytes))
+    } else {
+        None
+    };
     let t0 = Instant::now();
     let engine = Arc::new(build_engine(&a.rules)?);
     let build_seconds = t0.elapsed().as_secs_f64();
@@ -477,7 +488,11 @@ fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
-    let median = if repeat % 2 == 1 { times[repeat / 2] } else { (times[repeat / 2 - 1] + times[repeat / 2]) / 2.0 };
+    let median = if repeat % 2 == 1 {
+        times[repeat / 2]
+    } else {
+        (times[repeat / 2 - 1] + times[repeat / 2]) / 2.0
+    };
     let size = decoded.as_ref().map_or(bytes.len(), |d| d.text.len());
     let v = json!({
         "bytes": size,

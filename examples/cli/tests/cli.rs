@@ -327,7 +327,11 @@ fn bench_prints_one_json_line() {
 
 fn bench_rss(path: &Path) -> u64 {
     let out = run(&["bench", "--input", path.to_str().unwrap(), "--repeat", "1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     json_lines(&out)[0]["max_rss_bytes"].as_u64().unwrap()
 }
 
@@ -337,9 +341,21 @@ fn bench_rss(path: &Path) -> u64 {
 fn memory_stays_bounded() {
     let hostile = root().join("corpus/extract/hostile");
     let idle = bench_rss(&hostile.join("empty.eml"));
-    for bomb in ["bomb.zip", "nested-bomb.zip", "deep.zip", "5000-parts.eml", "100-deep.eml", "sparse.xlsx"] {
+    for bomb in [
+        "bomb.zip",
+        "nested-bomb.zip",
+        "deep.zip",
+        "5000-parts.eml",
+        "100-deep.eml",
+        "sparse.xlsx",
+    ] {
         let rss = bench_rss(&hostile.join(bomb));
-        assert!(rss < idle + (64 << 20), "{bomb}: {} MiB peak vs {} MiB idle", rss >> 20, idle >> 20);
+        assert!(
+            rss < idle + (64 << 20),
+            "{bomb}: {} MiB peak vs {} MiB idle",
+            rss >> 20,
+            idle >> 20
+        );
     }
     // A 25 MB message: a large CSV attachment (base64) and a zip of documents.
     let dir = tempfile::tempdir().unwrap();
@@ -353,9 +369,15 @@ fn memory_stays_bounded() {
         const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut s = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2);
         for (k, c) in data.chunks(3).enumerate() {
-            let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
             for j in 0..4 {
-                s.push(if j <= c.len() { A[((n >> (18 - 6 * j)) & 63) as usize] as char } else { '=' });
+                s.push(if j <= c.len() {
+                    A[((n >> (18 - 6 * j)) & 63) as usize] as char
+                } else {
+                    '='
+                });
             }
             if k % 19 == 18 {
                 s.push_str("\r\n");
@@ -372,28 +394,54 @@ fn memory_stays_bounded() {
         b64(csv.as_bytes()),
         b64(&zip)
     );
-    assert!(msg.len() > 23 << 20 && msg.len() < 26 << 20, "{}", msg.len());
+    assert!(
+        msg.len() > 23 << 20 && msg.len() < 26 << 20,
+        "{}",
+        msg.len()
+    );
     let p = dir.path().join("big.eml");
     std::fs::write(&p, &msg).unwrap();
     let rss = bench_rss(&p);
-    assert!(rss < 3 * msg.len() as u64 + (64 << 20), "25 MB message: {} MiB peak", rss >> 20);
+    assert!(
+        rss < 3 * msg.len() as u64 + (64 << 20),
+        "25 MB message: {} MiB peak",
+        rss >> 20
+    );
 }
 
 #[test]
 fn message_json_has_headers_attachments_and_unscannable() {
     let p = root().join("corpus/extract/mail/04a-ppap-zip.eml");
     let out = run(&["scan", "--json", p.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "an unscannable item counts as found");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unscannable item counts as found"
+    );
     let v = &json_lines(&out)[0];
     assert_eq!(v["message"]["subject"], "資料送付");
     let att = &v["attachments"][0];
-    for k in ["location", "name", "declared_type", "true_type", "size", "sha256", "extension_mismatch"] {
+    for k in [
+        "location",
+        "name",
+        "declared_type",
+        "true_type",
+        "size",
+        "sha256",
+        "extension_mismatch",
+    ] {
         assert!(att.get(k).is_some(), "{k} missing in {att}");
     }
     assert_eq!(v["unscannable"][0]["reason"], "encrypted");
     assert_eq!(v["unscannable"][0]["location"], "資料.zip/メモ.txt");
     // The password from the second mail opens it.
-    let out = run(&["scan", "--json", "--password", "Xy7#kP2q", p.to_str().unwrap()]);
+    let out = run(&[
+        "scan",
+        "--json",
+        "--password",
+        "Xy7#kP2q",
+        p.to_str().unwrap(),
+    ]);
     let v = &json_lines(&out)[0];
     assert!(v["unscannable"].as_array().unwrap().is_empty(), "{v}");
     assert_eq!(v["findings"][0]["location"], "資料.zip/メモ.txt");
