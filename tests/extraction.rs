@@ -269,7 +269,8 @@ fn every_byte_prefix_of_a_message_is_safe() {
 fn each_limit_is_reported_by_name() {
     let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
     let read = |rel: &str| std::fs::read(corpus().join(rel)).unwrap();
-    let cases: Vec<(&str, &str, Box<dyn Fn(&mut ping32dlp::Limits)>)> = vec![
+    type Tighten = Box<dyn Fn(&mut ping32dlp::Limits)>;
+    let cases: Vec<(&str, &str, Tighten)> = vec![
         (
             "hostile/5000-parts.eml",
             "mime_parts",
