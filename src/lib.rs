@@ -44,11 +44,15 @@
 pub mod detect;
 pub mod extract;
 pub mod fuzzing;
+pub mod pipeline;
+pub mod policy;
 pub mod report;
 pub mod rules;
 #[cfg(feature = "simd")]
 mod simd;
 pub mod text;
+pub mod timeutil;
+pub mod workflow;
 
 pub use detect::{
     validate, BuiltinKind, DetectorInfo, DetectorKind, Engine, EngineBuilder, Evidence,

@@ -83,24 +83,40 @@ pub struct Report {
     pub password_candidates: Vec<String>,
     /// Per-detector counts.
     pub counts: Vec<ReportCount>,
+    /// The message's own body texts (not attachments), for policy text conditions. Sensitive.
+    pub body_text: String,
+    /// Size of the inspected message or file in bytes.
+    pub size: u64,
+    /// Decoded bytes of the message's own attachments, (location, bytes), when
+    /// [`ExtractOptions::keep_attachments`] was set: what the evidence store keeps.
+    pub kept: Vec<(String, Vec<u8>)>,
 }
 
 impl Scanner {
     /// Inspects a raw RFC 5322 message: headers, bodies, attachments, nested messages.
     pub fn inspect_message(&mut self, raw: &[u8], opts: &ExtractOptions) -> Report {
         let ex = extract::extract_message(raw, opts);
-        self.detect_extraction(ex)
+        let mut r = self.detect_extraction(ex);
+        r.size = raw.len() as u64;
+        r
     }
 
     /// Inspects one file (a document, an archive, an `.eml`, a text file) called `name`.
     pub fn inspect_file(&mut self, name: &str, data: &[u8], opts: &ExtractOptions) -> Report {
         let ex = extract::extract_file(name, data, opts);
-        self.detect_extraction(ex)
+        let mut r = self.detect_extraction(ex);
+        r.size = data.len() as u64;
+        r
     }
 
     /// Runs detection over extracted segments and assembles the report.
     pub fn detect_extraction(&mut self, ex: Extraction) -> Report {
         let mut findings = Vec::new();
+        let mut body_text = String::new();
+        for seg in ex.segments.iter().filter(|s| s.location == "body") {
+            body_text.push_str(&seg.text);
+            body_text.push('\n');
+        }
         // Values already reported per alternative group (text/plain vs text/html of one mail).
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
         for seg in &ex.segments {
@@ -162,6 +178,9 @@ impl Scanner {
             unscannable: ex.unscannable,
             password_candidates: ex.password_candidates,
             counts,
+            body_text,
+            size: 0,
+            kept: ex.kept,
         }
     }
 }

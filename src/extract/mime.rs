@@ -304,6 +304,44 @@ fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
         .collect()
 }
 
+/// Some mailers encode a whole address header, address included, as one encoded-word
+/// (`From: =?utf-8?b?5bGx55SwIDx0YXJvQGV4YW1wbGUuY28uanA+?=`): RFC 2047 does not allow it and
+/// the parser finds no address. Then the decoded header is parsed again as an address list.
+fn addresses_or_raw(
+    parsed: Vec<String>,
+    raw: &[u8],
+    root: &MessagePart<'_>,
+    name: &str,
+) -> Vec<String> {
+    if !parsed.is_empty() {
+        return parsed;
+    }
+    let Some(value) = raw_header(raw, root, name) else {
+        return parsed;
+    };
+    if !value.windows(2).any(|w| w == b"=?") {
+        return parsed;
+    }
+    let decoded = decode_header_value(&value);
+    let decoded: String = decoded
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(4096)
+        .collect();
+    let mini = format!("{name}: {decoded}\r\n\r\n");
+    let Some(m) = mail_parser::MessageParser::default().parse_headers(mini.as_bytes()) else {
+        return parsed;
+    };
+    let a = match name {
+        "From" => m.from(),
+        "To" => m.to(),
+        "Cc" => m.cc(),
+        "Bcc" => m.bcc(),
+        _ => m.reply_to(),
+    };
+    addresses(a)
+}
+
 /// Password lines in a body: `パスワード：Xy7#kP2q`, `PW: ...`, `Password is ...`, or the keyword
 /// on one line and the password alone on the next.
 pub fn password_candidates(text: &str) -> Vec<String> {
@@ -422,11 +460,11 @@ pub(crate) fn message(ctx: &mut Ctx<'_>, raw: &[u8], prefix: &str, depth: u32, t
     }
     let info = MessageInfo {
         subject: subject.clone(),
-        from: addresses(msg.from()),
-        to: addresses(msg.to()),
-        cc: addresses(msg.cc()),
-        bcc: addresses(msg.bcc()),
-        reply_to: addresses(msg.reply_to()),
+        from: addresses_or_raw(addresses(msg.from()), raw, root, "From"),
+        to: addresses_or_raw(addresses(msg.to()), raw, root, "To"),
+        cc: addresses_or_raw(addresses(msg.cc()), raw, root, "Cc"),
+        bcc: addresses_or_raw(addresses(msg.bcc()), raw, root, "Bcc"),
+        reply_to: addresses_or_raw(addresses(msg.reply_to()), raw, root, "Reply-To"),
         date: msg.date().map(|d| d.to_rfc3339()),
         message_id: msg.message_id().map(str::to_string),
     };
@@ -507,6 +545,9 @@ impl Walk<'_, '_> {
                 });
                 let loc = self.loc(&name);
                 let bytes = nested.raw_message();
+                if self.depth == 0 && self.ctx.opts.keep_attachments {
+                    self.ctx.out.kept.push((loc.clone(), bytes.to_vec()));
+                }
                 self.ctx.out.attachments.push(Attachment {
                     location: loc.clone(),
                     name: name.clone(),
@@ -597,6 +638,9 @@ impl Walk<'_, '_> {
                 &owned
             }
         };
+        if self.depth == 0 && self.ctx.opts.keep_attachments {
+            self.ctx.out.kept.push((loc.clone(), bytes.to_vec()));
+        }
         inspect(self.ctx, &loc, &name, Some(&declared), bytes, self.depth);
     }
 }

@@ -102,6 +102,9 @@ pub struct ExtractOptions {
     pub limits: Limits,
     /// Passwords to try on encrypted archives and PDFs (PPAP: the password from a later mail).
     pub passwords: Vec<String>,
+    /// Keep the decoded bytes of the message's own attachments ([`Extraction::kept`]), for the
+    /// evidence store.
+    pub keep_attachments: bool,
 }
 
 /// Why something could not be (fully) inspected.
@@ -230,6 +233,9 @@ pub struct Extraction {
     /// Password candidates found in bodies (`パスワード: …`), for pairing with an encrypted
     /// archive sent in another mail. Sensitive: reports show only their count.
     pub password_candidates: Vec<String>,
+    /// The message's own attachments' decoded bytes: (location, bytes), when
+    /// [`ExtractOptions::keep_attachments`] is set.
+    pub kept: Vec<(String, Vec<u8>)>,
 }
 
 /// State of one inspection: budgets, deadline, output.

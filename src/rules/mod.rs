@@ -131,6 +131,7 @@ impl std::error::Error for RuleError {}
 
 /// A rules document being read: its text and name, to turn byte spans into line and column.
 pub(crate) struct Source<'a> {
+    #[allow(dead_code)]
     pub file: Option<&'a Path>,
     pub text: &'a str,
 }

@@ -14,11 +14,13 @@ use ping32dlp::extract::FileKind;
 use ping32dlp::{Confidence, Engine, ExtractOptions, Report, RuleError, Scanner};
 use serde_json::{json, Map, Value};
 
+mod work;
+
 #[derive(Parser)]
 #[command(
     name = "ping32dlp",
     version,
-    about = "Data-loss-prevention inspection: find sensitive data in text"
+    about = "Data-loss-prevention inspection: find sensitive data in mail and files, apply policy, keep an audit trail"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,6 +45,29 @@ enum Cmd {
     Rules {
         #[command(subcommand)]
         cmd: RulesCmd,
+    },
+    /// Inspect, judge and record messages (the full pipeline): one JSON line per message,
+    /// printed once its audit record is committed.
+    Process(work::ProcessArgs),
+    /// Policy files: check, test on a message, replay over the audit trail.
+    Policy {
+        #[command(subcommand)]
+        cmd: work::PolicyCmd,
+    },
+    /// The audit trail: search, stats, show.
+    Audit {
+        #[command(subcommand)]
+        cmd: work::AuditCmd,
+    },
+    /// Held mails: list, show (recorded), approve, reject, expire.
+    Approvals {
+        #[command(subcommand)]
+        cmd: work::ApprovalsCmd,
+    },
+    /// Kept copies of sent attachments: get (checked), purge.
+    Evidence {
+        #[command(subcommand)]
+        cmd: work::EvidenceCmd,
     },
 }
 
@@ -130,6 +155,11 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench(a),
         Cmd::Detectors(r) => detectors(r),
         Cmd::Validate { kind } => validate(&kind),
+        Cmd::Process(a) => work::process(a),
+        Cmd::Policy { cmd } => work::policy_cmd(cmd),
+        Cmd::Audit { cmd } => work::audit_cmd(cmd),
+        Cmd::Approvals { cmd } => work::approvals_cmd(cmd),
+        Cmd::Evidence { cmd } => work::evidence_cmd(cmd),
         Cmd::Rules {
             cmd:
                 RulesCmd::Check {
@@ -353,6 +383,18 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
     } else {
         0
     })
+}
+
+/// At most `n` characters, with `...` when cut.
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() > n {
+        s.chars()
+            .take(n.saturating_sub(3))
+            .chain("...".chars())
+            .collect()
+    } else {
+        s.to_string()
+    }
 }
 
 fn pad(s: &str, w: usize) -> String {

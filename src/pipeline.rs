@@ -1,0 +1,318 @@
+//! The whole path of one outbound mail: inspect → facts → policy → audit record (durable) →
+//! evidence, approval, alerts → the decision the integration applies. Milter, proxy, ICAP, the
+//! C ABI and `ping32dlp process` all go through [`Pipeline`].
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::extract::ExtractOptions;
+use crate::policy::{Action, Context, Facts, Policy, Verdict};
+use crate::report::Report;
+use crate::workflow::{Approval, AuditRecord, Result, Workflow};
+use crate::{Engine, Scanner};
+
+/// What to do with a mail, and why.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The verdict (final action, matched rules, risk, user message, tags).
+    pub verdict: Verdict,
+    /// The audit record as stored (with its id).
+    pub record: AuditRecord,
+    /// The approval opened for a held mail.
+    pub approval: Option<Approval>,
+    /// Its authenticated link token.
+    pub approval_token: Option<String>,
+    /// The inspection report (sensitive: raw values; never log it unmasked).
+    pub report: Report,
+}
+
+impl Decision {
+    /// The final action.
+    pub fn action(&self) -> Action {
+        self.verdict.action
+    }
+}
+
+/// Engine, policy and workflow, shared by all connections of an integration.
+pub struct Pipeline {
+    engine: Arc<Engine>,
+    policy: RwLock<Arc<Policy>>,
+    workflow: Arc<Workflow>,
+    options: ExtractOptions,
+    scanners: Mutex<Vec<Scanner>>,
+}
+
+impl Pipeline {
+    /// A pipeline; `options` sets the limits (passwords are added per call).
+    pub fn new(
+        engine: Arc<Engine>,
+        policy: Policy,
+        workflow: Arc<Workflow>,
+        options: ExtractOptions,
+    ) -> Pipeline {
+        Pipeline {
+            engine,
+            policy: RwLock::new(Arc::new(policy)),
+            workflow,
+            options,
+            scanners: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Replaces the policy (a reload); calls in flight finish with the old one.
+    pub fn set_policy(&self, p: Policy) {
+        match self.policy.write() {
+            Ok(mut g) => *g = Arc::new(p),
+            Err(e) => *e.into_inner() = Arc::new(p),
+        }
+    }
+
+    /// The workflow.
+    pub fn workflow(&self) -> &Arc<Workflow> {
+        &self.workflow
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn scanner(&self) -> Scanner {
+        self.scanners
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_else(|| Scanner::new(self.engine.clone()))
+    }
+
+    fn give_back(&self, s: Scanner) {
+        if let Ok(mut v) = self.scanners.lock() {
+            if v.len() < 64 {
+                v.push(s);
+            }
+        }
+    }
+
+    fn options(&self, policy: &Policy, passwords: &[String]) -> ExtractOptions {
+        let mut o = self.options.clone();
+        o.passwords.extend(passwords.iter().cloned());
+        o.keep_attachments = policy.rules.iter().any(|r| r.evidence_days.is_some());
+        o
+    }
+
+    /// Inspects a raw message and decides. The audit record is committed before this returns.
+    /// `keep_raw`: keep the message bytes with a hold (for integrations that cannot hold mail
+    /// themselves, such as the SMTP proxy).
+    pub fn process_message(
+        &self,
+        raw: &[u8],
+        ctx: &Context,
+        passwords: &[String],
+        keep_raw: bool,
+    ) -> Result<Decision> {
+        let policy = self.policy();
+        let opts = self.options(&policy, passwords);
+        let mut scanner = self.scanner();
+        let report = scanner.inspect_message(raw, &opts);
+        self.give_back(scanner);
+        self.decide(report, ctx, &policy, keep_raw.then_some(raw), None)
+    }
+
+    /// Inspects one uploaded file (webmail) and decides.
+    pub fn process_file(&self, name: &str, data: &[u8], ctx: &Context) -> Result<Decision> {
+        let policy = self.policy();
+        let opts = self.options(&policy, &[]);
+        let mut scanner = self.scanner();
+        let report = scanner.inspect_file(name, data, &opts);
+        self.give_back(scanner);
+        self.decide(report, ctx, &policy, None, Some((name, data)))
+    }
+
+    fn decide(
+        &self,
+        report: Report,
+        ctx: &Context,
+        policy: &Policy,
+        keep_raw: Option<&[u8]>,
+        file: Option<(&str, &[u8])>,
+    ) -> Result<Decision> {
+        let facts = Facts::from_report(&report, ctx);
+        let store = self.workflow.store().clone();
+        let verdict = policy.evaluate(&facts, &*store);
+        let mut record = AuditRecord::new(&report, ctx, &facts, &verdict, policy);
+        let mut kept: Vec<(&str, &[u8])> = report
+            .kept
+            .iter()
+            .map(|(l, b)| (l.as_str(), b.as_slice()))
+            .collect();
+        if let Some((name, data)) = file {
+            kept.push((name, data));
+        }
+        let outcome = self
+            .workflow
+            .process(record.clone(), &verdict, &kept, keep_raw)?;
+        record.id = outcome.record_id;
+        record.approval = outcome.approval.as_ref().map(|a| a.id.clone());
+        let approval_token = outcome.approval.as_ref().map(|a| self.workflow.token(a));
+        Ok(Decision {
+            verdict,
+            record,
+            approval: outcome.approval,
+            approval_token,
+            report,
+        })
+    }
+}
+
+/// Applies a verdict's tags to a raw message: its headers are added at the top and its subject
+/// prefix is put before the subject (RFC 2047-encoded when not ASCII).
+pub fn apply_tags(raw: &[u8], v: &Verdict) -> Vec<u8> {
+    if v.headers.is_empty() && v.subject_prefix.is_none() {
+        return raw.to_vec();
+    }
+    let crlf = raw.windows(2).take(8192).any(|w| w == b"\r\n");
+    let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let mut out = Vec::with_capacity(raw.len() + 256);
+    for (name, value) in &v.headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(encode_header_text(value, false).as_bytes());
+        out.extend_from_slice(nl);
+    }
+    let Some(prefix) = &v.subject_prefix else {
+        out.extend_from_slice(raw);
+        return out;
+    };
+    // Header block: up to the first empty line.
+    let header_end = find_header_end(raw);
+    let mut pos = 0;
+    let mut done = false;
+    while pos < header_end {
+        let line_end =
+            memchr::memchr(b'\n', &raw[pos..header_end]).map_or(header_end, |i| pos + i + 1);
+        let line = &raw[pos..line_end];
+        if !done && line.len() >= 8 && line[..8].eq_ignore_ascii_case(b"subject:") {
+            let rest = &line[8..];
+            let trimmed = rest
+                .iter()
+                .position(|b| *b != b' ' && *b != b'\t')
+                .unwrap_or(rest.len());
+            let value = &rest[trimmed..];
+            let encoded_next = value.starts_with(b"=?");
+            out.extend_from_slice(b"Subject: ");
+            out.extend_from_slice(encode_header_text(prefix, encoded_next).as_bytes());
+            if !value.is_empty() && !matches!(value[0], b'\r' | b'\n') {
+                out.push(b' ');
+            }
+            out.extend_from_slice(value);
+            done = true;
+        } else {
+            out.extend_from_slice(line);
+        }
+        pos = line_end;
+    }
+    if !done {
+        out.extend_from_slice(b"Subject: ");
+        out.extend_from_slice(encode_header_text(prefix, false).as_bytes());
+        out.extend_from_slice(nl);
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out
+}
+
+fn find_header_end(raw: &[u8]) -> usize {
+    let mut i = 0;
+    while i < raw.len() {
+        let line_end = memchr::memchr(b'\n', &raw[i..]).map_or(raw.len(), |k| i + k + 1);
+        let line = &raw[i..line_end];
+        if line == b"\n" || line == b"\r\n" {
+            return i;
+        }
+        i = line_end;
+    }
+    raw.len()
+}
+
+/// ASCII text as is; other text as one UTF-8 `B` encoded-word. `trailing_space`: put the space
+/// that separates it from a following encoded-word inside the word (RFC 2047 ignores white
+/// space between encoded-words).
+fn encode_header_text(s: &str, trailing_space: bool) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).collect();
+    if s.is_ascii() {
+        return s;
+    }
+    let text = if trailing_space { format!("{s} ") } else { s };
+    format!("=?UTF-8?B?{}?=", base64_encode(text.as_bytes()))
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut o = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        o.push(T[(n >> 18) as usize & 63] as char);
+        o.push(T[(n >> 12) as usize & 63] as char);
+        o.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        o.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(headers: Vec<(String, String)>, prefix: Option<&str>) -> Verdict {
+        Verdict {
+            action: Action::Allow,
+            matched: Vec::new(),
+            risk: 0,
+            signals: Vec::new(),
+            message_ja: None,
+            message_en: None,
+            approvers: Vec::new(),
+            approver_group: None,
+            expires: 0,
+            headers,
+            subject_prefix: prefix.map(String::from),
+            evidence_days: None,
+        }
+    }
+
+    #[test]
+    fn tags_add_headers_and_prefix_subjects() {
+        let raw = b"From: a@x.jp\r\nSubject: Quote\r\n\r\nbody Subject: not this\r\n";
+        let out = apply_tags(
+            raw,
+            &verdict(vec![("X-DLP".into(), "external".into())], Some("[EXT]")),
+        );
+        assert_eq!(out, b"X-DLP: external\r\nFrom: a@x.jp\r\nSubject: [EXT] Quote\r\n\r\nbody Subject: not this\r\n");
+        let raw = b"Subject: =?ISO-2022-JP?B?GyRCOCtAUSRqGyhC?=\n\nx";
+        let out = String::from_utf8(apply_tags(raw, &verdict(vec![], Some("[社外]")))).unwrap();
+        assert!(out.starts_with("Subject: =?UTF-8?B?"), "{out}");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(out.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.subject(), Some("[社外] 見積り"));
+        // No Subject header: one is added.
+        let out = apply_tags(b"From: a@x.jp\n\nx", &verdict(vec![], Some("[EXT]")));
+        assert_eq!(out, b"From: a@x.jp\nSubject: [EXT]\n\nx");
+    }
+}

@@ -1,0 +1,1174 @@
+//! Policy: ordered rules over what was found, who sends to whom, and what happened before,
+//! giving a [`Verdict`]: the action to take, every rule that matched and why, and a risk score.
+//!
+//! ```text
+//! Report + Context ─► Facts ─► risk signals ─► rules in order (when / unless, mode, stop)
+//!                       ▲                            │
+//!                   History (audit trail:            ▼
+//!                   seen domains, rates, PPAP)    Verdict {action, matched[], risk, message}
+//! ```
+//!
+//! Facts are what a stored audit record also keeps, so `policy replay` re-evaluates history with
+//! a new policy without the raw mail (only `body_contains` needs the body; in replay it is false).
+
+mod parse;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+pub use parse::{parse_policy, DEFAULT_POLICY};
+
+use crate::report::Report;
+use crate::rules::Confidence;
+
+/// What to do with a message. Ordered by severity: `Allow < Audit < Tag < Alert < Hold < Block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Let it through.
+    Allow,
+    /// Let it through and mark the audit record.
+    Audit,
+    /// Let it through with a header added or the subject prefixed.
+    Tag,
+    /// Let it through and send an alert.
+    Alert,
+    /// Hold it until an approver decides.
+    Hold,
+    /// Refuse it.
+    Block,
+}
+
+impl Action {
+    /// `allow`, `audit`, `tag`, `alert`, `hold`, `block`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Audit => "audit",
+            Action::Tag => "tag",
+            Action::Alert => "alert",
+            Action::Hold => "hold",
+            Action::Block => "block",
+        }
+    }
+
+    /// Parses the names above (`hold_for_approval` is accepted for `hold`).
+    pub fn parse(s: &str) -> Option<Action> {
+        Some(match s {
+            "allow" => Action::Allow,
+            "audit" => Action::Audit,
+            "tag" => Action::Tag,
+            "alert" => Action::Alert,
+            "hold" | "hold_for_approval" => Action::Hold,
+            "block" => Action::Block,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether a rule acts or only records what it would have done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The rule's action is taken.
+    Enforce,
+    /// The rule is recorded as "would have"; the message is not affected.
+    Monitor,
+}
+
+impl Mode {
+    /// `enforce` or `monitor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Monitor => "monitor",
+        }
+    }
+}
+
+/// Who, how and to whom: given by the integration (milter, proxy, webmail hook) or API caller.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `milter`, `proxy`, `webmail`, `api`, `cli`.
+    pub channel: String,
+    /// Authenticated user.
+    pub user: Option<String>,
+    /// Host or terminal.
+    pub host: Option<String>,
+    /// Client application.
+    pub client_app: Option<String>,
+    /// Client address.
+    pub client_addr: Option<String>,
+    /// TLS version of the submission, if any.
+    pub tls: Option<String>,
+    /// Envelope sender (MAIL FROM). Falls back to the From header.
+    pub envelope_from: Option<String>,
+    /// Envelope recipients (RCPT TO). Fall back to To, Cc and Bcc.
+    pub envelope_to: Vec<String>,
+    /// Per-attachment origin (file name → local path or application), from an endpoint agent.
+    pub origins: Vec<(String, String)>,
+    /// Groups of the sender known to the caller (a directory lookup), added to the policy's.
+    pub groups: Vec<String>,
+    /// MTA queue id (milter), for holding and releasing.
+    pub queue_id: Option<String>,
+    /// Time of the message (Unix seconds); now when absent.
+    pub time: Option<i64>,
+}
+
+/// Findings of one detector at one location, summarised: what an audit record keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingSummary {
+    /// Detector id.
+    pub detector: String,
+    /// Location, or `*` for the whole message.
+    pub location: String,
+    /// Findings.
+    pub count: u32,
+    /// Distinct values at or above low, medium, high confidence.
+    pub unique: [u32; 3],
+    /// A few masked values, for reviewers.
+    pub samples: Vec<String>,
+}
+
+/// An attachment as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentFact {
+    /// Location.
+    pub location: String,
+    /// File name.
+    pub name: String,
+    /// True type short name (`xlsx`, `zip`, `encrypted_office`, ...).
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 (hex).
+    pub sha256: String,
+    /// Extension says another type.
+    pub extension_mismatch: bool,
+    /// Nesting depth (0 = attached to the message).
+    pub depth: u32,
+    /// Origin reported by an endpoint agent, if any.
+    pub origin: Option<String>,
+}
+
+/// Everything rules look at, from a report and its context, or from a stored audit record.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Unix seconds.
+    pub time: i64,
+    /// Channel.
+    pub channel: String,
+    /// Authenticated user.
+    pub user: Option<String>,
+    /// Sender address, lower case.
+    pub sender: String,
+    /// Recipient addresses, lower case, deduplicated.
+    pub recipients: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Body text (None when replaying stored records).
+    pub body: Option<String>,
+    /// Message size in bytes.
+    pub size: u64,
+    /// Attachments and archive members.
+    pub attachments: Vec<AttachmentFact>,
+    /// Findings summarised per detector and location, plus `*` rows per detector.
+    pub findings: Vec<FindingSummary>,
+    /// (location, reason) of what could not be inspected.
+    pub unscannable: Vec<(String, String)>,
+    /// Password candidates found in the bodies.
+    pub password_candidates: usize,
+    /// Extra sender groups from the context.
+    pub groups: Vec<String>,
+}
+
+fn conf_index(c: Confidence) -> usize {
+    match c {
+        Confidence::Low => 0,
+        Confidence::Medium => 1,
+        Confidence::High => 2,
+    }
+}
+
+/// The address inside `Name <addr>`, lower case.
+pub fn bare_address(s: &str) -> String {
+    let s = s.trim();
+    let inner = match (s.rfind('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => &s[a + 1..b],
+        _ => s,
+    };
+    inner.trim().trim_matches('"').to_ascii_lowercase()
+}
+
+/// The domain of an address (after the last `@`), lower case.
+pub fn domain_of(addr: &str) -> &str {
+    addr.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+impl Facts {
+    /// Facts of an inspected message.
+    pub fn from_report(report: &Report, ctx: &Context) -> Facts {
+        let msg = report.message.as_ref();
+        let sender = ctx
+            .envelope_from
+            .as_deref()
+            .map(bare_address)
+            .or_else(|| msg.and_then(|m| m.from.first()).map(|f| bare_address(f)))
+            .unwrap_or_default();
+        let mut recipients: Vec<String> = if ctx.envelope_to.is_empty() {
+            msg.map(|m| {
+                m.to.iter()
+                    .chain(&m.cc)
+                    .chain(&m.bcc)
+                    .map(|a| bare_address(a))
+                    .collect()
+            })
+            .unwrap_or_default()
+        } else {
+            ctx.envelope_to.iter().map(|a| bare_address(a)).collect()
+        };
+        let mut seen = HashSet::new();
+        recipients.retain(|r| !r.is_empty() && seen.insert(r.clone()));
+        let attachments = report
+            .attachments
+            .iter()
+            .map(|a| AttachmentFact {
+                location: a.location.clone(),
+                name: a.name.clone(),
+                kind: a.kind.short().to_string(),
+                size: a.size,
+                sha256: a.sha256.clone(),
+                extension_mismatch: a.extension_mismatch,
+                depth: a.depth,
+                origin: ctx
+                    .origins
+                    .iter()
+                    .find(|(n, _)| n == &a.name || n == &a.location)
+                    .map(|(_, o)| o.clone()),
+            })
+            .collect();
+        // Summaries: per (detector, location) and per detector for the whole message.
+        type Acc = (u32, [BTreeSet<String>; 3], Vec<String>);
+        let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
+        for f in &report.findings {
+            for loc in [f.location.as_str(), "*"] {
+                let e = acc
+                    .entry((f.detector.clone(), loc.to_string()))
+                    .or_default();
+                e.0 += 1;
+                for k in 0..=conf_index(f.confidence) {
+                    e.1[k].insert(f.normalized.clone());
+                }
+                if e.2.len() < 3 && !e.2.contains(&f.value_masked) {
+                    e.2.push(f.value_masked.clone());
+                }
+            }
+        }
+        let findings = acc
+            .into_iter()
+            .map(
+                |((detector, location), (count, u, samples))| FindingSummary {
+                    detector,
+                    location,
+                    count,
+                    unique: [u[0].len() as u32, u[1].len() as u32, u[2].len() as u32],
+                    samples,
+                },
+            )
+            .collect();
+        Facts {
+            time: ctx.time.unwrap_or_else(crate::timeutil::now),
+            channel: ctx.channel.clone(),
+            user: ctx.user.clone(),
+            sender,
+            recipients,
+            subject: msg.and_then(|m| m.subject.clone()).unwrap_or_default(),
+            body: Some(report.body_text.clone()),
+            size: report.size,
+            attachments,
+            findings,
+            unscannable: report
+                .unscannable
+                .iter()
+                .map(|u| (u.location.clone(), u.reason.as_str().to_string()))
+                .collect(),
+            password_candidates: report.password_candidates.len(),
+            groups: ctx.groups.clone(),
+        }
+    }
+}
+
+/// What the audit trail knows: the stateful conditions ask it.
+/// Windows are `since ..= until` in Unix seconds; `until` is the evaluated message's time, so
+/// that a test or replay of an old message does not count later mail.
+pub trait History {
+    /// Had mail gone to this domain by `until`?
+    fn domain_seen(&self, domain: &str, until: i64) -> bool;
+    /// Earlier messages in the window that sent this attachment (SHA-256) outside.
+    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64;
+    /// Earlier external messages of the sender in the window: (messages, attachment bytes).
+    fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64);
+    /// An earlier message in the window from the sender to the same recipients that carried an
+    /// encrypted archive (`want_password` false) or password candidates (`want_password` true).
+    fn ppap_partner(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        since: i64,
+        until: i64,
+        want_password: bool,
+    ) -> bool;
+}
+
+/// No history (a policy test without an audit database): nothing was seen before.
+pub struct NoHistory;
+
+impl History for NoHistory {
+    fn domain_seen(&self, _: &str, _: i64) -> bool {
+        false
+    }
+    fn external_sends_of(&self, _: &str, _: i64, _: i64) -> u64 {
+        0
+    }
+    fn sender_external(&self, _: &str, _: i64, _: i64) -> (u64, u64) {
+        (0, 0)
+    }
+    fn ppap_partner(&self, _: &str, _: &[String], _: i64, _: i64, _: bool) -> bool {
+        false
+    }
+}
+
+/// A numeric range `{ min = .., max = .. }` (both inclusive, both optional).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Range {
+    /// Lower bound.
+    pub min: Option<u64>,
+    /// Upper bound.
+    pub max: Option<u64>,
+}
+
+impl Range {
+    fn contains(&self, v: u64) -> bool {
+        self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m)
+    }
+    fn describe(&self) -> String {
+        match (self.min, self.max) {
+            (Some(a), Some(b)) => format!("{a}..={b}"),
+            (Some(a), None) => format!(">= {a}"),
+            (None, Some(b)) => format!("<= {b}"),
+            (None, None) => "any".into(),
+        }
+    }
+}
+
+/// Where a detector condition counts unique values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// All locations of the message together.
+    Message,
+    /// Any single location (an attachment, the body).
+    Attachment,
+}
+
+/// A condition. (Field names of the variants are those of the policy file; see docs/policy.md.)
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum Cond {
+    /// Every one holds.
+    All(Vec<Cond>),
+    /// At least one holds.
+    Any(Vec<Cond>),
+    /// It does not hold.
+    Not(Box<Cond>),
+    /// Some recipient's domain is in the list.
+    RecipientDomainIn(Vec<String>),
+    /// Some recipient's domain is not in the list.
+    RecipientDomainNotIn(Vec<String>),
+    /// `any_external`, `all_external`, `all_internal`.
+    Recipients(String),
+    /// Number of recipients.
+    RecipientCount(Range),
+    /// Number of external recipients.
+    ExternalRecipientCount(Range),
+    /// More than one external domain in one mail.
+    MixedExternalDomains,
+    /// An external domain never mailed before.
+    NewExternalDomain,
+    /// Sender address in the list.
+    SenderIn(Vec<String>),
+    /// Sender domain in the list.
+    SenderDomainIn(Vec<String>),
+    /// Sender in a group (policy `[groups]` or context groups).
+    SenderGroup(String),
+    /// Channel in the list.
+    ChannelIn(Vec<String>),
+    /// Number of attachments attached to the message itself.
+    AttachmentCount(Range),
+    /// Some attachment's true type in the list.
+    TrueTypeIn(Vec<String>),
+    /// Some attachment's extension in the list.
+    ExtensionIn(Vec<String>),
+    /// Some attachment's extension does not fit its content.
+    ExtensionMismatch,
+    /// Message size in bytes.
+    MessageSize(Range),
+    /// Some attachment's size in bytes.
+    AttachmentSize(Range),
+    /// A detector (or any of several) found enough distinct values.
+    Detector {
+        ids: Vec<String>,
+        min_confidence: Confidence,
+        min_unique: u32,
+        scope: Scope,
+    },
+    /// The subject contains one of the words (case-insensitive).
+    SubjectContains(Vec<String>),
+    /// A body contains one of the words.
+    BodyContains(Vec<String>),
+    /// Subject or body contains one of the words.
+    TextContains(Vec<String>),
+    /// Something could not be inspected for one of these reasons (`any` for any reason).
+    UnscannableIn(Vec<String>),
+    /// PPAP: an encrypted archive and a password to the same recipients within the window.
+    Ppap { within: i64 },
+    /// Local time of day in `[from, to)` minutes (may wrap past midnight).
+    TimeOfDay { from: u32, to: u32 },
+    /// Local weekday (0 = Monday) in the list.
+    WeekdayIn(Vec<u32>),
+    /// The same attachment went outside at least `min` times within `within` seconds.
+    SameAttachmentSentExternal { min: u64, within: i64 },
+    /// The sender's external messages within the window reach `min`.
+    SenderExternalMails { min: u64, within: i64 },
+    /// The sender's external attachment bytes within the window reach `min`.
+    SenderExternalBytes { min: u64, within: i64 },
+    /// The risk score is in the range.
+    RiskScore(Range),
+}
+
+/// A rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable id.
+    pub id: String,
+    /// What it is for.
+    pub description: String,
+    /// Enforce or monitor.
+    pub mode: Mode,
+    /// `info`, `low`, `medium`, `high`, `critical`.
+    pub severity: String,
+    /// What it does when it matches.
+    pub action: Action,
+    /// When it matches.
+    pub when: Cond,
+    /// Exceptions: it does not match when this holds.
+    pub unless: Option<Cond>,
+    /// Later rules are not evaluated after a match.
+    pub stop: bool,
+    /// Text for the user (block reply, hold notice), Japanese and English.
+    pub message_ja: Option<String>,
+    /// English text.
+    pub message_en: Option<String>,
+    /// Approvers (hold).
+    pub approvers: Vec<String>,
+    /// Approver group (hold).
+    pub approver_group: Option<String>,
+    /// Seconds until a hold expires.
+    pub expires: i64,
+    /// Header to add (tag): name and value.
+    pub add_header: Option<(String, String)>,
+    /// Subject prefix (tag).
+    pub subject_prefix: Option<String>,
+    /// Keep copies of the attachments for this many days.
+    pub evidence_days: Option<u32>,
+}
+
+impl Rule {
+    /// True when a condition of the rule reads the body text (not kept in the audit trail, so
+    /// such conditions cannot be replayed).
+    pub fn uses_body(&self) -> bool {
+        fn body(c: &Cond) -> bool {
+            match c {
+                Cond::All(v) | Cond::Any(v) => v.iter().any(body),
+                Cond::Not(c) => body(c),
+                Cond::BodyContains(_) | Cond::TextContains(_) => true,
+                _ => false,
+            }
+        }
+        body(&self.when) || self.unless.as_ref().is_some_and(body)
+    }
+}
+
+/// A policy: organisation domains, groups and ordered rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Name.
+    pub name: String,
+    /// Internal (organisation) domains; subdomains are internal too.
+    pub internal_domains: Vec<String>,
+    /// Local time offset for time conditions, in minutes (default +09:00).
+    pub utc_offset_min: i32,
+    /// Sender groups.
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Default approvers for holds.
+    pub approvers: Vec<String>,
+    /// Rules, in order.
+    pub rules: Vec<Rule>,
+    /// Alert sinks (`[alerts]`).
+    pub alerts: crate::workflow::AlertConfig,
+    /// Command that releases a held mail once approved (`{queue_id}`, `{approval}`).
+    pub release_command: Option<String>,
+    /// Command that deletes a held mail once rejected or expired.
+    pub discard_command: Option<String>,
+}
+
+/// One weighted signal of the risk score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signal {
+    /// What.
+    pub name: String,
+    /// Points added.
+    pub weight: u32,
+}
+
+/// A matched rule and why it matched.
+#[derive(Debug, Clone)]
+pub struct RuleMatch {
+    /// Rule id.
+    pub rule: String,
+    /// Its action.
+    pub action: Action,
+    /// Its mode: a monitor-mode match did not change the verdict.
+    pub mode: Mode,
+    /// Its severity.
+    pub severity: String,
+    /// The conditions that made it match, in words.
+    pub reasons: Vec<String>,
+    /// The detectors whose findings took part.
+    pub detectors: Vec<String>,
+}
+
+/// The verdict on a message.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The final action: the most severe action of the enforced matched rules (allow if none).
+    pub action: Action,
+    /// Every matched rule, enforced and monitored.
+    pub matched: Vec<RuleMatch>,
+    /// Risk score, 0 to 100.
+    pub risk: u32,
+    /// The signals behind the score.
+    pub signals: Vec<Signal>,
+    /// Message for the user (from the rule that decided the action).
+    pub message_ja: Option<String>,
+    /// English message.
+    pub message_en: Option<String>,
+    /// Approvers and expiry when held.
+    pub approvers: Vec<String>,
+    /// Approver group when held.
+    pub approver_group: Option<String>,
+    /// Hold expiry in seconds.
+    pub expires: i64,
+    /// Headers to add.
+    pub headers: Vec<(String, String)>,
+    /// Subject prefixes.
+    pub subject_prefix: Option<String>,
+    /// Keep attachment copies for this many days (the longest of the matched rules).
+    pub evidence_days: Option<u32>,
+}
+
+impl Verdict {
+    /// The decisive rule's message in the given language (`ja` or anything else for English).
+    pub fn user_message(&self, lang: &str) -> String {
+        let (ja, en) = (self.message_ja.clone(), self.message_en.clone());
+        let m = if lang == "ja" { ja.or(en) } else { en.or(ja) };
+        m.unwrap_or_else(|| match self.action {
+            Action::Block => "このメールは情報漏えい防止ポリシーにより送信できません / Message refused by the data-loss-prevention policy".into(),
+            Action::Hold => "このメールは承認待ちです / Message held for approval".into(),
+            _ => String::new(),
+        })
+    }
+}
+
+/// Detectors whose values are sensitive on their own (risk weights).
+fn sensitivity(detector: &str) -> u32 {
+    match detector {
+        "jp_my_number"
+        | "credit_card"
+        | "jp_bank_account"
+        | "jp_passport"
+        | "jp_residence_card"
+        | "jp_drivers_license"
+        | "jp_basic_pension_number"
+        | "us_ssn"
+        | "iban"
+        | "private_key"
+        | "aws_secret_access_key"
+        | "aws_access_key_id"
+        | "github_token"
+        | "slack_token"
+        | "google_api_key"
+        | "stripe_secret_key" => 3,
+        "confidential_marking" => 2,
+        "jp_phone" | "phone" | "email_address" | "jp_corporate_number" => 1,
+        _ => 2,
+    }
+}
+
+impl Policy {
+    /// Reads and parses a policy file; errors name the file, line and field.
+    pub fn from_file(path: &std::path::Path) -> Result<Policy, crate::RuleError> {
+        let text = std::fs::read_to_string(path).map_err(|e| crate::RuleError {
+            file: Some(path.to_path_buf()),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        parse_policy(&text, Some(path))
+    }
+
+    /// The built-in default policy: every rule in monitor mode.
+    pub fn default_monitor() -> Policy {
+        parse_policy(DEFAULT_POLICY, None).expect("the built-in policy parses (tested)")
+    }
+
+    /// Is the address internal?
+    pub fn is_internal(&self, addr: &str, sender: &str) -> bool {
+        let d = domain_of(addr);
+        if self.internal_domains.is_empty() {
+            return !d.is_empty() && d == domain_of(sender);
+        }
+        self.internal_domains
+            .iter()
+            .any(|i| d == i || d.ends_with(&format!(".{i}")))
+    }
+
+    fn external<'f>(&self, f: &'f Facts) -> Vec<&'f String> {
+        f.recipients
+            .iter()
+            .filter(|r| !self.is_internal(r, &f.sender))
+            .collect()
+    }
+
+    fn external_domains(&self, f: &Facts) -> BTreeSet<String> {
+        self.external(f)
+            .into_iter()
+            .map(|r| domain_of(r).to_string())
+            .collect()
+    }
+
+    fn in_group(&self, f: &Facts, group: &str) -> bool {
+        f.groups.iter().any(|g| g == group)
+            || self.groups.get(group).is_some_and(|members| {
+                members.iter().any(|m| {
+                    let m = m.to_ascii_lowercase();
+                    m == f.sender
+                        || m.strip_prefix('@')
+                            .is_some_and(|d| domain_of(&f.sender) == d)
+                })
+            })
+    }
+
+    /// The risk score and its signals.
+    pub fn risk(&self, f: &Facts, h: &dyn History) -> (u32, Vec<Signal>) {
+        let mut sig = Vec::new();
+        let mut add = |name: String, w: u32| {
+            if w > 0 {
+                sig.push(Signal { name, weight: w });
+            }
+        };
+        for s in f.findings.iter().filter(|s| s.location == "*") {
+            let w = sensitivity(&s.detector)
+                * if s.unique[2] > 0 {
+                    10
+                } else if s.unique[1] > 0 {
+                    5
+                } else {
+                    2
+                };
+            let volume = if s.unique[0] >= 10 { 2 } else { 1 };
+            add(
+                format!("{}: {} value(s)", s.detector, s.unique[0]),
+                (w * volume).min(40),
+            );
+        }
+        let external = self.external(f);
+        if !external.is_empty() {
+            add(format!("{} external recipient(s)", external.len()), 10);
+            let domains = self.external_domains(f);
+            if domains.len() > 1 {
+                add(
+                    format!("{} external domains in one mail", domains.len()),
+                    10,
+                );
+            }
+            if let Some(d) = domains.iter().find(|d| !h.domain_seen(d, f.time)) {
+                add(format!("first mail to {d}"), 10);
+            }
+            for a in f
+                .attachments
+                .iter()
+                .filter(|a| a.depth == 0 && !a.sha256.is_empty())
+            {
+                let n = h.external_sends_of(&a.sha256, f.time - 7 * 86_400, f.time);
+                if n >= 2 {
+                    add(
+                        format!("{} sent outside {} times in 7 days", a.name, n + 1),
+                        15,
+                    );
+                    break;
+                }
+            }
+            let (mails, _) = h.sender_external(&f.sender, f.time - 3600, f.time);
+            if mails >= 20 {
+                add(
+                    format!(
+                        "{} external mails from the sender in the last hour",
+                        mails + 1
+                    ),
+                    10,
+                );
+            }
+        }
+        if f.unscannable.iter().any(|(_, r)| r == "encrypted") {
+            add("encrypted content".into(), 20);
+        } else if !f.unscannable.is_empty() {
+            add("content not fully inspected".into(), 5);
+        }
+        if f.attachments.iter().any(|a| a.extension_mismatch) {
+            add("extension does not match content".into(), 15);
+        }
+        let (minute, weekday) =
+            crate::timeutil::local_minute_and_weekday(f.time, self.utc_offset_min);
+        if !(6 * 60..22 * 60).contains(&minute) || weekday >= 5 {
+            add("outside business hours".into(), 5);
+        }
+        let score = sig.iter().map(|s| s.weight).sum::<u32>().min(100);
+        (score, sig)
+    }
+
+    /// Evaluates the policy.
+    pub fn evaluate(&self, f: &Facts, h: &dyn History) -> Verdict {
+        let (risk, signals) = self.risk(f, h);
+        let mut v = Verdict {
+            action: Action::Allow,
+            matched: Vec::new(),
+            risk,
+            signals,
+            message_ja: None,
+            message_en: None,
+            approvers: Vec::new(),
+            approver_group: None,
+            expires: 0,
+            headers: Vec::new(),
+            subject_prefix: None,
+            evidence_days: None,
+        };
+        for rule in &self.rules {
+            let mut reasons = Vec::new();
+            let mut dets = Vec::new();
+            if !self.eval(&rule.when, f, h, risk, &mut reasons, &mut dets) {
+                continue;
+            }
+            if let Some(u) = &rule.unless {
+                if self.eval(u, f, h, risk, &mut Vec::new(), &mut Vec::new()) {
+                    continue;
+                }
+            }
+            dets.sort();
+            dets.dedup();
+            v.matched.push(RuleMatch {
+                rule: rule.id.clone(),
+                action: rule.action,
+                mode: rule.mode,
+                severity: rule.severity.clone(),
+                reasons,
+                detectors: dets,
+            });
+            if rule.mode == Mode::Enforce {
+                if rule.action > v.action {
+                    v.action = rule.action;
+                    v.message_ja = rule.message_ja.clone();
+                    v.message_en = rule.message_en.clone();
+                    if rule.action == Action::Hold {
+                        v.approvers = if rule.approvers.is_empty() {
+                            self.approvers.clone()
+                        } else {
+                            rule.approvers.clone()
+                        };
+                        v.approver_group = rule.approver_group.clone();
+                        v.expires = rule.expires;
+                    }
+                }
+                if let Some(hd) = &rule.add_header {
+                    v.headers.push(hd.clone());
+                }
+                if rule.subject_prefix.is_some() && v.subject_prefix.is_none() {
+                    v.subject_prefix = rule.subject_prefix.clone();
+                }
+            }
+            if let Some(d) = rule.evidence_days {
+                v.evidence_days = Some(v.evidence_days.map_or(d, |x| x.max(d)));
+            }
+            if rule.stop {
+                break;
+            }
+        }
+        v
+    }
+
+    fn eval(
+        &self,
+        c: &Cond,
+        f: &Facts,
+        h: &dyn History,
+        risk: u32,
+        why: &mut Vec<String>,
+        dets: &mut Vec<String>,
+    ) -> bool {
+        let lower = |v: &[String]| -> Vec<String> { v.iter().map(|s| s.to_lowercase()).collect() };
+        let (ok, reason): (bool, String) = match c {
+            Cond::All(cs) => {
+                let mut local = Vec::new();
+                let ok = cs
+                    .iter()
+                    .all(|c| self.eval(c, f, h, risk, &mut local, dets));
+                if ok {
+                    why.extend(local);
+                }
+                return ok;
+            }
+            Cond::Any(cs) => {
+                for c in cs {
+                    let mut local = Vec::new();
+                    if self.eval(c, f, h, risk, &mut local, dets) {
+                        why.extend(local);
+                        return true;
+                    }
+                }
+                return false;
+            }
+            Cond::Not(c) => {
+                let mut local = Vec::new();
+                let ok = !self.eval(c, f, h, risk, &mut local, &mut Vec::new());
+                if ok {
+                    why.push(format!("not ({})", describe(c)));
+                }
+                return ok;
+            }
+            Cond::RecipientDomainIn(list) => {
+                let list = lower(list);
+                let hit = f
+                    .recipients
+                    .iter()
+                    .find(|r| list.iter().any(|d| domain_of(r) == d));
+                (
+                    hit.is_some(),
+                    format!("recipient {} in listed domains", hit.map_or("", |s| s)),
+                )
+            }
+            Cond::RecipientDomainNotIn(list) => {
+                let list = lower(list);
+                let hit = f
+                    .recipients
+                    .iter()
+                    .find(|r| !list.iter().any(|d| domain_of(r) == d));
+                (
+                    hit.is_some(),
+                    format!("recipient {} outside listed domains", hit.map_or("", |s| s)),
+                )
+            }
+            Cond::Recipients(kind) => {
+                let ext = self.external(f);
+                let ok = match kind.as_str() {
+                    "any_external" => !ext.is_empty(),
+                    "all_external" => !f.recipients.is_empty() && ext.len() == f.recipients.len(),
+                    "all_internal" => !f.recipients.is_empty() && ext.is_empty(),
+                    _ => false,
+                };
+                (
+                    ok,
+                    format!(
+                        "recipients {kind}: {} of {} external ({})",
+                        ext.len(),
+                        f.recipients.len(),
+                        ext.iter()
+                            .take(3)
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            }
+            Cond::RecipientCount(r) => (
+                r.contains(f.recipients.len() as u64),
+                format!("{} recipients ({})", f.recipients.len(), r.describe()),
+            ),
+            Cond::ExternalRecipientCount(r) => {
+                let n = self.external(f).len() as u64;
+                (
+                    r.contains(n),
+                    format!("{n} external recipients ({})", r.describe()),
+                )
+            }
+            Cond::MixedExternalDomains => {
+                let d = self.external_domains(f);
+                (
+                    d.len() > 1,
+                    format!(
+                        "external domains {}",
+                        d.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            }
+            Cond::NewExternalDomain => {
+                let new: Vec<String> = self
+                    .external_domains(f)
+                    .into_iter()
+                    .filter(|d| !h.domain_seen(d, f.time))
+                    .collect();
+                (
+                    !new.is_empty(),
+                    format!("never mailed before: {}", new.join(", ")),
+                )
+            }
+            Cond::SenderIn(list) => (
+                lower(list).contains(&f.sender),
+                format!("sender {}", f.sender),
+            ),
+            Cond::SenderDomainIn(list) => (
+                lower(list).iter().any(|d| d == domain_of(&f.sender)),
+                format!("sender domain {}", domain_of(&f.sender)),
+            ),
+            Cond::SenderGroup(g) => (
+                self.in_group(f, g),
+                format!("sender {} in group {g}", f.sender),
+            ),
+            Cond::ChannelIn(list) => (list.contains(&f.channel), format!("channel {}", f.channel)),
+            Cond::AttachmentCount(r) => {
+                let n = f.attachments.iter().filter(|a| a.depth == 0).count() as u64;
+                (r.contains(n), format!("{n} attachments ({})", r.describe()))
+            }
+            Cond::TrueTypeIn(list) => {
+                let hit = f.attachments.iter().find(|a| list.contains(&a.kind));
+                (
+                    hit.is_some(),
+                    format!(
+                        "{} is {}",
+                        hit.map_or("", |a| &a.location),
+                        hit.map_or("", |a| &a.kind)
+                    ),
+                )
+            }
+            Cond::ExtensionIn(list) => {
+                let list = lower(list);
+                let hit = f.attachments.iter().find(|a| {
+                    let e = a
+                        .name
+                        .rsplit_once('.')
+                        .map(|(_, e)| format!(".{}", e.to_lowercase()))
+                        .unwrap_or_default();
+                    list.iter().any(|x| *x == e || format!(".{x}") == e)
+                });
+                (
+                    hit.is_some(),
+                    format!("attachment {}", hit.map_or("", |a| &a.name)),
+                )
+            }
+            Cond::ExtensionMismatch => {
+                let hit = f.attachments.iter().find(|a| a.extension_mismatch);
+                (
+                    hit.is_some(),
+                    format!(
+                        "{} is really {}",
+                        hit.map_or("", |a| &a.name),
+                        hit.map_or("", |a| &a.kind)
+                    ),
+                )
+            }
+            Cond::MessageSize(r) => (
+                r.contains(f.size),
+                format!("message of {} bytes ({})", f.size, r.describe()),
+            ),
+            Cond::AttachmentSize(r) => {
+                let hit = f.attachments.iter().find(|a| r.contains(a.size));
+                (
+                    hit.is_some(),
+                    format!(
+                        "{} of {} bytes ({})",
+                        hit.map_or("", |a| &a.name),
+                        hit.map_or(0, |a| a.size),
+                        r.describe()
+                    ),
+                )
+            }
+            Cond::Detector {
+                ids,
+                min_confidence,
+                min_unique,
+                scope,
+            } => {
+                let k = conf_index(*min_confidence);
+                let hit = f.findings.iter().find(|s| {
+                    (ids.iter().any(|i| i == &s.detector || i == "any"))
+                        && (if *scope == Scope::Message {
+                            s.location == "*"
+                        } else {
+                            s.location != "*"
+                        })
+                        && s.unique[k] >= *min_unique
+                });
+                if let Some(s) = hit {
+                    dets.push(s.detector.clone());
+                }
+                (
+                    hit.is_some(),
+                    hit.map_or(String::new(), |s| {
+                        let at = if s.location == "*" {
+                            "in the message".to_string()
+                        } else {
+                            format!("in {}", s.location)
+                        };
+                        format!(
+                            "{}: {} distinct value(s) at {}+ {at} (>= {min_unique}), e.g. {}",
+                            s.detector,
+                            s.unique[k],
+                            min_confidence,
+                            s.samples.join(", ")
+                        )
+                    }),
+                )
+            }
+            Cond::SubjectContains(words) => contains(&f.subject, words, "subject"),
+            Cond::BodyContains(words) => contains(f.body.as_deref().unwrap_or(""), words, "body"),
+            Cond::TextContains(words) => {
+                let r = contains(&f.subject, words, "subject");
+                if r.0 {
+                    r
+                } else {
+                    contains(f.body.as_deref().unwrap_or(""), words, "body")
+                }
+            }
+            Cond::UnscannableIn(reasons) => {
+                let hit = f
+                    .unscannable
+                    .iter()
+                    .find(|(_, r)| reasons.iter().any(|x| x == r || x == "any"));
+                (
+                    hit.is_some(),
+                    hit.map_or(String::new(), |(l, r)| format!("{l} not inspected: {r}")),
+                )
+            }
+            Cond::Ppap { within } => {
+                let encrypted_here = f.unscannable.iter().any(|(_, r)| r == "encrypted");
+                let ext = self.external(f);
+                let ext: Vec<String> = ext.into_iter().cloned().collect();
+                let since = f.time - within;
+                let ok = !ext.is_empty()
+                    && ((f.password_candidates > 0
+                        && h.ppap_partner(&f.sender, &ext, since, f.time, false))
+                        || (encrypted_here
+                            && h.ppap_partner(&f.sender, &ext, since, f.time, true)));
+                (
+                    ok,
+                    "encrypted archive and its password sent separately to the same recipients"
+                        .into(),
+                )
+            }
+            Cond::TimeOfDay { from, to } => {
+                let (m, _) = crate::timeutil::local_minute_and_weekday(f.time, self.utc_offset_min);
+                let ok = if from <= to {
+                    (*from..*to).contains(&m)
+                } else {
+                    m >= *from || m < *to
+                };
+                (ok, format!("sent at {:02}:{:02}", m / 60, m % 60))
+            }
+            Cond::WeekdayIn(days) => {
+                let (_, w) = crate::timeutil::local_minute_and_weekday(f.time, self.utc_offset_min);
+                (
+                    days.contains(&w),
+                    format!(
+                        "sent on {}",
+                        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][w as usize % 7]
+                    ),
+                )
+            }
+            Cond::SameAttachmentSentExternal { min, within } => {
+                if self.external(f).is_empty() {
+                    (false, String::new())
+                } else {
+                    let hit = f
+                        .attachments
+                        .iter()
+                        .filter(|a| a.depth == 0 && !a.sha256.is_empty())
+                        .map(|a| {
+                            (
+                                a,
+                                h.external_sends_of(&a.sha256, f.time - within, f.time) + 1,
+                            )
+                        })
+                        .find(|(_, n)| n >= min);
+                    (
+                        hit.is_some(),
+                        hit.map_or(String::new(), |(a, n)| {
+                            format!("{} sent outside {n} times within {within} s", a.name)
+                        }),
+                    )
+                }
+            }
+            Cond::SenderExternalMails { min, within } => {
+                let this = u64::from(!self.external(f).is_empty());
+                let (n, _) = h.sender_external(&f.sender, f.time - within, f.time);
+                (
+                    n + this >= *min,
+                    format!(
+                        "{} external mails from {} within {within} s",
+                        n + this,
+                        f.sender
+                    ),
+                )
+            }
+            Cond::SenderExternalBytes { min, within } => {
+                let this: u64 = if self.external(f).is_empty() {
+                    0
+                } else {
+                    f.attachments
+                        .iter()
+                        .filter(|a| a.depth == 0)
+                        .map(|a| a.size)
+                        .sum()
+                };
+                let (_, b) = h.sender_external(&f.sender, f.time - within, f.time);
+                (
+                    b + this >= *min,
+                    format!(
+                        "{} attachment bytes sent outside by {} within {within} s",
+                        b + this,
+                        f.sender
+                    ),
+                )
+            }
+            Cond::RiskScore(r) => (
+                r.contains(u64::from(risk)),
+                format!("risk score {risk} ({})", r.describe()),
+            ),
+        };
+        if ok {
+            why.push(reason);
+        }
+        ok
+    }
+}
+
+fn contains(text: &str, words: &[String], what: &str) -> (bool, String) {
+    let t = text.to_lowercase();
+    let hit = words.iter().find(|w| t.contains(&w.to_lowercase()));
+    (
+        hit.is_some(),
+        format!("{what} contains {}", hit.map_or("", |s| s)),
+    )
+}
+
+/// A short description of a condition (for `not`).
+fn describe(c: &Cond) -> String {
+    let s = format!("{c:?}");
+    s.chars().take(80).collect()
+}

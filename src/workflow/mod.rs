@@ -1,0 +1,1087 @@
+//! Workflow: the audit trail, evidence copies, approvals, alerts: what happens after a verdict.
+//!
+//! * [`AuditRecord`]: one row per mail (who, how, to whom, what, which files, what was found
+//!   (masked), the verdict and the rules behind it). Committed durably before the verdict is
+//!   returned as final.
+//! * [`Store`]: the storage behind it, SQLite by default ([`SqliteStore`]: WAL, `synchronous =
+//!   FULL`, schema migrations, group commit), a trait so that a shared server database can come
+//!   later. It is also the policy's [`History`](crate::policy::History).
+//! * [`EvidenceStore`]: content-addressed copies of sent attachments, checked on read.
+//! * Approvals: pending → approved / rejected / expired → released / discarded, every view and
+//!   decision recorded with who and when, tokens authenticated with HMAC-SHA-256.
+//! * [`AlertSinks`]: JSON Lines file, syslog (RFC 5424 over UDP or TCP), webhook with retry.
+//!
+//! [`Workflow`] ties them together: `process()` records a verdict, keeps evidence, opens the
+//! approval of a held mail and sends alerts.
+
+mod alerts;
+mod evidence;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+
+pub use alerts::{alert_json, AlertConfig, AlertSinks, OutboxItem};
+pub use evidence::EvidenceStore;
+pub use sqlite::SqliteStore;
+
+use crate::policy::{Action, AttachmentFact, Context, Facts, FindingSummary, History, Verdict};
+use crate::report::Report;
+
+/// Errors of the workflow layer.
+#[derive(Debug)]
+pub enum WorkflowError {
+    /// The database.
+    Db(String),
+    /// Files (state directory, evidence).
+    Io(String),
+    /// An approval that does not exist.
+    NotFound(String),
+    /// A decision on an approval that is no longer pending (already decided, expired).
+    AlreadyDecided(String),
+    /// Not allowed (the approver is not one of the request's approvers, a bad token).
+    Forbidden(String),
+    /// Stored evidence whose SHA-256 no longer matches.
+    Tampered(String),
+}
+
+impl std::fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkflowError::Db(m) => write!(f, "database: {m}"),
+            WorkflowError::Io(m) => write!(f, "{m}"),
+            WorkflowError::NotFound(m) => write!(f, "not found: {m}"),
+            WorkflowError::AlreadyDecided(m) => write!(f, "already decided: {m}"),
+            WorkflowError::Forbidden(m) => write!(f, "forbidden: {m}"),
+            WorkflowError::Tampered(m) => write!(f, "evidence does not match its SHA-256: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for WorkflowError {}
+
+impl From<rusqlite::Error> for WorkflowError {
+    fn from(e: rusqlite::Error) -> Self {
+        WorkflowError::Db(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for WorkflowError {
+    fn from(e: std::io::Error) -> Self {
+        WorkflowError::Io(e.to_string())
+    }
+}
+
+/// Result of the workflow layer.
+pub type Result<T> = std::result::Result<T, WorkflowError>;
+
+/// A recipient and whether it is outside the organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Address, lower case.
+    pub address: String,
+    /// Outside the organisation's domains.
+    pub external: bool,
+}
+
+/// An attachment row of an audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRow {
+    /// Location in the message.
+    pub location: String,
+    /// File name.
+    pub name: String,
+    /// True type (`xlsx`, ...).
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: String,
+    /// Origin reported by an endpoint agent.
+    pub origin: Option<String>,
+    /// Extension does not fit the content.
+    pub extension_mismatch: bool,
+    /// Nesting depth.
+    pub depth: u32,
+    /// Why it could not be (fully) inspected, if so.
+    pub unscannable: Option<String>,
+}
+
+/// A matched rule, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatchedRule {
+    /// Rule id.
+    pub rule: String,
+    /// Its action.
+    pub action: String,
+    /// `enforce` or `monitor`.
+    pub mode: String,
+    /// Severity.
+    pub severity: String,
+    /// Why it matched (masked samples only).
+    pub reasons: Vec<String>,
+}
+
+/// A stored finding summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRow {
+    /// Detector.
+    pub detector: String,
+    /// Location, or `*` for the message.
+    pub location: String,
+    /// Findings.
+    pub count: u32,
+    /// Distinct values at low+, medium+, high+.
+    pub unique: [u32; 3],
+    /// Masked samples.
+    pub samples: Vec<String>,
+}
+
+/// One audited mail.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Assigned when stored.
+    pub id: i64,
+    /// Unix seconds.
+    pub time: i64,
+    /// `milter`, `proxy`, `webmail`, `api`, `cli`.
+    pub channel: String,
+    /// Authenticated user.
+    pub user: Option<String>,
+    /// Host.
+    pub host: Option<String>,
+    /// Client application.
+    pub client_app: Option<String>,
+    /// Client address.
+    pub client_addr: Option<String>,
+    /// TLS version.
+    pub tls: Option<String>,
+    /// Sender.
+    pub sender: String,
+    /// Recipients.
+    pub recipients: Vec<Recipient>,
+    /// Subject, with found values masked.
+    pub subject: String,
+    /// SHA-256 of the body texts.
+    pub body_digest: String,
+    /// Message size.
+    pub size: u64,
+    /// Message-ID.
+    pub message_id: Option<String>,
+    /// MTA queue id.
+    pub queue_id: Option<String>,
+    /// Attachments.
+    pub attachments: Vec<AttachmentRow>,
+    /// Findings (masked samples).
+    pub findings: Vec<FindingRow>,
+    /// (location, reason, detail) of what could not be inspected.
+    pub unscannable: Vec<(String, String, String)>,
+    /// Password candidates found in the bodies (the values are not kept).
+    pub password_candidates: u32,
+    /// Final action.
+    pub action: String,
+    /// The action had the monitor-mode rules been enforced.
+    pub would_action: String,
+    /// Matched rules.
+    pub matched: Vec<MatchedRule>,
+    /// Risk score.
+    pub risk: u32,
+    /// Risk signals: (what, points).
+    pub signals: Vec<(String, u32)>,
+    /// The approval of a held mail.
+    pub approval: Option<String>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Random hex of `n` bytes.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).expect("the operating system's random source");
+    hex(&b)
+}
+
+impl AuditRecord {
+    /// The record of an inspected mail.
+    pub fn new(
+        report: &Report,
+        ctx: &Context,
+        facts: &Facts,
+        verdict: &Verdict,
+        policy: &crate::policy::Policy,
+    ) -> AuditRecord {
+        use sha2::Digest;
+        let mut subject = facts.subject.clone();
+        for f in report.findings.iter().filter(|f| f.location == "subject") {
+            subject = subject.replace(&f.value, &f.value_masked);
+        }
+        let would = verdict
+            .matched
+            .iter()
+            .map(|m| m.action)
+            .max()
+            .unwrap_or(Action::Allow)
+            .max(verdict.action);
+        AuditRecord {
+            id: 0,
+            time: facts.time,
+            channel: facts.channel.clone(),
+            user: ctx.user.clone(),
+            host: ctx.host.clone(),
+            client_app: ctx.client_app.clone(),
+            client_addr: ctx.client_addr.clone(),
+            tls: ctx.tls.clone(),
+            sender: facts.sender.clone(),
+            recipients: facts
+                .recipients
+                .iter()
+                .map(|r| Recipient {
+                    address: r.clone(),
+                    external: !policy.is_internal(r, &facts.sender),
+                })
+                .collect(),
+            subject,
+            body_digest: hex(&sha2::Sha256::digest(report.body_text.as_bytes())),
+            size: facts.size,
+            message_id: report.message.as_ref().and_then(|m| m.message_id.clone()),
+            queue_id: ctx.queue_id.clone(),
+            attachments: facts
+                .attachments
+                .iter()
+                .map(|a: &AttachmentFact| AttachmentRow {
+                    location: a.location.clone(),
+                    name: a.name.clone(),
+                    kind: a.kind.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                    origin: a.origin.clone(),
+                    extension_mismatch: a.extension_mismatch,
+                    depth: a.depth,
+                    unscannable: report
+                        .unscannable
+                        .iter()
+                        .find(|u| {
+                            u.location == a.location
+                                || u.location.starts_with(&format!("{}/", a.location))
+                        })
+                        .map(|u| format!("{}: {}", u.reason.as_str(), u.detail)),
+                })
+                .collect(),
+            findings: facts
+                .findings
+                .iter()
+                .map(|s: &FindingSummary| FindingRow {
+                    detector: s.detector.clone(),
+                    location: s.location.clone(),
+                    count: s.count,
+                    unique: s.unique,
+                    samples: s.samples.clone(),
+                })
+                .collect(),
+            unscannable: report
+                .unscannable
+                .iter()
+                .map(|u| {
+                    (
+                        u.location.clone(),
+                        u.reason.as_str().to_string(),
+                        u.detail.clone(),
+                    )
+                })
+                .collect(),
+            password_candidates: report.password_candidates.len() as u32,
+            action: verdict.action.as_str().to_string(),
+            would_action: would.as_str().to_string(),
+            matched: verdict
+                .matched
+                .iter()
+                .map(|m| MatchedRule {
+                    rule: m.rule.clone(),
+                    action: m.action.as_str().into(),
+                    mode: m.mode.as_str().into(),
+                    severity: m.severity.clone(),
+                    reasons: m.reasons.clone(),
+                })
+                .collect(),
+            risk: verdict.risk,
+            signals: verdict
+                .signals
+                .iter()
+                .map(|s| (s.name.clone(), s.weight))
+                .collect(),
+            approval: None,
+        }
+    }
+
+    /// The policy facts of a stored record (for replay: no body text).
+    pub fn facts(&self) -> Facts {
+        Facts {
+            time: self.time,
+            channel: self.channel.clone(),
+            user: self.user.clone(),
+            sender: self.sender.clone(),
+            recipients: self.recipients.iter().map(|r| r.address.clone()).collect(),
+            subject: self.subject.clone(),
+            body: None,
+            size: self.size,
+            attachments: self
+                .attachments
+                .iter()
+                .map(|a| AttachmentFact {
+                    location: a.location.clone(),
+                    name: a.name.clone(),
+                    kind: a.kind.clone(),
+                    size: a.size,
+                    sha256: a.sha256.clone(),
+                    extension_mismatch: a.extension_mismatch,
+                    depth: a.depth,
+                    origin: a.origin.clone(),
+                })
+                .collect(),
+            findings: self
+                .findings
+                .iter()
+                .map(|f| FindingSummary {
+                    detector: f.detector.clone(),
+                    location: f.location.clone(),
+                    count: f.count,
+                    unique: f.unique,
+                    samples: f.samples.clone(),
+                })
+                .collect(),
+            unscannable: self
+                .unscannable
+                .iter()
+                .map(|(l, r, _)| (l.clone(), r.clone()))
+                .collect(),
+            password_candidates: self.password_candidates as usize,
+            groups: Vec::new(),
+        }
+    }
+
+    /// True when any recipient is external.
+    pub fn external(&self) -> bool {
+        self.recipients.iter().any(|r| r.external)
+    }
+}
+
+/// Audit search filters (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Authenticated user.
+    pub user: Option<String>,
+    /// Sender address.
+    pub sender: Option<String>,
+    /// A recipient address.
+    pub recipient: Option<String>,
+    /// A recipient or sender domain.
+    pub domain: Option<String>,
+    /// An attachment SHA-256.
+    pub sha256: Option<String>,
+    /// A detector with findings.
+    pub detector: Option<String>,
+    /// Final action.
+    pub action: Option<String>,
+    /// From (Unix seconds, inclusive).
+    pub since: Option<i64>,
+    /// Until (exclusive).
+    pub until: Option<i64>,
+    /// Most rows (newest first); 0 = 1,000.
+    pub limit: usize,
+}
+
+/// `audit stats`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Per day (local date): (date, mails, external mails).
+    pub per_day: Vec<(String, u64, u64)>,
+    /// Per final action: (action, mails).
+    pub per_action: Vec<(String, u64)>,
+    /// Top senders of external mail: (sender, mails).
+    pub top_senders: Vec<(String, u64)>,
+    /// Top external domains: (domain, mails).
+    pub top_domains: Vec<(String, u64)>,
+    /// Top detectors: (detector, mails).
+    pub top_detectors: Vec<(String, u64)>,
+    /// Files sent outside repeatedly: (sha256, name, times).
+    pub repeated_files: Vec<(String, String, u64)>,
+}
+
+/// Approval states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApprovalState {
+    /// Waiting for a decision.
+    Pending,
+    /// Approved; the message is to be released.
+    Approved,
+    /// Rejected; the message is to be discarded.
+    Rejected,
+    /// Not decided in time; the message is to be discarded.
+    Expired,
+    /// Approved and released to its recipients.
+    Released,
+    /// Rejected or expired, and deleted.
+    Discarded,
+}
+
+impl ApprovalState {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Rejected => "rejected",
+            ApprovalState::Expired => "expired",
+            ApprovalState::Released => "released",
+            ApprovalState::Discarded => "discarded",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(s: &str) -> Option<ApprovalState> {
+        Some(match s {
+            "pending" => ApprovalState::Pending,
+            "approved" => ApprovalState::Approved,
+            "rejected" => ApprovalState::Rejected,
+            "expired" => ApprovalState::Expired,
+            "released" => ApprovalState::Released,
+            "discarded" => ApprovalState::Discarded,
+            _ => return None,
+        })
+    }
+}
+
+/// An approval request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Approval {
+    /// Random id.
+    pub id: String,
+    /// The audit record.
+    pub record_id: i64,
+    /// State.
+    pub state: ApprovalState,
+    /// Created (Unix seconds).
+    pub created: i64,
+    /// Expires (Unix seconds).
+    pub expires: i64,
+    /// Who may decide.
+    pub approvers: Vec<String>,
+    /// Approver group, if any.
+    pub approver_group: Option<String>,
+    /// The rule that held the mail.
+    pub rule: String,
+    /// Channel that holds the mail.
+    pub channel: String,
+    /// MTA queue id (milter).
+    pub queue_id: Option<String>,
+    /// Sender.
+    pub sender: String,
+    /// Recipients.
+    pub recipients: Vec<String>,
+    /// Subject (masked).
+    pub subject: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<i64>,
+    /// Their comment.
+    pub comment: Option<String>,
+    /// When it was released or discarded.
+    pub closed_at: Option<i64>,
+}
+
+/// Something that happened to an approval (a view, a download, a decision, a release).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApprovalEvent {
+    /// Unix seconds.
+    pub time: i64,
+    /// Who.
+    pub actor: String,
+    /// `created`, `view`, `view_attachment`, `download`, `approve`, `reject`, `expire`, `release`, `discard`.
+    pub kind: String,
+    /// Details (an attachment location, a comment).
+    pub detail: String,
+}
+
+/// Storage for records and approvals; also the policy's history.
+pub trait Store: History + Send + Sync {
+    /// The history as it was before a record was stored (for replay).
+    fn history_before(&self, record_id: i64) -> Box<dyn History + '_>;
+    /// Stores a record durably; returns its id.
+    fn record(&self, rec: &AuditRecord) -> Result<i64>;
+    /// Sets the approval id of a record.
+    fn set_record_approval(&self, record_id: i64, approval: &str) -> Result<()>;
+    /// One record.
+    fn get_record(&self, id: i64) -> Result<Option<AuditRecord>>;
+    /// Records matching a query, newest first.
+    fn search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Counts for dashboards.
+    fn stats(&self, since: i64, until: i64, utc_offset_min: i32, top: usize) -> Result<Stats>;
+    /// Every record since `since`, oldest first.
+    fn each_record(&self, since: i64, f: &mut dyn FnMut(AuditRecord)) -> Result<()>;
+    /// Stores a new approval.
+    fn insert_approval(&self, a: &Approval) -> Result<()>;
+    /// One approval.
+    fn approval(&self, id: &str) -> Result<Option<Approval>>;
+    /// Approvals in a state (all when None), for an approver (all when None), newest first.
+    fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        approver: Option<&str>,
+    ) -> Result<Vec<Approval>>;
+    /// Updates an approval's state and decision fields, only if its state is still `from`.
+    fn transition(&self, a: &Approval, from: ApprovalState) -> Result<bool>;
+    /// Appends an event.
+    fn add_event(&self, approval: &str, e: &ApprovalEvent) -> Result<()>;
+    /// Events of an approval, oldest first.
+    fn events(&self, approval: &str) -> Result<Vec<ApprovalEvent>>;
+    /// Evidence index: a copy kept until `expires` for `record_id` (the latest expiry wins).
+    fn add_evidence(
+        &self,
+        sha256: &str,
+        size: u64,
+        expires: i64,
+        record_id: i64,
+        location: &str,
+    ) -> Result<()>;
+    /// Evidence kept for a record: (location, SHA-256).
+    fn evidence_of(&self, record_id: i64) -> Result<Vec<(String, String)>>;
+    /// Evidence whose retention ended before `now`.
+    fn expired_evidence(&self, now: i64) -> Result<Vec<String>>;
+    /// Forgets an evidence copy (after its file was deleted).
+    fn forget_evidence(&self, sha256: &str) -> Result<()>;
+    /// Queues a network alert.
+    fn outbox_push(&self, sink: &str, payload: &str, next_try: i64) -> Result<i64>;
+    /// Takes up to `limit` due alerts, leasing them for `lease` seconds so that another process
+    /// does not deliver them too.
+    fn outbox_claim(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<OutboxItem>>;
+    /// A delivered alert.
+    fn outbox_done(&self, id: i64) -> Result<()>;
+    /// A failed attempt: next try at `next_try` (-1: given up).
+    fn outbox_retry(&self, id: i64, attempts: u32, next_try: i64, error: &str) -> Result<()>;
+    /// Queued alerts: (waiting, given up).
+    fn outbox_counts(&self) -> Result<(u64, u64)>;
+}
+
+/// Where the workflow keeps its state.
+#[derive(Debug, Clone)]
+pub struct WorkflowConfig {
+    /// State directory (database, evidence, key).
+    pub state_dir: PathBuf,
+    /// Alert sinks.
+    pub alerts: AlertConfig,
+    /// Command run when a held message is approved (`{queue_id}`, `{approval}` substituted).
+    pub release_command: Option<String>,
+    /// Command run when a held message is rejected or expires.
+    pub discard_command: Option<String>,
+    /// Local time offset for stats, in minutes.
+    pub utc_offset_min: i32,
+}
+
+impl WorkflowConfig {
+    /// A state directory with no alert sinks and no release commands.
+    pub fn new(state_dir: impl Into<PathBuf>) -> WorkflowConfig {
+        WorkflowConfig {
+            state_dir: state_dir.into(),
+            alerts: AlertConfig::default(),
+            release_command: None,
+            discard_command: None,
+            utc_offset_min: 540,
+        }
+    }
+}
+
+/// The default state directory: `$PING32DLP_STATE_DIR`, else `/var/lib/ping32dlp` for root,
+/// else `$XDG_STATE_HOME/ping32dlp` or `~/.local/state/ping32dlp`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("PING32DLP_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    #[cfg(unix)]
+    {
+        if is_root() {
+            return PathBuf::from("/var/lib/ping32dlp");
+        }
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(x).join("ping32dlp");
+    }
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from("ping32dlp-state"),
+        |h| PathBuf::from(h).join(".local/state/ping32dlp"),
+    )
+}
+
+#[cfg(unix)]
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// What `Workflow::process` did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The audit record id.
+    pub record_id: i64,
+    /// The approval opened for a held mail.
+    pub approval: Option<Approval>,
+}
+
+/// The workflow: store, evidence, approvals, alerts.
+pub struct Workflow {
+    store: Arc<dyn Store>,
+    evidence: EvidenceStore,
+    alerts: AlertSinks,
+    key: [u8; 32],
+    cfg: WorkflowConfig,
+}
+
+type HmacSha256 = Hmac<sha2::Sha256>;
+
+impl Workflow {
+    /// Opens (creating if needed) the state directory and its SQLite database.
+    pub fn open(cfg: WorkflowConfig) -> Result<Workflow> {
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|e| WorkflowError::Io(format!("{}: {e}", cfg.state_dir.display())))?;
+        let store = Arc::new(SqliteStore::open(&cfg.state_dir.join("audit.db"))?);
+        Workflow::with_store(cfg, store)
+    }
+
+    /// A workflow over another store.
+    pub fn with_store(cfg: WorkflowConfig, store: Arc<dyn Store>) -> Result<Workflow> {
+        std::fs::create_dir_all(&cfg.state_dir)
+            .map_err(|e| WorkflowError::Io(format!("{}: {e}", cfg.state_dir.display())))?;
+        let evidence = EvidenceStore::open(&cfg.state_dir.join("evidence"), store.clone())?;
+        let key = load_key(&cfg.state_dir.join("approval.key"))?;
+        let alerts = AlertSinks::new(cfg.alerts.clone(), store.clone())?;
+        Ok(Workflow {
+            store,
+            evidence,
+            alerts,
+            key,
+            cfg,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The evidence store.
+    pub fn evidence(&self) -> &EvidenceStore {
+        &self.evidence
+    }
+
+    /// The alert sinks.
+    pub fn alerts(&self) -> &AlertSinks {
+        &self.alerts
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WorkflowConfig {
+        &self.cfg
+    }
+
+    /// Records a verdict durably, keeps evidence when a matched rule asks for it, opens the
+    /// approval of a held mail (keeping `raw` when the integration cannot hold it itself), and
+    /// sends alerts. Returns only after the record is committed.
+    pub fn process(
+        &self,
+        mut rec: AuditRecord,
+        verdict: &Verdict,
+        attachments: &[(&str, &[u8])],
+        keep_raw: Option<&[u8]>,
+    ) -> Result<Outcome> {
+        let approval = if verdict.action == Action::Hold {
+            let id = random_hex(12);
+            rec.approval = Some(id.clone());
+            Some(id)
+        } else {
+            None
+        };
+        let record_id = self.store.record(&rec)?;
+        rec.id = record_id;
+        if let Some(days) = verdict.evidence_days {
+            for (loc, data) in attachments {
+                self.evidence.put(data, days, record_id, loc)?;
+            }
+        }
+        let approval = match approval {
+            Some(id) => {
+                let rule = verdict
+                    .matched
+                    .iter()
+                    .filter(|m| m.action == Action::Hold && m.mode == crate::policy::Mode::Enforce)
+                    .map(|m| m.rule.clone())
+                    .next()
+                    .unwrap_or_default();
+                let a = Approval {
+                    id: id.clone(),
+                    record_id,
+                    state: ApprovalState::Pending,
+                    created: rec.time,
+                    expires: rec.time + verdict.expires.max(60),
+                    approvers: verdict.approvers.clone(),
+                    approver_group: verdict.approver_group.clone(),
+                    rule,
+                    channel: rec.channel.clone(),
+                    queue_id: rec.queue_id.clone(),
+                    sender: rec.sender.clone(),
+                    recipients: rec.recipients.iter().map(|r| r.address.clone()).collect(),
+                    subject: rec.subject.clone(),
+                    decided_by: None,
+                    decided_at: None,
+                    comment: None,
+                    closed_at: None,
+                };
+                self.store.insert_approval(&a)?;
+                if let Some(raw) = keep_raw {
+                    self.put_held(&id, raw)?;
+                }
+                self.store.add_event(
+                    &id,
+                    &ApprovalEvent {
+                        time: rec.time,
+                        actor: "system".into(),
+                        kind: "created".into(),
+                        detail: a.rule.clone(),
+                    },
+                )?;
+                Some(a)
+            }
+            None => None,
+        };
+        if self.alerts.wants(verdict.action) {
+            self.alerts.send(&rec)?;
+        }
+        Ok(Outcome {
+            record_id,
+            approval,
+        })
+    }
+
+    fn held_path(&self, id: &str) -> Result<PathBuf> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(WorkflowError::NotFound(id.into()));
+        }
+        Ok(self.cfg.state_dir.join("held").join(format!("{id}.eml")))
+    }
+
+    /// Keeps a held message (for integrations that cannot hold mail themselves) as a file under
+    /// the state directory, written durably. The database never holds message content.
+    fn put_held(&self, id: &str, data: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let path = self.held_path(id)?;
+        let dir = path.parent().expect("held path has a parent");
+        std::fs::create_dir_all(dir)
+            .map_err(|e| WorkflowError::Io(format!("{}: {e}", dir.display())))?;
+        let tmp = path.with_extension("tmp");
+        (|| -> std::io::Result<()> {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.mode(0o600);
+            }
+            let mut f = o.open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })()
+        .map_err(|e| WorkflowError::Io(format!("{}: {e}", path.display())))
+    }
+
+    /// A held message kept by [`Workflow::process`] (`None` when the MTA holds it).
+    pub fn held_message(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.held_path(id)?) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(WorkflowError::Io(e.to_string())),
+        }
+    }
+
+    fn delete_held(&self, id: &str) -> Result<()> {
+        match std::fs::remove_file(self.held_path(id)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(WorkflowError::Io(e.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A link token for an approval: HMAC-SHA-256 over its id and expiry with the install's key.
+    pub fn token(&self, a: &Approval) -> String {
+        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        m.update(format!("approval:{}:{}", a.id, a.expires).as_bytes());
+        hex(&m.finalize().into_bytes())
+    }
+
+    /// Checks a link token (constant time).
+    pub fn verify_token(&self, a: &Approval, token: &str) -> bool {
+        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        m.update(format!("approval:{}:{}", a.id, a.expires).as_bytes());
+        let Some(bytes) = unhex(token) else {
+            return false;
+        };
+        m.verify_slice(&bytes).is_ok()
+    }
+
+    /// Records that `actor` looked at an approval (or one of its attachments: `view_attachment`,
+    /// `download` with the location as detail).
+    pub fn record_view(&self, id: &str, actor: &str, kind: &str, detail: &str) -> Result<()> {
+        if self.store.approval(id)?.is_none() {
+            return Err(WorkflowError::NotFound(id.into()));
+        }
+        self.store.add_event(
+            id,
+            &ApprovalEvent {
+                time: crate::timeutil::now(),
+                actor: actor.into(),
+                kind: kind.into(),
+                detail: detail.into(),
+            },
+        )
+    }
+
+    /// Decides a pending approval. `approver` must be one of its approvers (or `admin` is true).
+    /// A second decision is refused. Runs the release or discard command.
+    pub fn decide(
+        &self,
+        id: &str,
+        approver: &str,
+        approve: bool,
+        comment: &str,
+        admin: bool,
+    ) -> Result<Approval> {
+        let now = crate::timeutil::now();
+        self.expire_due(now)?;
+        let mut a = self
+            .store
+            .approval(id)?
+            .ok_or_else(|| WorkflowError::NotFound(id.into()))?;
+        if a.state != ApprovalState::Pending {
+            return Err(WorkflowError::AlreadyDecided(format!(
+                "{id} is {}",
+                a.state.as_str()
+            )));
+        }
+        let allowed = admin
+            || a.approvers.is_empty()
+            || a.approvers.iter().any(|x| x.eq_ignore_ascii_case(approver));
+        if !allowed {
+            return Err(WorkflowError::Forbidden(format!(
+                "{approver} is not an approver of {id}"
+            )));
+        }
+        a.state = if approve {
+            ApprovalState::Approved
+        } else {
+            ApprovalState::Rejected
+        };
+        a.decided_by = Some(approver.to_string());
+        a.decided_at = Some(now);
+        a.comment = (!comment.is_empty()).then(|| comment.to_string());
+        if !self.store.transition(&a, ApprovalState::Pending)? {
+            return Err(WorkflowError::AlreadyDecided(id.into()));
+        }
+        self.store.add_event(
+            id,
+            &ApprovalEvent {
+                time: now,
+                actor: approver.into(),
+                kind: if approve { "approve" } else { "reject" }.into(),
+                detail: comment.into(),
+            },
+        )?;
+        self.close(&mut a)?;
+        Ok(a)
+    }
+
+    /// Expires pending approvals past their time (and runs the discard command for each).
+    pub fn expire_due(&self, now: i64) -> Result<Vec<Approval>> {
+        let mut out = Vec::new();
+        for mut a in self.store.approvals(Some(ApprovalState::Pending), None)? {
+            if a.expires <= now {
+                a.state = ApprovalState::Expired;
+                a.decided_at = Some(now);
+                if self.store.transition(&a, ApprovalState::Pending)? {
+                    self.store.add_event(
+                        &a.id,
+                        &ApprovalEvent {
+                            time: now,
+                            actor: "system".into(),
+                            kind: "expire".into(),
+                            detail: String::new(),
+                        },
+                    )?;
+                    self.close(&mut a)?;
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs the release / discard command of a decided approval and moves it to its final state.
+    /// Integrations that hold messages themselves (the proxy) close approvals with
+    /// [`Workflow::mark_closed`] instead; without a command the approval stays decided.
+    fn close(&self, a: &mut Approval) -> Result<()> {
+        let (cmd, done, kind) = match a.state {
+            ApprovalState::Approved => (
+                &self.cfg.release_command,
+                ApprovalState::Released,
+                "release",
+            ),
+            ApprovalState::Rejected | ApprovalState::Expired => (
+                &self.cfg.discard_command,
+                ApprovalState::Discarded,
+                "discard",
+            ),
+            _ => return Ok(()),
+        };
+        let from = a.state;
+        let queue_id = a
+            .queue_id
+            .clone()
+            .filter(|q| !q.is_empty() && q.bytes().all(|b| b.is_ascii_alphanumeric()));
+        let detail = match (cmd, queue_id) {
+            // Held in the MTA's queue: its command releases or deletes it.
+            (Some(cmd), Some(q)) if a.channel == "milter" => {
+                let line = cmd.replace("{queue_id}", &q).replace("{approval}", &a.id);
+                let ok = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&line)
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                if !ok {
+                    self.store.add_event(
+                        &a.id,
+                        &ApprovalEvent {
+                            time: crate::timeutil::now(),
+                            actor: "system".into(),
+                            kind: kind.into(),
+                            detail: format!("FAILED: {line}"),
+                        },
+                    )?;
+                    return Ok(());
+                }
+                line
+            }
+            // Kept by us and not to be sent: delete it now.
+            _ if done == ApprovalState::Discarded && a.channel != "milter" => {
+                self.delete_held(&a.id)?;
+                "held copy deleted".to_string()
+            }
+            // Approved and kept by us (the proxy delivers it and calls mark_closed), or no command.
+            _ => return Ok(()),
+        };
+        a.state = done;
+        a.closed_at = Some(crate::timeutil::now());
+        if self.store.transition(a, from)? {
+            self.store.add_event(
+                &a.id,
+                &ApprovalEvent {
+                    time: crate::timeutil::now(),
+                    actor: "system".into(),
+                    kind: kind.into(),
+                    detail,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Marks a decided approval released (approved) or discarded (rejected, expired) by an
+    /// integration that delivered or dropped the held message itself.
+    pub fn mark_closed(&self, id: &str, note: &str) -> Result<Approval> {
+        let mut a = self
+            .store
+            .approval(id)?
+            .ok_or_else(|| WorkflowError::NotFound(id.into()))?;
+        let (done, kind) = match a.state {
+            ApprovalState::Approved => (ApprovalState::Released, "release"),
+            ApprovalState::Rejected | ApprovalState::Expired => {
+                (ApprovalState::Discarded, "discard")
+            }
+            s => {
+                return Err(WorkflowError::AlreadyDecided(format!(
+                    "{id} is {}",
+                    s.as_str()
+                )))
+            }
+        };
+        let from = a.state;
+        a.state = done;
+        a.closed_at = Some(crate::timeutil::now());
+        if !self.store.transition(&a, from)? {
+            return Err(WorkflowError::AlreadyDecided(id.into()));
+        }
+        self.delete_held(id)?;
+        self.store.add_event(
+            id,
+            &ApprovalEvent {
+                time: crate::timeutil::now(),
+                actor: "system".into(),
+                kind: kind.into(),
+                detail: note.into(),
+            },
+        )?;
+        Ok(a)
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok())
+        .collect()
+}
+
+/// The install's 32-byte key, created on first use (mode 0600).
+fn load_key(path: &Path) -> Result<[u8; 32]> {
+    if let Ok(b) = std::fs::read(path) {
+        if b.len() == 32 {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&b);
+            return Ok(k);
+        }
+    }
+    let mut k = [0u8; 32];
+    getrandom::fill(&mut k).map_err(|e| WorkflowError::Io(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o
+            .open(&tmp)
+            .map_err(|e| WorkflowError::Io(format!("{}: {e}", tmp.display())))?;
+        f.write_all(&k)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(k)
+}

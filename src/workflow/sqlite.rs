@@ -1,0 +1,692 @@
+//! The SQLite store: WAL journal, `synchronous = FULL` (a committed record survives a crash of
+//! the process and of the machine), schema migrations by `user_version`, and group commit: one
+//! writer thread takes every record waiting at that moment into one transaction and answers each
+//! caller after the commit. Several threads and several processes may write at once (SQLite's
+//! locking with a busy timeout); readers use their own connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{
+    Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, Result, Stats,
+    Store, WorkflowError,
+};
+use crate::policy::{domain_of, History};
+
+/// Schema migrations, applied in order; `user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: records, their recipients, attachments and findings; approvals and their events.
+    "CREATE TABLE records (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time INTEGER NOT NULL, channel TEXT NOT NULL, user TEXT, sender TEXT NOT NULL, sender_domain TEXT NOT NULL,
+        subject TEXT NOT NULL, action TEXT NOT NULL, would_action TEXT NOT NULL, risk INTEGER NOT NULL,
+        external INTEGER NOT NULL, size INTEGER NOT NULL, approval TEXT, detail TEXT NOT NULL);
+     CREATE INDEX records_time ON records(time);
+     CREATE INDEX records_sender ON records(sender, time);
+     CREATE INDEX records_user ON records(user, time);
+     CREATE INDEX records_action ON records(action, time);
+     CREATE TABLE record_recipients (record_id INTEGER NOT NULL REFERENCES records(id), address TEXT NOT NULL, domain TEXT NOT NULL, external INTEGER NOT NULL);
+     CREATE INDEX rr_record ON record_recipients(record_id);
+     CREATE INDEX rr_address ON record_recipients(address);
+     CREATE INDEX rr_domain ON record_recipients(domain);
+     CREATE TABLE record_attachments (record_id INTEGER NOT NULL REFERENCES records(id), location TEXT NOT NULL, name TEXT NOT NULL,
+        kind TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, depth INTEGER NOT NULL, time INTEGER NOT NULL, external INTEGER NOT NULL);
+     CREATE INDEX ra_sha ON record_attachments(sha256, time);
+     CREATE INDEX ra_record ON record_attachments(record_id);
+     CREATE TABLE record_detectors (record_id INTEGER NOT NULL REFERENCES records(id), detector TEXT NOT NULL, time INTEGER NOT NULL);
+     CREATE INDEX rd_detector ON record_detectors(detector, time);
+     CREATE INDEX rd_record ON record_detectors(record_id);
+     CREATE TABLE domains_seen (domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, mails INTEGER NOT NULL);
+     CREATE TABLE approvals (id TEXT PRIMARY KEY, record_id INTEGER NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
+        expires INTEGER NOT NULL, detail TEXT NOT NULL);
+     CREATE INDEX approvals_state ON approvals(state, created);
+     CREATE TABLE approval_events (approval TEXT NOT NULL, time INTEGER NOT NULL, actor TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
+     CREATE INDEX ae_approval ON approval_events(approval, time);",
+    // 2: evidence index and the alert outbox.
+    "CREATE TABLE evidence (sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL);
+     CREATE TABLE evidence_refs (sha256 TEXT NOT NULL, record_id INTEGER NOT NULL, location TEXT NOT NULL);
+     CREATE INDEX er_record ON evidence_refs(record_id);
+     CREATE TABLE alert_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, payload TEXT NOT NULL,
+        attempts INTEGER NOT NULL, next_try INTEGER NOT NULL, last_error TEXT);",
+];
+
+fn connect(path: &Path) -> Result<Connection> {
+    let c = Connection::open(path)
+        .map_err(|e| WorkflowError::Db(format!("{}: {e}", path.display())))?;
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(c)
+}
+
+fn migrate(c: &mut Connection) -> Result<()> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(WorkflowError::Db(format!(
+            "the database has schema version {version}, newer than this program ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+type Job = (AuditRecord, SyncSender<Result<i64>>);
+
+/// The SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let mut c = connect(path)?;
+        migrate(&mut c)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let wpath = path.to_path_buf();
+        let writer = connect(&wpath)?;
+        let thread = std::thread::Builder::new()
+            .name("ping32dlp-audit-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| WorkflowError::Io(e.to_string()))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            reader: Mutex::new(c),
+            writer: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        f(&c).map_err(Into::into)
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        if let Ok(mut t) = self.thread.lock() {
+            if let Some(t) = t.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Group commit: everything queued when a transaction starts goes into it.
+fn writer_loop(mut c: Connection, rx: Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = (|| -> rusqlite::Result<Vec<i64>> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut ids = Vec::with_capacity(batch.len());
+            for (rec, _) in &batch {
+                ids.push(insert_record(&tx, rec)?);
+            }
+            tx.commit()?;
+            Ok(ids)
+        })();
+        match result {
+            Ok(ids) => {
+                for ((_, reply), id) in batch.into_iter().zip(ids) {
+                    let _ = reply.send(Ok(id));
+                }
+            }
+            Err(e) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(WorkflowError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &AuditRecord) -> rusqlite::Result<i64> {
+    let detail = serde_json::to_string(rec).unwrap_or_default();
+    let external = rec.external();
+    tx.execute(
+        "INSERT INTO records (time, channel, user, sender, sender_domain, subject, action, would_action, risk, external, size, approval, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail],
+    )?;
+    let id = tx.last_insert_rowid();
+    {
+        let mut st = tx.prepare_cached("INSERT INTO record_recipients (record_id, address, domain, external) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut seen = tx.prepare_cached(
+            "INSERT INTO domains_seen (domain, first_seen, last_seen, mails) VALUES (?1, ?2, ?2, 1)
+             ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2), mails = mails + 1",
+        )?;
+        let mut domains = std::collections::BTreeSet::new();
+        for r in &rec.recipients {
+            st.execute(params![id, r.address, domain_of(&r.address), r.external])?;
+            domains.insert(domain_of(&r.address).to_string());
+        }
+        for d in domains {
+            seen.execute(params![d, rec.time])?;
+        }
+    }
+    {
+        let mut st = tx.prepare_cached("INSERT INTO record_attachments (record_id, location, name, kind, size, sha256, depth, time, external) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+        for a in &rec.attachments {
+            st.execute(params![
+                id,
+                a.location,
+                a.name,
+                a.kind,
+                a.size as i64,
+                a.sha256,
+                a.depth,
+                rec.time,
+                external
+            ])?;
+        }
+    }
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO record_detectors (record_id, detector, time) VALUES (?1, ?2, ?3)",
+        )?;
+        for f in rec.findings.iter().filter(|f| f.location == "*") {
+            st.execute(params![id, f.detector, rec.time])?;
+        }
+    }
+    Ok(id)
+}
+
+fn record_from_detail(id: i64, detail: &str) -> Option<AuditRecord> {
+    let mut r: AuditRecord = serde_json::from_str(detail).ok()?;
+    r.id = id;
+    Some(r)
+}
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+    let detail: String = r.get(1)?;
+    let state: String = r.get(2)?;
+    let mut a: Approval = serde_json::from_str(&detail).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    a.state = ApprovalState::parse(&state).unwrap_or(a.state);
+    Ok(a)
+}
+
+impl History for SqliteStore {
+    fn domain_seen(&self, domain: &str, until: i64) -> bool {
+        self.history_at(i64::MAX).domain_seen(domain, until)
+    }
+    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64 {
+        self.history_at(i64::MAX)
+            .external_sends_of(sha256, since, until)
+    }
+    fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64) {
+        self.history_at(i64::MAX)
+            .sender_external(sender, since, until)
+    }
+    fn ppap_partner(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        since: i64,
+        until: i64,
+        want_password: bool,
+    ) -> bool {
+        self.history_at(i64::MAX)
+            .ppap_partner(sender, recipients, since, until, want_password)
+    }
+}
+
+impl SqliteStore {
+    fn history_at(&self, before: i64) -> HistoryAt<'_> {
+        HistoryAt { s: self, before }
+    }
+}
+
+/// The history as it was before a record (replay): only records with a smaller id count.
+struct HistoryAt<'a> {
+    s: &'a SqliteStore,
+    before: i64,
+}
+
+impl History for HistoryAt<'_> {
+    fn domain_seen(&self, domain: &str, until: i64) -> bool {
+        self.s
+            .with(|c| {
+                c.query_row(
+                    "SELECT 1 FROM record_recipients rr JOIN records r ON r.id = rr.record_id
+                     WHERE rr.domain = ?1 AND rr.record_id < ?2 AND r.time <= ?3 LIMIT 1",
+                    params![domain, self.before, until],
+                    |_| Ok(()),
+                )
+                .optional()
+            })
+            .map(|o| o.is_some())
+            .unwrap_or(false)
+    }
+
+    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64 {
+        self.s
+            .with(|c| {
+                c.query_row(
+                    "SELECT count(DISTINCT record_id) FROM record_attachments
+                     WHERE sha256 = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND record_id < ?4",
+                    params![sha256, since, until, self.before],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .map_or(0, |n| n as u64)
+    }
+
+    fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64) {
+        self.s
+            .with(|c| {
+                let mails: i64 = c.query_row(
+                    "SELECT count(*) FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4",
+                    params![sender, since, until, self.before],
+                    |r| r.get(0),
+                )?;
+                let bytes: i64 = c.query_row(
+                    "SELECT coalesce(sum(a.size), 0) FROM record_attachments a JOIN records r ON r.id = a.record_id
+                     WHERE r.sender = ?1 AND r.time >= ?2 AND r.time <= ?3 AND r.external = 1 AND r.id < ?4 AND a.depth = 0",
+                    params![sender, since, until, self.before],
+                    |r| r.get(0),
+                )?;
+                Ok((mails as u64, bytes as u64))
+            })
+            .unwrap_or((0, 0))
+    }
+
+    fn ppap_partner(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        since: i64,
+        until: i64,
+        want_password: bool,
+    ) -> bool {
+        self.s
+            .with(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, detail FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4
+                     ORDER BY id DESC LIMIT 50",
+                )?;
+                let rows = st.query_map(params![sender, since, until, self.before], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+                for row in rows {
+                    let (id, detail) = row?;
+                    let Some(rec) = record_from_detail(id, &detail) else { continue };
+                    let same = recipients.iter().all(|x| rec.recipients.iter().any(|r| &r.address == x));
+                    let kind = if want_password { rec.password_candidates > 0 } else { rec.unscannable.iter().any(|(_, r, _)| r == "encrypted") };
+                    if same && kind {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .unwrap_or(false)
+    }
+}
+
+impl Store for SqliteStore {
+    fn history_before(&self, record_id: i64) -> Box<dyn History + '_> {
+        Box::new(self.history_at(record_id))
+    }
+
+    fn record(&self, rec: &AuditRecord) -> Result<i64> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        {
+            let w = self
+                .writer
+                .lock()
+                .map_err(|_| WorkflowError::Db("writer lock poisoned".into()))?;
+            w.as_ref()
+                .ok_or_else(|| WorkflowError::Db("store closed".into()))?
+                .send((rec.clone(), tx))
+                .map_err(|_| WorkflowError::Db("audit writer stopped".into()))?;
+        }
+        rx.recv()
+            .map_err(|_| WorkflowError::Db("audit writer stopped".into()))?
+    }
+
+    fn set_record_approval(&self, record_id: i64, approval: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE records SET approval = ?2 WHERE id = ?1",
+                params![record_id, approval],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn get_record(&self, id: i64) -> Result<Option<AuditRecord>> {
+        let d: Option<String> = self.with(|c| {
+            c.query_row("SELECT detail FROM records WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?;
+        Ok(d.and_then(|d| record_from_detail(id, &d)))
+    }
+
+    fn search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let mut sql = String::from("SELECT r.id, r.detail FROM records r WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(u) = &q.user {
+            arg(&mut sql, " AND r.user = ?", u.clone().into());
+        }
+        if let Some(s) = &q.sender {
+            arg(&mut sql, " AND r.sender = ?", s.to_lowercase().into());
+        }
+        if let Some(a) = &q.action {
+            arg(&mut sql, " AND r.action = ?", a.clone().into());
+        }
+        if let Some(t) = q.since {
+            arg(&mut sql, " AND r.time >= ?", t.into());
+        }
+        if let Some(t) = q.until {
+            arg(&mut sql, " AND r.time < ?", t.into());
+        }
+        if let Some(x) = &q.recipient {
+            arg(
+                &mut sql,
+                " AND r.id IN (SELECT record_id FROM record_recipients WHERE address = ?)",
+                x.to_lowercase().into(),
+            );
+        }
+        if let Some(d) = &q.domain {
+            arg(&mut sql, " AND (r.sender_domain = ? OR r.id IN (SELECT record_id FROM record_recipients WHERE domain = ?))", d.to_lowercase().into());
+        }
+        if let Some(h) = &q.sha256 {
+            arg(
+                &mut sql,
+                " AND r.id IN (SELECT record_id FROM record_attachments WHERE sha256 = ?)",
+                h.to_lowercase().into(),
+            );
+        }
+        if let Some(d) = &q.detector {
+            arg(
+                &mut sql,
+                " AND r.id IN (SELECT record_id FROM record_detectors WHERE detector = ?)",
+                d.clone().into(),
+            );
+        }
+        sql.push_str(&format!(
+            " ORDER BY r.time DESC, r.id DESC LIMIT {}",
+            if q.limit == 0 { 1000 } else { q.limit }
+        ));
+        self.with(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, d) = row?;
+                if let Some(rec) = record_from_detail(id, &d) {
+                    out.push(rec);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn stats(&self, since: i64, until: i64, off: i32, top: usize) -> Result<Stats> {
+        let off_s = i64::from(off) * 60;
+        let top = top.max(1) as i64;
+        self.with(|c| {
+            let mut s = Stats::default();
+            let mut st = c.prepare("SELECT (time + ?3) / 86400 AS d, count(*), sum(external) FROM records WHERE time >= ?1 AND time < ?2 GROUP BY d ORDER BY d")?;
+            for row in st.query_map(params![since, until, off_s], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+                let (d, n, e) = row?;
+                let (y, m, dd) = crate::timeutil::civil(d);
+                s.per_day.push((format!("{y:04}-{m:02}-{dd:02}"), n as u64, e as u64));
+            }
+            let mut st = c.prepare("SELECT action, count(*) FROM records WHERE time >= ?1 AND time < ?2 GROUP BY action ORDER BY 2 DESC")?;
+            for row in st.query_map(params![since, until], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (a, n) = row?;
+                s.per_action.push((a, n as u64));
+            }
+            let mut st = c.prepare("SELECT sender, count(*) FROM records WHERE time >= ?1 AND time < ?2 AND external = 1 GROUP BY sender ORDER BY 2 DESC LIMIT ?3")?;
+            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (a, n) = row?;
+                s.top_senders.push((a, n as u64));
+            }
+            let mut st = c.prepare(
+                "SELECT rr.domain, count(DISTINCT rr.record_id) FROM record_recipients rr JOIN records r ON r.id = rr.record_id
+                 WHERE r.time >= ?1 AND r.time < ?2 AND rr.external = 1 GROUP BY rr.domain ORDER BY 2 DESC LIMIT ?3",
+            )?;
+            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (a, n) = row?;
+                s.top_domains.push((a, n as u64));
+            }
+            let mut st = c.prepare("SELECT detector, count(*) FROM record_detectors WHERE time >= ?1 AND time < ?2 GROUP BY detector ORDER BY 2 DESC LIMIT ?3")?;
+            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+                let (a, n) = row?;
+                s.top_detectors.push((a, n as u64));
+            }
+            let mut st = c.prepare(
+                "SELECT sha256, min(name), count(DISTINCT record_id) FROM record_attachments WHERE time >= ?1 AND time < ?2 AND external = 1
+                 AND depth = 0 AND sha256 != '' GROUP BY sha256 HAVING count(DISTINCT record_id) > 1 ORDER BY 3 DESC LIMIT ?3",
+            )?;
+            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+                let (h, n, k) = row?;
+                s.repeated_files.push((h, n, k as u64));
+            }
+            Ok(s)
+        })
+    }
+
+    fn each_record(&self, since: i64, f: &mut dyn FnMut(AuditRecord)) -> Result<()> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT id, detail FROM records WHERE time >= ?1 ORDER BY time, id")?;
+            let rows = st.query_map([since], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (id, d) = row?;
+                if let Some(rec) = record_from_detail(id, &d) {
+                    f(rec);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn insert_approval(&self, a: &Approval) -> Result<()> {
+        let detail = serde_json::to_string(a).unwrap_or_default();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO approvals (id, record_id, state, created, expires, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<Approval>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, detail, state FROM approvals WHERE id = ?1",
+                [id],
+                approval_row,
+            )
+            .optional()
+        })
+    }
+
+    fn approvals(
+        &self,
+        state: Option<ApprovalState>,
+        approver: Option<&str>,
+    ) -> Result<Vec<Approval>> {
+        let mut out = self.with(|c| {
+            let mut st = c.prepare("SELECT id, detail, state FROM approvals WHERE (?1 IS NULL OR state = ?1) ORDER BY created DESC")?;
+            let rows = st.query_map([state.map(ApprovalState::as_str)], approval_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        if let Some(who) = approver {
+            out.retain(|a| {
+                a.approvers.is_empty() || a.approvers.iter().any(|x| x.eq_ignore_ascii_case(who))
+            });
+        }
+        Ok(out)
+    }
+
+    fn transition(&self, a: &Approval, from: ApprovalState) -> Result<bool> {
+        let detail = serde_json::to_string(a).unwrap_or_default();
+        self.with(|c| {
+            c.execute(
+                "UPDATE approvals SET state = ?2, detail = ?3 WHERE id = ?1 AND state = ?4",
+                params![a.id, a.state.as_str(), detail, from.as_str()],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn add_event(&self, approval: &str, e: &ApprovalEvent) -> Result<()> {
+        self.with(|c| {
+            c.execute("INSERT INTO approval_events (approval, time, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)", params![approval, e.time, e.actor, e.kind, e.detail])
+                .map(|_| ())
+        })
+    }
+
+    fn events(&self, approval: &str) -> Result<Vec<ApprovalEvent>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT time, actor, kind, detail FROM approval_events WHERE approval = ?1 ORDER BY time, rowid")?;
+            let rows = st.query_map([approval], |r| Ok(ApprovalEvent { time: r.get(0)?, actor: r.get(1)?, kind: r.get(2)?, detail: r.get(3)? }))?;
+            rows.collect()
+        })
+    }
+
+    fn add_evidence(
+        &self,
+        sha256: &str,
+        size: u64,
+        expires: i64,
+        record_id: i64,
+        location: &str,
+    ) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO evidence (sha256, size, created, expires) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(sha256) DO UPDATE SET expires = max(expires, ?4)",
+                params![sha256, size as i64, crate::timeutil::now(), expires],
+            )?;
+            c.execute(
+                "INSERT INTO evidence_refs (sha256, record_id, location) VALUES (?1, ?2, ?3)",
+                params![sha256, record_id, location],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn evidence_of(&self, record_id: i64) -> Result<Vec<(String, String)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT location, sha256 FROM evidence_refs WHERE record_id = ?1 AND sha256 IN (SELECT sha256 FROM evidence) ORDER BY rowid")?;
+            let rows = st.query_map([record_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn expired_evidence(&self, now: i64) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT sha256 FROM evidence WHERE expires < ?1")?;
+            let rows = st.query_map([now], |r| r.get(0))?;
+            rows.collect()
+        })
+    }
+
+    fn forget_evidence(&self, sha256: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM evidence WHERE sha256 = ?1", [sha256])?;
+            c.execute("DELETE FROM evidence_refs WHERE sha256 = ?1", [sha256])
+                .map(|_| ())
+        })
+    }
+
+    fn outbox_push(&self, sink: &str, payload: &str, next_try: i64) -> Result<i64> {
+        self.with(|c| {
+            c.execute("INSERT INTO alert_outbox (sink, payload, attempts, next_try) VALUES (?1, ?2, 0, ?3)", params![sink, payload, next_try])?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    fn outbox_claim(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+        let mut c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let items = {
+            let mut st = tx.prepare("SELECT id, sink, payload, attempts FROM alert_outbox WHERE next_try >= 0 AND next_try <= ?1 ORDER BY id LIMIT ?2")?;
+            let rows = st.query_map(params![now, limit as i64], |r| {
+                Ok(OutboxItem {
+                    id: r.get(0)?,
+                    sink: r.get(1)?,
+                    payload: r.get(2)?,
+                    attempts: r.get(3)?,
+                })
+            })?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for it in &items {
+            tx.execute(
+                "UPDATE alert_outbox SET next_try = ?2 WHERE id = ?1",
+                params![it.id, now + lease],
+            )?;
+        }
+        tx.commit()?;
+        Ok(items)
+    }
+
+    fn outbox_done(&self, id: i64) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM alert_outbox WHERE id = ?1", [id])
+                .map(|_| ())
+        })
+    }
+
+    fn outbox_retry(&self, id: i64, attempts: u32, next_try: i64, error: &str) -> Result<()> {
+        self.with(|c| c.execute("UPDATE alert_outbox SET attempts = ?2, next_try = ?3, last_error = ?4 WHERE id = ?1", params![id, attempts, next_try, error]).map(|_| ()))
+    }
+
+    fn outbox_counts(&self) -> Result<(u64, u64)> {
+        self.with(|c| {
+            c.query_row("SELECT coalesce(sum(next_try >= 0), 0), coalesce(sum(next_try < 0), 0) FROM alert_outbox", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+        })
+    }
+}
