@@ -1,6 +1,22 @@
 //! The whole path of one outbound mail: inspect → facts → policy → audit record (durable) →
 //! evidence, approval, alerts → the decision the integration applies. Milter, proxy, ICAP, the
 //! C ABI and `ping32dlp process` all go through [`Pipeline`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ping32dlp::{pipeline::Pipeline, policy::{Context, Policy}, workflow::{Workflow, WorkflowConfig}};
+//!
+//! let policy = Policy::from_file("policy.toml".as_ref())?;
+//! let mut cfg = WorkflowConfig::new("/var/lib/ping32dlp");
+//! cfg.alerts = policy.alerts.clone();
+//! let workflow = Arc::new(Workflow::open(cfg)?); // SQLite audit trail, evidence, approvals
+//! let pipeline = Pipeline::new(Arc::new(ping32dlp::Engine::builtin()), policy, workflow, Default::default());
+//! let ctx = Context { channel: "milter".into(), user: Some("ichiro".into()), ..Context::default() };
+//! let raw = std::fs::read("mail.eml")?;
+//! let d = pipeline.process_message(&raw, &ctx, &[], false)?; // returns after the record is committed
+//! println!("{} (record {}, risk {})", d.verdict.action.as_str(), d.record.id, d.verdict.risk);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::sync::{Arc, Mutex, RwLock};
 

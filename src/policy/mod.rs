@@ -624,6 +624,41 @@ impl Policy {
         parse_policy(&text, Some(path))
     }
 
+    /// Detector ids named by the rules' conditions, with the rule: (rule id, detector id).
+    pub fn detector_refs(&self) -> Vec<(String, String)> {
+        fn walk(c: &Cond, rule: &str, out: &mut Vec<(String, String)>) {
+            match c {
+                Cond::All(v) | Cond::Any(v) => v.iter().for_each(|c| walk(c, rule, out)),
+                Cond::Not(c) => walk(c, rule, out),
+                Cond::Detector { ids, .. } => out.extend(
+                    ids.iter()
+                        .filter(|i| *i != "any")
+                        .map(|i| (rule.to_string(), i.clone())),
+                ),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for r in &self.rules {
+            walk(&r.when, &r.id, &mut out);
+            if let Some(u) = &r.unless {
+                walk(u, &r.id, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Checks that every detector the rules name exists in `engine`: a misspelt id would
+    /// never match.
+    pub fn check_detectors(&self, engine: &crate::Engine) -> Result<(), String> {
+        for (rule, id) in self.detector_refs() {
+            if !engine.detectors().iter().any(|d| d.id == id) {
+                return Err(format!("rule `{rule}`: unknown detector `{id}` (`ping32dlp detectors` lists them; custom ones need --rules)"));
+            }
+        }
+        Ok(())
+    }
+
     /// The built-in default policy: every rule in monitor mode.
     pub fn default_monitor() -> Policy {
         parse_policy(DEFAULT_POLICY, None).expect("the built-in policy parses (tested)")

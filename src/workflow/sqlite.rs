@@ -24,23 +24,29 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         time INTEGER NOT NULL, channel TEXT NOT NULL, user TEXT, sender TEXT NOT NULL, sender_domain TEXT NOT NULL,
         subject TEXT NOT NULL, action TEXT NOT NULL, would_action TEXT NOT NULL, risk INTEGER NOT NULL,
-        external INTEGER NOT NULL, size INTEGER NOT NULL, approval TEXT, detail TEXT NOT NULL);
+        external INTEGER NOT NULL, size INTEGER NOT NULL, attach_bytes INTEGER NOT NULL, flags INTEGER NOT NULL,
+        approval TEXT, detail TEXT NOT NULL);
      CREATE INDEX records_time ON records(time);
-     CREATE INDEX records_sender ON records(sender, time);
+     CREATE INDEX records_sender ON records(sender, time, external, attach_bytes, flags);
      CREATE INDEX records_user ON records(user, time);
      CREATE INDEX records_action ON records(action, time);
-     CREATE TABLE record_recipients (record_id INTEGER NOT NULL REFERENCES records(id), address TEXT NOT NULL, domain TEXT NOT NULL, external INTEGER NOT NULL);
+     CREATE INDEX records_sender_domain ON records(sender_domain, time);
+     CREATE TABLE record_recipients (record_id INTEGER NOT NULL REFERENCES records(id), address TEXT NOT NULL, domain TEXT NOT NULL,
+        external INTEGER NOT NULL, time INTEGER NOT NULL);
      CREATE INDEX rr_record ON record_recipients(record_id);
-     CREATE INDEX rr_address ON record_recipients(address);
-     CREATE INDEX rr_domain ON record_recipients(domain);
+     CREATE INDEX rr_address ON record_recipients(address, time);
+     CREATE INDEX rr_domain ON record_recipients(domain, time, record_id);
      CREATE TABLE record_attachments (record_id INTEGER NOT NULL REFERENCES records(id), location TEXT NOT NULL, name TEXT NOT NULL,
         kind TEXT NOT NULL, size INTEGER NOT NULL, sha256 TEXT NOT NULL, depth INTEGER NOT NULL, time INTEGER NOT NULL, external INTEGER NOT NULL);
-     CREATE INDEX ra_sha ON record_attachments(sha256, time);
+     CREATE INDEX ra_sha ON record_attachments(sha256, time, external, record_id);
+     -- Rate windows: per minute, external mails and their attachment bytes per sender (kind 1),
+     -- external sends per attachment SHA-256 (kind 2). Bounded look-ups for live evaluation.
+     CREATE TABLE rate_counts (kind INTEGER NOT NULL, key TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL,
+        bytes INTEGER NOT NULL, PRIMARY KEY (kind, key, minute)) WITHOUT ROWID;
      CREATE INDEX ra_record ON record_attachments(record_id);
      CREATE TABLE record_detectors (record_id INTEGER NOT NULL REFERENCES records(id), detector TEXT NOT NULL, time INTEGER NOT NULL);
      CREATE INDEX rd_detector ON record_detectors(detector, time);
      CREATE INDEX rd_record ON record_detectors(record_id);
-     CREATE TABLE domains_seen (domain TEXT PRIMARY KEY, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, mails INTEGER NOT NULL);
      CREATE TABLE approvals (id TEXT PRIMARY KEY, record_id INTEGER NOT NULL, state TEXT NOT NULL, created INTEGER NOT NULL,
         expires INTEGER NOT NULL, detail TEXT NOT NULL);
      CREATE INDEX approvals_state ON approvals(state, created);
@@ -116,6 +122,27 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Stores many records in one transaction (imports, generated histories); returns their
+    /// ids. Live traffic goes through [`Store::record`], which commits in groups by itself.
+    pub fn insert_batch(&self, recs: &[AuditRecord]) -> Result<Vec<i64>> {
+        let mut c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let ids = recs
+            .iter()
+            .map(|r| insert_record(&tx, r))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Updates the query planner's statistics (after a large import).
+    pub fn analyze(&self) -> Result<()> {
+        self.with(|c| c.execute_batch("ANALYZE"))
+    }
+
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let c = self
             .reader
@@ -175,25 +202,32 @@ fn writer_loop(mut c: Connection, rx: Receiver<Job>) {
 fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &AuditRecord) -> rusqlite::Result<i64> {
     let detail = serde_json::to_string(rec).unwrap_or_default();
     let external = rec.external();
-    tx.execute(
-        "INSERT INTO records (time, channel, user, sender, sender_domain, subject, action, would_action, risk, external, size, approval, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail],
+    let attach_bytes: i64 = rec
+        .attachments
+        .iter()
+        .filter(|a| a.depth == 0)
+        .map(|a| a.size as i64)
+        .sum();
+    let flags = i64::from(rec.unscannable.iter().any(|(_, r, _)| r == "encrypted"))
+        * FLAG_ENCRYPTED
+        + i64::from(rec.password_candidates > 0) * FLAG_PASSWORD;
+    tx.prepare_cached(
+        "INSERT INTO records (time, channel, user, sender, sender_domain, subject, action, would_action, risk, external, size, approval, detail,
+         attach_bytes, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail, attach_bytes, flags],
     )?;
     let id = tx.last_insert_rowid();
     {
-        let mut st = tx.prepare_cached("INSERT INTO record_recipients (record_id, address, domain, external) VALUES (?1, ?2, ?3, ?4)")?;
-        let mut seen = tx.prepare_cached(
-            "INSERT INTO domains_seen (domain, first_seen, last_seen, mails) VALUES (?1, ?2, ?2, 1)
-             ON CONFLICT(domain) DO UPDATE SET last_seen = max(last_seen, ?2), mails = mails + 1",
-        )?;
-        let mut domains = std::collections::BTreeSet::new();
+        let mut st = tx.prepare_cached("INSERT INTO record_recipients (record_id, address, domain, external, time) VALUES (?1, ?2, ?3, ?4, ?5)")?;
         for r in &rec.recipients {
-            st.execute(params![id, r.address, domain_of(&r.address), r.external])?;
-            domains.insert(domain_of(&r.address).to_string());
-        }
-        for d in domains {
-            seen.execute(params![d, rec.time])?;
+            st.execute(params![
+                id,
+                r.address,
+                domain_of(&r.address),
+                r.external,
+                rec.time
+            ])?;
         }
     }
     {
@@ -220,8 +254,30 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &AuditRecord) -> rusqlite:
             st.execute(params![id, f.detector, rec.time])?;
         }
     }
+    if external {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO rate_counts (kind, key, minute, n, bytes) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT (kind, key, minute) DO UPDATE SET n = n + 1, bytes = bytes + ?4",
+        )?;
+        let minute = rec.time.div_euclid(60);
+        st.execute(params![RATE_SENDER, rec.sender, minute, attach_bytes])?;
+        let shas: std::collections::BTreeSet<&str> = rec
+            .attachments
+            .iter()
+            .map(|a| a.sha256.as_str())
+            .filter(|s| !s.is_empty())
+            .collect();
+        for sha in shas {
+            st.execute(params![RATE_SHA, sha, minute, 0])?;
+        }
+    }
     Ok(id)
 }
+
+const FLAG_ENCRYPTED: i64 = 1;
+const FLAG_PASSWORD: i64 = 2;
+const RATE_SENDER: i64 = 1;
+const RATE_SHA: i64 = 2;
 
 fn record_from_detail(id: i64, detail: &str) -> Option<AuditRecord> {
     let mut r: AuditRecord = serde_json::from_str(detail).ok()?;
@@ -270,22 +326,37 @@ impl SqliteStore {
     }
 }
 
-/// The history as it was before a record (replay): only records with a smaller id count.
+/// The history as it was before a record (replay, `before` = its id), or now (`i64::MAX`):
+/// then the rate windows come from the per-minute counters (bounded work however busy a sender
+/// or a file is; windows start on a minute boundary), else from exact queries over the records.
 struct HistoryAt<'a> {
     s: &'a SqliteStore,
     before: i64,
+}
+
+impl HistoryAt<'_> {
+    fn live(&self) -> bool {
+        self.before == i64::MAX
+    }
+
+    fn rate(&self, kind: i64, key: &str, since: i64, until: i64) -> (u64, u64) {
+        self.s
+            .with(|c| {
+                c.prepare_cached("SELECT coalesce(sum(n), 0), coalesce(sum(bytes), 0) FROM rate_counts WHERE kind = ?1 AND key = ?2 AND minute >= ?3 AND minute <= ?4")?
+                    .query_row(params![kind, key, since.div_euclid(60), until.div_euclid(60)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+            })
+            .unwrap_or((0, 0))
+    }
 }
 
 impl History for HistoryAt<'_> {
     fn domain_seen(&self, domain: &str, until: i64) -> bool {
         self.s
             .with(|c| {
-                c.query_row(
-                    "SELECT 1 FROM record_recipients rr JOIN records r ON r.id = rr.record_id
-                     WHERE rr.domain = ?1 AND rr.record_id < ?2 AND r.time <= ?3 LIMIT 1",
-                    params![domain, self.before, until],
-                    |_| Ok(()),
-                )
+                c.prepare_cached(
+                    "SELECT 1 FROM record_recipients WHERE domain = ?1 AND time <= ?3 AND record_id < ?2 LIMIT 1",
+                )?
+                .query_row(params![domain, self.before, until], |_| Ok(()))
                 .optional()
             })
             .map(|o| o.is_some())
@@ -293,33 +364,33 @@ impl History for HistoryAt<'_> {
     }
 
     fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64 {
+        if self.live() {
+            return self.rate(RATE_SHA, sha256, since, until).0;
+        }
         self.s
             .with(|c| {
-                c.query_row(
+                c.prepare_cached(
                     "SELECT count(DISTINCT record_id) FROM record_attachments
                      WHERE sha256 = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND record_id < ?4",
-                    params![sha256, since, until, self.before],
-                    |r| r.get::<_, i64>(0),
-                )
+                )?
+                .query_row(params![sha256, since, until, self.before], |r| r.get::<_, i64>(0))
             })
             .map_or(0, |n| n as u64)
     }
 
     fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64) {
+        if self.live() {
+            return self.rate(RATE_SENDER, sender, since, until);
+        }
         self.s
             .with(|c| {
-                let mails: i64 = c.query_row(
-                    "SELECT count(*) FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4",
-                    params![sender, since, until, self.before],
-                    |r| r.get(0),
-                )?;
-                let bytes: i64 = c.query_row(
-                    "SELECT coalesce(sum(a.size), 0) FROM record_attachments a JOIN records r ON r.id = a.record_id
-                     WHERE r.sender = ?1 AND r.time >= ?2 AND r.time <= ?3 AND r.external = 1 AND r.id < ?4 AND a.depth = 0",
-                    params![sender, since, until, self.before],
-                    |r| r.get(0),
-                )?;
-                Ok((mails as u64, bytes as u64))
+                c.prepare_cached(
+                    "SELECT count(*), coalesce(sum(attach_bytes), 0) FROM records
+                     WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4",
+                )?
+                .query_row(params![sender, since, until, self.before], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                })
             })
             .unwrap_or((0, 0))
     }
@@ -332,19 +403,24 @@ impl History for HistoryAt<'_> {
         until: i64,
         want_password: bool,
     ) -> bool {
+        let flag = if want_password {
+            FLAG_PASSWORD
+        } else {
+            FLAG_ENCRYPTED
+        };
         self.s
             .with(|c| {
-                let mut st = c.prepare_cached(
-                    "SELECT id, detail FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4
-                     ORDER BY id DESC LIMIT 50",
-                )?;
-                let rows = st.query_map(params![sender, since, until, self.before], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-                for row in rows {
-                    let (id, detail) = row?;
-                    let Some(rec) = record_from_detail(id, &detail) else { continue };
-                    let same = recipients.iter().all(|x| rec.recipients.iter().any(|r| &r.address == x));
-                    let kind = if want_password { rec.password_candidates > 0 } else { rec.unscannable.iter().any(|(_, r, _)| r == "encrypted") };
-                    if same && kind {
+                let ids: Vec<i64> = c
+                    .prepare_cached(
+                        "SELECT id FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4
+                         AND (flags & ?5) != 0 ORDER BY time DESC, id DESC LIMIT 20",
+                    )?
+                    .query_map(params![sender, since, until, self.before, flag], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut st = c.prepare_cached("SELECT address FROM record_recipients WHERE record_id = ?1")?;
+                for id in ids {
+                    let theirs: Vec<String> = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+                    if recipients.iter().all(|x| theirs.iter().any(|t| t == x)) {
                         return Ok(true);
                     }
                 }
@@ -417,29 +493,51 @@ impl Store for SqliteStore {
         if let Some(t) = q.until {
             arg(&mut sql, " AND r.time < ?", t.into());
         }
-        if let Some(x) = &q.recipient {
-            arg(
-                &mut sql,
-                " AND r.id IN (SELECT record_id FROM record_recipients WHERE address = ?)",
-                x.to_lowercase().into(),
-            );
+        // Side-table filters. The first one drives the query (`id IN` its matches, time-bounded)
+        // unless a sender or user already narrows it; the rest are checked per candidate row.
+        let mut bounds = String::new();
+        if let Some(t) = q.since {
+            bounds.push_str(&format!(" AND time >= {t}"));
         }
-        if let Some(d) = &q.domain {
-            arg(&mut sql, " AND (r.sender_domain = ? OR r.id IN (SELECT record_id FROM record_recipients WHERE domain = ?))", d.to_lowercase().into());
+        if let Some(t) = q.until {
+            bounds.push_str(&format!(" AND time < {t}"));
         }
-        if let Some(h) = &q.sha256 {
-            arg(
-                &mut sql,
-                " AND r.id IN (SELECT record_id FROM record_attachments WHERE sha256 = ?)",
-                h.to_lowercase().into(),
-            );
-        }
-        if let Some(d) = &q.detector {
-            arg(
-                &mut sql,
-                " AND r.id IN (SELECT record_id FROM record_detectors WHERE detector = ?)",
-                d.clone().into(),
-            );
+        let mut driving = q.user.is_none() && q.sender.is_none();
+        let side: [(Option<String>, &str, &str); 4] = [
+            (
+                q.sha256.as_ref().map(|h| h.to_lowercase()),
+                "record_attachments",
+                "sha256",
+            ),
+            (
+                q.recipient.as_ref().map(|x| x.to_lowercase()),
+                "record_recipients",
+                "address",
+            ),
+            (
+                q.domain.as_ref().map(|d| d.to_lowercase()),
+                "record_recipients",
+                "domain",
+            ),
+            (q.detector.clone(), "record_detectors", "detector"),
+        ];
+        for (value, table, col) in side {
+            let Some(v) = value else { continue };
+            let test = if driving {
+                format!("r.id IN (SELECT record_id FROM {table} WHERE {col} = ?{bounds})")
+            } else {
+                format!("EXISTS (SELECT 1 FROM {table} x WHERE x.record_id = r.id AND x.{col} = ?)")
+            };
+            driving = false;
+            if col == "domain" {
+                arg(
+                    &mut sql,
+                    &format!(" AND (r.sender_domain = ? OR {test})"),
+                    v.into(),
+                );
+            } else {
+                arg(&mut sql, &format!(" AND {test}"), v.into());
+            }
         }
         sql.push_str(&format!(
             " ORDER BY r.time DESC, r.id DESC LIMIT {}",
@@ -508,20 +606,26 @@ impl Store for SqliteStore {
     }
 
     fn each_record(&self, since: i64, f: &mut dyn FnMut(AuditRecord)) -> Result<()> {
-        self.with(|c| {
-            let mut st =
-                c.prepare("SELECT id, detail FROM records WHERE time >= ?1 ORDER BY time, id")?;
-            let rows = st.query_map([since], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        // Pages of 500, the connection released in between: the callback may query the store.
+        let mut after: (i64, i64) = (since, i64::MIN);
+        loop {
+            let page: Vec<(i64, i64, String)> = self.with(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, time, detail FROM records WHERE time >= ?1 AND (time > ?1 OR id > ?2) ORDER BY time, id LIMIT 500",
+                )?;
+                let rows = st.query_map(params![after.0, after.1], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect()
             })?;
-            for row in rows {
-                let (id, d) = row?;
+            let Some(&(id, time, _)) = page.last() else {
+                return Ok(());
+            };
+            after = (time, id);
+            for (id, _, d) in page {
                 if let Some(rec) = record_from_detail(id, &d) {
                     f(rec);
                 }
             }
-            Ok(())
-        })
+        }
     }
 
     fn insert_approval(&self, a: &Approval) -> Result<()> {

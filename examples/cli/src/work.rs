@@ -183,6 +183,15 @@ pub fn process(a: ProcessArgs) -> Result<u8, AnyErr> {
     let pol = load_policy(a.policy.as_deref())?;
     let ctx = a.context.build("cli", pol.utc_offset_min)?;
     let engine = Arc::new(build_engine(&a.rules)?);
+    pol.check_detectors(&engine).map_err(|e| {
+        format!(
+            "{}: {e}",
+            a.policy
+                .as_deref()
+                .unwrap_or(Path::new("built-in policy"))
+                .display()
+        )
+    })?;
     let wf = Arc::new(workflow_for(&a.state, &pol)?);
     let pipeline = Arc::new(Pipeline::new(
         engine,
@@ -295,6 +304,8 @@ pub enum PolicyCmd {
     Check {
         /// Policy file (TOML).
         file: PathBuf,
+        #[command(flatten)]
+        rules: RuleArgs,
     },
     /// Explain the verdict of a policy on a message (nothing is recorded).
     Test(PolicyTestArgs),
@@ -346,8 +357,10 @@ pub struct ReplayArgs {
 
 pub fn policy_cmd(cmd: PolicyCmd) -> Result<u8, AnyErr> {
     match cmd {
-        PolicyCmd::Check { file } => {
+        PolicyCmd::Check { file, rules } => {
             let p = policy::Policy::from_file(&file)?;
+            p.check_detectors(&build_engine(&rules)?)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             let (mut enforce, mut monitor) = (0, 0);
             for r in &p.rules {
                 match r.mode {
@@ -414,6 +427,8 @@ fn policy_test(a: PolicyTestArgs) -> Result<u8, AnyErr> {
     let pol = policy::Policy::from_file(&a.policy)?;
     let ctx = a.context.build("cli", pol.utc_offset_min)?;
     let engine = Arc::new(build_engine(&a.rules)?);
+    pol.check_detectors(&engine)
+        .map_err(|e| format!("{}: {e}", a.policy.display()))?;
     let raw = std::fs::read(&a.message).map_err(|e| format!("{}: {e}", a.message.display()))?;
     let mut scanner = Scanner::new(engine);
     let opts = ExtractOptions {

@@ -799,6 +799,18 @@ fn policy_check_names_file_line_and_field() {
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("alerts") && e.contains("udp://"), "{e}");
+    // A detector that does not exist would never match: refused, with the rule named.
+    let p = write_policy(
+        dir.path(),
+        "[[rule]]\nid = \"typo\"\naction = \"block\"\nwhen = { detector = [\"jp_mynumber\"] }\n",
+    );
+    let o = bin().args(["policy", "check"]).arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("rule `typo`: unknown detector `jp_mynumber`"),
+        "{e}"
+    );
     // The default policy checks, and `policy default` prints it.
     let o = bin().args(["policy", "default"]).output().unwrap();
     let d = dir.path().join("default.toml");

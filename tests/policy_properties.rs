@@ -1,0 +1,241 @@
+//! Policy evaluation properties over generated facts and generated policies: the final action is
+//! the most severe enforced match, monitor mode never changes it, `not` flips a condition, stop
+//! ends the evaluation, the risk score is the capped sum of its signals, and no input panics
+//! (the parser included).
+
+use ping32dlp::policy::{
+    parse_policy, Action, AttachmentFact, Facts, FindingSummary, Mode, NoHistory,
+};
+use proptest::prelude::*;
+
+/// Leaf conditions that read no history (their truth depends on the facts only).
+const CONDS: &[&str] = &[
+    r#"{ recipients = "any_external" }"#,
+    r#"{ recipients = "all_external" }"#,
+    r#"{ recipients = "all_internal" }"#,
+    r#"{ recipient_domain_in = ["partner.example.com"] }"#,
+    r#"{ recipient_domain_not_in = ["example.co.jp"] }"#,
+    r#"{ recipient_count = { min = 2 } }"#,
+    r#"{ external_recipient_count = { min = 1, max = 2 } }"#,
+    r#"{ mixed_external_domains = true }"#,
+    r#"{ sender_in = ["a@example.co.jp"] }"#,
+    r#"{ sender_domain_in = ["example.co.jp"] }"#,
+    r#"{ sender_group = "sales" }"#,
+    r#"{ channel_in = ["milter"] }"#,
+    r#"{ attachment_count = { min = 1 } }"#,
+    r#"{ true_type_in = ["xlsx", "zip"] }"#,
+    r#"{ extension_in = ["txt"] }"#,
+    r#"{ extension_mismatch = true }"#,
+    r#"{ message_size = { min = 100000 } }"#,
+    r#"{ attachment_size = { max = 5000 } }"#,
+    r#"{ detector = ["jp_my_number"] }"#,
+    r#"{ detector = ["credit_card"], min_confidence = "high", min_unique = 2 }"#,
+    r#"{ detector = ["any"], scope = "attachment" }"#,
+    r#"{ subject_contains = ["社外秘"] }"#,
+    r#"{ body_contains = ["極秘", "secret"] }"#,
+    r#"{ keyword = ["見積"] }"#,
+    r#"{ unscannable = ["encrypted"] }"#,
+    r#"{ time_of_day = { from = "22:00", to = "06:00" } }"#,
+    r#"{ weekday_in = ["sat", "sun"] }"#,
+    r#"{ risk_score = { min = 40 } }"#,
+];
+
+const ACTIONS: &[&str] = &["allow", "audit", "alert", "hold", "block"];
+
+fn addr() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["a", "b", "taro", "x.y"]),
+        prop::sample::select(vec![
+            "example.co.jp",
+            "sub.example.co.jp",
+            "partner.example.com",
+            "other.example.org",
+            "gmail.com",
+        ]),
+    )
+        .prop_map(|(u, d)| format!("{u}@{d}"))
+}
+
+fn facts() -> impl Strategy<Value = Facts> {
+    (
+        addr(),
+        prop::collection::vec(addr(), 0..5),
+        prop::sample::select(vec!["milter", "proxy", "webmail", "api"]),
+        prop::sample::select(vec!["", "【社外秘】見積", "hello", "secret plan"]),
+        prop::option::of(prop::sample::select(vec![
+            "極秘の資料",
+            "plain text",
+            "見積書です",
+        ])),
+        0u64..300_000,
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["xlsx", "pdf", "zip", "txt"]),
+                prop::sample::select(vec!["a.xlsx", "b.txt", "c.zip"]),
+                0u64..20_000,
+                any::<bool>(),
+            ),
+            0..4,
+        ),
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["jp_my_number", "credit_card", "email_address"]),
+                1u32..5,
+                0u32..3,
+            ),
+            0..3,
+        ),
+        prop::option::of(prop::sample::select(vec!["encrypted", "corrupt"])),
+        1_700_000_000i64..1_900_000_000,
+    )
+        .prop_map(
+            |(sender, recipients, channel, subject, body, size, atts, finds, unscannable, time)| {
+                let mut f = Facts {
+                    time,
+                    channel: channel.into(),
+                    sender,
+                    recipients,
+                    subject: subject.into(),
+                    body: body.map(String::from),
+                    size,
+                    ..Facts::default()
+                };
+                f.recipients.dedup();
+                for (i, (kind, name, size, mismatch)) in atts.into_iter().enumerate() {
+                    f.attachments.push(AttachmentFact {
+                        location: format!("{i}-{name}"),
+                        name: name.into(),
+                        kind: kind.into(),
+                        size,
+                        sha256: format!("{i:064x}"),
+                        extension_mismatch: mismatch,
+                        depth: 0,
+                        origin: None,
+                    });
+                }
+                for (d, n, high) in finds {
+                    let unique = [n, n.min(high.max(1)), high];
+                    for loc in ["body", "*"] {
+                        f.findings.push(FindingSummary {
+                            detector: d.into(),
+                            location: loc.into(),
+                            count: n,
+                            unique,
+                            samples: vec!["****".into()],
+                        });
+                    }
+                }
+                if let Some(u) = unscannable {
+                    f.unscannable.push(("x.zip".into(), u.into()));
+                }
+                f
+            },
+        )
+}
+
+fn policy_text(rules: &[(usize, usize, bool, bool)], stop_at: Option<usize>) -> String {
+    let mut s = String::from("[policy]\ninternal_domains = [\"example.co.jp\"]\n[groups]\nsales = [\"taro@example.co.jp\"]\n");
+    for (i, (c, a, monitor, negate)) in rules.iter().enumerate() {
+        let cond = if *negate {
+            format!("{{ not = {} }}", CONDS[*c])
+        } else {
+            CONDS[*c].to_string()
+        };
+        s.push_str(&format!(
+            "[[rule]]\nid = \"r{i}\"\naction = \"{}\"\nmode = \"{}\"\nstop = {}\nwhen = {cond}\n",
+            ACTIONS[*a],
+            if *monitor { "monitor" } else { "enforce" },
+            stop_at == Some(i)
+        ));
+    }
+    s
+}
+
+fn rules() -> impl Strategy<Value = Vec<(usize, usize, bool, bool)>> {
+    prop::collection::vec(
+        (
+            0..CONDS.len(),
+            0..ACTIONS.len(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        1..8,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn final_action_is_the_most_severe_enforced_match(f in facts(), rs in rules()) {
+        let p = parse_policy(&policy_text(&rs, None), None).unwrap();
+        let v = p.evaluate(&f, &NoHistory);
+        let expect = v.matched.iter().filter(|m| m.mode == Mode::Enforce).map(|m| m.action).max().unwrap_or(Action::Allow);
+        prop_assert_eq!(v.action, expect);
+        for m in &v.matched {
+            prop_assert!(!m.reasons.is_empty(), "{} matched without a reason", m.rule);
+        }
+        // Risk: the capped sum of the listed signals.
+        prop_assert!(v.risk <= 100);
+        prop_assert_eq!(v.risk, v.signals.iter().map(|s| s.weight).sum::<u32>().min(100));
+    }
+
+    #[test]
+    fn monitor_mode_matches_the_same_and_changes_nothing(f in facts(), rs in rules()) {
+        let enforced: Vec<_> = rs.iter().map(|&(c, a, _, n)| (c, a, false, n)).collect();
+        let monitored: Vec<_> = rs.iter().map(|&(c, a, _, n)| (c, a, true, n)).collect();
+        let ve = parse_policy(&policy_text(&enforced, None), None).unwrap().evaluate(&f, &NoHistory);
+        let vm = parse_policy(&policy_text(&monitored, None), None).unwrap().evaluate(&f, &NoHistory);
+        prop_assert_eq!(vm.action, Action::Allow);
+        let ids = |v: &ping32dlp::policy::Verdict| v.matched.iter().map(|m| m.rule.clone()).collect::<Vec<_>>();
+        prop_assert_eq!(ids(&ve), ids(&vm));
+        prop_assert_eq!(ve.risk, vm.risk);
+    }
+
+    #[test]
+    fn not_flips_a_condition(f in facts(), c in 0..CONDS.len()) {
+        let a = parse_policy(&policy_text(&[(c, 4, false, false)], None), None).unwrap().evaluate(&f, &NoHistory);
+        let b = parse_policy(&policy_text(&[(c, 4, false, true)], None), None).unwrap().evaluate(&f, &NoHistory);
+        prop_assert_ne!(a.matched.is_empty(), b.matched.is_empty(), "{}", CONDS[c]);
+    }
+
+    #[test]
+    fn stop_ends_the_evaluation(f in facts(), rs in rules(), at in 0usize..8) {
+        let at = at % rs.len();
+        let v = parse_policy(&policy_text(&rs, Some(at)), None).unwrap().evaluate(&f, &NoHistory);
+        if v.matched.iter().any(|m| m.rule == format!("r{at}")) {
+            prop_assert_eq!(v.matched.last().unwrap().rule.clone(), format!("r{at}"));
+        }
+    }
+
+    #[test]
+    fn odd_addresses_and_text_never_panic(
+        sender in ".{0,40}",
+        recipients in prop::collection::vec(".{0,40}", 0..4),
+        subject in ".{0,60}",
+        rs in rules(),
+    ) {
+        let f = Facts { sender, recipients, subject, body: Some("本文".into()), ..Facts::default() };
+        let v = parse_policy(&policy_text(&rs, None), None).unwrap().evaluate(&f, &NoHistory);
+        prop_assert!(v.risk <= 100);
+    }
+
+    #[test]
+    fn the_parser_never_panics(text in "[\\[\\]a-z_=\"{}, .0-9\n]{0,300}") {
+        let _ = parse_policy(&text, None);
+    }
+
+    #[test]
+    fn parser_errors_point_into_the_file(
+        c in 0..CONDS.len(),
+        junk in prop::sample::select(vec!["min_unique = -1", "bogus = 1", "min = 2", "scope = \"everywhere\""]),
+    ) {
+        let cond = CONDS[c].trim_end_matches('}').to_string() + ", " + junk + " }";
+        let text = format!("[policy]\nname = \"p\"\n\n[[rule]]\nid = \"r\"\naction = \"block\"\nwhen = {cond}\n");
+        if let Err(e) = parse_policy(&text, None) {
+            prop_assert!(e.line >= 1 && e.line <= 7, "line {} for {}", e.line, cond);
+            // A field, or none for a TOML syntax error (a duplicate key).
+            prop_assert!(e.field.starts_with("rule[0]") || e.field.is_empty(), "field {}", e.field);
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The workflow against a real SQLite file: several writer threads, the approval state machine,
+//! evidence, restarts, alert sinks (JSON Lines, syslog over UDP and TCP, a webhook that fails
+//! before it answers), and a search for planted raw values in everything we write.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ping32dlp::pipeline::Pipeline;
+use ping32dlp::policy::{parse_policy, Context};
+use ping32dlp::workflow::{
+    ApprovalState, AuditQuery, Store, Workflow, WorkflowConfig, WorkflowError,
+};
+use ping32dlp::{Engine, ExtractOptions};
+
+fn corpus(name: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    std::fs::read(root.join("policy").join(name))
+        .or_else(|_| std::fs::read(root.join("extract/mail").join(name)))
+        .unwrap()
+}
+
+const POLICY: &str = r#"
+[policy]
+internal_domains = ["example.co.jp"]
+
+[[rule]]
+id = "hold-ids"
+action = "hold"
+approvers = ["boss@example.co.jp"]
+expires = "1h"
+evidence_days = 30
+when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_number"] }] }
+
+[[rule]]
+id = "alert-external"
+action = "alert"
+when = { recipients = "any_external" }
+"#;
+
+fn pipeline(state: &Path, extra: &str, release: Option<String>) -> Pipeline {
+    let mut policy = parse_policy(&format!("{POLICY}\n{extra}"), None).unwrap();
+    let mut cfg = WorkflowConfig::new(state);
+    cfg.alerts = policy.alerts.clone();
+    cfg.release_command = release.clone();
+    cfg.discard_command = release;
+    policy.release_command = None;
+    let wf = Arc::new(Workflow::open(cfg).unwrap());
+    Pipeline::new(
+        Arc::new(Engine::builtin()),
+        policy,
+        wf,
+        ExtractOptions::default(),
+    )
+}
+
+fn ctx(channel: &str) -> Context {
+    Context {
+        channel: channel.into(),
+        user: Some("ichiro".into()),
+        host: Some("PC-0042".into()),
+        ..Context::default()
+    }
+}
+
+#[test]
+fn threads_write_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(pipeline(dir.path(), "", None));
+    let msg = Arc::new(corpus("quote.eml"));
+    let ids: Vec<i64> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, msg) = (p.clone(), msg.clone());
+                s.spawn(move || {
+                    (0..50)
+                        .map(|_| {
+                            p.process_message(&msg, &ctx("api"), &[], false)
+                                .unwrap()
+                                .record
+                                .id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 400);
+    let store = p.workflow().store();
+    let found = store
+        .search(&AuditQuery {
+            limit: 10_000,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(found.len(), 400);
+    // Rate windows see them all.
+    let sha = &found[0].attachments[0].sha256;
+    assert_eq!(store.external_sends_of(sha, 0, i64::MAX), 400);
+}
+
+#[test]
+fn approvals_state_machine_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus("mixed.eml");
+    let (id, token, record_id) = {
+        let p = pipeline(dir.path(), "", None);
+        let d = p.process_message(&raw, &ctx("proxy"), &[], true).unwrap();
+        assert_eq!(d.verdict.action.as_str(), "hold");
+        let a = d.approval.clone().unwrap();
+        assert_eq!(a.state, ApprovalState::Pending);
+        assert_eq!(a.approvers, ["boss@example.co.jp"]);
+        assert_eq!(a.expires - a.created, 3600);
+        let wf = p.workflow();
+        // The held copy is kept (the proxy cannot hold mail in a queue).
+        assert_eq!(wf.held_message(&a.id).unwrap().unwrap(), raw);
+        // Evidence: the attachment, checked against its SHA-256.
+        let kept = wf.evidence().of_record(d.record.id).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].0, "顧客一覧.xlsx");
+        let data = wf.evidence().get(&kept[0].1).unwrap().unwrap();
+        assert_eq!(data.len() as u64, d.record.attachments[0].size);
+        (a.id, d.approval_token.unwrap(), d.record.id)
+    };
+    // Restart: everything is still there.
+    let p = pipeline(dir.path(), "", None);
+    let wf = p.workflow();
+    let a = wf.store().approval(&id).unwrap().unwrap();
+    assert_eq!(a.record_id, record_id);
+    assert!(wf.verify_token(&a, &token));
+    assert!(!wf.verify_token(&a, &token.replace(&token[..2], "00")) || token.starts_with("00"));
+    assert!(!wf.verify_token(&a, "zz"));
+    // Views are recorded with who and when.
+    wf.record_view(&id, "boss@example.co.jp", "view", "")
+        .unwrap();
+    wf.record_view(
+        &id,
+        "boss@example.co.jp",
+        "view_attachment",
+        "顧客一覧.xlsx",
+    )
+    .unwrap();
+    assert!(matches!(
+        wf.record_view("00ff", "x", "view", ""),
+        Err(WorkflowError::NotFound(_))
+    ));
+    // Only an approver decides.
+    assert!(matches!(
+        wf.decide(&id, "mallory@example.co.jp", true, "", false),
+        Err(WorkflowError::Forbidden(_))
+    ));
+    let a = wf
+        .decide(&id, "boss@example.co.jp", true, "取引先と確認済み", false)
+        .unwrap();
+    assert_eq!(a.state, ApprovalState::Approved);
+    assert_eq!(a.decided_by.as_deref(), Some("boss@example.co.jp"));
+    // A second decision is refused, whoever makes it.
+    assert!(matches!(
+        wf.decide(&id, "boss@example.co.jp", false, "", false),
+        Err(WorkflowError::AlreadyDecided(_))
+    ));
+    assert!(matches!(
+        wf.decide(&id, "admin", false, "", true),
+        Err(WorkflowError::AlreadyDecided(_))
+    ));
+    // The proxy delivers it and closes it; the held copy goes.
+    let a = wf.mark_closed(&id, "delivered").unwrap();
+    assert_eq!(a.state, ApprovalState::Released);
+    assert!(wf.held_message(&id).unwrap().is_none());
+    assert!(wf.mark_closed(&id, "again").is_err());
+    let kinds: Vec<String> = wf
+        .store()
+        .events(&id)
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}:{}", e.actor, e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "system:created",
+            "boss@example.co.jp:view",
+            "boss@example.co.jp:view_attachment",
+            "boss@example.co.jp:approve",
+            "system:release"
+        ]
+    );
+
+    // Expiry: a second held mail, not decided in time, is expired and its copy deleted.
+    let d = p.process_message(&raw, &ctx("proxy"), &[], true).unwrap();
+    let id2 = d.approval.unwrap().id;
+    assert!(wf
+        .expire_due(ping32dlp::timeutil::now())
+        .unwrap()
+        .is_empty());
+    let expired = wf.expire_due(ping32dlp::timeutil::now() + 3601).unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].state, ApprovalState::Discarded);
+    assert!(wf.held_message(&id2).unwrap().is_none());
+    assert!(matches!(
+        wf.decide(&id2, "boss@example.co.jp", true, "", false),
+        Err(WorkflowError::AlreadyDecided(_))
+    ));
+    // Rejection.
+    let d = p.process_message(&raw, &ctx("proxy"), &[], true).unwrap();
+    let id3 = d.approval.unwrap().id;
+    let a = wf
+        .decide(&id3, "BOSS@example.co.jp", false, "no", false)
+        .unwrap();
+    assert_eq!(a.state, ApprovalState::Discarded);
+    assert_eq!(
+        wf.store()
+            .approvals(Some(ApprovalState::Discarded), None)
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn milter_holds_are_released_by_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("commands.log");
+    let cmd = format!("echo {{queue_id}} {{approval}} >> {}", log.display());
+    let p = pipeline(&dir.path().join("state"), "", Some(cmd));
+    let mut c = ctx("milter");
+    c.queue_id = Some("4ABC123DEF".into());
+    let d = p
+        .process_message(&corpus("mixed.eml"), &c, &[], false)
+        .unwrap();
+    let id = d.approval.unwrap().id;
+    assert!(p.workflow().held_message(&id).unwrap().is_none());
+    let a = p
+        .workflow()
+        .decide(&id, "boss@example.co.jp", true, "", false)
+        .unwrap();
+    assert_eq!(a.state, ApprovalState::Released);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        format!("4ABC123DEF {id}\n")
+    );
+    // A queue id that is not alphanumeric is never put into a shell command.
+    c.queue_id = Some("x;rm -rf /".into());
+    let d = p
+        .process_message(&corpus("mixed.eml"), &c, &[], false)
+        .unwrap();
+    let id = d.approval.unwrap().id;
+    let a = p
+        .workflow()
+        .decide(&id, "boss@example.co.jp", true, "", false)
+        .unwrap();
+    assert_eq!(a.state, ApprovalState::Approved);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn evidence_is_checked_and_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "", None);
+    let ev = p.workflow().evidence();
+    let sha = ev.put(b"evidence bytes", 0, 1, "a.txt").unwrap();
+    assert_eq!(ev.get(&sha).unwrap().unwrap(), b"evidence bytes");
+    assert_eq!(ev.get(&"0".repeat(64)).unwrap(), None);
+    assert_eq!(ev.get("../../etc/passwd").unwrap(), None);
+    // Tampering is detected on read.
+    let file = dir.path().join("evidence").join(&sha[..2]).join(&sha);
+    std::fs::write(&file, b"changed").unwrap();
+    assert!(matches!(ev.get(&sha), Err(WorkflowError::Tampered(_))));
+    // Retention: 0 days ends now.
+    assert_eq!(ev.purge(ping32dlp::timeutil::now() + 1).unwrap(), 1);
+    assert!(!file.exists());
+    assert_eq!(ev.get(&sha).unwrap(), None);
+}
+
+fn http_server(fail_first: usize) -> (u16, mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            n += 1;
+            let status = if n <= fail_first {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if n > fail_first {
+                let _ = tx.send(String::from_utf8(body).unwrap());
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// Planted values of mixed.eml (My Numbers and a card in the body; the spreadsheet's values).
+const RAW_VALUES: &[&str] = &[
+    "768426846565",
+    "7684 2684 6565",
+    "321223307923",
+    "3212-2330-7923",
+    "4742180967929089",
+    "4742 1809 6792 9089",
+    "5378778932879210",
+    "440268599525",
+];
+
+fn assert_no_raw(what: &str, bytes: &[u8]) {
+    for v in RAW_VALUES {
+        assert!(
+            !bytes.windows(v.len()).any(|w| w == v.as_bytes()),
+            "{what} contains the raw value {v}"
+        );
+    }
+}
+
+#[test]
+fn alerts_reach_every_sink_masked_and_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (hook_port, hooks) = http_server(2);
+    let jsonl = dir.path().join("alerts.jsonl");
+    let sinks = |syslog: String| {
+        format!(
+            "[alerts]\njsonl = \"{}\"\nsyslog = \"{syslog}\"\nwebhook = \"http://127.0.0.1:{hook_port}/hook\"\nwebhook_authorization = \"Bearer t0ken\"\n",
+            jsonl.display()
+        )
+    };
+    let raw = corpus("mixed.eml");
+    {
+        let p = pipeline(
+            &state,
+            &sinks(format!("udp://{}", udp.local_addr().unwrap())),
+            None,
+        );
+        let d = p.process_message(&raw, &ctx("milter"), &[], false).unwrap();
+        assert_eq!(d.verdict.action.as_str(), "hold");
+        // Internal mail: no alert.
+        p.process_message(&corpus("internal.eml"), &ctx("milter"), &[], false)
+            .unwrap();
+        let mut buf = vec![0; 65536];
+        let n = udp.recv(&mut buf).unwrap();
+        let msg = String::from_utf8(buf[..n].to_vec()).unwrap();
+        // RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] BOM MSG; local0.warning = 132.
+        assert!(msg.starts_with("<132>1 "), "{msg}");
+        assert!(msg.contains(" ping32dlp "), "{msg}");
+        assert!(msg.contains("[ping32dlp@32473 record=\""), "{msg}");
+        let json_at = msg.find('\u{feff}').unwrap() + 3;
+        let v: serde_json::Value = serde_json::from_str(&msg[json_at..]).unwrap();
+        assert_eq!(v["action"], "hold");
+        assert_no_raw("syslog message", msg.as_bytes());
+        // The webhook fails twice, then takes the alert (retried with backoff).
+        let body = hooks.recv_timeout(Duration::from_secs(30)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["rules"][0]["rule"], "hold-ids");
+        assert_no_raw("webhook body", body.as_bytes());
+    }
+    // JSON Lines: one line per alerting mail.
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert_no_raw("alerts.jsonl", lines.as_bytes());
+    // TCP syslog that is down at first: the alert waits in the outbox across a restart.
+    let tcp_addr = tcp.local_addr().unwrap();
+    drop(tcp);
+    {
+        let p = pipeline(&state, &sinks(format!("tcp://{tcp_addr}")), None);
+        p.process_message(&raw, &ctx("milter"), &[], false).unwrap();
+        // Webhook delivered; syslog retried and failing.
+        hooks.recv_timeout(Duration::from_secs(30)).unwrap();
+    }
+    {
+        let (waiting, _) = ping32dlp::workflow::SqliteStore::open(&state.join("audit.db"))
+            .unwrap()
+            .outbox_counts()
+            .unwrap();
+        assert_eq!(waiting, 1, "the syslog alert is still queued");
+    }
+    let tcp = TcpListener::bind(tcp_addr).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = tcp.accept().unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        tx.send(all).unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(1100));
+    {
+        let _p = pipeline(&state, &sinks(format!("tcp://{tcp_addr}")), None);
+        let framed = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        let s = String::from_utf8(framed).unwrap();
+        // Octet counting (RFC 6587): "LEN SP MSG".
+        let (len, msg) = s.split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), msg.len());
+        assert!(msg.starts_with("<132>1 "));
+        assert_no_raw("syslog over TCP", s.as_bytes());
+    }
+    // The database and its WAL hold no raw values either.
+    for f in std::fs::read_dir(&state).unwrap() {
+        let f = f.unwrap().path();
+        if f.is_file() {
+            assert_no_raw(&f.display().to_string(), &std::fs::read(&f).unwrap());
+        }
+    }
+}
