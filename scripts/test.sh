@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of libping32dlp: formatting, clippy, unit / integration / doc / property tests,
-# the CLI tests, the benchmarks' compilation, and the differential test against python-stdnum.
+# the CLI tests, the benchmarks' compilation, the C ABI (header drift, symbols, C tests under
+# sanitizers, valgrind, the Python binding), fuzz smoke runs, and the differential test against
+# python-stdnum.
 # Installs what the tests need (idempotent). `.ci/run` calls exactly this script.
 #
 #   scripts/test.sh
@@ -43,6 +45,10 @@ cargo test --workspace --locked -q
 step "release build and benchmarks compile"
 cargo build --release --locked -q -p ping32dlp-cli
 cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
+
+step "C ABI: make install, symbols, header as C/C++, C tests under ASan+UBSan, valgrind, Python"
+apt_install pkg-config valgrind
+scripts/ffi-test.sh
 
 step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"

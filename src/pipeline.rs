@@ -159,32 +159,46 @@ impl Pipeline {
         keep_raw: Option<&[u8]>,
         file: Option<(&str, &[u8])>,
     ) -> Result<Decision> {
-        let facts = Facts::from_report(&report, ctx);
-        let store = self.workflow.store().clone();
-        let verdict = policy.evaluate(&facts, &*store);
-        let mut record = AuditRecord::new(&report, ctx, &facts, &verdict, policy);
-        let mut kept: Vec<(&str, &[u8])> = report
-            .kept
-            .iter()
-            .map(|(l, b)| (l.as_str(), b.as_slice()))
-            .collect();
-        if let Some((name, data)) = file {
-            kept.push((name, data));
-        }
-        let outcome = self
-            .workflow
-            .process(record.clone(), &verdict, &kept, keep_raw)?;
-        record.id = outcome.record_id;
-        record.approval = outcome.approval.as_ref().map(|a| a.id.clone());
-        let approval_token = outcome.approval.as_ref().map(|a| self.workflow.token(a));
-        Ok(Decision {
-            verdict,
-            record,
-            approval: outcome.approval,
-            approval_token,
-            report,
-        })
+        record_report(&self.workflow, report, ctx, policy, keep_raw, file)
     }
+}
+
+/// Judges an inspection report with a policy (history from the workflow's store) and records
+/// it: the audit record is committed, evidence kept, an approval opened for a hold and alerts
+/// sent before this returns. `keep_raw` keeps the message with a hold; `file` is an uploaded
+/// file whose bytes the evidence store may keep. [`Pipeline`] calls this after inspecting; the
+/// C ABI calls it with a report the caller's scanner made.
+pub fn record_report(
+    workflow: &Workflow,
+    report: Report,
+    ctx: &Context,
+    policy: &Policy,
+    keep_raw: Option<&[u8]>,
+    file: Option<(&str, &[u8])>,
+) -> Result<Decision> {
+    let facts = Facts::from_report(&report, ctx);
+    let store = workflow.store().clone();
+    let verdict = policy.evaluate(&facts, &*store);
+    let mut record = AuditRecord::new(&report, ctx, &facts, &verdict, policy);
+    let mut kept: Vec<(&str, &[u8])> = report
+        .kept
+        .iter()
+        .map(|(l, b)| (l.as_str(), b.as_slice()))
+        .collect();
+    if let Some((name, data)) = file {
+        kept.push((name, data));
+    }
+    let outcome = workflow.process(record.clone(), &verdict, &kept, keep_raw)?;
+    record.id = outcome.record_id;
+    record.approval = outcome.approval.as_ref().map(|a| a.id.clone());
+    let approval_token = outcome.approval.as_ref().map(|a| workflow.token(a));
+    Ok(Decision {
+        verdict,
+        record,
+        approval: outcome.approval,
+        approval_token,
+        report,
+    })
 }
 
 /// Applies a verdict's tags to a raw message: its headers are added at the top and its subject

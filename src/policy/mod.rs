@@ -112,6 +112,16 @@ pub struct Context {
     pub time: Option<i64>,
 }
 
+impl Context {
+    /// The origin the caller gave for an attachment, matched by file name or location.
+    pub fn origin_of(&self, a: &crate::extract::Attachment) -> Option<&str> {
+        self.origins
+            .iter()
+            .find(|(n, _)| n == &a.name || n == &a.location)
+            .map(|(_, o)| o.as_str())
+    }
+}
+
 /// Findings of one detector at one location, summarised: what an audit record keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingSummary {
@@ -237,11 +247,7 @@ impl Facts {
                 sha256: a.sha256.clone(),
                 extension_mismatch: a.extension_mismatch,
                 depth: a.depth,
-                origin: ctx
-                    .origins
-                    .iter()
-                    .find(|(n, _)| n == &a.name || n == &a.location)
-                    .map(|(_, o)| o.clone()),
+                origin: ctx.origin_of(a).map(str::to_string),
             })
             .collect();
         // Summaries: per (detector, location) and per detector for the whole message.
@@ -574,6 +580,38 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The verdict as JSON: final action, the action it would take with every monitor rule
+    /// enforced, risk and its signals, matched rules with their reasons, the user messages and
+    /// the tags. No sensitive values (reasons name detectors and counts, never values).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let would = self
+            .matched
+            .iter()
+            .map(|m| m.action)
+            .max()
+            .unwrap_or(Action::Allow)
+            .max(self.action);
+        json!({
+            "action": self.action.as_str(),
+            "would_action": would.as_str(),
+            "risk": self.risk,
+            "signals": self.signals.iter().map(|s| json!({"signal": s.name, "points": s.weight})).collect::<Vec<_>>(),
+            "matched": self.matched.iter().map(|m| json!({
+                "rule": m.rule, "action": m.action.as_str(), "mode": m.mode.as_str(), "severity": m.severity,
+                "reasons": m.reasons, "detectors": m.detectors,
+            })).collect::<Vec<_>>(),
+            "message_ja": self.user_message("ja"),
+            "message_en": self.user_message("en"),
+            "approvers": self.approvers,
+            "approver_group": self.approver_group,
+            "expires_seconds": self.expires,
+            "add_headers": self.headers.iter().map(|(n, x)| json!({"name": n, "value": x})).collect::<Vec<_>>(),
+            "subject_prefix": self.subject_prefix,
+            "evidence_days": self.evidence_days,
+        })
+    }
+
     /// The decisive rule's message in the given language (`ja` or anything else for English).
     pub fn user_message(&self, lang: &str) -> String {
         let (ja, en) = (self.message_ja.clone(), self.message_en.clone());

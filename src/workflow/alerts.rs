@@ -140,7 +140,12 @@ pub struct AlertSinks {
     file: Mutex<Option<std::fs::File>>,
     notify: Mutex<Option<Sender<()>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
+    callback: Mutex<Option<AlertCallback>>,
 }
+
+/// An in-process alert sink (the C ABI's alert callback): called with each alert's JSON, on the
+/// thread that recorded the message, after the JSONL file was written.
+pub type AlertCallback = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl AlertSinks {
     /// Opens the file sink and starts the delivery worker (which first retries what earlier runs
@@ -197,6 +202,7 @@ impl AlertSinks {
             file: Mutex::new(file),
             notify: Mutex::new(notify),
             worker: Mutex::new(worker),
+            callback: Mutex::new(None),
         })
     }
 
@@ -205,9 +211,21 @@ impl AlertSinks {
         &self.cfg
     }
 
+    /// Sets (or with `None` removes) the in-process callback.
+    pub fn set_callback(&self, cb: Option<AlertCallback>) {
+        match self.callback.lock() {
+            Ok(mut g) => *g = cb,
+            Err(e) => *e.into_inner() = cb,
+        }
+    }
+
+    fn callback(&self) -> Option<AlertCallback> {
+        self.callback.lock().ok().and_then(|g| g.clone())
+    }
+
     /// True when a record's final action calls for an alert.
     pub fn wants(&self, action: Action) -> bool {
-        action >= self.cfg.min_action && !self.cfg.is_empty()
+        action >= self.cfg.min_action && (!self.cfg.is_empty() || self.callback().is_some())
     }
 
     /// Sends the alert of a record: written to the file now, queued for the network sinks.
@@ -225,6 +243,9 @@ impl AlertSinks {
                     .and_then(|_| f.sync_data())
                     .map_err(|e| WorkflowError::Io(format!("{p}: {e}")))?;
             }
+        }
+        if let Some(cb) = self.callback() {
+            cb(&payload);
         }
         let now = crate::timeutil::now();
         if self.cfg.syslog.is_some() {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
-pub use alerts::{alert_json, AlertConfig, AlertSinks, OutboxItem};
+pub use alerts::{alert_json, AlertCallback, AlertConfig, AlertSinks, OutboxItem};
 pub use evidence::EvidenceStore;
 pub use sqlite::SqliteStore;
 

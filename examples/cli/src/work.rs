@@ -387,40 +387,17 @@ pub fn policy_cmd(cmd: PolicyCmd) -> Result<u8, AnyErr> {
 }
 
 fn verdict_json(v: &Verdict, facts: &Facts) -> Value {
-    let would = v
-        .matched
-        .iter()
-        .map(|m| m.action)
-        .max()
-        .unwrap_or(Action::Allow)
-        .max(v.action);
-    json!({
-        "action": v.action.as_str(),
-        "would_action": would.as_str(),
-        "risk": v.risk,
-        "signals": v.signals.iter().map(|s| json!({"signal": s.name, "points": s.weight})).collect::<Vec<_>>(),
-        "matched": v.matched.iter().map(|m| json!({
-            "rule": m.rule, "action": m.action.as_str(), "mode": m.mode.as_str(), "severity": m.severity,
-            "reasons": m.reasons, "detectors": m.detectors,
-        })).collect::<Vec<_>>(),
-        "message_ja": v.user_message("ja"),
-        "message_en": v.user_message("en"),
-        "approvers": v.approvers,
-        "approver_group": v.approver_group,
-        "expires_seconds": v.expires,
-        "add_headers": v.headers.iter().map(|(n, x)| json!({"name": n, "value": x})).collect::<Vec<_>>(),
-        "subject_prefix": v.subject_prefix,
-        "evidence_days": v.evidence_days,
-        "facts": {
-            "channel": facts.channel,
-            "sender": facts.sender,
-            "recipients": facts.recipients,
-            "attachments": facts.attachments.iter().map(|a| json!({"location": a.location, "type": a.kind, "size": a.size, "extension_mismatch": a.extension_mismatch, "origin": a.origin})).collect::<Vec<_>>(),
-            "findings": facts.findings.iter().filter(|f| f.location == "*").map(|f| json!({"detector": f.detector, "count": f.count, "unique": f.unique[0], "samples": f.samples})).collect::<Vec<_>>(),
-            "unscannable": facts.unscannable.iter().map(|(l, r)| json!({"location": l, "reason": r})).collect::<Vec<_>>(),
-            "password_candidates": facts.password_candidates,
-        },
-    })
+    let mut j = v.to_json();
+    j["facts"] = json!({
+        "channel": facts.channel,
+        "sender": facts.sender,
+        "recipients": facts.recipients,
+        "attachments": facts.attachments.iter().map(|a| json!({"location": a.location, "type": a.kind, "size": a.size, "extension_mismatch": a.extension_mismatch, "origin": a.origin})).collect::<Vec<_>>(),
+        "findings": facts.findings.iter().filter(|f| f.location == "*").map(|f| json!({"detector": f.detector, "count": f.count, "unique": f.unique[0], "samples": f.samples})).collect::<Vec<_>>(),
+        "unscannable": facts.unscannable.iter().map(|(l, r)| json!({"location": l, "reason": r})).collect::<Vec<_>>(),
+        "password_candidates": facts.password_candidates,
+    });
+    j
 }
 
 fn policy_test(a: PolicyTestArgs) -> Result<u8, AnyErr> {

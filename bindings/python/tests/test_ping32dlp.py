@@ -1,0 +1,216 @@
+"""Tests of the Python binding: the C example's path (scan an .eml, judge it, print the verdict)
+and the rest of the API. Run by scripts/ffi-test.sh with PING32DLP_LIBRARY and REPO_ROOT set."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import ping32dlp
+from ping32dlp import Context, Engine, Policy, Workflow
+
+ROOT = Path(os.environ.get("REPO_ROOT", Path(__file__).resolve().parents[3]))
+MAIL = ROOT / "corpus/extract/mail/01-iso2022jp-attachments.eml"
+PPAP = ROOT / "corpus/extract/mail/04a-ppap-zip.eml"
+
+HOLD_POLICY = """
+[policy]
+internal_domains = ["example.co.jp"]
+[[rule]]
+id = "mynumber-hold"
+action = "hold"
+severity = "high"
+approvers = ["boss@example.co.jp"]
+when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_number"], min_unique = 1 }] }
+[[rule]]
+id = "tag-external"
+action = "tag"
+add_header = "X-DLP: checked"
+subject_prefix = "[DLP] "
+when = { recipients = "any_external" }
+"""
+
+
+@pytest.fixture(scope="module")
+def engine():
+    with Engine() as e:
+        yield e
+
+
+def test_version():
+    assert ping32dlp.library_version() == "0.1.0"
+
+
+def test_the_c_example_path(engine):
+    """What examples/c/scan_eml.c does: scan the .eml, evaluate the default policy."""
+    with engine.scanner() as scanner, Policy.default() as policy:
+        report = scanner.scan_message(MAIL.read_bytes())
+        verdict = policy.evaluate(report)
+    assert report.is_message
+    assert "見積書" in report.subject
+    assert [a.location for a in report.attachments][:2] == ["見積書.docx", "顧客一覧.xlsx"]
+    assert report.attachments[0].true_type == "docx"
+    assert len(report.attachments[0].sha256) == 64
+    assert {"jp_my_number", "credit_card", "confidential_marking"} <= set(report.detectors())
+    assert all(f.value is None for f in report.findings)  # raw values only when asked
+    assert all("*" in f.value_masked for f in report.findings if f.detector == "jp_my_number")
+    assert verdict.action == "allow"  # the default policy only monitors
+    assert any(r.monitor and r.action == "hold" for r in verdict.rules)
+    assert verdict.risk > 0
+    assert all(r.reasons for r in verdict.rules)
+
+
+def test_findings_carry_locations_and_raw_values_on_request(engine):
+    with engine.scanner() as s:
+        r = s.scan_message(MAIL.read_bytes(), raw_values=True)
+        cells = [f for f in r.findings if f.cell]
+        assert cells and all(f.sheet for f in cells)
+        assert all(f.value for f in r.findings)
+        masked = r.to_json()
+        shown = r.to_json(show_values=True)
+    raw = r.findings[1].value
+    assert raw not in str(masked)
+    assert raw in str(shown)
+
+
+def test_text_in_shift_jis_and_a_renamed_file(engine):
+    with engine.scanner() as s:
+        r = s.scan_text("個人番号 1234 5678 9018".encode("shift_jis"))
+        assert [(f.detector, f.confidence, f.location) for f in r.findings] == [("jp_my_number", "high", "text")]
+        docx = (ROOT / "corpus/extract/docs/見積書.docx").read_bytes()
+        r = s.scan_file("photo.jpg", docx)
+        assert not r.is_message
+        assert r.attachments[0].extension_mismatch
+        assert r.findings
+
+
+def test_unscannable_is_reported(engine):
+    with engine.scanner() as s:
+        r = s.scan_message(PPAP.read_bytes())
+    assert [u.reason for u in r.unscannable] == ["encrypted"]
+    assert "資料.zip" in r.unscannable[0].location
+
+
+def test_context_gives_origins(engine):
+    ctx = Context(user="ichiro", origins={"見積書.docx": r"C:\Users\ichiro\見積書.docx"})
+    with engine.scanner() as s:
+        r = s.scan_message(MAIL.read_bytes(), ctx)
+    assert r.attachments[0].origin.endswith("見積書.docx")
+    assert r.attachments[1].origin is None
+
+
+def test_a_report_is_stale_after_the_next_scan(engine):
+    with engine.scanner() as s, Policy.default() as p:
+        first = s.scan_text("a")
+        s.scan_text("b")
+        assert first.findings == []  # the copied data stays usable
+        with pytest.raises(ping32dlp.StateError):
+            p.evaluate(first)
+
+
+def test_rules_errors_name_file_line_and_field(tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[detector]]\nid = \"bad\"\nname_en = \"Bad\"\nregex = 'EMP-[0-9'\n")
+    with pytest.raises(ping32dlp.RulesError) as e:
+        Engine(rules)
+    assert e.value.file.endswith("rules.toml")
+    assert e.value.line == 4
+    assert "regex" in e.value.field
+    assert e.value.name == "PING32DLP_ERR_RULES"
+
+
+def test_user_rules_and_dictionaries(tmp_path):
+    d = tmp_path / "projects.txt"
+    d.write_text("プロジェクト青嵐\n", encoding="utf-8")
+    kw = '[[keywords]]\nid = "codename"\nname_en = "Code names"\nterms = ["Falcon-X"]\n'
+    with Engine(rules_text=kw, dictionaries=[d]) as e, e.scanner() as s:
+        r = s.scan_text("プロジェクト青嵐 と Falcon-X")
+        assert set(r.detectors()) == {"codename", "dictionary:projects"}
+    with Engine(rules_text=kw, builtins=False) as e:
+        assert e.detector_count == 1
+
+
+def test_policy_errors(engine, tmp_path):
+    with pytest.raises(ping32dlp.PolicyError) as e:
+        Policy.parse('[[rule]]\nid = "x"\naction = "explode"\nwhen = { channel_in = ["api"] }\n')
+    assert e.value.line == 3 and "action" in e.value.field
+    p = tmp_path / "p.toml"
+    p.write_text('[[rule]]\nid = "x"\naction = "block"\nwhen = { detector = ["no_such"] }\n')
+    with Policy.load(p) as pol:
+        with pytest.raises(ping32dlp.PolicyError, match="no_such"):
+            pol.check(engine)
+    with pytest.raises(ping32dlp.PolicyError):
+        Policy.load(tmp_path / "missing.toml")
+
+
+def test_workflow_hold_view_approve_and_persistence(engine, tmp_path):
+    alerts = []
+    raw = MAIL.read_bytes()
+    ctx = Context(channel="proxy", user="ichiro")
+    with Policy.parse(HOLD_POLICY) as policy, engine.scanner() as s:
+        with Workflow(tmp_path / "state", policy) as wf:
+            wf.on_alert(alerts.append)
+            report = s.scan_message(raw, ctx)
+            v = policy.evaluate(report)
+            assert v.action == "hold" and v.blocks
+            assert v.headers == [("X-DLP", "checked")] and v.subject_prefix == "[DLP] "
+            d = wf.record(policy, report, raw=raw)
+            assert d.verdict.action == "hold" and d.approval_id and d.record_id > 0
+            assert len(alerts) == 1 and alerts[0]["action"] == "hold"
+            assert wf.verify_token(d.approval_id, d.approval_token)
+            assert not wf.verify_token(d.approval_id, "forged")
+            rec = wf.audit_record(d.record_id)
+            assert rec["user"] == "ichiro" and rec["channel"] == "proxy"
+            assert [a["id"] for a in wf.approvals("pending")] == [d.approval_id]
+            wf.view(d.approval_id, "boss@example.co.jp")
+            wf.view(d.approval_id, "boss@example.co.jp", "download", "見積書.docx")
+            assert wf.held_message(d.approval_id) == raw
+            with pytest.raises(ping32dlp.ForbiddenError):
+                wf.approve(d.approval_id, "mallory@example.co.jp")
+            wf.approve(d.approval_id, "boss@example.co.jp", "known partner")
+            with pytest.raises(ping32dlp.AlreadyDecidedError):
+                wf.reject(d.approval_id, "boss@example.co.jp")
+            wf.close_approval(d.approval_id, "relayed")
+            second = wf.record(policy, report)
+            wf.reject(second.approval_id, "admin", admin=True)
+            with pytest.raises(ping32dlp.NotFoundError):
+                wf.approval("no-such-id")
+            wf.on_alert(None)
+            wf.record(policy, report)
+            assert len(alerts) == 2
+            assert wf.expire(4102444800) == 1
+        with Workflow(tmp_path / "state") as wf:  # reopened: everything is still there
+            a = wf.approval(d.approval_id)
+            assert a["state"] == "released"
+            kinds = [e["kind"] for e in a["events"]]
+            assert {"view", "download", "approve", "release"} <= set(kinds)
+            assert len(wf.approvals("discarded")) == 2
+
+
+def test_threads_share_an_engine(engine):
+    raw = MAIL.read_bytes()
+    counts, errors = [], []
+
+    def work():
+        try:
+            with engine.scanner() as s:
+                for _ in range(5):
+                    counts.append(len(s.scan_message(raw).findings))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and len(counts) == 20 and len(set(counts)) == 1
+
+
+def test_closed_handles_raise():
+    e = Engine()
+    e.close()
+    e.close()  # twice is fine
+    with pytest.raises(ping32dlp.Error, match="PING32DLP_ERR_NULL"):
+        e.scanner()

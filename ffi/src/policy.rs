@@ -1,0 +1,368 @@
+//! Policies and verdicts.
+
+use std::ffi::c_char;
+
+use dlp::policy::{Action, Facts, Mode, NoHistory, Policy, RuleMatch, Verdict};
+
+use crate::engine::{ping32dlp_engine, ping32dlp_error};
+use crate::ping32dlp_result::*;
+use crate::scan::{ping32dlp_context, ping32dlp_report};
+use crate::{
+    arg, buf_arg, free_handle, guard, guard_value, json_out, opt_arg, out_handle, out_ok, path_arg,
+    ping32dlp_result, ping32dlp_str, Fail,
+};
+
+/// What a rule or verdict does with a mail, from least to most severe.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ping32dlp_action {
+    /// Let it through.
+    PING32DLP_ACTION_ALLOW = 0,
+    /// Let it through; the audit record is marked.
+    PING32DLP_ACTION_AUDIT = 1,
+    /// Let it through with a header added or the subject prefixed.
+    PING32DLP_ACTION_TAG = 2,
+    /// Let it through and send an alert.
+    PING32DLP_ACTION_ALERT = 3,
+    /// Hold it until an approver decides.
+    PING32DLP_ACTION_HOLD = 4,
+    /// Refuse it.
+    PING32DLP_ACTION_BLOCK = 5,
+}
+
+pub(crate) fn action(a: Action) -> ping32dlp_action {
+    use ping32dlp_action::*;
+    match a {
+        Action::Allow => PING32DLP_ACTION_ALLOW,
+        Action::Audit => PING32DLP_ACTION_AUDIT,
+        Action::Tag => PING32DLP_ACTION_TAG,
+        Action::Alert => PING32DLP_ACTION_ALERT,
+        Action::Hold => PING32DLP_ACTION_HOLD,
+        Action::Block => PING32DLP_ACTION_BLOCK,
+    }
+}
+
+/// A policy: ordered rules, organisation domains, groups, alert and approval settings.
+/// Immutable; shared by any number of threads.
+///
+/// Made by `ping32dlp_policy_load`, `ping32dlp_policy_parse` or
+/// `ping32dlp_policy_new_default`; released by `ping32dlp_policy_free`.
+pub struct ping32dlp_policy {
+    pub(crate) p: Policy,
+}
+
+/// A verdict: the final action, the matched rules and why, the risk score and its signals, the
+/// message for the user and the tags to apply.
+///
+/// Made by `ping32dlp_policy_evaluate` (released by `ping32dlp_verdict_free`) or borrowed from a
+/// decision (`ping32dlp_decision_verdict`, valid as long as the decision; never freed).
+pub struct ping32dlp_verdict {
+    pub(crate) v: Verdict,
+    message_ja: String,
+    message_en: String,
+}
+
+impl ping32dlp_verdict {
+    pub(crate) fn new(v: Verdict) -> ping32dlp_verdict {
+        ping32dlp_verdict {
+            message_ja: v.user_message("ja"),
+            message_en: v.user_message("en"),
+            v,
+        }
+    }
+}
+
+/// One matched rule of a verdict. Borrowed from the verdict.
+pub struct ping32dlp_rule_match {
+    _private: [u8; 0],
+}
+
+fn policy_result(
+    r: Result<Policy, dlp::RuleError>,
+    policy_out: *mut *mut ping32dlp_policy,
+    error_out: *mut *mut ping32dlp_error,
+) -> Result<(), Fail> {
+    match r {
+        Ok(p) => out_handle(policy_out, "policy_out", ping32dlp_policy { p }),
+        Err(e) => {
+            let msg = e.to_string();
+            if !error_out.is_null() {
+                out_handle(error_out, "error_out", ping32dlp_error::new(e))?;
+            }
+            Err(Fail(PING32DLP_ERR_POLICY, msg))
+        }
+    }
+}
+
+/// Loads a policy file (TOML; see docs/policy.md). On `PING32DLP_ERR_POLICY`, `*error_out` (if
+/// not NULL) receives the error with file, line and field.
+#[no_mangle]
+pub extern "C" fn ping32dlp_policy_load(
+    path: *const c_char,
+    policy_out: *mut *mut ping32dlp_policy,
+    error_out: *mut *mut ping32dlp_error,
+) -> ping32dlp_result {
+    guard(|| {
+        let path = path_arg(path, "path")?;
+        out_ok(policy_out, "policy_out")?;
+        policy_result(Policy::from_file(&path), policy_out, error_out)
+    })
+}
+
+/// Parses a policy from TOML text (`len` bytes of UTF-8).
+#[no_mangle]
+pub extern "C" fn ping32dlp_policy_parse(
+    toml: *const u8,
+    len: usize,
+    policy_out: *mut *mut ping32dlp_policy,
+    error_out: *mut *mut ping32dlp_error,
+) -> ping32dlp_result {
+    guard(|| {
+        let text = buf_arg(toml, len, "toml")?;
+        out_ok(policy_out, "policy_out")?;
+        let r = match std::str::from_utf8(text) {
+            Ok(t) => dlp::policy::parse_policy(t, None),
+            Err(e) => Err(dlp::RuleError {
+                file: None,
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("the policy text is not UTF-8 ({e})"),
+            }),
+        };
+        policy_result(r, policy_out, error_out)
+    })
+}
+
+/// The embedded default policy: monitor mode (records what it would do, blocks nothing).
+#[no_mangle]
+pub extern "C" fn ping32dlp_policy_new_default(
+    policy_out: *mut *mut ping32dlp_policy,
+) -> ping32dlp_result {
+    guard(|| {
+        out_handle(
+            policy_out,
+            "policy_out",
+            ping32dlp_policy {
+                p: Policy::default_monitor(),
+            },
+        )
+    })
+}
+
+/// Checks that every detector the policy names exists in the engine. On
+/// `PING32DLP_ERR_POLICY`, `*error_out` (if not NULL) names the rule and detector.
+#[no_mangle]
+pub extern "C" fn ping32dlp_policy_check(
+    policy: *const ping32dlp_policy,
+    engine: *const ping32dlp_engine,
+    error_out: *mut *mut ping32dlp_error,
+) -> ping32dlp_result {
+    guard(|| {
+        let p = arg(policy, "policy")?;
+        let e = arg(engine, "engine")?;
+        match p.p.check_detectors(&e.inner) {
+            Ok(()) => Ok(()),
+            Err(msg) => {
+                if !error_out.is_null() {
+                    let err = dlp::RuleError {
+                        file: None,
+                        line: 0,
+                        column: 0,
+                        field: String::new(),
+                        message: msg.clone(),
+                    };
+                    out_handle(error_out, "error_out", ping32dlp_error::new(err))?;
+                }
+                Err(Fail(PING32DLP_ERR_POLICY, msg))
+            }
+        }
+    })
+}
+
+/// Releases a policy. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn ping32dlp_policy_free(policy: *mut ping32dlp_policy) {
+    free_handle(policy);
+}
+
+/// Judges a report with the policy, without history: conditions on the audit trail (a domain
+/// never seen, rates, PPAP pairs) see an empty trail. Use `ping32dlp_workflow_record` to judge
+/// with history and record. `context` may be NULL (channel `api`). `*verdict_out` is the
+/// caller's: release it with `ping32dlp_verdict_free`.
+#[no_mangle]
+pub extern "C" fn ping32dlp_policy_evaluate(
+    policy: *const ping32dlp_policy,
+    report: *const ping32dlp_report,
+    context: *const ping32dlp_context,
+    verdict_out: *mut *mut ping32dlp_verdict,
+) -> ping32dlp_result {
+    guard(|| {
+        let p = arg(policy, "policy")?;
+        let r = arg(report, "report")?;
+        out_ok(verdict_out, "verdict_out")?;
+        let ctx = ping32dlp_context::or_default(context);
+        let facts = Facts::from_report(&r.report, &ctx);
+        let v = p.p.evaluate(&facts, &NoHistory);
+        out_handle(verdict_out, "verdict_out", ping32dlp_verdict::new(v))
+    })
+}
+
+/// Releases a verdict made by `ping32dlp_policy_evaluate`. NULL is a no-op. Never call it on a
+/// decision's verdict.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_free(verdict: *mut ping32dlp_verdict) {
+    free_handle(verdict);
+}
+
+fn verdict<'a>(v: *const ping32dlp_verdict) -> Option<&'a ping32dlp_verdict> {
+    opt_arg(v)
+}
+
+/// The final action: the most severe action of the matched rules in enforce mode (ALLOW for a
+/// NULL verdict).
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_action(v: *const ping32dlp_verdict) -> ping32dlp_action {
+    guard_value(ping32dlp_action::PING32DLP_ACTION_ALLOW, || {
+        Some(action(verdict(v)?.v.action))
+    })
+}
+
+/// The risk score (0 to 100), explained by the signals.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_risk(v: *const ping32dlp_verdict) -> u32 {
+    guard_value(0, || Some(verdict(v)?.v.risk))
+}
+
+/// The message for the sender in `lang` (`"ja"` for Japanese, anything else or NULL for
+/// English). Valid as long as the verdict.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_message(
+    v: *const ping32dlp_verdict,
+    lang: *const c_char,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        let v = verdict(v)?;
+        let ja = crate::opt_str_arg(lang).is_some_and(|l| l.starts_with("ja"));
+        Some(ping32dlp_str::new(if ja {
+            &v.message_ja
+        } else {
+            &v.message_en
+        }))
+    })
+}
+
+/// Number of matched rules (enforce and monitor).
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_rule_count(v: *const ping32dlp_verdict) -> usize {
+    guard_value(0, || Some(verdict(v)?.v.matched.len()))
+}
+
+/// Matched rule `index` (policy order), or NULL.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_rule(
+    v: *const ping32dlp_verdict,
+    index: usize,
+) -> *const ping32dlp_rule_match {
+    guard_value(std::ptr::null(), || {
+        let m: &RuleMatch = verdict(v)?.v.matched.get(index)?;
+        Some((m as *const RuleMatch).cast())
+    })
+}
+
+fn rule<'a>(m: *const ping32dlp_rule_match) -> Option<&'a RuleMatch> {
+    opt_arg(m.cast::<RuleMatch>())
+}
+
+/// The rule's id.
+#[no_mangle]
+pub extern "C" fn ping32dlp_rule_match_id(m: *const ping32dlp_rule_match) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(&rule(m)?.rule))
+    })
+}
+
+/// The rule's action (what it does, or would do in monitor mode).
+#[no_mangle]
+pub extern "C" fn ping32dlp_rule_match_action(m: *const ping32dlp_rule_match) -> ping32dlp_action {
+    guard_value(ping32dlp_action::PING32DLP_ACTION_ALLOW, || {
+        Some(action(rule(m)?.action))
+    })
+}
+
+/// True when the rule is in monitor mode (recorded as "would have", not applied).
+#[no_mangle]
+pub extern "C" fn ping32dlp_rule_match_is_monitor(m: *const ping32dlp_rule_match) -> bool {
+    guard_value(false, || Some(rule(m)?.mode == Mode::Monitor))
+}
+
+/// The rule's severity (`low`, `medium`, `high`, `critical`).
+#[no_mangle]
+pub extern "C" fn ping32dlp_rule_match_severity(m: *const ping32dlp_rule_match) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(&rule(m)?.severity))
+    })
+}
+
+/// Number of reasons (the conditions that made the rule match, in words).
+#[no_mangle]
+pub extern "C" fn ping32dlp_rule_match_reason_count(m: *const ping32dlp_rule_match) -> usize {
+    guard_value(0, || Some(rule(m)?.reasons.len()))
+}
+
+/// Reason `index`: `jp_my_number: 3 unique (>= 1) at 顧客.xlsx`.
+#[no_mangle]
+pub extern "C" fn ping32dlp_rule_match_reason(
+    m: *const ping32dlp_rule_match,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(rule(m)?.reasons.get(index)?))
+    })
+}
+
+/// Number of headers the verdict adds to the mail (tag actions).
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_header_count(v: *const ping32dlp_verdict) -> usize {
+    guard_value(0, || Some(verdict(v)?.v.headers.len()))
+}
+
+/// Name of header `index` to add.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_header_name(
+    v: *const ping32dlp_verdict,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(&verdict(v)?.v.headers.get(index)?.0))
+    })
+}
+
+/// Value of header `index` to add.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_header_value(
+    v: *const ping32dlp_verdict,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(&verdict(v)?.v.headers.get(index)?.1))
+    })
+}
+
+/// The prefix to put before the subject (empty when none).
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_subject_prefix(v: *const ping32dlp_verdict) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::opt(verdict(v)?.v.subject_prefix.as_deref()))
+    })
+}
+
+/// The verdict as JSON (action, would-be action, risk and signals, matched rules with reasons,
+/// messages, tags); no sensitive values. Release `*json_out` with `ping32dlp_string_free`.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_to_json(
+    v: *const ping32dlp_verdict,
+    json_out_: *mut *mut c_char,
+) -> ping32dlp_result {
+    guard(|| json_out(&arg(v, "verdict")?.v.to_json(), json_out_))
+}

@@ -1,0 +1,644 @@
+/*
+ * Every function of the C API, with NULL arguments, wrong sizes, out-of-range indices and
+ * double use. Built with -fsanitize=address,undefined by scripts/ffi-test.sh:
+ *
+ *   test_api REPO_ROOT
+ */
+#define _DEFAULT_SOURCE 1 /* mkdtemp */
+#include <ping32dlp.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond)                                                              \
+    do {                                                                         \
+        checks++;                                                                \
+        if (!(cond)) {                                                           \
+            failures++;                                                          \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                        \
+    } while (0)
+
+#define OK(call) CHECK((call) == PING32DLP_OK)
+
+static int str_eq(ping32dlp_str s, const char *want) {
+    return s.data != NULL && s.len == strlen(want) && memcmp(s.data, want, s.len) == 0;
+}
+
+static int str_has(ping32dlp_str s, const char *needle) {
+    size_t n = strlen(needle);
+    if (s.data == NULL || n > s.len) return 0;
+    for (size_t i = 0; i + n <= s.len; i++)
+        if (memcmp(s.data + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+static unsigned char *read_file(const char *root, const char *rel, size_t *len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    FILE *f = fopen(path, "rb");
+    if (!f) { perror(path); exit(2); }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) { perror(path); exit(2); }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (!f) { perror(path); exit(2); }
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_version_and_results(void) {
+    CHECK(strcmp(ping32dlp_version(), "0.1.0") == 0);
+    CHECK(PING32DLP_VERSION_MAJOR == 0 && PING32DLP_VERSION_MINOR == 1);
+    CHECK(strncmp(ping32dlp_result_str(PING32DLP_OK), "PING32DLP_OK", 12) == 0);
+    CHECK(strncmp(ping32dlp_result_str(PING32DLP_ERR_PANIC), "PING32DLP_ERR_PANIC", 19) == 0);
+    CHECK(strcmp(ping32dlp_result_str(12345), "unknown result code") == 0);
+    CHECK(ping32dlp_last_error() != NULL);
+    ping32dlp_string_free(NULL);
+    ping32dlp_bytes_free(NULL, 0);
+}
+
+static void test_engine_builder(const char *tmp) {
+    ping32dlp_engine *engine = NULL;
+    ping32dlp_engine_builder *b = NULL;
+    ping32dlp_error *err = NULL;
+
+    /* NULL outputs and handles */
+    CHECK(ping32dlp_engine_new_builtin(NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_builder_new(NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_builder_add_rules(NULL, (const uint8_t *)"x", 1) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_builder_add_rules_file(NULL, "x") == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_builder_add_dictionary_file(NULL, "x") == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_builder_without_builtins(NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_builder_build(NULL, &engine, &err) == PING32DLP_ERR_NULL);
+    CHECK(engine == NULL && err == NULL);
+    CHECK(ping32dlp_engine_detector_count(NULL) == 0);
+    ping32dlp_engine_free(NULL);
+    ping32dlp_engine_builder_free(NULL);
+    ping32dlp_error_free(NULL);
+
+    /* built-ins */
+    OK(ping32dlp_engine_new_builtin(&engine));
+    size_t builtin_count = ping32dlp_engine_detector_count(engine);
+    CHECK(builtin_count >= 20);
+    ping32dlp_engine_free(engine);
+    engine = NULL;
+
+    /* rules text, rules file and a dictionary */
+    char rules_path[4096], dict_path[4096];
+    snprintf(rules_path, sizeof rules_path, "%s/rules.toml", tmp);
+    snprintf(dict_path, sizeof dict_path, "%s/projects.txt", tmp);
+    write_file(rules_path,
+               "[[detector]]\nid = \"employee_id\"\nname_en = \"Employee ID\"\n"
+               "regex = 'EMP-[0-9]{6}'\nconfidence = \"high\"\n");
+    write_file(dict_path, "プロジェクト青嵐\nProject Bluestorm\n");
+    const char *kw = "[[keywords]]\nid = \"codename\"\nname_en = \"Code names\"\nterms = [\"Falcon-X\"]\n";
+    OK(ping32dlp_engine_builder_new(&b));
+    CHECK(ping32dlp_engine_builder_add_rules(b, NULL, 5) == PING32DLP_ERR_NULL); /* wrong size */
+    OK(ping32dlp_engine_builder_add_rules(b, (const uint8_t *)kw, strlen(kw)));
+    OK(ping32dlp_engine_builder_add_rules_file(b, rules_path));
+    OK(ping32dlp_engine_builder_add_dictionary_file(b, dict_path));
+    OK(ping32dlp_engine_builder_build(b, &engine, &err));
+    CHECK(engine != NULL && err == NULL);
+    CHECK(ping32dlp_engine_detector_count(engine) == builtin_count + 3);
+    ping32dlp_scanner *s = NULL;
+    const ping32dlp_report *r = NULL;
+    OK(ping32dlp_scanner_new(engine, &s));
+    const char *text = "社員番号 EMP-123456、プロジェクト青嵐と Falcon-X の件";
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)text, strlen(text), NULL, 0, &r));
+    int emp = 0, dict = 0, code = 0;
+    for (size_t i = 0; i < ping32dlp_report_finding_count(r); i++) {
+        ping32dlp_str d = ping32dlp_finding_detector(ping32dlp_report_finding(r, i));
+        emp += str_eq(d, "employee_id");
+        dict += str_eq(d, "dictionary:projects");
+        code += str_eq(d, "codename");
+    }
+    CHECK(emp == 1 && dict == 1 && code == 1);
+    ping32dlp_scanner_free(s);
+    ping32dlp_engine_free(engine); /* after the scanner: either order is fine */
+    engine = NULL;
+
+    /* without built-ins */
+    OK(ping32dlp_engine_builder_new(&b));
+    OK(ping32dlp_engine_builder_without_builtins(b));
+    OK(ping32dlp_engine_builder_add_rules_file(b, rules_path));
+    OK(ping32dlp_engine_builder_build(b, &engine, NULL));
+    CHECK(ping32dlp_engine_detector_count(engine) == 1);
+    ping32dlp_engine_free(engine);
+    engine = NULL;
+
+    /* a structured error: file, line, field */
+    write_file(rules_path, "[[detector]]\nid = \"bad\"\nname_en = \"Bad\"\nregex = 'EMP-[0-9'\n");
+    OK(ping32dlp_engine_builder_new(&b));
+    OK(ping32dlp_engine_builder_add_rules_file(b, rules_path));
+    CHECK(ping32dlp_engine_builder_build(b, &engine, &err) == PING32DLP_ERR_RULES);
+    CHECK(engine == NULL && err != NULL);
+    CHECK(str_has(ping32dlp_error_file(err), "rules.toml"));
+    CHECK(ping32dlp_error_line(err) == 4);
+    CHECK(ping32dlp_error_column(err) >= 1);
+    CHECK(str_has(ping32dlp_error_field(err), "regex"));
+    CHECK(str_has(ping32dlp_error_message(err), "rules.toml:4"));
+    CHECK(strstr(ping32dlp_last_error(), "rules.toml:4") != NULL);
+    ping32dlp_error_free(err);
+    err = NULL;
+
+    /* a missing file: line 0; malformed UTF-8 rules text; the first error wins */
+    OK(ping32dlp_engine_builder_new(&b));
+    OK(ping32dlp_engine_builder_add_rules_file(b, "/nonexistent/rules.toml"));
+    OK(ping32dlp_engine_builder_add_rules(b, (const uint8_t *)"\xff\xfe", 2));
+    CHECK(ping32dlp_engine_builder_build(b, &engine, &err) == PING32DLP_ERR_RULES);
+    CHECK(ping32dlp_error_line(err) == 0);
+    CHECK(str_has(ping32dlp_error_file(err), "/nonexistent/rules.toml"));
+    ping32dlp_error_free(err);
+    err = NULL;
+    OK(ping32dlp_engine_builder_new(&b));
+    OK(ping32dlp_engine_builder_add_rules(b, (const uint8_t *)"\xff\xfe", 2));
+    CHECK(ping32dlp_engine_builder_build(b, &engine, NULL) == PING32DLP_ERR_RULES);
+    CHECK(strstr(ping32dlp_last_error(), "UTF-8") != NULL);
+
+    /* a builder freed unused; a NULL engine output leaves the builder consumed */
+    OK(ping32dlp_engine_builder_new(&b));
+    ping32dlp_engine_builder_free(b);
+    OK(ping32dlp_engine_builder_new(&b));
+    CHECK(ping32dlp_engine_builder_build(b, NULL, NULL) == PING32DLP_ERR_NULL);
+}
+
+static void test_context(void) {
+    ping32dlp_context *c = NULL;
+    CHECK(ping32dlp_context_new(NULL) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_context_new(&c));
+    CHECK(ping32dlp_context_set(NULL, PING32DLP_CTX_USER, "u") == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_context_set(c, PING32DLP_CTX_USER, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_context_set(c, 999, "x") == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(strstr(ping32dlp_last_error(), "999") != NULL);
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_CHANNEL, "proxy"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_USER, "ichiro"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_HOST, "PC-0042"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_CLIENT_APP, "Outlook"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_CLIENT_ADDR, "192.0.2.7"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_TLS, "TLSv1.3"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_ENVELOPE_FROM, "ichiro@example.co.jp"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_ENVELOPE_TO, "a@partner.example.com"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_ENVELOPE_TO, "b@example.co.jp"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_GROUP, "sales"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_QUEUE_ID, "4F1A2B3C"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_USER, "\xff\xfe not utf-8")); /* replaced, kept */
+    CHECK(ping32dlp_context_add_origin(c, NULL, "x") == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_context_add_origin(NULL, "a", "x") == PING32DLP_ERR_NULL);
+    OK(ping32dlp_context_add_origin(c, "見積書.docx", "C:\\Users\\ichiro\\見積書.docx"));
+    CHECK(ping32dlp_context_set_time(NULL, 1) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_context_set_time(c, 1764300000));
+    ping32dlp_context_free(c);
+    ping32dlp_context_free(NULL);
+}
+
+static void test_scan(const char *root) {
+    ping32dlp_engine *engine = NULL;
+    ping32dlp_scanner *s = NULL;
+    const ping32dlp_report *r = NULL;
+    ping32dlp_context *c = NULL;
+    size_t len = 0;
+    unsigned char *mail = read_file(root, "corpus/extract/mail/01-iso2022jp-attachments.eml", &len);
+
+    OK(ping32dlp_engine_new_builtin(&engine));
+    CHECK(ping32dlp_scanner_new(NULL, &s) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_scanner_new(engine, NULL) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_scanner_new(engine, &s));
+    OK(ping32dlp_context_new(&c));
+    OK(ping32dlp_context_add_origin(c, "見積書.docx", "C:\\Users\\ichiro\\見積書.docx"));
+
+    /* NULL and wrong arguments write nothing */
+    CHECK(ping32dlp_scanner_scan_message(NULL, mail, len, NULL, 0, &r) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_scanner_scan_message(s, NULL, len, NULL, 0, &r) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 7, &r) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_scanner_scan_message(s, mail, (size_t)-1, NULL, 0, &r) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_scanner_scan_file(s, NULL, mail, len, NULL, 0, &r) == PING32DLP_ERR_NULL);
+    CHECK(r == NULL);
+    CHECK(ping32dlp_scanner_add_password(s, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_scanner_add_password(NULL, "pw") == PING32DLP_ERR_NULL);
+
+    /* a message */
+    OK(ping32dlp_scanner_scan_message(s, mail, len, c, 0, &r));
+    CHECK(r != NULL);
+    CHECK(ping32dlp_report_is_message(r));
+    CHECK(ping32dlp_report_size(r) == len);
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_SUBJECT) == 1);
+    CHECK(str_has(ping32dlp_report_header(r, PING32DLP_HEADER_SUBJECT, 0), "見積書"));
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_FROM) == 1);
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_TO) >= 1);
+    CHECK(ping32dlp_report_header(r, PING32DLP_HEADER_TO, 99).len == 0);
+    CHECK(ping32dlp_report_header_count(r, 999) == 0);
+    CHECK(ping32dlp_report_header(r, PING32DLP_HEADER_DATE, 0).len > 0);
+    CHECK(ping32dlp_report_header(r, PING32DLP_HEADER_MESSAGE_ID, 0).len > 0);
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_CC) <= 8);
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_BCC) <= 8);
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_REPLY_TO) <= 8);
+
+    size_t na = ping32dlp_report_attachment_count(r);
+    CHECK(na == 6);
+    CHECK(ping32dlp_report_attachment(r, na) == NULL);
+    const ping32dlp_attachment *a = ping32dlp_report_attachment(r, 0);
+    CHECK(str_eq(ping32dlp_attachment_name(a), "見積書.docx"));
+    CHECK(str_eq(ping32dlp_attachment_location(a), "見積書.docx"));
+    CHECK(str_eq(ping32dlp_attachment_true_type(a), "docx"));
+    CHECK(ping32dlp_attachment_declared_type(a).len > 0);
+    CHECK(ping32dlp_attachment_sha256(a).len == 64);
+    CHECK(str_has(ping32dlp_attachment_origin(a), "C:\\Users\\ichiro"));
+    CHECK(ping32dlp_attachment_size(a) > 1000);
+    CHECK(ping32dlp_attachment_depth(a) == 0);
+    CHECK(!ping32dlp_attachment_extension_mismatch(a));
+    CHECK(ping32dlp_attachment_property(a, NULL).len == 0);
+    CHECK(ping32dlp_attachment_property(a, "no-such-key").len == 0);
+    (void)ping32dlp_attachment_property(a, "author");
+    CHECK(ping32dlp_attachment_origin(ping32dlp_report_attachment(r, 1)).len == 0);
+    CHECK(ping32dlp_attachment_depth(ping32dlp_report_attachment(r, 4)) == 1);
+    CHECK(ping32dlp_attachment_name(NULL).len == 0 && ping32dlp_attachment_name(NULL).data != NULL);
+    CHECK(ping32dlp_attachment_size(NULL) == 0);
+
+    size_t nf = ping32dlp_report_finding_count(r);
+    CHECK(nf >= 20);
+    CHECK(ping32dlp_report_finding(r, nf) == NULL);
+    int my_number = 0, cells = 0;
+    for (size_t i = 0; i < nf; i++) {
+        const ping32dlp_finding *f = ping32dlp_report_finding(r, i);
+        CHECK(ping32dlp_finding_end(f) > ping32dlp_finding_start(f));
+        CHECK(ping32dlp_finding_location(f).len > 0);
+        CHECK(ping32dlp_finding_value_masked(f).len > 0);
+        CHECK(ping32dlp_finding_value(f).len > 0);
+        ping32dlp_confidence conf = ping32dlp_finding_confidence(f);
+        CHECK(conf >= PING32DLP_CONFIDENCE_LOW && conf <= PING32DLP_CONFIDENCE_HIGH);
+        if (str_eq(ping32dlp_finding_detector(f), "jp_my_number")) {
+            my_number++;
+            CHECK(!str_eq(ping32dlp_finding_value_masked(f), "")); /* masked */
+            CHECK(str_has(ping32dlp_finding_value_masked(f), "*"));
+        }
+        if (ping32dlp_finding_cell(f).len > 0) {
+            cells++;
+            CHECK(ping32dlp_finding_sheet(f).len > 0);
+        }
+        CHECK(ping32dlp_finding_page(f) == 0);
+    }
+    CHECK(my_number >= 4);
+    CHECK(cells >= 1);
+    CHECK(ping32dlp_finding_detector(NULL).len == 0);
+    CHECK(ping32dlp_finding_confidence(NULL) == PING32DLP_CONFIDENCE_LOW);
+    CHECK(ping32dlp_finding_start(NULL) == 0 && ping32dlp_finding_end(NULL) == 0);
+    CHECK(ping32dlp_report_unscannable_count(r) == 0);
+    CHECK(ping32dlp_report_unscannable(r, 0) == NULL);
+
+    /* JSON: masked by default, raw values only when asked */
+    char *json = NULL, *raw_json = NULL;
+    CHECK(ping32dlp_report_to_json(NULL, 0, &json) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_report_to_json(r, 0, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_report_to_json(r, 0x80, &json) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(json == NULL);
+    OK(ping32dlp_report_to_json(r, 0, &json));
+    OK(ping32dlp_report_to_json(r, PING32DLP_JSON_SHOW_VALUES, &raw_json));
+    const ping32dlp_finding *f0 = ping32dlp_report_finding(r, 1);
+    ping32dlp_str raw = ping32dlp_finding_value(f0);
+    char rawbuf[256];
+    snprintf(rawbuf, sizeof rawbuf, "%.*s", (int)raw.len, raw.data);
+    CHECK(strstr(json, "\"findings\"") != NULL);
+    CHECK(strstr(json, rawbuf) == NULL);
+    CHECK(strstr(raw_json, rawbuf) != NULL);
+    ping32dlp_string_free(json);
+    ping32dlp_string_free(raw_json);
+
+    /* an encrypted zip: unscannable, with the member still listed */
+    free(mail);
+    mail = read_file(root, "corpus/extract/mail/04a-ppap-zip.eml", &len);
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    CHECK(ping32dlp_report_unscannable_count(r) >= 1);
+    const ping32dlp_unscannable *u = ping32dlp_report_unscannable(r, 0);
+    CHECK(str_eq(ping32dlp_unscannable_reason(u), "encrypted"));
+    CHECK(str_has(ping32dlp_unscannable_location(u), "資料.zip"));
+    CHECK(ping32dlp_unscannable_detail(u).len > 0);
+    CHECK(ping32dlp_unscannable_reason(NULL).len == 0);
+    CHECK(ping32dlp_unscannable_location(NULL).len == 0);
+    CHECK(ping32dlp_unscannable_detail(NULL).len == 0);
+
+    /* a file, renamed: extension mismatch */
+    size_t dlen = 0;
+    unsigned char *docx = NULL;
+    {
+        /* The first attachment of message 01 is a docx; scan its bytes as "photo.jpg" via the
+           corpus copy of the document. */
+        docx = read_file(root, "corpus/extract/docs/見積書.docx", &dlen);
+    }
+    OK(ping32dlp_scanner_scan_file(s, "photo.jpg", docx, dlen, NULL, 0, &r));
+    CHECK(!ping32dlp_report_is_message(r));
+    CHECK(ping32dlp_report_header_count(r, PING32DLP_HEADER_SUBJECT) == 0);
+    CHECK(ping32dlp_report_attachment_count(r) == 1);
+    CHECK(ping32dlp_attachment_extension_mismatch(ping32dlp_report_attachment(r, 0)));
+    CHECK(ping32dlp_report_finding_count(r) >= 3);
+    free(docx);
+
+    /* text in Shift_JIS: 個人番号 1234 5678 9018 */
+    const char sjis[] = "\x8c\xc2\x90\x6c\x94\xd4\x8d\x86 1234 5678 9018";
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)sjis, sizeof sjis - 1, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == 1);
+    CHECK(str_eq(ping32dlp_finding_detector(ping32dlp_report_finding(r, 0)), "jp_my_number"));
+    CHECK(str_eq(ping32dlp_finding_location(ping32dlp_report_finding(r, 0)), "text"));
+    CHECK(ping32dlp_finding_confidence(ping32dlp_report_finding(r, 0)) == PING32DLP_CONFIDENCE_HIGH);
+
+    /* empty and hostile input is not an error */
+    OK(ping32dlp_scanner_scan_message(s, NULL, 0, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == 0);
+    unsigned char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (unsigned char)(i * 131 + 7);
+    OK(ping32dlp_scanner_scan_message(s, junk, sizeof junk, NULL, 0, &r));
+    OK(ping32dlp_scanner_scan_file(s, "x.zip", junk, sizeof junk, NULL, 0, &r));
+    memcpy(junk, "PK\x03\x04", 4);
+    OK(ping32dlp_scanner_scan_file(s, "x.zip", junk, sizeof junk, NULL, 0, &r));
+
+    /* double use: a scan replaces the previous report; a password helps the next scan */
+    OK(ping32dlp_scanner_add_password(s, "wrong-password"));
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    CHECK(ping32dlp_report_unscannable_count(r) >= 1);
+
+    ping32dlp_context_free(c);
+    ping32dlp_scanner_free(s);
+    ping32dlp_engine_free(engine);
+    free(mail);
+}
+
+static const char *POLICY =
+    "[policy]\nname = \"c-test\"\ninternal_domains = [\"example.co.jp\"]\n"
+    "[[rule]]\nid = \"mynumber-hold\"\naction = \"hold\"\nseverity = \"high\"\n"
+    "approvers = [\"boss@example.co.jp\"]\nexpires = \"1h\"\n"
+    "when.all = [{ recipients = \"any_external\" }, { detector = [\"jp_my_number\"], min_unique = 1 }]\n"
+    "[[rule]]\nid = \"tag-external\"\naction = \"tag\"\nadd_header = \"X-DLP: checked\"\n"
+    "subject_prefix = \"[DLP] \"\nwhen = { recipients = \"any_external\" }\n"
+    "[[rule]]\nid = \"watch-cards\"\naction = \"block\"\nmode = \"monitor\"\n"
+    "when = { detector = [\"credit_card\"] }\n";
+
+static int alerts_seen = 0;
+static void on_alert(void *userdata, const char *json, size_t len) {
+    int *count = userdata;
+    (*count)++;
+    if (json == NULL || strlen(json) != len || strstr(json, "\"action\"") == NULL) (*count) += 1000;
+}
+
+static void test_policy_and_workflow(const char *root, const char *tmp) {
+    ping32dlp_engine *engine = NULL;
+    ping32dlp_scanner *s = NULL;
+    ping32dlp_policy *policy = NULL, *monitor = NULL;
+    ping32dlp_error *err = NULL;
+    ping32dlp_verdict *v = NULL;
+    const ping32dlp_report *r = NULL;
+    size_t len = 0;
+    unsigned char *mail = read_file(root, "corpus/extract/mail/01-iso2022jp-attachments.eml", &len);
+
+    OK(ping32dlp_engine_new_builtin(&engine));
+    OK(ping32dlp_scanner_new(engine, &s));
+
+    /* policies: parse, load, default, errors */
+    CHECK(ping32dlp_policy_parse(NULL, 4, &policy, &err) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_policy_parse((const uint8_t *)POLICY, strlen(POLICY), NULL, &err) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_policy_parse((const uint8_t *)POLICY, strlen(POLICY), &policy, &err));
+    CHECK(policy != NULL && err == NULL);
+    OK(ping32dlp_policy_check(policy, engine, &err));
+    CHECK(ping32dlp_policy_check(NULL, engine, &err) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_policy_check(policy, NULL, &err) == PING32DLP_ERR_NULL);
+    const char *bad = "[[rule]]\nid = \"x\"\naction = \"explode\"\nwhen = { channel = \"api\" }\n";
+    ping32dlp_policy *p2 = NULL;
+    CHECK(ping32dlp_policy_parse((const uint8_t *)bad, strlen(bad), &p2, &err) == PING32DLP_ERR_POLICY);
+    CHECK(p2 == NULL && err != NULL);
+    CHECK(ping32dlp_error_line(err) == 3);
+    CHECK(str_has(ping32dlp_error_field(err), "action"));
+    ping32dlp_error_free(err);
+    err = NULL;
+    const char *unknown = "[[rule]]\nid = \"x\"\naction = \"block\"\nwhen = { detector = [\"no_such\"] }\n";
+    OK(ping32dlp_policy_parse((const uint8_t *)unknown, strlen(unknown), &p2, NULL));
+    CHECK(ping32dlp_policy_check(p2, engine, &err) == PING32DLP_ERR_POLICY);
+    CHECK(str_has(ping32dlp_error_message(err), "no_such"));
+    ping32dlp_error_free(err);
+    err = NULL;
+    ping32dlp_policy_free(p2);
+    p2 = NULL;
+    char ppath[4096];
+    snprintf(ppath, sizeof ppath, "%s/policy.toml", tmp);
+    write_file(ppath, POLICY);
+    OK(ping32dlp_policy_load(ppath, &p2, &err));
+    ping32dlp_policy_free(p2);
+    p2 = NULL;
+    CHECK(ping32dlp_policy_load("/nonexistent/policy.toml", &p2, &err) == PING32DLP_ERR_POLICY);
+    CHECK(str_has(ping32dlp_error_file(err), "/nonexistent/policy.toml"));
+    ping32dlp_error_free(err);
+    err = NULL;
+    CHECK(ping32dlp_policy_new_default(NULL) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_policy_new_default(&monitor));
+
+    /* evaluate without history */
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    CHECK(ping32dlp_policy_evaluate(NULL, r, NULL, &v) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_policy_evaluate(policy, NULL, NULL, &v) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_policy_evaluate(policy, r, NULL, NULL) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_policy_evaluate(policy, r, NULL, &v));
+    CHECK(ping32dlp_verdict_action(v) == PING32DLP_ACTION_HOLD);
+    CHECK(ping32dlp_verdict_risk(v) > 0);
+    CHECK(ping32dlp_verdict_rule_count(v) == 3);
+    const ping32dlp_rule_match *m = ping32dlp_verdict_rule(v, 0);
+    CHECK(str_eq(ping32dlp_rule_match_id(m), "mynumber-hold"));
+    CHECK(ping32dlp_rule_match_action(m) == PING32DLP_ACTION_HOLD);
+    CHECK(!ping32dlp_rule_match_is_monitor(m));
+    CHECK(str_eq(ping32dlp_rule_match_severity(m), "high"));
+    CHECK(ping32dlp_rule_match_reason_count(m) == 2);
+    CHECK(str_has(ping32dlp_rule_match_reason(m, 1), "jp_my_number"));
+    CHECK(ping32dlp_rule_match_reason(m, 2).len == 0);
+    const ping32dlp_rule_match *watch = ping32dlp_verdict_rule(v, 2);
+    CHECK(ping32dlp_rule_match_is_monitor(watch));
+    CHECK(ping32dlp_rule_match_action(watch) == PING32DLP_ACTION_BLOCK);
+    CHECK(ping32dlp_verdict_rule(v, 3) == NULL);
+    CHECK(ping32dlp_rule_match_id(NULL).len == 0);
+    CHECK(ping32dlp_rule_match_action(NULL) == PING32DLP_ACTION_ALLOW);
+    CHECK(ping32dlp_rule_match_reason_count(NULL) == 0);
+    CHECK(ping32dlp_verdict_header_count(v) == 1);
+    CHECK(str_eq(ping32dlp_verdict_header_name(v, 0), "X-DLP"));
+    CHECK(str_eq(ping32dlp_verdict_header_value(v, 0), "checked"));
+    CHECK(ping32dlp_verdict_header_name(v, 1).len == 0);
+    CHECK(str_eq(ping32dlp_verdict_subject_prefix(v), "[DLP] "));
+    CHECK(ping32dlp_verdict_message(v, "ja").len > 0);
+    CHECK(ping32dlp_verdict_message(v, NULL).len > 0);
+    char *vj = NULL;
+    OK(ping32dlp_verdict_to_json(v, &vj));
+    CHECK(strstr(vj, "\"would_action\":\"block\"") != NULL);
+    ping32dlp_string_free(vj);
+    CHECK(ping32dlp_verdict_to_json(NULL, &vj) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_verdict_action(NULL) == PING32DLP_ACTION_ALLOW);
+    ping32dlp_verdict_free(v);
+    ping32dlp_verdict_free(NULL);
+    v = NULL;
+    OK(ping32dlp_policy_evaluate(monitor, r, NULL, &v));
+    CHECK(ping32dlp_verdict_action(v) == PING32DLP_ACTION_ALLOW); /* monitor mode */
+    CHECK(ping32dlp_verdict_rule_count(v) >= 1);
+    ping32dlp_verdict_free(v);
+    v = NULL;
+
+    /* workflow: open, record, approvals, views, decisions, alerts, persistence */
+    char state[4096];
+    snprintf(state, sizeof state, "%s/state", tmp);
+    ping32dlp_workflow *wf = NULL;
+    CHECK(ping32dlp_workflow_open(NULL, policy, &wf) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_workflow_open(state, policy, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_workflow_open("/proc/no/such/dir", NULL, &wf) == PING32DLP_ERR_IO);
+    CHECK(wf == NULL);
+    OK(ping32dlp_workflow_open(state, policy, &wf));
+    CHECK(ping32dlp_workflow_set_alert_callback(NULL, on_alert, &alerts_seen) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_workflow_set_alert_callback(wf, on_alert, &alerts_seen));
+
+    ping32dlp_context *c = NULL;
+    OK(ping32dlp_context_new(&c));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_CHANNEL, "proxy"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_USER, "ichiro"));
+    ping32dlp_decision *d = NULL;
+    CHECK(ping32dlp_workflow_record(NULL, policy, r, c, NULL, 0, 0, &d) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_workflow_record(wf, NULL, r, c, NULL, 0, 0, &d) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_workflow_record(wf, policy, NULL, c, NULL, 0, 0, &d) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_workflow_record(wf, policy, r, c, NULL, 0, 1, &d) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_workflow_record(wf, policy, r, c, NULL, 10, 0, &d) == PING32DLP_ERR_NULL);
+    CHECK(d == NULL);
+    OK(ping32dlp_workflow_record(wf, policy, r, c, mail, len, 0, &d));
+    CHECK(alerts_seen == 1);
+    const ping32dlp_verdict *dv = ping32dlp_decision_verdict(d);
+    CHECK(ping32dlp_verdict_action(dv) == PING32DLP_ACTION_HOLD);
+    int64_t rec = ping32dlp_decision_record_id(d);
+    CHECK(rec > 0);
+    ping32dlp_str aid = ping32dlp_decision_approval_id(d);
+    ping32dlp_str tok = ping32dlp_decision_approval_token(d);
+    CHECK(aid.len > 0 && tok.len > 0);
+    char id[128], token[256];
+    snprintf(id, sizeof id, "%.*s", (int)aid.len, aid.data);
+    snprintf(token, sizeof token, "%.*s", (int)tok.len, tok.data);
+    CHECK(ping32dlp_decision_verdict(NULL) == NULL);
+    CHECK(ping32dlp_decision_record_id(NULL) == 0);
+    CHECK(ping32dlp_decision_approval_id(NULL).len == 0);
+
+    char *j = NULL;
+    OK(ping32dlp_workflow_record_json(wf, rec, &j));
+    CHECK(strstr(j, "\"user\":\"ichiro\"") != NULL);
+    CHECK(strstr(j, "\"channel\":\"proxy\"") != NULL);
+    ping32dlp_string_free(j);
+    j = NULL;
+    CHECK(ping32dlp_workflow_record_json(wf, 999999, &j) == PING32DLP_ERR_NOT_FOUND);
+
+    OK(ping32dlp_workflow_approval_verify_token(wf, id, token));
+    CHECK(ping32dlp_workflow_approval_verify_token(wf, id, "forged") == PING32DLP_ERR_FORBIDDEN);
+    CHECK(ping32dlp_workflow_approval_verify_token(wf, "nope", token) == PING32DLP_ERR_NOT_FOUND);
+
+    OK(ping32dlp_workflow_approvals_json(wf, "pending", NULL, &j));
+    CHECK(strstr(j, id) != NULL);
+    ping32dlp_string_free(j);
+    OK(ping32dlp_workflow_approvals_json(wf, NULL, "boss@example.co.jp", &j));
+    CHECK(strstr(j, id) != NULL);
+    ping32dlp_string_free(j);
+    j = NULL;
+    CHECK(ping32dlp_workflow_approvals_json(wf, "sideways", NULL, &j) == PING32DLP_ERR_INVALID_ARGUMENT);
+
+    CHECK(ping32dlp_workflow_approval_view(wf, id, "boss@example.co.jp", "stare", NULL) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_workflow_approval_view(wf, "nope", "boss@example.co.jp", "view", NULL) == PING32DLP_ERR_NOT_FOUND);
+    OK(ping32dlp_workflow_approval_view(wf, id, "boss@example.co.jp", "view", NULL));
+    OK(ping32dlp_workflow_approval_view(wf, id, "boss@example.co.jp", "download", "見積書.docx"));
+
+    uint8_t *held = NULL;
+    size_t held_len = 0;
+    OK(ping32dlp_workflow_held_message(wf, id, &held, &held_len));
+    CHECK(held_len == len && memcmp(held, mail, len) == 0);
+    ping32dlp_bytes_free(held, held_len);
+    CHECK(ping32dlp_workflow_held_message(wf, "nope", &held, &held_len) == PING32DLP_ERR_NOT_FOUND);
+
+    CHECK(ping32dlp_workflow_approval_decide(wf, id, "mallory@example.co.jp", true, NULL, 0) == PING32DLP_ERR_FORBIDDEN);
+    CHECK(ping32dlp_workflow_approval_decide(wf, id, "boss@example.co.jp", true, NULL, 8) == PING32DLP_ERR_INVALID_ARGUMENT);
+    OK(ping32dlp_workflow_approval_decide(wf, id, "boss@example.co.jp", true, "ok, known partner", 0));
+    /* double use: a second decision is refused */
+    CHECK(ping32dlp_workflow_approval_decide(wf, id, "boss@example.co.jp", false, NULL, 0) == PING32DLP_ERR_ALREADY_DECIDED);
+    OK(ping32dlp_workflow_approval_close(wf, id, "relayed"));
+    CHECK(ping32dlp_workflow_approval_close(wf, id, "relayed") == PING32DLP_ERR_ALREADY_DECIDED);
+    OK(ping32dlp_workflow_approval_json(wf, id, &j));
+    CHECK(strstr(j, "\"state\":\"released\"") != NULL);
+    CHECK(strstr(j, "\"kind\":\"download\"") != NULL);
+    CHECK(strstr(j, "\"kind\":\"approve\"") != NULL);
+    CHECK(strstr(j, "\"decided_by\":\"boss@example.co.jp\"") != NULL);
+    ping32dlp_string_free(j);
+    j = NULL;
+    CHECK(ping32dlp_workflow_approval_json(wf, "nope", &j) == PING32DLP_ERR_NOT_FOUND);
+    ping32dlp_decision_free(d);
+    d = NULL;
+
+    /* a second hold, rejected by an admin; a third one expires */
+    OK(ping32dlp_workflow_record(wf, policy, r, c, NULL, 0, 0, &d));
+    aid = ping32dlp_decision_approval_id(d);
+    snprintf(id, sizeof id, "%.*s", (int)aid.len, aid.data);
+    OK(ping32dlp_workflow_approval_decide(wf, id, "admin", false, NULL, PING32DLP_DECIDE_ADMIN));
+    ping32dlp_decision_free(d);
+    OK(ping32dlp_workflow_record(wf, policy, r, c, NULL, 0, 0, &d));
+    size_t expired = 0;
+    OK(ping32dlp_workflow_expire(wf, 4102444800, &expired)); /* 2100-01-01 */
+    CHECK(expired == 1);
+    OK(ping32dlp_workflow_expire(wf, 0, NULL));
+    CHECK(ping32dlp_workflow_expire(NULL, 0, NULL) == PING32DLP_ERR_NULL);
+    ping32dlp_decision_free(d);
+    ping32dlp_decision_free(NULL);
+    CHECK(alerts_seen == 3);
+    OK(ping32dlp_workflow_set_alert_callback(wf, NULL, NULL));
+    OK(ping32dlp_workflow_record(wf, policy, r, c, NULL, 0, 0, &d));
+    CHECK(alerts_seen == 3);
+    rec = ping32dlp_decision_record_id(d);
+    ping32dlp_decision_free(d);
+    ping32dlp_workflow_free(wf);
+    ping32dlp_workflow_free(NULL);
+
+    /* persistence: a reopened workflow has the records and approvals */
+    wf = NULL;
+    OK(ping32dlp_workflow_open(state, NULL, &wf));
+    OK(ping32dlp_workflow_record_json(wf, rec, &j));
+    ping32dlp_string_free(j);
+    /* the rejected and the expired request: their kept mail is discarded at once */
+    OK(ping32dlp_workflow_approvals_json(wf, "discarded", NULL, &j));
+    const char *first = strstr(j, "\"state\":\"discarded\"");
+    CHECK(first != NULL && strstr(first + 1, "\"state\":\"discarded\"") != NULL);
+    ping32dlp_string_free(j);
+    ping32dlp_workflow_free(wf);
+
+    ping32dlp_context_free(c);
+    ping32dlp_policy_free(policy);
+    ping32dlp_policy_free(monitor);
+    ping32dlp_policy_free(NULL);
+    ping32dlp_scanner_free(s);
+    ping32dlp_engine_free(engine);
+    free(mail);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s REPO_ROOT\n", argv[0]);
+        return 2;
+    }
+    char tmp[] = "/tmp/ping32dlp-ctest-XXXXXX";
+    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    test_version_and_results();
+    test_engine_builder(tmp);
+    test_context();
+    test_scan(argv[1]);
+    test_policy_and_workflow(argv[1], tmp);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    printf("test_api: %d checks, %d failed\n", checks, failures);
+    return failures == 0 ? 0 : 1;
+}
