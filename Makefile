@@ -1,7 +1,9 @@
 # libping32dlp's C library: build and install libping32dlp.so / .a, ping32dlp.h and ping32dlp.pc.
 #
 #   make                                 # cargo build --release -p ping32dlp-ffi
-#   sudo make install                    # into /usr/local (runs ldconfig)
+#   sudo make install                    # into /usr/local (runs ldconfig); builds first if
+#                                        # nothing is built (run `make` as yourself first when
+#                                        # cargo is not on root's PATH)
 #   make install PREFIX=$HOME/.local     # anywhere; then PKG_CONFIG_PATH=$HOME/.local/lib/pkgconfig
 #   make uninstall PREFIX=...
 #
@@ -24,7 +26,10 @@ all: build
 build:
 	CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO) build --release --locked -p ping32dlp-ffi
 
-install: build
+$(RELEASE)/libping32dlp.so $(RELEASE)/libping32dlp.a:
+	CARGO_TARGET_DIR=$(TARGET_DIR) $(CARGO) build --release --locked -p ping32dlp-ffi
+
+install: $(RELEASE)/libping32dlp.so $(RELEASE)/libping32dlp.a
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PCDIR)
 	install -m 0755 $(RELEASE)/libping32dlp.so $(DESTDIR)$(LIBDIR)/libping32dlp.so.$(VERSION)
 	ln -sf libping32dlp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libping32dlp.so.$(MAJOR)

@@ -12,7 +12,7 @@ PREFIX=$ROOT/target/ffi-prefix
 OUT=$ROOT/target/ffi-test
 mkdir -p "$OUT"
 
-make -s install PREFIX="$PREFIX" >/dev/null
+make -s build install PREFIX="$PREFIX" >/dev/null
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
 export LD_LIBRARY_PATH=$PREFIX/lib
 CFLAGS=$(pkg-config --cflags ping32dlp)
