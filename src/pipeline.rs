@@ -270,10 +270,10 @@ fn find_header_end(raw: &[u8]) -> usize {
     raw.len()
 }
 
-/// ASCII text as is; other text as one UTF-8 `B` encoded-word. `trailing_space`: put the space
+/// ASCII text as is (control characters dropped); other text as one UTF-8 `B` encoded-word. `trailing_space`: put the space
 /// that separates it from a following encoded-word inside the word (RFC 2047 ignores white
 /// space between encoded-words).
-fn encode_header_text(s: &str, trailing_space: bool) -> String {
+pub fn encode_header_text(s: &str, trailing_space: bool) -> String {
     let s: String = s.chars().filter(|c| !c.is_control()).collect();
     if s.is_ascii() {
         return s;

@@ -261,6 +261,79 @@ fn milter_holds_are_released_by_command() {
 }
 
 #[test]
+fn rejected_and_expired_holds_tell_the_sender_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let notices = dir.path().join("notices");
+    std::fs::create_dir(&notices).unwrap();
+    let mut policy = parse_policy(POLICY, None).unwrap();
+    let mut cfg = WorkflowConfig::new(dir.path().join("state"));
+    cfg.discard_command = Some("true".into());
+    cfg.notify_command = Some(format!("cat > {}/$$.eml", notices.display()));
+    cfg.notify_from = Some("dlp-noreply@example.co.jp".into());
+    policy.release_command = None;
+    let p = Pipeline::new(
+        Arc::new(Engine::builtin()),
+        policy,
+        Arc::new(Workflow::open(cfg).unwrap()),
+        ExtractOptions::default(),
+    );
+    let mut c = ctx("milter");
+    c.queue_id = Some("4ABC123DEF".into());
+    let held = |p: &Pipeline| {
+        p.process_message(&corpus("mixed.eml"), &c, &[], false)
+            .unwrap()
+            .approval
+            .unwrap()
+            .id
+    };
+    let rejected = held(&p);
+    let a = p
+        .workflow()
+        .decide(
+            &rejected,
+            "boss@example.co.jp",
+            false,
+            "宛先が違います",
+            false,
+        )
+        .unwrap();
+    assert_eq!(a.state, ApprovalState::Discarded);
+    let expired = held(&p);
+    p.workflow().expire_due(i64::MAX / 2).unwrap();
+    let mut texts: Vec<String> = std::fs::read_dir(&notices)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    texts.sort_by_key(|t| t.contains("expired"));
+    assert_eq!(texts.len(), 2);
+    let sender = p
+        .workflow()
+        .store()
+        .approval(&rejected)
+        .unwrap()
+        .unwrap()
+        .sender;
+    for t in &texts {
+        assert!(t.starts_with("From: dlp-noreply@example.co.jp\r\n"), "{t}");
+        assert!(t.contains(&format!("To: {sender}\r\n")), "{t}");
+        assert!(t.contains("Auto-Submitted: auto-generated"), "{t}");
+        assert!(
+            t.contains("Your message was not sent") || t.contains("=?UTF-8?B?"),
+            "{t}"
+        );
+    }
+    assert!(
+        texts[0].contains("宛先が違います") && texts[0].contains("boss@example.co.jp rejected it")
+    );
+    assert!(texts[0].contains(&rejected));
+    assert!(texts[1].contains("expired") && texts[1].contains(&expired));
+    let events = p.workflow().store().events(&rejected).unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "notify" && e.detail.starts_with("notice sent to")));
+}
+
+#[test]
 fn evidence_is_checked_and_purged() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "", None);

@@ -64,6 +64,8 @@ pub extern "C" fn ping32dlp_workflow_open(
             cfg.alerts = p.alerts.clone();
             cfg.release_command = p.release_command.clone();
             cfg.discard_command = p.discard_command.clone();
+            cfg.notify_command = p.notify_command.clone();
+            cfg.notify_from = p.notify_from.clone();
             cfg.utc_offset_min = p.utc_offset_min;
         }
         let w = Workflow::open(cfg)?;

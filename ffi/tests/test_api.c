@@ -385,7 +385,8 @@ static const char *POLICY =
     "[[rule]]\nid = \"tag-external\"\naction = \"tag\"\nadd_header = \"X-DLP: checked\"\n"
     "subject_prefix = \"[DLP] \"\nwhen = { recipients = \"any_external\" }\n"
     "[[rule]]\nid = \"watch-cards\"\naction = \"block\"\nmode = \"monitor\"\n"
-    "when = { detector = [\"credit_card\"] }\n";
+    "when = { detector = [\"credit_card\"] }\n"
+    "[approval]\nnotify_command = \"\"\n";
 
 static int alerts_seen = 0;
 static void on_alert(void *userdata, const char *json, size_t len) {

@@ -15,7 +15,10 @@ mod parse;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-pub use parse::{parse_policy, DEFAULT_POLICY};
+pub use parse::{
+    parse_policy, DEFAULT_DISCARD_COMMAND, DEFAULT_NOTIFY_COMMAND, DEFAULT_POLICY,
+    DEFAULT_RELEASE_COMMAND,
+};
 
 use crate::report::Report;
 use crate::rules::Confidence;
@@ -522,6 +525,11 @@ pub struct Policy {
     pub release_command: Option<String>,
     /// Command that deletes a held mail once rejected or expired.
     pub discard_command: Option<String>,
+    /// Command that sends the sender a notice (on its standard input, with headers) when a
+    /// request is rejected or expires; `None` sends none.
+    pub notify_command: Option<String>,
+    /// From address of those notices (default `postmaster`).
+    pub notify_from: Option<String>,
 }
 
 /// One weighted signal of the risk score.

@@ -343,6 +343,18 @@ impl<'a> P<'a> {
     }
 }
 
+/// Releases a mail held in Postfix's hold queue (milter channel).
+pub const DEFAULT_RELEASE_COMMAND: &str = "postsuper -H {queue_id} && postqueue -i {queue_id}";
+/// Deletes a mail held in Postfix's hold queue (milter channel).
+pub const DEFAULT_DISCARD_COMMAND: &str = "postsuper -d {queue_id} hold";
+/// Sends the sender's notice of a rejected or expired request (the notice on standard input).
+pub const DEFAULT_NOTIFY_COMMAND: &str = "/usr/sbin/sendmail -t -i";
+
+/// An empty command turns the default off.
+fn non_empty(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
 /// Parses a policy. `file` names it in errors.
 pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError> {
     let p = P {
@@ -360,8 +372,10 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         approvers: Vec::new(),
         rules: Vec::new(),
         alerts: crate::workflow::AlertConfig::default(),
-        release_command: None,
-        discard_command: None,
+        release_command: Some(DEFAULT_RELEASE_COMMAND.into()),
+        discard_command: Some(DEFAULT_DISCARD_COMMAND.into()),
+        notify_command: Some(DEFAULT_NOTIFY_COMMAND.into()),
+        notify_from: None,
     };
     let mut default_mode = Mode::Enforce;
     for (k, v) in doc.get_ref().iter() {
@@ -430,9 +444,11 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                 for (k2, v2) in p.table(v, "approval")?.iter() {
                     let f = format!("approval.{}", k2.get_ref());
                     match k2.get_ref().as_ref() {
-                        "release_command" => policy.release_command = Some(p.str(v2, &f)?.to_string()),
-                        "discard_command" => policy.discard_command = Some(p.str(v2, &f)?.to_string()),
-                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use release_command, discard_command"))),
+                        "release_command" => policy.release_command = non_empty(p.str(v2, &f)?),
+                        "discard_command" => policy.discard_command = non_empty(p.str(v2, &f)?),
+                        "notify_command" => policy.notify_command = non_empty(p.str(v2, &f)?),
+                        "notify_from" => policy.notify_from = non_empty(p.str(v2, &f)?),
+                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use release_command, discard_command, notify_command, notify_from"))),
                     }
                 }
             }

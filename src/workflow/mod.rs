@@ -580,6 +580,10 @@ pub struct WorkflowConfig {
     pub release_command: Option<String>,
     /// Command run when a held message is rejected or expires.
     pub discard_command: Option<String>,
+    /// Command that sends the sender a notice when a request is rejected or expires.
+    pub notify_command: Option<String>,
+    /// From address of those notices (`postmaster` when unset).
+    pub notify_from: Option<String>,
     /// Local time offset for stats, in minutes.
     pub utc_offset_min: i32,
 }
@@ -592,9 +596,111 @@ impl WorkflowConfig {
             alerts: AlertConfig::default(),
             release_command: None,
             discard_command: None,
+            notify_command: None,
+            notify_from: None,
             utc_offset_min: 540,
         }
     }
+}
+
+/// The most a release, discard or notify command may take before it is killed.
+const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs a command line with `sh -c`, feeding `stdin` if given; fails on a non-zero exit, a
+/// failure to start, or after [`COMMAND_TIMEOUT`] (the command is killed).
+fn run_shell(line: &str, stdin: Option<&[u8]>) -> std::result::Result<(), String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        let _ = pipe.write_all(data); // a command that exits early shows in its status
+    }
+    let start = std::time::Instant::now();
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read as _;
+                    let _ = e.read_to_string(&mut err);
+                }
+                let err: String = err.trim().chars().take(300).collect();
+                return Err(format!("{status}: {err}"));
+            }
+            None if start.elapsed() > COMMAND_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("killed after {} s", COMMAND_TIMEOUT.as_secs()));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
+        }
+    }
+}
+
+/// The sender's notice of a held mail that will not be sent: Japanese and English, UTF-8.
+fn notice_message(a: &Approval, why: ApprovalState, from: &str, utc_offset_min: i32) -> Vec<u8> {
+    let when = crate::timeutil::rfc3339(a.created, utc_offset_min);
+    let to = a.recipients.join(", ");
+    let comment = a.comment.as_deref().filter(|c| !c.is_empty());
+    let (reason_ja, reason_en) = match why {
+        ApprovalState::Expired => (
+            "承認の期限までに承認されませんでした。".to_string(),
+            "it was not approved before the request expired.".to_string(),
+        ),
+        _ => {
+            let who = a.decided_by.as_deref().unwrap_or("approver");
+            (
+                format!(
+                    "承認者 {who} が却下しました。{}",
+                    comment
+                        .map(|c| format!("コメント: {c}"))
+                        .unwrap_or_default()
+                ),
+                format!(
+                    "{who} rejected it.{}",
+                    comment
+                        .map(|c| format!(" Comment: {c}"))
+                        .unwrap_or_default()
+                ),
+            )
+        }
+    };
+    let subject = "【ping32dlp】メールは送信されませんでした / Your message was not sent";
+    let body = format!(
+        "{when} に送信されたメール「{s}」(宛先: {to}) は、情報漏洩対策のポリシー ({rule}) により保留され、送信されませんでした。\r\n\
+         理由: {reason_ja}\r\n\
+         申請番号: {id}\r\n\
+         \r\n\
+         Your message \"{s}\" to {to} sent at {when} was held by the data-loss-prevention policy ({rule}) and was not sent: {reason_en}\r\n\
+         Request: {id}\r\n",
+        s = a.subject,
+        rule = a.rule,
+        id = a.id,
+    );
+    let mut m = String::new();
+    m.push_str(&format!("From: {from}\r\n"));
+    m.push_str(&format!("To: {}\r\n", a.sender));
+    m.push_str(&format!(
+        "Subject: {}\r\n",
+        crate::pipeline::encode_header_text(subject, false)
+    ));
+    m.push_str("Auto-Submitted: auto-generated\r\n");
+    m.push_str(&format!("X-Ping32DLP-Approval: {}\r\n", a.id));
+    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
+    m.push_str(&body);
+    m.into_bytes()
 }
 
 /// The default state directory: `$PING32DLP_STATE_DIR`, else `/var/lib/ping32dlp` for root,
@@ -963,20 +1069,14 @@ impl Workflow {
             // Held in the MTA's queue: its command releases or deletes it.
             (Some(cmd), Some(q)) if a.channel == "milter" => {
                 let line = cmd.replace("{queue_id}", &q).replace("{approval}", &a.id);
-                let ok = std::process::Command::new("sh")
-                    .arg("-c")
-                    .arg(&line)
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
-                if !ok {
+                if let Err(why) = run_shell(&line, None) {
                     self.store.add_event(
                         &a.id,
                         &ApprovalEvent {
                             time: crate::timeutil::now(),
                             actor: "system".into(),
                             kind: kind.into(),
-                            detail: format!("FAILED: {line}"),
+                            detail: format!("FAILED: {line}: {why}"),
                         },
                     )?;
                     return Ok(());
@@ -1003,8 +1103,37 @@ impl Workflow {
                     detail,
                 },
             )?;
+            if done == ApprovalState::Discarded {
+                self.notify_sender(a, from)?;
+            }
         }
         Ok(())
+    }
+
+    /// Tells the sender that a held mail will not be sent, and why (the notify command gets the
+    /// notice with its headers on standard input). The outcome is an event of the approval.
+    fn notify_sender(&self, a: &Approval, why: ApprovalState) -> Result<()> {
+        let Some(cmd) = &self.cfg.notify_command else {
+            return Ok(());
+        };
+        if a.sender.is_empty() || !a.sender.contains('@') {
+            return Ok(());
+        }
+        let from = self.cfg.notify_from.as_deref().unwrap_or("postmaster");
+        let notice = notice_message(a, why, from, self.cfg.utc_offset_min);
+        let detail = match run_shell(cmd, Some(&notice)) {
+            Ok(()) => format!("notice sent to {}", a.sender),
+            Err(e) => format!("FAILED: notice to {}: {cmd}: {e}", a.sender),
+        };
+        self.store.add_event(
+            &a.id,
+            &ApprovalEvent {
+                time: crate::timeutil::now(),
+                actor: "system".into(),
+                kind: "notify".into(),
+                detail,
+            },
+        )
     }
 
     /// Marks a decided approval released (approved) or discarded (rejected, expired) by an
@@ -1057,20 +1186,22 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// The install's 32-byte key, created on first use (mode 0600).
 fn load_key(path: &Path) -> Result<[u8; 32]> {
-    if let Ok(b) = std::fs::read(path) {
-        if b.len() == 32 {
-            let mut k = [0u8; 32];
-            k.copy_from_slice(&b);
-            return Ok(k);
-        }
+    let read = |path: &Path| -> Option<[u8; 32]> {
+        let b = std::fs::read(path).ok()?;
+        <[u8; 32]>::try_from(b.as_slice()).ok()
+    };
+    if let Some(k) = read(path) {
+        return Ok(k);
     }
     let mut k = [0u8; 32];
     getrandom::fill(&mut k).map_err(|e| WorkflowError::Io(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
+    // Written under a name of our own, then linked into place: `hard_link` fails when another
+    // process made the key first, and then that key is the one everybody uses.
+    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), random_hex(4)));
     {
         use std::io::Write;
         let mut o = std::fs::OpenOptions::new();
-        o.write(true).create(true).truncate(true);
+        o.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -1082,6 +1213,12 @@ fn load_key(path: &Path) -> Result<[u8; 32]> {
         f.write_all(&k)?;
         f.sync_all()?;
     }
-    std::fs::rename(&tmp, path)?;
-    Ok(k)
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(k),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path)
+            .ok_or_else(|| WorkflowError::Io(format!("{}: not a 32-byte key", path.display()))),
+        Err(e) => Err(WorkflowError::Io(format!("{}: {e}", path.display()))),
+    }
 }

@@ -64,7 +64,23 @@ fn connect(path: &Path) -> Result<Connection> {
     let c = Connection::open(path)
         .map_err(|e| WorkflowError::Db(format!("{}: {e}", path.display())))?;
     c.busy_timeout(std::time::Duration::from_secs(30))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
+    // Switching a new database to WAL takes an exclusive lock, and SQLite answers "database is
+    // locked" at once (without the busy handler) when another process is opening it too.
+    let start = std::time::Instant::now();
+    loop {
+        match c.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < std::time::Duration::from_secs(30) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(WorkflowError::Db(format!("{}: {e}", path.display()))),
+        }
+    }
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
     Ok(c)

@@ -29,6 +29,8 @@ action = "tag"
 add_header = "X-DLP: checked"
 subject_prefix = "[DLP] "
 when = { recipients = "any_external" }
+[approval]
+notify_command = ""
 """
 
 

@@ -125,6 +125,8 @@ fn workflow_for(state: &StateArgs, pol: &Policy) -> Result<Workflow, AnyErr> {
     cfg.alerts = pol.alerts.clone();
     cfg.release_command = pol.release_command.clone();
     cfg.discard_command = pol.discard_command.clone();
+    cfg.notify_command = pol.notify_command.clone();
+    cfg.notify_from = pol.notify_from.clone();
     cfg.utc_offset_min = pol.utc_offset_min;
     Ok(Workflow::open(cfg)?)
 }

@@ -62,6 +62,9 @@ action = "hold"
 approvers = ["boss@example.co.jp"]
 evidence_days = 7
 when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_number"] }] }
+
+[approval]
+notify_command = ""   # no notices from tests (the default would run /usr/sbin/sendmail)
 "#;
 
 /// kill -9 in the middle of 1,000 inspections: every acknowledged record is in the database.
@@ -449,6 +452,8 @@ fn approvals_across_invocations() {
         &id2,
         "--state",
         st,
+        "--policy",
+        policy.to_str().unwrap(),
         "--admin",
         "--as",
         "secadmin",
