@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of libping32dlp: formatting, clippy, unit / integration / doc / property tests,
 # the CLI tests, the benchmarks' compilation, the C ABI (header drift, symbols, C tests under
-# sanitizers, valgrind, the Python binding), fuzz smoke runs, and the differential test against
+# sanitizers, valgrind, the Python binding), the milter with a real Postfix, fuzz smoke runs, and the differential test against
 # python-stdnum.
 # Installs what the tests need (idempotent). `.ci/run` calls exactly this script.
 #
@@ -43,12 +43,19 @@ step "cargo test (unit, integration, properties, CLI, doc tests)"
 cargo test --workspace --locked -q
 
 step "release build and benchmarks compile"
-cargo build --release --locked -q -p ping32dlp-cli
+cargo build --release --locked -q -p ping32dlp-cli -p ping32dlp-milter
 cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
 
 step "C ABI: make install, symbols, header as C/C++, C tests under ASan+UBSan, valgrind, Python"
 apt_install pkg-config valgrind
 scripts/ffi-test.sh
+
+step "milter against a real Postfix (private instance on loopback)"
+if [ "$(id -u)" = 0 ]; then
+  scripts/milter-test.sh
+else
+  echo "SKIPPED: scripts/milter-test.sh needs root (CI runs as root)" >&2
+fi
 
 step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"

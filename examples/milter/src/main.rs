@@ -1,0 +1,439 @@
+//! `ping32dlp-milter`: a milter (protocol v6, no libmilter) that puts every mail passing Postfix
+//! or Sendmail through the ping32dlp pipeline: inspect, record durably, judge, and answer with
+//! accept (plus headers), `550 5.7.1`, or quarantine into the hold queue pending approval.
+//!
+//! ```text
+//! ping32dlp-milter                      # embedded defaults: inet:127.0.0.1:8899, built-in
+//!                                       # rules, monitor-mode policy, SQLite in the state dir
+//! ping32dlp-milter --config /etc/ping32dlp/milter.toml
+//! ping32dlp-milter --check-config FILE  # parse, build rules and policy, print the settings
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod protocol;
+mod session;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use ping32dlp::pipeline::Pipeline;
+use ping32dlp::policy::Policy;
+use ping32dlp::workflow::{default_state_dir, Workflow, WorkflowConfig};
+use ping32dlp::{Engine, ExtractOptions};
+use serde::Deserialize;
+
+/// What to answer when a mail cannot be judged (the audit store fails, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// `451 4.7.1`: the client retries later; nothing passes unjudged (the default).
+    Tempfail,
+    /// Accept with `X-Ping32DLP-Verdict: error`.
+    Accept,
+}
+
+impl FailMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Tempfail => "tempfail",
+            FailMode::Accept => "accept",
+        }
+    }
+}
+
+/// The configuration file (`--config`). Every field has a default; paths are relative to the
+/// file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `inet:127.0.0.1:8899`, `inet:8899@127.0.0.1` (Sendmail style), `inet6:[::1]:8899` or
+    /// `unix:/run/ping32dlp/milter.sock`.
+    pub listen: String,
+    /// State directory: audit database, evidence, approval key. Default: `$PING32DLP_STATE_DIR`,
+    /// `/var/lib/ping32dlp` as root, else `~/.local/state/ping32dlp`.
+    pub state_dir: Option<PathBuf>,
+    /// Rules files (TOML) added to the built-in detectors.
+    pub rules: Vec<PathBuf>,
+    /// Dictionary files (one term a line), each its own detector.
+    pub dictionaries: Vec<PathBuf>,
+    /// Policy file; without one, the embedded monitor-mode policy.
+    pub policy: Option<PathBuf>,
+    /// Organisation domains; when given they replace the policy's `internal_domains`.
+    pub internal_domains: Vec<String>,
+    /// `tempfail` (default) or `accept` when a mail cannot be judged.
+    pub fail_mode: FailMode,
+    /// Add `X-Ping32DLP-Verdict: <action>; record=<id>; risk=<n>` to mail that goes through.
+    pub verdict_header: bool,
+    /// Concurrent MTA connections; more are closed at once (the MTA applies its default action).
+    pub max_connections: usize,
+    /// A message larger than this is spooled to a temporary file while it arrives.
+    pub spill_bytes: u64,
+    /// A message larger than this is refused with `552 5.3.4` (it cannot be inspected whole).
+    pub max_message_bytes: u64,
+    /// Spilled (large) messages inspected at the same time; others wait. Bounds memory.
+    pub max_large_inspections: usize,
+    /// Seconds without a packet from the MTA before the connection is closed.
+    pub read_timeout_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "inet:127.0.0.1:8899".into(),
+            state_dir: None,
+            rules: Vec::new(),
+            dictionaries: Vec::new(),
+            policy: None,
+            internal_domains: Vec::new(),
+            fail_mode: FailMode::Tempfail,
+            verdict_header: true,
+            max_connections: 512,
+            spill_bytes: 4 << 20,
+            max_message_bytes: 200 << 20,
+            max_large_inspections: 2,
+            read_timeout_seconds: 600,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file; errors name the file, line, column and field.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
+            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        c.rules.iter_mut().for_each(fix);
+        c.dictionaries.iter_mut().for_each(fix);
+        c.policy.iter_mut().for_each(fix);
+        c.state_dir.iter_mut().for_each(fix);
+        c.check().map_err(|m| format!("{}: {m}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        Listen::parse(&self.listen).map_err(|m| format!("listen: {m}"))?;
+        if self.max_connections == 0 {
+            return Err("max_connections: must be at least 1".into());
+        }
+        if self.max_large_inspections == 0 {
+            return Err("max_large_inspections: must be at least 1".into());
+        }
+        if self.spill_bytes > self.max_message_bytes {
+            return Err("spill_bytes: must not exceed max_message_bytes".into());
+        }
+        Ok(())
+    }
+}
+
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// TCP.
+    Inet(String),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// Parses the milter socket notations of Postfix and Sendmail.
+    pub fn parse(s: &str) -> Result<Listen, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_prefix("unix:").or_else(|| s.strip_prefix("local:")) {
+            if p.is_empty() {
+                return Err("unix: needs a path".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(p)));
+        }
+        let rest = s
+            .strip_prefix("inet:")
+            .or_else(|| s.strip_prefix("inet6:"))
+            .ok_or_else(|| format!("`{s}`: use inet:HOST:PORT, inet:PORT@HOST or unix:PATH"))?;
+        let addr = match rest.split_once('@') {
+            Some((port, host)) if host.contains(':') => format!("[{host}]:{port}"),
+            Some((port, host)) => format!("{host}:{port}"),
+            None => rest.to_string(),
+        };
+        let ok = std::net::ToSocketAddrs::to_socket_addrs(&addr.as_str())
+            .map(|mut a| a.next().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(format!("`{s}` is not an address and port"));
+        }
+        Ok(Listen::Inet(addr))
+    }
+}
+
+/// Lets a bounded number of large inspections run at once.
+pub struct Gate {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+/// A place taken in the gate; given back on drop.
+pub struct GateTicket<'a>(&'a Gate);
+
+impl Gate {
+    fn new(n: usize) -> Gate {
+        Gate {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free place.
+    pub fn enter(&self) -> GateTicket<'_> {
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *f == 0 {
+            f = self.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
+        *f -= 1;
+        GateTicket(self)
+    }
+}
+
+impl Drop for GateTicket<'_> {
+    fn drop(&mut self) {
+        let mut f = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
+        *f += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    cfg: Config,
+    pipeline: Pipeline,
+    spool_dir: PathBuf,
+    big_gate: Gate,
+    log_lock: Mutex<()>,
+}
+
+impl Shared {
+    /// One log line on standard error (no sensitive values: ids, actions, counts).
+    pub fn log(&self, line: &str) {
+        let _g = self.log_lock.lock();
+        let t = ping32dlp::timeutil::rfc3339(ping32dlp::timeutil::now(), 0);
+        let _ = writeln!(std::io::stderr(), "{t} ping32dlp-milter: {line}");
+    }
+}
+
+fn build(cfg: Config) -> Result<Shared, String> {
+    let mut b = Engine::builder();
+    for r in &cfg.rules {
+        b = b.rules_file(r).map_err(|e| e.to_string())?;
+    }
+    for d in &cfg.dictionaries {
+        b = b.dictionary_file(d);
+    }
+    let engine = Arc::new(b.build().map_err(|e| e.to_string())?);
+    let mut policy = match &cfg.policy {
+        Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
+        None => Policy::default_monitor(),
+    };
+    policy.check_detectors(&engine).map_err(|e| {
+        format!(
+            "{}: {e}",
+            cfg.policy
+                .as_deref()
+                .unwrap_or(Path::new("<default policy>"))
+                .display()
+        )
+    })?;
+    if !cfg.internal_domains.is_empty() {
+        policy.internal_domains = cfg.internal_domains.clone();
+    }
+    let state = cfg.state_dir.clone().unwrap_or_else(default_state_dir);
+    let mut wcfg = WorkflowConfig::new(&state);
+    wcfg.alerts = policy.alerts.clone();
+    wcfg.release_command = policy.release_command.clone();
+    wcfg.discard_command = policy.discard_command.clone();
+    wcfg.notify_command = policy.notify_command.clone();
+    wcfg.notify_from = policy.notify_from.clone();
+    wcfg.utc_offset_min = policy.utc_offset_min;
+    let workflow = Arc::new(Workflow::open(wcfg).map_err(|e| e.to_string())?);
+    let spool_dir = state.join("spool");
+    std::fs::create_dir_all(&spool_dir).map_err(|e| format!("{}: {e}", spool_dir.display()))?;
+    let big_gate = Gate::new(cfg.max_large_inspections);
+    Ok(Shared {
+        pipeline: Pipeline::new(engine, policy, workflow, ExtractOptions::default()),
+        cfg,
+        spool_dir,
+        big_gate,
+        log_lock: Mutex::new(()),
+    })
+}
+
+const USAGE: &str = "usage: ping32dlp-milter [--config FILE] [--check-config FILE]
+
+Without --config it starts on embedded defaults: listens on inet:127.0.0.1:8899, built-in
+detectors, the monitor-mode policy, the audit database in the state directory
+($PING32DLP_STATE_DIR, /var/lib/ping32dlp as root, else ~/.local/state/ping32dlp).
+
+Postfix (main.cf):
+  smtpd_milters = inet:127.0.0.1:8899
+  non_smtpd_milters = $smtpd_milters
+  milter_default_action = tempfail
+  milter_content_timeout = 300s";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config: Option<PathBuf> = None;
+    let mut check_only = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--config" | "-c" | "--check-config" => {
+                check_only |= args[i] == "--check-config";
+                let Some(p) = args.get(i + 1) else {
+                    eprintln!("{}: needs a file\n{USAGE}", args[i]);
+                    std::process::exit(2);
+                };
+                config = Some(PathBuf::from(p));
+                i += 2;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return;
+            }
+            "--version" | "-V" => {
+                println!("ping32dlp-milter {}", env!("CARGO_PKG_VERSION"));
+                return;
+            }
+            other => {
+                eprintln!("unknown argument `{other}`\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let cfg = match &config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    };
+    let cfg = cfg.unwrap_or_else(|e| {
+        eprintln!("ping32dlp-milter: {e}");
+        std::process::exit(2);
+    });
+    let listen = Listen::parse(&cfg.listen).expect("checked when loaded");
+    let shared = build(cfg).unwrap_or_else(|e| {
+        eprintln!("ping32dlp-milter: {e}");
+        std::process::exit(2);
+    });
+    if check_only {
+        println!(
+            "ok: listen {}, {} detectors, policy {} ({} rules), state {}",
+            shared.cfg.listen,
+            shared.pipeline.engine().detectors().len(),
+            shared.pipeline.policy().name,
+            shared.pipeline.policy().rules.len(),
+            shared.pipeline.workflow().config().state_dir.display()
+        );
+        return;
+    }
+    let shared: &'static Shared = Box::leak(Box::new(shared));
+    if let Err(e) = serve(listen, shared) {
+        eprintln!("ping32dlp-milter: {e}");
+        std::process::exit(1);
+    }
+}
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
+    let timeout = Some(Duration::from_secs(shared.cfg.read_timeout_seconds.max(1)));
+    match listen {
+        Listen::Inet(addr) => {
+            let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("{addr}: {e}"))?;
+            shared.log(&format!(
+                "listening on inet:{addr}, policy {}, state {}",
+                shared.pipeline.policy().name,
+                shared.pipeline.workflow().config().state_dir.display()
+            ));
+            for s in l.incoming() {
+                match s {
+                    Ok(s) => {
+                        let _ = s.set_read_timeout(timeout);
+                        let _ = s.set_nodelay(true);
+                        spawn(s, shared);
+                    }
+                    Err(e) => {
+                        shared.log(&format!("accept: {e}"));
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        #[cfg(unix)]
+        Listen::Unix(path) => {
+            if path.exists() {
+                // A stale socket of an earlier run (a live one would refuse the bind below
+                // anyway only if it is not a socket; unlink only sockets).
+                use std::os::unix::fs::FileTypeExt;
+                if std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            let l = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            shared.log(&format!("listening on unix:{}", path.display()));
+            for s in l.incoming() {
+                match s {
+                    Ok(s) => {
+                        let _ = s.set_read_timeout(timeout);
+                        spawn(s, shared);
+                    }
+                    Err(e) => {
+                        shared.log(&format!("accept: {e}"));
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Listen::Unix(_) => return Err("unix sockets need a Unix system".into()),
+    }
+    Ok(())
+}
+
+fn spawn<C: session::Conn + 'static>(conn: C, shared: &'static Shared) {
+    if ACTIVE.fetch_add(1, Ordering::AcqRel) >= shared.cfg.max_connections {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        shared.log("too many connections: closing one (the MTA applies milter_default_action)");
+        conn.close();
+        return;
+    }
+    let r = std::thread::Builder::new()
+        .name("milter-conn".into())
+        .stack_size(1 << 20)
+        .spawn(move || {
+            if let session::End::Error(e) = session::Session::new(conn, shared).run() {
+                shared.log(&format!("connection closed: {e}"));
+            }
+            ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        });
+    if let Err(e) = r {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        shared.log(&format!("cannot start a connection thread: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,604 @@
+//! One MTA connection: the milter state machine. Postfix opens one connection per SMTP session
+//! and may send several messages on it (each after MAIL, ended by end-of-body or ABORT).
+//!
+//! Envelope, macros and headers are collected; the message (headers as received, then the body)
+//! is spooled in memory up to `spill_bytes` and in an unlinked temporary file beyond; at the end
+//! of the body the pipeline inspects it, commits the audit record and the verdict becomes the
+//! reply: accept (with headers), `550 5.7.1`, or quarantine with the approval id.
+
+use std::collections::HashMap;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::net::Shutdown;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ping32dlp::pipeline::Decision;
+use ping32dlp::policy::{Action, Context};
+
+use crate::protocol::{self, cmd, reply, step, Offer};
+use crate::Shared;
+
+/// A stream the session can talk over and shut down.
+pub trait Conn: Read + Write + Send {
+    /// Closes both directions (used when the MTA misbehaves).
+    fn close(&self);
+    /// Called after each packet is read.
+    fn after_read(&self) {}
+}
+
+impl Conn for std::net::TcpStream {
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+
+    /// The MTA sends most commands without waiting for a reply (the `NR_*` steps). Its next
+    /// small packet then waits in its socket (Nagle) until our side ACKs the previous one, and
+    /// Linux delays that ACK by up to 40 ms when it has nothing to send back: 39 ms per message
+    /// in the Postfix benchmark. Quick-ACK mode, which Linux clears by itself, is set again
+    /// after every packet.
+    fn after_read(&self) {
+        #[cfg(target_os = "linux")]
+        let _ = rustix::net::sockopt::set_tcp_quickack(self, true);
+    }
+}
+
+#[cfg(unix)]
+impl Conn for std::os::unix::net::UnixStream {
+    fn close(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+/// The message being received.
+struct Message {
+    from: String,
+    rcpts: Vec<String>,
+    spool: Spool,
+    /// Received `Subject` headers (for the index CHGHEADER needs).
+    subjects: Vec<Vec<u8>>,
+    in_body: bool,
+}
+
+/// Message bytes: in memory, then in a temporary file (unlinked at creation) past a threshold.
+enum Spool {
+    Memory(Vec<u8>),
+    File(BufWriter<std::fs::File>, u64),
+}
+
+impl Spool {
+    fn len(&self) -> u64 {
+        match self {
+            Spool::Memory(v) => v.len() as u64,
+            Spool::File(_, n) => *n,
+        }
+    }
+
+    fn push(&mut self, data: &[u8], shared: &Shared) -> io::Result<()> {
+        if let Spool::Memory(v) = self {
+            if (v.len() + data.len()) as u64 > shared.cfg.spill_bytes {
+                let f = tempfile::tempfile_in(&shared.spool_dir)?;
+                let mut w = BufWriter::with_capacity(1 << 16, f);
+                w.write_all(v)?;
+                let n = v.len() as u64;
+                *self = Spool::File(w, n);
+            }
+        }
+        match self {
+            Spool::Memory(v) => v.extend_from_slice(data),
+            Spool::File(w, n) => {
+                w.write_all(data)?;
+                *n += data.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn into_bytes(self) -> io::Result<Vec<u8>> {
+        match self {
+            Spool::Memory(v) => Ok(v),
+            Spool::File(w, n) => {
+                let mut f = w.into_inner().map_err(|e| e.into_error())?;
+                f.seek(SeekFrom::Start(0))?;
+                let mut v = Vec::with_capacity(n as usize);
+                f.read_to_end(&mut v)?;
+                Ok(v)
+            }
+        }
+    }
+
+    fn spilled(&self) -> bool {
+        matches!(self, Spool::File(..))
+    }
+}
+
+/// The state of one connection.
+pub struct Session<'a, C: Conn> {
+    conn: C,
+    shared: &'a Shared,
+    agreed: Offer,
+    macros: HashMap<String, String>,
+    client_name: Option<String>,
+    client_addr: Option<String>,
+    msg: Option<Message>,
+    /// Bytes the message had over `max_message_bytes` (not kept).
+    overflow: u64,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum End {
+    /// QUIT or the MTA closed the connection.
+    Quit,
+    /// A protocol error or I/O error: the connection was closed.
+    Error(String),
+}
+
+impl<'a, C: Conn> Session<'a, C> {
+    /// A session over a connected stream.
+    pub fn new(conn: C, shared: &'a Shared) -> Session<'a, C> {
+        Session {
+            conn,
+            shared,
+            agreed: Offer {
+                version: 2,
+                actions: 0,
+                steps: 0,
+            },
+            macros: HashMap::new(),
+            client_name: None,
+            client_addr: None,
+            msg: None,
+            overflow: 0,
+        }
+    }
+
+    /// Serves the connection until QUIT, end of stream or an error (which closes it).
+    pub fn run(mut self) -> End {
+        let end = loop {
+            let p = match protocol::read_packet(&mut self.conn) {
+                Ok(Some(p)) => {
+                    self.conn.after_read();
+                    p
+                }
+                Ok(None) => break End::Quit,
+                Err(e) => break End::Error(format!("read: {e}")),
+            };
+            match self.handle(p.code, &p.data) {
+                Ok(true) => {}
+                Ok(false) => break End::Quit,
+                Err(e) => break End::Error(e),
+            }
+        };
+        self.conn.close();
+        end
+    }
+
+    fn send(&mut self, code: u8, data: &[u8]) -> Result<(), String> {
+        protocol::write_packet(&mut self.conn, code, data).map_err(|e| format!("write: {e}"))
+    }
+
+    /// Replies "continue" unless the negotiated options say the MTA expects no reply.
+    fn ack(&mut self, code: u8) -> Result<(), String> {
+        match protocol::no_reply_bit(code) {
+            Some(bit) if self.agreed.steps & bit != 0 => Ok(()),
+            _ => self.send(reply::CONTINUE, &[]),
+        }
+    }
+
+    /// Handles one command; `Ok(false)` ends the session.
+    fn handle(&mut self, code: u8, data: &[u8]) -> Result<bool, String> {
+        match code {
+            cmd::OPTNEG => {
+                let offer = Offer::parse(data).ok_or("OPTNEG too short")?;
+                if offer.version < 2 {
+                    return Err(format!(
+                        "milter protocol version {} is too old",
+                        offer.version
+                    ));
+                }
+                let (agreed, payload) = protocol::negotiate(offer);
+                self.agreed = agreed;
+                self.send(cmd::OPTNEG, &payload)?;
+            }
+            cmd::MACRO => {
+                // First byte: the command the macros belong to; then name/value pairs.
+                if let Some(rest) = data.get(1..) {
+                    let parts = protocol::split_strings(rest);
+                    for pair in parts.chunks(2) {
+                        if let [k, v] = pair {
+                            let k = String::from_utf8_lossy(k);
+                            let k = k.trim_start_matches('{').trim_end_matches('}').to_string();
+                            self.macros
+                                .insert(k, String::from_utf8_lossy(v).into_owned());
+                        }
+                    }
+                }
+            }
+            cmd::CONNECT => {
+                let parts = protocol::split_strings(data);
+                self.client_name = parts
+                    .first()
+                    .map(|h| String::from_utf8_lossy(h).into_owned());
+                // hostname\0 family port(u16) address\0
+                if let Some(rest) = data.iter().position(|b| *b == 0).map(|i| &data[i + 1..]) {
+                    if rest.len() > 3 && matches!(rest[0], b'4' | b'6') {
+                        let addr = &rest[3..];
+                        let end = addr.iter().position(|b| *b == 0).unwrap_or(addr.len());
+                        self.client_addr = Some(String::from_utf8_lossy(&addr[..end]).into());
+                    }
+                }
+                self.ack(code)?;
+            }
+            cmd::HELO | cmd::DATA | cmd::UNKNOWN => self.ack(code)?,
+            cmd::MAIL => {
+                let parts = protocol::split_strings(data);
+                let from = parts.first().map(|s| bare(s)).unwrap_or_default();
+                self.start_message(from)?;
+                self.ack(code)?;
+            }
+            cmd::RCPT => {
+                let parts = protocol::split_strings(data);
+                if let (Some(m), Some(r)) = (self.msg.as_mut(), parts.first()) {
+                    m.rcpts.push(bare(r));
+                }
+                self.ack(code)?;
+            }
+            cmd::HEADER => {
+                let parts = protocol::split_strings(data);
+                let (name, value) = match parts.as_slice() {
+                    [n, v, ..] => (*n, *v),
+                    [n] => (*n, &b""[..]),
+                    [] => return Err("empty header".into()),
+                };
+                let leadspc = self.agreed.steps & step::HDR_LEADSPC != 0;
+                let mut line = Vec::with_capacity(name.len() + value.len() + 4);
+                line.extend_from_slice(name);
+                line.push(b':');
+                if !leadspc {
+                    line.push(b' ');
+                }
+                line.extend_from_slice(value);
+                line.extend_from_slice(b"\r\n");
+                self.append(&line)?;
+                if let Some(m) = self.msg.as_mut() {
+                    if name.eq_ignore_ascii_case(b"subject") {
+                        m.subjects.push(value.to_vec());
+                    }
+                }
+                self.ack(code)?;
+            }
+            cmd::EOH => {
+                self.append(b"\r\n")?;
+                if let Some(m) = self.msg.as_mut() {
+                    m.in_body = true;
+                }
+                self.ack(code)?;
+            }
+            cmd::BODY => {
+                self.append(data)?;
+                self.ack(code)?;
+            }
+            cmd::BODYEOB => {
+                if !data.is_empty() {
+                    self.append(data)?;
+                }
+                self.end_of_message()?;
+            }
+            cmd::ABORT => {
+                self.msg = None;
+                self.overflow = 0;
+            }
+            cmd::QUIT => return Ok(false),
+            cmd::QUIT_NC => {
+                self.msg = None;
+                self.macros.clear();
+                self.client_name = None;
+                self.client_addr = None;
+            }
+            other => return Err(format!("unknown command {:?}", other as char)),
+        }
+        Ok(true)
+    }
+
+    fn start_message(&mut self, from: String) -> Result<(), String> {
+        self.overflow = 0;
+        self.msg = Some(Message {
+            from,
+            rcpts: Vec::new(),
+            spool: Spool::Memory(Vec::new()),
+            subjects: Vec::new(),
+            in_body: false,
+        });
+        Ok(())
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<(), String> {
+        if self.msg.is_none() {
+            // Headers without MAIL (some MTAs with NOMAIL): start an envelope-less message.
+            self.start_message(String::new())?;
+        }
+        let max = self.shared.cfg.max_message_bytes;
+        let m = self.msg.as_mut().expect("started above");
+        if m.spool.len() + data.len() as u64 > max {
+            self.overflow += data.len() as u64;
+            return Ok(());
+        }
+        m.spool
+            .push(data, self.shared)
+            .map_err(|e| format!("spool: {e}"))
+    }
+
+    fn macro_value(&self, name: &str) -> Option<String> {
+        self.macros.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn end_of_message(&mut self) -> Result<(), String> {
+        let Some(m) = self.msg.take() else {
+            return self.send(reply::CONTINUE, &[]);
+        };
+        let queue_id = self.macro_value("i");
+        if self.overflow > 0 {
+            self.shared.log(&format!(
+                "{} too big to inspect: {} bytes over max_message_bytes, refused",
+                queue_id.as_deref().unwrap_or("-"),
+                self.overflow
+            ));
+            return self.send(
+                reply::REPLYCODE,
+                b"552 5.3.4 Message too big for data-loss-prevention inspection\0",
+            );
+        }
+        let ctx = Context {
+            channel: "milter".into(),
+            user: self.macro_value("auth_authen"),
+            host: self
+                .macro_value("client_name")
+                .or_else(|| self.client_name.clone()),
+            client_addr: self
+                .macro_value("client_addr")
+                .or_else(|| self.client_addr.clone()),
+            tls: self.macro_value("tls_version"),
+            envelope_from: Some(if m.from.is_empty() {
+                self.macro_value("mail_addr").unwrap_or_default()
+            } else {
+                m.from.clone()
+            })
+            .filter(|f| !f.is_empty()),
+            envelope_to: m.rcpts.clone(),
+            queue_id: queue_id.clone(),
+            ..Context::default()
+        };
+        let big = m.spool.spilled();
+        let subjects = m.subjects;
+        let _gate = big.then(|| self.shared.big_gate.enter());
+        let raw = m.spool.into_bytes().map_err(|e| format!("spool: {e}"))?;
+        let started = Instant::now();
+        // Small messages are inspected in milliseconds: on this thread. Large ones on another,
+        // with PROGRESS packets meanwhile.
+        let result = if big {
+            self.inspect_with_progress(&raw, &ctx)?
+        } else {
+            inspect(&self.shared.pipeline, &raw, &ctx)
+        };
+        drop(raw);
+        let ms = started.elapsed().as_millis();
+        match result {
+            Ok(d) => {
+                self.shared.log(&format!(
+                    "{} {} record={} risk={} user={} {} ms",
+                    queue_id.as_deref().unwrap_or("-"),
+                    d.verdict.action.as_str(),
+                    d.record.id,
+                    d.verdict.risk,
+                    ctx.user.as_deref().unwrap_or("-"),
+                    ms
+                ));
+                self.apply(&d, &subjects)
+            }
+            Err(e) => {
+                self.shared.log(&format!(
+                    "{} not judged ({e}); fail mode {}",
+                    queue_id.as_deref().unwrap_or("-"),
+                    self.shared.cfg.fail_mode.as_str()
+                ));
+                match self.shared.cfg.fail_mode {
+                    crate::FailMode::Tempfail => self.send(
+                        reply::REPLYCODE,
+                        b"451 4.7.1 Data-loss-prevention inspection unavailable, try again later\0",
+                    ),
+                    crate::FailMode::Accept => {
+                        self.add_header("X-Ping32DLP-Verdict", "error; not inspected")?;
+                        self.send(reply::CONTINUE, &[])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the pipeline on another thread and sends PROGRESS every few seconds meanwhile, so
+    /// that a long inspection does not hit Postfix's milter timeouts.
+    #[allow(clippy::type_complexity)]
+    fn inspect_with_progress(
+        &mut self,
+        raw: &[u8],
+        ctx: &Context,
+    ) -> Result<Result<Decision, String>, String> {
+        let shared: &Shared = self.shared;
+        let pipeline = &shared.pipeline;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            s.spawn(move || {
+                let _ = tx.send(inspect(pipeline, raw, ctx));
+            });
+            loop {
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(r) => return Ok(r),
+                    Err(mpsc::RecvTimeoutError::Timeout) => self.send(reply::PROGRESS, &[])?,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return Ok(Err("inspection thread ended".into()))
+                    }
+                }
+            }
+        })
+    }
+
+    fn add_header(&mut self, name: &str, value: &str) -> Result<(), String> {
+        if self.agreed.actions & protocol::action::ADDHDRS == 0 {
+            return Ok(());
+        }
+        let value = header_value(value);
+        let mut data = Vec::new();
+        data.extend_from_slice(name.as_bytes());
+        data.push(0);
+        if self.agreed.steps & step::HDR_LEADSPC != 0 {
+            data.push(b' ');
+        }
+        data.extend_from_slice(value.as_bytes());
+        data.push(0);
+        self.send(reply::ADDHEADER, &data)
+    }
+
+    /// The verdict as milter replies.
+    fn apply(&mut self, d: &Decision, subjects: &[Vec<u8>]) -> Result<(), String> {
+        let v = &d.verdict;
+        match v.action {
+            Action::Block => {
+                let text = ascii_reply(&v.user_message("en"));
+                let line = format!("550 5.7.1 {text} (incident {})\0", d.record.id);
+                return self.send(reply::REPLYCODE, line.as_bytes());
+            }
+            Action::Hold if self.agreed.actions & protocol::action::QUARANTINE == 0 => {
+                // The MTA cannot hold mail: refuse it for now rather than let it through.
+                return self.send(
+                    reply::REPLYCODE,
+                    b"451 4.7.1 Held for approval, but the MTA does not allow quarantine\0",
+                );
+            }
+            _ => {}
+        }
+        for (name, value) in &v.headers {
+            self.add_header(name, value)?;
+        }
+        if let Some(prefix) = &v.subject_prefix {
+            self.prefix_subject(prefix, subjects)?;
+        }
+        if self.shared.cfg.verdict_header {
+            let mut value = format!(
+                "{}; record={}; risk={}",
+                v.action.as_str(),
+                d.record.id,
+                v.risk
+            );
+            if let Some(a) = &d.approval {
+                value.push_str(&format!("; approval={}", a.id));
+            }
+            self.add_header("X-Ping32DLP-Verdict", &value)?;
+        }
+        if v.action == Action::Hold {
+            let id = d.approval.as_ref().map(|a| a.id.as_str()).unwrap_or("-");
+            let reason = format!("ping32dlp approval {id} (record {})\0", d.record.id);
+            self.send(reply::QUARANTINE, reason.as_bytes())?;
+        }
+        self.send(reply::CONTINUE, &[])
+    }
+
+    fn prefix_subject(&mut self, prefix: &str, subjects: &[Vec<u8>]) -> Result<(), String> {
+        let Some(first) = subjects.first() else {
+            return self.add_header(
+                "Subject",
+                &ping32dlp::pipeline::encode_header_text(prefix, false),
+            );
+        };
+        if self.agreed.actions & protocol::action::CHGHDRS == 0 {
+            return Ok(());
+        }
+        let old = String::from_utf8_lossy(first);
+        let old = old.trim_start();
+        let encoded_next = old.starts_with("=?");
+        let mut value = ping32dlp::pipeline::encode_header_text(prefix, encoded_next);
+        if !old.is_empty() {
+            value.push(' ');
+            value.push_str(old);
+        }
+        let mut data = Vec::new();
+        data.extend_from_slice(&1u32.to_be_bytes());
+        data.extend_from_slice(b"Subject\0");
+        if self.agreed.steps & step::HDR_LEADSPC != 0 {
+            data.push(b' ');
+        }
+        data.extend_from_slice(value.as_bytes());
+        data.push(0);
+        self.send(reply::CHGHEADER, &data)
+    }
+}
+
+/// The pipeline on one message; a panic inside becomes an error (the fail mode answers it).
+fn inspect(
+    pipeline: &ping32dlp::pipeline::Pipeline,
+    raw: &[u8],
+    ctx: &Context,
+) -> Result<Decision, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pipeline.process_message(raw, ctx, &[], false)
+    })) {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("internal error (panic) while inspecting".to_string()),
+    }
+}
+
+/// `<user@example.com>` and `user@example.com` → `user@example.com`.
+fn bare(s: &[u8]) -> String {
+    let s = String::from_utf8_lossy(s);
+    s.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}
+
+/// A header value without line breaks or NULs.
+fn header_value(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// SMTP reply text: printable ASCII only (SMTP replies are not UTF-8), at most 400 bytes.
+fn ascii_reply(s: &str) -> String {
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let t = if t.is_empty() {
+        "Message blocked by the data-loss-prevention policy".to_string()
+    } else {
+        t
+    };
+    t.chars().take(400).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_printable_ascii() {
+        assert_eq!(
+            ascii_reply("カード番号は送れません / Cards\r\nmay not\0go"),
+            "/ Cards may not go"
+        );
+        assert_eq!(
+            ascii_reply("社外秘"),
+            "Message blocked by the data-loss-prevention policy"
+        );
+        assert_eq!(bare(b" <a@b.example> "), "a@b.example");
+        assert_eq!(header_value("a\r\nb"), "a  b");
+    }
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Throughput and added latency of ping32dlp-milter in a real Postfix (loopback, private
+# instance; see scripts/milter/postfix-env.sh): messages/s through Postfix with and without the
+# milter, at 10 KB (text) and 1 MB (a .docx and a 1 MB CSV attached), and p50 / p99 latency of
+# a submission (connect to 250 after DATA) with the milter minus without it.
+# Goals (issue 6): >= 0.8x of Postfix alone at 10 KB; <= 20 ms p99 added at 1 MB.
+# Outside CI (it takes a few minutes). Run as root after
+#   cargo build --release -p ping32dlp-milter -p ping32dlp-cli
+# Env: N10K (default 600), N1M (default 120), CONC (default 8).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BASE=${BASE:-/tmp/ping32dlp-milter-bench}
+SMTP_PORT=${SMTP_PORT:-2526}
+SMTPS_PORT=${SMTPS_PORT:-2466}
+MILTER_PORT=${MILTER_PORT:-8898}
+CONF=$BASE/etc
+VMAIL=$BASE/vmail
+MILTER=$ROOT/target/release/ping32dlp-milter
+N10K=${N10K:-600}
+N1M=${N1M:-120}
+CONC=${CONC:-8}
+die() { echo "FATAL: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root"
+[ -x "$MILTER" ] || die "build first: cargo build --release -p ping32dlp-milter"
+. "$ROOT/scripts/milter/postfix-env.sh"
+pfenv_setup
+trap pfenv_stop EXIT
+cat > "$BASE/milter.toml" <<EOT
+listen = "inet:127.0.0.1:$MILTER_PORT"
+state_dir = "$BASE/state"
+EOT
+pfenv_start_milter "$BASE/milter.toml"
+[ -n "${PERF_RECORD:-}" ] && { perf record -e cpu-clock -F 2000 -g -o "$BASE/perf.data" -p "$(cat "$BASE/milter.pid")" >/dev/null 2>&1 & }
+pfenv_start_postfix
+python3 - "$BASE/big.csv" <<'EOT'
+import random, sys
+random.seed(7)
+names = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村"]
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    f.write("氏名,部署,内線,メモ\n")
+    while f.tell() < 1_000_000:
+        f.write(f"{random.choice(names)} {random.choice(names)},営業{random.randint(1,9)}課,{random.randint(1000,9999)},定例会議の議事録を共有します\n")
+EOT
+DOCX=$ROOT/corpus/extract/docs/見積書.docx
+cpu_ms() {  # user+system CPU of the milter so far, in ms
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%d", ($14 + $15) * 1000 / hz }' "/proc/$(cat "$BASE/milter.pid")/stat"
+}
+run() {  # label n args...
+  local label=$1 n=$2; shift 2
+  local c0; c0=$(cpu_ms)
+  python3 "$ROOT/scripts/milter/smtp_client.py" many --port "$SMTP_PORT" --n "$n" --concurrency "$CONC" \
+    --user ichiro --password secret --subject "bench $label" "$@" > "$BASE/$label.out"
+  grep -q "^RESULT ok=$n failed=0" "$BASE/$label.out" || { head -5 "$BASE/$label.out"; die "$label: failures"; }
+  case $label in *-with) echo "$label: milter CPU $(awk -v a="$c0" -v b="$(cpu_ms)" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / n }') ms per message";; esac
+}
+stats() {  # file -> "msgs_per_s p50 p99"
+  python3 - "$1" <<'EOT'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+secs = float(lines[0].split("seconds=")[1]); n = int(lines[0].split("ok=")[1].split()[0])
+lat = sorted(float(l.split()[1]) for l in lines if l.startswith("LAT "))
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+print(f"{n / secs:.1f} {q(0.5):.1f} {q(0.99):.1f}")
+EOT
+}
+BODY10K=$(python3 -c "print(('定例会議の議事録を共有します。次回は来週火曜日です。 meeting notes ' * 120)[:10000])")
+for mode in with without; do
+  if [ "$mode" = without ]; then
+    postconf -c "$CONF" -e 'smtpd_milters =' 'non_smtpd_milters =' && pf postfix -c "$CONF" reload >/dev/null && sleep 1
+  fi
+  run "10k-warm-$mode" 50 --body "$BODY10K"
+  run "10k-$mode" "$N10K" --body "$BODY10K"
+  run "1m-$mode" "$N1M" --body "see attached" --attach "$DOCX" --attach "$BASE/big.csv"
+done
+printf '\n%-8s %14s %14s %6s %10s %10s %12s %12s\n' size "alone msg/s" "milter msg/s" ratio "p50 alone" "p99 alone" "p50 added" "p99 added"
+for s in 10k 1m; do
+  read -r ta pa qa <<<"$(stats "$BASE/$s-without.out")"
+  read -r tw pw qw <<<"$(stats "$BASE/$s-with.out")"
+  awk -v s="$s" -v ta="$ta" -v tw="$tw" -v pa="$pa" -v qa="$qa" -v pw="$pw" -v qw="$qw" 'BEGIN {
+    printf "%-8s %14.1f %14.1f %6.2f %8.1f ms %8.1f ms %9.1f ms %9.1f ms\n", s, ta, tw, tw / ta, pa, qa, pw - pa, qw - qa }'
+done
+echo "(concurrency $CONC; $N10K x 10 KB, $N1M x 1 MB; latency = connect .. 250 after DATA, per message)"

@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# ping32dlp-milter against a real Postfix on loopback (a private instance: its own config and
+# queue directories under $BASE; the system Postfix is never touched), with swaks and Python's
+# smtplib as clients over plain SMTP, STARTTLS and implicit TLS, SASL-authenticated:
+#
+#   clean mail -> delivered with X-Ping32DLP-Verdict; card numbers in a .docx -> 550 5.7.1;
+#   My Numbers -> hold queue, `ping32dlp approvals approve` delivers it byte-identical (body
+#   SHA-256), reject deletes it and the sender gets a notice; audit rows carry user, client,
+#   TLS, envelope and queue id; a 50 MB message with bounded milter memory; 100 concurrent
+#   sessions; milter down -> 451 (fail closed).
+#
+# Run as root (installs postfix, swaks, Cyrus SASL tools; idempotent). Called by scripts/test.sh
+# after the release build. Env: BASE, SMTP_PORT, SMTPS_PORT, MILTER_PORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BASE=${BASE:-/tmp/ping32dlp-milter-test}
+SMTP_PORT=${SMTP_PORT:-2525}
+SMTPS_PORT=${SMTPS_PORT:-2465}
+MILTER_PORT=${MILTER_PORT:-8899}
+CONF=$BASE/etc
+VMAIL=$BASE/vmail
+STATE=$BASE/state
+MILTER=$ROOT/target/release/ping32dlp-milter
+CLI=$ROOT/target/release/ping32dlp
+CLIENT=$ROOT/scripts/milter/smtp_client.py
+export DEBIAN_FRONTEND=noninteractive
+
+PASS=0; FAILS=0
+ok() { PASS=$((PASS + 1)); echo "PASS: $*"; }
+bad() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
+die() { echo "FATAL: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (a private Postfix instance needs it)"
+[ -x "$MILTER" ] && [ -x "$CLI" ] || die "build first: cargo build --release -p ping32dlp-milter -p ping32dlp-cli"
+
+. "$ROOT/scripts/milter/postfix-env.sh"
+pfenv_setup
+trap pfenv_stop EXIT
+
+# The policy and the milter's configuration.
+cat > "$BASE/policy.toml" <<EOF
+[policy]
+name = "milter-test"
+internal_domains = ["example.co.jp"]
+
+[[rule]]
+id = "block-cards-in-documents"
+action = "block"
+severity = "high"
+message_en = "Card numbers in attachments may not be sent outside."
+message_ja = "添付ファイルのカード番号は社外に送信できません。"
+when = { all = [{ recipients = "any_external" }, { detector = ["credit_card"], scope = "attachment" }] }
+
+[[rule]]
+id = "hold-my-number"
+action = "hold"
+approvers = ["boss@example.co.jp"]
+expires = "1d"
+when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_number"] }] }
+
+[[rule]]
+id = "tag-external"
+action = "tag"
+add_header = "X-DLP-External: yes"
+when = { recipients = "any_external" }
+
+[approval]
+release_command = "postsuper -c $CONF -H {queue_id} && postqueue -c $CONF -i {queue_id}"
+discard_command = "postsuper -c $CONF -d {queue_id} hold"
+notify_command = "sendmail -C $CONF -t -i"
+notify_from = "dlp-noreply@dlp.test"
+EOF
+cat > "$BASE/milter.toml" <<EOF
+listen = "inet:127.0.0.1:$MILTER_PORT"
+state_dir = "$STATE"
+policy = "policy.toml"
+EOF
+"$MILTER" --check-config "$BASE/milter.toml"
+
+pfenv_start_milter "$BASE/milter.toml"
+pfenv_start_postfix
+# ------------------------------------------------------------------ helpers
+wait_delivered() {  # user string seconds -> prints the file
+  local end=$(( $(date +%s) + $3 ))
+  while [ "$(date +%s)" -le "$end" ]; do
+    local f
+    f=$(grep -rlF -- "$2" "$VMAIL/$1/Maildir/new" 2>/dev/null | head -n1 || true)
+    [ -n "$f" ] && { echo "$f"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+delivered_count() { find "$VMAIL/$1/Maildir/new" -type f 2>/dev/null | wc -l; }
+queue_id_of() { sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' | head -n1; }
+body_sha() {  # file -> SHA-256 of the body (after the first empty line), line ends as LF
+  python3 - "$1" <<'EOF'
+import hashlib, re, sys
+raw = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n")
+print(hashlib.sha256(raw.split(b"\n\n", 1)[1]).hexdigest())
+EOF
+}
+json_field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {'d': d}))" "$1"; }
+AUTH=(--auth PLAIN --auth-user ichiro --auth-password secret)
+SW=(swaks --server "127.0.0.1:$SMTP_PORT" --from alice@dlp.test --helo pc42.example.co.jp --timeout 120)
+PY=(python3 "$CLIENT")
+
+# ------------------------------------------------------------------ 1. clean mail
+rc=0; out=$("${SW[@]}" "${AUTH[@]}" --to bob@dlp.test --header "Subject: clean swaks" --body "nothing sensitive here" 2>&1) || rc=$?
+if [ "$rc" = 0 ] && f=$(wait_delivered bob "Subject: clean swaks" 15) \
+   && grep -q "^X-Ping32DLP-Verdict: tag; record=" "$f" && grep -q "^X-DLP-External: yes" "$f"; then
+  ok "clean mail (swaks, SASL) -> 250, delivered with X-Ping32DLP-Verdict and the tag header"
+else bad "clean mail (rc=$rc)"; echo "$out" | tail -5; fi
+
+out=$("${PY[@]}" send --port "$SMTP_PORT" --tls starttls --ca "$BASE/tls/ca.pem" --user ichiro --password secret \
+  --subject "clean smtplib starttls" --body "hello" || true)
+if grep -q "^RESULT 250" <<<"$out" && f=$(wait_delivered bob "clean smtplib starttls" 15) && grep -q "^X-Ping32DLP-Verdict:" "$f"; then
+  ok "clean mail (smtplib, STARTTLS) -> $out"
+else bad "clean smtplib starttls: $out"; fi
+
+# ------------------------------------------------------------------ 2. cards in a .docx -> 550
+DOCX="$ROOT/corpus/extract/docs/見積書.docx"
+rc=0; out=$("${SW[@]}" "${AUTH[@]}" --to bob@dlp.test --header "Subject: quote" --body "please see the attachment" \
+  --attach-type application/vnd.openxmlformats-officedocument.wordprocessingml.document --attach-name "見積書.docx" \
+  --attach @"$DOCX" 2>&1) || rc=$?
+if [ "$rc" = 26 ] && grep -q "<\*\* 550 5.7.1 Card numbers in attachments may not be sent outside. (incident [0-9]*)" <<<"$out"; then
+  ok "cards in a .docx (swaks) -> 550 5.7.1 with the policy's text"
+else bad "docx block (rc=$rc)"; echo "$out" | grep -E "^ *<" | tail -5; fi
+out=$("${PY[@]}" send --port "$SMTPS_PORT" --tls implicit --ca "$BASE/tls/ca.pem" --user ichiro --password secret \
+  --subject "quote over TLS" --attach "$DOCX" || true)
+if grep -q "^RESULT 550 5.7.1" <<<"$out"; then ok "cards in a .docx (smtplib, implicit TLS) -> $out"
+else bad "docx block over implicit TLS: $out"; fi
+rc=0; out=$(swaks --server "127.0.0.1:$SMTPS_PORT" --tls-on-connect --tls-verify --tls-ca-path "$BASE/tls/ca.pem" \
+  --from alice@dlp.test --helo pc42 "${AUTH[@]}" --to bob@dlp.test --header "Subject: swaks tls quote" \
+  --attach-name "見積書.docx" --attach @"$DOCX" 2>&1) || rc=$?
+if [ "$rc" = 26 ] && grep -q "<~\* 550 5.7.1" <<<"$out"; then ok "cards in a .docx (swaks, implicit TLS, verified cert) -> 550"
+else bad "swaks implicit TLS block (rc=$rc)"; echo "$out" | tail -5; fi
+
+# ------------------------------------------------------------------ 3. hold, approve -> delivered byte-identical
+out=$("${PY[@]}" send --port "$SMTP_PORT" --tls starttls --ca "$BASE/tls/ca.pem" --user ichiro --password secret \
+  --subject "payroll approve" --body "社員の個人番号: 1234 5678 9018 をお送りします。" --save "$BASE/sent/approve.eml" || true)
+qid=$(queue_id_of <<<"$out")
+sleep 0.5
+if grep -q "^RESULT 250" <<<"$out" && [ -n "$qid" ] && postqueue -c "$CONF" -p | grep -q "^${qid}!" \
+   && ! wait_delivered bob "payroll approve" 1 >/dev/null; then
+  ok "My Numbers (STARTTLS) -> 250 queued as $qid, in the hold queue ('$qid!'), not delivered"
+else bad "hold: $out (qid=$qid)"; postqueue -c "$CONF" -p | head; fi
+aid=$("$CLI" approvals list --state "$STATE" --json | python3 -c "
+import json,sys
+for l in sys.stdin:
+    a=json.loads(l)
+    if a.get('queue_id')=='$qid': print(a['id'])")
+if [ -n "$aid" ]; then ok "approval $aid records queue id $qid"; else bad "no approval with queue id $qid"; fi
+"$CLI" approvals show "$aid" --state "$STATE" --as boss@example.co.jp >/dev/null
+"$CLI" approvals approve "$aid" --state "$STATE" --policy "$BASE/policy.toml" --as boss@example.co.jp --comment "payroll partner"
+if f=$(wait_delivered bob "payroll approve" 30); then
+  if [ "$(body_sha "$f")" = "$(body_sha "$BASE/sent/approve.eml")" ]; then
+    ok "approved -> released from the hold queue and delivered; body SHA-256 identical to what was sent"
+  else bad "approved mail delivered with a different body"; fi
+else bad "approved mail not delivered"; postqueue -c "$CONF" -p | head; fi
+state=$("$CLI" approvals show "$aid" --state "$STATE" --as auditor --json | json_field 'd["approval"]["state"]')
+[ "$state" = released ] && ok "approval $aid is released (views and decision recorded)" || bad "approval state $state"
+
+# ------------------------------------------------------------------ 4. hold, reject -> deleted, sender told
+out=$("${PY[@]}" send --port "$SMTP_PORT" --user ichiro --password secret --subject "payroll reject" \
+  --body "個人番号 1234 5678 9018" || true)
+qid=$(queue_id_of <<<"$out"); sleep 0.5
+aid=$("$CLI" approvals list --state "$STATE" --json | python3 -c "
+import json,sys
+for l in sys.stdin:
+    a=json.loads(l)
+    if a.get('queue_id')=='$qid': print(a['id'])")
+"$CLI" approvals reject "$aid" --state "$STATE" --policy "$BASE/policy.toml" --as boss@example.co.jp --comment "wrong recipient"
+sleep 0.5
+if [ -n "$qid" ] && ! postqueue -c "$CONF" -p | grep -q "^${qid}" && ! wait_delivered bob "payroll reject" 2 >/dev/null; then
+  ok "rejected -> $qid deleted from the hold queue, never delivered"
+else bad "reject: $qid still queued or delivered"; fi
+if f=$(wait_delivered alice "X-Ping32DLP-Approval: $aid" 30) && grep -q "wrong recipient" "$f" && grep -q "was not sent" "$f"; then
+  ok "the sender was told why (notice in alice's mailbox with the approver's comment)"
+else bad "no notice to the sender"; fi
+
+# ------------------------------------------------------------------ 5. audit rows carry every field
+rec=$("$CLI" audit search --state "$STATE" --format json --verdict hold | python3 -c "
+import json,sys
+for l in sys.stdin:
+    if 'payroll approve' in json.loads(l)['subject']: print(l.strip()); break")
+if python3 - "$rec" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+need = {"channel": "milter", "user": "ichiro@dlp.test", "client_addr": "127.0.0.1", "tls": "TLSv1.3"}
+bad = [k for k, v in need.items() if r.get(k) != v]
+bad += [k for k in ("queue_id", "sender", "recipients", "subject", "host", "time", "approval") if not r.get(k)]
+if r.get("sender") != "alice@dlp.test" or r.get("recipients", [{}])[0].get("address") != "bob@dlp.test":
+    bad.append("envelope")
+if bad:
+    print("missing or wrong:", bad, json.dumps(r, ensure_ascii=False)[:600]); sys.exit(1)
+EOF
+then ok "audit row: channel, user (SASL), client, TLS, host, envelope, subject, queue id, approval"
+else bad "audit row fields"; fi
+
+# ------------------------------------------------------------------ 6. a 50 MB message, bounded memory
+before=$(grep VmHWM "/proc/$(cat "$BASE/milter.pid")/status" | awk '{print $2}')
+t0=$(date +%s.%N)
+out=$("${PY[@]}" send --port "$SMTP_PORT" --user ichiro --password secret --subject "fifty megabytes" \
+  --body "big" --attach-random 38000000 || true)
+t1=$(date +%s.%N)
+hwm=$(grep VmHWM "/proc/$(cat "$BASE/milter.pid")/status" | awk '{print $2}')
+size=$(wait_delivered bob "fifty megabytes" 60 | xargs -r stat -c %s)
+echo "   50 MB: $out; delivered ${size:-0} bytes in $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}') s; milter VmHWM ${before} kB -> ${hwm} kB"
+if grep -q "^RESULT 250" <<<"$out" && [ "${size:-0}" -gt 50000000 ] && [ "$hwm" -lt 262144 ]; then
+  ok "a ${size} byte message passes; milter peak RSS $((hwm / 1024)) MiB (< 256 MiB)"
+else bad "50 MB message (peak ${hwm} kB, delivered ${size:-0})"; fi
+
+# ------------------------------------------------------------------ 7. 100 concurrent sessions
+n0=$(delivered_count bob)
+out=$("${PY[@]}" many --port "$SMTP_PORT" --n 100 --user ichiro --password secret --subject "concurrent" --body "hello" || true)
+sleep 1
+end=$(( $(date +%s) + 60 ))
+while [ "$(delivered_count bob)" -lt $((n0 + 100)) ] && [ "$(date +%s)" -le "$end" ]; do sleep 0.2; done
+if grep -q "^RESULT ok=100 failed=0" <<<"$out" && [ "$(delivered_count bob)" -ge $((n0 + 100)) ]; then
+  ok "100 concurrent sessions: $(head -n1 <<<"$out"), all delivered"
+else bad "concurrent: $(head -n3 <<<"$out"); delivered $(( $(delivered_count bob) - n0 ))"; fi
+
+# ------------------------------------------------------------------ 8. milter down -> 451
+kill "$(cat "$BASE/milter.pid")"; rm -f "$BASE/milter.pid"; sleep 0.3
+out=$("${PY[@]}" send --port "$SMTP_PORT" --subject "milter down" || true)
+if grep -q "^RESULT 451 4.7.1" <<<"$out"; then ok "milter down -> $out (milter_default_action = tempfail)"
+else bad "milter down: $out"; fi
+
+echo "--- milter log (last lines)"; tail -n 8 "$BASE/milter.log"
+echo "$PASS passed, $FAILS failed"
+[ "$FAILS" = 0 ]
