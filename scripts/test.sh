@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of libping32dlp: formatting, clippy, unit / integration / doc / property tests,
 # the CLI tests, the benchmarks' compilation, the C ABI (header drift, symbols, C tests under
-# sanitizers, valgrind, the Python binding), the milter with a real Postfix, fuzz smoke runs, and the differential test against
+# sanitizers, valgrind, the Python binding), the milter and the SMTP proxy with a real Postfix, fuzz
+# smoke runs, and the differential test against
 # python-stdnum.
 # Installs what the tests need (idempotent). `.ci/run` calls exactly this script.
 #
@@ -43,7 +44,7 @@ step "cargo test (unit, integration, properties, CLI, doc tests)"
 cargo test --workspace --locked -q
 
 step "release build and benchmarks compile"
-cargo build --release --locked -q -p ping32dlp-cli -p ping32dlp-milter
+cargo build --release --locked -q -p ping32dlp-cli -p ping32dlp-milter -p ping32dlp-proxy
 cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
 
 step "C ABI: make install, symbols, header as C/C++, C tests under ASan+UBSan, valgrind, Python"
@@ -55,6 +56,13 @@ if [ "$(id -u)" = 0 ]; then
   scripts/milter-test.sh
 else
   echo "SKIPPED: scripts/milter-test.sh needs root (CI runs as root)" >&2
+fi
+
+step "SMTP proxy between real clients and a real Postfix upstream"
+if [ "$(id -u)" = 0 ]; then
+  scripts/proxy-test.sh
+else
+  echo "SKIPPED: scripts/proxy-test.sh needs root (CI runs as root)" >&2
 fi
 
 step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"

@@ -12,6 +12,7 @@ message bytes it sent. `many` sends N messages on N concurrent connections and p
 """
 import argparse
 import email.policy
+import email.utils
 import smtplib
 import ssl
 import sys
@@ -29,6 +30,7 @@ def build(a):
     m["To"] = ", ".join(a.to)
     m["Subject"] = a.subject
     m["Message-ID"] = f"<{time.time_ns()}@client.dlp.test>"
+    m["Date"] = email.utils.formatdate(localtime=True)  # else Postfix adds one
     body = a.body
     if a.pad_bytes:
         line = "lorem ipsum dolor sit amet, consectetur adipiscing elit 0123456789\n"

@@ -1103,11 +1103,20 @@ impl Workflow {
                     detail,
                 },
             )?;
-            if done == ApprovalState::Discarded {
+            // The SMTP proxy sends its notices through its own upstream (see ping32dlp-proxy);
+            // every other channel's go through the notify command.
+            if done == ApprovalState::Discarded && a.channel != "proxy" {
                 self.notify_sender(a, from)?;
             }
         }
         Ok(())
+    }
+
+    /// The sender's notice that a held mail will not be sent (`why`: rejected or expired), as a
+    /// message with headers, from `notify_from`: for integrations that deliver it themselves.
+    pub fn notice(&self, a: &Approval, why: ApprovalState) -> Vec<u8> {
+        let from = self.cfg.notify_from.as_deref().unwrap_or("postmaster");
+        notice_message(a, why, from, self.cfg.utc_offset_min)
     }
 
     /// Tells the sender that a held mail will not be sent, and why (the notify command gets the
@@ -1119,8 +1128,7 @@ impl Workflow {
         if a.sender.is_empty() || !a.sender.contains('@') {
             return Ok(());
         }
-        let from = self.cfg.notify_from.as_deref().unwrap_or("postmaster");
-        let notice = notice_message(a, why, from, self.cfg.utc_offset_min);
+        let notice = self.notice(a, why);
         let detail = match run_shell(cmd, Some(&notice)) {
             Ok(()) => format!("notice sent to {}", a.sender),
             Err(e) => format!("FAILED: notice to {}: {cmd}: {e}", a.sender),

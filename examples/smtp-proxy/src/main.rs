@@ -1,0 +1,538 @@
+//! `ping32dlp-proxy`: the endpoint SMTP submission proxy. The desktop mail client submits to it
+//! instead of the server; every mail is inspected, recorded and judged before it is relayed to
+//! the upstream server byte for byte (DKIM and S/MIME survive).
+//!
+//! ```text
+//! ping32dlp-proxy                       # embedded defaults: 127.0.0.1:10587 (plain + STARTTLS)
+//!                                       # and 127.0.0.1:10465 (implicit TLS), upstream
+//!                                       # 127.0.0.1:25, built-in rules, monitor-mode policy
+//! ping32dlp-proxy --config /etc/ping32dlp/proxy.toml
+//! ping32dlp-proxy --check-config FILE
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod smtp;
+mod tls;
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ping32dlp::pipeline::Pipeline;
+use ping32dlp::policy::Policy;
+use ping32dlp::workflow::{default_state_dir, ApprovalState, Workflow, WorkflowConfig};
+use ping32dlp::{Engine, ExtractOptions};
+use serde::Deserialize;
+
+/// How to reach the upstream server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTls {
+    /// Plain SMTP (only for a server on the same host or a trusted network).
+    None,
+    /// STARTTLS, required (no silent downgrade).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+}
+
+/// The upstream server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstream {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `none`, `starttls` or `implicit`.
+    pub tls: UpstreamTls,
+    /// CA certificates (PEM) to verify the server with; default: the system trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Name to verify the certificate against (and send as SNI); default: `host`.
+    pub server_name: Option<String>,
+    /// Account the release worker authenticates with when it sends approved mail (the user's
+    /// own credentials are never stored). Without it the upstream must accept relay from here.
+    pub release_user: Option<String>,
+    /// Its password.
+    pub release_password: Option<String>,
+    /// Seconds to wait for the upstream.
+    pub timeout_seconds: u64,
+}
+
+impl Default for Upstream {
+    fn default() -> Upstream {
+        Upstream {
+            host: "127.0.0.1".into(),
+            port: 25,
+            tls: UpstreamTls::None,
+            ca_file: None,
+            server_name: None,
+            release_user: None,
+            release_password: None,
+            timeout_seconds: 120,
+        }
+    }
+}
+
+/// The configuration file. Every field has a default; paths are relative to the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Plain SMTP with STARTTLS.
+    pub listen: String,
+    /// Implicit TLS ("" turns it off).
+    pub listen_tls: String,
+    /// Name in the greeting and the server certificate.
+    pub hostname: String,
+    /// Host or terminal name recorded as the audit `host` (default: this machine's name).
+    pub host_name: Option<String>,
+    /// State directory: audit database, held mail, TLS files (`tls/`).
+    pub state_dir: Option<PathBuf>,
+    /// Rules files added to the built-in detectors.
+    pub rules: Vec<PathBuf>,
+    /// Dictionary files.
+    pub dictionaries: Vec<PathBuf>,
+    /// Policy file; default: the embedded monitor-mode policy.
+    pub policy: Option<PathBuf>,
+    /// Organisation domains (replace the policy's when given).
+    pub internal_domains: Vec<String>,
+    /// Largest message accepted (advertised as SIZE).
+    pub max_message_bytes: u64,
+    /// Concurrent client connections.
+    pub max_connections: usize,
+    /// Seconds without a command before a client is dropped.
+    pub read_timeout_seconds: u64,
+    /// Seconds between passes of the release worker (approved mail, notices, expiry).
+    pub release_interval_seconds: u64,
+    /// Server certificate (PEM, chain) and key; default: made in `state_dir/tls` on first run.
+    pub cert_file: Option<PathBuf>,
+    /// Key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// The upstream server.
+    pub upstream: Upstream,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:10587".into(),
+            listen_tls: "127.0.0.1:10465".into(),
+            hostname: "localhost".into(),
+            host_name: None,
+            state_dir: None,
+            rules: Vec::new(),
+            dictionaries: Vec::new(),
+            policy: None,
+            internal_domains: Vec::new(),
+            max_message_bytes: 100 << 20,
+            max_connections: 256,
+            read_timeout_seconds: 300,
+            release_interval_seconds: 2,
+            cert_file: None,
+            key_file: None,
+            upstream: Upstream::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a config file; errors name the file, line, column and field.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    (
+                        before.matches('\n').count() + 1,
+                        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                    )
+                })
+                .unwrap_or((0, 0));
+            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        c.rules.iter_mut().for_each(fix);
+        c.dictionaries.iter_mut().for_each(fix);
+        c.policy.iter_mut().for_each(fix);
+        c.state_dir.iter_mut().for_each(fix);
+        c.cert_file.iter_mut().for_each(fix);
+        c.key_file.iter_mut().for_each(fix);
+        c.upstream.ca_file.iter_mut().for_each(fix);
+        if c.cert_file.is_some() != c.key_file.is_some() {
+            return Err(format!(
+                "{}: cert_file and key_file go together",
+                path.display()
+            ));
+        }
+        if c.max_connections == 0 {
+            return Err(format!(
+                "{}: max_connections: must be at least 1",
+                path.display()
+            ));
+        }
+        Ok(c)
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    cfg: Config,
+    pipeline: Pipeline,
+    server_tls: Arc<rustls::ServerConfig>,
+    client_tls: Arc<rustls::ClientConfig>,
+    log_lock: Mutex<()>,
+}
+
+impl Shared {
+    /// One log line on standard error (ids, actions, counts; never credentials or values).
+    pub fn log(&self, line: &str) {
+        let _g = self.log_lock.lock();
+        let t = ping32dlp::timeutil::rfc3339(ping32dlp::timeutil::now(), 0);
+        let _ = writeln!(std::io::stderr(), "{t} ping32dlp-proxy: {line}");
+    }
+}
+
+fn machine_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> {
+    let mut b = Engine::builder();
+    for r in &cfg.rules {
+        b = b.rules_file(r).map_err(|e| e.to_string())?;
+    }
+    for d in &cfg.dictionaries {
+        b = b.dictionary_file(d);
+    }
+    let engine = Arc::new(b.build().map_err(|e| e.to_string())?);
+    let mut policy = match &cfg.policy {
+        Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
+        None => Policy::default_monitor(),
+    };
+    policy.check_detectors(&engine).map_err(|e| {
+        format!(
+            "{}: {e}",
+            cfg.policy
+                .as_deref()
+                .unwrap_or(Path::new("<default policy>"))
+                .display()
+        )
+    })?;
+    if !cfg.internal_domains.is_empty() {
+        policy.internal_domains = cfg.internal_domains.clone();
+    }
+    if cfg.host_name.is_none() {
+        cfg.host_name = machine_name();
+    }
+    let state = cfg.state_dir.clone().unwrap_or_else(default_state_dir);
+    let mut w = WorkflowConfig::new(&state);
+    w.alerts = policy.alerts.clone();
+    // The proxy keeps held mail itself: the release worker sends it and the sender's notices
+    // through the upstream, so no MTA commands here.
+    w.release_command = None;
+    w.discard_command = None;
+    w.notify_command = None;
+    w.notify_from = policy.notify_from.clone();
+    w.utc_offset_min = policy.utc_offset_min;
+    let workflow = Arc::new(Workflow::open(w).map_err(|e| e.to_string())?);
+    let (cert, key, ca) = match (&cfg.cert_file, &cfg.key_file) {
+        (Some(c), Some(k)) => (c.clone(), k.clone(), None),
+        _ => {
+            let mut names = vec![cfg.hostname.clone(), "localhost".into(), "127.0.0.1".into()];
+            names.dedup();
+            let ca = tls::local_ca(&state.join("tls"), &names)?;
+            (ca.cert_pem.clone(), ca.key_pem.clone(), Some(ca))
+        }
+    };
+    let server_tls = tls::server_config(&cert, &key)?;
+    let client_tls = tls::client_config(cfg.upstream.ca_file.as_deref())?;
+    Ok((
+        Shared {
+            pipeline: Pipeline::new(engine, policy, workflow, ExtractOptions::default()),
+            cfg,
+            server_tls,
+            client_tls,
+            log_lock: Mutex::new(()),
+        },
+        ca,
+    ))
+}
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+fn listen(addr: &str, shared: &'static Shared, implicit_tls: bool) -> Result<(), String> {
+    let l = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
+    std::thread::Builder::new()
+        .name(format!("listen-{addr}"))
+        .spawn(move || {
+            for s in l.incoming() {
+                let Ok(s) = s else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                if ACTIVE.fetch_add(1, Ordering::AcqRel) >= shared.cfg.max_connections {
+                    ACTIVE.fetch_sub(1, Ordering::AcqRel);
+                    let mut s = s;
+                    let _ = s.write_all(b"421 4.7.0 Too many connections, try again later\r\n");
+                    continue;
+                }
+                let r = std::thread::Builder::new()
+                    .name("smtp-client".into())
+                    .spawn(move || {
+                        match smtp::Session::new(s, shared, implicit_tls).and_then(|s| s.run()) {
+                            Ok(()) => {}
+                            Err(e) if e.contains("timed out") || e.contains("reset") => {}
+                            Err(e) => shared.log(&format!("client session ended: {e}")),
+                        }
+                        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if r.is_err() {
+                    ACTIVE.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// One pass of the release worker: expire what is due, send approved mail, tell the senders
+/// of rejected and expired mail. Approved mail is sent at least once: a crash between the
+/// upstream's 250 and the record of the release sends it again on the next run.
+fn release_pass(shared: &Shared) {
+    let wf = shared.pipeline.workflow();
+    let store = wf.store();
+    if let Err(e) = wf.expire_due(ping32dlp::timeutil::now()) {
+        shared.log(&format!("expiry: {e}"));
+    }
+    if let Ok(list) = store.approvals(Some(ApprovalState::Approved), None) {
+        for a in list.into_iter().filter(|a| a.channel == "proxy") {
+            let raw = match wf.held_message(&a.id) {
+                Ok(Some(raw)) => raw,
+                Ok(None) => {
+                    let _ = wf.mark_closed(&a.id, "no held copy to send");
+                    continue;
+                }
+                Err(e) => {
+                    shared.log(&format!("release {}: {e}", a.id));
+                    continue;
+                }
+            };
+            match smtp::deliver(shared, &a.sender, &a.recipients, &raw) {
+                Ok(r) => {
+                    let _ = wf.mark_closed(&a.id, &format!("relayed upstream: {}", r.text()));
+                    shared.log(&format!(
+                        "released {} (record {}): {}",
+                        a.id,
+                        a.record_id,
+                        r.text()
+                    ));
+                }
+                Err(e) => shared.log(&format!("release {} failed, will retry: {e}", a.id)),
+            }
+        }
+    }
+    if let Ok(list) = store.approvals(Some(ApprovalState::Discarded), None) {
+        for a in list
+            .into_iter()
+            .filter(|a| a.channel == "proxy" && a.sender.contains('@'))
+        {
+            let events = store.events(&a.id).unwrap_or_default();
+            if events.iter().any(|e| e.kind == "notify") {
+                continue;
+            }
+            let why = if a.decided_by.is_some() {
+                ApprovalState::Rejected
+            } else {
+                ApprovalState::Expired
+            };
+            let notice = wf.notice(&a, why);
+            let detail = match smtp::deliver(shared, "", std::slice::from_ref(&a.sender), &notice) {
+                Ok(r) => format!(
+                    "notice sent to {} through the upstream: {}",
+                    a.sender,
+                    r.text()
+                ),
+                Err(e) => format!("FAILED: notice to {}: {e}", a.sender),
+            };
+            let _ = store.add_event(
+                &a.id,
+                &ping32dlp::workflow::ApprovalEvent {
+                    time: ping32dlp::timeutil::now(),
+                    actor: "system".into(),
+                    kind: "notify".into(),
+                    detail,
+                },
+            );
+        }
+    }
+}
+
+const USAGE: &str = "usage: ping32dlp-proxy [--config FILE] [--check-config FILE]
+
+Without --config it starts on embedded defaults: 127.0.0.1:10587 (SMTP with STARTTLS) and
+127.0.0.1:10465 (implicit TLS), relaying to 127.0.0.1:25, built-in detectors, the monitor-mode
+policy, state in $PING32DLP_STATE_DIR (/var/lib/ping32dlp as root, else
+~/.local/state/ping32dlp). On first run it makes a local CA and server certificate in
+STATE/tls and prints how to trust the CA.";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config: Option<PathBuf> = None;
+    let mut check_only = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--config" | "-c" | "--check-config" => {
+                check_only |= args[i] == "--check-config";
+                let Some(p) = args.get(i + 1) else {
+                    eprintln!("{}: needs a file\n{USAGE}", args[i]);
+                    std::process::exit(2);
+                };
+                config = Some(PathBuf::from(p));
+                i += 2;
+            }
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return;
+            }
+            "--version" | "-V" => {
+                println!("ping32dlp-proxy {}", env!("CARGO_PKG_VERSION"));
+                return;
+            }
+            other => {
+                eprintln!("unknown argument `{other}`\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let cfg = match &config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("ping32dlp-proxy: {e}");
+        std::process::exit(2);
+    });
+    let (shared, ca) = build(cfg).unwrap_or_else(|e| {
+        eprintln!("ping32dlp-proxy: {e}");
+        std::process::exit(2);
+    });
+    if let Some(ca) = &ca {
+        if ca.created {
+            eprintln!(
+                "ping32dlp-proxy: made a local CA: {}\n  trust it for TLS to this proxy, e.g. on Debian:\n    cp {} /usr/local/share/ca-certificates/ping32dlp-local-ca.crt && update-ca-certificates\n  (Thunderbird: Settings > Certificates > Import; Windows: certutil -addstore Root ca.pem)",
+                ca.ca_pem.display(),
+                ca.ca_pem.display()
+            );
+        }
+    }
+    if check_only {
+        println!(
+            "ok: listen {} and {}, upstream {}:{} ({:?}), policy {} ({} rules)",
+            shared.cfg.listen,
+            shared.cfg.listen_tls,
+            shared.cfg.upstream.host,
+            shared.cfg.upstream.port,
+            shared.cfg.upstream.tls,
+            shared.pipeline.policy().name,
+            shared.pipeline.policy().rules.len()
+        );
+        return;
+    }
+    let shared: &'static Shared = Box::leak(Box::new(shared));
+    let started = listen(&shared.cfg.listen, shared, false).and_then(|_| {
+        if shared.cfg.listen_tls.is_empty() {
+            Ok(())
+        } else {
+            listen(&shared.cfg.listen_tls, shared, true)
+        }
+    });
+    if let Err(e) = started {
+        eprintln!("ping32dlp-proxy: {e}");
+        std::process::exit(1);
+    }
+    shared.log(&format!(
+        "listening on {} (STARTTLS) and {} (TLS), relaying to {}:{} ({:?}), policy {}, state {}",
+        shared.cfg.listen,
+        if shared.cfg.listen_tls.is_empty() {
+            "-"
+        } else {
+            &shared.cfg.listen_tls
+        },
+        shared.cfg.upstream.host,
+        shared.cfg.upstream.port,
+        shared.cfg.upstream.tls,
+        shared.pipeline.policy().name,
+        shared.pipeline.workflow().config().state_dir.display()
+    ));
+    loop {
+        release_pass(shared);
+        std::thread::sleep(Duration::from_secs(
+            shared.cfg.release_interval_seconds.max(1),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_file_line_and_field_and_paths_are_relative() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("proxy.toml");
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:1\"\n[upstream]\ntls = \"sometimes\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&f).unwrap_err();
+        assert!(
+            e.contains("proxy.toml:3:") && e.contains("sometimes"),
+            "{e}"
+        );
+        std::fs::write(&f, "lisen = \"x\"\n").unwrap();
+        assert!(Config::load(&f).unwrap_err().contains("proxy.toml:1:1"));
+        std::fs::write(&f, "cert_file = \"c.pem\"\n").unwrap();
+        assert!(Config::load(&f).unwrap_err().contains("go together"));
+        std::fs::write(&f, "state_dir = \"st\"\n[upstream]\nca_file = \"ca.pem\"\n").unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(c.state_dir.unwrap(), dir.path().join("st"));
+        assert_eq!(c.upstream.ca_file.unwrap(), dir.path().join("ca.pem"));
+        assert_eq!(c.upstream.port, 25);
+    }
+
+    #[test]
+    fn the_local_ca_is_made_once_and_gives_working_tls_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let ca = tls::local_ca(dir.path(), &names).unwrap();
+        assert!(ca.created);
+        let again = tls::local_ca(dir.path(), &names).unwrap();
+        assert!(!again.created);
+        tls::server_config(&ca.cert_pem, &ca.key_pem).unwrap();
+        tls::client_config(Some(&ca.ca_pem)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&ca.key_pem).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(tls::client_config(Some(&dir.path().join("missing.pem"))).is_err());
+    }
+}
