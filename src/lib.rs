@@ -48,6 +48,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod report;
 pub mod rules;
+pub mod service;
 #[cfg(feature = "simd")]
 mod simd;
 pub mod text;

@@ -279,30 +279,10 @@ pub fn encode_header_text(s: &str, trailing_space: bool) -> String {
         return s;
     }
     let text = if trailing_space { format!("{s} ") } else { s };
-    format!("=?UTF-8?B?{}?=", base64_encode(text.as_bytes()))
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut o = String::with_capacity(b.len().div_ceil(3) * 4);
-    for c in b.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        o.push(T[(n >> 18) as usize & 63] as char);
-        o.push(T[(n >> 12) as usize & 63] as char);
-        o.push(if c.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        o.push(if c.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    o
+    format!(
+        "=?UTF-8?B?{}?=",
+        crate::text::base64_encode(text.as_bytes())
+    )
 }
 
 #[cfg(test)]

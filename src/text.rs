@@ -149,3 +149,94 @@ mod tests {
         assert!(encoding_for_label("x-unknown-thing").is_none());
     }
 }
+
+/// Base64 (RFC 4648, standard alphabet, padded) in one line.
+pub fn base64_encode(b: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut o = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        o.push(T[(n >> 18) as usize & 63] as char);
+        o.push(T[(n >> 12) as usize & 63] as char);
+        o.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        o.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    o
+}
+
+/// Base64 in CRLF-terminated lines of 76 characters, for a MIME body.
+pub fn base64_encode_mime(b: &[u8]) -> String {
+    let one = base64_encode(b);
+    let mut o = String::with_capacity(one.len() + one.len() / 38 + 2);
+    for line in one.as_bytes().chunks(76) {
+        o.push_str(std::str::from_utf8(line).unwrap_or_default());
+        o.push_str("\r\n");
+    }
+    o
+}
+
+/// Strict base64: the standard or URL-safe alphabet, padding optional, line breaks ignored;
+/// `None` when anything else appears (so it also answers "is this base64?").
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches(['=', '\r', '\n']);
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'\r' | b'\n' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod base64_tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for s in [
+            &b""[..],
+            b"a",
+            b"ab",
+            b"abc",
+            b"\0ichiro\0secret",
+            "個人番号".as_bytes(),
+        ] {
+            assert_eq!(base64_decode(&base64_encode(s)).unwrap(), s);
+        }
+        assert_eq!(base64_encode(b"hello"), "aGVsbG8=");
+        assert_eq!(base64_decode("aGVs\r\nbG8").unwrap(), b"hello");
+        assert_eq!(
+            base64_decode("-_8").unwrap(),
+            base64_decode("+/8=").unwrap()
+        );
+        assert!(base64_decode("a b").is_none());
+        let long = vec![7u8; 100];
+        assert!(base64_encode_mime(&long).lines().all(|l| l.len() <= 76));
+        assert_eq!(base64_decode(&base64_encode_mime(&long)).unwrap(), long);
+    }
+}

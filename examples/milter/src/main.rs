@@ -14,16 +14,13 @@
 mod protocol;
 mod session;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use ping32dlp::pipeline::Pipeline;
-use ping32dlp::policy::Policy;
-use ping32dlp::workflow::{default_state_dir, Workflow, WorkflowConfig};
-use ping32dlp::{Engine, ExtractOptions};
+use ping32dlp::service;
 use serde::Deserialize;
 
 /// What to answer when a mail cannot be judged (the audit store fails, say).
@@ -103,23 +100,29 @@ impl Default for Config {
 impl Config {
     /// Reads a config file; errors name the file, line, column and field.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((0, 0));
-            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-        })?;
+        let mut c: Config = service::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        c.rules.iter_mut().for_each(fix);
-        c.dictionaries.iter_mut().for_each(fix);
-        c.policy.iter_mut().for_each(fix);
-        c.state_dir.iter_mut().for_each(fix);
+        service::resolve(
+            base,
+            c.rules
+                .iter_mut()
+                .chain(c.dictionaries.iter_mut())
+                .chain(c.policy.iter_mut())
+                .chain(c.state_dir.iter_mut()),
+        );
         c.check().map_err(|m| format!("{}: {m}", path.display()))?;
         Ok(c)
+    }
+
+    /// The pipeline's part of the configuration.
+    fn pipeline_settings(&self) -> service::PipelineSettings {
+        service::PipelineSettings {
+            rules: self.rules.clone(),
+            dictionaries: self.dictionaries.clone(),
+            policy: self.policy.clone(),
+            internal_domains: self.internal_domains.clone(),
+            state_dir: self.state_dir.clone(),
+        }
     }
 
     fn check(&self) -> Result<(), String> {
@@ -135,13 +138,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
 }
 
 /// Where to listen.
@@ -224,61 +220,25 @@ pub struct Shared {
     pipeline: Pipeline,
     spool_dir: PathBuf,
     big_gate: Gate,
-    log_lock: Mutex<()>,
 }
 
 impl Shared {
     /// One log line on standard error (no sensitive values: ids, actions, counts).
     pub fn log(&self, line: &str) {
-        let _g = self.log_lock.lock();
-        let t = ping32dlp::timeutil::rfc3339(ping32dlp::timeutil::now(), 0);
-        let _ = writeln!(std::io::stderr(), "{t} ping32dlp-milter: {line}");
+        service::log("ping32dlp-milter", line);
     }
 }
 
 fn build(cfg: Config) -> Result<Shared, String> {
-    let mut b = Engine::builder();
-    for r in &cfg.rules {
-        b = b.rules_file(r).map_err(|e| e.to_string())?;
-    }
-    for d in &cfg.dictionaries {
-        b = b.dictionary_file(d);
-    }
-    let engine = Arc::new(b.build().map_err(|e| e.to_string())?);
-    let mut policy = match &cfg.policy {
-        Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
-        None => Policy::default_monitor(),
-    };
-    policy.check_detectors(&engine).map_err(|e| {
-        format!(
-            "{}: {e}",
-            cfg.policy
-                .as_deref()
-                .unwrap_or(Path::new("<default policy>"))
-                .display()
-        )
-    })?;
-    if !cfg.internal_domains.is_empty() {
-        policy.internal_domains = cfg.internal_domains.clone();
-    }
-    let state = cfg.state_dir.clone().unwrap_or_else(default_state_dir);
-    let mut wcfg = WorkflowConfig::new(&state);
-    wcfg.alerts = policy.alerts.clone();
-    wcfg.release_command = policy.release_command.clone();
-    wcfg.discard_command = policy.discard_command.clone();
-    wcfg.notify_command = policy.notify_command.clone();
-    wcfg.notify_from = policy.notify_from.clone();
-    wcfg.utc_offset_min = policy.utc_offset_min;
-    let workflow = Arc::new(Workflow::open(wcfg).map_err(|e| e.to_string())?);
-    let spool_dir = state.join("spool");
+    let pipeline = cfg.pipeline_settings().open(|_| {})?;
+    let spool_dir = pipeline.workflow().config().state_dir.join("spool");
     std::fs::create_dir_all(&spool_dir).map_err(|e| format!("{}: {e}", spool_dir.display()))?;
     let big_gate = Gate::new(cfg.max_large_inspections);
     Ok(Shared {
-        pipeline: Pipeline::new(engine, policy, workflow, ExtractOptions::default()),
+        pipeline,
         cfg,
         spool_dir,
         big_gate,
-        log_lock: Mutex::new(()),
     })
 }
 

@@ -463,7 +463,10 @@ impl<'a, C: Conn> Session<'a, C> {
         let v = &d.verdict;
         match v.action {
             Action::Block => {
-                let text = ascii_reply(&v.user_message("en"));
+                let text = ping32dlp::service::smtp_text(
+                    &v.user_message("en"),
+                    "Message blocked by the data-loss-prevention policy",
+                );
                 let line = format!("550 5.7.1 {text} (incident {})\0", d.record.id);
                 return self.send(reply::REPLYCODE, line.as_bytes());
             }
@@ -563,41 +566,12 @@ fn header_value(s: &str) -> String {
         .collect()
 }
 
-/// SMTP reply text: printable ASCII only (SMTP replies are not UTF-8), at most 400 bytes.
-fn ascii_reply(s: &str) -> String {
-    let t: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect();
-    let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
-    let t = if t.is_empty() {
-        "Message blocked by the data-loss-prevention policy".to_string()
-    } else {
-        t
-    };
-    t.chars().take(400).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn replies_are_printable_ascii() {
-        assert_eq!(
-            ascii_reply("カード番号は送れません / Cards\r\nmay not\0go"),
-            "/ Cards may not go"
-        );
-        assert_eq!(
-            ascii_reply("社外秘"),
-            "Message blocked by the data-loss-prevention policy"
-        );
+    fn addresses_and_header_values() {
         assert_eq!(bare(b" <a@b.example> "), "a@b.example");
         assert_eq!(header_value("a\r\nb"), "a  b");
     }

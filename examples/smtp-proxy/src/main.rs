@@ -19,13 +19,12 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ping32dlp::pipeline::Pipeline;
-use ping32dlp::policy::Policy;
-use ping32dlp::workflow::{default_state_dir, ApprovalState, Workflow, WorkflowConfig};
-use ping32dlp::{Engine, ExtractOptions};
+use ping32dlp::service;
+use ping32dlp::workflow::ApprovalState;
 use serde::Deserialize;
 
 /// How to reach the upstream server.
@@ -142,33 +141,19 @@ impl Default for Config {
 impl Config {
     /// Reads a config file; errors name the file, line, column and field.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| {
-                    let before = &text[..s.start.min(text.len())];
-                    (
-                        before.matches('\n').count() + 1,
-                        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                    )
-                })
-                .unwrap_or((0, 0));
-            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-        })?;
+        let mut c: Config = service::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        c.rules.iter_mut().for_each(fix);
-        c.dictionaries.iter_mut().for_each(fix);
-        c.policy.iter_mut().for_each(fix);
-        c.state_dir.iter_mut().for_each(fix);
-        c.cert_file.iter_mut().for_each(fix);
-        c.key_file.iter_mut().for_each(fix);
-        c.upstream.ca_file.iter_mut().for_each(fix);
+        service::resolve(
+            base,
+            c.rules
+                .iter_mut()
+                .chain(c.dictionaries.iter_mut())
+                .chain(c.policy.iter_mut())
+                .chain(c.state_dir.iter_mut())
+                .chain(c.cert_file.iter_mut())
+                .chain(c.key_file.iter_mut())
+                .chain(c.upstream.ca_file.iter_mut()),
+        );
         if c.cert_file.is_some() != c.key_file.is_some() {
             return Err(format!(
                 "{}: cert_file and key_file go together",
@@ -191,15 +176,12 @@ pub struct Shared {
     pipeline: Pipeline,
     server_tls: Arc<rustls::ServerConfig>,
     client_tls: Arc<rustls::ClientConfig>,
-    log_lock: Mutex<()>,
 }
 
 impl Shared {
     /// One log line on standard error (ids, actions, counts; never credentials or values).
     pub fn log(&self, line: &str) {
-        let _g = self.log_lock.lock();
-        let t = ping32dlp::timeutil::rfc3339(ping32dlp::timeutil::now(), 0);
-        let _ = writeln!(std::io::stderr(), "{t} ping32dlp-proxy: {line}");
+        service::log("ping32dlp-proxy", line);
     }
 }
 
@@ -212,44 +194,24 @@ fn machine_name() -> Option<String> {
 }
 
 fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> {
-    let mut b = Engine::builder();
-    for r in &cfg.rules {
-        b = b.rules_file(r).map_err(|e| e.to_string())?;
-    }
-    for d in &cfg.dictionaries {
-        b = b.dictionary_file(d);
-    }
-    let engine = Arc::new(b.build().map_err(|e| e.to_string())?);
-    let mut policy = match &cfg.policy {
-        Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
-        None => Policy::default_monitor(),
-    };
-    policy.check_detectors(&engine).map_err(|e| {
-        format!(
-            "{}: {e}",
-            cfg.policy
-                .as_deref()
-                .unwrap_or(Path::new("<default policy>"))
-                .display()
-        )
-    })?;
-    if !cfg.internal_domains.is_empty() {
-        policy.internal_domains = cfg.internal_domains.clone();
-    }
     if cfg.host_name.is_none() {
         cfg.host_name = machine_name();
     }
-    let state = cfg.state_dir.clone().unwrap_or_else(default_state_dir);
-    let mut w = WorkflowConfig::new(&state);
-    w.alerts = policy.alerts.clone();
+    let settings = service::PipelineSettings {
+        rules: cfg.rules.clone(),
+        dictionaries: cfg.dictionaries.clone(),
+        policy: cfg.policy.clone(),
+        internal_domains: cfg.internal_domains.clone(),
+        state_dir: cfg.state_dir.clone(),
+    };
     // The proxy keeps held mail itself: the release worker sends it and the sender's notices
     // through the upstream, so no MTA commands here.
-    w.release_command = None;
-    w.discard_command = None;
-    w.notify_command = None;
-    w.notify_from = policy.notify_from.clone();
-    w.utc_offset_min = policy.utc_offset_min;
-    let workflow = Arc::new(Workflow::open(w).map_err(|e| e.to_string())?);
+    let pipeline = settings.open(|w| {
+        w.release_command = None;
+        w.discard_command = None;
+        w.notify_command = None;
+    })?;
+    let state = pipeline.workflow().config().state_dir.clone();
     let (cert, key, ca) = match (&cfg.cert_file, &cfg.key_file) {
         (Some(c), Some(k)) => (c.clone(), k.clone(), None),
         _ => {
@@ -263,11 +225,10 @@ fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> {
     let client_tls = tls::client_config(cfg.upstream.ca_file.as_deref())?;
     Ok((
         Shared {
-            pipeline: Pipeline::new(engine, policy, workflow, ExtractOptions::default()),
+            pipeline,
             cfg,
             server_tls,
             client_tls,
-            log_lock: Mutex::new(()),
         },
         ca,
     ))

@@ -18,13 +18,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ping32dlp::pipeline::Pipeline;
-use ping32dlp::policy::{Action, Context, Policy};
-use ping32dlp::workflow::{default_state_dir, Workflow, WorkflowConfig};
-use ping32dlp::{Engine, ExtractOptions};
+use ping32dlp::policy::{Action, Context};
+use ping32dlp::service;
 use serde::Deserialize;
 
 /// The configuration file; paths are relative to it.
@@ -72,30 +70,16 @@ impl Default for Config {
 
 impl Config {
     fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut c: Config = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| {
-                    let before = &text[..s.start.min(text.len())];
-                    (
-                        before.matches('\n').count() + 1,
-                        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                    )
-                })
-                .unwrap_or((0, 0));
-            format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-        })?;
+        let mut c: Config = service::load_toml(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
-                *p = base.join(&*p);
-            }
-        };
-        c.rules.iter_mut().for_each(fix);
-        c.dictionaries.iter_mut().for_each(fix);
-        c.policy.iter_mut().for_each(fix);
-        c.state_dir.iter_mut().for_each(fix);
+        service::resolve(
+            base,
+            c.rules
+                .iter_mut()
+                .chain(c.dictionaries.iter_mut())
+                .chain(c.policy.iter_mut())
+                .chain(c.state_dir.iter_mut()),
+        );
         Ok(c)
     }
 }
@@ -104,14 +88,11 @@ struct Shared {
     cfg: Config,
     pipeline: Pipeline,
     istag: String,
-    log_lock: Mutex<()>,
 }
 
 impl Shared {
     fn log(&self, line: &str) {
-        let _g = self.log_lock.lock();
-        let t = ping32dlp::timeutil::rfc3339(ping32dlp::timeutil::now(), 0);
-        let _ = writeln!(io::stderr(), "{t} ping32dlp-icap: {line}");
+        service::log("ping32dlp-icap", line);
     }
 }
 
@@ -610,47 +591,27 @@ fn decode_user(s: &str) -> String {
 }
 
 fn build(cfg: Config) -> Result<Shared, String> {
-    let mut b = Engine::builder();
-    for r in &cfg.rules {
-        b = b.rules_file(r).map_err(|e| e.to_string())?;
-    }
-    for d in &cfg.dictionaries {
-        b = b.dictionary_file(d);
-    }
-    let engine = Arc::new(b.build().map_err(|e| e.to_string())?);
-    let mut policy = match &cfg.policy {
-        Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
-        None => Policy::default_monitor(),
+    let settings = service::PipelineSettings {
+        rules: cfg.rules.clone(),
+        dictionaries: cfg.dictionaries.clone(),
+        policy: cfg.policy.clone(),
+        internal_domains: cfg.internal_domains.clone(),
+        state_dir: cfg.state_dir.clone(),
     };
-    policy.check_detectors(&engine).map_err(|e| {
-        format!(
-            "{}: {e}",
-            cfg.policy
-                .as_deref()
-                .unwrap_or(Path::new("<default policy>"))
-                .display()
-        )
+    // Uploads cannot be held in a queue: nothing to release or delete by command.
+    let pipeline = settings.open(|w| {
+        w.release_command = None;
+        w.discard_command = None;
     })?;
-    if !cfg.internal_domains.is_empty() {
-        policy.internal_domains = cfg.internal_domains.clone();
-    }
-    let state = cfg.state_dir.clone().unwrap_or_else(default_state_dir);
-    let mut w = WorkflowConfig::new(&state);
-    w.alerts = policy.alerts.clone();
-    w.notify_command = policy.notify_command.clone();
-    w.notify_from = policy.notify_from.clone();
-    w.utc_offset_min = policy.utc_offset_min;
-    let workflow = Arc::new(Workflow::open(w).map_err(|e| e.to_string())?);
     let istag = format!(
         "\"p32-{}-{:x}\"",
         env!("CARGO_PKG_VERSION").replace('.', ""),
         ping32dlp::timeutil::now() & 0xffff_ffff
     );
     Ok(Shared {
-        pipeline: Pipeline::new(engine, policy, workflow, ExtractOptions::default()),
+        pipeline,
         cfg,
         istag,
-        log_lock: Mutex::new(()),
     })
 }
 

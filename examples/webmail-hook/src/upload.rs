@@ -195,31 +195,7 @@ pub fn urlencoded(body: &[u8]) -> Vec<Item> {
         .collect()
 }
 
-/// Standard or URL-safe base64, padded or not; `None` when it is not base64.
-fn b64(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'\r' | b'\n' => continue,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
+use ping32dlp::text::base64_decode as b64;
 
 /// JSON: every string is a field; strings that are base64 of at least 12 bytes are decoded and
 /// become a file (named by a sibling `name` / `filename` key when there is one) or, when the
@@ -338,33 +314,6 @@ pub fn items(content_type: &str, url_path: &str, body: &[u8]) -> Vec<Item> {
     )]
 }
 
-fn b64_encode_lines(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut o = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 * 2 + 4);
-    for (n, c) in data.chunks(3).enumerate() {
-        if n > 0 && n % 19 == 0 {
-            o.push_str("\r\n");
-        }
-        let v = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        o.push(T[(v >> 18) as usize & 63] as char);
-        o.push(T[(v >> 12) as usize & 63] as char);
-        o.push(if c.len() > 1 {
-            T[(v >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        o.push(if c.len() > 2 {
-            T[v as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    o.push_str("\r\n");
-    o
-}
-
 /// Field names that carry recipients.
 pub const RECIPIENT_FIELDS: &[&str] = &["to", "cc", "bcc", "recipients", "recipient"];
 
@@ -441,7 +390,7 @@ pub fn as_message(items: &[Item], from: Option<&str>, host: &str) -> Vec<u8> {
     }
     let mut out = m.into_bytes();
     out.extend_from_slice(format!("--{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n").as_bytes());
-    out.extend_from_slice(b64_encode_lines(text.as_bytes()).as_bytes());
+    out.extend_from_slice(ping32dlp::text::base64_encode_mime(text.as_bytes()).as_bytes());
     for it in items {
         if let Item::File(name, ct, data) = it {
             let encoded = ping32dlp::pipeline::encode_header_text(name, false).replace('"', "'");
@@ -452,7 +401,7 @@ pub fn as_message(items: &[Item], from: Option<&str>, host: &str) -> Vec<u8> {
                 )
                 .as_bytes(),
             );
-            out.extend_from_slice(b64_encode_lines(data).as_bytes());
+            out.extend_from_slice(ping32dlp::text::base64_encode_mime(data).as_bytes());
         }
     }
     out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
