@@ -124,6 +124,42 @@ pub fn smtp_text(s: &str, fallback: &str) -> String {
     }
 }
 
+/// The command line every integration takes: `[--config FILE | --check-config FILE]`, `--help`,
+/// `--version`. Returns the config file (if any) and whether only to check it; prints and exits
+/// for help, version and mistakes (status 2).
+pub fn command_line(program: &str, usage: &str) -> (Option<PathBuf>, bool) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut config = None;
+    let mut check_only = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--config" | "-c" | "--check-config" => {
+                check_only |= args[i] == "--check-config";
+                let Some(p) = args.get(i + 1) else {
+                    eprintln!("{}: needs a file\n{usage}", args[i]);
+                    std::process::exit(2);
+                };
+                config = Some(PathBuf::from(p));
+                i += 2;
+            }
+            "--help" | "-h" => {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+            "--version" | "-V" => {
+                println!("{program} {}", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument `{other}`\n{usage}");
+                std::process::exit(2);
+            }
+        }
+    }
+    (config, check_only)
+}
+
 /// One log line on standard error: time, program, text (callers never pass sensitive values).
 pub fn log(program: &str, line: &str) {
     use std::io::Write as _;

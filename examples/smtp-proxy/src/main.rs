@@ -352,35 +352,7 @@ policy, state in $PING32DLP_STATE_DIR (/var/lib/ping32dlp as root, else
 STATE/tls and prints how to trust the CA.";
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config: Option<PathBuf> = None;
-    let mut check_only = false;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--config" | "-c" | "--check-config" => {
-                check_only |= args[i] == "--check-config";
-                let Some(p) = args.get(i + 1) else {
-                    eprintln!("{}: needs a file\n{USAGE}", args[i]);
-                    std::process::exit(2);
-                };
-                config = Some(PathBuf::from(p));
-                i += 2;
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return;
-            }
-            "--version" | "-V" => {
-                println!("ping32dlp-proxy {}", env!("CARGO_PKG_VERSION"));
-                return;
-            }
-            other => {
-                eprintln!("unknown argument `{other}`\n{USAGE}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let (config, check_only) = service::command_line("ping32dlp-proxy", USAGE);
     let cfg = match &config {
         Some(p) => Config::load(p),
         None => Ok(Config::default()),

@@ -626,31 +626,7 @@ built-in detectors and the monitor-mode policy. Squid:
   adaptation_access dlp_req allow all";
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut config: Option<PathBuf> = None;
-    let mut check_only = false;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--config" | "-c" | "--check-config" => {
-                check_only |= args[i] == "--check-config";
-                let Some(p) = args.get(i + 1) else {
-                    eprintln!("{}: needs a file\n{USAGE}", args[i]);
-                    std::process::exit(2);
-                };
-                config = Some(PathBuf::from(p));
-                i += 2;
-            }
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                return;
-            }
-            other => {
-                eprintln!("unknown argument `{other}`\n{USAGE}");
-                std::process::exit(2);
-            }
-        }
-    }
+    let (config, check_only) = service::command_line("ping32dlp-icap", USAGE);
     let cfg = match &config {
         Some(p) => Config::load(p),
         None => Ok(Config::default()),
