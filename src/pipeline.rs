@@ -48,6 +48,32 @@ impl Decision {
     }
 }
 
+/// A masked, readable view of a file ([`Pipeline::preview_file`]).
+#[derive(Debug, Clone, Default)]
+pub struct Preview {
+    /// Text parts in document order.
+    pub parts: Vec<PreviewPart>,
+    /// What could not be read: (location, reason).
+    pub unscannable: Vec<(String, String)>,
+    /// Text was cut at the size limit.
+    pub truncated: bool,
+}
+
+/// One part of a [`Preview`].
+#[derive(Debug, Clone, Default)]
+pub struct PreviewPart {
+    /// Where the text comes from (`見積書.zip/data.xlsx`).
+    pub location: String,
+    /// PDF page, if any.
+    pub page: Option<u32>,
+    /// Sheet name, if any.
+    pub sheet: Option<String>,
+    /// The text with detected values masked.
+    pub text: String,
+    /// Values masked in it.
+    pub findings: usize,
+}
+
 /// Engine, policy and workflow, shared by all connections of an integration.
 pub struct Pipeline {
     engine: Arc<Engine>,
@@ -119,7 +145,7 @@ impl Pipeline {
     fn options(&self, policy: &Policy, passwords: &[String]) -> ExtractOptions {
         let mut o = self.options.clone();
         o.passwords.extend(passwords.iter().cloned());
-        o.keep_attachments = policy.rules.iter().any(|r| r.evidence_days.is_some());
+        o.keep_attachments = policy.keeps_attachments();
         o
     }
 
@@ -139,6 +165,69 @@ impl Pipeline {
         let report = scanner.inspect_message(raw, &opts);
         self.give_back(scanner);
         self.decide(report, ctx, &policy, keep_raw.then_some(raw), None)
+    }
+
+    /// A readable view of a file with nothing sensitive in it: its extracted text, part by
+    /// part, with every detected value replaced by its masked form, at most `max_bytes` of
+    /// text in all. For approvers who must see what is being sent without the console showing
+    /// raw values.
+    pub fn preview_file(&self, name: &str, data: &[u8], max_bytes: usize) -> Preview {
+        let policy = self.policy();
+        let mut opts = self.options(&policy, &[]);
+        opts.keep_attachments = false;
+        let ex = crate::extract::extract_file(name, data, &opts);
+        let mut scanner = self.scanner();
+        let mut out = Preview {
+            unscannable: ex
+                .unscannable
+                .iter()
+                .map(|u| (u.location.clone(), u.reason.as_str().to_string()))
+                .collect(),
+            ..Preview::default()
+        };
+        let mut left = max_bytes;
+        for seg in &ex.segments {
+            if left == 0 {
+                out.truncated = true;
+                break;
+            }
+            let r = scanner.scan_str(&seg.text);
+            let mut spans: Vec<(usize, usize, &str)> = r
+                .findings
+                .iter()
+                .map(|f| (f.start, f.end, f.value_masked))
+                .collect();
+            spans.sort_by_key(|x| (x.0, std::cmp::Reverse(x.1)));
+            let mut text = String::with_capacity(seg.text.len().min(left));
+            let mut at = 0;
+            for (start, end, masked) in &spans {
+                if *start < at || *end > seg.text.len() {
+                    continue;
+                }
+                text.push_str(&seg.text[at..*start]);
+                text.push_str(masked);
+                at = *end;
+            }
+            text.push_str(&seg.text[at..]);
+            if text.len() > left {
+                let mut cut = left;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+                out.truncated = true;
+            }
+            left -= text.len();
+            out.parts.push(PreviewPart {
+                location: seg.location.clone(),
+                page: seg.page,
+                sheet: seg.sheet.clone(),
+                findings: spans.len(),
+                text,
+            });
+        }
+        self.give_back(scanner);
+        out
     }
 
     /// Inspects one uploaded file (webmail) and decides.

@@ -84,13 +84,7 @@ impl PipelineSettings {
             policy.internal_domains = self.internal_domains.clone();
         }
         let state = self.state_dir.clone().unwrap_or_else(default_state_dir);
-        let mut w = WorkflowConfig::new(&state);
-        w.alerts = policy.alerts.clone();
-        w.release_command = policy.release_command.clone();
-        w.discard_command = policy.discard_command.clone();
-        w.notify_command = policy.notify_command.clone();
-        w.notify_from = policy.notify_from.clone();
-        w.utc_offset_min = policy.utc_offset_min;
+        let mut w = WorkflowConfig::from_policy(&state, &policy);
         tweak(&mut w);
         let workflow = Arc::new(Workflow::open(w).map_err(|e| e.to_string())?);
         Ok(Pipeline::new(

@@ -240,3 +240,87 @@ mod base64_tests {
         assert_eq!(base64_decode(&base64_encode_mime(&long)).unwrap(), long);
     }
 }
+
+/// Decodes `%XX` escapes (and `+` as a space when `plus_is_space`, as in form fields); a `%`
+/// not followed by two hex digits stays as it is.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 3 <= b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
+pub fn percent_encode(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+/// `application/x-www-form-urlencoded` pairs (also a URL's query), decoded as UTF-8 (lossy).
+pub fn form_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                String::from_utf8_lossy(&percent_decode(k, true)).into_owned(),
+                String::from_utf8_lossy(&percent_decode(v, true)).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn percent_round_trip_and_forms() {
+        let s = "boss+1@example.co.jp 承認&x=y";
+        assert_eq!(percent_decode(&percent_encode(s), false), s.as_bytes());
+        assert_eq!(
+            form_pairs("a=1&comment=%E6%89%BF%E8%AA%8D+ok&bad=%zz%4"),
+            vec![
+                ("a".into(), "1".into()),
+                ("comment".into(), "承認 ok".into()),
+                ("bad".into(), "%zz%4".into())
+            ]
+        );
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

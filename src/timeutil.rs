@@ -104,6 +104,15 @@ pub fn parse_rfc3339(s: &str, default_offset_min: i32) -> Option<i64> {
     Some(secs - offset * 60)
 }
 
+/// A point in time as the CLI and the console take it: a duration back from now (`30d`, `12h`)
+/// or a date or time (`2026-11-01`, `2026-11-01T09:00:00+09:00`; local at `offset_min`).
+pub fn parse_when(s: &str, offset_min: i32) -> Option<i64> {
+    if let Some(d) = parse_duration(s) {
+        return Some(now() - d);
+    }
+    parse_rfc3339(s, offset_min).or_else(|| parse_rfc3339(&format!("{s}T00:00:00"), offset_min))
+}
+
 /// Parses a duration: `45s`, `30m`, `24h`, `7d`, `2w` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();

@@ -3,7 +3,6 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use dlp::policy::Policy;
 use dlp::workflow::{ApprovalState, Workflow, WorkflowConfig, WorkflowError};
 
 use crate::policy::{ping32dlp_policy, ping32dlp_verdict};
@@ -58,16 +57,10 @@ pub extern "C" fn ping32dlp_workflow_open(
     guard(|| {
         let dir = path_arg(state_dir, "state_dir")?;
         out_ok(workflow_out, "workflow_out")?;
-        let mut cfg = WorkflowConfig::new(dir);
-        if let Some(p) = opt_arg(policy) {
-            let p: &Policy = &p.p;
-            cfg.alerts = p.alerts.clone();
-            cfg.release_command = p.release_command.clone();
-            cfg.discard_command = p.discard_command.clone();
-            cfg.notify_command = p.notify_command.clone();
-            cfg.notify_from = p.notify_from.clone();
-            cfg.utc_offset_min = p.utc_offset_min;
-        }
+        let cfg = match opt_arg(policy) {
+            Some(p) => WorkflowConfig::from_policy(dir, &p.p),
+            None => WorkflowConfig::new(dir),
+        };
         let w = Workflow::open(cfg)?;
         out_handle(
             workflow_out,

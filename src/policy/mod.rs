@@ -504,6 +504,9 @@ impl Rule {
     }
 }
 
+/// Days a held mail's attachments are kept after its request expires.
+pub const HOLD_EVIDENCE_EXTRA_DAYS: u32 = 7;
+
 /// A policy: organisation domains, groups and ordered rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -530,6 +533,9 @@ pub struct Policy {
     pub notify_command: Option<String>,
     /// From address of those notices (default `postmaster`).
     pub notify_from: Option<String>,
+    /// Address of the web console (`https://dlp.example.co.jp`): when set, every approver with
+    /// an address is mailed a one-time sign-in link to a new request (through `notify_command`).
+    pub console_url: Option<String>,
 }
 
 /// One weighted signal of the risk score.
@@ -892,7 +898,21 @@ impl Policy {
                 break;
             }
         }
+        // A held mail's attachments are kept for its approvers to look at: until the request
+        // expires and a week after, unless a rule keeps them longer.
+        if v.action == Action::Hold {
+            let days = HOLD_EVIDENCE_EXTRA_DAYS + (v.expires.max(0) as u64).div_ceil(86_400) as u32;
+            v.evidence_days = Some(v.evidence_days.map_or(days, |d| d.max(days)));
+        }
         v
+    }
+
+    /// Whether a verdict of this policy can ask to keep attachments (a rule with
+    /// `evidence_days`, or a hold): inspections then keep the decoded attachments.
+    pub fn keeps_attachments(&self) -> bool {
+        self.rules.iter().any(|r| {
+            r.evidence_days.is_some() || (r.action == Action::Hold && r.mode == Mode::Enforce)
+        })
     }
 
     fn eval(

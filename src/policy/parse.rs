@@ -376,6 +376,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         discard_command: Some(DEFAULT_DISCARD_COMMAND.into()),
         notify_command: Some(DEFAULT_NOTIFY_COMMAND.into()),
         notify_from: None,
+        console_url: None,
     };
     let mut default_mode = Mode::Enforce;
     for (k, v) in doc.get_ref().iter() {
@@ -448,7 +449,14 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                         "discard_command" => policy.discard_command = non_empty(p.str(v2, &f)?),
                         "notify_command" => policy.notify_command = non_empty(p.str(v2, &f)?),
                         "notify_from" => policy.notify_from = non_empty(p.str(v2, &f)?),
-                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use release_command, discard_command, notify_command, notify_from"))),
+                        "console_url" => {
+                            let u = p.str(v2, &f)?;
+                            if !(u.is_empty() || u.starts_with("https://") || u.starts_with("http://")) {
+                                return Err(p.err(v2.span(), &f, "the console's address starts with https:// (or http://)"));
+                            }
+                            policy.console_url = non_empty(u.trim_end_matches('/'));
+                        }
+                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use release_command, discard_command, notify_command, notify_from, console_url"))),
                     }
                 }
             }

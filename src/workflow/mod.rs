@@ -586,6 +586,9 @@ pub struct WorkflowConfig {
     pub notify_from: Option<String>,
     /// Local time offset for stats, in minutes.
     pub utc_offset_min: i32,
+    /// The web console's address: approvers are mailed a one-time sign-in link to each new
+    /// request (through `notify_command`) when set.
+    pub console_url: Option<String>,
 }
 
 impl WorkflowConfig {
@@ -599,6 +602,21 @@ impl WorkflowConfig {
             notify_command: None,
             notify_from: None,
             utc_offset_min: 540,
+            console_url: None,
+        }
+    }
+
+    /// A state directory with a policy's alert sinks, approval commands, notices and time zone.
+    pub fn from_policy(state_dir: impl Into<PathBuf>, p: &crate::policy::Policy) -> WorkflowConfig {
+        WorkflowConfig {
+            state_dir: state_dir.into(),
+            alerts: p.alerts.clone(),
+            release_command: p.release_command.clone(),
+            discard_command: p.discard_command.clone(),
+            notify_command: p.notify_command.clone(),
+            notify_from: p.notify_from.clone(),
+            utc_offset_min: p.utc_offset_min,
+            console_url: p.console_url.clone(),
         }
     }
 }
@@ -695,6 +713,48 @@ fn notice_message(a: &Approval, why: ApprovalState, from: &str, utc_offset_min: 
     m.push_str(&format!(
         "Subject: {}\r\n",
         crate::pipeline::encode_header_text(subject, false)
+    ));
+    m.push_str("Auto-Submitted: auto-generated\r\n");
+    m.push_str(&format!("X-Ping32DLP-Approval: {}\r\n", a.id));
+    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
+    m.push_str(&body);
+    m.into_bytes()
+}
+
+/// The mail that asks an approver to decide, with their one-time sign-in link.
+fn approver_message(
+    a: &Approval,
+    to: &str,
+    from: &str,
+    link: &str,
+    utc_offset_min: i32,
+) -> Vec<u8> {
+    let when = crate::timeutil::rfc3339(a.created, utc_offset_min);
+    let until = crate::timeutil::rfc3339(a.expires, utc_offset_min);
+    let rcpts = a.recipients.join(", ");
+    let subject = format!("【ping32dlp】承認依頼 / Approval request: {}", a.subject);
+    let body = format!(
+        "{sender} さんが {when} に送信したメールが情報漏洩対策のポリシー ({rule}) により保留されています。\r\n\
+         宛先: {rcpts}\r\n\
+         件名: {s}\r\n\
+         {until} までに承認または却下してください。期限を過ぎると送信されません。\r\n\
+         \r\n\
+         {link}\r\n\
+         (このリンクは一度だけ使えます。/ This link works once.)\r\n\
+         \r\n\
+         A message from {sender} sent at {when} to {rcpts} (\"{s}\") is held by the data-loss-prevention policy ({rule}). Approve or reject it before {until}; after that it is not sent.\r\n\
+         Request: {id}\r\n",
+        sender = a.sender,
+        s = a.subject,
+        rule = a.rule,
+        id = a.id,
+    );
+    let mut m = String::new();
+    m.push_str(&format!("From: {from}\r\n"));
+    m.push_str(&format!("To: {to}\r\n"));
+    m.push_str(&format!(
+        "Subject: {}\r\n",
+        crate::pipeline::encode_header_text(&subject, false)
     ));
     m.push_str("Auto-Submitted: auto-generated\r\n");
     m.push_str(&format!("X-Ping32DLP-Approval: {}\r\n", a.id));
@@ -866,6 +926,7 @@ impl Workflow {
                         detail: a.rule.clone(),
                     },
                 )?;
+                self.notify_approvers(&a)?;
                 Some(a)
             }
             None => None,
@@ -945,6 +1006,113 @@ impl Workflow {
             return false;
         };
         m.verify_slice(&bytes).is_ok()
+    }
+
+    /// A one-time sign-in link token for `approver` to request `a`: a random nonce and an
+    /// HMAC-SHA-256 over the request id, the approver, the request's expiry and the nonce.
+    pub fn link_token(&self, a: &Approval, approver: &str) -> String {
+        let nonce = random_hex(8);
+        let mac = self.link_mac(a, approver, &nonce);
+        format!("{nonce}.{mac}")
+    }
+
+    fn link_mac(&self, a: &Approval, approver: &str, nonce: &str) -> String {
+        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        m.update(
+            format!(
+                "link:{}:{}:{}:{nonce}",
+                a.id,
+                approver.to_lowercase(),
+                a.expires
+            )
+            .as_bytes(),
+        );
+        hex(&m.finalize().into_bytes())
+    }
+
+    /// The sign-in link of `approver` to request `a` on the console at `base`.
+    pub fn link_url(&self, base: &str, a: &Approval, approver: &str) -> String {
+        format!(
+            "{}/link/{}?u={}&t={}",
+            base.trim_end_matches('/'),
+            a.id,
+            crate::text::percent_encode(approver),
+            self.link_token(a, approver)
+        )
+    }
+
+    /// Uses a sign-in link once: checks its signature (constant time), that the request has
+    /// not expired and that the link was not used before, and records its use (`link_signin`).
+    /// Returns the request.
+    pub fn use_link(&self, id: &str, approver: &str, token: &str) -> Result<Approval> {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let bad = || WorkflowError::Forbidden("the sign-in link is not valid".into());
+        let a = self.store.approval(id)?.ok_or_else(bad)?;
+        let (nonce, mac) = token.split_once('.').ok_or_else(bad)?;
+        if nonce.len() != 16 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let want = self.link_mac(&a, approver, nonce);
+        let (Some(x), Some(y)) = (unhex(&want), unhex(mac)) else {
+            return Err(bad());
+        };
+        if !crate::text::constant_time_eq(&x, &y) {
+            return Err(bad());
+        }
+        if a.expires <= crate::timeutil::now() {
+            return Err(WorkflowError::Forbidden(
+                "the sign-in link has expired with its request".into(),
+            ));
+        }
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let used = format!("link {nonce}");
+        if self
+            .store
+            .events(id)?
+            .iter()
+            .any(|e| e.kind == "link_signin" && e.detail == used)
+        {
+            return Err(WorkflowError::Forbidden(
+                "the sign-in link was used already; ask for a new one or sign in".into(),
+            ));
+        }
+        self.store.add_event(
+            id,
+            &ApprovalEvent {
+                time: crate::timeutil::now(),
+                actor: approver.into(),
+                kind: "link_signin".into(),
+                detail: used,
+            },
+        )?;
+        Ok(a)
+    }
+
+    /// Mails every approver with an address a one-time sign-in link to a new request (when
+    /// the console's address and the notify command are set). Outcomes are events.
+    fn notify_approvers(&self, a: &Approval) -> Result<()> {
+        let (Some(base), Some(cmd)) = (&self.cfg.console_url, &self.cfg.notify_command) else {
+            return Ok(());
+        };
+        let from = self.cfg.notify_from.as_deref().unwrap_or("postmaster");
+        for who in a.approvers.iter().filter(|w| w.contains('@')) {
+            let link = self.link_url(base, a, who);
+            let msg = approver_message(a, who, from, &link, self.cfg.utc_offset_min);
+            let detail = match run_shell(cmd, Some(&msg)) {
+                Ok(()) => format!("sign-in link sent to {who}"),
+                Err(e) => format!("FAILED: link to {who}: {cmd}: {e}"),
+            };
+            self.store.add_event(
+                &a.id,
+                &ApprovalEvent {
+                    time: crate::timeutil::now(),
+                    actor: "system".into(),
+                    kind: "notify_approver".into(),
+                    detail,
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Records that `actor` looked at an approval (or one of its attachments: `view_attachment`,

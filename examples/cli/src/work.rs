@@ -121,31 +121,20 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, AnyErr> {
 }
 
 fn workflow_for(state: &StateArgs, pol: &Policy) -> Result<Workflow, AnyErr> {
-    let mut cfg = WorkflowConfig::new(state.dir());
-    cfg.alerts = pol.alerts.clone();
-    cfg.release_command = pol.release_command.clone();
-    cfg.discard_command = pol.discard_command.clone();
-    cfg.notify_command = pol.notify_command.clone();
-    cfg.notify_from = pol.notify_from.clone();
-    cfg.utc_offset_min = pol.utc_offset_min;
-    Ok(Workflow::open(cfg)?)
+    Ok(Workflow::open(WorkflowConfig::from_policy(
+        state.dir(),
+        pol,
+    ))?)
 }
 
 /// `--since 30d`, `--since 2026-11-01`, `--since 2026-11-01T09:00:00+09:00`.
 fn parse_when(s: &str, offset: i32, field: &str) -> Result<i64, AnyErr> {
-    if let Some(d) = timeutil::parse_duration(s) {
-        return Ok(timeutil::now() - d);
-    }
-    if let Some(t) = timeutil::parse_rfc3339(s, offset) {
-        return Ok(t);
-    }
-    if let Some(t) = timeutil::parse_rfc3339(&format!("{s}T00:00:00"), offset) {
-        return Ok(t);
-    }
-    Err(format!(
-        "{field} `{s}`: use a duration (30d, 12h) or a date (2026-11-01, 2026-11-01T09:00:00+09:00)"
-    )
-    .into())
+    timeutil::parse_when(s, offset).ok_or_else(|| {
+        format!(
+            "{field} `{s}`: use a duration (30d, 12h) or a date (2026-11-01, 2026-11-01T09:00:00+09:00)"
+        )
+        .into()
+    })
 }
 
 // ---------------------------------------------------------------- process

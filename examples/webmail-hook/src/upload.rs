@@ -155,31 +155,6 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
-}
-
 /// `application/x-www-form-urlencoded` fields.
 pub fn urlencoded(body: &[u8]) -> Vec<Item> {
     String::from_utf8_lossy(body)
@@ -196,6 +171,7 @@ pub fn urlencoded(body: &[u8]) -> Vec<Item> {
 }
 
 use ping32dlp::text::base64_decode as b64;
+use ping32dlp::text::percent_decode;
 
 /// JSON: every string is a field; strings that are base64 of at least 12 bytes are decoded and
 /// become a file (named by a sibling `name` / `filename` key when there is one) or, when the

@@ -1,0 +1,309 @@
+//! `ping32dlp-console`: the web console for approvers and administrators, over the same state
+//! directory (SQLite audit trail, approvals, kept copies) as the milter, the SMTP proxy, the
+//! webmail hook and the CLI.
+//!
+//! ```text
+//! ping32dlp-console                          # embedded defaults: http://127.0.0.1:8025,
+//!                                            # default state directory, built-in policy
+//! ping32dlp-console --config /etc/ping32dlp/console.toml
+//! ping32dlp-console hash-password < pw.txt   # an Argon2id hash for an [[account]]
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod app;
+mod auth;
+mod html;
+mod http;
+mod i18n;
+#[cfg(test)]
+mod tests;
+
+use std::io::BufRead as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ping32dlp::service;
+use serde::Deserialize;
+
+use crate::app::{App, Settings};
+use crate::auth::{Account, Role};
+use crate::i18n::Lang;
+
+const PROGRAM: &str = "ping32dlp-console";
+
+const USAGE: &str = "usage: ping32dlp-console [--config FILE | --check-config FILE]
+       ping32dlp-console hash-password      (reads the password from standard input)
+
+Serves the approver and admin web console (default http://127.0.0.1:8025) over the state
+directory that the milter, proxy, webmail hook and CLI write.";
+
+/// The configuration file; paths are relative to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port.
+    pub listen: String,
+    /// State directory (audit database, approvals, kept copies).
+    pub state_dir: Option<PathBuf>,
+    /// Rules files (detectors for attachment views and names).
+    pub rules: Vec<PathBuf>,
+    /// Dictionary files.
+    pub dictionaries: Vec<PathBuf>,
+    /// Policy file: its release, discard and notify commands run on decisions.
+    pub policy: Option<PathBuf>,
+    /// Organisation domains (replace the policy's when given).
+    pub internal_domains: Vec<String>,
+    /// `ja` or `en`: when the browser asks for neither.
+    pub language: String,
+    /// Mark cookies `Secure`: set it when the console is reached over HTTPS (a TLS proxy).
+    pub secure_cookies: bool,
+    /// Failed sign-ins per account before a pause (four times that per client address).
+    pub login_attempts: u32,
+    /// Minutes of that pause and of the counting window.
+    pub login_pause_minutes: u64,
+    /// Minutes without a request after which a session ends.
+    pub session_idle_minutes: u64,
+    /// Hours after which a session ends anyway.
+    pub session_hours: u64,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// Seconds between expiry sweeps (expired requests are discarded and their senders told).
+    pub expire_every_seconds: u64,
+    /// Local accounts.
+    #[serde(rename = "account")]
+    pub accounts: Vec<Account>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:8025".into(),
+            state_dir: None,
+            rules: Vec::new(),
+            dictionaries: Vec::new(),
+            policy: None,
+            internal_domains: Vec::new(),
+            language: "ja".into(),
+            secure_cookies: false,
+            login_attempts: 5,
+            login_pause_minutes: 15,
+            session_idle_minutes: 30,
+            session_hours: 12,
+            max_connections: 64,
+            expire_every_seconds: 30,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    fn load(path: &Path) -> Result<Config, String> {
+        let mut c: Config = service::load_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        service::resolve(
+            base,
+            c.rules
+                .iter_mut()
+                .chain(c.dictionaries.iter_mut())
+                .chain(c.policy.iter_mut())
+                .chain(c.state_dir.iter_mut()),
+        );
+        c.check().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if Lang::parse(&self.language).is_none() {
+            return Err(format!("language `{}`: use ja or en", self.language));
+        }
+        if self.max_connections == 0 || self.session_idle_minutes == 0 || self.session_hours == 0 {
+            return Err(
+                "max_connections, session_idle_minutes and session_hours must be above 0".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                return Err(format!("account[{i}].name is empty"));
+            }
+            if !seen.insert(a.name.to_lowercase()) {
+                return Err(format!("account[{i}].name `{}` is listed twice", a.name));
+            }
+            auth::check_hash(&a.password_hash)
+                .map_err(|e| format!("account[{i}].password_hash (`{}`): {e}", a.name))?;
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            default_lang: Lang::parse(&self.language).unwrap_or(Lang::Ja),
+            secure_cookies: self.secure_cookies,
+            login_attempts: self.login_attempts.max(1),
+            login_window: Duration::from_secs(self.login_pause_minutes.max(1) * 60),
+            session_idle: Duration::from_secs(self.session_idle_minutes * 60),
+            session_max: Duration::from_secs(self.session_hours * 3600),
+        }
+    }
+
+    fn pipeline_settings(&self) -> service::PipelineSettings {
+        service::PipelineSettings {
+            rules: self.rules.clone(),
+            dictionaries: self.dictionaries.clone(),
+            policy: self.policy.clone(),
+            internal_domains: self.internal_domains.clone(),
+            state_dir: self.state_dir.clone(),
+        }
+    }
+}
+
+/// Without configured accounts, an `admin` account whose password is made on first start,
+/// shown once in the log, and kept as an Argon2 hash in the state directory.
+fn initial_admin(state_dir: &Path) -> Result<Account, String> {
+    let file = state_dir.join("console-admin.hash");
+    if let Ok(h) = std::fs::read_to_string(&file) {
+        let h = h.trim().to_string();
+        auth::check_hash(&h).map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok(Account {
+            name: "admin".into(),
+            password_hash: h,
+            role: Role::Admin,
+            groups: Vec::new(),
+        });
+    }
+    let mut raw = [0u8; 12];
+    getrandom::fill(&mut raw).map_err(|e| e.to_string())?;
+    let password: String = raw
+        .iter()
+        .map(|b| b"abcdefghjkmnpqrstuvwxyz23456789"[*b as usize % 31] as char)
+        .collect();
+    let hash = auth::hash_password(&password)?;
+    std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    {
+        use std::io::Write as _;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o
+            .open(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        writeln!(f, "{hash}").map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    service::log(
+        PROGRAM,
+        &format!(
+            "no [[account]] configured: sign in as `admin` with password `{password}` (shown once; \
+             its hash is in {}; configure accounts with `ping32dlp-console hash-password`)",
+            file.display()
+        ),
+    );
+    Ok(Account {
+        name: "admin".into(),
+        password_hash: hash,
+        role: Role::Admin,
+        groups: Vec::new(),
+    })
+}
+
+fn hash_password_cmd() -> i32 {
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("could not read the password from standard input");
+        return 2;
+    }
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if pw.chars().count() < 8 {
+        eprintln!("the password is shorter than 8 characters");
+        return 2;
+    }
+    match auth::hash_password(pw) {
+        Ok(h) => {
+            println!("{h}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("hash-password") {
+        std::process::exit(hash_password_cmd());
+    }
+    let (config, check_only) = service::command_line(PROGRAM, USAGE);
+    let cfg = match &config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: {e}");
+        std::process::exit(2);
+    });
+    let pipeline = cfg.pipeline_settings().open(|_| {}).unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: {e}");
+        std::process::exit(2);
+    });
+    if check_only {
+        println!("{}: ok", config.unwrap_or_default().display());
+        return;
+    }
+    let mut accounts = cfg.accounts.clone();
+    if accounts.is_empty() {
+        match initial_admin(&pipeline.workflow().config().state_dir) {
+            Ok(a) => accounts.push(a),
+            Err(e) => {
+                eprintln!("{PROGRAM}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let listener = TcpListener::bind(&cfg.listen).unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: listen {}: {e}", cfg.listen);
+        std::process::exit(2);
+    });
+    let app = Arc::new(App::new(pipeline, accounts, cfg.settings()));
+    let every = Duration::from_secs(cfg.expire_every_seconds.max(5));
+    let sweeper = app.clone();
+    std::thread::spawn(move || loop {
+        match sweeper
+            .pipeline()
+            .workflow()
+            .expire_due(ping32dlp::timeutil::now())
+        {
+            Ok(done) => {
+                for a in done {
+                    service::log(PROGRAM, &format!("request {} expired", a.id));
+                }
+            }
+            Err(e) => service::log(PROGRAM, &format!("expiry sweep: {e}")),
+        }
+        std::thread::sleep(every);
+    });
+    service::log(
+        PROGRAM,
+        &format!(
+            "listening on http://{} (state {})",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            app.pipeline().workflow().config().state_dir.display()
+        ),
+    );
+    let handler = app.clone();
+    http::serve(
+        listener,
+        cfg.max_connections,
+        64 * 1024,
+        Arc::new(move |req| handler.handle(req)),
+    );
+}

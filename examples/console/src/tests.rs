@@ -1,0 +1,841 @@
+//! HTTP-level tests: a real console on a loopback port over a real state directory, every route
+//! for every role, forbidden ones, CSRF failures, throttling, link sign-in, and what is
+//! recorded.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ping32dlp::pipeline::Pipeline;
+use ping32dlp::policy::Context;
+use ping32dlp::service::PipelineSettings;
+use ping32dlp::workflow::{Approval, ApprovalState};
+
+use crate::app::{App, Settings};
+use crate::auth::{self, Account, Role};
+use crate::i18n::Lang;
+
+const BOSS: (&str, &str) = ("boss@example.co.jp", "boss-password-1");
+const OTHER: (&str, &str) = ("other@example.co.jp", "other-password-1");
+const LEGAL: (&str, &str) = ("legal@example.co.jp", "legal-password-1");
+const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+
+fn policy(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+[policy]
+internal_domains = ["example.co.jp"]
+
+[approval]
+release_command = "echo released {{queue_id}} >> {d}/commands.log"
+discard_command = "echo discarded {{queue_id}} >> {d}/commands.log"
+notify_command = "cat >> {d}/mail.log"
+console_url = "http://console.test/"
+
+[[rule]]
+id = "hold-ids"
+action = "hold"
+approvers = ["boss@example.co.jp"]
+expires = "1h"
+when = {{ all = [{{ recipients = "any_external" }}, {{ detector = ["jp_my_number"] }}] }}
+
+[[rule]]
+id = "hold-cards"
+action = "hold"
+approver_group = "legal"
+expires = "1h"
+when = {{ all = [{{ recipients = "any_external" }}, {{ detector = ["credit_card"] }}] }}
+"#
+    )
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    addr: SocketAddr,
+    app: Arc<App>,
+    /// The request held for boss (My Numbers, an xlsx).
+    ids: Approval,
+    /// The request held for the legal group (a card number).
+    cards: Approval,
+    /// Raw values found in the held mail (never to be shown).
+    raw_values: Vec<String>,
+    /// The attachment's bytes.
+    xlsx: Vec<u8>,
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpus/policy");
+    std::fs::read(root.join(name)).unwrap()
+}
+
+fn ctx(queue_id: &str) -> Context {
+    Context {
+        channel: "milter".into(),
+        user: Some("ichiro".into()),
+        queue_id: Some(queue_id.into()),
+        ..Context::default()
+    }
+}
+
+fn account(who: (&str, &str), role: Role, groups: &[&str]) -> Account {
+    Account {
+        name: who.0.into(),
+        password_hash: auth::hash_password(who.1).unwrap(),
+        role,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+fn fixture_with(settings: impl FnOnce(&mut Settings)) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let pol = dir.join("policy.toml");
+    std::fs::write(&pol, policy(&dir)).unwrap();
+    let open = || -> Pipeline {
+        PipelineSettings {
+            policy: Some(pol.clone()),
+            state_dir: Some(dir.join("state")),
+            ..PipelineSettings::default()
+        }
+        .open(|_| {})
+        .unwrap()
+    };
+    // The integration's pipeline holds the mail; the console opens its own over the same state.
+    let mta = open();
+    let d = mta
+        .process_message(&corpus("mixed.eml"), &ctx("Q1A2B3"), &[], false)
+        .unwrap();
+    let ids = d.approval.clone().expect("held");
+    // The values (not keywords such as 社外秘, which are words anyone may see).
+    let raw_values: Vec<String> = d
+        .report
+        .findings
+        .iter()
+        .filter(|f| f.value.chars().filter(char::is_ascii_digit).count() >= 8)
+        .map(|f| f.value.clone())
+        .collect();
+    assert!(raw_values.len() >= 3, "{raw_values:?}");
+    let xlsx = d.report.kept.first().expect("attachment kept").1.clone();
+    let cards = mta
+        .process_message(
+            b"From: ichiro@example.co.jp\r\nTo: shop@partner.example.com\r\nSubject: card\r\n\r\n\
+              \xe3\x82\xab\xe3\x83\xbc\xe3\x83\x89\xe7\x95\xaa\xe5\x8f\xb7 4742 1809 6792 9089\r\n",
+            &ctx("Q9C8D7"),
+            &[],
+            false,
+        )
+        .unwrap()
+        .approval
+        .expect("card mail held");
+    let mut s = Settings {
+        default_lang: Lang::En,
+        secure_cookies: false,
+        login_attempts: 3,
+        login_window: Duration::from_secs(600),
+        session_idle: Duration::from_secs(600),
+        session_max: Duration::from_secs(3600),
+    };
+    settings(&mut s);
+    let accounts = vec![
+        account(BOSS, Role::Approver, &[]),
+        account(OTHER, Role::Approver, &[]),
+        account(LEGAL, Role::Approver, &["legal"]),
+        account(ADMIN, Role::Admin, &[]),
+    ];
+    let app = Arc::new(App::new(open(), accounts, s));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = app.clone();
+    std::thread::spawn(move || {
+        crate::http::serve(listener, 16, 64 * 1024, Arc::new(move |r| h.handle(r)))
+    });
+    Fixture {
+        _dir: tmp,
+        dir,
+        addr,
+        app,
+        ids,
+        cards,
+        raw_values,
+        xlsx,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+/// A response as the tests see it.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn cookies(&self) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// The value of a hidden `csrf` field on the page.
+    fn csrf(&self) -> String {
+        let t = self.text();
+        let i = t
+            .find(r#"name="csrf" value=""#)
+            .expect("a form with a CSRF field");
+        let rest = &t[i + 19..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Got {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap()[9..12].parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Got {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn enc(s: &str) -> String {
+    ping32dlp::text::percent_encode(s)
+}
+
+/// A browser: keeps cookies.
+struct Browser {
+    addr: SocketAddr,
+    cookies: Vec<(String, String)>,
+    lang: &'static str,
+}
+
+impl Browser {
+    fn new(f: &Fixture) -> Browser {
+        Browser {
+            addr: f.addr,
+            cookies: Vec::new(),
+            lang: "en",
+        }
+    }
+    fn go(&mut self, method: &str, path: &str, body: &str, extra: &[(&str, &str)]) -> Got {
+        let cookie = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut h: Vec<(&str, &str)> = vec![("Accept-Language", self.lang)];
+        if !cookie.is_empty() {
+            h.push(("Cookie", &cookie));
+        }
+        h.extend_from_slice(extra);
+        let g = send(self.addr, method, path, &h, body);
+        for c in g.cookies() {
+            let (kv, _) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() && !c.contains("Max-Age=0") {
+                self.cookies.push((k.into(), v.into()));
+            }
+        }
+        g
+    }
+    fn get(&mut self, path: &str) -> Got {
+        self.go("GET", path, "", &[])
+    }
+    fn post(&mut self, path: &str, body: &str) -> Got {
+        self.go("POST", path, body, &[])
+    }
+    fn sign_in(&mut self, who: (&str, &str)) -> Got {
+        let page = self.get("/login");
+        assert_eq!(page.status, 200);
+        let g = self.post(
+            "/login",
+            &format!(
+                "csrf={}&user={}&password={}",
+                page.csrf(),
+                enc(who.0),
+                enc(who.1)
+            ),
+        );
+        assert_eq!(g.status, 303, "{}", g.text());
+        g
+    }
+    fn signed_in(f: &Fixture, who: (&str, &str)) -> Browser {
+        let mut b = Browser::new(f);
+        b.sign_in(who);
+        b
+    }
+}
+
+fn events(f: &Fixture, id: &str) -> Vec<(String, String, String)> {
+    f.app
+        .pipeline()
+        .workflow()
+        .store()
+        .events(id)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.kind, e.detail))
+        .collect()
+}
+
+fn state(f: &Fixture, id: &str) -> ApprovalState {
+    f.app
+        .pipeline()
+        .workflow()
+        .store()
+        .approval(id)
+        .unwrap()
+        .unwrap()
+        .state
+}
+
+#[test]
+fn anonymous_visitors_are_sent_to_sign_in_and_refused_on_posts() {
+    let f = fixture();
+    let id = &f.ids.id;
+    for path in [
+        "/".to_string(),
+        "/requests".into(),
+        format!("/requests/{id}"),
+        format!("/requests/{id}/attachments/0"),
+        format!("/requests/{id}/attachments/0/download"),
+        format!("/requests/{id}/message"),
+        "/audit?sender=x".into(),
+        "/audit/1".into(),
+        "/dashboard".into(),
+    ] {
+        let g = send(f.addr, "GET", &path, &[], "");
+        assert_eq!(g.status, 303, "{path}");
+        let loc = g.header("Location").unwrap();
+        assert!(loc.starts_with("/login?next="), "{path}: {loc}");
+    }
+    assert_eq!(
+        send(f.addr, "GET", "/audit?sender=x", &[], "")
+            .header("Location")
+            .unwrap(),
+        "/login?next=%2Faudit%3Fsender%3Dx"
+    );
+    for path in [format!("/requests/{id}/decide"), "/logout".into()] {
+        let g = send(f.addr, "POST", &path, &[], "decision=approve");
+        assert!(matches!(g.status, 403 | 303), "{path}: {}", g.status);
+    }
+    assert_eq!(state(&f, id), ApprovalState::Pending);
+    let g = send(f.addr, "GET", "/login", &[], "");
+    assert_eq!(g.status, 200);
+    let pre = g.cookies().join("\n");
+    assert!(
+        pre.contains("p32_pre=") && pre.contains("HttpOnly") && pre.contains("SameSite=Strict")
+    );
+    assert!(!pre.contains("Secure"));
+    assert!(g
+        .header("Content-Security-Policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(send(f.addr, "GET", "/style.css", &[], "").status, 200);
+    assert_eq!(send(f.addr, "GET", "/healthz", &[], "").status, 200);
+    assert_eq!(send(f.addr, "GET", "/nothing-here", &[], "").status, 404);
+    assert_eq!(send(f.addr, "DELETE", "/requests", &[], "").status, 405);
+    assert_eq!(send(f.addr, "POST", "/dashboard", &[], "").status, 405);
+    assert_eq!(send(f.addr, "HEAD", "/healthz", &[], "").body.len(), 0);
+}
+
+#[test]
+fn sign_in_checks_csrf_and_password_and_throttles() {
+    let f = fixture();
+    let mut b = Browser::new(&f);
+    let page = b.get("/login");
+    let csrf = page.csrf();
+    let body = |c: &str, pw: &str| format!("csrf={c}&user={}&password={}", enc(BOSS.0), enc(pw));
+    // No token, a wrong token, a token without its cookie.
+    assert_eq!(b.post("/login", "user=x&password=y").status, 403);
+    assert_eq!(b.post("/login", &body("0000", BOSS.1)).status, 403);
+    assert_eq!(
+        send(f.addr, "POST", "/login", &[], &body(&csrf, BOSS.1)).status,
+        403
+    );
+    // From another site, even with the right token.
+    assert_eq!(
+        b.go(
+            "POST",
+            "/login",
+            &body(&csrf, BOSS.1),
+            &[("Sec-Fetch-Site", "cross-site")]
+        )
+        .status,
+        403
+    );
+    // Wrong passwords, then the pause (the right password is refused too, with Retry-After).
+    for _ in 0..3 {
+        let g = b.post("/login", &body(&csrf, "wrong"));
+        assert_eq!(g.status, 403);
+        assert!(g.text().contains("The account or the password is wrong."));
+    }
+    let g = b.post("/login", &body(&csrf, BOSS.1));
+    assert_eq!(g.status, 429);
+    assert!(g.header("Retry-After").unwrap().parse::<u64>().unwrap() > 0);
+    // Unknown accounts fail the same way.
+    let g = b.post(
+        "/login",
+        &format!("csrf={csrf}&user=nobody&password=whatever"),
+    );
+    assert_eq!(g.status, 403);
+    // Another account still signs in; its cookie is HttpOnly and SameSite=Strict.
+    let g = b.post(
+        "/login",
+        &format!(
+            "csrf={csrf}&user={}&password={}&next=%2Faudit",
+            enc(ADMIN.0),
+            enc(ADMIN.1)
+        ),
+    );
+    assert_eq!(g.status, 303);
+    assert_eq!(g.header("Location"), Some("/audit"));
+    let c = g.cookies().join("\n");
+    assert!(c.contains("p32_session=") && c.contains("HttpOnly") && c.contains("SameSite=Strict"));
+    // Only local paths are followed after sign-in.
+    let mut b2 = Browser::new(&f);
+    let p2 = b2.get("/login");
+    let g = b2.post(
+        "/login",
+        &format!(
+            "csrf={}&user={}&password={}&next=%2F%2Fevil.example",
+            p2.csrf(),
+            enc(OTHER.0),
+            enc(OTHER.1)
+        ),
+    );
+    assert_eq!(g.header("Location"), Some("/"));
+    // Sign-out needs the session's token, and ends the session.
+    assert_eq!(b2.post("/logout", "csrf=bad").status, 403);
+    let home = b2.get("/requests");
+    assert_eq!(home.status, 200);
+    assert_eq!(
+        b2.post("/logout", &format!("csrf={}", home.csrf())).status,
+        303
+    );
+    assert_eq!(b2.get("/requests").status, 303);
+}
+
+#[test]
+fn secure_cookies_behind_tls() {
+    let f = fixture_with(|s| s.secure_cookies = true);
+    let mut b = Browser::new(&f);
+    let g = b.sign_in(ADMIN);
+    assert!(
+        g.cookies().iter().all(|c| c.contains("; Secure")),
+        "{:?}",
+        g.cookies()
+    );
+}
+
+#[test]
+fn approvers_see_only_their_requests_and_no_admin_pages() {
+    let f = fixture();
+    let mut boss = Browser::signed_in(&f, BOSS);
+    let list = boss.get("/requests");
+    assert_eq!(list.status, 200);
+    let t = list.text();
+    assert!(t.contains(&f.ids.id) && !t.contains(&f.cards.id), "{t}");
+    assert!(t.contains("external"));
+    for path in ["/dashboard", "/audit", "/audit?sender=x", "/audit/1"] {
+        assert_eq!(boss.get(path).status, 403, "{path}");
+    }
+    assert_eq!(boss.get(&format!("/requests/{}", f.cards.id)).status, 403);
+    assert_eq!(
+        boss.get(&format!("/requests/{}/attachments/0", f.cards.id))
+            .status,
+        403
+    );
+    let mut other = Browser::signed_in(&f, OTHER);
+    let t = other.get("/requests?status=all").text();
+    assert!(!t.contains(&f.ids.id) && !t.contains(&f.cards.id));
+    assert_eq!(other.get(&format!("/requests/{}", f.ids.id)).status, 403);
+    assert_eq!(
+        other
+            .get(&format!("/requests/{}/attachments/0/download", f.ids.id))
+            .status,
+        403
+    );
+    // The legal group's member sees the card request.
+    let mut legal = Browser::signed_in(&f, LEGAL);
+    let t = legal.get("/requests").text();
+    assert!(t.contains(&f.cards.id) && !t.contains(&f.ids.id));
+    // Admins see both and the admin pages.
+    let mut admin = Browser::signed_in(&f, ADMIN);
+    let t = admin.get("/requests?status=all").text();
+    assert!(t.contains(&f.cards.id) && t.contains(&f.ids.id));
+    assert_eq!(admin.get("/").header("Location"), Some("/dashboard"));
+    assert_eq!(boss.get("/").header("Location"), Some("/requests"));
+    assert_eq!(admin.get("/requests/nope").status, 404);
+}
+
+#[test]
+fn request_page_shows_why_masked_and_records_the_view() {
+    let f = fixture();
+    let mut boss = Browser::signed_in(&f, BOSS);
+    let g = boss.get(&format!("/requests/{}", f.ids.id));
+    assert_eq!(g.status, 200);
+    let t = g.text();
+    for want in [
+        "ichiro@example.co.jp",
+        r#"<span class="ext">a@partner.example.com</span>"#,
+        r#"<span class="int">hanako@example.co.jp</span>"#,
+        "hold-ids",
+        "顧客一覧.xlsx",
+        &f.ids.subject,
+        "Approve and send",
+        "My Number",
+        "/attachments/0",
+    ] {
+        assert!(t.contains(want), "missing {want}");
+    }
+    for v in &f.raw_values {
+        assert!(!t.contains(v.as_str()), "raw value {v} on the page");
+    }
+    assert!(events(&f, &f.ids.id)
+        .iter()
+        .any(|(who, kind, _)| who == BOSS.0 && kind == "view"));
+    // Japanese from the browser's language.
+    boss.lang = "ja,en;q=0.8";
+    let t = boss.get(&format!("/requests/{}", f.ids.id)).text();
+    assert!(t.contains("承認して送信") && t.contains("社外") && t.contains("lang=\"ja\""));
+}
+
+#[test]
+fn attachment_views_and_downloads_are_recorded_and_masked() {
+    let f = fixture();
+    let mut boss = Browser::signed_in(&f, BOSS);
+    let base = format!("/requests/{}/attachments/0", f.ids.id);
+    let g = boss.get(&base);
+    assert_eq!(g.status, 200, "{}", g.text());
+    let t = g.text();
+    assert!(t.contains("顧客一覧.xlsx") && t.contains("masked"), "{t}");
+    for v in &f.raw_values {
+        assert!(!t.contains(v.as_str()), "raw value {v} in the view");
+    }
+    let g = boss.get(&format!("{base}/download"));
+    assert_eq!(g.status, 200);
+    assert_eq!(g.header("Content-Type"), Some("application/octet-stream"));
+    let cd = g.header("Content-Disposition").unwrap();
+    assert!(
+        cd.starts_with("attachment;") && cd.contains("filename*=UTF-8''%E9%A1%A7"),
+        "{cd}"
+    );
+    assert_eq!(g.body, f.xlsx);
+    let ev = events(&f, &f.ids.id);
+    assert!(ev
+        .iter()
+        .any(|(w, k, d)| w == BOSS.0 && k == "view_attachment" && d == "顧客一覧.xlsx"));
+    assert!(ev
+        .iter()
+        .any(|(w, k, d)| w == BOSS.0 && k == "download" && d == "顧客一覧.xlsx"));
+    assert_eq!(
+        boss.get(&format!("/requests/{}/attachments/7", f.ids.id))
+            .status,
+        404
+    );
+    assert_eq!(
+        boss.get(&format!("/requests/{}/attachments/x", f.ids.id))
+            .status,
+        404
+    );
+    // The milter's mail is in the MTA's queue, not here.
+    assert_eq!(
+        boss.get(&format!("/requests/{}/message", f.ids.id)).status,
+        404
+    );
+}
+
+#[test]
+fn decisions_need_csrf_and_assignment_and_release_once() {
+    let f = fixture();
+    let id = &f.ids.id;
+    let mut other = Browser::signed_in(&f, OTHER);
+    let token = other.get("/requests").csrf();
+    assert_eq!(
+        other
+            .post(
+                &format!("/requests/{id}/decide"),
+                &format!("csrf={token}&decision=approve")
+            )
+            .status,
+        403
+    );
+    let mut boss = Browser::signed_in(&f, BOSS);
+    let page = boss.get(&format!("/requests/{id}"));
+    let csrf = page.csrf();
+    let path = format!("/requests/{id}/decide");
+    assert_eq!(boss.post(&path, "decision=approve").status, 403);
+    assert_eq!(
+        boss.post(&path, &format!("csrf={token}&decision=approve"))
+            .status,
+        403
+    );
+    assert_eq!(
+        boss.go(
+            "POST",
+            &path,
+            &format!("csrf={csrf}&decision=approve"),
+            &[("Sec-Fetch-Site", "cross-site")]
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        boss.post(&path, &format!("csrf={csrf}&decision=maybe"))
+            .status,
+        400
+    );
+    assert_eq!(state(&f, id), ApprovalState::Pending);
+    let g = boss.post(
+        &path,
+        &format!(
+            "csrf={csrf}&decision=approve&comment={}",
+            enc("契約確認済み")
+        ),
+    );
+    assert_eq!(g.status, 303);
+    assert_eq!(
+        g.header("Location").unwrap(),
+        format!("/requests/{id}?done=approved")
+    );
+    assert_eq!(state(&f, id), ApprovalState::Released);
+    let log = std::fs::read_to_string(f.dir.join("commands.log")).unwrap();
+    assert!(log.contains("released Q1A2B3"), "{log}");
+    let ev = events(&f, id);
+    assert!(ev
+        .iter()
+        .any(|(w, k, d)| w == BOSS.0 && k == "approve" && d == "契約確認済み"));
+    assert!(ev.iter().any(|(_, k, _)| k == "release"));
+    let t = boss.get(&format!("/requests/{id}?done=approved")).text();
+    assert!(t.contains("Approved. The mail is released") && !t.contains("Approve and send"));
+    assert_eq!(
+        boss.post(&path, &format!("csrf={csrf}&decision=reject"))
+            .status,
+        409
+    );
+    // The group's member rejects the card mail: discarded, the sender told.
+    let mut legal = Browser::signed_in(&f, LEGAL);
+    let p = format!("/requests/{}", f.cards.id);
+    let c = legal.get(&p).csrf();
+    assert_eq!(
+        legal
+            .post(
+                &format!("{p}/decide"),
+                &format!("csrf={c}&decision=reject&comment=no")
+            )
+            .status,
+        303
+    );
+    assert_eq!(state(&f, &f.cards.id), ApprovalState::Discarded);
+    let log = std::fs::read_to_string(f.dir.join("commands.log")).unwrap();
+    assert!(log.contains("discarded Q9C8D7"), "{log}");
+    assert!(events(&f, &f.cards.id)
+        .iter()
+        .any(|(_, k, _)| k == "notify"));
+}
+
+#[test]
+fn admin_search_record_pages_dashboard_and_histories() {
+    let f = fixture();
+    let mut admin = Browser::signed_in(&f, ADMIN);
+    let g = admin.get("/dashboard");
+    assert_eq!(g.status, 200);
+    let t = g.text();
+    assert!(
+        t.contains("<svg")
+            && t.contains("partner.example.com")
+            && t.contains("ichiro@example.co.jp")
+    );
+    assert!(t.contains("Files sent outside repeatedly") && t.contains("Top detectors"));
+    assert_eq!(admin.get("/dashboard?days=7").status, 200);
+    let t = admin
+        .get("/audit?sender=ichiro%40example.co.jp&verdict=hold&since=30d")
+        .text();
+    assert!(t.contains("2 records"), "{t}");
+    let t = admin
+        .get("/audit?detector=credit_card&domain=partner.example.com")
+        .text();
+    assert!(t.contains("records") && t.contains("/audit/"));
+    assert_eq!(admin.get("/audit?since=yesterday-ish").status, 400);
+    assert_eq!(admin.get("/audit?verdict=maybe").status, 400);
+    let rid = f.ids.record_id;
+    let t = admin.get(&format!("/audit/{rid}")).text();
+    assert!(t.contains("Q1A2B3") && t.contains(&f.ids.id));
+    for v in &f.raw_values {
+        assert!(!t.contains(v.as_str()), "raw value {v} on the record page");
+    }
+    assert_eq!(admin.get("/audit/999999").status, 404);
+    // Admins decide any request; the history shows views, decision and release.
+    let p = format!("/requests/{}", f.ids.id);
+    let c = admin.get(&p).csrf();
+    assert_eq!(
+        admin
+            .post(
+                &format!("{p}/decide"),
+                &format!("csrf={c}&decision=approve")
+            )
+            .status,
+        303
+    );
+    let t = admin.get(&p).text();
+    for want in ["viewed the request", "approved", "released", "held"] {
+        assert!(t.contains(want), "history lacks {want}");
+    }
+}
+
+/// The sign-in link mailed to the approver when the mail was held.
+fn mailed_link(f: &Fixture) -> String {
+    let mail = std::fs::read_to_string(f.dir.join("mail.log")).unwrap();
+    let line = mail
+        .lines()
+        .find(|l| l.starts_with("http://console.test/link/"))
+        .expect("a link in the approver's mail");
+    line.trim_start_matches("http://console.test")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn sign_in_links_work_once_and_only_for_their_request() {
+    let f = fixture();
+    let link = mailed_link(&f);
+    assert!(link.starts_with(&format!("/link/{}?u=boss%40example.co.jp&t=", f.ids.id)));
+    let mut b = Browser::new(&f);
+    // Showing the link's page does not use it (mail scanners fetch links).
+    assert_eq!(b.get(&link).status, 200);
+    let page = b.get(&link);
+    let t = page.text();
+    assert!(t.contains("boss@example.co.jp"));
+    let tok = link.split("&t=").nth(1).unwrap();
+    let form = |csrf: &str, tok: &str| format!("csrf={csrf}&u={}&t={tok}", enc(BOSS.0));
+    let post = format!("/link/{}", f.ids.id);
+    assert_eq!(b.post(&post, &form("bad", tok)).status, 403);
+    let csrf = page.csrf();
+    let mut forged = tok.to_string();
+    forged.replace_range(20..21, if &tok[20..21] == "0" { "1" } else { "0" });
+    assert_eq!(b.post(&post, &form(&csrf, &forged)).status, 403);
+    assert_eq!(
+        b.post(&format!("/link/{}", f.cards.id), &form(&csrf, tok))
+            .status,
+        403
+    );
+    let g = b.post(&post, &form(&csrf, tok));
+    assert_eq!(g.status, 303, "{}", g.text());
+    assert_eq!(
+        g.header("Location").unwrap(),
+        format!("/requests/{}", f.ids.id)
+    );
+    assert_eq!(b.get(&format!("/requests/{}", f.ids.id)).status, 200);
+    // Scoped to its request.
+    assert_eq!(b.get("/requests").status, 403);
+    assert_eq!(b.get(&format!("/requests/{}", f.cards.id)).status, 403);
+    assert_eq!(b.get("/dashboard").status, 403);
+    assert!(events(&f, &f.ids.id)
+        .iter()
+        .any(|(w, k, _)| w == BOSS.0 && k == "link_signin"));
+    // Used once.
+    let mut again = Browser::new(&f);
+    let p = again.get(&link);
+    let g = again.post(&post, &form(&p.csrf(), tok));
+    assert_eq!(g.status, 403);
+    assert!(g.text().contains("used already"));
+    // The link's session decides its request.
+    let c = b.get(&format!("/requests/{}", f.ids.id)).csrf();
+    assert_eq!(
+        b.post(&format!("{post}/../../requests/{}/decide", f.ids.id), "")
+            .status,
+        404
+    );
+    let g = b.post(
+        &format!("/requests/{}/decide", f.ids.id),
+        &format!("csrf={c}&decision=reject&comment=wrong+file"),
+    );
+    assert_eq!(g.status, 303);
+    assert_eq!(state(&f, &f.ids.id), ApprovalState::Discarded);
+}
+
+#[test]
+fn expired_requests_are_shown_expired_and_cannot_be_decided() {
+    let f = fixture();
+    let store = f.app.pipeline().workflow().store().clone();
+    let mut old = f.ids.clone();
+    old.id = "00aa11bb22cc33dd44ee55ff".into();
+    old.created -= 7200;
+    old.expires = ping32dlp::timeutil::now() - 60;
+    store.insert_approval(&old).unwrap();
+    let mut boss = Browser::signed_in(&f, BOSS);
+    let t = boss.get("/requests").text();
+    assert!(!t.contains(&old.id));
+    let t = boss.get("/requests?status=done").text();
+    assert!(t.contains(&old.id) && t.contains(">expired<"), "{t}");
+    let g = boss.get(&format!("/requests/{}", old.id));
+    let t = g.text();
+    assert!(t.contains(">expired<") && !t.contains("Approve and send"));
+    let c = boss.get("/requests").csrf();
+    let g = boss.post(
+        &format!("/requests/{}/decide", old.id),
+        &format!("csrf={c}&decision=approve"),
+    );
+    assert_eq!(g.status, 409);
+    assert_eq!(state(&f, &old.id), ApprovalState::Discarded);
+}
+
+#[test]
+fn odd_requests_get_clean_errors() {
+    let f = fixture();
+    let mut admin = Browser::signed_in(&f, ADMIN);
+    for path in [
+        "/requests/%00%ff",
+        "/requests/../../etc/passwd",
+        "/audit/-1",
+        "/requests/x/attachments/99999999999999999999",
+    ] {
+        let g = admin.get(path);
+        assert!(matches!(g.status, 403 | 404), "{path}: {}", g.status);
+    }
+    let g = admin.get("/audit?user=%3Cscript%3Ealert(1)%3C%2Fscript%3E");
+    assert!(!g.text().contains("<script>"));
+    let g = send(f.addr, "GET", "/", &[("Cookie", "p32_session=forged")], "");
+    assert_eq!(g.status, 303);
+}
