@@ -2,7 +2,7 @@
 # Runs every test of libping32dlp: formatting, clippy, unit / integration / doc / property tests,
 # the CLI tests, the benchmarks' compilation, the C ABI (header drift, symbols, C tests under
 # sanitizers, valgrind, the Python binding), the milter and the SMTP proxy with a real Postfix,
-# the ICAP webmail hook with a real Squid, fuzz smoke runs, and the differential test against
+# the ICAP webmail hook with a real Squid, the web console in Chromium, fuzz smoke runs, and the differential test against
 # python-stdnum.
 # Installs what the tests need (idempotent). `.ci/run` calls exactly this script.
 #
@@ -44,7 +44,7 @@ step "cargo test (unit, integration, properties, CLI, doc tests)"
 cargo test --workspace --locked -q
 
 step "release build and benchmarks compile"
-cargo build --release --locked -q -p ping32dlp-cli -p ping32dlp-milter -p ping32dlp-proxy -p ping32dlp-icap
+cargo build --release --locked -q -p ping32dlp-cli -p ping32dlp-milter -p ping32dlp-proxy -p ping32dlp-icap -p ping32dlp-console
 cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
 
 step "C ABI: make install, symbols, header as C/C++, C tests under ASan+UBSan, valgrind, Python"
@@ -70,6 +70,13 @@ if [ "$(id -u)" = 0 ]; then
   scripts/icap-test.sh
 else
   echo "SKIPPED: scripts/icap-test.sh needs root (CI runs as root)" >&2
+fi
+
+step "web console in a real browser (Chromium over WebDriver, a real Postfix and the milter)"
+if [ "$(id -u)" = 0 ]; then
+  scripts/console-test.sh
+else
+  echo "SKIPPED: scripts/console-test.sh needs root (CI runs as root)" >&2
 fi
 
 step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"
