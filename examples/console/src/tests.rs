@@ -496,6 +496,18 @@ fn approvers_see_only_their_requests_and_no_admin_pages() {
             .status,
         403
     );
+    assert_eq!(
+        other.get(&format!("/requests/{}/message", f.ids.id)).status,
+        403
+    );
+    let c = other.get("/requests").csrf();
+    let decide = format!("/requests/{}/decide", f.cards.id);
+    assert_eq!(
+        other
+            .post(&decide, &format!("csrf={c}&decision=approve"))
+            .status,
+        403
+    );
     // The legal group's member sees the card request.
     let mut legal = Browser::signed_in(&f, LEGAL);
     let t = legal.get("/requests").text();
@@ -505,6 +517,15 @@ fn approvers_see_only_their_requests_and_no_admin_pages() {
     let t = admin.get("/requests?status=all").text();
     assert!(t.contains(&f.cards.id) && t.contains(&f.ids.id));
     assert_eq!(admin.get("/").header("Location"), Some("/dashboard"));
+    assert_eq!(
+        admin
+            .get(&format!("/requests/{}/attachments/0", f.ids.id))
+            .status,
+        200
+    );
+    assert!(events(&f, &f.ids.id)
+        .iter()
+        .any(|(w, k, _)| w == ADMIN.0 && k == "view_attachment"));
     assert_eq!(boss.get("/").header("Location"), Some("/requests"));
     assert_eq!(admin.get("/requests/nope").status, 404);
 }
@@ -697,6 +718,12 @@ fn admin_search_record_pages_dashboard_and_histories() {
         .get("/audit?detector=credit_card&domain=partner.example.com")
         .text();
     assert!(t.contains("records") && t.contains("/audit/"));
+    let search = t.split(r#"action="/audit">"#).nth(1).unwrap();
+    let search = &search[..search.find("</form>").unwrap()];
+    assert!(
+        !search.contains("csrf"),
+        "a CSRF token in the GET search form"
+    );
     assert_eq!(admin.get("/audit?since=yesterday-ish").status, 400);
     assert_eq!(admin.get("/audit?verdict=maybe").status, 400);
     let rid = f.ids.record_id;
@@ -771,6 +798,9 @@ fn sign_in_links_work_once_and_only_for_their_request() {
     assert_eq!(b.get("/requests").status, 403);
     assert_eq!(b.get(&format!("/requests/{}", f.cards.id)).status, 403);
     assert_eq!(b.get("/dashboard").status, 403);
+    assert_eq!(b.get("/audit").status, 403);
+    let home = format!("/requests/{}", f.ids.id);
+    assert_eq!(b.get("/").header("Location"), Some(home.as_str()));
     assert!(events(&f, &f.ids.id)
         .iter()
         .any(|(w, k, _)| w == BOSS.0 && k == "link_signin"));
