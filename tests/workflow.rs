@@ -506,3 +506,86 @@ fn alerts_reach_every_sink_masked_and_survive_restarts() {
         }
     }
 }
+
+#[test]
+fn approvers_get_one_time_links_and_holds_keep_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_log = dir.path().join("approver-mail.log");
+    // A hold rule without evidence_days: the attachment is kept for the approver anyway.
+    let src = POLICY.replace("evidence_days = 30\n", "");
+    let policy = parse_policy(&src, None).unwrap();
+    let mut cfg = WorkflowConfig::from_policy(dir.path().join("state"), &policy);
+    cfg.notify_command = Some(format!("cat >> {}", mail_log.display()));
+    cfg.console_url = Some("https://dlp.example.co.jp/".into());
+    let wf = Arc::new(Workflow::open(cfg).unwrap());
+    let p = Pipeline::new(
+        Arc::new(Engine::builtin()),
+        policy,
+        wf.clone(),
+        ExtractOptions::default(),
+    );
+    let d = p
+        .process_message(&corpus("mixed.eml"), &ctx("milter"), &[], false)
+        .unwrap();
+    let a = d.approval.unwrap();
+    let kept = wf.evidence().of_record(a.record_id).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+
+    // The approver's mail names the request and carries the link.
+    let mail = std::fs::read_to_string(&mail_log).unwrap();
+    assert!(mail.contains("To: boss@example.co.jp") && mail.contains(&a.id));
+    let link = mail
+        .lines()
+        .find(|l| l.starts_with("https://dlp.example.co.jp/link/"))
+        .expect("a link");
+    let token = link.split("&t=").nth(1).unwrap().trim();
+    assert!(link.contains("?u=boss%40example.co.jp&t="));
+    let events = wf.store().events(&a.id).unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == "notify_approver" && e.detail.contains("boss@example.co.jp")));
+
+    // Another approver, another request, a changed token: refused; then once, and only once.
+    assert!(matches!(
+        wf.use_link(&a.id, "other@example.co.jp", token),
+        Err(WorkflowError::Forbidden(_))
+    ));
+    let mut bad = token.to_string();
+    let last = bad.pop().unwrap();
+    bad.push(if last == '0' { '1' } else { '0' });
+    assert!(wf.use_link(&a.id, "boss@example.co.jp", &bad).is_err());
+    assert!(wf.use_link(&a.id, "boss@example.co.jp", "x.y").is_err());
+    assert!(wf.use_link("nope", "boss@example.co.jp", token).is_err());
+    assert_eq!(
+        wf.use_link(&a.id, "BOSS@example.co.jp", token).unwrap().id,
+        a.id
+    );
+    let again = wf.use_link(&a.id, "boss@example.co.jp", token).unwrap_err();
+    assert!(again.to_string().contains("used already"), "{again}");
+    // A fresh link works; links of an expired request do not.
+    let fresh = wf.link_token(&a, "boss@example.co.jp");
+    assert!(wf.use_link(&a.id, "boss@example.co.jp", &fresh).is_ok());
+    let mut old = a.clone();
+    old.id = "ab".repeat(12);
+    old.expires = ping32dlp::timeutil::now() - 1;
+    wf.store().insert_approval(&old).unwrap();
+    let t = wf.link_token(&old, "boss@example.co.jp");
+    let e = wf.use_link(&old.id, "boss@example.co.jp", &t).unwrap_err();
+    assert!(e.to_string().contains("expired"), "{e}");
+
+    // The masked preview of the kept attachment shows no raw value.
+    let data = wf.evidence().get(&kept[0].1).unwrap().unwrap();
+    let pv = p.preview_file(&kept[0].0, &data, 1 << 20);
+    assert!(!pv.parts.is_empty() && pv.parts.iter().any(|x| x.findings > 0));
+    for f in d.report.findings.iter().filter(|f| f.location != "body") {
+        if f.value.chars().filter(char::is_ascii_digit).count() >= 8 {
+            assert!(
+                pv.parts.iter().all(|x| !x.text.contains(&f.value)),
+                "{}",
+                f.value
+            );
+        }
+    }
+    let cut = p.preview_file(&kept[0].0, &data, 10);
+    assert!(cut.truncated && cut.parts.iter().map(|x| x.text.len()).sum::<usize>() <= 10);
+}
