@@ -1,7 +1,7 @@
-//! What the integrations (the milter, the SMTP proxy, the ICAP webmail hook) share: reading
-//! their TOML configuration files with errors that name file, line, column and field, opening
-//! the pipeline (rules, policy, organisation domains, state directory) they all run, and the
-//! text of SMTP replies.
+//! What the integrations (the milter, the SMTP proxy, the ICAP webmail hook, the web console)
+//! share: reading their TOML configuration files with errors that name file, line, column and
+//! field, opening the pipeline (rules, policy, organisation domains, state directory) they all
+//! run, TLS server configurations, and the text of SMTP replies.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -94,6 +94,34 @@ impl PipelineSettings {
             ExtractOptions::default(),
         ))
     }
+}
+
+/// A TLS server configuration (rustls with the ring provider, TLS 1.2 and 1.3) from a PEM
+/// certificate chain and a PEM private key; errors name the file.
+pub fn tls_server_config(
+    cert_pem: &Path,
+    key_pem: &Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
+        .map_err(|e| format!("{}: {e}", cert_pem.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", cert_pem.display()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key_pem).map_err(|e| format!("{}: {e}", key_pem.display()))?;
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
+    Ok(Arc::new(cfg))
 }
 
 /// SMTP reply text from a policy message: printable ASCII only (replies are not UTF-8, so a

@@ -243,11 +243,12 @@ pub fn write_response(w: &mut impl Write, resp: &Response, head_only: bool) -> i
 pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 
 /// Accepts connections forever, one thread each, at most `max_connections` at a time (more
-/// get `503`).
+/// get `503`, or are closed when TLS is on); with `tls`, every connection is HTTPS.
 pub fn serve(
     listener: TcpListener,
     max_connections: usize,
     max_body: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
     handler: Arc<Handler>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
@@ -258,16 +259,19 @@ pub fn serve(
         };
         if active.fetch_add(1, Ordering::SeqCst) >= max_connections {
             active.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-            let _ = write_response(&mut stream, &Response::text(503, "busy\n"), false);
+            if tls.is_none() {
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+                let _ = write_response(&mut stream, &Response::text(503, "busy\n"), false);
+            }
             continue;
         }
         let handler = handler.clone();
+        let tls = tls.clone();
         let active2 = active.clone();
         let spawned = std::thread::Builder::new()
             .name("console-conn".into())
             .spawn(move || {
-                connection(&mut stream, max_body, &*handler);
+                connection(stream, tls, max_body, &*handler);
                 active2.fetch_sub(1, Ordering::SeqCst);
             });
         if spawned.is_err() {
@@ -276,25 +280,52 @@ pub fn serve(
     }
 }
 
-fn connection(stream: &mut TcpStream, max_body: usize, handler: &Handler) {
+fn connection(
+    mut stream: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    max_body: usize,
+    handler: &Handler,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(60)));
     let peer = stream
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let resp = match read_request(stream, peer, max_body) {
+    match tls {
+        None => exchange(&mut stream, peer, max_body, handler),
+        Some(cfg) => {
+            let Ok(conn) = rustls::ServerConnection::new(cfg) else {
+                return;
+            };
+            let mut s = rustls::StreamOwned::new(conn, stream);
+            // The handshake first: a client that does not speak TLS is dropped at once.
+            while s.conn.is_handshaking() {
+                if s.conn.complete_io(&mut s.sock).is_err() {
+                    return;
+                }
+            }
+            exchange(&mut s, peer, max_body, handler);
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+    }
+}
+
+/// One request and its response.
+fn exchange(s: &mut (impl Read + Write), peer: IpAddr, max_body: usize, handler: &Handler) {
+    let resp = match read_request(s, peer, max_body) {
         Ok(None) => return,
         Ok(Some(req)) => {
             let head = req.method == "HEAD";
             let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&req)))
                 .unwrap_or_else(|_| Response::text(500, "internal error\n"));
-            let _ = write_response(stream, &resp, head);
+            let _ = write_response(s, &resp, head);
             return;
         }
         Err(status) => Response::text(status, &format!("{}\n", reason(status))),
     };
-    let _ = write_response(stream, &resp, false);
+    let _ = write_response(s, &resp, false);
 }
 
 #[cfg(test)]

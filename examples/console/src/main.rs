@@ -58,7 +58,11 @@ pub struct Config {
     pub internal_domains: Vec<String>,
     /// `ja` or `en`: when the browser asks for neither.
     pub language: String,
-    /// Mark cookies `Secure`: set it when the console is reached over HTTPS (a TLS proxy).
+    /// Serve HTTPS with this PEM certificate chain (and `tls_key`); cookies are then `Secure`.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Mark cookies `Secure` without `tls_cert`: when a TLS reverse proxy is in front.
     pub secure_cookies: bool,
     /// Failed sign-ins per account before a pause (four times that per client address).
     pub login_attempts: u32,
@@ -87,6 +91,8 @@ impl Default for Config {
             policy: None,
             internal_domains: Vec::new(),
             language: "ja".into(),
+            tls_cert: None,
+            tls_key: None,
             secure_cookies: false,
             login_attempts: 5,
             login_pause_minutes: 15,
@@ -109,7 +115,9 @@ impl Config {
                 .iter_mut()
                 .chain(c.dictionaries.iter_mut())
                 .chain(c.policy.iter_mut())
-                .chain(c.state_dir.iter_mut()),
+                .chain(c.state_dir.iter_mut())
+                .chain(c.tls_cert.iter_mut())
+                .chain(c.tls_key.iter_mut()),
         );
         c.check().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(c)
@@ -118,6 +126,9 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         if Lang::parse(&self.language).is_none() {
             return Err(format!("language `{}`: use ja or en", self.language));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key go together".into());
         }
         if self.max_connections == 0 || self.session_idle_minutes == 0 || self.session_hours == 0 {
             return Err(
@@ -141,7 +152,7 @@ impl Config {
     fn settings(&self) -> Settings {
         Settings {
             default_lang: Lang::parse(&self.language).unwrap_or(Lang::Ja),
-            secure_cookies: self.secure_cookies,
+            secure_cookies: self.secure_cookies || self.tls_cert.is_some(),
             login_attempts: self.login_attempts.max(1),
             login_window: Duration::from_secs(self.login_pause_minutes.max(1) * 60),
             session_idle: Duration::from_secs(self.session_idle_minutes * 60),
@@ -252,6 +263,13 @@ fn main() {
         eprintln!("{PROGRAM}: {e}");
         std::process::exit(2);
     });
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(service::tls_server_config(c, k).unwrap_or_else(|e| {
+            eprintln!("{PROGRAM}: {e}");
+            std::process::exit(2);
+        })),
+        _ => None,
+    };
     if check_only {
         println!("{}: ok", config.unwrap_or_default().display());
         return;
@@ -291,7 +309,8 @@ fn main() {
     service::log(
         PROGRAM,
         &format!(
-            "listening on http://{} (state {})",
+            "listening on {}://{} (state {})",
+            if tls.is_some() { "https" } else { "http" },
             listener
                 .local_addr()
                 .map(|a| a.to_string())
@@ -304,6 +323,7 @@ fn main() {
         listener,
         cfg.max_connections,
         64 * 1024,
+        tls,
         Arc::new(move |req| handler.handle(req)),
     );
 }

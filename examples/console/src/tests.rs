@@ -91,6 +91,13 @@ fn account(who: (&str, &str), role: Role, groups: &[&str]) -> Account {
 }
 
 fn fixture_with(settings: impl FnOnce(&mut Settings)) -> Fixture {
+    fixture_full(settings, None)
+}
+
+fn fixture_full(
+    settings: impl FnOnce(&mut Settings),
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let pol = dir.join("policy.toml");
@@ -150,8 +157,9 @@ fn fixture_with(settings: impl FnOnce(&mut Settings)) -> Fixture {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let h = app.clone();
+    let tls = tls.clone();
     std::thread::spawn(move || {
-        crate::http::serve(listener, 16, 64 * 1024, Arc::new(move |r| h.handle(r)))
+        crate::http::serve(listener, 16, 64 * 1024, tls, Arc::new(move |r| h.handle(r)))
     });
     Fixture {
         _dir: tmp,
@@ -868,4 +876,126 @@ fn odd_requests_get_clean_errors() {
     assert!(!g.text().contains("<script>"));
     let g = send(f.addr, "GET", "/", &[("Cookie", "p32_session=forged")], "");
     assert_eq!(g.status, 303);
+}
+
+#[test]
+fn https_with_a_certificate_and_secure_cookies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let server = ping32dlp::service::tls_server_config(&cert, &key).unwrap();
+    let f = fixture_full(|s| s.secure_cookies = true, Some(server));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ck.cert.der().clone()).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(client, name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, TcpStream::connect(f.addr).unwrap());
+    s.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(
+        text.contains("p32_pre=") && text.contains("; Secure"),
+        "{text}"
+    );
+    // Plain HTTP to the HTTPS port gets nothing useful.
+    let mut plain = TcpStream::connect(f.addr).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    plain.write_all(b"GET /login HTTP/1.1\r\n\r\n").unwrap();
+    let mut junk = Vec::new();
+    let _ = plain.read_to_end(&mut junk);
+    assert!(!String::from_utf8_lossy(&junk).contains("p32_pre"));
+}
+
+#[test]
+fn config_errors_name_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("console.toml");
+    std::fs::write(&f, "listen = \"127.0.0.1:1\"\nlanguag = \"ja\"\n").unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(
+        e.contains("console.toml:2:1") && e.contains("languag"),
+        "{e}"
+    );
+    std::fs::write(&f, "language = \"fr\"\n").unwrap();
+    assert!(crate::Config::load(&f)
+        .unwrap_err()
+        .contains("language `fr`"));
+    std::fs::write(&f, "tls_cert = \"c.pem\"\n").unwrap();
+    assert!(crate::Config::load(&f).unwrap_err().contains("tls_key"));
+    std::fs::write(
+        &f,
+        "[[account]]\nname = \"a\"\npassword_hash = \"secret\"\nrole = \"approver\"\n",
+    )
+    .unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(e.contains("account[0].password_hash"), "{e}");
+    std::fs::write(
+        &f,
+        "[[account]]\nname = \"a\"\npassword_hash = \"x\"\nrole = \"boss\"\n",
+    )
+    .unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(e.contains("console.toml:4") && e.contains("boss"), "{e}");
+    let h = auth::hash_password("long enough").unwrap();
+    std::fs::write(
+        &f,
+        format!("state_dir = \"st\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[[account]]\nname = \"a\"\npassword_hash = \"{h}\"\nrole = \"admin\"\n[[account]]\nname = \"A\"\npassword_hash = \"{h}\"\nrole = \"approver\"\n"),
+    )
+    .unwrap();
+    assert!(crate::Config::load(&f)
+        .unwrap_err()
+        .contains("listed twice"));
+    std::fs::write(
+        &f,
+        format!("state_dir = \"st\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[[account]]\nname = \"a\"\npassword_hash = \"{h}\"\nrole = \"admin\"\n"),
+    )
+    .unwrap();
+    let c = crate::Config::load(&f).unwrap();
+    assert_eq!(
+        c.state_dir.as_deref(),
+        Some(dir.path().join("st").as_path())
+    );
+    assert_eq!(
+        c.tls_key.as_deref(),
+        Some(dir.path().join("k.pem").as_path())
+    );
+    assert!(c.settings().secure_cookies, "TLS makes cookies Secure");
+}
+
+#[test]
+fn without_accounts_an_admin_is_made_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = crate::initial_admin(dir.path()).unwrap();
+    assert_eq!((a.name.as_str(), a.role), ("admin", Role::Admin));
+    let b = crate::initial_admin(dir.path()).unwrap();
+    assert_eq!(
+        a.password_hash, b.password_hash,
+        "the second start reads the same hash"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("console-admin.hash"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

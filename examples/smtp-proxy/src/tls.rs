@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 
 /// The files of the local CA and server certificate in the state directory.
 pub struct LocalCa {
@@ -95,19 +95,7 @@ pub fn local_ca(dir: &Path, names: &[String]) -> Result<LocalCa, String> {
 
 /// The server side: the certificate chain and key from PEM files.
 pub fn server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_pem)
-        .map_err(|e| format!("{}: {e}", cert_pem.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
-    let key =
-        PrivateKeyDer::from_pem_file(key_pem).map_err(|e| format!("{}: {e}", key_pem.display()))?;
-    let cfg = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("{}: {e}", cert_pem.display()))?;
-    Ok(Arc::new(cfg))
+    ping32dlp::service::tls_server_config(cert_pem, key_pem)
 }
 
 /// The system's trust store (Debian: /etc/ssl/certs/ca-certificates.crt).
