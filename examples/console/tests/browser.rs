@@ -75,7 +75,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--lang=ja-JP", "--window-size=1440,1500",
+                    "--disable-dev-shm-usage", "--lang=ja-JP", "--window-size=1440,1500",
                     format!("--user-data-dir={}", profile.display()),
                 ],
                 "prefs": {"intl.accept_languages": "ja,en-US;q=0.8"}
