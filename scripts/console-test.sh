@@ -5,8 +5,8 @@
 # (examples/console/tests/browser.rs), signs in as the approver, opens the request, views the
 # attachment, approves; the test then checks that the views and the decision are recorded and
 # that Postfix delivered the mail; the admin's dashboard and the request's history are checked
-# too. Screenshots go to target/console-artifacts/ (request.png, attachment.png,
-# dashboard.png, history.png). Also checks the sign-in link mailed to the approver.
+# too. Screenshots go to target/console-artifacts/ (requests.png, request.png,
+# attachment.png, dashboard.png, history.png). Also checks the sign-in link mailed to the approver.
 #
 # Run as root (installs postfix, chromium, chromium-driver and a Japanese font; idempotent).
 # Called by scripts/test.sh after the release build. Env: BASE, SMTP_PORT, SMTPS_PORT,

@@ -722,8 +722,8 @@ impl App {
         for e in &events {
             let _ = write!(
                 o,
-                r#"<tr><td class="mono">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                esc(&timeutil::rfc3339(e.time, self.offset())),
+                r#"<tr><td class="mono nowrap">{}</td><td>{}</td><td class="nowrap">{}</td><td>{}</td></tr>"#,
+                esc(&html::time_s(e.time, self.offset())),
                 esc(&e.actor),
                 esc(t(l, event_label(&e.kind))),
                 esc(&e.detail),

@@ -29,6 +29,12 @@ pub fn time(secs: i64, offset_min: i32) -> String {
     s.get(..16).unwrap_or(&s).replace('T', " ")
 }
 
+/// A local time with seconds, `2026-11-28 18:40:12`.
+pub fn time_s(secs: i64, offset_min: i32) -> String {
+    let s = ping32dlp::timeutil::rfc3339(secs, offset_min);
+    s.get(..19).unwrap_or(&s).replace('T', " ")
+}
+
 /// `12.3 KB`.
 pub fn size(n: u64) -> String {
     match n {
@@ -222,9 +228,9 @@ dl.kv{display:grid;grid-template-columns:110px 1fr;gap:6px 12px;margin:0}dl.kv d
 .b-pending{background:#fff1c2;color:#7a5a00}.b-ok{background:#d9f5e3;color:#146c37}.b-bad{background:#fde0e0;color:#a11d1d}
 .b-muted{background:#e6e9ef;color:#55607a}.b-hold{background:#ffe3c7;color:#8a4500}.b-warn{background:#fff0d6;color:#8a5a00}.b-info{background:#e3edff;color:#1f4d99}
 .ext{background:#fde0e0;color:#a11d1d;border-radius:4px;padding:0 4px;font-weight:600}
-.tag-ext{font-size:11px;background:#a11d1d;color:#fff;border-radius:3px;padding:0 4px;margin-left:4px}
+.tag-ext{white-space:nowrap;font-size:11px;background:#a11d1d;color:#fff;border-radius:3px;padding:0 4px;margin-left:4px}
 .int{color:#146c37}
-.muted{color:#7a859b}.small{font-size:12px}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.nowrap{white-space:nowrap}.muted{color:#7a859b}.small{font-size:12px}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .notice{padding:10px 14px;border-radius:6px;margin:0 0 14px}.n-ok{background:#d9f5e3}.n-error{background:#fde0e0}.n-info{background:#e3edff}
 .decide textarea{width:100%;min-height:70px;font:inherit;padding:8px;border:1px solid #c7cfdc;border-radius:6px}
 .buttons{display:flex;gap:10px;margin-top:10px}
@@ -264,6 +270,7 @@ mod tests {
         );
         assert_eq!(size(1536), "1.5 KB");
         assert_eq!(time(0, 540), "1970-01-01 09:00");
+        assert_eq!(time_s(61, 540), "1970-01-01 09:01:01");
         assert_eq!(left(Lang::En, 3 * 3600 + 20 * 60), "3h 20m left");
         assert_eq!(left(Lang::Ja, 90_000), "残り 1日 1時間");
         assert!(hbars(&[("<x>".into(), 3)], "", "none").contains("&lt;x&gt;"));

@@ -5,7 +5,8 @@
 //!
 //! Sign in, open the held request, view its attachment, approve; then the views and the
 //! decision are in the store and the mail reached the recipient's mailbox. Screenshots of the
-//! request page, the attachment view and the dashboard go to `$ARTIFACTS`.
+//! request list, the request page, the attachment view, the dashboard and the history go to
+//! `$ARTIFACTS`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -234,6 +235,7 @@ fn approver_reviews_and_approves_in_a_real_browser() {
         list.contains("承認依頼") && list.contains(&subject),
         "list page: {list}"
     );
+    b.screenshot(&artifacts.join("requests.png"));
     b.click(&format!("a[href='/requests/{approval}']"));
     b.wait_url(&format!("/requests/{approval}"));
     let page = b.source();
