@@ -573,6 +573,20 @@ fn approvers_get_one_time_links_and_holds_keep_attachments() {
     let e = wf.use_link(&old.id, "boss@example.co.jp", &t).unwrap_err();
     assert!(e.to_string().contains("expired"), "{e}");
 
+    // Who is assigned: listed approvers; a group's members; with groups unknown (the CLI),
+    // a request that names only a group is open like one that names nobody.
+    let legal = vec!["legal".to_string()];
+    assert!(a.assigned_to("BOSS@example.co.jp", None));
+    assert!(!a.assigned_to("other@example.co.jp", Some(&legal)));
+    let mut g = a.clone();
+    g.approvers.clear();
+    g.approver_group = Some("legal".into());
+    assert!(g.assigned_to("x@example.co.jp", Some(&legal)));
+    assert!(!g.assigned_to("x@example.co.jp", Some(&[])));
+    assert!(g.assigned_to("x@example.co.jp", None));
+    g.approver_group = None;
+    assert!(g.assigned_to("anyone@example.co.jp", Some(&[])));
+
     // The masked preview of the kept attachment shows no raw value.
     let data = wf.evidence().get(&kept[0].1).unwrap().unwrap();
     let pv = p.preview_file(&kept[0].0, &data, 1 << 20);

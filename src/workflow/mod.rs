@@ -496,6 +496,22 @@ pub struct Approval {
     pub closed_at: Option<i64>,
 }
 
+impl Approval {
+    /// Whether `who` may see and decide this request: they are listed in `approvers`, or are
+    /// in its `approver_group`, or it names no approver and no group. `groups`: the groups
+    /// `who` is in; `None` when the caller does not know them (the CLI, the C API), and then a
+    /// request that only names a group is open like one that names nobody.
+    pub fn assigned_to(&self, who: &str, groups: Option<&[String]>) -> bool {
+        if self.approvers.iter().any(|x| x.eq_ignore_ascii_case(who)) {
+            return true;
+        }
+        match (&self.approver_group, groups) {
+            (Some(g), Some(gs)) => gs.iter().any(|x| x == g),
+            _ => self.approvers.is_empty(),
+        }
+    }
+}
+
 /// Something that happened to an approval (a view, a download, a decision, a release).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalEvent {
@@ -707,18 +723,18 @@ fn notice_message(a: &Approval, why: ApprovalState, from: &str, utc_offset_min: 
         rule = a.rule,
         id = a.id,
     );
-    let mut m = String::new();
-    m.push_str(&format!("From: {from}\r\n"));
-    m.push_str(&format!("To: {}\r\n", a.sender));
-    m.push_str(&format!(
-        "Subject: {}\r\n",
+    auto_mail(from, &a.sender, subject, &a.id, &body)
+}
+
+/// An automatic plain-text mail about a request, with its headers (the notify command's input).
+fn auto_mail(from: &str, to: &str, subject: &str, approval: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nAuto-Submitted: auto-generated\r\n\
+         X-Ping32DLP-Approval: {approval}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}",
         crate::pipeline::encode_header_text(subject, false)
-    ));
-    m.push_str("Auto-Submitted: auto-generated\r\n");
-    m.push_str(&format!("X-Ping32DLP-Approval: {}\r\n", a.id));
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
-    m.push_str(&body);
-    m.into_bytes()
+    )
+    .into_bytes()
 }
 
 /// The mail that asks an approver to decide, with their one-time sign-in link.
@@ -749,18 +765,7 @@ fn approver_message(
         rule = a.rule,
         id = a.id,
     );
-    let mut m = String::new();
-    m.push_str(&format!("From: {from}\r\n"));
-    m.push_str(&format!("To: {to}\r\n"));
-    m.push_str(&format!(
-        "Subject: {}\r\n",
-        crate::pipeline::encode_header_text(&subject, false)
-    ));
-    m.push_str("Auto-Submitted: auto-generated\r\n");
-    m.push_str(&format!("X-Ping32DLP-Approval: {}\r\n", a.id));
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
-    m.push_str(&body);
-    m.into_bytes()
+    auto_mail(from, to, &subject, &a.id, &body)
 }
 
 /// The default state directory: `$PING32DLP_STATE_DIR`, else `/var/lib/ping32dlp` for root,
@@ -993,41 +998,36 @@ impl Workflow {
 
     /// A link token for an approval: HMAC-SHA-256 over its id and expiry with the install's key.
     pub fn token(&self, a: &Approval) -> String {
-        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        m.update(format!("approval:{}:{}", a.id, a.expires).as_bytes());
-        hex(&m.finalize().into_bytes())
+        hex(&self.mac(&format!("approval:{}:{}", a.id, a.expires)))
     }
 
     /// Checks a link token (constant time).
     pub fn verify_token(&self, a: &Approval, token: &str) -> bool {
+        let want = self.mac(&format!("approval:{}:{}", a.id, a.expires));
+        unhex(token).is_some_and(|got| crate::text::constant_time_eq(&want, &got))
+    }
+
+    /// HMAC-SHA-256 of `msg` with the install's key.
+    fn mac(&self, msg: &str) -> Vec<u8> {
         let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        m.update(format!("approval:{}:{}", a.id, a.expires).as_bytes());
-        let Some(bytes) = unhex(token) else {
-            return false;
-        };
-        m.verify_slice(&bytes).is_ok()
+        m.update(msg.as_bytes());
+        m.finalize().into_bytes().to_vec()
     }
 
     /// A one-time sign-in link token for `approver` to request `a`: a random nonce and an
     /// HMAC-SHA-256 over the request id, the approver, the request's expiry and the nonce.
     pub fn link_token(&self, a: &Approval, approver: &str) -> String {
         let nonce = random_hex(8);
-        let mac = self.link_mac(a, approver, &nonce);
-        format!("{nonce}.{mac}")
+        format!("{nonce}.{}", hex(&self.link_mac(a, approver, &nonce)))
     }
 
-    fn link_mac(&self, a: &Approval, approver: &str, nonce: &str) -> String {
-        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        m.update(
-            format!(
-                "link:{}:{}:{}:{nonce}",
-                a.id,
-                approver.to_lowercase(),
-                a.expires
-            )
-            .as_bytes(),
-        );
-        hex(&m.finalize().into_bytes())
+    fn link_mac(&self, a: &Approval, approver: &str, nonce: &str) -> Vec<u8> {
+        self.mac(&format!(
+            "link:{}:{}:{}:{nonce}",
+            a.id,
+            approver.to_lowercase(),
+            a.expires
+        ))
     }
 
     /// The sign-in link of `approver` to request `a` on the console at `base`.
@@ -1053,10 +1053,7 @@ impl Workflow {
             return Err(bad());
         }
         let want = self.link_mac(&a, approver, nonce);
-        let (Some(x), Some(y)) = (unhex(&want), unhex(mac)) else {
-            return Err(bad());
-        };
-        if !crate::text::constant_time_eq(&x, &y) {
+        if !unhex(mac).is_some_and(|got| crate::text::constant_time_eq(&want, &got)) {
             return Err(bad());
         }
         if a.expires <= crate::timeutil::now() {
@@ -1132,12 +1129,26 @@ impl Workflow {
         )
     }
 
-    /// Decides a pending approval. `approver` must be one of its approvers (or `admin` is true).
-    /// A second decision is refused. Runs the release or discard command.
+    /// Decides a pending approval. `approver` must be assigned to it
+    /// ([`Approval::assigned_to`], groups unknown) or `admin` is true. A second decision is
+    /// refused. Runs the release or discard command.
     pub fn decide(
         &self,
         id: &str,
         approver: &str,
+        approve: bool,
+        comment: &str,
+        admin: bool,
+    ) -> Result<Approval> {
+        self.decide_as(id, approver, None, approve, comment, admin)
+    }
+
+    /// [`Workflow::decide`] for an approver whose groups are known (`groups`).
+    pub fn decide_as(
+        &self,
+        id: &str,
+        approver: &str,
+        groups: Option<&[String]>,
         approve: bool,
         comment: &str,
         admin: bool,
@@ -1154,10 +1165,7 @@ impl Workflow {
                 a.state.as_str()
             )));
         }
-        let allowed = admin
-            || a.approvers.is_empty()
-            || a.approvers.iter().any(|x| x.eq_ignore_ascii_case(approver));
-        if !allowed {
+        if !admin && !a.assigned_to(approver, groups) {
             return Err(WorkflowError::Forbidden(format!(
                 "{approver} is not an approver of {id}"
             )));

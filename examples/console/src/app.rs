@@ -478,17 +478,13 @@ impl App {
 
     // ------------------------------------------------------------ requests
 
-    /// Whether the session may see and decide a request.
+    /// Whether the session may see and decide a request: admins any, a sign-in link's session
+    /// its own, approvers those assigned to them (their groups included).
     fn assigned(a: &Approval, s: &Session) -> bool {
-        if let Some(scope) = &s.scope {
-            return *scope == a.id;
+        match &s.scope {
+            Some(scope) => *scope == a.id,
+            None => s.role == Role::Admin || a.assigned_to(&s.user, Some(&s.groups)),
         }
-        s.role == Role::Admin
-            || a.approvers.iter().any(|x| x.eq_ignore_ascii_case(&s.user))
-            || a.approver_group
-                .as_ref()
-                .is_some_and(|g| s.groups.iter().any(|x| x == g))
-            || (a.approvers.is_empty() && a.approver_group.is_none())
     }
 
     fn requests(&self, cx: &Cx) -> Res {
@@ -797,14 +793,14 @@ impl App {
             .filter(|c| !c.is_control() || *c == '\n')
             .take(1000)
             .collect();
-        // Group members and admins are authorised here; the workflow checks listed approvers.
-        let by_group = s.role == Role::Admin
-            || (s.scope.is_none() && !a.approvers.iter().any(|x| x.eq_ignore_ascii_case(&s.user)));
-        match self
-            .pipeline
-            .workflow()
-            .decide(&a.id, &s.user, approve, &comment, by_group)
-        {
+        match self.pipeline.workflow().decide_as(
+            &a.id,
+            &s.user,
+            Some(&s.groups),
+            approve,
+            &comment,
+            s.role == Role::Admin,
+        ) {
             Ok(_) => {
                 ping32dlp::service::log(
                     "ping32dlp-console",
