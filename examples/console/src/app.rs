@@ -91,10 +91,32 @@ impl App {
 
     fn route(&self, cx: &Cx) -> Res {
         let segs: Vec<&str> = cx.req.path.split('/').filter(|s| !s.is_empty()).collect();
+        // Which methods each address takes; anything else is 404 or 405.
+        let allow = match segs.as_slice() {
+            ["login"] | ["link", _] => "GET, HEAD, POST",
+            ["logout"] | ["requests", _, "decide"] => "POST",
+            ["style.css"]
+            | ["healthz"]
+            | []
+            | ["requests"]
+            | ["requests", _]
+            | ["requests", _, "message"]
+            | ["requests", _, "attachments", _]
+            | ["requests", _, "attachments", _, "download"]
+            | ["audit"]
+            | ["audit", _]
+            | ["dashboard"] => "GET, HEAD",
+            _ => return Err(self.error(cx, 404, "There is no such page.")),
+        };
         let m = cx.req.method.as_str();
-        let get = m == "GET" || m == "HEAD";
-        match (segs.as_slice(), get, m == "POST") {
-            (["style.css"], true, _) => Ok(Response {
+        if !allow.split(", ").any(|x| x == m) {
+            return Err(self
+                .error(cx, 405, "This address does not take that method.")
+                .with("Allow", allow));
+        }
+        let post = m == "POST";
+        match (segs.as_slice(), post) {
+            (["style.css"], _) => Ok(Response {
                 status: 200,
                 headers: vec![
                     ("Content-Type".into(), "text/css; charset=utf-8".into()),
@@ -102,8 +124,8 @@ impl App {
                 ],
                 body: html::CSS.as_bytes().to_vec(),
             }),
-            (["healthz"], true, _) => Ok(Response::text(200, "ok\n")),
-            ([], true, _) => {
+            (["healthz"], _) => Ok(Response::text(200, "ok\n")),
+            ([], _) => {
                 let s = self.need(cx, false)?;
                 Ok(Response::redirect(
                     match (&s.scope, s.role) {
@@ -114,51 +136,20 @@ impl App {
                     .as_str(),
                 ))
             }
-            (["login"], true, _) => Ok(self.login_page(cx, None, 200)),
-            (["login"], _, true) => self.login(cx),
-            (["logout"], _, true) => self.logout(cx),
-            (["link", id], true, _) => Ok(self.link_page(cx, id)),
-            (["link", id], _, true) => self.link_signin(cx, id),
-            (["requests"], true, _) => self.requests(cx),
-            (["requests", id], true, _) => self.request(cx, id),
-            (["requests", id, "decide"], _, true) => self.decide(cx, id),
-            (["requests", id, "attachments", n], true, _) => self.attachment(cx, id, n, false),
-            (["requests", id, "attachments", n, "download"], true, _) => {
-                self.attachment(cx, id, n, true)
-            }
-            (["requests", id, "message"], true, _) => self.message(cx, id),
-            (["audit"], true, _) => self.audit(cx),
-            (["audit", id], true, _) => self.audit_record(cx, id),
-            (["dashboard"], true, _) => self.dashboard(cx),
-            (
-                ["style.css"]
-                | ["healthz"]
-                | []
-                | ["login"]
-                | ["logout"]
-                | ["link", _]
-                | ["requests"]
-                | ["requests", _]
-                | ["requests", _, "decide" | "message"]
-                | ["requests", _, "attachments", _]
-                | ["requests", _, "attachments", _, "download"]
-                | ["audit"]
-                | ["audit", _]
-                | ["dashboard"],
-                _,
-                _,
-            ) => Err(self
-                .error(cx, 405, "This address does not take that method.")
-                .with(
-                    "Allow",
-                    if segs.last() == Some(&"decide") || segs == ["logout"] {
-                        "POST"
-                    } else if matches!(segs.as_slice(), ["login"] | ["link", _]) {
-                        "GET, HEAD, POST"
-                    } else {
-                        "GET, HEAD"
-                    },
-                )),
+            (["login"], false) => Ok(self.login_page(cx, None, 200)),
+            (["login"], true) => self.login(cx),
+            (["logout"], _) => self.logout(cx),
+            (["link", id], false) => Ok(self.link_page(cx, id)),
+            (["link", id], true) => self.link_signin(cx, id),
+            (["requests"], _) => self.requests(cx),
+            (["requests", id], _) => self.request(cx, id),
+            (["requests", id, "decide"], _) => self.decide(cx, id),
+            (["requests", id, "attachments", n], _) => self.attachment(cx, id, n, false),
+            (["requests", id, "attachments", n, "download"], _) => self.attachment(cx, id, n, true),
+            (["requests", id, "message"], _) => self.message(cx, id),
+            (["audit"], _) => self.audit(cx),
+            (["audit", id], _) => self.audit_record(cx, id),
+            (["dashboard"], _) => self.dashboard(cx),
             _ => Err(self.error(cx, 404, "There is no such page.")),
         }
     }
@@ -535,23 +526,20 @@ impl App {
         }
         o.push_str("</div><div class=\"card\">");
         if shown.is_empty() {
-            let _ = write!(
-                o,
-                r#"<p class="muted">{}</p>"#,
-                esc(t(l, "Nothing here. New requests appear as mail is held."))
-            );
+            o.push_str(&html::muted(t(
+                l,
+                "Nothing here. New requests appear as mail is held.",
+            )));
         } else {
-            let _ = write!(
-                o,
-                "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-                esc(t(l, "State")),
-                esc(t(l, "Held at")),
-                esc(t(l, "Sender")),
-                esc(t(l, "Recipients")),
-                esc(t(l, "Subject")),
-                esc(t(l, "Why held")),
-                esc(t(l, "Attachments")),
-            );
+            o.push_str(&html::table_head(&[
+                t(l, "State"),
+                t(l, "Held at"),
+                t(l, "Sender"),
+                t(l, "Recipients"),
+                t(l, "Subject"),
+                t(l, "Why held"),
+                t(l, "Attachments"),
+            ]));
             for a in shown {
                 let rec = store.get_record(a.record_id).ok().flatten();
                 let state = shown_state(a, now);
@@ -906,8 +894,8 @@ impl App {
         if pv.parts.is_empty() {
             let _ = write!(
                 o,
-                r#"<div class="card"><p class="muted">{}</p></div>"#,
-                esc(t(l, "No text could be extracted from this file."))
+                r#"<div class="card">{}</div>"#,
+                html::muted(t(l, "No text could be extracted from this file."))
             );
         }
         for p in &pv.parts {
@@ -981,14 +969,14 @@ impl App {
         let mut errors = Vec::new();
         let mut when = |k: &str, default: Option<&str>| -> Option<i64> {
             let v = get(k).or(default.map(str::to_string))?;
-            let t = timeutil::parse_when(&v, off);
-            if t.is_none() {
+            let at = timeutil::parse_when(&v, off);
+            if at.is_none() {
                 errors.push(format!(
                     "{k} `{v}`: {}",
-                    t_(l, "use a duration (30d, 12h) or a date (2026-11-01)")
+                    t(l, "use a duration (30d, 12h) or a date (2026-11-01)")
                 ));
             }
-            t
+            at
         };
         let since = when("since", Some("7d"));
         let until = when("until", None);
@@ -1319,18 +1307,9 @@ impl App {
             esc(t(l, "Files sent outside repeatedly"))
         );
         if st.repeated_files.is_empty() {
-            let _ = write!(
-                o,
-                r#"<p class="muted">{}</p>"#,
-                esc(t(l, "None in this period."))
-            );
+            o.push_str(&html::muted(t(l, "None in this period.")));
         } else {
-            let _ = write!(
-                o,
-                "<table><tr><th>{}</th><th>SHA-256</th><th>{}</th></tr>",
-                esc(t(l, "File")),
-                esc(t(l, "Times"))
-            );
+            o.push_str(&html::table_head(&[t(l, "File"), "SHA-256", t(l, "Times")]));
             for (sha, name, n) in &st.repeated_files {
                 let _ = write!(
                     o,
@@ -1383,10 +1362,6 @@ fn leak_free(why: &str) -> &'static str {
     } else {
         "The sign-in link is not valid."
     }
-}
-
-fn t_(l: Lang, s: &'static str) -> &'static str {
-    t(l, s)
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -1508,11 +1483,7 @@ fn record_details(
     );
     let matched: Vec<_> = r.matched.iter().collect();
     if matched.is_empty() {
-        let _ = write!(
-            o,
-            r#"<p class="muted">{}</p>"#,
-            esc(t(l, "No rule matched."))
-        );
+        o.push_str(&html::muted(t(l, "No rule matched.")));
     }
     for m in matched {
         let _ = write!(
@@ -1549,20 +1520,14 @@ fn record_details(
         rows
     };
     if rows.is_empty() {
-        let _ = write!(
-            o,
-            r#"<p class="muted">{}</p>"#,
-            esc(t(l, "Nothing sensitive was found."))
-        );
+        o.push_str(&html::muted(t(l, "Nothing sensitive was found.")));
     } else {
-        let _ = write!(
-            o,
-            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
-            esc(t(l, "Detector")),
-            esc(t(l, "Where")),
-            esc(t(l, "Count")),
-            esc(t(l, "Examples"))
-        );
+        o.push_str(&html::table_head(&[
+            t(l, "Detector"),
+            t(l, "Where"),
+            t(l, "Count"),
+            t(l, "Examples"),
+        ]));
         for f in rows {
             let _ = write!(
                 o,
@@ -1588,20 +1553,16 @@ fn record_details(
         esc(t(l, "Attachments"))
     );
     if r.attachments.is_empty() {
-        let _ = write!(
-            o,
-            r#"<p class="muted">{}</p>"#,
-            esc(t(l, "No attachments."))
-        );
+        o.push_str(&html::muted(t(l, "No attachments.")));
     } else {
-        let _ = write!(
-            o,
-            "<table><tr><th>{}</th><th>{}</th><th>{}</th><th>SHA-256</th><th>{}</th><th></th></tr>",
-            esc(t(l, "File")),
-            esc(t(l, "Type")),
-            esc(t(l, "Size")),
-            esc(t(l, "Notes")),
-        );
+        o.push_str(&html::table_head(&[
+            t(l, "File"),
+            t(l, "Type"),
+            t(l, "Size"),
+            "SHA-256",
+            t(l, "Notes"),
+            "",
+        ]));
         for (i, f) in r.attachments.iter().enumerate() {
             let mut notes = Vec::new();
             if let Some(u) = &f.unscannable {

@@ -6,33 +6,36 @@ use std::fmt::Write as _;
 use crate::auth::{Role, Session};
 use crate::i18n::{t, Lang};
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{FFFD}'),
-            c => o.push(c),
-        }
+pub use ping32dlp::text::html_escape as esc;
+
+/// A grey paragraph (nothing to show, hints).
+pub fn muted(text: &str) -> String {
+    format!(r#"<p class="muted">{}</p>"#, esc(text))
+}
+
+/// `<table>` and its header row.
+pub fn table_head(headers: &[&str]) -> String {
+    let mut o = String::from("<table><tr>");
+    for h in headers {
+        let _ = write!(o, "<th>{}</th>", esc(h));
     }
+    o.push_str("</tr>");
     o
 }
 
 /// A local time `2026-11-28 18:40` from seconds.
 pub fn time(secs: i64, offset_min: i32) -> String {
-    let s = ping32dlp::timeutil::rfc3339(secs, offset_min);
-    s.get(..16).unwrap_or(&s).replace('T', " ")
+    local(secs, offset_min, 16)
 }
 
 /// A local time with seconds, `2026-11-28 18:40:12`.
 pub fn time_s(secs: i64, offset_min: i32) -> String {
+    local(secs, offset_min, 19)
+}
+
+fn local(secs: i64, offset_min: i32, len: usize) -> String {
     let s = ping32dlp::timeutil::rfc3339(secs, offset_min);
-    s.get(..19).unwrap_or(&s).replace('T', " ")
+    s.get(..len).unwrap_or(&s).replace('T', " ")
 }
 
 /// `12.3 KB`.
@@ -133,7 +136,7 @@ pub fn notice(kind: &str, text: &str) -> String {
 /// value (native bars: no script, no inline style).
 pub fn hbars(rows: &[(String, u64)], class: &str, empty: &str) -> String {
     if rows.is_empty() {
-        return format!(r#"<p class="muted">{}</p>"#, esc(empty));
+        return muted(empty);
     }
     let max = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1);
     let mut o = format!(r#"<table class="bars {class}">"#);
@@ -153,10 +156,7 @@ pub fn hbars(rows: &[(String, u64)], class: &str, empty: &str) -> String {
 pub fn day_bars(days: &[(String, u64, u64)], period: &[String], l: Lang) -> String {
     let total: u64 = days.iter().map(|d| d.1).sum();
     if total == 0 {
-        return format!(
-            r#"<p class="muted">{}</p>"#,
-            esc(t(l, "No mail in this period."))
-        );
+        return muted(t(l, "No mail in this period."));
     }
     let get = |d: &str| {
         days.iter()

@@ -314,18 +314,19 @@ fn connection(
 
 /// One request and its response.
 fn exchange(s: &mut (impl Read + Write), peer: IpAddr, max_body: usize, handler: &Handler) {
-    let resp = match read_request(s, peer, max_body) {
+    let (resp, head_only) = match read_request(s, peer, max_body) {
         Ok(None) => return,
-        Ok(Some(req)) => {
-            let head = req.method == "HEAD";
-            let resp = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&req)))
-                .unwrap_or_else(|_| Response::text(500, "internal error\n"));
-            let _ = write_response(s, &resp, head);
-            return;
-        }
-        Err(status) => Response::text(status, &format!("{}\n", reason(status))),
+        Ok(Some(req)) => (
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&req)))
+                .unwrap_or_else(|_| Response::text(500, "internal error\n")),
+            req.method == "HEAD",
+        ),
+        Err(status) => (
+            Response::text(status, &format!("{}\n", reason(status))),
+            false,
+        ),
     };
-    let _ = write_response(s, &resp, false);
+    let _ = write_response(s, &resp, head_only);
 }
 
 #[cfg(test)]

@@ -290,7 +290,6 @@ mod tests {
             "t( l,",
             "t(cx.l,",
             "t( cx.l,",
-            "t_(l,",
             "self.error(cx,",
             "self.error( cx,",
         ] {

@@ -23,6 +23,7 @@ use std::time::Duration;
 use ping32dlp::pipeline::Pipeline;
 use ping32dlp::policy::{Action, Context};
 use ping32dlp::service;
+use ping32dlp::text::html_escape;
 use serde::Deserialize;
 
 /// The configuration file; paths are relative to it.
@@ -209,13 +210,6 @@ fn write_chunked(w: &mut (impl Write + ?Sized), data: &[u8]) -> io::Result<()> {
         w.write_all(b"\r\n")?;
     }
     w.write_all(b"0\r\n\r\n")
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The 403 page: Japanese and English, the reason and the incident id.
