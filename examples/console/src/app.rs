@@ -263,17 +263,23 @@ impl App {
         }
     }
 
-    fn approval(&self, cx: &Cx, id: &str) -> Result<Approval, Response> {
-        self.pipeline
+    /// A request the session may see (403 when it is someone else's, 404 when there is none).
+    fn approval(&self, cx: &Cx, id: &str, s: &Session) -> Result<Approval, Response> {
+        let a = self
+            .pipeline
             .workflow()
             .store()
             .approval(id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
-            .ok_or_else(|| self.error(cx, 404, "There is no such request."))
+            .map_err(|e| self.internal(cx, e))?
+            .ok_or_else(|| self.error(cx, 404, "There is no such request."))?;
+        if !Self::assigned(&a, s) {
+            return Err(self.error(cx, 403, "This request is not assigned to you."));
+        }
+        Ok(a)
     }
 
-    fn internal(&self, cx: &Cx, why: &str) -> Response {
-        ping32dlp::service::log("ping32dlp-console", &format!("error: {why}"));
+    fn internal(&self, cx: &Cx, why: impl std::fmt::Display) -> Response {
+        log(&format!("error: {why}"));
         self.error(cx, 500, "Something went wrong; the log says what.")
     }
 
@@ -331,13 +337,10 @@ impl App {
             .blocked(&user_key, limit)
             .or_else(|| self.throttle.blocked(&ip_key, limit * 4))
         {
-            ping32dlp::service::log(
-                "ping32dlp-console",
-                &format!(
-                    "sign-in refused for {user_key} from {}: too many failures",
-                    cx.req.peer
-                ),
-            );
+            log(&format!(
+                "sign-in refused for {user_key} from {}: too many failures",
+                cx.req.peer
+            ));
             let msg = match cx.l {
                 Lang::Ja => format!("失敗が続いたため、{} 秒後にもう一度お試しください。", wait),
                 Lang::En => format!("Too many failed attempts. Try again in {wait} s."),
@@ -353,10 +356,10 @@ impl App {
         if !auth::verify(acct.map(|a| a.password_hash.as_str()), password) {
             self.throttle.fail(&user_key);
             self.throttle.fail(&ip_key);
-            ping32dlp::service::log(
-                "ping32dlp-console",
-                &format!("sign-in failed for {user_key} from {}", cx.req.peer),
-            );
+            log(&format!(
+                "sign-in failed for {user_key} from {}",
+                cx.req.peer
+            ));
             return Err(self.login_page(
                 cx,
                 Some(t(cx.l, "The account or the password is wrong.")),
@@ -371,10 +374,7 @@ impl App {
         let sid = self
             .sessions
             .create(&a.name, a.role, a.groups.clone(), None);
-        ping32dlp::service::log(
-            "ping32dlp-console",
-            &format!("{} signed in from {}", a.name, cx.req.peer),
-        );
+        log(&format!("{} signed in from {}", a.name, cx.req.peer));
         let next = field(&form, "next")
             .filter(|n| local_path(n))
             .unwrap_or("/")
@@ -448,13 +448,10 @@ impl App {
                 let sid = self
                     .sessions
                     .create(&who, Role::Approver, groups, Some(a.id.clone()));
-                ping32dlp::service::log(
-                    "ping32dlp-console",
-                    &format!(
-                        "{who} signed in with the link of request {id} from {}",
-                        cx.req.peer
-                    ),
-                );
+                log(&format!(
+                    "{who} signed in with the link of request {id} from {}",
+                    cx.req.peer
+                ));
                 Ok(Response::redirect(&format!("/requests/{}", a.id))
                     .with("Set-Cookie", self.cookie(SESSION_COOKIE, &sid, None))
                     .with("Set-Cookie", self.cookie(PRE_COOKIE, "", Some(0))))
@@ -463,7 +460,7 @@ impl App {
                 self.throttle.fail(&ip_key);
                 Err(self.error(cx, 403, leak_free(&why)))
             }
-            Err(e) => Err(self.internal(cx, &e.to_string())),
+            Err(e) => Err(self.internal(cx, e)),
         }
     }
 
@@ -484,7 +481,7 @@ impl App {
         let store = self.pipeline.workflow().store();
         let all = store
             .approvals(None, None)
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
         let now = timeutil::now();
         let mine: Vec<&Approval> = all.iter().filter(|a| Self::assigned(a, &s)).collect();
         let pending_n = mine
@@ -595,24 +592,19 @@ impl App {
 
     fn request(&self, cx: &Cx, id: &str) -> Res {
         let s = self.need(cx, false)?;
-        let a = self.approval(cx, id)?;
-        if !Self::assigned(&a, &s) {
-            return Err(self.error(cx, 403, "This request is not assigned to you."));
-        }
+        let a = self.approval(cx, id, &s)?;
         let wf = self.pipeline.workflow();
         wf.record_view(&a.id, &s.user, "view", "")
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
         let store = wf.store();
         let rec = store
             .get_record(a.record_id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
-        let events = store
-            .events(&a.id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
+        let events = store.events(&a.id).map_err(|e| self.internal(cx, e))?;
         let kept = wf
             .evidence()
             .of_record(a.record_id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
         let l = cx.l;
         let now = timeutil::now();
         let state = shown_state(&a, now);
@@ -765,10 +757,7 @@ impl App {
         let s = self.need(cx, false)?;
         let form = cx.req.form();
         self.csrf(cx, &form, Some(&s.csrf))?;
-        let a = self.approval(cx, id)?;
-        if !Self::assigned(&a, &s) {
-            return Err(self.error(cx, 403, "This request is not assigned to you."));
-        }
+        let a = self.approval(cx, id, &s)?;
         let approve = match field(&form, "decision") {
             Some("approve") => true,
             Some("reject") => false,
@@ -790,15 +779,12 @@ impl App {
             s.role == Role::Admin,
         ) {
             Ok(_) => {
-                ping32dlp::service::log(
-                    "ping32dlp-console",
-                    &format!(
-                        "{} {} request {}",
-                        s.user,
-                        if approve { "approved" } else { "rejected" },
-                        a.id
-                    ),
-                );
+                log(&format!(
+                    "{} {} request {}",
+                    s.user,
+                    if approve { "approved" } else { "rejected" },
+                    a.id
+                ));
                 Ok(Response::redirect(&format!(
                     "/requests/{}?done={}",
                     a.id,
@@ -814,21 +800,18 @@ impl App {
             Err(WorkflowError::NotFound(_)) => {
                 Err(self.error(cx, 404, "There is no such request."))
             }
-            Err(e) => Err(self.internal(cx, &e.to_string())),
+            Err(e) => Err(self.internal(cx, e)),
         }
     }
 
     fn attachment(&self, cx: &Cx, id: &str, n: &str, download: bool) -> Res {
         let s = self.need(cx, false)?;
-        let a = self.approval(cx, id)?;
-        if !Self::assigned(&a, &s) {
-            return Err(self.error(cx, 403, "This request is not assigned to you."));
-        }
+        let a = self.approval(cx, id, &s)?;
         let wf = self.pipeline.workflow();
         let rec = wf
             .store()
             .get_record(a.record_id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
+            .map_err(|e| self.internal(cx, e))?
             .ok_or_else(|| self.error(cx, 404, "There is no such attachment."))?;
         let att = n
             .parse::<usize>()
@@ -838,7 +821,7 @@ impl App {
         let sha = wf
             .evidence()
             .of_record(a.record_id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
+            .map_err(|e| self.internal(cx, e))?
             .into_iter()
             .find(|(loc, _)| *loc == att.location)
             .map(|(_, h)| h)
@@ -852,7 +835,7 @@ impl App {
         let data = wf
             .evidence()
             .get(&sha)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
+            .map_err(|e| self.internal(cx, e))?
             .ok_or_else(|| self.error(cx, 404, "The kept copy is gone (its retention ended)."))?;
         wf.record_view(
             &a.id,
@@ -864,7 +847,7 @@ impl App {
             },
             &att.location,
         )
-        .map_err(|e| self.internal(cx, &e.to_string()))?;
+        .map_err(|e| self.internal(cx, e))?;
         if download {
             return Ok(download_response(&att.name, data));
         }
@@ -939,14 +922,11 @@ impl App {
 
     fn message(&self, cx: &Cx, id: &str) -> Res {
         let s = self.need(cx, false)?;
-        let a = self.approval(cx, id)?;
-        if !Self::assigned(&a, &s) {
-            return Err(self.error(cx, 403, "This request is not assigned to you."));
-        }
+        let a = self.approval(cx, id, &s)?;
         let wf = self.pipeline.workflow();
         let data = wf
             .held_message(&a.id)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
+            .map_err(|e| self.internal(cx, e))?
             .ok_or_else(|| {
                 self.error(
                     cx,
@@ -955,7 +935,7 @@ impl App {
                 )
             })?;
         wf.record_view(&a.id, &s.user, "download_message", "")
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
         Ok(download_response(&format!("{}.eml", a.id), data))
     }
 
@@ -1064,7 +1044,7 @@ impl App {
             .workflow()
             .store()
             .search(&q)
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
         let _ = write!(
             o,
             r#"<div class="card"><h2>{} {}</h2><table><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>"#,
@@ -1145,7 +1125,7 @@ impl App {
             .workflow()
             .store()
             .get_record(rid)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
+            .map_err(|e| self.internal(cx, e))?
             .ok_or_else(|| self.error(cx, 404, "There is no such record."))?;
         let off = self.offset();
         let mut o = format!(
@@ -1228,11 +1208,11 @@ impl App {
         let st = wf
             .store()
             .stats(since, now + 1, self.offset(), 10)
-            .map_err(|e| self.internal(cx, &e.to_string()))?;
+            .map_err(|e| self.internal(cx, e))?;
         let pending = wf
             .store()
             .approvals(Some(ApprovalState::Pending), None)
-            .map_err(|e| self.internal(cx, &e.to_string()))?
+            .map_err(|e| self.internal(cx, e))?
             .iter()
             .filter(|a| a.expires > now)
             .count();
@@ -1340,6 +1320,10 @@ fn period_days(now: i64, days: i64, offset_min: i32) -> Vec<String> {
             s.get(..10).unwrap_or(&s).to_string()
         })
         .collect()
+}
+
+fn log(line: &str) {
+    ping32dlp::service::log("ping32dlp-console", line);
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
