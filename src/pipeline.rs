@@ -48,6 +48,25 @@ impl Decision {
     }
 }
 
+/// An integration's own rule over the policy's verdict, run before it is recorded.
+pub type Gate<'a> = dyn Fn(&Facts, &mut Verdict) + Sync + 'a;
+
+/// What an integration adds to one inspection ([`Pipeline::process_message_with`]).
+#[derive(Default)]
+pub struct Extra<'a> {
+    /// Passwords to try on encrypted archives and PDFs.
+    pub passwords: &'a [String],
+    /// Keep the message bytes with a hold (integrations that cannot hold mail themselves).
+    pub keep_raw: bool,
+    /// What the integration could not read before the pipeline saw the bytes (an upload's
+    /// unknown content encoding, a fragment that cannot be put together): reported, recorded
+    /// and seen by the policy like extraction's own unscannable items.
+    pub unscannable: Vec<crate::extract::Unscannable>,
+    /// Called with the facts and the policy's verdict before the verdict is recorded: an
+    /// integration's own fail-closed rule (see [`Verdict::force`]).
+    pub gate: Option<&'a Gate<'a>>,
+}
+
 /// A masked, readable view of a file ([`Pipeline::preview_file`]).
 #[derive(Debug, Clone, Default)]
 pub struct Preview {
@@ -159,12 +178,40 @@ impl Pipeline {
         passwords: &[String],
         keep_raw: bool,
     ) -> Result<Decision> {
+        self.process_message_with(
+            raw,
+            ctx,
+            Extra {
+                passwords,
+                keep_raw,
+                ..Extra::default()
+            },
+        )
+    }
+
+    /// [`Pipeline::process_message`] with what an integration adds: unscannable items of its
+    /// own and a gate over the verdict before it is recorded.
+    pub fn process_message_with(
+        &self,
+        raw: &[u8],
+        ctx: &Context,
+        extra: Extra<'_>,
+    ) -> Result<Decision> {
         let policy = self.policy();
-        let opts = self.options(&policy, passwords);
+        let opts = self.options(&policy, extra.passwords);
         let mut scanner = self.scanner();
-        let report = scanner.inspect_message(raw, &opts);
+        let mut report = scanner.inspect_message(raw, &opts);
         self.give_back(scanner);
-        self.decide(report, ctx, &policy, keep_raw.then_some(raw), None)
+        report.unscannable.extend(extra.unscannable);
+        record_gated(
+            &self.workflow,
+            report,
+            ctx,
+            &policy,
+            extra.keep_raw.then_some(raw),
+            None,
+            extra.gate,
+        )
     }
 
     /// A readable view of a file with nothing sensitive in it: its extracted text, part by
@@ -265,9 +312,24 @@ pub fn record_report(
     keep_raw: Option<&[u8]>,
     file: Option<(&str, &[u8])>,
 ) -> Result<Decision> {
+    record_gated(workflow, report, ctx, policy, keep_raw, file, None)
+}
+
+fn record_gated(
+    workflow: &Workflow,
+    report: Report,
+    ctx: &Context,
+    policy: &Policy,
+    keep_raw: Option<&[u8]>,
+    file: Option<(&str, &[u8])>,
+    gate: Option<&Gate<'_>>,
+) -> Result<Decision> {
     let facts = Facts::from_report(&report, ctx);
     let store = workflow.store().clone();
-    let verdict = policy.evaluate(&facts, &*store);
+    let mut verdict = policy.evaluate(&facts, &*store)?;
+    if let Some(g) = gate {
+        g(&facts, &mut verdict);
+    }
     let mut record = AuditRecord::new(&report, ctx, &facts, &verdict, policy);
     let mut kept: Vec<(&str, &[u8])> = report
         .kept
@@ -359,20 +421,8 @@ fn find_header_end(raw: &[u8]) -> usize {
     raw.len()
 }
 
-/// ASCII text as is (control characters dropped); other text as one UTF-8 `B` encoded-word. `trailing_space`: put the space
-/// that separates it from a following encoded-word inside the word (RFC 2047 ignores white
-/// space between encoded-words).
-pub fn encode_header_text(s: &str, trailing_space: bool) -> String {
-    let s: String = s.chars().filter(|c| !c.is_control()).collect();
-    if s.is_ascii() {
-        return s;
-    }
-    let text = if trailing_space { format!("{s} ") } else { s };
-    format!(
-        "=?UTF-8?B?{}?=",
-        crate::text::base64_encode(text.as_bytes())
-    )
-}
+/// Moved to [`crate::text::encode_header_text`]; kept here for callers of earlier versions.
+pub use crate::text::encode_header_text;
 
 #[cfg(test)]
 mod tests {

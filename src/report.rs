@@ -90,6 +90,9 @@ pub struct Report {
     /// Decoded bytes of the message's own attachments, (location, bytes), when
     /// [`ExtractOptions::keep_attachments`] was set: what the evidence store keeps.
     pub kept: Vec<(String, Vec<u8>)>,
+    /// The engine that made the report (`None` for a report put together by hand): a policy
+    /// evaluated on the report may name only its detectors ([`crate::policy::EvalError`]).
+    pub engine: Option<std::sync::Arc<crate::Engine>>,
 }
 
 impl Scanner {
@@ -181,11 +184,40 @@ impl Scanner {
             body_text,
             size: 0,
             kept: ex.kept,
+            engine: Some(self.engine().clone()),
         }
     }
 }
 
 impl Report {
+    /// Keeps only findings at `min` confidence or above, and counts them again (findings and
+    /// distinct values per detector), as `scan --min-confidence` shows them.
+    pub fn retain_min_confidence(&mut self, min: Confidence) {
+        if min <= Confidence::Low {
+            return;
+        }
+        self.findings.retain(|f| f.confidence >= min);
+        let mut per: std::collections::HashMap<&str, (usize, std::collections::HashSet<&str>)> =
+            std::collections::HashMap::new();
+        for f in &self.findings {
+            let e = per.entry(f.detector.as_str()).or_default();
+            e.0 += 1;
+            e.1.insert(f.normalized.as_str());
+        }
+        let counts = self
+            .counts
+            .iter()
+            .filter_map(|c| {
+                per.get(c.detector.as_str()).map(|(n, u)| ReportCount {
+                    detector: c.detector.clone(),
+                    findings: *n,
+                    unique: u.len(),
+                })
+            })
+            .collect();
+        self.counts = counts;
+    }
+
     /// The report as JSON (the CLI's `scan --json` object without `path`): raw values and
     /// password candidates only with `show_values`.
     pub fn to_json(&self, show_values: bool) -> Value {
@@ -222,6 +254,9 @@ impl Report {
                     }),
                 );
                 o.insert("extension_mismatch".into(), json!(a.extension_mismatch));
+                if crate::text::has_bidi_override(&a.name) {
+                    o.insert("filename_spoofing".into(), json!(true));
+                }
                 if !a.properties.is_empty() {
                     let p: Map<String, Value> = a
                         .properties

@@ -169,7 +169,7 @@ proptest! {
     #[test]
     fn final_action_is_the_most_severe_enforced_match(f in facts(), rs in rules()) {
         let p = parse_policy(&policy_text(&rs, None), None).unwrap();
-        let v = p.evaluate(&f, &NoHistory);
+        let v = p.evaluate(&f, &NoHistory).unwrap();
         let expect = v.matched.iter().filter(|m| m.mode == Mode::Enforce).map(|m| m.action).max().unwrap_or(Action::Allow);
         prop_assert_eq!(v.action, expect);
         for m in &v.matched {
@@ -184,8 +184,8 @@ proptest! {
     fn monitor_mode_matches_the_same_and_changes_nothing(f in facts(), rs in rules()) {
         let enforced: Vec<_> = rs.iter().map(|&(c, a, _, n)| (c, a, false, n)).collect();
         let monitored: Vec<_> = rs.iter().map(|&(c, a, _, n)| (c, a, true, n)).collect();
-        let ve = parse_policy(&policy_text(&enforced, None), None).unwrap().evaluate(&f, &NoHistory);
-        let vm = parse_policy(&policy_text(&monitored, None), None).unwrap().evaluate(&f, &NoHistory);
+        let ve = parse_policy(&policy_text(&enforced, None), None).unwrap().evaluate(&f, &NoHistory).unwrap();
+        let vm = parse_policy(&policy_text(&monitored, None), None).unwrap().evaluate(&f, &NoHistory).unwrap();
         prop_assert_eq!(vm.action, Action::Allow);
         let ids = |v: &ping32dlp::policy::Verdict| v.matched.iter().map(|m| m.rule.clone()).collect::<Vec<_>>();
         prop_assert_eq!(ids(&ve), ids(&vm));
@@ -194,15 +194,15 @@ proptest! {
 
     #[test]
     fn not_flips_a_condition(f in facts(), c in 0..CONDS.len()) {
-        let a = parse_policy(&policy_text(&[(c, 4, false, false)], None), None).unwrap().evaluate(&f, &NoHistory);
-        let b = parse_policy(&policy_text(&[(c, 4, false, true)], None), None).unwrap().evaluate(&f, &NoHistory);
+        let a = parse_policy(&policy_text(&[(c, 4, false, false)], None), None).unwrap().evaluate(&f, &NoHistory).unwrap();
+        let b = parse_policy(&policy_text(&[(c, 4, false, true)], None), None).unwrap().evaluate(&f, &NoHistory).unwrap();
         prop_assert_ne!(a.matched.is_empty(), b.matched.is_empty(), "{}", CONDS[c]);
     }
 
     #[test]
     fn stop_ends_the_evaluation(f in facts(), rs in rules(), at in 0usize..8) {
         let at = at % rs.len();
-        let v = parse_policy(&policy_text(&rs, Some(at)), None).unwrap().evaluate(&f, &NoHistory);
+        let v = parse_policy(&policy_text(&rs, Some(at)), None).unwrap().evaluate(&f, &NoHistory).unwrap();
         if v.matched.iter().any(|m| m.rule == format!("r{at}")) {
             prop_assert_eq!(v.matched.last().unwrap().rule.clone(), format!("r{at}"));
         }
@@ -216,7 +216,7 @@ proptest! {
         rs in rules(),
     ) {
         let f = Facts { sender, recipients, subject, body: Some("本文".into()), ..Facts::default() };
-        let v = parse_policy(&policy_text(&rs, None), None).unwrap().evaluate(&f, &NoHistory);
+        let v = parse_policy(&policy_text(&rs, None), None).unwrap().evaluate(&f, &NoHistory).unwrap();
         prop_assert!(v.risk <= 100);
     }
 

@@ -103,7 +103,7 @@ fn threads_write_concurrently() {
     assert_eq!(found.len(), 400);
     // Rate windows see them all.
     let sha = &found[0].attachments[0].sha256;
-    assert_eq!(store.external_sends_of(sha, 0, i64::MAX), 400);
+    assert_eq!(store.external_sends_of(sha, 0, i64::MAX), Ok(400));
 }
 
 #[test]
@@ -602,4 +602,49 @@ fn approvers_get_one_time_links_and_holds_keep_attachments() {
     }
     let cut = p.preview_file(&kept[0].0, &data, 10);
     assert!(cut.truncated && cut.parts.iter().map(|x| x.text.len()).sum::<usize>() <= 10);
+}
+
+#[test]
+fn senders_cannot_approve_their_own_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus("mixed.eml");
+    // The sender is an approver of the rule (a badly written policy) and an admin: still no.
+    let p = pipeline(dir.path(), "", None);
+    let d = p.process_message(&raw, &ctx("proxy"), &[], true).unwrap();
+    let id = d.approval.unwrap().id;
+    let wf = p.workflow();
+    for who in ["ichiro@example.co.jp", "ICHIRO@example.co.jp", "ichiro"] {
+        let e = wf.decide(&id, who, true, "", true).unwrap_err();
+        assert!(matches!(e, WorkflowError::Forbidden(_)), "{who}: {e}");
+    }
+    // Rejecting (withdrawing) one's own mail is allowed.
+    let a = wf
+        .decide(&id, "ichiro@example.co.jp", false, "", true)
+        .unwrap();
+    assert_eq!(a.state, ApprovalState::Discarded);
+    // A single-admin site allows it, and the event says so.
+    let dir2 = tempfile::tempdir().unwrap();
+    let p = pipeline(dir2.path(), "", None);
+    let mut cfg = p.workflow().config().clone();
+    cfg.allow_self_approval = true;
+    let wf = Workflow::with_store(cfg, p.workflow().store().clone()).unwrap();
+    let d = p.process_message(&raw, &ctx("proxy"), &[], true).unwrap();
+    let id = d.approval.unwrap().id;
+    wf.decide(&id, "ichiro@example.co.jp", true, "", true)
+        .unwrap();
+    let events = wf.store().events(&id).unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "self_approval"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn alert_json_has_no_raw_control_or_bidi_characters() {
+    let s = ping32dlp::workflow::plain_json(
+        &serde_json::json!({"subject": "a\u{7f}b\u{202e}c\u{9b}d", "n": 1}).to_string(),
+    );
+    assert!(!s.chars().any(|c| c.is_control() || c == '\u{202e}'), "{s}");
+    let back: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(back["subject"], "a\u{7f}b\u{202e}c\u{9b}d");
 }

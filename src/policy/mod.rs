@@ -11,7 +11,10 @@
 //! Facts are what a stored audit record also keeps, so `policy replay` re-evaluates history with
 //! a new policy without the raw mail (only `body_contains` needs the body; in replay it is false).
 
+mod alerts;
 mod parse;
+
+pub use alerts::{syslog_target, AlertConfig};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -113,6 +116,9 @@ pub struct Context {
     pub queue_id: Option<String>,
     /// Time of the message (Unix seconds); now when absent.
     pub time: Option<i64>,
+    /// Where an upload goes (webmail: the HTTP request's host). Outside the company's hosts it
+    /// counts as an external destination, so `recipients = "any_external"` holds for it.
+    pub destination_host: Option<String>,
 }
 
 impl Context {
@@ -161,9 +167,21 @@ pub struct AttachmentFact {
     pub origin: Option<String>,
 }
 
+impl AttachmentFact {
+    /// The name hides its real extension behind a bidirectional override (U+202E and kin):
+    /// `invoice\u{202E}xcod.exe` shows as `invoiceexe.docx`.
+    pub fn filename_spoofing(&self) -> bool {
+        crate::text::has_bidi_override(&self.name)
+    }
+}
+
 /// Everything rules look at, from a report and its context, or from a stored audit record.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
+    /// The engine whose detectors found the findings (from the report; `None` for facts of a
+    /// stored record or made by hand). When set, evaluation refuses a policy that names a
+    /// detector the engine does not have, instead of letting that rule never match.
+    pub engine: Option<std::sync::Arc<crate::Engine>>,
     /// Unix seconds.
     pub time: i64,
     /// Channel.
@@ -190,6 +208,8 @@ pub struct Facts {
     pub password_candidates: usize,
     /// Extra sender groups from the context.
     pub groups: Vec<String>,
+    /// Host an upload goes to (webmail), lower case.
+    pub destination_host: Option<String>,
 }
 
 fn conf_index(c: Confidence) -> usize {
@@ -210,6 +230,19 @@ pub fn bare_address(s: &str) -> String {
     inner.trim().trim_matches('"').to_ascii_lowercase()
 }
 
+/// An envelope address (MAIL FROM / RCPT TO as the integration parsed it, or a path in angle
+/// brackets) for the policy: one pair of surrounding `<>` removed, trimmed, lower case. Unlike
+/// [`bare_address`] it never looks for `<...>` inside: a quoted local part such as
+/// `"<x@corp.example>"@evil.example` belongs to `evil.example`.
+pub fn envelope_address(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(s);
+    s.trim().to_ascii_lowercase()
+}
+
 /// The domain of an address (after the last `@`), lower case.
 pub fn domain_of(addr: &str) -> &str {
     addr.rsplit_once('@').map_or("", |(_, d)| d)
@@ -222,7 +255,7 @@ impl Facts {
         let sender = ctx
             .envelope_from
             .as_deref()
-            .map(bare_address)
+            .map(envelope_address)
             .or_else(|| msg.and_then(|m| m.from.first()).map(|f| bare_address(f)))
             .unwrap_or_default();
         let mut recipients: Vec<String> = if ctx.envelope_to.is_empty() {
@@ -235,7 +268,10 @@ impl Facts {
             })
             .unwrap_or_default()
         } else {
-            ctx.envelope_to.iter().map(|a| bare_address(a)).collect()
+            ctx.envelope_to
+                .iter()
+                .map(|a| envelope_address(a))
+                .collect()
         };
         let mut seen = HashSet::new();
         recipients.retain(|r| !r.is_empty() && seen.insert(r.clone()));
@@ -283,6 +319,7 @@ impl Facts {
             )
             .collect();
         Facts {
+            engine: report.engine.clone(),
             time: ctx.time.unwrap_or_else(crate::timeutil::now),
             channel: ctx.channel.clone(),
             user: ctx.user.clone(),
@@ -300,20 +337,91 @@ impl Facts {
                 .collect(),
             password_candidates: report.password_candidates.len(),
             groups: ctx.groups.clone(),
+            destination_host: ctx
+                .destination_host
+                .as_deref()
+                .map(normalize_host)
+                .filter(|h| !h.is_empty()),
         }
+    }
+}
+
+/// A host name as a destination: lower case, without port, brackets or a trailing dot.
+pub fn normalize_host(h: &str) -> String {
+    let h = h.trim();
+    let h = if let Some(rest) = h.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else if h.matches(':').count() == 1 {
+        h.split(':').next().unwrap_or("")
+    } else {
+        h
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// A history question that could not be answered (the audit store is down or too slow). The
+/// verdict is not given then: integrations answer by their fail mode, never as if nothing
+/// had happened before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryError(pub String);
+
+impl std::fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "history unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for HistoryError {}
+
+/// An answer of the history.
+pub type HistoryResult<T> = Result<T, HistoryError>;
+
+/// Why a policy gave no verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    /// A history question could not be answered (the store is down or slow).
+    History(HistoryError),
+    /// A rule names a detector that the engine which scanned the mail does not have (a typo
+    /// such as `credit_crad`, or a custom detector whose rules file the engine lacks). Such a
+    /// rule could never match, so the policy is refused rather than failing open.
+    UnknownDetector {
+        /// The rule's id.
+        rule: String,
+        /// The detector it names.
+        detector: String,
+    },
+}
+
+impl std::fmt::Display for EvalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalError::History(e) => e.fmt(f),
+            EvalError::UnknownDetector { rule, detector } => write!(
+                f,
+                "rule `{rule}`: unknown detector `{detector}`: the engine that scanned the mail has no such detector (a typo, or the rules file that defines it was not added to the engine)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EvalError {}
+
+impl From<HistoryError> for EvalError {
+    fn from(e: HistoryError) -> EvalError {
+        EvalError::History(e)
     }
 }
 
 /// What the audit trail knows: the stateful conditions ask it.
 /// Windows are `since ..= until` in Unix seconds; `until` is the evaluated message's time, so
-/// that a test or replay of an old message does not count later mail.
+/// that a test or replay of an old message does not count later mail. Every question can fail.
 pub trait History {
     /// Had mail gone to this domain by `until`?
-    fn domain_seen(&self, domain: &str, until: i64) -> bool;
+    fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool>;
     /// Earlier messages in the window that sent this attachment (SHA-256) outside.
-    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64;
+    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> HistoryResult<u64>;
     /// Earlier external messages of the sender in the window: (messages, attachment bytes).
-    fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64);
+    fn sender_external(&self, sender: &str, since: i64, until: i64) -> HistoryResult<(u64, u64)>;
     /// An earlier message in the window from the sender to the same recipients that carried an
     /// encrypted archive (`want_password` false) or password candidates (`want_password` true).
     fn ppap_partner(
@@ -323,24 +431,24 @@ pub trait History {
         since: i64,
         until: i64,
         want_password: bool,
-    ) -> bool;
+    ) -> HistoryResult<bool>;
 }
 
 /// No history (a policy test without an audit database): nothing was seen before.
 pub struct NoHistory;
 
 impl History for NoHistory {
-    fn domain_seen(&self, _: &str, _: i64) -> bool {
-        false
+    fn domain_seen(&self, _: &str, _: i64) -> HistoryResult<bool> {
+        Ok(false)
     }
-    fn external_sends_of(&self, _: &str, _: i64, _: i64) -> u64 {
-        0
+    fn external_sends_of(&self, _: &str, _: i64, _: i64) -> HistoryResult<u64> {
+        Ok(0)
     }
-    fn sender_external(&self, _: &str, _: i64, _: i64) -> (u64, u64) {
-        (0, 0)
+    fn sender_external(&self, _: &str, _: i64, _: i64) -> HistoryResult<(u64, u64)> {
+        Ok((0, 0))
     }
-    fn ppap_partner(&self, _: &str, _: &[String], _: i64, _: i64, _: bool) -> bool {
-        false
+    fn ppap_partner(&self, _: &str, _: &[String], _: i64, _: i64, _: bool) -> HistoryResult<bool> {
+        Ok(false)
     }
 }
 
@@ -416,6 +524,11 @@ pub enum Cond {
     ExtensionIn(Vec<String>),
     /// Some attachment's extension does not fit its content.
     ExtensionMismatch,
+    /// Some attachment's name hides its extension behind a bidirectional override.
+    FilenameSpoofing,
+    /// The upload's destination host matches one of the patterns (`drive.google.com`,
+    /// `*.dropbox.com`).
+    DestinationHostIn(Vec<String>),
     /// Message size in bytes.
     MessageSize(Range),
     /// Some attachment's size in bytes.
@@ -514,6 +627,9 @@ pub struct Policy {
     pub name: String,
     /// Internal (organisation) domains; subdomains are internal too.
     pub internal_domains: Vec<String>,
+    /// The company's own web hosts (`intranet.example.co.jp`, `*.example.co.jp`) besides those
+    /// under `internal_domains`: uploads to them are not external.
+    pub internal_hosts: Vec<String>,
     /// Local time offset for time conditions, in minutes (default +09:00).
     pub utc_offset_min: i32,
     /// Sender groups.
@@ -523,7 +639,7 @@ pub struct Policy {
     /// Rules, in order.
     pub rules: Vec<Rule>,
     /// Alert sinks (`[alerts]`).
-    pub alerts: crate::workflow::AlertConfig,
+    pub alerts: AlertConfig,
     /// Command that releases a held mail once approved (`{queue_id}`, `{approval}`).
     pub release_command: Option<String>,
     /// Command that deletes a held mail once rejected or expired.
@@ -536,6 +652,9 @@ pub struct Policy {
     /// Address of the web console (`https://dlp.example.co.jp`): when set, every approver with
     /// an address is mailed a one-time sign-in link to a new request (through `notify_command`).
     pub console_url: Option<String>,
+    /// A sender may approve their own held mail (`[approval] allow_self_approval`, for a site
+    /// with one administrator).
+    pub allow_self_approval: bool,
 }
 
 /// One weighted signal of the risk score.
@@ -594,18 +713,51 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Makes `action` the final action for a reason outside the policy file (an integration's
+    /// own fail-closed setting, such as the webmail hook's `on_undecodable`), whatever the
+    /// policy's mode. It is recorded as a matched, enforced rule named `rule`, so the audit
+    /// trail says why; the user messages become `message_ja` / `message_en`.
+    pub fn force(
+        &mut self,
+        rule: &str,
+        action: Action,
+        reasons: Vec<String>,
+        message_ja: &str,
+        message_en: &str,
+    ) {
+        self.matched.push(RuleMatch {
+            rule: rule.to_string(),
+            action,
+            mode: Mode::Enforce,
+            severity: "high".into(),
+            reasons,
+            detectors: Vec::new(),
+        });
+        if action >= self.action {
+            self.action = action;
+            self.message_ja = Some(message_ja.to_string());
+            self.message_en = Some(message_en.to_string());
+        }
+    }
+
+    /// What the verdict would do with every monitor-mode rule enforced: the most severe action
+    /// of all matched rules. With the built-in policy (all monitor mode) `action` is always
+    /// `Allow` and this says what enforcing it would do; show both.
+    pub fn would_action(&self) -> Action {
+        self.matched
+            .iter()
+            .map(|m| m.action)
+            .max()
+            .unwrap_or(Action::Allow)
+            .max(self.action)
+    }
+
     /// The verdict as JSON: final action, the action it would take with every monitor rule
     /// enforced, risk and its signals, matched rules with their reasons, the user messages and
     /// the tags. No sensitive values (reasons name detectors and counts, never values).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
-        let would = self
-            .matched
-            .iter()
-            .map(|m| m.action)
-            .max()
-            .unwrap_or(Action::Allow)
-            .max(self.action);
+        let would = self.would_action();
         json!({
             "action": self.action.as_str(),
             "would_action": would.as_str(),
@@ -667,6 +819,7 @@ impl Policy {
     /// Reads and parses a policy file; errors name the file, line and field.
     pub fn from_file(path: &std::path::Path) -> Result<Policy, crate::RuleError> {
         let text = std::fs::read_to_string(path).map_err(|e| crate::RuleError {
+            document: "policy",
             file: Some(path.to_path_buf()),
             line: 0,
             column: 0,
@@ -703,12 +856,13 @@ impl Policy {
     /// Checks that every detector the rules name exists in `engine`: a misspelt id would
     /// never match.
     pub fn check_detectors(&self, engine: &crate::Engine) -> Result<(), String> {
-        for (rule, id) in self.detector_refs() {
-            if !engine.detectors().iter().any(|d| d.id == id) {
-                return Err(format!("rule `{rule}`: unknown detector `{id}` (`ping32dlp detectors` lists them; custom ones need --rules)"));
-            }
+        match self.unknown_detector(engine) {
+            Some((rule, id)) => Err(format!(
+                "rule `{rule}`: unknown detector `{id}` (not in the engine: a typo, or the rules \
+                 file that defines it was not added; `ping32dlp detectors` lists an engine's)"
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The built-in default policy: every rule in monitor mode.
@@ -727,17 +881,48 @@ impl Policy {
             .any(|i| d == i || d.ends_with(&format!(".{i}")))
     }
 
-    fn external<'f>(&self, f: &'f Facts) -> Vec<&'f String> {
-        f.recipients
+    /// Is a web host the company's own (in `internal_hosts`, or under an internal domain)?
+    pub fn is_internal_host(&self, host: &str) -> bool {
+        let h = normalize_host(host);
+        self.internal_hosts.iter().any(|p| host_matches(&h, p))
+            || self
+                .internal_domains
+                .iter()
+                .any(|d| h == *d || h.ends_with(&format!(".{d}")))
+    }
+
+    /// External destinations: recipients outside the organisation, then an upload's host when
+    /// it is not the company's own.
+    fn external<'f>(&self, f: &'f Facts) -> Vec<&'f str> {
+        let mut v: Vec<&str> = f
+            .recipients
             .iter()
             .filter(|r| !self.is_internal(r, &f.sender))
-            .collect()
+            .map(String::as_str)
+            .collect();
+        if let Some(h) = f.destination_host.as_deref() {
+            if !self.is_internal_host(h) {
+                v.push(h);
+            }
+        }
+        v
+    }
+
+    /// Recipients plus the upload's host: everything a mail or upload goes to.
+    fn destination_count(f: &Facts) -> usize {
+        f.recipients.len() + usize::from(f.destination_host.is_some())
     }
 
     fn external_domains(&self, f: &Facts) -> BTreeSet<String> {
         self.external(f)
             .into_iter()
-            .map(|r| domain_of(r).to_string())
+            .map(|r| {
+                if r.contains('@') {
+                    domain_of(r).to_string()
+                } else {
+                    r.to_string()
+                }
+            })
             .collect()
     }
 
@@ -754,7 +939,7 @@ impl Policy {
     }
 
     /// The risk score and its signals.
-    pub fn risk(&self, f: &Facts, h: &dyn History) -> (u32, Vec<Signal>) {
+    pub fn risk(&self, f: &Facts, h: &dyn History) -> HistoryResult<(u32, Vec<Signal>)> {
         let mut sig = Vec::new();
         let mut add = |name: String, w: u32| {
             if w > 0 {
@@ -786,15 +971,18 @@ impl Policy {
                     10,
                 );
             }
-            if let Some(d) = domains.iter().find(|d| !h.domain_seen(d, f.time)) {
-                add(format!("first mail to {d}"), 10);
+            for d in &domains {
+                if !h.domain_seen(d, f.time)? {
+                    add(format!("first mail to {d}"), 10);
+                    break;
+                }
             }
             for a in f
                 .attachments
                 .iter()
                 .filter(|a| a.depth == 0 && !a.sha256.is_empty())
             {
-                let n = h.external_sends_of(&a.sha256, f.time - 7 * 86_400, f.time);
+                let n = h.external_sends_of(&a.sha256, f.time - 7 * 86_400, f.time)?;
                 if n >= 2 {
                     add(
                         format!("{} sent outside {} times in 7 days", a.name, n + 1),
@@ -803,7 +991,7 @@ impl Policy {
                     break;
                 }
             }
-            let (mails, _) = h.sender_external(&f.sender, f.time - 3600, f.time);
+            let (mails, _) = h.sender_external(&f.sender, f.time - 3600, f.time)?;
             if mails >= 20 {
                 add(
                     format!(
@@ -822,18 +1010,49 @@ impl Policy {
         if f.attachments.iter().any(|a| a.extension_mismatch) {
             add("extension does not match content".into(), 15);
         }
+        if f.attachments.iter().any(AttachmentFact::filename_spoofing) {
+            add("file name hides its extension (bidi override)".into(), 25);
+        }
         let (minute, weekday) =
             crate::timeutil::local_minute_and_weekday(f.time, self.utc_offset_min);
         if !(6 * 60..22 * 60).contains(&minute) || weekday >= 5 {
             add("outside business hours".into(), 5);
         }
         let score = sig.iter().map(|s| s.weight).sum::<u32>().min(100);
-        (score, sig)
+        Ok((score, sig))
     }
 
-    /// Evaluates the policy.
-    pub fn evaluate(&self, f: &Facts, h: &dyn History) -> Verdict {
-        let (risk, signals) = self.risk(f, h);
+    /// The first detector a rule names that `engine` does not have: (rule, detector).
+    pub fn unknown_detector(&self, engine: &crate::Engine) -> Option<(&str, &str)> {
+        fn walk<'a>(c: &'a Cond, engine: &crate::Engine) -> Option<&'a str> {
+            match c {
+                Cond::All(v) | Cond::Any(v) => v.iter().find_map(|c| walk(c, engine)),
+                Cond::Not(c) => walk(c, engine),
+                Cond::Detector { ids, .. } => ids
+                    .iter()
+                    .find(|i| *i != "any" && engine.detector(i).is_none())
+                    .map(String::as_str),
+                _ => None,
+            }
+        }
+        self.rules.iter().find_map(|r| {
+            walk(&r.when, engine)
+                .or_else(|| r.unless.as_ref().and_then(|u| walk(u, engine)))
+                .map(|d| (r.id.as_str(), d))
+        })
+    }
+
+    /// Evaluates the policy. `Err` when there can be no verdict: a history question cannot be
+    /// answered, or a rule names a detector the facts' engine lacks (see [`EvalError`]); the
+    /// caller then answers by its fail mode.
+    pub fn evaluate(&self, f: &Facts, h: &dyn History) -> Result<Verdict, EvalError> {
+        if let Some((rule, detector)) = f.engine.as_deref().and_then(|e| self.unknown_detector(e)) {
+            return Err(EvalError::UnknownDetector {
+                rule: rule.to_string(),
+                detector: detector.to_string(),
+            });
+        }
+        let (risk, signals) = self.risk(f, h)?;
         let mut v = Verdict {
             action: Action::Allow,
             matched: Vec::new(),
@@ -851,11 +1070,11 @@ impl Policy {
         for rule in &self.rules {
             let mut reasons = Vec::new();
             let mut dets = Vec::new();
-            if !self.eval(&rule.when, f, h, risk, &mut reasons, &mut dets) {
+            if !self.eval(&rule.when, f, h, risk, &mut reasons, &mut dets)? {
                 continue;
             }
             if let Some(u) = &rule.unless {
-                if self.eval(u, f, h, risk, &mut Vec::new(), &mut Vec::new()) {
+                if self.eval(u, f, h, risk, &mut Vec::new(), &mut Vec::new())? {
                     continue;
                 }
             }
@@ -904,7 +1123,7 @@ impl Policy {
             let days = HOLD_EVIDENCE_EXTRA_DAYS + (v.expires.max(0) as u64).div_ceil(86_400) as u32;
             v.evidence_days = Some(v.evidence_days.map_or(days, |d| d.max(days)));
         }
-        v
+        Ok(v)
     }
 
     /// Whether a verdict of this policy can ask to keep attachments (a rule with
@@ -923,36 +1142,36 @@ impl Policy {
         risk: u32,
         why: &mut Vec<String>,
         dets: &mut Vec<String>,
-    ) -> bool {
+    ) -> HistoryResult<bool> {
         let lower = |v: &[String]| -> Vec<String> { v.iter().map(|s| s.to_lowercase()).collect() };
         let (ok, reason): (bool, String) = match c {
             Cond::All(cs) => {
                 let mut local = Vec::new();
-                let ok = cs
-                    .iter()
-                    .all(|c| self.eval(c, f, h, risk, &mut local, dets));
-                if ok {
-                    why.extend(local);
+                for c in cs {
+                    if !self.eval(c, f, h, risk, &mut local, dets)? {
+                        return Ok(false);
+                    }
                 }
-                return ok;
+                why.extend(local);
+                return Ok(true);
             }
             Cond::Any(cs) => {
                 for c in cs {
                     let mut local = Vec::new();
-                    if self.eval(c, f, h, risk, &mut local, dets) {
+                    if self.eval(c, f, h, risk, &mut local, dets)? {
                         why.extend(local);
-                        return true;
+                        return Ok(true);
                     }
                 }
-                return false;
+                return Ok(false);
             }
             Cond::Not(c) => {
                 let mut local = Vec::new();
-                let ok = !self.eval(c, f, h, risk, &mut local, &mut Vec::new());
+                let ok = !self.eval(c, f, h, risk, &mut local, &mut Vec::new())?;
                 if ok {
                     why.push(format!("not ({})", describe(c)));
                 }
-                return ok;
+                return Ok(ok);
             }
             Cond::RecipientDomainIn(list) => {
                 let list = lower(list);
@@ -978,10 +1197,11 @@ impl Policy {
             }
             Cond::Recipients(kind) => {
                 let ext = self.external(f);
+                let total = Self::destination_count(f);
                 let ok = match kind.as_str() {
                     "any_external" => !ext.is_empty(),
-                    "all_external" => !f.recipients.is_empty() && ext.len() == f.recipients.len(),
-                    "all_internal" => !f.recipients.is_empty() && ext.is_empty(),
+                    "all_external" => total > 0 && ext.len() == total,
+                    "all_internal" => total > 0 && ext.is_empty(),
                     _ => false,
                 };
                 (
@@ -989,12 +1209,8 @@ impl Policy {
                     format!(
                         "recipients {kind}: {} of {} external ({})",
                         ext.len(),
-                        f.recipients.len(),
-                        ext.iter()
-                            .take(3)
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        total,
+                        ext.iter().take(3).copied().collect::<Vec<_>>().join(", ")
                     ),
                 )
             }
@@ -1020,11 +1236,12 @@ impl Policy {
                 )
             }
             Cond::NewExternalDomain => {
-                let new: Vec<String> = self
-                    .external_domains(f)
-                    .into_iter()
-                    .filter(|d| !h.domain_seen(d, f.time))
-                    .collect();
+                let mut new: Vec<String> = Vec::new();
+                for d in self.external_domains(f) {
+                    if !h.domain_seen(&d, f.time)? {
+                        new.push(d);
+                    }
+                }
                 (
                     !new.is_empty(),
                     format!("never mailed before: {}", new.join(", ")),
@@ -1071,6 +1288,23 @@ impl Policy {
                 (
                     hit.is_some(),
                     format!("attachment {}", hit.map_or("", |a| &a.name)),
+                )
+            }
+            Cond::FilenameSpoofing => {
+                let hit = f.attachments.iter().find(|a| a.filename_spoofing());
+                (
+                    hit.is_some(),
+                    format!(
+                        "{} hides its extension (bidi override)",
+                        crate::text::escape_line(hit.map_or("", |a| &a.name))
+                    ),
+                )
+            }
+            Cond::DestinationHostIn(list) => {
+                let h = f.destination_host.as_deref().unwrap_or("");
+                (
+                    !h.is_empty() && list.iter().any(|p| host_matches(h, p)),
+                    format!("upload to {h}"),
                 )
             }
             Cond::ExtensionMismatch => {
@@ -1160,13 +1394,17 @@ impl Policy {
             Cond::Ppap { within } => {
                 let encrypted_here = f.unscannable.iter().any(|(_, r)| r == "encrypted");
                 let ext = self.external(f);
-                let ext: Vec<String> = ext.into_iter().cloned().collect();
+                let ext: Vec<String> = ext
+                    .into_iter()
+                    .filter(|e| e.contains('@'))
+                    .map(str::to_string)
+                    .collect();
                 let since = f.time - within;
                 let ok = !ext.is_empty()
                     && ((f.password_candidates > 0
-                        && h.ppap_partner(&f.sender, &ext, since, f.time, false))
+                        && h.ppap_partner(&f.sender, &ext, since, f.time, false)?)
                         || (encrypted_here
-                            && h.ppap_partner(&f.sender, &ext, since, f.time, true)));
+                            && h.ppap_partner(&f.sender, &ext, since, f.time, true)?));
                 (
                     ok,
                     "encrypted archive and its password sent separately to the same recipients"
@@ -1196,17 +1434,18 @@ impl Policy {
                 if self.external(f).is_empty() {
                     (false, String::new())
                 } else {
-                    let hit = f
+                    let mut hit = None;
+                    for a in f
                         .attachments
                         .iter()
                         .filter(|a| a.depth == 0 && !a.sha256.is_empty())
-                        .map(|a| {
-                            (
-                                a,
-                                h.external_sends_of(&a.sha256, f.time - within, f.time) + 1,
-                            )
-                        })
-                        .find(|(_, n)| n >= min);
+                    {
+                        let n = h.external_sends_of(&a.sha256, f.time - within, f.time)? + 1;
+                        if n >= *min {
+                            hit = Some((a, n));
+                            break;
+                        }
+                    }
                     (
                         hit.is_some(),
                         hit.map_or(String::new(), |(a, n)| {
@@ -1217,7 +1456,7 @@ impl Policy {
             }
             Cond::SenderExternalMails { min, within } => {
                 let this = u64::from(!self.external(f).is_empty());
-                let (n, _) = h.sender_external(&f.sender, f.time - within, f.time);
+                let (n, _) = h.sender_external(&f.sender, f.time - within, f.time)?;
                 (
                     n + this >= *min,
                     format!(
@@ -1237,7 +1476,7 @@ impl Policy {
                         .map(|a| a.size)
                         .sum()
                 };
-                let (_, b) = h.sender_external(&f.sender, f.time - within, f.time);
+                let (_, b) = h.sender_external(&f.sender, f.time - within, f.time)?;
                 (
                     b + this >= *min,
                     format!(
@@ -1255,7 +1494,7 @@ impl Policy {
         if ok {
             why.push(reason);
         }
-        ok
+        Ok(ok)
     }
 }
 
@@ -1266,6 +1505,17 @@ fn contains(text: &str, words: &[String], what: &str) -> (bool, String) {
         hit.is_some(),
         format!("{what} contains {}", hit.map_or("", |s| s)),
     )
+}
+
+/// A host against a pattern: `example.com` (that host only), `*.example.com` or `.example.com`
+/// (its subdomains and itself). Case-insensitive; the host is normalised first.
+pub fn host_matches(host: &str, pattern: &str) -> bool {
+    let h = normalize_host(host);
+    let p = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
+    match p.strip_prefix("*.").or_else(|| p.strip_prefix('.')) {
+        Some(suffix) => h == suffix || h.ends_with(&format!(".{suffix}")),
+        None => h == p,
+    }
 }
 
 /// A short description of a condition (for `not`).

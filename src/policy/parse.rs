@@ -23,7 +23,10 @@ struct P<'a> {
 
 impl<'a> P<'a> {
     fn err(&self, span: Span<usize>, field: &str, msg: impl Into<String>) -> RuleError {
-        self.src.error(Some(span), field, msg)
+        RuleError {
+            document: "policy",
+            ..self.src.error(Some(span), field, msg)
+        }
     }
 
     fn table<'v, 'i>(&self, v: &'v V<'i>, field: &str) -> Result<&'v DeTable<'i>, RuleError> {
@@ -200,6 +203,10 @@ impl<'a> P<'a> {
             "true_type_in" => Cond::TrueTypeIn(self.strings(x, &f)?),
             "extension_in" => Cond::ExtensionIn(self.strings(x, &f)?),
             "extension_mismatch" => self.flag(x, &f, Cond::ExtensionMismatch)?,
+            "filename_spoofing" => self.flag(x, &f, Cond::FilenameSpoofing)?,
+            "destination_host" | "destination_host_in" => {
+                Cond::DestinationHostIn(self.strings(x, &f)?)
+            }
             "message_size" => Cond::MessageSize(self.range(x, &f)?),
             "attachment_size" => Cond::AttachmentSize(self.range(x, &f)?),
             "detector" | "detector_in" => {
@@ -362,21 +369,26 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
     };
     let doc = DeTable::parse(text).map_err(|e| {
         let span = e.span();
-        p.src.error(span, "", e.message().trim().to_string())
+        RuleError {
+            document: "policy",
+            ..p.src.error(span, "", e.message().trim().to_string())
+        }
     })?;
     let mut policy = Policy {
         name: "policy".into(),
         internal_domains: Vec::new(),
+        internal_hosts: Vec::new(),
         utc_offset_min: 9 * 60,
         groups: BTreeMap::new(),
         approvers: Vec::new(),
         rules: Vec::new(),
-        alerts: crate::workflow::AlertConfig::default(),
+        alerts: super::AlertConfig::default(),
         release_command: Some(DEFAULT_RELEASE_COMMAND.into()),
         discard_command: Some(DEFAULT_DISCARD_COMMAND.into()),
         notify_command: Some(DEFAULT_NOTIFY_COMMAND.into()),
         notify_from: None,
         console_url: None,
+        allow_self_approval: false,
     };
     let mut default_mode = Mode::Enforce;
     for (k, v) in doc.get_ref().iter() {
@@ -388,6 +400,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     match k2.get_ref().as_ref() {
                         "name" => policy.name = p.str(v2, &f)?.to_string(),
                         "internal_domains" => policy.internal_domains = p.strings(v2, &f)?.into_iter().map(|d| d.to_lowercase()).collect(),
+                        "internal_hosts" => policy.internal_hosts = p.strings(v2, &f)?.into_iter().map(|d| d.to_lowercase()).collect(),
                         "timezone" => {
                             let s = p.str(v2, &f)?;
                             policy.utc_offset_min = crate::timeutil::parse_offset(s).ok_or_else(|| p.err(v2.span(), &f, format!("`{s}`: use an offset like +09:00")))?;
@@ -456,7 +469,8 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                             }
                             policy.console_url = non_empty(u.trim_end_matches('/'));
                         }
-                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use release_command, discard_command, notify_command, notify_from, console_url"))),
+                        "allow_self_approval" => policy.allow_self_approval = p.bool(v2, &f)?,
+                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use release_command, discard_command, notify_command, notify_from, console_url, allow_self_approval"))),
                     }
                 }
             }
@@ -481,6 +495,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
     for (i, r) in policy.rules.iter().enumerate() {
         if let Some(j) = seen.insert(r.id.clone(), i) {
             return Err(RuleError {
+                document: "policy",
                 file: file.map(Path::to_path_buf),
                 line: 0,
                 column: 0,
@@ -620,5 +635,60 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("one condition per table"), "{e}");
+    }
+
+    #[test]
+    fn spoofed_names_and_upload_hosts() {
+        use crate::policy::{AttachmentFact, Facts, NoHistory};
+        let p = parse_policy(
+            "[policy]\ninternal_domains = [\"example.co.jp\"]\ninternal_hosts = [\"*.intra.example\"]\n\n\
+             [[rule]]\nid = \"spoof\"\naction = \"block\"\nwhen = { filename_spoofing = true }\n\n\
+             [[rule]]\nid = \"out\"\naction = \"alert\"\nwhen = { recipients = \"any_external\" }\n\n\
+             [[rule]]\nid = \"box\"\naction = \"audit\"\nwhen = { destination_host = [\"*.box.com\"] }\n",
+            None,
+        )
+        .unwrap();
+        let mut f = Facts {
+            sender: "a@example.co.jp".into(),
+            ..Facts::default()
+        };
+        f.attachments.push(AttachmentFact {
+            location: "x".into(),
+            name: "invoice\u{202E}xcod.exe".into(),
+            kind: "exe".into(),
+            size: 1,
+            sha256: String::new(),
+            extension_mismatch: false,
+            depth: 0,
+            origin: None,
+        });
+        let v = p.evaluate(&f, &NoHistory).unwrap();
+        assert_eq!(v.action, crate::policy::Action::Block);
+        assert!(
+            v.matched[0].reasons[0].contains("\\u{202e}"),
+            "{:?}",
+            v.matched
+        );
+        assert!(v.signals.iter().any(|s| s.name.contains("bidi")));
+        f.attachments.clear();
+        f.destination_host = Some("app.box.com".into());
+        let rules: Vec<String> = p
+            .evaluate(&f, &NoHistory)
+            .unwrap()
+            .matched
+            .into_iter()
+            .map(|m| m.rule)
+            .collect();
+        assert_eq!(rules, ["out", "box"]);
+        for internal in ["wiki.intra.example", "mail.example.co.jp"] {
+            f.destination_host = Some(internal.into());
+            assert!(
+                p.evaluate(&f, &NoHistory).unwrap().matched.is_empty(),
+                "{internal}"
+            );
+        }
+        assert!(crate::policy::host_matches("Box.COM.", "*.box.com"));
+        assert!(!crate::policy::host_matches("evilbox.com", "*.box.com"));
+        assert_eq!(crate::policy::normalize_host("[::1]:8443"), "::1");
     }
 }

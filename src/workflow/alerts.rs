@@ -6,7 +6,6 @@
 
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
-use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -15,84 +14,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{AuditRecord, Result, Store, WorkflowError};
-use crate::policy::Action;
-
-/// Where alerts go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertConfig {
-    /// JSON Lines file.
-    pub jsonl: Option<PathBuf>,
-    /// Syslog collector: `udp://host:port` or `tcp://host:port`.
-    pub syslog: Option<String>,
-    /// Syslog facility number (16 = local0).
-    pub facility: u8,
-    /// Webhook URL (`http://` or `https://`).
-    pub webhook: Option<String>,
-    /// `Authorization` header value for the webhook.
-    pub webhook_authorization: Option<String>,
-    /// Least final action that sends an alert (default `alert`).
-    pub min_action: Action,
-    /// Delivery attempts before a network alert is given up (kept in the outbox as failed).
-    pub max_attempts: u32,
-}
-
-impl Default for AlertConfig {
-    fn default() -> Self {
-        AlertConfig {
-            jsonl: None,
-            syslog: None,
-            facility: 16,
-            webhook: None,
-            webhook_authorization: None,
-            min_action: Action::Alert,
-            max_attempts: 10,
-        }
-    }
-}
-
-impl AlertConfig {
-    /// True when no sink is configured.
-    pub fn is_empty(&self) -> bool {
-        self.jsonl.is_none() && self.syslog.is_none() && self.webhook.is_none()
-    }
-
-    /// Checks the syslog and webhook addresses; the message names what is wrong.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if let Some(s) = &self.syslog {
-            syslog_target(s)?;
-        }
-        if let Some(w) = &self.webhook {
-            if !(w.starts_with("http://") || w.starts_with("https://")) || w.len() < 10 {
-                return Err(format!("webhook `{w}`: use an http:// or https:// URL"));
-            }
-        }
-        if self.facility > 23 {
-            return Err(format!("syslog facility {}: use 0 to 23", self.facility));
-        }
-        Ok(())
-    }
-}
-
-fn syslog_target(s: &str) -> std::result::Result<(bool, String), String> {
-    let (tcp, rest) = if let Some(r) = s.strip_prefix("udp://") {
-        (false, r)
-    } else if let Some(r) = s.strip_prefix("tcp://") {
-        (true, r)
-    } else {
-        return Err(format!(
-            "syslog `{s}`: use udp://host:port or tcp://host:port"
-        ));
-    };
-    let rest = rest.trim_end_matches('/');
-    match rest.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
-            Ok((tcp, rest.to_string()))
-        }
-        _ => Err(format!(
-            "syslog `{s}`: needs a host and a port, e.g. udp://127.0.0.1:514"
-        )),
-    }
-}
+pub use crate::policy::AlertConfig;
+use crate::policy::{syslog_target, Action};
 
 /// A queued network alert.
 #[derive(Debug, Clone)]
@@ -131,6 +54,29 @@ pub fn alert_json(rec: &AuditRecord) -> serde_json::Value {
         "unscannable": rec.unscannable.iter().map(|(l, r, _)| json!({"location": l, "reason": r})).collect::<Vec<_>>(),
         "approval": rec.approval,
     })
+}
+
+/// JSON text with every remaining control character (DEL, C1) and bidirectional formatting
+/// character written as a `\uXXXX` escape: serde_json escapes only U+0000..U+001F, and a
+/// subject or file name with U+202E or ESC sequences must not act on a terminal or a log viewer
+/// that shows the alert. Such characters only occur inside JSON strings, where the escape is
+/// valid and means the same character.
+pub fn plain_json(s: &str) -> String {
+    if !s
+        .chars()
+        .any(|c| c.is_control() || crate::text::is_bidi_control(c))
+    {
+        return s.to_string();
+    }
+    let mut o = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if c.is_control() || crate::text::is_bidi_control(c) {
+            o.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            o.push(c);
+        }
+    }
+    o
 }
 
 /// The configured sinks and the outbox worker.
@@ -230,7 +176,7 @@ impl AlertSinks {
 
     /// Sends the alert of a record: written to the file now, queued for the network sinks.
     pub fn send(&self, rec: &AuditRecord) -> Result<()> {
-        let payload = alert_json(rec).to_string();
+        let payload = plain_json(&alert_json(rec).to_string());
         if let Ok(mut f) = self.file.lock() {
             if let Some(f) = f.as_mut() {
                 let p = self
@@ -376,7 +322,7 @@ impl Deliverer {
                 let n = small[k].as_array().map_or(0, Vec::len);
                 small[k] = json!(format!("{n} item(s), see the audit record"));
             }
-            body = small.to_string();
+            body = plain_json(&small.to_string());
         }
         let msg = format!(
             "<{pri}>1 {time} {} ping32dlp {} alert {sd} \u{feff}{body}",

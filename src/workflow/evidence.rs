@@ -1,7 +1,10 @@
-//! The evidence store: copies of sent attachments, kept by content (their SHA-256) under the
-//! state directory, written atomically (temporary file, fsync, rename) and checked against their
-//! SHA-256 on every read. The index (which record kept which copy, until when) lives in the
-//! [`Store`]; [`EvidenceStore::purge`] removes copies whose retention is over.
+//! The evidence store: copies of sent attachments, kept by content (their SHA-256) and checked
+//! against it on every read. With SQLite they are files under the state directory, written
+//! atomically (temporary file, fsync, rename); with a shared store that keeps them itself
+//! ([`Store::keeps_blobs`], PostgreSQL) they are rows of the database, so that a console on
+//! any host can show them and no shared file system is needed. The index (which record kept
+//! which copy, until when) lives in the [`Store`]; [`EvidenceStore::purge`] removes copies whose
+//! retention is over.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,8 +23,7 @@ pub struct EvidenceStore {
 impl EvidenceStore {
     /// Opens (creating) the directory.
     pub fn open(dir: &Path, store: Arc<dyn Store>) -> Result<EvidenceStore> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| WorkflowError::Io(format!("{}: {e}", dir.display())))?;
+        super::private::create_dir(dir)?;
         Ok(EvidenceStore {
             dir: dir.to_path_buf(),
             store,
@@ -44,13 +46,14 @@ impl EvidenceStore {
     pub fn put(&self, data: &[u8], days: u32, record_id: i64, location: &str) -> Result<String> {
         let sha = hex(&Sha256::digest(data));
         let path = self.path_of(&sha).expect("a SHA-256 in hex");
-        if !path.exists() {
+        if self.store.keeps_blobs() {
+            self.store.blob_put(&sha, data)?;
+        } else if !path.exists() {
             let parent = path.parent().expect("evidence path has a parent");
-            std::fs::create_dir_all(parent)
-                .map_err(|e| WorkflowError::Io(format!("{}: {e}", parent.display())))?;
+            super::private::create_dir(parent)?;
             let tmp = parent.join(format!(".{sha}.{}", super::random_hex(4)));
             let written = (|| -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&tmp)?;
+                let mut f = super::private::file_options().create_new(true).open(&tmp)?;
                 f.write_all(data)?;
                 f.sync_all()?;
                 std::fs::rename(&tmp, &path)?;
@@ -73,6 +76,15 @@ impl EvidenceStore {
         let Some(path) = self.path_of(&sha256.to_ascii_lowercase()) else {
             return Ok(None);
         };
+        if self.store.keeps_blobs() {
+            let Some(data) = self.store.blob_get(&sha256.to_ascii_lowercase())? else {
+                return Ok(None);
+            };
+            if hex(&Sha256::digest(&data)) != sha256.to_ascii_lowercase() {
+                return Err(WorkflowError::Tampered(format!("stored copy {sha256}")));
+            }
+            return Ok(Some(data));
+        }
         let data = match std::fs::read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -93,7 +105,9 @@ impl EvidenceStore {
     pub fn purge(&self, now: i64) -> Result<usize> {
         let due = self.store.expired_evidence(now)?;
         for sha in &due {
-            if let Some(p) = self.path_of(sha) {
+            if self.store.keeps_blobs() {
+                self.store.blob_delete(sha)?;
+            } else if let Some(p) = self.path_of(sha) {
                 match std::fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -16,7 +16,7 @@
 
 mod alerts;
 mod evidence;
-mod sqlite;
+pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,9 +24,11 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 
-pub use alerts::{alert_json, AlertCallback, AlertConfig, AlertSinks, OutboxItem};
+pub use alerts::{alert_json, plain_json, AlertCallback, AlertConfig, AlertSinks, OutboxItem};
 pub use evidence::EvidenceStore;
+pub mod private;
 pub use sqlite::SqliteStore;
+pub mod postgres;
 
 use crate::policy::{Action, AttachmentFact, Context, Facts, FindingSummary, History, Verdict};
 use crate::report::Report;
@@ -46,6 +48,8 @@ pub enum WorkflowError {
     Forbidden(String),
     /// Stored evidence whose SHA-256 no longer matches.
     Tampered(String),
+    /// The policy cannot judge the mail: it names a detector the scanning engine lacks.
+    Policy(String),
 }
 
 impl std::fmt::Display for WorkflowError {
@@ -57,6 +61,7 @@ impl std::fmt::Display for WorkflowError {
             WorkflowError::AlreadyDecided(m) => write!(f, "already decided: {m}"),
             WorkflowError::Forbidden(m) => write!(f, "forbidden: {m}"),
             WorkflowError::Tampered(m) => write!(f, "evidence does not match its SHA-256: {m}"),
+            WorkflowError::Policy(m) => write!(f, "policy: {m}"),
         }
     }
 }
@@ -66,6 +71,21 @@ impl std::error::Error for WorkflowError {}
 impl From<rusqlite::Error> for WorkflowError {
     fn from(e: rusqlite::Error) -> Self {
         WorkflowError::Db(e.to_string())
+    }
+}
+
+impl From<crate::policy::HistoryError> for WorkflowError {
+    fn from(e: crate::policy::HistoryError) -> Self {
+        WorkflowError::Db(e.to_string())
+    }
+}
+
+impl From<crate::policy::EvalError> for WorkflowError {
+    fn from(e: crate::policy::EvalError) -> Self {
+        match e {
+            crate::policy::EvalError::History(h) => h.into(),
+            other => WorkflowError::Policy(other.to_string()),
+        }
     }
 }
 
@@ -193,6 +213,12 @@ pub struct AuditRecord {
     pub signals: Vec<(String, u32)>,
     /// The approval of a held mail.
     pub approval: Option<String>,
+    /// An upload's destination host (webmail) and whether it is outside the company.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Recipient>,
+    /// The gateway (milter, proxy, hook instance) that saw the mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -315,12 +341,18 @@ impl AuditRecord {
                 .map(|s| (s.name.clone(), s.weight))
                 .collect(),
             approval: None,
+            destination: facts.destination_host.as_ref().map(|h| Recipient {
+                address: h.clone(),
+                external: !policy.is_internal_host(h),
+            }),
+            gateway: None,
         }
     }
 
     /// The policy facts of a stored record (for replay: no body text).
     pub fn facts(&self) -> Facts {
         Facts {
+            engine: None,
             time: self.time,
             channel: self.channel.clone(),
             user: self.user.clone(),
@@ -361,12 +393,14 @@ impl AuditRecord {
                 .collect(),
             password_candidates: self.password_candidates as usize,
             groups: Vec::new(),
+            destination_host: self.destination.as_ref().map(|d| d.address.clone()),
         }
     }
 
-    /// True when any recipient is external.
+    /// True when any recipient, or an upload's destination, is external.
     pub fn external(&self) -> bool {
         self.recipients.iter().any(|r| r.external)
+            || self.destination.as_ref().is_some_and(|d| d.external)
     }
 }
 
@@ -391,8 +425,33 @@ pub struct AuditQuery {
     pub since: Option<i64>,
     /// Until (exclusive).
     pub until: Option<i64>,
+    /// The gateway that saw the mail.
+    pub gateway: Option<String>,
     /// Most rows (newest first); 0 = 1,000.
     pub limit: usize,
+}
+
+/// The side-table filters of a search: (value, table, column); `domain` also matches the
+/// sender's domain in `records`.
+pub(crate) fn side_filters(q: &AuditQuery) -> [(Option<String>, &'static str, &'static str); 4] {
+    [
+        (
+            q.sha256.as_ref().map(|h| h.to_lowercase()),
+            "record_attachments",
+            "sha256",
+        ),
+        (
+            q.recipient.as_ref().map(|x| x.to_lowercase()),
+            "record_recipients",
+            "address",
+        ),
+        (
+            q.domain.as_ref().map(|d| d.to_lowercase()),
+            "record_recipients",
+            "domain",
+        ),
+        (q.detector.clone(), "record_detectors", "detector"),
+    ]
 }
 
 /// `audit stats`.
@@ -494,6 +553,11 @@ pub struct Approval {
     pub comment: Option<String>,
     /// When it was released or discarded.
     pub closed_at: Option<i64>,
+    /// The gateway that holds the mail and carries out the decision (its release or discard
+    /// command, its spool). `None`: whoever decides carries it out (earlier versions, callers
+    /// that hold nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
 }
 
 impl Approval {
@@ -535,6 +599,17 @@ pub trait Store: History + Send + Sync {
     fn set_record_approval(&self, record_id: i64, approval: &str) -> Result<()>;
     /// One record.
     fn get_record(&self, id: i64) -> Result<Option<AuditRecord>>;
+    /// Several records by id (in no particular order; ids not found are left out). One
+    /// statement on PostgreSQL, for lists such as the console's requests.
+    fn get_records(&self, ids: &[i64]) -> Result<Vec<AuditRecord>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(r) = self.get_record(id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
     /// Records matching a query, newest first.
     fn search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Counts for dashboards.
@@ -583,6 +658,144 @@ pub trait Store: History + Send + Sync {
     fn outbox_retry(&self, id: i64, attempts: u32, next_try: i64, error: &str) -> Result<()>;
     /// Queued alerts: (waiting, given up).
     fn outbox_counts(&self) -> Result<(u64, u64)>;
+
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Decided or expired approvals whose mail `gateway` holds (for its worker), oldest first.
+    fn approvals_to_carry_out(&self, gateway: &str) -> Result<Vec<Approval>>;
+    /// Appends an event unless one with the same approval, kind and detail exists (a one-time
+    /// link's nonce): `false` when it did. Atomic across processes and hosts.
+    fn add_event_once(&self, approval: &str, e: &ApprovalEvent) -> Result<bool>;
+    /// A 32-byte secret of the deployment (`approval`: the key of tokens and sign-in links),
+    /// made once by whichever process asks first; every process gets the same.
+    fn secret(&self, name: &str) -> Result<[u8; 32]>;
+    /// Whether evidence copies are kept in the store itself ([`Store::blob_put`]) rather than
+    /// in the state directory.
+    fn keeps_blobs(&self) -> bool {
+        false
+    }
+    /// Keeps a content-addressed copy (its SHA-256 checked by the caller).
+    fn blob_put(&self, _sha256: &str, _data: &[u8]) -> Result<()> {
+        Err(WorkflowError::Db("this store keeps no copies".into()))
+    }
+    /// A kept copy.
+    fn blob_get(&self, _sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    /// Deletes a kept copy.
+    fn blob_delete(&self, _sha256: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Stores a console session under `key` (a hash of its cookie value).
+    fn session_put(&self, key: &str, s: &StoredSession) -> Result<()>;
+    /// The live session of `key`, its last use set to `now`; `None` (and deleted) when it was
+    /// idle for `idle` seconds or is older than `max`.
+    fn session_get(
+        &self,
+        key: &str,
+        now: i64,
+        idle: i64,
+        max: i64,
+    ) -> Result<Option<StoredSession>>;
+    /// Ends a session.
+    fn session_delete(&self, key: &str) -> Result<()>;
+    /// Takes a sign-in attempt for `key` in a window of `window` seconds: `Ok(Err(wait))` when
+    /// `limit` are counted already, else counts it. Atomic across processes and hosts (two
+    /// consoles do not double an attacker's attempts).
+    fn attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window: i64,
+        now: i64,
+    ) -> Result<std::result::Result<(), i64>>;
+    /// Gives an attempt back (it succeeded).
+    fn attempt_refund(&self, key: &str) -> Result<()>;
+    /// Forgets a key's attempts.
+    fn attempts_clear(&self, key: &str) -> Result<()>;
+    /// True for exactly one caller per `every` seconds across every process on the store (the
+    /// daily purge, the expiry sweep): the caller that gets `true` does the work.
+    fn take_turn(&self, name: &str, every: i64, now: i64) -> Result<bool>;
+    /// Deletes what is older than the cutoffs of `r` (records and their rows, final approvals
+    /// and their events) and caps evidence retention at `r.evidence_days`; returns what it did
+    /// (the caller purges the evidence copies, then logs the purge).
+    fn purge(&self, r: &Retention, now: i64, actor: &str) -> Result<PurgeReport>;
+    /// Records a purge in the purge log.
+    fn log_purge(&self, rep: &PurgeReport) -> Result<()>;
+    /// The latest purges, newest first.
+    fn purges(&self, limit: usize) -> Result<Vec<PurgeReport>>;
+}
+
+/// A console session as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSession {
+    /// Account name (or the approver address of a sign-in link).
+    pub user: String,
+    /// `approver` or `admin`.
+    pub role: String,
+    /// Approver groups.
+    pub groups: Vec<String>,
+    /// CSRF token of the session's forms.
+    pub csrf: String,
+    /// A sign-in link's session sees only this request.
+    pub scope: Option<String>,
+    /// Signed in at (Unix seconds).
+    pub created: i64,
+    /// Last request (Unix seconds).
+    pub last: i64,
+}
+
+/// How long the store keeps things, set where the store is configured (`[dlp]` in the
+/// integrations' files, `--audit-days` and kin in the CLI). A rule's `evidence_days` is capped by
+/// `evidence_days`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Audit records (and their rows, rate counters): days.
+    pub audit_days: u32,
+    /// Evidence copies: most days a copy is kept.
+    pub evidence_days: u32,
+    /// Decided approvals and their events: days after they were created.
+    pub approval_days: u32,
+}
+
+/// Default audit retention: five years (Japanese companies commonly keep mail logs three to
+/// five years; records were never deleted before this setting existed).
+pub const DEFAULT_AUDIT_DAYS: u32 = 1825;
+/// Default evidence retention cap: one year.
+pub const DEFAULT_EVIDENCE_DAYS: u32 = 365;
+/// Default approval retention: five years.
+pub const DEFAULT_APPROVAL_DAYS: u32 = 1825;
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            audit_days: DEFAULT_AUDIT_DAYS,
+            evidence_days: DEFAULT_EVIDENCE_DAYS,
+            approval_days: DEFAULT_APPROVAL_DAYS,
+        }
+    }
+}
+
+/// What a purge did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// When (Unix seconds).
+    pub time: i64,
+    /// Which process (`host/program`) or person.
+    pub actor: String,
+    /// Records older than this were deleted.
+    pub audit_before: i64,
+    /// Final approvals created before this were deleted.
+    pub approvals_before: i64,
+    /// Records deleted.
+    pub records: u64,
+    /// Whole monthly partitions dropped (PostgreSQL).
+    pub partitions: u64,
+    /// Approvals deleted.
+    pub approvals: u64,
+    /// Evidence copies whose retention ended.
+    pub evidence: u64,
 }
 
 /// Where the workflow keeps its state.
@@ -605,6 +818,21 @@ pub struct WorkflowConfig {
     /// The web console's address: approvers are mailed a one-time sign-in link to each new
     /// request (through `notify_command`) when set.
     pub console_url: Option<String>,
+    /// Let a sender approve their own held mail (a site with a single administrator). Off by
+    /// default: approving one's own mail is refused; when allowed it is recorded as a
+    /// `self_approval` event.
+    pub allow_self_approval: bool,
+    /// The shared store: `None` is SQLite in the state directory; `postgres://...` a database
+    /// server shared by every gateway and console.
+    pub store: Option<StoreConfig>,
+    /// This process's gateway name (recorded with every record; default: the host name).
+    pub gateway: Option<String>,
+    /// Approvals opened here are carried out here: this process holds the mail (the milter's
+    /// MTA queue, the proxy's spool) and runs a worker ([`Workflow::carry_out`]) for the
+    /// decisions made anywhere on the store.
+    pub carries_out: bool,
+    /// Retention of the store.
+    pub retention: Retention,
 }
 
 impl WorkflowConfig {
@@ -619,12 +847,18 @@ impl WorkflowConfig {
             notify_from: None,
             utc_offset_min: 540,
             console_url: None,
+            allow_self_approval: false,
+            store: None,
+            gateway: None,
+            carries_out: false,
+            retention: Retention::default(),
         }
     }
 
     /// A state directory with a policy's alert sinks, approval commands, notices and time zone.
     pub fn from_policy(state_dir: impl Into<PathBuf>, p: &crate::policy::Policy) -> WorkflowConfig {
         WorkflowConfig {
+            allow_self_approval: p.allow_self_approval,
             state_dir: state_dir.into(),
             alerts: p.alerts.clone(),
             release_command: p.release_command.clone(),
@@ -633,6 +867,10 @@ impl WorkflowConfig {
             notify_from: p.notify_from.clone(),
             utc_offset_min: p.utc_offset_min,
             console_url: p.console_url.clone(),
+            store: None,
+            gateway: None,
+            carries_out: false,
+            retention: Retention::default(),
         }
     }
 }
@@ -732,7 +970,7 @@ fn auto_mail(from: &str, to: &str, subject: &str, approval: &str, body: &str) ->
         "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nAuto-Submitted: auto-generated\r\n\
          X-Ping32DLP-Approval: {approval}\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}",
-        crate::pipeline::encode_header_text(subject, false)
+        crate::text::encode_header_text(subject, false)
     )
     .into_bytes()
 }
@@ -768,6 +1006,93 @@ fn approver_message(
     auto_mail(from, to, &subject, &a.id, &body)
 }
 
+/// This machine's name (`/proc/sys/kernel/hostname`, `$HOSTNAME`), `localhost` when unknown:
+/// the default gateway name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Where the shared store is and how to reach it (`store = "postgres://..."`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `postgres://user@host:port/db` (`?sslmode=require` for TLS). A password in the URL is
+    /// accepted but better kept in `password_file` or the environment.
+    pub url: String,
+    /// A file holding the password (first line); else `$PING32DLP_STORE_PASSWORD`, else
+    /// `$PGPASSWORD`, else the URL's.
+    pub password_file: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the server with when TLS is used; default: the
+    /// system's trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Connections of this process (a writer takes one more).
+    pub pool_size: u32,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_seconds: u64,
+    /// Seconds a statement may run before the server cancels it.
+    pub statement_timeout_seconds: u64,
+}
+
+impl StoreConfig {
+    /// A store URL with the default pool and timeouts.
+    pub fn new(url: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            url: url.into(),
+            password_file: None,
+            ca_file: None,
+            pool_size: 8,
+            connect_timeout_seconds: 5,
+            statement_timeout_seconds: 10,
+        }
+    }
+
+    /// The URL without its password, for logs.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// A URL with the password part (`user:secret@`) replaced by `user:***@`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some((a, h)) => (a, h),
+        None => return url.to_string(),
+    };
+    let user = auth.split_once(':').map_or(auth, |(u, _)| u);
+    if auth.contains(':') {
+        format!("{scheme}://{user}:***@{host}")
+    } else {
+        url.to_string()
+    }
+}
+
+/// Opens the store: SQLite in `state_dir` when `store` is `None`, else the database server it
+/// names (migrated at open under a lock, so that gateways starting at once do not race).
+pub fn open_store(state_dir: &Path, store: Option<&StoreConfig>) -> Result<Arc<dyn Store>> {
+    match store {
+        None => {
+            private::create_dir(state_dir)?;
+            let db = state_dir.join("audit.db");
+            private::precreate_file(&db)?;
+            Ok(Arc::new(SqliteStore::open(&db)?))
+        }
+        Some(c) if c.url.starts_with("postgres://") || c.url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PgStore::open(c)?))
+        }
+        Some(c) => Err(WorkflowError::Db(format!(
+            "store `{}`: use postgres://user@host:port/database (or leave it out for SQLite in the state directory)",
+            c.redacted()
+        ))),
+    }
+}
+
 /// The default state directory: `$PING32DLP_STATE_DIR`, else `/var/lib/ping32dlp` for root,
 /// else `$XDG_STATE_HOME/ping32dlp` or `~/.local/state/ping32dlp`.
 pub fn default_state_dir() -> PathBuf {
@@ -801,6 +1126,19 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// What [`Workflow::maintain`] did.
+#[derive(Debug, Default)]
+pub struct Maintenance {
+    /// Requests that expired.
+    pub expired: Vec<Approval>,
+    /// This gateway's requests released or discarded.
+    pub carried_out: Vec<Approval>,
+    /// The daily purge, when it was this process's turn.
+    pub purge: Option<PurgeReport>,
+    /// What failed.
+    pub errors: Vec<String>,
+}
+
 /// What `Workflow::process` did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -817,25 +1155,26 @@ pub struct Workflow {
     alerts: AlertSinks,
     key: [u8; 32],
     cfg: WorkflowConfig,
+    permission_fixes: Vec<String>,
 }
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
 impl Workflow {
-    /// Opens (creating if needed) the state directory and its SQLite database.
+    /// Opens (creating if needed) the state directory and its SQLite database. The directory
+    /// is made private (0700, files 0600) and an existing one is checked and repaired; what
+    /// was repaired is in [`Workflow::permission_fixes`].
     pub fn open(cfg: WorkflowConfig) -> Result<Workflow> {
-        std::fs::create_dir_all(&cfg.state_dir)
-            .map_err(|e| WorkflowError::Io(format!("{}: {e}", cfg.state_dir.display())))?;
-        let store = Arc::new(SqliteStore::open(&cfg.state_dir.join("audit.db"))?);
+        let store = open_store(&cfg.state_dir, cfg.store.as_ref())?;
         Workflow::with_store(cfg, store)
     }
 
     /// A workflow over another store.
     pub fn with_store(cfg: WorkflowConfig, store: Arc<dyn Store>) -> Result<Workflow> {
-        std::fs::create_dir_all(&cfg.state_dir)
-            .map_err(|e| WorkflowError::Io(format!("{}: {e}", cfg.state_dir.display())))?;
+        private::create_dir(&cfg.state_dir)?;
+        let permission_fixes = private::secure_tree(&cfg.state_dir)?;
         let evidence = EvidenceStore::open(&cfg.state_dir.join("evidence"), store.clone())?;
-        let key = load_key(&cfg.state_dir.join("approval.key"))?;
+        let key = store.secret("approval")?;
         let alerts = AlertSinks::new(cfg.alerts.clone(), store.clone())?;
         Ok(Workflow {
             store,
@@ -843,7 +1182,15 @@ impl Workflow {
             alerts,
             key,
             cfg,
+            permission_fixes,
         })
+    }
+
+    /// Files and directories of the state directory that other users could read when it was
+    /// opened, and were made private (`path: 0644 -> 0600`). Integrations log them as a
+    /// warning.
+    pub fn permission_fixes(&self) -> &[String] {
+        &self.permission_fixes
     }
 
     /// The store.
@@ -883,9 +1230,12 @@ impl Workflow {
         } else {
             None
         };
+        rec.gateway = Some(self.gateway_name());
         let record_id = self.store.record(&rec)?;
         rec.id = record_id;
         if let Some(days) = verdict.evidence_days {
+            // The store's retention caps every rule's.
+            let days = days.min(self.cfg.retention.evidence_days);
             for (loc, data) in attachments {
                 self.evidence.put(data, days, record_id, loc)?;
             }
@@ -917,6 +1267,7 @@ impl Workflow {
                     decided_at: None,
                     comment: None,
                     closed_at: None,
+                    gateway: self.cfg.carries_out.then(|| self.gateway_name()),
                 };
                 self.store.insert_approval(&a)?;
                 if let Some(raw) = keep_raw {
@@ -958,18 +1309,13 @@ impl Workflow {
         use std::io::Write;
         let path = self.held_path(id)?;
         let dir = path.parent().expect("held path has a parent");
-        std::fs::create_dir_all(dir)
-            .map_err(|e| WorkflowError::Io(format!("{}: {e}", dir.display())))?;
+        private::create_dir(dir)?;
         let tmp = path.with_extension("tmp");
         (|| -> std::io::Result<()> {
-            let mut o = std::fs::OpenOptions::new();
-            o.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                o.mode(0o600);
-            }
-            let mut f = o.open(&tmp)?;
+            let mut f = private::file_options()
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
@@ -1045,7 +1391,6 @@ impl Workflow {
     /// not expired and that the link was not used before, and records its use (`link_signin`).
     /// Returns the request.
     pub fn use_link(&self, id: &str, approver: &str, token: &str) -> Result<Approval> {
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let bad = || WorkflowError::Forbidden("the sign-in link is not valid".into());
         let a = self.store.approval(id)?.ok_or_else(bad)?;
         let (nonce, mac) = token.split_once('.').ok_or_else(bad)?;
@@ -1061,19 +1406,10 @@ impl Workflow {
                 "the sign-in link has expired with its request".into(),
             ));
         }
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        // Used once, whichever console process or host sees it first: the store refuses a
+        // second event with the same nonce.
         let used = format!("link {nonce}");
-        if self
-            .store
-            .events(id)?
-            .iter()
-            .any(|e| e.kind == "link_signin" && e.detail == used)
-        {
-            return Err(WorkflowError::Forbidden(
-                "the sign-in link was used already; ask for a new one or sign in".into(),
-            ));
-        }
-        self.store.add_event(
+        let first = self.store.add_event_once(
             id,
             &ApprovalEvent {
                 time: crate::timeutil::now(),
@@ -1082,6 +1418,11 @@ impl Workflow {
                 detail: used,
             },
         )?;
+        if !first {
+            return Err(WorkflowError::Forbidden(
+                "the sign-in link was used already; ask for a new one or sign in".into(),
+            ));
+        }
         Ok(a)
     }
 
@@ -1170,6 +1511,15 @@ impl Workflow {
                 "{approver} is not an approver of {id}"
             )));
         }
+        let own = approve && self.is_own(&a, approver)?;
+        // A sender confirming their own mail is a feature only where the rule names the sender
+        // (`approvers = ["sender"]`) or the site allows it; anywhere else it defeats the hold.
+        let named = a.approvers.iter().any(|x| x.eq_ignore_ascii_case("sender"));
+        if own && !named && !self.cfg.allow_self_approval {
+            return Err(WorkflowError::Forbidden(format!(
+                "{approver} sent {id} and may not approve it (another approver must)"
+            )));
+        }
         a.state = if approve {
             ApprovalState::Approved
         } else {
@@ -1190,8 +1540,40 @@ impl Workflow {
                 detail: comment.into(),
             },
         )?;
-        self.close(&mut a)?;
+        if own {
+            self.store.add_event(
+                id,
+                &ApprovalEvent {
+                    time: now,
+                    actor: approver.into(),
+                    kind: "self_approval".into(),
+                    detail: if named {
+                        "the rule names the sender as approver".into()
+                    } else {
+                        "allowed by allow_self_approval".into()
+                    },
+                },
+            )?;
+        }
+        // The gateway that holds the mail carries the decision out (its worker); a request
+        // without one is carried out here.
+        if a.gateway.is_none() {
+            self.close(&mut a)?;
+        }
         Ok(a)
+    }
+
+    /// Did `who` send the held mail (its sender address or its authenticated user)?
+    fn is_own(&self, a: &Approval, who: &str) -> Result<bool> {
+        let who = who.trim();
+        if who.is_empty() {
+            return Ok(false);
+        }
+        if a.sender.eq_ignore_ascii_case(who) {
+            return Ok(true);
+        }
+        let user = self.store.get_record(a.record_id)?.and_then(|r| r.user);
+        Ok(user.is_some_and(|u| u.eq_ignore_ascii_case(who)))
     }
 
     /// Expires pending approvals past their time (and runs the discard command for each).
@@ -1211,12 +1593,97 @@ impl Workflow {
                             detail: String::new(),
                         },
                     )?;
-                    self.close(&mut a)?;
+                    if a.gateway.is_none() {
+                        self.close(&mut a)?;
+                    }
                     out.push(a);
                 }
             }
         }
         Ok(out)
+    }
+
+    /// This process's gateway name: the configured one, else the host name.
+    pub fn gateway_name(&self) -> String {
+        self.cfg.gateway.clone().unwrap_or_else(host_name)
+    }
+
+    /// Carries out the decisions on this gateway's held mail, wherever they were made (a
+    /// console on another host, the CLI): runs the release or discard command, tells the sender
+    /// of a rejected or expired mail, and closes the request. A command that failed is retried
+    /// after a minute. Returns the requests closed. The milter runs this every few seconds;
+    /// integrations that deliver held mail themselves (the proxy) use
+    /// [`Store::approvals_to_carry_out`] and [`Workflow::mark_closed`].
+    pub fn carry_out(&self) -> Result<Vec<Approval>> {
+        let now = crate::timeutil::now();
+        let mut done = Vec::new();
+        for mut a in self.store.approvals_to_carry_out(&self.gateway_name())? {
+            let failed_recently = self.store.events(&a.id)?.iter().rev().any(|e| {
+                e.detail.starts_with("FAILED")
+                    && e.time > now - 60
+                    && matches!(e.kind.as_str(), "release" | "discard")
+            });
+            if failed_recently {
+                continue;
+            }
+            self.close(&mut a)?;
+            if matches!(a.state, ApprovalState::Released | ApprovalState::Discarded) {
+                done.push(a);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Applies the retention of this workflow's configuration: deletes old records and final
+    /// approvals, caps and purges evidence copies, and logs the purge in the store.
+    pub fn purge(&self, actor: &str) -> Result<PurgeReport> {
+        let now = crate::timeutil::now();
+        let mut rep = self.store.purge(&self.cfg.retention, now, actor)?;
+        rep.evidence = self.evidence.purge(now)? as u64;
+        self.store.log_purge(&rep)?;
+        Ok(rep)
+    }
+
+    /// The background work every long-running process does, every few seconds: expires due
+    /// requests (one process of all on the store every 15 s), carries out this gateway's
+    /// decisions (when it holds mail), and purges once a day (one process of all). What it did
+    /// is returned for the caller to log; each part's error is reported without stopping the
+    /// others.
+    pub fn maintain(&self, actor: &str) -> Maintenance {
+        let now = crate::timeutil::now();
+        let mut m = Maintenance::default();
+        match self.store.take_turn("expire", 15, now) {
+            Ok(true) => match self.expire_due(now) {
+                Ok(v) => m.expired = v,
+                Err(e) => m.errors.push(format!("expiry: {e}")),
+            },
+            Ok(false) => {}
+            Err(e) => m.errors.push(format!("expiry: {e}")),
+        }
+        if self.cfg.carries_out {
+            match self.carry_out() {
+                Ok(v) => m.carried_out = v,
+                Err(e) => m.errors.push(format!("decisions: {e}")),
+            }
+        }
+        match self.daily_purge(actor) {
+            Ok(p) => m.purge = p,
+            Err(e) => m.errors.push(format!("purge: {e}")),
+        }
+        m
+    }
+
+    /// Runs [`Workflow::purge`] when no process on the store has done so in the last day (one
+    /// process of all the gateways and consoles does it). `Ok(None)` when it was not this one's
+    /// turn.
+    pub fn daily_purge(&self, actor: &str) -> Result<Option<PurgeReport>> {
+        if !self
+            .store
+            .take_turn("purge", 86_400, crate::timeutil::now())?
+        {
+            return Ok(None);
+        }
+        self.purge(actor).map(Some)
     }
 
     /// Runs the release / discard command of a decided approval and moves it to its final state.
@@ -1369,7 +1836,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// The install's 32-byte key, created on first use (mode 0600).
-fn load_key(path: &Path) -> Result<[u8; 32]> {
+pub(crate) fn load_key(path: &Path) -> Result<[u8; 32]> {
     let read = |path: &Path| -> Option<[u8; 32]> {
         let b = std::fs::read(path).ok()?;
         <[u8; 32]>::try_from(b.as_slice()).ok()
@@ -1384,14 +1851,8 @@ fn load_key(path: &Path) -> Result<[u8; 32]> {
     let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), random_hex(4)));
     {
         use std::io::Write;
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut f = o
+        let mut f = private::file_options()
+            .create_new(true)
             .open(&tmp)
             .map_err(|e| WorkflowError::Io(format!("{}: {e}", tmp.display())))?;
         f.write_all(&k)?;

@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, Result, Stats,
-    Store, WorkflowError,
+    Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
+    Result, Retention, Stats, Store, StoredSession, WorkflowError,
 };
-use crate::policy::{domain_of, History};
+use crate::policy::{domain_of, History, HistoryError, HistoryResult};
 
 /// Schema migrations, applied in order; `user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -58,7 +58,41 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX er_record ON evidence_refs(record_id);
      CREATE TABLE alert_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, payload TEXT NOT NULL,
         attempts INTEGER NOT NULL, next_try INTEGER NOT NULL, last_error TEXT);",
+    // 3: gateways, one-time link nonces enforced by the database, console sessions and sign-in
+    //    attempts shared by console processes, turns (daily purge), the purge log.
+    "ALTER TABLE records ADD COLUMN gateway TEXT;
+     CREATE INDEX records_gateway ON records(gateway, time);
+     ALTER TABLE approvals ADD COLUMN gateway TEXT;
+     CREATE INDEX approvals_gateway ON approvals(gateway, state);
+     CREATE UNIQUE INDEX ae_once ON approval_events(approval, kind, detail) WHERE kind = 'link_signin';
+     CREATE TABLE console_sessions (key TEXT PRIMARY KEY, detail TEXT NOT NULL, created INTEGER NOT NULL, last INTEGER NOT NULL);
+     CREATE TABLE login_attempts (key TEXT PRIMARY KEY, n INTEGER NOT NULL, since INTEGER NOT NULL);
+     CREATE TABLE turns (name TEXT PRIMARY KEY, last INTEGER NOT NULL);
+     CREATE TABLE purges (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, detail TEXT NOT NULL);",
 ];
+
+/// The schema version this program writes (the number of [`MIGRATIONS`]).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Runs SQL on a database file (tests that write rows the way an earlier version did).
+#[doc(hidden)]
+pub fn execute_raw(path: &Path, sql: &str) -> Result<()> {
+    connect(path)?.execute_batch(sql)?;
+    Ok(())
+}
+
+/// Applies the first `n` migrations only (tests of upgrades from an earlier version).
+#[doc(hidden)]
+pub fn create_at_version(path: &Path, n: usize) -> Result<()> {
+    let mut c = connect(path)?;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (i, m) in MIGRATIONS.iter().enumerate().take(n) {
+        tx.execute_batch(m)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 fn connect(path: &Path) -> Result<Connection> {
     let c = Connection::open(path)
@@ -229,9 +263,9 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &AuditRecord) -> rusqlite:
         + i64::from(rec.password_candidates > 0) * FLAG_PASSWORD;
     tx.prepare_cached(
         "INSERT INTO records (time, channel, user, sender, sender_domain, subject, action, would_action, risk, external, size, approval, detail,
-         attach_bytes, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         attach_bytes, flags, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
-    .execute(params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail, attach_bytes, flags],
+    .execute(params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail, attach_bytes, flags, rec.gateway],
     )?;
     let id = tx.last_insert_rowid();
     {
@@ -311,15 +345,23 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     Ok(a)
 }
 
+fn hist(e: rusqlite::Error) -> HistoryError {
+    HistoryError(e.to_string())
+}
+
+fn hist_w(e: WorkflowError) -> HistoryError {
+    HistoryError(e.to_string())
+}
+
 impl History for SqliteStore {
-    fn domain_seen(&self, domain: &str, until: i64) -> bool {
+    fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.history_at(i64::MAX).domain_seen(domain, until)
     }
-    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64 {
+    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> HistoryResult<u64> {
         self.history_at(i64::MAX)
             .external_sends_of(sha256, since, until)
     }
-    fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64) {
+    fn sender_external(&self, sender: &str, since: i64, until: i64) -> HistoryResult<(u64, u64)> {
         self.history_at(i64::MAX)
             .sender_external(sender, since, until)
     }
@@ -330,7 +372,7 @@ impl History for SqliteStore {
         since: i64,
         until: i64,
         want_password: bool,
-    ) -> bool {
+    ) -> HistoryResult<bool> {
         self.history_at(i64::MAX)
             .ppap_partner(sender, recipients, since, until, want_password)
     }
@@ -355,18 +397,18 @@ impl HistoryAt<'_> {
         self.before == i64::MAX
     }
 
-    fn rate(&self, kind: i64, key: &str, since: i64, until: i64) -> (u64, u64) {
+    fn rate(&self, kind: i64, key: &str, since: i64, until: i64) -> HistoryResult<(u64, u64)> {
         self.s
             .with(|c| {
                 c.prepare_cached("SELECT coalesce(sum(n), 0), coalesce(sum(bytes), 0) FROM rate_counts WHERE kind = ?1 AND key = ?2 AND minute >= ?3 AND minute <= ?4")?
                     .query_row(params![kind, key, since.div_euclid(60), until.div_euclid(60)], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
             })
-            .unwrap_or((0, 0))
+            .map_err(hist_w)
     }
 }
 
 impl History for HistoryAt<'_> {
-    fn domain_seen(&self, domain: &str, until: i64) -> bool {
+    fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.s
             .with(|c| {
                 c.prepare_cached(
@@ -376,12 +418,12 @@ impl History for HistoryAt<'_> {
                 .optional()
             })
             .map(|o| o.is_some())
-            .unwrap_or(false)
+            .map_err(hist_w)
     }
 
-    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> u64 {
+    fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> HistoryResult<u64> {
         if self.live() {
-            return self.rate(RATE_SHA, sha256, since, until).0;
+            return Ok(self.rate(RATE_SHA, sha256, since, until)?.0);
         }
         self.s
             .with(|c| {
@@ -391,10 +433,11 @@ impl History for HistoryAt<'_> {
                 )?
                 .query_row(params![sha256, since, until, self.before], |r| r.get::<_, i64>(0))
             })
-            .map_or(0, |n| n as u64)
+            .map(|n| n as u64)
+            .map_err(hist_w)
     }
 
-    fn sender_external(&self, sender: &str, since: i64, until: i64) -> (u64, u64) {
+    fn sender_external(&self, sender: &str, since: i64, until: i64) -> HistoryResult<(u64, u64)> {
         if self.live() {
             return self.rate(RATE_SENDER, sender, since, until);
         }
@@ -408,7 +451,7 @@ impl History for HistoryAt<'_> {
                     Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
                 })
             })
-            .unwrap_or((0, 0))
+            .map_err(hist_w)
     }
 
     fn ppap_partner(
@@ -418,31 +461,41 @@ impl History for HistoryAt<'_> {
         since: i64,
         until: i64,
         want_password: bool,
-    ) -> bool {
+    ) -> HistoryResult<bool> {
         let flag = if want_password {
             FLAG_PASSWORD
         } else {
             FLAG_ENCRYPTED
         };
-        self.s
-            .with(|c| {
-                let ids: Vec<i64> = c
-                    .prepare_cached(
-                        "SELECT id FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4
-                         AND (flags & ?5) != 0 ORDER BY time DESC, id DESC LIMIT 20",
-                    )?
-                    .query_map(params![sender, since, until, self.before, flag], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let mut st = c.prepare_cached("SELECT address FROM record_recipients WHERE record_id = ?1")?;
-                for id in ids {
-                    let theirs: Vec<String> = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-                    if recipients.iter().all(|x| theirs.iter().any(|t| t == x)) {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
-            })
-            .unwrap_or(false)
+        let c = self
+            .s
+            .reader
+            .lock()
+            .map_err(|_| HistoryError("reader lock poisoned".into()))?;
+        let ids: Vec<i64> = c
+            .prepare_cached(
+                "SELECT id FROM records WHERE sender = ?1 AND time >= ?2 AND time <= ?3 AND external = 1 AND id < ?4
+                 AND (flags & ?5) != 0 ORDER BY time DESC, id DESC LIMIT 20",
+            )
+            .map_err(hist)?
+            .query_map(params![sender, since, until, self.before, flag], |r| r.get(0))
+            .map_err(hist)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(hist)?;
+        let mut st = c
+            .prepare_cached("SELECT address FROM record_recipients WHERE record_id = ?1")
+            .map_err(hist)?;
+        for id in ids {
+            let theirs: Vec<String> = st
+                .query_map([id], |r| r.get(0))
+                .map_err(hist)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(hist)?;
+            if recipients.iter().all(|x| theirs.iter().any(|t| t == x)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -503,6 +556,9 @@ impl Store for SqliteStore {
         if let Some(a) = &q.action {
             arg(&mut sql, " AND r.action = ?", a.clone().into());
         }
+        if let Some(g) = &q.gateway {
+            arg(&mut sql, " AND r.gateway = ?", g.clone().into());
+        }
         if let Some(t) = q.since {
             arg(&mut sql, " AND r.time >= ?", t.into());
         }
@@ -518,25 +574,8 @@ impl Store for SqliteStore {
         if let Some(t) = q.until {
             bounds.push_str(&format!(" AND time < {t}"));
         }
-        let mut driving = q.user.is_none() && q.sender.is_none();
-        let side: [(Option<String>, &str, &str); 4] = [
-            (
-                q.sha256.as_ref().map(|h| h.to_lowercase()),
-                "record_attachments",
-                "sha256",
-            ),
-            (
-                q.recipient.as_ref().map(|x| x.to_lowercase()),
-                "record_recipients",
-                "address",
-            ),
-            (
-                q.domain.as_ref().map(|d| d.to_lowercase()),
-                "record_recipients",
-                "domain",
-            ),
-            (q.detector.clone(), "record_detectors", "detector"),
-        ];
+        let mut driving = q.user.is_none() && q.sender.is_none() && q.gateway.is_none();
+        let side = super::side_filters(q);
         for (value, table, col) in side {
             let Some(v) = value else { continue };
             let test = if driving {
@@ -648,8 +687,8 @@ impl Store for SqliteStore {
         let detail = serde_json::to_string(a).unwrap_or_default();
         self.with(|c| {
             c.execute(
-                "INSERT INTO approvals (id, record_id, state, created, expires, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail],
+                "INSERT INTO approvals (id, record_id, state, created, expires, detail, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail, a.gateway],
             )
             .map(|_| ())
         })
@@ -807,6 +846,220 @@ impl Store for SqliteStore {
             c.query_row("SELECT coalesce(sum(next_try >= 0), 0), coalesce(sum(next_try < 0), 0) FROM alert_outbox", [], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
             })
+        })
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn approvals_to_carry_out(&self, gateway: &str) -> Result<Vec<Approval>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, detail, state FROM approvals WHERE gateway = ?1 AND state IN ('approved', 'rejected', 'expired') ORDER BY created",
+            )?;
+            let rows = st.query_map([gateway], approval_row)?;
+            rows.collect()
+        })
+    }
+
+    fn add_event_once(&self, approval: &str, e: &ApprovalEvent) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO approval_events (approval, time, actor, kind, detail) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO NOTHING",
+                params![approval, e.time, e.actor, e.kind, e.detail],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn secret(&self, name: &str) -> Result<[u8; 32]> {
+        // The key file beside the database (made by earlier versions too: tokens they signed
+        // still verify).
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        super::load_key(&dir.join(format!("{name}.key")))
+    }
+
+    fn session_put(&self, key: &str, s: &StoredSession) -> Result<()> {
+        let detail = serde_json::to_string(s).unwrap_or_default();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO console_sessions (key, detail, created, last) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET detail = ?2, created = ?3, last = ?4",
+                params![key, detail, s.created, s.last],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn session_get(
+        &self,
+        key: &str,
+        now: i64,
+        idle: i64,
+        max: i64,
+    ) -> Result<Option<StoredSession>> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM console_sessions WHERE last <= ?1 OR created <= ?2",
+                params![now - idle, now - max],
+            )?;
+            let d: Option<String> = c
+                .query_row(
+                    "UPDATE console_sessions SET last = ?2 WHERE key = ?1 RETURNING detail",
+                    params![key, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(
+                d.and_then(|d| serde_json::from_str::<StoredSession>(&d).ok())
+                    .map(|mut s| {
+                        s.last = now;
+                        s
+                    }),
+            )
+        })
+    }
+
+    fn session_delete(&self, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM console_sessions WHERE key = ?1", [key])
+                .map(|_| ())
+        })
+    }
+
+    fn attempt(
+        &self,
+        key: &str,
+        limit: u32,
+        window: i64,
+        now: i64,
+    ) -> Result<std::result::Result<(), i64>> {
+        let mut c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let cur: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT n, since FROM login_attempts WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (n, since) = match cur {
+            Some((n, since)) if since > now - window => (n, since),
+            _ => (0, now),
+        };
+        if n >= i64::from(limit) {
+            return Ok(Err((since + window - now).max(1)));
+        }
+        tx.execute(
+            "INSERT INTO login_attempts (key, n, since) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET n = ?2, since = ?3",
+            params![key, n + 1, since],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    fn attempt_refund(&self, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE login_attempts SET n = max(n - 1, 0) WHERE key = ?1",
+                [key],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn attempts_clear(&self, key: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM login_attempts WHERE key = ?1", [key])
+                .map(|_| ())
+        })
+    }
+
+    fn take_turn(&self, name: &str, every: i64, now: i64) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO turns (name, last) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET last = ?2 WHERE last <= ?2 - ?3",
+                params![name, now, every],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn purge(&self, r: &Retention, now: i64, actor: &str) -> Result<PurgeReport> {
+        let mut rep = PurgeReport {
+            time: now,
+            actor: actor.to_string(),
+            audit_before: now - i64::from(r.audit_days) * 86_400,
+            approvals_before: now - i64::from(r.approval_days) * 86_400,
+            ..PurgeReport::default()
+        };
+        let mut c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let cut = rep.audit_before;
+        for t in [
+            "record_recipients",
+            "record_attachments",
+            "record_detectors",
+        ] {
+            tx.execute(&format!("DELETE FROM {t} WHERE time < ?1"), [cut])?;
+        }
+        rep.records = tx.execute("DELETE FROM records WHERE time < ?1", [cut])? as u64;
+        tx.execute(
+            "DELETE FROM rate_counts WHERE minute < ?1",
+            [cut.div_euclid(60)],
+        )?;
+        tx.execute(
+            "DELETE FROM approval_events WHERE approval IN (SELECT id FROM approvals WHERE created < ?1 AND state IN ('released', 'discarded'))",
+            [rep.approvals_before],
+        )?;
+        rep.approvals = tx.execute(
+            "DELETE FROM approvals WHERE created < ?1 AND state IN ('released', 'discarded')",
+            [rep.approvals_before],
+        )? as u64;
+        // Evidence: no copy outlives the store's cap; the copies go with `EvidenceStore::purge`.
+        tx.execute(
+            "UPDATE evidence SET expires = created + ?1 WHERE expires > created + ?1",
+            [i64::from(r.evidence_days) * 86_400],
+        )?;
+        tx.execute(
+            "DELETE FROM evidence_refs WHERE record_id IN (SELECT record_id FROM evidence_refs EXCEPT SELECT id FROM records)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(rep)
+    }
+
+    fn log_purge(&self, rep: &PurgeReport) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO purges (time, detail) VALUES (?1, ?2)",
+                params![rep.time, serde_json::to_string(rep).unwrap_or_default()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn purges(&self, limit: usize) -> Result<Vec<PurgeReport>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT detail FROM purges ORDER BY id DESC LIMIT ?1")?;
+            let rows = st.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for d in rows {
+                if let Ok(p) = serde_json::from_str(&d?) {
+                    out.push(p);
+                }
+            }
+            Ok(out)
         })
     }
 }

@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use ping32dlp::extract::FileKind;
-use ping32dlp::{Confidence, Engine, ExtractOptions, Report, RuleError, Scanner};
+use ping32dlp::{Confidence, Engine, ExtractOptions, Report, Scanner};
 use serde_json::{json, Map, Value};
 
+mod storebench;
 mod work;
 
 #[derive(Parser)]
@@ -69,6 +70,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: work::EvidenceCmd,
     },
+    /// Store measurements for scripts/bench-store.sh.
+    #[command(hide = true)]
+    StoreBench {
+        #[command(subcommand)]
+        cmd: storebench::StoreBenchCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +87,22 @@ enum RulesCmd {
         /// Dictionary files (one term per line).
         #[arg(long = "dictionary", value_name = "FILE")]
         dictionaries: Vec<PathBuf>,
+    },
+    /// Compile rules files and dictionaries once and save the engine (`--engine FILE` loads it
+    /// in every command, and `ping32dlp_engine_deserialize` in the C API): agents with large
+    /// dictionaries start without compiling them. Tied to this library version.
+    Compile {
+        /// Rules files (TOML).
+        files: Vec<PathBuf>,
+        /// Dictionary files (one term per line).
+        #[arg(long = "dictionary", value_name = "FILE")]
+        dictionaries: Vec<PathBuf>,
+        /// Leave out the built-in detectors.
+        #[arg(long)]
+        no_builtins: bool,
+        /// Where to write the engine.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
     },
 }
 
@@ -94,6 +117,9 @@ struct RuleArgs {
     /// Leave out the built-in detectors (measure your own rules alone).
     #[arg(long)]
     no_builtins: bool,
+    /// A saved engine (`ping32dlp rules compile`) instead of rules and dictionaries.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["rules", "dictionaries", "no_builtins"])]
+    engine: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -134,7 +160,13 @@ struct BenchArgs {
     rules: RuleArgs,
 }
 
-fn build_engine(r: &RuleArgs) -> Result<Engine, RuleError> {
+fn build_engine(r: &RuleArgs) -> Result<Engine, AnyErr> {
+    if let Some(path) = &r.engine {
+        let bytes = std::fs::read(path).map_err(|e| format!("--engine {}: {e}", path.display()))?;
+        return Ok(
+            Engine::from_bytes(&bytes).map_err(|e| format!("--engine {}: {e}", path.display()))?
+        );
+    }
     let mut b = Engine::builder();
     if r.no_builtins {
         b = b.without_builtins();
@@ -145,7 +177,7 @@ fn build_engine(r: &RuleArgs) -> Result<Engine, RuleError> {
     for d in &r.dictionaries {
         b = b.dictionary_file(d);
     }
-    b.build()
+    Ok(b.build()?)
 }
 
 fn main() -> ExitCode {
@@ -160,6 +192,7 @@ fn main() -> ExitCode {
         Cmd::Audit { cmd } => work::audit_cmd(cmd),
         Cmd::Approvals { cmd } => work::approvals_cmd(cmd),
         Cmd::Evidence { cmd } => work::evidence_cmd(cmd),
+        Cmd::StoreBench { cmd } => storebench::run(cmd),
         Cmd::Rules {
             cmd:
                 RulesCmd::Check {
@@ -171,8 +204,26 @@ fn main() -> ExitCode {
                 rules: files,
                 dictionaries,
                 no_builtins: false,
+                engine: None,
             };
             check_rules(r)
+        }
+        Cmd::Rules {
+            cmd:
+                RulesCmd::Compile {
+                    files,
+                    dictionaries,
+                    no_builtins,
+                    output,
+                },
+        } => {
+            let r = RuleArgs {
+                rules: files,
+                dictionaries,
+                no_builtins,
+                engine: None,
+            };
+            compile_rules(r, &output)
         }
     };
     match res {
@@ -194,6 +245,28 @@ fn check_rules(r: RuleArgs) -> Result<u8, AnyErr> {
         engine.detectors().len(),
         engine.detectors().len() - user,
         user
+    );
+    Ok(0)
+}
+
+fn compile_rules(r: RuleArgs, output: &std::path::Path) -> Result<u8, AnyErr> {
+    let t0 = Instant::now();
+    let engine = build_engine(&r)?;
+    let build = t0.elapsed().as_secs_f64();
+    let bytes = engine.to_bytes();
+    // Written beside the target and renamed: a running agent never reads half an engine.
+    let tmp = output.with_extension("tmp");
+    std::fs::write(&tmp, &bytes).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let t1 = Instant::now();
+    Engine::from_bytes(&bytes)?;
+    println!(
+        "wrote {}: {} detectors, {} bytes (compiled in {:.3} s, loads in {:.3} s)",
+        output.display(),
+        engine.detectors().len(),
+        bytes.len(),
+        build,
+        t1.elapsed().as_secs_f64()
     );
     Ok(0)
 }
@@ -294,6 +367,7 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
     };
     let opts = ExtractOptions {
         passwords: a.passwords.clone(),
+        text_encoding: forced,
         ..ExtractOptions::default()
     };
     let engine = Arc::new(build_engine(&a.rules)?);
@@ -342,19 +416,8 @@ fn scan(a: ScanArgs) -> Result<u8, AnyErr> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut report = match forced {
-            Some(enc)
-                if matches!(
-                    ping32dlp::extract::sniff(&bytes, &name),
-                    FileKind::Text | FileKind::Csv | FileKind::Html | FileKind::Unknown
-                ) =>
-            {
-                let text = ping32dlp::text::decode_with(&bytes, enc).text.into_owned();
-                scanner.inspect_file(&name, text.as_bytes(), &opts)
-            }
-            _ => scanner.inspect_file(&name, &bytes, &opts),
-        };
-        report.findings.retain(|f| f.confidence >= min);
+        let mut report = scanner.inspect_file(&name, &bytes, &opts);
+        report.retain_min_confidence(min);
         // Like grep, but what could not be read counts as found: it is reported.
         any_findings |= !report.findings.is_empty() || !report.unscannable.is_empty();
         if a.json {
@@ -412,6 +475,10 @@ fn pad(s: &str, w: usize) -> String {
     format!("{s}{}", " ".repeat(w.saturating_sub(width)))
 }
 
+fn esc(s: &str) -> String {
+    ping32dlp::text::escape_line(s).into_owned()
+}
+
 fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io::Result<()> {
     if r.findings.is_empty() && r.unscannable.is_empty() {
         return Ok(());
@@ -422,16 +489,18 @@ fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io
         writeln!(out, "{}", path.display())?;
     }
     if let Some(m) = &r.message {
+        // Subjects, names and locations are the sender's text: control and bidi characters
+        // are shown escaped, never acted on by the terminal.
         writeln!(
             out,
             "  message: {} | from {} | to {}",
-            m.subject.as_deref().unwrap_or("(no subject)"),
-            m.from.join(", "),
-            m.to.join(", ")
+            esc(m.subject.as_deref().unwrap_or("(no subject)")),
+            esc(&m.from.join(", ")),
+            esc(&m.to.join(", "))
         )?;
     }
     for f in &r.findings {
-        let mut loc = f.location.clone();
+        let mut loc = esc(&f.location);
         if let Some(s) = &f.sheet {
             loc.push_str(&format!("#{s}"));
             if let Some(c) = &f.cell {
@@ -473,7 +542,7 @@ fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io
         writeln!(
             out,
             "  {} unscannable: {} ({})",
-            pad(&u.location, 24),
+            pad(&esc(&u.location), 24),
             u.reason.as_str(),
             u.detail
         )?;

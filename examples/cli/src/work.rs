@@ -9,20 +9,36 @@ use ping32dlp::pipeline::{apply_tags, Pipeline};
 use ping32dlp::policy::{self, Action, Context, Facts, NoHistory, Policy, Verdict};
 use ping32dlp::timeutil;
 use ping32dlp::workflow::{
-    default_state_dir, ApprovalState, AuditQuery, AuditRecord, SqliteStore, Store, Workflow,
-    WorkflowConfig,
+    default_state_dir, open_store, ApprovalState, AuditQuery, AuditRecord, Retention, SqliteStore,
+    Store, StoreConfig, Workflow, WorkflowConfig,
 };
 use ping32dlp::{ExtractOptions, Scanner};
 use serde_json::{json, Value};
 
 use crate::{build_engine, AnyErr, RuleArgs};
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 pub struct StateArgs {
     /// State directory: audit database, evidence copies, approval key. Default:
     /// $PING32DLP_STATE_DIR, else /var/lib/ping32dlp as root, else ~/.local/state/ping32dlp.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
+    /// The shared store instead of the state directory's SQLite database:
+    /// postgres://user@host:port/db (password from --store-password-file,
+    /// $PING32DLP_STORE_PASSWORD or $PGPASSWORD).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "PING32DLP_STORE",
+        hide_env_values = true
+    )]
+    store: Option<String>,
+    /// A file holding the store's password.
+    #[arg(long, value_name = "FILE")]
+    store_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the store's TLS certificate with.
+    #[arg(long, value_name = "FILE")]
+    store_ca_file: Option<PathBuf>,
 }
 
 impl StateArgs {
@@ -30,17 +46,33 @@ impl StateArgs {
         self.state.clone().unwrap_or_else(default_state_dir)
     }
 
-    /// The existing audit database (an error when there is none).
-    fn store(&self) -> Result<SqliteStore, AnyErr> {
+    /// The shared store's settings, if one is named.
+    pub fn store_config(&self) -> Option<StoreConfig> {
+        let url = self.store.as_ref().filter(|u| !u.is_empty())?;
+        let mut c = StoreConfig::new(url.clone());
+        c.password_file = self.store_password_file.clone();
+        c.ca_file = self.store_ca_file.clone();
+        Some(c)
+    }
+
+    /// The existing store (an error when there is no audit database in the state directory).
+    pub fn open_store(&self) -> Result<Arc<dyn Store>, AnyErr> {
+        self.store()
+    }
+
+    fn store(&self) -> Result<Arc<dyn Store>, AnyErr> {
+        if let Some(c) = self.store_config() {
+            return Ok(open_store(&self.dir(), Some(&c))?);
+        }
         let db = self.dir().join("audit.db");
         if !db.exists() {
             return Err(format!(
-                "no audit database at {} (run `ping32dlp process` first, or pass --state DIR)",
+                "no audit database at {} (run `ping32dlp process` first, or pass --state DIR or --store URL)",
                 db.display()
             )
             .into());
         }
-        Ok(SqliteStore::open(&db)?)
+        Ok(Arc::new(SqliteStore::open(&db)?))
     }
 }
 
@@ -121,10 +153,9 @@ pub fn load_policy(path: Option<&Path>) -> Result<Policy, AnyErr> {
 }
 
 fn workflow_for(state: &StateArgs, pol: &Policy) -> Result<Workflow, AnyErr> {
-    Ok(Workflow::open(WorkflowConfig::from_policy(
-        state.dir(),
-        pol,
-    ))?)
+    let mut cfg = WorkflowConfig::from_policy(state.dir(), pol);
+    cfg.store = state.store_config();
+    Ok(Workflow::open(cfg)?)
 }
 
 /// `--since 30d`, `--since 2026-11-01`, `--since 2026-11-01T09:00:00+09:00`.
@@ -324,6 +355,10 @@ pub struct PolicyTestArgs {
     /// JSON output.
     #[arg(long)]
     json: bool,
+    /// Judge the mail as if sent at this time (RFC 3339 or Unix seconds; default: now, as live
+    /// processing does). The message's own Date header is never used: the sender writes it.
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
     #[command(flatten)]
     rules: RuleArgs,
 }
@@ -405,27 +440,30 @@ fn policy_test(a: PolicyTestArgs) -> Result<u8, AnyErr> {
     };
     let report = scanner.inspect_message(&raw, &opts);
     let mut ctx = ctx;
-    if ctx.time.is_none() {
-        // Reproducible: the message's Date, unless --context time= says otherwise.
-        ctx.time = report
-            .message
-            .as_ref()
-            .and_then(|m| m.date.as_deref())
-            .and_then(|d| timeutil::parse_rfc3339(d, 0));
+    // Like live processing: now, or the time given. Never the Date header, which the sender
+    // writes (a mail dated inside business hours must not escape an after-hours rule).
+    if let Some(t) = &a.time {
+        ctx.time = Some(match t.parse::<i64>() {
+            Ok(t) => t,
+            Err(_) => timeutil::parse_rfc3339(t, pol.utc_offset_min).ok_or_else(|| {
+                format!("--time `{t}`: use RFC 3339 (2026-11-02T10:00:00+09:00) or Unix seconds")
+            })?,
+        });
     }
     let facts = Facts::from_report(&report, &ctx);
     let store = match &a.state {
         Some(d) => Some(
             StateArgs {
                 state: Some(d.clone()),
+                ..StateArgs::default()
             }
             .store()?,
         ),
         None => None,
     };
     let v = match &store {
-        Some(s) => pol.evaluate(&facts, s),
-        None => pol.evaluate(&facts, &NoHistory),
+        Some(s) => pol.evaluate(&facts, &**s)?,
+        None => pol.evaluate(&facts, &NoHistory)?,
     };
     let j = verdict_json(&v, &facts);
     let stdout = io::stdout();
@@ -522,11 +560,21 @@ fn replay(a: ReplayArgs) -> Result<u8, AnyErr> {
     let mut would_changes: Changes = Default::default();
     let mut totals: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     let mut n = 0u64;
+    let mut failed: Option<String> = None;
     store.each_record(since, &mut |rec: AuditRecord| {
+        if failed.is_some() {
+            return;
+        }
         n += 1;
         let facts = rec.facts();
         let h = store.history_before(rec.id);
-        let v = pol.evaluate(&facts, &*h);
+        let v = match pol.evaluate(&facts, &*h) {
+            Ok(v) => v,
+            Err(e) => {
+                failed = Some(e.to_string());
+                return;
+            }
+        };
         let would = v
             .matched
             .iter()
@@ -566,6 +614,9 @@ fn replay(a: ReplayArgs) -> Result<u8, AnyErr> {
             }
         }
     })?;
+    if let Some(e) = failed {
+        return Err(format!("replay stopped: {e}").into());
+    }
     let changes_json = |c: &Changes| -> Vec<Value> {
         c.iter()
             .map(|((from, to), (k, ex))| json!({"from": from, "to": to, "records": k, "examples": ex}))
@@ -663,7 +714,7 @@ fn print_example(o: &mut impl Write, e: &Value) -> io::Result<()> {
 #[derive(Subcommand)]
 pub enum AuditCmd {
     /// Search the audit trail (filters combine with AND; newest first).
-    Search(SearchArgs),
+    Search(Box<SearchArgs>),
     /// Volumes and top lists: per day, senders, external domains, detectors, repeated files.
     Stats(StatsArgs),
     /// One record in full (JSON).
@@ -673,6 +724,60 @@ pub enum AuditCmd {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Applies the retention now: deletes records older than --audit-days (whole monthly
+    /// partitions on PostgreSQL), decided approvals older than --approval-days, evidence copies
+    /// past their time (each capped at --evidence-days). The purge is logged in the store.
+    Purge(PurgeArgs),
+}
+
+#[derive(Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    state: StateArgs,
+    /// Days audit records are kept.
+    #[arg(long, default_value_t = ping32dlp::workflow::DEFAULT_AUDIT_DAYS)]
+    audit_days: u32,
+    /// Most days an evidence copy is kept.
+    #[arg(long, default_value_t = ping32dlp::workflow::DEFAULT_EVIDENCE_DAYS)]
+    evidence_days: u32,
+    /// Days decided approvals are kept.
+    #[arg(long, default_value_t = ping32dlp::workflow::DEFAULT_APPROVAL_DAYS)]
+    approval_days: u32,
+    /// List the latest purges instead.
+    #[arg(long)]
+    log: bool,
+}
+
+fn purge(a: PurgeArgs) -> Result<u8, AnyErr> {
+    if a.log {
+        for p in a.state.store()?.purges(50)? {
+            println!("{}", serde_json::to_string(&p)?);
+        }
+        return Ok(0);
+    }
+    let mut cfg = WorkflowConfig::new(a.state.dir());
+    cfg.store = a.state.store_config();
+    cfg.retention = Retention {
+        audit_days: a.audit_days,
+        evidence_days: a.evidence_days,
+        approval_days: a.approval_days,
+    };
+    let wf = Workflow::open(cfg)?;
+    let who = std::env::var("USER").unwrap_or_else(|_| "cli".into());
+    let p = wf.purge(&format!(
+        "{}/ping32dlp audit purge ({who})",
+        ping32dlp::workflow::host_name()
+    ))?;
+    println!(
+        "purged: {} records ({} monthly partitions dropped), {} approvals, {} evidence copies (records before {}, approvals before {})",
+        p.records,
+        p.partitions,
+        p.approvals,
+        p.evidence,
+        timeutil::rfc3339(p.audit_before, 0),
+        timeutil::rfc3339(p.approvals_before, 0)
+    );
+    Ok(0)
 }
 
 #[derive(Args)]
@@ -700,6 +805,9 @@ pub struct SearchArgs {
     /// Final action (verdict): allow, audit, alert, hold, block.
     #[arg(long = "verdict", alias = "action")]
     verdict: Option<String>,
+    /// The gateway that saw the mail.
+    #[arg(long)]
+    gateway: Option<String>,
     /// From (duration such as 7d, or a date).
     #[arg(long)]
     since: Option<String>,
@@ -745,8 +853,9 @@ fn offset(s: &str) -> Result<i32, AnyErr> {
 
 pub fn audit_cmd(cmd: AuditCmd) -> Result<u8, AnyErr> {
     match cmd {
-        AuditCmd::Search(a) => search(a),
+        AuditCmd::Search(a) => search(*a),
         AuditCmd::Stats(a) => stats(a),
+        AuditCmd::Purge(a) => purge(a),
         AuditCmd::Show { id, state } => {
             let s = state.store()?;
             let r = s.get_record(id)?.ok_or_else(|| format!("no record {id}"))?;
@@ -790,6 +899,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
             .as_deref()
             .map(|s| parse_when(s, off, "--until"))
             .transpose()?,
+        gateway: a.gateway.clone(),
         limit: a.limit.max(1),
     };
     let store = a.state.store()?;
@@ -1051,8 +1161,12 @@ fn who(w: &Option<String>) -> String {
 
 fn open_workflow(state: &StateArgs, policy: Option<&Path>) -> Result<Workflow, AnyErr> {
     let db = state.dir().join("audit.db");
-    if !db.exists() {
-        return Err(format!("no audit database at {}", db.display()).into());
+    if state.store_config().is_none() && !db.exists() {
+        return Err(format!(
+            "no audit database at {} (pass --state DIR or --store URL)",
+            db.display()
+        )
+        .into());
     }
     let pol = load_policy(policy)?;
     workflow_for(state, &pol)

@@ -124,6 +124,11 @@ fn scan_json_finds_the_vectors() {
             if !findings.iter().any(|f| f["value"] == want) {
                 failures.push(format!("{det}: missed {want:?} in {text:?}"));
             }
+        } else if let Some(v) = value {
+            // A negative with a value: that value must not be found (others may).
+            if findings.iter().any(|f| f["value"] == v.as_str()) {
+                failures.push(format!("{det}: false positive {v:?} in {text:?}"));
+            }
         } else if !findings.is_empty() {
             failures.push(format!("{det}: false positive in {text:?}: {findings:?}"));
         }
@@ -309,6 +314,40 @@ fn japanese_encodings_are_decoded() {
             "{l}"
         );
     }
+}
+
+/// `--encoding` wins over detection: a UTF-8 file holding `ESC $ B` (a pasted escape) stays
+/// UTF-8, where detection alone would read it as ISO-2022-JP and lose the My Number.
+#[test]
+fn an_explicit_encoding_wins_over_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pasted.txt");
+    let text = "ログ \x1b$B 貼り付け\nマイナンバー：７６８４　２６８４　６５６５\n";
+    std::fs::write(&p, text).unwrap();
+    let found = |args: &[&str]| {
+        let out = run(args);
+        json_lines(&out)[0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["detector"] == "jp_my_number")
+    };
+    let path = p.to_str().unwrap();
+    assert!(found(&["scan", "--json", "--encoding", "utf-8", path]));
+    // And a file that sniffs as binary is read as text when the caller names its charset.
+    let (sjis, _, _) =
+        encoding_rs::SHIFT_JIS.encode("マイナンバー：７６８４　２６８４　６５６５\n");
+    let mut odd = vec![0u8, 1, 2, 3];
+    odd.extend_from_slice(&sjis);
+    let q = dir.path().join("odd.dat");
+    std::fs::write(&q, &odd).unwrap();
+    assert!(found(&[
+        "scan",
+        "--json",
+        "--encoding",
+        "shift_jis",
+        q.to_str().unwrap()
+    ]));
 }
 
 #[test]

@@ -53,15 +53,21 @@ fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// `policy test --json` of one policy on one message.
+/// `policy test --json` of one policy on one message, at a fixed business-hours time unless
+/// the test gives one (the default is now, which would make time-dependent risk vary).
 fn verdict(policy: &Path, msg: &str, extra: &[&str]) -> Value {
-    let o = bin()
-        .args(["policy", "test", "--json"])
+    let mut cmd = bin();
+    cmd.args(["policy", "test", "--json"])
         .arg(policy)
         .arg(msg)
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(extra);
+    if !extra
+        .iter()
+        .any(|a| a.starts_with("time=") || *a == "--time")
+    {
+        cmd.args(["--time", "2026-11-02T10:00:00+09:00"]);
+    }
+    let o = cmd.output().unwrap();
     serde_json::from_str(ok(&o).trim()).unwrap()
 }
 
@@ -306,7 +312,7 @@ fn message_conditions() {
         (
             r#"{ time_of_day = { from = "22:00", to = "06:00" } }"#,
             "mixed.eml",
-            &[],
+            &["--time", "2026-11-02T23:30:00+09:00"],
             true,
         ),
         (
@@ -324,7 +330,7 @@ fn message_conditions() {
         (
             r#"{ weekday_in = ["sat", "sun"] }"#,
             "renamed.eml",
-            &[],
+            &["--time", "2026-11-07T09:00:00+09:00"],
             true,
         ),
         (
@@ -817,4 +823,55 @@ fn policy_check_names_file_line_and_field() {
     std::fs::write(&d, &o.stdout).unwrap();
     let o = bin().args(["policy", "check"]).arg(&d).output().unwrap();
     assert!(ok(&o).contains("monitor"));
+}
+
+/// `policy test` judges like live processing: at the time given (or now), never at the
+/// sender-written Date header, so the same mail gets the same risk in the CLI and in C.
+#[test]
+fn the_date_header_does_not_set_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_policy(dir.path(), "");
+    let signals = |v: &Value| -> Vec<String> {
+        v["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["signal"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Dated 23:30 by its sender, judged at 10:00 on a Monday: business hours.
+    let v = verdict(
+        &p,
+        &mail("mixed.eml"),
+        &["--time", "2026-11-02T10:00:00+09:00"],
+    );
+    assert!(
+        !signals(&v).iter().any(|s| s.contains("business hours")),
+        "{v}"
+    );
+    // Dated 10:00 by its sender, sent at 03:00: outside business hours all the same.
+    let raw = std::fs::read_to_string(mail("mixed.eml")).unwrap().replace(
+        "Date: Mon, 02 Nov 2026 23:30:00 +0900",
+        "Date: Mon, 02 Nov 2026 10:00:00 +0900",
+    );
+    let m = dir.path().join("dated-in-hours.eml");
+    std::fs::write(&m, raw).unwrap();
+    let v = verdict(
+        &p,
+        m.to_str().unwrap(),
+        &["--time", "2026-11-03T03:00:00+09:00"],
+    );
+    assert!(
+        signals(&v).iter().any(|s| s.contains("business hours")),
+        "{v}"
+    );
+    // A --time that is not a time is a clear error.
+    let o = bin()
+        .args(["policy", "test", "--time", "yesterday"])
+        .arg(&p)
+        .arg(mail("mixed.eml"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--time `yesterday`"));
 }

@@ -60,9 +60,10 @@ type Res = Result<Response, Response>;
 impl App {
     /// A console over a pipeline (its workflow's store, its engine for previews).
     pub fn new(pipeline: Pipeline, accounts: Vec<Account>, settings: Settings) -> App {
+        let store = pipeline.workflow().store().clone();
         App {
-            sessions: Sessions::new(settings.session_idle, settings.session_max),
-            throttle: Throttle::new(settings.login_window),
+            sessions: Sessions::new(store.clone(), settings.session_idle, settings.session_max),
+            throttle: Throttle::new(store, settings.login_window),
             pipeline,
             accounts,
             settings,
@@ -303,7 +304,7 @@ impl App {
             .q("next")
             .map(str::to_string)
             .or_else(|| field(&cx.req.form(), "next").map(str::to_string))
-            .filter(|n| local_path(n))
+            .and_then(|n| safe_next(&n))
             .unwrap_or_default();
         let body = format!(
             r#"<div class="card login"><h1>{title}</h1>{err}<form method="post" action="/login"><input type="hidden" name="csrf" value="{pre}"><input type="hidden" name="next" value="{next}"><label>{user}<input name="user" autocomplete="username" required autofocus></label><label>{pw}<input name="password" type="password" autocomplete="current-password" required></label><button class="btn btn-plain">{title}</button></form><p class="muted small">{hint}</p></div>"#,
@@ -332,11 +333,13 @@ impl App {
         let ip_key = format!("ip:{}", cx.req.peer);
         let user_key = format!("user:{}", user.to_lowercase());
         let limit = self.settings.login_attempts.max(1);
-        if let Some(wait) = self
-            .throttle
-            .blocked(&user_key, limit)
-            .or_else(|| self.throttle.blocked(&ip_key, limit * 4))
-        {
+        // Counted before the password is checked (see `Throttle`).
+        let taken = self.throttle.attempt(&ip_key, limit * 4).and_then(|()| {
+            self.throttle.attempt(&user_key, limit).inspect_err(|_| {
+                self.throttle.refund(&ip_key);
+            })
+        });
+        if let Err(wait) = taken {
             log(&format!(
                 "sign-in refused for {user_key} from {}: too many failures",
                 cx.req.peer
@@ -354,8 +357,6 @@ impl App {
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(&user));
         if !auth::verify(acct.map(|a| a.password_hash.as_str()), password) {
-            self.throttle.fail(&user_key);
-            self.throttle.fail(&ip_key);
             log(&format!(
                 "sign-in failed for {user_key} from {}",
                 cx.req.peer
@@ -368,17 +369,18 @@ impl App {
         }
         let a = acct.expect("verified accounts exist");
         self.throttle.clear(&user_key);
+        self.throttle.refund(&ip_key);
         if let Some(old) = &cx.sid {
             self.sessions.remove(old);
         }
         let sid = self
             .sessions
-            .create(&a.name, a.role, a.groups.clone(), None);
+            .create(&a.name, a.role, a.groups.clone(), None)
+            .map_err(|e| self.internal(cx, e))?;
         log(&format!("{} signed in from {}", a.name, cx.req.peer));
         let next = field(&form, "next")
-            .filter(|n| local_path(n))
-            .unwrap_or("/")
-            .to_string();
+            .and_then(safe_next)
+            .unwrap_or_else(|| "/".to_string());
         Ok(Response::redirect(&next)
             .with("Set-Cookie", self.cookie(SESSION_COOKIE, &sid, None))
             .with("Set-Cookie", self.cookie(PRE_COOKIE, "", Some(0))))
@@ -429,9 +431,9 @@ impl App {
         let who = field(&form, "u").unwrap_or("").trim().to_string();
         let tok = field(&form, "t").unwrap_or("");
         let ip_key = format!("ip:{}", cx.req.peer);
-        if let Some(wait) = self
+        if let Err(wait) = self
             .throttle
-            .blocked(&ip_key, self.settings.login_attempts.max(1) * 4)
+            .attempt(&ip_key, self.settings.login_attempts.max(1) * 4)
         {
             return Err(self
                 .error(cx, 429, "Too many failed attempts. Try again later.")
@@ -439,6 +441,7 @@ impl App {
         }
         match self.pipeline.workflow().use_link(id, &who, tok) {
             Ok(a) => {
+                self.throttle.refund(&ip_key);
                 let groups = self
                     .accounts
                     .iter()
@@ -447,7 +450,8 @@ impl App {
                     .unwrap_or_default();
                 let sid = self
                     .sessions
-                    .create(&who, Role::Approver, groups, Some(a.id.clone()));
+                    .create(&who, Role::Approver, groups, Some(a.id.clone()))
+                    .map_err(|e| self.internal(cx, e))?;
                 log(&format!(
                     "{who} signed in with the link of request {id} from {}",
                     cx.req.peer
@@ -456,11 +460,11 @@ impl App {
                     .with("Set-Cookie", self.cookie(SESSION_COOKIE, &sid, None))
                     .with("Set-Cookie", self.cookie(PRE_COOKIE, "", Some(0))))
             }
-            Err(WorkflowError::Forbidden(why)) => {
-                self.throttle.fail(&ip_key);
-                Err(self.error(cx, 403, leak_free(&why)))
+            Err(WorkflowError::Forbidden(why)) => Err(self.error(cx, 403, leak_free(&why))),
+            Err(e) => {
+                self.throttle.refund(&ip_key);
+                Err(self.internal(cx, e))
             }
-            Err(e) => Err(self.internal(cx, e)),
         }
     }
 
@@ -483,7 +487,13 @@ impl App {
             .approvals(None, None)
             .map_err(|e| self.internal(cx, e))?;
         let now = timeutil::now();
-        let mine: Vec<&Approval> = all.iter().filter(|a| Self::assigned(a, &s)).collect();
+        // `?gateway=mx1`: the requests one gateway holds.
+        let gw = cx.req.q("gateway");
+        let mine: Vec<&Approval> = all
+            .iter()
+            .filter(|a| Self::assigned(a, &s))
+            .filter(|a| gw.is_none_or(|g| a.gateway.as_deref() == Some(g)))
+            .collect();
         let pending_n = mine
             .iter()
             .filter(|a| a.state == ApprovalState::Pending && a.expires > now)
@@ -537,8 +547,16 @@ impl App {
                 t(l, "Why held"),
                 t(l, "Attachments"),
             ]));
+            // The shown requests' records in one store call (one statement on PostgreSQL).
+            let ids: Vec<i64> = shown.iter().map(|a| a.record_id).collect();
+            let recs: std::collections::HashMap<i64, AuditRecord> = store
+                .get_records(&ids)
+                .map_err(|e| self.internal(cx, e))?
+                .into_iter()
+                .map(|r| (r.id, r))
+                .collect();
             for a in shown {
-                let rec = store.get_record(a.record_id).ok().flatten();
+                let rec = recs.get(&a.record_id);
                 let state = shown_state(a, now);
                 let ext = rec
                     .as_ref()
@@ -563,8 +581,18 @@ impl App {
                 };
                 let _ = write!(
                     o,
-                    r#"<tr class="row"><td>{badge}</td><td>{when}</td><td>{sender}</td><td>{rcpt}{ext}</td><td><a href="/requests/{id}">{subject}</a></td><td>{rule}<br><span class="small muted">{why}</span></td><td>{files}</td></tr>"#,
+                    r#"<tr class="row"><td>{badge}{gw}</td><td>{when}</td><td>{sender}</td><td>{rcpt}{ext}</td><td><a href="/requests/{id}">{subject}</a></td><td>{rule}<br><span class="small muted">{why}</span></td><td>{files}</td></tr>"#,
                     badge = badge(l, state),
+                    gw = a
+                        .gateway
+                        .as_ref()
+                        .map(|g| format!(
+                            r#"<br><a class="small muted" href="/requests?status={}&amp;gateway={}">@ {}</a>"#,
+                            esc(tab),
+                            esc(&ping32dlp::text::percent_encode(g)),
+                            esc(g)
+                        ))
+                        .unwrap_or_default(),
                     sender = esc(&a.sender),
                     rcpt = esc(&clip(&a.recipients.join(", "), 60)),
                     ext = if ext > 0 {
@@ -649,8 +677,13 @@ impl App {
             esc(&html::time(a.created, self.offset())),
             esc(t(l, "Channel")),
             esc(&format!(
-                "{}{}",
+                "{}{}{}",
                 a.channel,
+                a.gateway
+                    .as_ref()
+                    .or(rec.as_ref().and_then(|r| r.gateway.as_ref()))
+                    .map(|g| format!(" @ {g}"))
+                    .unwrap_or_default(),
                 rec.as_ref()
                     .and_then(|r| r.user.clone())
                     .map(|u| format!(" · {u}"))
@@ -793,6 +826,17 @@ impl App {
             }
             Err(WorkflowError::AlreadyDecided(_)) => {
                 Err(self.error(cx, 409, "This request was already decided or has expired."))
+            }
+            Err(WorkflowError::Forbidden(why)) if why.contains("may not approve it") => {
+                log(&format!(
+                    "{} tried to approve their own request {}: refused",
+                    s.user, a.id
+                ));
+                Err(self.error(
+                    cx,
+                    403,
+                    "You sent this mail: another approver must approve it.",
+                ))
             }
             Err(WorkflowError::Forbidden(_)) => {
                 Err(self.error(cx, 403, "This request is not assigned to you."))
@@ -980,6 +1024,7 @@ impl App {
             action: verdict.clone(),
             since,
             until,
+            gateway: get("gateway"),
             limit,
         };
         // A search changes nothing: GET, and no CSRF token (it would end up in the URL).
@@ -994,6 +1039,7 @@ impl App {
             ("domain", "Domain", "example.com"),
             ("detector", "Detector", "jp_my_number"),
             ("sha256", "Attachment SHA-256", ""),
+            ("gateway", "Gateway", "mx1"),
             ("since", "Since", "7d"),
             ("until", "Until", "2026-11-30"),
             ("limit", "Rows", "100"),
@@ -1078,8 +1124,12 @@ impl App {
                 },
                 sender = esc(&r.sender),
                 chan = esc(&format!(
-                    "{}{}",
+                    "{}{}{}",
                     r.channel,
+                    r.gateway
+                        .as_ref()
+                        .map(|g| format!(" @ {g}"))
+                        .unwrap_or_default(),
                     r.user
                         .as_ref()
                         .map(|u| format!(" · {u}"))
@@ -1143,6 +1193,7 @@ impl App {
         for (k, v) in [
             ("Time", esc(&timeutil::rfc3339(r.time, off))),
             ("Channel", esc(&r.channel)),
+            ("Gateway", esc(r.gateway.as_deref().unwrap_or("-"))),
             ("User", esc(r.user.as_deref().unwrap_or("-"))),
             (
                 "Client",
@@ -1333,8 +1384,15 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// A redirect target we accept: a path on this console.
-fn local_path(p: &str) -> bool {
-    p.starts_with('/') && !p.starts_with("//") && !p.contains(['\\', '\r', '\n'])
+/// Where to go after signing in: a path on this site only. Control characters and whitespace
+/// are removed first (browsers drop a tab in `/\t/evil.example` and go to `//evil.example`),
+/// then the path must start with one `/` and hold no backslash.
+fn safe_next(p: &str) -> Option<String> {
+    let p: String = p
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .collect();
+    (p.starts_with('/') && !p.starts_with("//") && !p.contains('\\')).then_some(p)
 }
 
 /// Workflow refusals meant for the user (they name no secrets).

@@ -1,11 +1,11 @@
 //! Accounts (Argon2id password hashes), sessions with CSRF tokens, and login throttling.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use ping32dlp::workflow::{Store, StoredSession};
 use serde::Deserialize;
 
 /// What an account may do.
@@ -89,25 +89,47 @@ pub struct Session {
     pub csrf: String,
     /// A sign-in link's session sees only this request.
     pub scope: Option<String>,
-    created: Instant,
-    last: Instant,
 }
 
-/// Sessions in memory (a restart signs everybody out).
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Approver => "approver",
+            Role::Admin => "admin",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Role> {
+        match s {
+            "approver" => Some(Role::Approver),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The key a session is stored under: the SHA-256 of its cookie value, so that whoever reads
+/// the store cannot take over sessions.
+fn session_key(id: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Sessions in the store: every console process on it knows every session, and a restart
+/// signs nobody out.
 pub struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+    store: Arc<dyn Store>,
     idle: Duration,
     max: Duration,
 }
 
 impl Sessions {
     /// Sessions that end after `idle` without a request, or `max` after sign-in.
-    pub fn new(idle: Duration, max: Duration) -> Sessions {
-        Sessions {
-            map: Mutex::new(HashMap::new()),
-            idle,
-            max,
-        }
+    pub fn new(store: Arc<dyn Store>, idle: Duration, max: Duration) -> Sessions {
+        Sessions { store, idle, max }
     }
 
     /// Starts a session; returns its id (the cookie value).
@@ -117,90 +139,104 @@ impl Sessions {
         role: Role,
         groups: Vec<String>,
         scope: Option<String>,
-    ) -> String {
+    ) -> Result<String, String> {
         let id = random_token();
-        let now = Instant::now();
-        let s = Session {
+        let now = ping32dlp::timeutil::now();
+        let s = StoredSession {
             user: user.into(),
-            role,
+            role: role.as_str().into(),
             groups,
             csrf: random_token(),
             scope,
             created: now,
             last: now,
         };
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let (idle, max) = (self.idle, self.max);
-        m.retain(|_, s| now.duration_since(s.last) < idle && now.duration_since(s.created) < max);
-        m.insert(id.clone(), s);
-        id
+        self.store
+            .session_put(&session_key(&id), &s)
+            .map_err(|e| e.to_string())?;
+        Ok(id)
     }
 
-    /// The live session of a cookie value.
+    /// The live session of a cookie value. A store that cannot be read signs nobody in.
     pub fn get(&self, id: &str) -> Option<Session> {
-        let now = Instant::now();
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let s = m.get_mut(id)?;
-        if now.duration_since(s.last) >= self.idle || now.duration_since(s.created) >= self.max {
-            m.remove(id);
-            return None;
-        }
-        s.last = now;
-        Some(s.clone())
+        let s = self
+            .store
+            .session_get(
+                &session_key(id),
+                ping32dlp::timeutil::now(),
+                self.idle.as_secs() as i64,
+                self.max.as_secs() as i64,
+            )
+            .ok()??;
+        Some(Session {
+            user: s.user,
+            role: Role::parse(&s.role)?,
+            groups: s.groups,
+            csrf: s.csrf,
+            scope: s.scope,
+        })
     }
 
     /// Ends a session.
     pub fn remove(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        let _ = self.store.session_delete(&session_key(id));
+    }
+
+    /// Backdates a session (tests of the timeouts).
+    #[cfg(test)]
+    pub fn age(&self, id: &str, secs: i64) {
+        let key = session_key(id);
+        if let Ok(Some(mut s)) =
+            self.store
+                .session_get(&key, ping32dlp::timeutil::now(), i64::MAX / 2, i64::MAX / 2)
+        {
+            s.created -= secs;
+            s.last -= secs;
+            let _ = self.store.session_put(&key, &s);
+        }
     }
 }
 
-/// Failed sign-ins per key (an account name, a client address) in a sliding window.
+/// Sign-in attempts per key (an account name, a client address) in a window, counted in the
+/// store. An attempt is counted before its password is checked, atomically, so that
+/// concurrent attempts cannot all pass the check while none has been counted yet (the review
+/// sent 40 wrong passwords at once, then the right one, and got in), and two console processes
+/// count together. A good sign-in clears the account's count and gives the address its attempt
+/// back.
 pub struct Throttle {
-    map: Mutex<HashMap<String, (u32, Instant)>>,
+    store: Arc<dyn Store>,
     window: Duration,
 }
 
 impl Throttle {
-    /// Counts failures over `window`.
-    pub fn new(window: Duration) -> Throttle {
-        Throttle {
-            map: Mutex::new(HashMap::new()),
-            window,
+    /// Counts attempts over `window`.
+    pub fn new(store: Arc<dyn Store>, window: Duration) -> Throttle {
+        Throttle { store, window }
+    }
+
+    /// Takes an attempt for `key`: `Err(seconds to wait)` when `limit` attempts are counted in
+    /// the window already (or the store cannot count: then nobody signs in for a minute).
+    pub fn attempt(&self, key: &str, limit: u32) -> Result<(), u64> {
+        match self.store.attempt(
+            key,
+            limit,
+            self.window.as_secs().max(1) as i64,
+            ping32dlp::timeutil::now(),
+        ) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => Err(wait.max(1) as u64),
+            Err(_) => Err(60),
         }
     }
 
-    /// Seconds to wait when `key` has `limit` failures in the window already.
-    pub fn blocked(&self, key: &str, limit: u32) -> Option<u64> {
-        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let (n, since) = m.get(key)?;
-        let gone = since.elapsed();
-        (*n >= limit && gone < self.window).then(|| (self.window - gone).as_secs().max(1))
+    /// Gives one attempt back (it succeeded).
+    pub fn refund(&self, key: &str) {
+        let _ = self.store.attempt_refund(key);
     }
 
-    /// Counts a failure.
-    pub fn fail(&self, key: &str) {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let window = self.window;
-        if m.len() > 100_000 {
-            m.retain(|_, (_, t)| t.elapsed() < window);
-        }
-        let e = m.entry(key.to_string()).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= window {
-            *e = (0, Instant::now());
-        }
-        e.0 += 1;
-    }
-
-    /// Forgets a key's failures (after a good sign-in).
+    /// Forgets a key's attempts (after a good sign-in).
     pub fn clear(&self, key: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        let _ = self.store.attempts_clear(key);
     }
 }
 
@@ -222,24 +258,49 @@ mod tests {
 
     #[test]
     fn sessions_end_and_throttle_counts() {
-        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600));
-        let id = s.create("a@x", Role::Approver, vec![], None);
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = ping32dlp::workflow::open_store(dir.path(), None).unwrap();
+        let s = Sessions::new(
+            store.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        );
+        let id = s.create("a@x", Role::Approver, vec![], None).unwrap();
         assert_eq!(s.get(&id).unwrap().user, "a@x");
         assert!(s.get("nope").is_none());
+        // Another process on the same store knows it.
+        let other = Sessions::new(
+            store.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+        );
+        assert_eq!(other.get(&id).unwrap().role, Role::Approver);
         s.remove(&id);
         assert!(s.get(&id).is_none());
-        let short = Sessions::new(Duration::from_millis(1), Duration::from_secs(3600));
-        let id = short.create("a@x", Role::Admin, vec![], None);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(short.get(&id).is_none());
+        let id = s.create("a@x", Role::Admin, vec![], None).unwrap();
+        s.age(&id, 120);
+        assert!(s.get(&id).is_none(), "idle for longer than a minute");
 
-        let t = Throttle::new(Duration::from_secs(60));
+        let t = Throttle::new(store.clone(), Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(t.blocked("k", 3).is_none());
-            t.fail("k");
+            assert!(t.attempt("k", 3).is_ok());
         }
-        assert!(t.blocked("k", 3).unwrap() >= 1);
+        assert!(t.attempt("k", 3).unwrap_err() >= 1);
+        t.refund("k");
+        assert!(t.attempt("k", 3).is_ok());
         t.clear("k");
-        assert!(t.blocked("k", 3).is_none());
+        assert!(t.attempt("k", 3).is_ok());
+        // Counted before any check: of 40 threads at once, exactly `limit` get through.
+        let t = Arc::new(Throttle::new(store, Duration::from_secs(60)));
+        let passed: usize = (0..40)
+            .map(|_| {
+                let t = t.clone();
+                std::thread::spawn(move || t.attempt("acct", 5).is_ok() as usize)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        assert_eq!(passed, 5);
     }
 }

@@ -159,7 +159,12 @@ fn fixture_full(
     let h = app.clone();
     let tls = tls.clone();
     std::thread::spawn(move || {
-        crate::http::serve(listener, 16, 64 * 1024, tls, Arc::new(move |r| h.handle(r)))
+        crate::http::serve(
+            listener,
+            crate::http::Limits::default(),
+            tls,
+            Arc::new(move |r| h.handle(r)),
+        )
     });
     Fixture {
         _dir: tmp,
@@ -216,7 +221,8 @@ impl Got {
 fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Got {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    // One request per connection here: the server keeps connections alive otherwise.
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -902,7 +908,7 @@ fn https_with_a_certificate_and_secure_cookies() {
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(client, name).unwrap();
     let mut s = rustls::StreamOwned::new(conn, TcpStream::connect(f.addr).unwrap());
-    s.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    s.write_all(b"GET /login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
@@ -969,7 +975,7 @@ fn config_errors_name_file_line_and_field() {
     .unwrap();
     let c = crate::Config::load(&f).unwrap();
     assert_eq!(
-        c.state_dir.as_deref(),
+        c.dlp.state_dir.as_deref(),
         Some(dir.path().join("st").as_path())
     );
     assert_eq!(
@@ -992,10 +998,109 @@ fn without_accounts_an_admin_is_made_once() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("console-admin.hash"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        for f in ["console-admin.hash", "console-admin.password"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{f}");
+        }
+    }
+    // The password is in its file (not in the log), and it is the right one.
+    let pw = std::fs::read_to_string(dir.path().join("console-admin.password")).unwrap();
+    assert!(auth::verify(Some(&a.password_hash), pw.trim()));
+}
+
+#[test]
+fn sign_in_attempts_are_counted_before_the_password_check() {
+    // The review: 40 concurrent wrong passwords were all checked, then the right one worked.
+    let f = fixture_with(|s| s.login_attempts = 5);
+    let handles: Vec<_> = (0..40)
+        .map(|i| {
+            let addr = f.addr;
+            std::thread::spawn(move || {
+                let mut b = Browser {
+                    addr,
+                    cookies: Vec::new(),
+                    lang: "en",
+                };
+                let page = b.get("/login");
+                b.post(
+                    "/login",
+                    &format!(
+                        "csrf={}&user={}&password=wrong-{i}",
+                        page.csrf(),
+                        enc(BOSS.0)
+                    ),
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        35,
+        "{statuses:?}"
+    );
+    let mut b = Browser::new(&f);
+    let page = b.get("/login");
+    let g = b.post(
+        "/login",
+        &format!(
+            "csrf={}&user={}&password={}",
+            page.csrf(),
+            enc(BOSS.0),
+            enc(BOSS.1)
+        ),
+    );
+    assert_eq!(g.status, 429, "the right password waits too");
+}
+
+#[test]
+fn after_sign_in_only_paths_on_this_site() {
+    let f = fixture();
+    for (next, want) in [
+        // The tab goes; what is left, `//evil.example`, is another site.
+        ("/%09/evil.example", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/%0d%0a/evil.example", "/"),
+        ("/re%09quests", "/requests"),
+        ("/requests?state=all", "/requests?state=all"),
+    ] {
+        let mut b = Browser::new(&f);
+        let page = b.get(&format!("/login?next={}", enc(next)));
+        let g = b.post(
+            "/login",
+            &format!(
+                "csrf={}&user={}&password={}&next={}",
+                page.csrf(),
+                enc(ADMIN.0),
+                enc(ADMIN.1),
+                enc(&ping32dlp::text::percent_decode(next, false)
+                    .iter()
+                    .map(|b| *b as char)
+                    .collect::<String>())
+            ),
+        );
+        assert_eq!(g.status, 303, "{next}");
+        assert_eq!(g.header("Location"), Some(want), "{next}");
+    }
+}
+
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/console_http");
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries {
+            crate::fuzz_request(&std::fs::read(e.unwrap().path()).unwrap());
+        }
     }
 }

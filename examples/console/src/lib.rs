@@ -1,0 +1,369 @@
+//! `ping32dlp-console`: the web console for approvers and administrators, over the same state
+//! directory (SQLite audit trail, approvals, kept copies) as the milter, the SMTP proxy, the
+//! webmail hook and the CLI.
+//!
+//! ```text
+//! ping32dlp-console                          # embedded defaults: http://127.0.0.1:8025,
+//!                                            # default state directory, built-in policy
+//! ping32dlp-console --config /etc/ping32dlp/console.toml
+//! ping32dlp-console hash-password < pw.txt   # an Argon2id hash for an [[account]]
+//! ```
+
+//!
+//! The binary is `src/main.rs`; this library is what it runs, what its tests start on loopback
+//! ports and what the fuzz target calls.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod html;
+pub mod http;
+pub mod i18n;
+#[cfg(test)]
+mod tests;
+
+use std::io::BufRead as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ping32dlp::service;
+use serde::Deserialize;
+
+use crate::app::{App, Settings};
+use crate::auth::{Account, Role};
+use crate::i18n::Lang;
+
+const PROGRAM: &str = "ping32dlp-console";
+
+const USAGE: &str = "usage: ping32dlp-console [--config FILE | --check-config FILE]
+       ping32dlp-console hash-password      (reads the password from standard input)
+
+Serves the approver and admin web console (default http://127.0.0.1:8025) over the state
+directory that the milter, proxy, webmail hook and CLI write.";
+
+/// The configuration file; paths are relative to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port.
+    pub listen: String,
+    /// What every integration shares (`[dlp]`): rules (detectors for attachment views),
+    /// policy (its release, discard and notify commands run on decisions of requests that no
+    /// gateway carries out), organisation domains, state directory, the store, retention.
+    pub dlp: service::DlpSettings,
+    /// `ja` or `en`: when the browser asks for neither.
+    pub language: String,
+    /// Serve HTTPS with this PEM certificate chain (and `tls_key`); cookies are then `Secure`.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Mark cookies `Secure` without `tls_cert`: when a TLS reverse proxy is in front.
+    pub secure_cookies: bool,
+    /// Failed sign-ins per account before a pause (four times that per client address).
+    pub login_attempts: u32,
+    /// Minutes of that pause and of the counting window.
+    pub login_pause_minutes: u64,
+    /// Minutes without a request after which a session ends.
+    pub session_idle_minutes: u64,
+    /// Hours after which a session ends anyway.
+    pub session_hours: u64,
+    /// Open connections in all (slow clients are cut off by deadlines, so this can be large).
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    pub max_connections_per_client: usize,
+    /// Seconds between expiry sweeps (expired requests are discarded and their senders told).
+    pub expire_every_seconds: u64,
+    /// Local accounts.
+    #[serde(rename = "account")]
+    pub accounts: Vec<Account>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "127.0.0.1:8025".into(),
+            dlp: service::DlpSettings::default(),
+            language: "ja".into(),
+            tls_cert: None,
+            tls_key: None,
+            secure_cookies: false,
+            login_attempts: 5,
+            login_pause_minutes: 15,
+            session_idle_minutes: 30,
+            session_hours: 12,
+            max_connections: 1024,
+            max_connections_per_client: 256,
+            expire_every_seconds: 30,
+            accounts: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    fn load(path: &Path) -> Result<Config, String> {
+        let (mut c, warnings): (Config, _) = service::load_config(path)?;
+        for w in warnings {
+            service::log(PROGRAM, &format!("warning: {w}"));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        service::resolve(base, c.tls_cert.iter_mut().chain(c.tls_key.iter_mut()));
+        c.check().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if Lang::parse(&self.language).is_none() {
+            return Err(format!("language `{}`: use ja or en", self.language));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key go together".into());
+        }
+        if self.max_connections == 0
+            || self.max_connections_per_client == 0
+            || self.session_idle_minutes == 0
+            || self.session_hours == 0
+        {
+            return Err(
+                "max_connections, max_connections_per_client, session_idle_minutes and session_hours must be above 0".into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            if a.name.trim().is_empty() {
+                return Err(format!("account[{i}].name is empty"));
+            }
+            if !seen.insert(a.name.to_lowercase()) {
+                return Err(format!("account[{i}].name `{}` is listed twice", a.name));
+            }
+            auth::check_hash(&a.password_hash)
+                .map_err(|e| format!("account[{i}].password_hash (`{}`): {e}", a.name))?;
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            default_lang: Lang::parse(&self.language).unwrap_or(Lang::Ja),
+            secure_cookies: self.secure_cookies || self.tls_cert.is_some(),
+            login_attempts: self.login_attempts.max(1),
+            login_window: Duration::from_secs(self.login_pause_minutes.max(1) * 60),
+            session_idle: Duration::from_secs(self.session_idle_minutes * 60),
+            session_max: Duration::from_secs(self.session_hours * 3600),
+        }
+    }
+}
+
+impl service::Configured for Config {
+    fn dlp(&mut self) -> &mut service::DlpSettings {
+        &mut self.dlp
+    }
+}
+
+/// Without configured accounts, an `admin` account whose password is made on first start and
+/// written to `console-admin.password` (mode 0600) in the state directory; the log says where,
+/// never what. The Argon2 hash is kept beside it.
+fn initial_admin(state_dir: &Path) -> Result<Account, String> {
+    let file = state_dir.join("console-admin.hash");
+    if let Ok(h) = std::fs::read_to_string(&file) {
+        let h = h.trim().to_string();
+        auth::check_hash(&h).map_err(|e| format!("{}: {e}", file.display()))?;
+        return Ok(Account {
+            name: "admin".into(),
+            password_hash: h,
+            role: Role::Admin,
+            groups: Vec::new(),
+        });
+    }
+    let mut raw = [0u8; 12];
+    getrandom::fill(&mut raw).map_err(|e| e.to_string())?;
+    let password: String = raw
+        .iter()
+        .map(|b| b"abcdefghjkmnpqrstuvwxyz23456789"[*b as usize % 31] as char)
+        .collect();
+    let hash = auth::hash_password(&password)?;
+    ping32dlp::workflow::private::create_dir(state_dir).map_err(|e| e.to_string())?;
+    let pw_file = state_dir.join("console-admin.password");
+    let write = |path: &Path, text: &str| -> Result<(), String> {
+        use std::io::Write as _;
+        let mut f = ping32dlp::workflow::private::file_options()
+            .create_new(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(f, "{text}").map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let _ = std::fs::remove_file(&pw_file);
+    write(&pw_file, &password)?;
+    write(&file, &hash)?;
+    service::log(
+        PROGRAM,
+        &format!(
+            "no [[account]] configured: sign in as `admin` with the password in {} (mode 0600; \
+             delete the file once you have it, and configure accounts with `ping32dlp-console hash-password`)",
+            pw_file.display()
+        ),
+    );
+    Ok(Account {
+        name: "admin".into(),
+        password_hash: hash,
+        role: Role::Admin,
+        groups: Vec::new(),
+    })
+}
+
+fn hash_password_cmd() -> i32 {
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line).is_err() {
+        eprintln!("could not read the password from standard input");
+        return 2;
+    }
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if pw.chars().count() < 8 {
+        eprintln!("the password is shorter than 8 characters");
+        return 2;
+    }
+    match auth::hash_password(pw) {
+        Ok(h) => {
+            println!("{h}");
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            1
+        }
+    }
+}
+
+/// The program: `hash-password`, or parse the command line and the configuration, open the
+/// pipeline, and serve.
+pub fn main() {
+    if std::env::args().nth(1).as_deref() == Some("hash-password") {
+        std::process::exit(hash_password_cmd());
+    }
+    let (config, check_only) = service::command_line(PROGRAM, USAGE);
+    let cfg = match &config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: {e}");
+        std::process::exit(2);
+    });
+    let pipeline = cfg.dlp.open(|_| {}).unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: {e}");
+        std::process::exit(2);
+    });
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => Some(service::tls_server_config(c, k).unwrap_or_else(|e| {
+            eprintln!("{PROGRAM}: {e}");
+            std::process::exit(2);
+        })),
+        _ => None,
+    };
+    if check_only {
+        println!("{}: ok", config.unwrap_or_default().display());
+        return;
+    }
+    let mut accounts = cfg.accounts.clone();
+    if accounts.is_empty() {
+        match initial_admin(&pipeline.workflow().config().state_dir) {
+            Ok(a) => accounts.push(a),
+            Err(e) => {
+                eprintln!("{PROGRAM}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let listener = TcpListener::bind(&cfg.listen).unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: listen {}: {e}", cfg.listen);
+        std::process::exit(2);
+    });
+    let app = Arc::new(App::new(pipeline, accounts, cfg.settings()));
+    // Expiry (one process of all on the store does it at a time) and the daily purge.
+    service::spawn_maintenance(
+        PROGRAM,
+        app.pipeline().workflow().clone(),
+        Duration::from_secs(cfg.expire_every_seconds.max(5)),
+    );
+    service::log(
+        PROGRAM,
+        &format!(
+            "listening on {}://{} (state {})",
+            if tls.is_some() { "https" } else { "http" },
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            app.pipeline().workflow().config().state_dir.display()
+        ),
+    );
+    let handler = app.clone();
+    http::serve(
+        listener,
+        http::Limits {
+            max_connections: cfg.max_connections,
+            max_per_client: cfg.max_connections_per_client,
+            ..http::Limits::default()
+        },
+        tls,
+        Arc::new(move |req| handler.handle(req)),
+    );
+}
+
+/// Fuzzing entry: any bytes as one HTTP request (parsed by httparse, as hyper does) to a
+/// console over a scratch state directory with one admin. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_request(data: &[u8]) {
+    use std::sync::OnceLock;
+    static APP: OnceLock<(App, tempfile::TempDir)> = OnceLock::new();
+    let (app, _) = APP.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pipeline = service::DlpSettings {
+            state_dir: Some(dir.path().join("state")),
+            ..service::DlpSettings::default()
+        }
+        .open(|_| {})
+        .expect("a pipeline");
+        let admin = Account {
+            name: "admin".into(),
+            // A fixed hash: Argon2 per run would be slow.
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$6wM0iqW1c7wCa6tFKUo6xQfWxxdbgtkR+p/kp8W3XTo".into(),
+            role: Role::Admin,
+            groups: Vec::new(),
+        };
+        (App::new(pipeline, vec![admin], Config::default().settings()), dir)
+    });
+    let mut hs = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut hs);
+    let Ok(httparse::Status::Complete(n)) = req.parse(data) else {
+        return;
+    };
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return;
+    };
+    if !target.starts_with('/') {
+        return;
+    }
+    let (path, query) = http::split_target(target);
+    let r = http::Request {
+        method: method.to_string(),
+        path,
+        query,
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    String::from_utf8_lossy(h.value).trim().to_string(),
+                )
+            })
+            .collect(),
+        body: data[n..].to_vec(),
+        peer: std::net::IpAddr::from([127, 0, 0, 1]),
+    };
+    let resp = app.handle(&r);
+    assert!((100..600).contains(&resp.status));
+}

@@ -1,0 +1,975 @@
+//! One store test suite, run over SQLite (always) and over PostgreSQL (when
+//! `PING32DLP_TEST_PG` names a server, e.g. `postgres://postgres@127.0.0.1:25432`: each test
+//! makes a database of its own there; `scripts/store-test.sh` starts a private cluster and sets
+//! it). Records and searches, history (live counters and replay), approvals and their
+//! compare-and-set, one-time events, the outbox, secrets, console sessions and sign-in
+//! attempts, turns, retention purges, evidence kept by the store, migrations from the previous
+//! schema, concurrent first opens, and history that fails closed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use ping32dlp::pipeline::Pipeline;
+use ping32dlp::policy::{parse_policy, Context};
+use ping32dlp::workflow::{
+    open_store, Approval, ApprovalEvent, ApprovalState, AttachmentRow, AuditQuery, AuditRecord,
+    FindingRow, Recipient, Retention, Store, StoreConfig, StoredSession, Workflow, WorkflowConfig,
+};
+use ping32dlp::{Engine, ExtractOptions};
+
+/// A place for one test's store: a state directory, and the PostgreSQL database if any.
+struct Place {
+    dir: tempfile::TempDir,
+    pg: Option<StoreConfig>,
+    name: String,
+}
+
+impl Place {
+    fn store(&self) -> Arc<dyn Store> {
+        open_store(self.dir.path(), self.pg.as_ref()).unwrap()
+    }
+
+    fn config(&self) -> WorkflowConfig {
+        let mut c = WorkflowConfig::new(self.dir.path());
+        c.store = self.pg.clone();
+        c
+    }
+}
+
+fn pg_base() -> Option<String> {
+    std::env::var("PING32DLP_TEST_PG")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn recreate(c: &mut postgres::Client, db: &str) {
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {db} OWNER dlp"))
+        .unwrap();
+}
+
+fn admin(base: &str) -> postgres::Client {
+    postgres::Client::connect(&format!("{base}/postgres"), postgres::NoTls).unwrap()
+}
+
+/// The places a test runs in: SQLite, and PostgreSQL when configured.
+fn places(test: &str) -> Vec<Place> {
+    let mut v = vec![Place {
+        dir: tempfile::tempdir().unwrap(),
+        pg: None,
+        name: "sqlite".into(),
+    }];
+    if let Some(base) = pg_base() {
+        let db = format!("t_{test}_{}", std::process::id());
+        let mut c = admin(&base);
+        recreate(&mut c, &db);
+        let host = base.rsplit_once('@').map_or(base.as_str(), |(_, h)| h);
+        v.push(Place {
+            dir: tempfile::tempdir().unwrap(),
+            pg: Some(StoreConfig::new(format!("postgres://dlp@{host}/{db}"))),
+            name: "postgres".into(),
+        });
+    } else {
+        eprintln!("(PING32DLP_TEST_PG not set: {test} runs over SQLite only)");
+    }
+    v
+}
+
+fn rec(
+    time: i64,
+    sender: &str,
+    to: &[(&str, bool)],
+    sha: Option<&str>,
+    gateway: &str,
+) -> AuditRecord {
+    AuditRecord {
+        time,
+        channel: "milter".into(),
+        user: Some("ichiro".into()),
+        sender: sender.into(),
+        recipients: to
+            .iter()
+            .map(|(a, e)| Recipient {
+                address: a.to_string(),
+                external: *e,
+            })
+            .collect(),
+        subject: "見積".into(),
+        size: 1000,
+        attachments: sha
+            .map(|s| AttachmentRow {
+                location: "a.xlsx".into(),
+                name: "a.xlsx".into(),
+                kind: "xlsx".into(),
+                size: 500,
+                sha256: s.into(),
+                origin: None,
+                extension_mismatch: false,
+                depth: 0,
+                unscannable: None,
+            })
+            .into_iter()
+            .collect(),
+        findings: vec![FindingRow {
+            detector: "jp_my_number".into(),
+            location: "*".into(),
+            count: 1,
+            unique: [1, 1, 1],
+            samples: vec!["**** **** 9018".into()],
+        }],
+        action: "allow".into(),
+        would_action: "allow".into(),
+        gateway: Some(gateway.into()),
+        ..AuditRecord::default()
+    }
+}
+
+#[test]
+fn records_search_stats_and_history() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("records") {
+        let s = p.store();
+        let sha = "ab".repeat(32);
+        let mut ids = Vec::new();
+        for (i, gw) in ["mx1", "mx2", "mx1"].iter().enumerate() {
+            let r = rec(
+                now - 100 + i as i64,
+                "ichiro@example.co.jp",
+                &[
+                    ("bob@partner.example", true),
+                    ("hanako@example.co.jp", false),
+                ],
+                Some(&sha),
+                gw,
+            );
+            ids.push(s.record(&r).unwrap());
+        }
+        // An old record, in another month (another partition on PostgreSQL).
+        let old = s
+            .record(&rec(
+                now - 40 * 86_400,
+                "jiro@example.co.jp",
+                &[("x@other.example", true)],
+                None,
+                "mx2",
+            ))
+            .unwrap();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{}", p.name);
+        let got = s.get_record(ids[1]).unwrap().unwrap();
+        assert_eq!(got.gateway.as_deref(), Some("mx2"));
+        assert_eq!(got.subject, "見積");
+        assert!(s.get_record(old).unwrap().is_some());
+        let q = |f: &dyn Fn(&mut AuditQuery)| {
+            let mut q = AuditQuery::default();
+            f(&mut q);
+            s.search(&q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(&|q| q.gateway = Some("mx1".into())),
+            vec![ids[2], ids[0]],
+            "{}",
+            p.name
+        );
+        assert_eq!(q(&|q| q.sha256 = Some(sha.clone())).len(), 3);
+        assert_eq!(q(&|q| q.domain = Some("other.example".into())), vec![old]);
+        assert_eq!(
+            q(&|q| q.recipient = Some("bob@partner.example".into())).len(),
+            3
+        );
+        assert_eq!(q(&|q| q.detector = Some("jp_my_number".into())).len(), 4);
+        assert_eq!(
+            q(&|q| {
+                q.since = Some(now - 86_400);
+                q.sender = Some("jiro@example.co.jp".into())
+            }),
+            Vec::<i64>::new()
+        );
+        assert_eq!(
+            q(&|q| {
+                q.since = Some(now - 50 * 86_400);
+                q.until = Some(now - 30 * 86_400)
+            }),
+            vec![old]
+        );
+        let st = s.stats(now - 86_400, now + 1, 540, 5).unwrap();
+        assert_eq!(st.per_day.iter().map(|d| d.1).sum::<u64>(), 3, "{}", p.name);
+        assert_eq!(st.top_senders[0], ("ichiro@example.co.jp".to_string(), 3));
+        assert_eq!(st.repeated_files[0].2, 3);
+        // History: live counters, and replay before a record.
+        assert_eq!(s.external_sends_of(&sha, now - 3600, now), Ok(3));
+        assert_eq!(
+            s.sender_external("ichiro@example.co.jp", now - 3600, now),
+            Ok((3, 1500))
+        );
+        assert_eq!(s.domain_seen("partner.example", now), Ok(true));
+        assert_eq!(s.domain_seen("never.example", now), Ok(false));
+        let before = s.history_before(ids[2]);
+        assert_eq!(before.external_sends_of(&sha, now - 3600, now), Ok(2));
+        let mut seen = Vec::new();
+        s.each_record(now - 50 * 86_400, &mut |r| seen.push(r.id))
+            .unwrap();
+        assert_eq!(seen, vec![old, ids[0], ids[1], ids[2]], "{}", p.name);
+    }
+}
+
+/// Many records over five months (five partitions on PostgreSQL) with small populations, so
+/// that every filter matches many, a record can match a domain twice (sender and recipient, or
+/// two recipients), and combined filters keep few of a filter's matches: each store's search
+/// must return exactly what a scan of the records returns, newest first, for every filter
+/// combination and limit (PostgreSQL's driven searches read candidates in rounds; this checks
+/// the rounds, their merging and their fallback).
+#[test]
+fn searches_return_what_a_scan_returns() {
+    let start = 1_767_193_200; // 2026-01-01 JST
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut rnd = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut all = Vec::new();
+    for i in 0..2400i64 {
+        let sender = format!(
+            "s{}@{}",
+            rnd(6),
+            ["example.co.jp", "partner1.example"][rnd(5).min(1) as usize]
+        );
+        let recipients = (0..1 + rnd(3))
+            .map(|_| {
+                let d = ["example.co.jp", "partner1.example", "partner2.example"][rnd(3) as usize];
+                Recipient {
+                    address: format!("r{}@{d}", rnd(4)),
+                    external: d != "example.co.jp",
+                }
+            })
+            .collect();
+        let attachments = (0..rnd(3))
+            .map(|k| AttachmentRow {
+                location: format!("f{k}.xlsx"),
+                name: format!("f{k}.xlsx"),
+                kind: "xlsx".into(),
+                size: 100,
+                sha256: format!("{:064x}", rnd(7)),
+                origin: None,
+                extension_mismatch: false,
+                depth: 0,
+                unscannable: None,
+            })
+            .collect();
+        let findings = (0..rnd(3))
+            .map(|_| FindingRow {
+                detector: ["jp_my_number", "credit_card", "jp_phone"][rnd(3) as usize].into(),
+                location: "*".into(),
+                count: 1,
+                unique: [1, 1, 1],
+                samples: vec!["****".into()],
+            })
+            .collect();
+        let action = if rnd(40) == 0 {
+            "block"
+        } else {
+            ["allow", "audit", "hold"][rnd(3) as usize]
+        };
+        all.push(AuditRecord {
+            // Forty records a second, every three days: six months, and every page boundary
+            // falls among records of the same second.
+            time: start + (i / 40) * 3 * 86_400,
+            channel: "milter".into(),
+            user: Some(format!("u{}", rnd(4))),
+            sender,
+            recipients,
+            subject: format!("s{i}"),
+            size: 100,
+            attachments,
+            findings,
+            action: action.into(),
+            would_action: action.into(),
+            gateway: Some(format!("gw-{}", rnd(3))),
+            ..AuditRecord::default()
+        });
+    }
+    let end = all.last().unwrap().time;
+    let matches = |r: &AuditRecord, q: &AuditQuery| -> bool {
+        let domain_of = |a: &str| {
+            a.rsplit_once('@')
+                .map(|x| x.1.to_string())
+                .unwrap_or_default()
+        };
+        q.user.as_ref().is_none_or(|u| r.user.as_ref() == Some(u))
+            && q.sender.as_ref().is_none_or(|s| &r.sender == s)
+            && q.action.as_ref().is_none_or(|a| &r.action == a)
+            && q.gateway
+                .as_ref()
+                .is_none_or(|g| r.gateway.as_ref() == Some(g))
+            && q.since.is_none_or(|t| r.time >= t)
+            && q.until.is_none_or(|t| r.time < t)
+            && q.recipient
+                .as_ref()
+                .is_none_or(|a| r.recipients.iter().any(|x| &x.address == a))
+            && q.domain.as_ref().is_none_or(|d| {
+                &domain_of(&r.sender) == d
+                    || r.recipients.iter().any(|x| &domain_of(&x.address) == d)
+            })
+            && q.sha256
+                .as_ref()
+                .is_none_or(|h| r.attachments.iter().any(|a| &a.sha256 == h))
+            && q.detector
+                .as_ref()
+                .is_none_or(|d| r.findings.iter().any(|f| &f.detector == d))
+    };
+    // Filter values: one of each kind (many matches), none, and combinations.
+    let sha = format!("{:064x}", 3);
+    type Filter = Box<dyn Fn(&mut AuditQuery)>;
+    let filters: Vec<(&str, Filter)> = vec![
+        ("none", Box::new(|_| {})),
+        (
+            "sender",
+            Box::new(|q| q.sender = Some("s2@example.co.jp".into())),
+        ),
+        ("user", Box::new(|q| q.user = Some("u1".into()))),
+        (
+            "recipient",
+            Box::new(|q| q.recipient = Some("r1@partner2.example".into())),
+        ),
+        (
+            "domain (sender and recipients)",
+            Box::new(|q| q.domain = Some("example.co.jp".into())),
+        ),
+        (
+            "domain (mostly recipients)",
+            Box::new(|q| q.domain = Some("partner1.example".into())),
+        ),
+        (
+            "sha256",
+            Box::new(|q| q.sha256 = Some(format!("{:064x}", 3))),
+        ),
+        (
+            "detector",
+            Box::new(|q| q.detector = Some("credit_card".into())),
+        ),
+        (
+            "detector + rare verdict",
+            Box::new(|q| {
+                q.detector = Some("jp_phone".into());
+                q.action = Some("block".into());
+            }),
+        ),
+        (
+            "detector + verdict (a third)",
+            Box::new(|q| {
+                q.detector = Some("jp_phone".into());
+                q.action = Some("hold".into());
+            }),
+        ),
+        (
+            "domain (both) + rare verdict",
+            Box::new(|q| {
+                q.domain = Some("partner1.example".into());
+                q.action = Some("block".into());
+            }),
+        ),
+        (
+            "recipient + rare verdict",
+            Box::new(|q| {
+                q.recipient = Some("r0@example.co.jp".into());
+                q.action = Some("block".into());
+            }),
+        ),
+        (
+            "domain + rare verdict + gateway",
+            Box::new(|q| {
+                q.domain = Some("partner2.example".into());
+                q.action = Some("block".into());
+                q.gateway = Some("gw-1".into());
+            }),
+        ),
+        (
+            "recipient + sha256 + detector",
+            Box::new(move |q| {
+                q.recipient = Some("r0@partner1.example".into());
+                q.sha256 = Some(sha.clone());
+                q.detector = Some("jp_my_number".into());
+            }),
+        ),
+        (
+            "sender + domain + detector",
+            Box::new(|q| {
+                q.sender = Some("s3@example.co.jp".into());
+                q.domain = Some("partner2.example".into());
+                q.detector = Some("credit_card".into());
+            }),
+        ),
+        (
+            "user + recipient",
+            Box::new(|q| {
+                q.user = Some("u2".into());
+                q.recipient = Some("r3@example.co.jp".into());
+            }),
+        ),
+        (
+            "nothing matches",
+            Box::new(|q| q.recipient = Some("nobody@nowhere.example".into())),
+        ),
+    ];
+    let windows: [(Option<i64>, Option<i64>); 3] = [
+        (None, None),
+        (Some(start + 40 * 86_400), Some(start + 100 * 86_400)),
+        (Some(end - 10 * 86_400), None),
+    ];
+    let mut stats_seen: Option<String> = None;
+    for p in places("searches") {
+        let s = p.store();
+        let mut expected = all.clone();
+        // Eight writers at once: group commit on both backends.
+        let ids: Vec<i64> = std::thread::scope(|t| {
+            let hs: Vec<_> = all
+                .chunks(150)
+                .map(|c| {
+                    let s = s.clone();
+                    t.spawn(move || c.iter().map(|r| s.record(r).unwrap()).collect::<Vec<_>>())
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        for (r, id) in expected.iter_mut().zip(&ids) {
+            r.id = *id;
+        }
+        expected.sort_by_key(|r| std::cmp::Reverse((r.time, r.id)));
+        let mut checked = 0;
+        for (name, f) in &filters {
+            for (since, until) in windows {
+                for limit in [1usize, 7, 100, 0] {
+                    let mut q = AuditQuery {
+                        limit,
+                        since,
+                        until,
+                        ..AuditQuery::default()
+                    };
+                    f(&mut q);
+                    let want: Vec<i64> = expected
+                        .iter()
+                        .filter(|r| matches(r, &q))
+                        .take(if limit == 0 { 1000 } else { limit })
+                        .map(|r| r.id)
+                        .collect();
+                    let got: Vec<i64> = s.search(&q).unwrap().iter().map(|r| r.id).collect();
+                    assert_eq!(
+                        got, want,
+                        "{}: {name}, {since:?}..{until:?}, limit {limit}",
+                        p.name
+                    );
+                    checked += usize::from(!want.is_empty());
+                }
+            }
+        }
+        assert!(
+            checked > 100,
+            "{}: only {checked} searches found anything",
+            p.name
+        );
+        // The dashboard's counts: the same on both stores, and what the records say.
+        let mut st = s.stats(start + 20 * 86_400, end + 1, 540, 50).unwrap();
+        st.per_action.sort();
+        st.top_senders.sort();
+        st.top_domains.sort();
+        st.top_detectors.sort();
+        st.repeated_files.sort();
+        let window: Vec<&AuditRecord> = expected
+            .iter()
+            .filter(|r| r.time >= start + 20 * 86_400)
+            .collect();
+        assert_eq!(
+            st.per_day.iter().map(|d| d.1).sum::<u64>(),
+            window.len() as u64,
+            "{}",
+            p.name
+        );
+        let blocks = window.iter().filter(|r| r.action == "block").count() as u64;
+        assert!(
+            st.per_action.contains(&("block".to_string(), blocks)),
+            "{}",
+            p.name
+        );
+        let summary = format!(
+            "{:?}",
+            (
+                &st.per_day,
+                &st.per_action,
+                &st.top_senders,
+                &st.top_domains,
+                &st.top_detectors,
+                &st.repeated_files
+            )
+        );
+        match &stats_seen {
+            None => stats_seen = Some(summary),
+            Some(first) => assert_eq!(&summary, first, "{} differs from sqlite", p.name),
+        }
+    }
+}
+
+fn approval(id: &str, record_id: i64, gateway: Option<&str>) -> Approval {
+    let now = ping32dlp::timeutil::now();
+    Approval {
+        id: id.into(),
+        record_id,
+        state: ApprovalState::Pending,
+        created: now,
+        expires: now + 3600,
+        approvers: vec!["boss@example.co.jp".into()],
+        approver_group: None,
+        rule: "hold".into(),
+        channel: "milter".into(),
+        queue_id: Some("ABC123".into()),
+        sender: "ichiro@example.co.jp".into(),
+        recipients: vec!["bob@partner.example".into()],
+        subject: "x".into(),
+        decided_by: None,
+        decided_at: None,
+        comment: None,
+        closed_at: None,
+        gateway: gateway.map(str::to_string),
+    }
+}
+
+#[test]
+fn approvals_events_outbox_secrets_sessions_turns() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("approvals") {
+        let s = p.store();
+        let rid = s
+            .record(&rec(now, "a@example.co.jp", &[], None, "mx1"))
+            .unwrap();
+        s.insert_approval(&approval("aa11", rid, Some("mx1")))
+            .unwrap();
+        s.insert_approval(&approval("bb22", rid, Some("mx2")))
+            .unwrap();
+        let mut a = s.approval("aa11").unwrap().unwrap();
+        a.state = ApprovalState::Approved;
+        a.decided_by = Some("boss@example.co.jp".into());
+        assert!(s.transition(&a, ApprovalState::Pending).unwrap());
+        assert!(
+            !s.transition(&a, ApprovalState::Pending).unwrap(),
+            "compare-and-set: once"
+        );
+        let todo = s.approvals_to_carry_out("mx1").unwrap();
+        assert_eq!(todo.len(), 1, "{}", p.name);
+        assert_eq!(todo[0].id, "aa11");
+        assert!(s.approvals_to_carry_out("mx2").unwrap().is_empty());
+        let e = ApprovalEvent {
+            time: now,
+            actor: "boss".into(),
+            kind: "link_signin".into(),
+            detail: "link 0011223344556677".into(),
+        };
+        assert!(s.add_event_once("aa11", &e).unwrap());
+        assert!(
+            !s.add_event_once("aa11", &e).unwrap(),
+            "{}: a nonce once",
+            p.name
+        );
+        s.add_event(
+            "aa11",
+            &ApprovalEvent {
+                kind: "view".into(),
+                ..e.clone()
+            },
+        )
+        .unwrap();
+        s.add_event(
+            "aa11",
+            &ApprovalEvent {
+                kind: "view".into(),
+                ..e.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.events("aa11").unwrap().len(), 3);
+        // Outbox: a claimed item is leased.
+        let id = s.outbox_push("webhook", "{}", now).unwrap();
+        let got = s.outbox_claim(now, 60, 10).unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(s.outbox_claim(now, 60, 10).unwrap().is_empty(), "leased");
+        s.outbox_done(id).unwrap();
+        assert_eq!(s.outbox_counts().unwrap(), (0, 0));
+        // Secrets: made once, the same for every opener.
+        let k = s.secret("approval").unwrap();
+        assert_eq!(p.store().secret("approval").unwrap(), k);
+        // Sessions and attempts, shared by every process on the store.
+        let sess = StoredSession {
+            user: "boss".into(),
+            role: "approver".into(),
+            groups: vec!["legal".into()],
+            csrf: "c".into(),
+            scope: None,
+            created: now,
+            last: now,
+        };
+        s.session_put("k1", &sess).unwrap();
+        let other = p.store();
+        assert_eq!(
+            other
+                .session_get("k1", now + 5, 60, 3600)
+                .unwrap()
+                .unwrap()
+                .groups,
+            vec!["legal"]
+        );
+        assert!(
+            other
+                .session_get("k1", now + 200, 60, 3600)
+                .unwrap()
+                .is_none(),
+            "idle"
+        );
+        for i in 0..3 {
+            assert_eq!(s.attempt("ip:x", 3, 60, now).unwrap(), Ok(()), "{i}");
+        }
+        assert!(
+            other.attempt("ip:x", 3, 60, now).unwrap().is_err(),
+            "counted across processes"
+        );
+        assert_eq!(
+            s.attempt("ip:x", 3, 60, now + 61).unwrap(),
+            Ok(()),
+            "a new window"
+        );
+        // Turns: one caller per period.
+        assert!(s.take_turn("purge", 86_400, now).unwrap());
+        assert!(!other.take_turn("purge", 86_400, now + 10).unwrap());
+        assert!(other.take_turn("purge", 86_400, now + 86_400).unwrap());
+    }
+}
+
+#[test]
+fn concurrent_attempts_count_exactly() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("attempts") {
+        let stores: Vec<Arc<dyn Store>> = (0..4).map(|_| p.store()).collect();
+        let ok: usize = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..40)
+                .map(|i| {
+                    let s = stores[i % 4].clone();
+                    sc.spawn(move || s.attempt("acct", 5, 60, now).unwrap().is_ok() as usize)
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(ok, 5, "{}", p.name);
+    }
+}
+
+#[test]
+fn retention_purges_old_records_and_final_approvals() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("purge") {
+        let s = p.store();
+        let old = s
+            .record(&rec(
+                now - 400 * 86_400,
+                "a@example.co.jp",
+                &[("x@y.example", true)],
+                Some(&"cd".repeat(32)),
+                "mx1",
+            ))
+            .unwrap();
+        let keep = s
+            .record(&rec(
+                now - 10,
+                "a@example.co.jp",
+                &[("x@y.example", true)],
+                None,
+                "mx1",
+            ))
+            .unwrap();
+        let mut a = approval("old1", old, None);
+        a.created = now - 400 * 86_400;
+        a.state = ApprovalState::Released;
+        s.insert_approval(&a).unwrap();
+        let mut pend = approval("pend", old, None);
+        pend.created = now - 400 * 86_400;
+        s.insert_approval(&pend).unwrap();
+        let wf = Workflow::with_store(
+            WorkflowConfig {
+                retention: Retention {
+                    audit_days: 365,
+                    evidence_days: 30,
+                    approval_days: 365,
+                },
+                ..p.config()
+            },
+            s.clone(),
+        )
+        .unwrap();
+        let r = wf.purge("test").unwrap();
+        assert_eq!(r.records, 1, "{}: {r:?}", p.name);
+        if p.name == "postgres" {
+            assert_eq!(r.partitions, 1, "the old month was dropped whole");
+        }
+        assert_eq!(r.approvals, 1, "pending requests stay");
+        assert!(s.get_record(old).unwrap().is_none());
+        assert!(s.get_record(keep).unwrap().is_some());
+        assert!(s.approval("pend").unwrap().is_some());
+        assert_eq!(s.purges(5).unwrap()[0].records, 1);
+        // The counters went with the records.
+        assert_eq!(s.external_sends_of(&"cd".repeat(32), 0, now), Ok(0));
+    }
+}
+
+const POLICY: &str = r#"
+[policy]
+internal_domains = ["example.co.jp"]
+
+[[rule]]
+id = "hold-ids"
+action = "hold"
+approvers = ["boss@example.co.jp"]
+evidence_days = 90
+when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_number"] }] }
+
+[[rule]]
+id = "same-file-thrice"
+action = "alert"
+when = { same_attachment_sent_external = { min = 3, within = "1h" } }
+
+[approval]
+notify_command = ""
+release_command = ""
+discard_command = ""
+"#;
+
+fn corpus(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus/policy")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn pipeline(cfg: WorkflowConfig) -> Pipeline {
+    let policy = parse_policy(POLICY, None).unwrap();
+    let mut cfg = WorkflowConfig {
+        discard_command: None,
+        notify_command: None,
+        ..cfg
+    };
+    cfg.alerts = policy.alerts.clone();
+    Pipeline::new(
+        Arc::new(Engine::builtin()),
+        policy,
+        Arc::new(Workflow::open(cfg).unwrap()),
+        ExtractOptions::default(),
+    )
+}
+
+#[test]
+fn gateways_share_history_holds_and_evidence() {
+    for p in places("gateways") {
+        let gw = |name: &str| {
+            let mut c = p.config();
+            c.gateway = Some(name.into());
+            c.carries_out = true;
+            // Its "release command" (Postfix's postsuper in real life) leaves a mark.
+            c.release_command = Some(format!(
+                "touch {}/released-by-{name}",
+                p.dir.path().display()
+            ));
+            pipeline(c)
+        };
+        let (a, b) = (gw("mx1"), gw("mx2"));
+        let ctx = Context {
+            channel: "milter".into(),
+            queue_id: Some("Q1".into()),
+            ..Context::default()
+        };
+        // The same file outside through mx1, mx2, mx1: the third is seen by either.
+        let raw = corpus("mixed.eml");
+        let d1 = a.process_message(&raw, &ctx, &[], false).unwrap();
+        let d2 = b.process_message(&raw, &ctx, &[], false).unwrap();
+        let d3 = a.process_message(&raw, &ctx, &[], false).unwrap();
+        let fired = |d: &ping32dlp::pipeline::Decision| {
+            d.verdict
+                .matched
+                .iter()
+                .any(|m| m.rule == "same-file-thrice")
+        };
+        assert!(!fired(&d1) && !fired(&d2) && fired(&d3), "{}", p.name);
+        // The hold of mx1 is carried out by mx1 only, wherever it is decided.
+        let held = d1.approval.unwrap();
+        assert_eq!(held.gateway.as_deref(), Some("mx1"));
+        let console = pipeline(p.config());
+        console
+            .workflow()
+            .decide(&held.id, "boss@example.co.jp", true, "", false)
+            .unwrap();
+        assert!(b.workflow().carry_out().unwrap().is_empty());
+        let done = a.workflow().carry_out().unwrap();
+        assert_eq!(done.len(), 1, "{}", p.name);
+        assert_eq!(done[0].state, ApprovalState::Released);
+        assert!(p.dir.path().join("released-by-mx1").exists());
+        assert!(!p.dir.path().join("released-by-mx2").exists());
+        // The held mail's attachment is evidence any host can read.
+        let kept = console
+            .workflow()
+            .evidence()
+            .of_record(d1.record.id)
+            .unwrap();
+        assert!(!kept.is_empty(), "{}", p.name);
+        let data = console
+            .workflow()
+            .evidence()
+            .get(&kept[0].1)
+            .unwrap()
+            .unwrap();
+        assert!(data.starts_with(b"PK"));
+        if p.name == "postgres" {
+            assert!(
+                !p.dir.path().join("evidence").join(&kept[0].1[..2]).exists(),
+                "kept in the database"
+            );
+        }
+        // The records name their gateways.
+        let q = AuditQuery {
+            gateway: Some("mx2".into()),
+            ..AuditQuery::default()
+        };
+        assert_eq!(console.workflow().store().search(&q).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn upgrades_from_the_previous_schema() {
+    // SQLite: a database made with the schema of the previous release (2 migrations).
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    ping32dlp::workflow::sqlite::create_at_version(&db, 2).unwrap();
+    assert!(insert_as_before(&db));
+    let s = open_store(dir.path(), None).unwrap();
+    let r = s.search(&AuditQuery::default()).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].subject, "old");
+    s.record(&rec(
+        ping32dlp::timeutil::now(),
+        "a@example.co.jp",
+        &[],
+        None,
+        "mx1",
+    ))
+    .unwrap();
+    assert_eq!(
+        s.search(&AuditQuery {
+            gateway: Some("mx1".into()),
+            ..AuditQuery::default()
+        })
+        .unwrap()
+        .len(),
+        1
+    );
+    // PostgreSQL: the first migration only, data in it, then the current program opens it.
+    if let Some(base) = pg_base() {
+        let db = format!("t_upgrade_{}", std::process::id());
+        let mut a = admin(&base);
+        recreate(&mut a, &db);
+        let host = base.rsplit_once('@').map_or(base.as_str(), |(_, h)| h);
+        let url = format!("postgres://dlp@{host}/{db}");
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        ping32dlp::workflow::postgres::migrate_to(&mut c, 1).unwrap();
+        let v: i64 = c
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(v, 1);
+        drop(c);
+        let s = open_store(
+            Path::new("/nonexistent"),
+            Some(&StoreConfig::new(url.clone())),
+        )
+        .unwrap();
+        let id = s
+            .record(&rec(
+                ping32dlp::timeutil::now(),
+                "a@example.co.jp",
+                &[],
+                None,
+                "mx1",
+            ))
+            .unwrap();
+        assert!(s.get_record(id).unwrap().is_some());
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        let v: i64 = c
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(v as usize, ping32dlp::workflow::postgres::SCHEMA_VERSION);
+        // Gateways starting at once on a new database: one migrates, the others wait.
+        let db2 = format!("t_race_{}", std::process::id());
+        recreate(&mut a, &db2);
+        let url2 = format!("postgres://dlp@{host}/{db2}");
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let u = url2.clone();
+                    sc.spawn(move || {
+                        open_store(Path::new("/nonexistent"), Some(&StoreConfig::new(u)))
+                            .map(|_| ())
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap().unwrap();
+            }
+        });
+    }
+}
+
+/// A record written the way the previous release wrote it (no gateway column yet).
+fn insert_as_before(db: &Path) -> bool {
+    // The previous release's columns; the detail JSON without `gateway`.
+    let detail = r#"{"id":0,"time":1700000000,"channel":"milter","user":null,"host":null,"client_app":null,"client_addr":null,"tls":null,"sender":"a@example.co.jp","recipients":[],"subject":"old","body_digest":"","size":1,"message_id":null,"queue_id":null,"attachments":[],"findings":[],"unscannable":[],"password_candidates":0,"action":"allow","would_action":"allow","matched":[],"risk":0,"signals":[],"approval":null}"#;
+    ping32dlp::workflow::sqlite::execute_raw(
+        db,
+        &format!("INSERT INTO records (time, channel, user, sender, sender_domain, subject, action, would_action, risk, external, size, approval, detail, attach_bytes, flags) VALUES (1700000000, 'milter', NULL, 'a@example.co.jp', 'example.co.jp', 'old', 'allow', 'allow', 0, 0, 1, NULL, '{detail}', 0, 0)"),
+    )
+    .is_ok()
+}
+
+#[test]
+fn history_fails_closed_when_the_server_goes_away() {
+    let Some(base) = pg_base() else {
+        eprintln!("(PING32DLP_TEST_PG not set: skipped)");
+        return;
+    };
+    let db = format!("t_gone_{}", std::process::id());
+    let mut a = admin(&base);
+    recreate(&mut a, &db);
+    let host = base.rsplit_once('@').map_or(base.as_str(), |(_, h)| h);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = WorkflowConfig::new(dir.path());
+    let mut sc = StoreConfig::new(format!("postgres://dlp@{host}/{db}"));
+    sc.connect_timeout_seconds = 2;
+    cfg.store = Some(sc);
+    let p = pipeline(cfg);
+    let raw = corpus("mixed.eml");
+    let ctx = Context {
+        channel: "milter".into(),
+        ..Context::default()
+    };
+    p.process_message(&raw, &ctx, &[], false).unwrap();
+    a.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .unwrap();
+    let e = p.process_message(&raw, &ctx, &[], false).unwrap_err();
+    assert!(e.to_string().contains("database"), "{e}");
+    // The history itself says it cannot answer (never "nothing seen").
+    assert!(p
+        .workflow()
+        .store()
+        .domain_seen("partner.example.com", 0)
+        .is_err());
+}
