@@ -2,7 +2,10 @@
 # Short fuzz runs of every cargo-fuzz target, seeded from corpus/ (the test command runs this).
 #
 #   scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]      (default 15)
+#   TARGETS="rules policy" scripts/fuzz-smoke.sh 1800   (long runs of some targets, outside CI)
 #
+# Prints libFuzzer's final figures per target: executions, executions per second, new corpus
+# units and peak memory.
 # Installs cargo-fuzz if missing. Runs on the stable compiler with RUSTC_BOOTSTRAP=1. A crash
 # fails the run and leaves its input in fuzz/artifacts/<target>/: copy it to
 # fuzz/regressions/<target>/ once fixed, so tests/fuzz_regressions.rs keeps it fixed.
@@ -26,13 +29,44 @@ seed pdf $C/docs/*.pdf
 seed ooxml $C/docs/*.docx $C/docs/*.pptx $C/docs/*.odt $C/docs/*.odp $C/docs/*.doc $C/docs/*.rtf
 seed spreadsheet $C/docs/*.xlsx $C/docs/*.xls $C/docs/*.ods $C/hostile/*.xlsx
 seed text corpus/samples/*.txt
+seed rules corpus/rules/*.toml src/rules/builtin.toml
+seed policy src/policy/default_policy.toml
+# Saved engines' bodies (header and checksum cut off), when the release CLI is built.
+if [ -x target/release/ping32dlp ]; then
+  mkdir -p "$SEEDS/engine_image"
+  for r in corpus/rules/*.toml; do
+    img=$(mktemp)
+    if target/release/ping32dlp rules compile "$r" -o "$img" >/dev/null 2>&1; then
+      vlen=$(od -An -tu2 -j20 -N2 "$img" | tr -d ' ')
+      tail -c +$((16 + 4 + 2 + vlen + 8 + 1)) "$img" | head -c -32 > "$SEEDS/engine_image/$(basename "$r" .toml)"
+    fi
+    rm -f "$img"
+  done
+fi
+# Protocol seeds, written here: milter packet streams, ICAP requests, SMTP commands, uploads,
+# console requests.
+python3 scripts/fuzz-seeds.py "$SEEDS"
 cd fuzz
-for t in message zip pdf ooxml spreadsheet text; do
+TARGETS=${TARGETS:-message zip pdf ooxml spreadsheet text rules policy engine_image milter smtp_command icap upload console_http}
+# Built first, every target in one cargo run: a target that does not build fails the run here
+# (the runs below keep only libFuzzer's figures from their output).
+if ! cargo fuzz build --target-dir ../target/fuzz > ../target/fuzz-build.log 2>&1; then
+  tail -40 ../target/fuzz-build.log >&2
+  echo "the fuzz targets do not build (log: target/fuzz-build.log)" >&2
+  exit 1
+fi
+for t in $TARGETS; do
   echo "== fuzz $t (${SECS}s)"
-  cargo fuzz run --target-dir ../target/fuzz "$t" "../$SEEDS/$t" -- \
-    -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*panicked)" || true
+  out=$(cargo fuzz run --target-dir ../target/fuzz "$t" "../$SEEDS/$t" -- \
+    -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 || true)
+  grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb|==[0-9]+==ERROR|SUMMARY|.*panicked)" <<<"$out" || true
   if [ -n "$(find artifacts/"$t" -type f 2>/dev/null | head -1)" ]; then
     echo "fuzz target $t found a failing input: see fuzz/artifacts/$t/" >&2
+    exit 1
+  fi
+  if ! grep -q "^stat::number_of_executed_units" <<<"$out"; then
+    tail -20 <<<"$out" >&2
+    echo "fuzz target $t did not run to the end" >&2
     exit 1
   fi
 done

@@ -5,7 +5,9 @@
 #   OPTIONS; REQMOD 204 and echo (no Allow: 204); a clean multipart upload reaches the origin
 #   byte-identical; a .docx with My Numbers gets the 403 page and the origin is never contacted;
 #   JSON with a base64 attachment holding card numbers is blocked (also gzip-encoded); 5 MB+
-#   bodies both ways; the ICAP server down gives Squid's fail-closed 500.
+#   bodies both ways; the ICAP server down gives Squid's fail-closed 500. Review findings through
+#   Squid: a zstd-encoded upload, a .docx in a multipart part without filename=, an encoding
+#   nobody can decode, and a .docx uploaded in three Content-Range pieces (the last is refused).
 #
 # Run as root (installs squid, c-icap, curl; idempotent). Called by scripts/test.sh.
 set -euo pipefail
@@ -200,6 +202,38 @@ code=$(pcurl -o /dev/null -w "%{http_code}" -H "Content-Type: multipart/form-dat
   --data-binary @"$BASE/big_secret.multipart" "$ORIGIN/upload")
 if [ "$code" = 403 ] && [ "$(received)" = "$n0" ]; then ok "5.4 MB upload with a card number at the end -> 403"
 else bad "big secret: http $code"; fi
+
+# 4b. what the security review got through, now through Squid
+python3 - "$BASE" "$DOCX" <<'EOT'
+import sys
+d, docx = sys.argv[1], open(sys.argv[2], "rb").read()
+text = "顧客のカード番号 4539 1488 0343 6467 と 5378 4211 0092 1131".encode()
+# zstd: one raw block (single segment, 1-byte content size).
+open(f"{d}/cards.zst", "wb").write(bytes([0x28, 0xb5, 0x2f, 0xfd, 0x20, len(text)]) +
+                                   (1 | (len(text) << 3)).to_bytes(3, "little") + text)
+open(f"{d}/noname.multipart", "wb").write(
+    b"--b\r\nContent-Disposition: form-data; name=\"blob\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    + docx + b"\r\n--b--\r\n")
+n = len(docx)
+cuts = [0, n // 3, 2 * n // 3, n]
+for i in range(3):
+    open(f"{d}/piece{i}", "wb").write(docx[cuts[i]:cuts[i + 1]])
+    open(f"{d}/piece{i}.range", "w").write(f"bytes {cuts[i]}-{cuts[i + 1] - 1}/{n}")
+EOT
+n0=$(received)
+c1=$(pcurl -o /dev/null -w "%{http_code}" -H "Content-Type: text/plain" -H "Content-Encoding: zstd" --data-binary @"$BASE/cards.zst" "$ORIGIN/up")
+c2=$(pcurl -o /dev/null -w "%{http_code}" -H "Content-Type: multipart/form-data; boundary=b" --data-binary @"$BASE/noname.multipart" "$ORIGIN/up")
+c3=$(pcurl -o "$BASE/r_compress.html" -w "%{http_code}" -H "Content-Type: text/plain" -H "Content-Encoding: compress" --data-binary "not compressible by anyone" "$ORIGIN/up")
+if [ "$c1" = 403 ] && [ "$c2" = 403 ] && [ "$c3" = 403 ] && grep -q "cannot be inspected" "$BASE/r_compress.html" && [ "$(received)" = "$n0" ]; then
+  ok "zstd upload, .docx in a part without filename, undecodable encoding -> 403 (origin not contacted)"
+else bad "review cases: zstd $c1, no-filename $c2, compress $c3"; fi
+codes=""
+for i in 0 1 2; do
+  codes="$codes $(pcurl -o /dev/null -w "%{http_code}" -X PUT -H "Content-Type: application/octet-stream" \
+    -H "Content-Range: $(cat "$BASE/piece$i.range")" --data-binary @"$BASE/piece$i" "$ORIGIN/upload/session-1?token=t")"
+done
+if [ "$codes" = " 200 200 403" ]; then ok "a .docx in three Content-Range pieces: pieces pass, the last is refused (whole file judged)"
+else bad "chunked upload:$codes"; fi
 
 # 5. GET passes; the audit trail has the uploads (channel webmail, destination host)
 code=$(pcurl -o /dev/null -w "%{http_code}" "$ORIGIN/inbox")

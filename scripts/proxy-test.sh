@@ -6,7 +6,9 @@
 #   clean mail relayed byte-identical; cards in a .docx -> 550 5.7.1; My Numbers -> 250 held,
 #   delivered byte-identical after `ping32dlp approvals approve`, not after reject (and the
 #   sender gets a notice); AUTH relayed (wrong password -> 535); upstream down -> 451, then
-#   sent once; a 50 MB message; 100 concurrent clients.
+#   sent once; a 50 MB message; 100 concurrent clients; SMTP smuggling attempts (bare LF / CR
+#   around the end of data, CVE-2023-51764) reach Postfix as one message each, never as a
+#   second, smuggled one; a quoted recipient is forwarded as the address that was judged.
 #
 # Run as root (installs postfix, swaks, Cyrus SASL tools; idempotent). Called by scripts/test.sh.
 set -euo pipefail
@@ -185,6 +187,81 @@ while [ "$(find "$VMAIL/bob/Maildir/new" -type f | wc -l)" -lt $((n0 + 100)) ] &
 if grep -q "^RESULT ok=100 failed=0" <<<"$out" && [ "$(find "$VMAIL/bob/Maildir/new" -type f | wc -l)" -ge $((n0 + 100)) ]; then
   ok "100 concurrent clients: $(head -n1 <<<"$out"), all delivered"
 else bad "concurrent: $(head -n3 <<<"$out")"; fi
+
+# 9. SMTP smuggling: what follows a bare <LF>.<CR><LF> (or <CR><LF>.<LF>, <CR>.<CR>, <LF>.<LF>)
+#    is part of the message; Postfix gets one message to bob, and the smuggled one to alice
+#    never exists.
+smuggle_out=$(python3 - "$PLAIN_PORT" <<'EOT'
+import base64, socket, sys
+port = int(sys.argv[1])
+variants = [b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\n.\n"]
+for i, end in enumerate(variants):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    f = s.makefile("rb")
+    def reply():
+        while True:
+            l = f.readline()
+            if len(l) < 4 or l[3:4] != b"-":
+                return l
+    def cmd(line):
+        s.sendall(line + b"\r\n")
+        return reply()
+    reply()
+    cmd(b"EHLO smuggler.test")
+    cmd(b"AUTH PLAIN " + base64.b64encode(b"\0ichiro\0secret"))
+    cmd(b"MAIL FROM:<alice@dlp.test>")
+    cmd(b"RCPT TO:<bob@dlp.test>")
+    cmd(b"DATA")
+    body = (b"Subject: smuggle-%d\r\n\r\nfirst part" % i + end +
+            b"MAIL FROM:<bob@dlp.test>\r\nRCPT TO:<alice@dlp.test>\r\nDATA\r\n"
+            b"Subject: smuggled-%d\r\n\r\nsmuggled body\r\n.\r\n" % i)
+    s.sendall(body)
+    print(i, reply().decode().strip())
+    cmd(b"QUIT")
+EOT
+)
+sleep 2
+n_ok=$(grep -c " 250 " <<<"$smuggle_out" || true)
+one_each=1
+for i in 0 1 2 3; do
+  [ "$(count_delivered bob "smuggle-$i")" = 1 ] || one_each=0
+  [ "$(count_delivered alice "smuggled-$i")" = 0 ] || one_each=0
+done
+if [ "$n_ok" = 4 ] && [ "$one_each" = 1 ]; then
+  ok "4 smuggling attempts through the proxy: Postfix delivered each as one message to bob, nothing smuggled to alice"
+else bad "smuggling: $smuggle_out"; for i in 0 1 2 3; do echo "bob smuggle-$i: $(count_delivered bob "smuggle-$i"), alice smuggled-$i: $(count_delivered alice "smuggled-$i")"; done; fi
+
+# 10. a quoted local part: judged as the domain Postfix routes it to, and forwarded as such
+#     (Postfix queues it for elsewhere.invalid; bob never gets it); a bare CR in RCPT -> 500
+out=$(python3 - "$PLAIN_PORT" <<'EOT'
+import base64, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+def reply():
+    while True:
+        l = f.readline()
+        if len(l) < 4 or l[3:4] != b"-":
+            return l.decode().strip()
+def cmd(line):
+    s.sendall(line + b"\r\n")
+    return reply()
+reply(); cmd(b"EHLO q.test"); cmd(b"AUTH PLAIN " + base64.b64encode(b"\0ichiro\0secret"))
+cmd(b"MAIL FROM:<alice@dlp.test>")
+print(cmd(b"RCPT TO:<bob@dlp.test>\rRCPT TO:<alice@dlp.test>"))
+print(cmd(b'RCPT TO:<"bob@dlp.test>"@elsewhere.invalid>'))
+cmd(b"DATA")
+s.sendall(b"Subject: quoted-recipient\r\n\r\nhello\r\n.\r\n")
+print(reply())
+cmd(b"QUIT")
+EOT
+)
+sleep 1
+rec=$("$CLI" audit search --state "$STATE" --format json --limit 1 | python3 -c "import json,sys; r=json.loads(sys.stdin.readline()); print(' '.join('%s:%s' % (x['address'], x['external']) for x in r['recipients']))")
+if [ "$(sed -n 1p <<<"$out" | cut -c1-3)" = 500 ] && [ "$(sed -n 2p <<<"$out" | cut -c1-3)" = 250 ] \
+   && [ "$(sed -n 3p <<<"$out" | cut -c1-3)" = 250 ] && grep -q "@elsewhere.invalid:True" <<<"$rec" \
+   && ! wait_delivered bob "quoted-recipient" 2 >/dev/null; then
+  ok "a bare CR in RCPT -> 500; a quoted local part is judged external ($rec) and never reaches bob"
+else bad "quoted recipient: $out / $rec"; fi
 
 echo "--- proxy log (last lines)"; tail -n 6 "$BASE/proxy.log"
 echo "$PASS passed, $FAILS failed"

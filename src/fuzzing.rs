@@ -40,3 +40,43 @@ pub fn scan(data: &[u8]) {
         assert!(f.start < f.end && f.end <= data.len());
     }
 }
+
+/// Parses `data` as a rules file and builds an engine from it (with the built-ins); a built
+/// engine scans a short text.
+pub fn rules(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(e) = Engine::builder().rules_str(text).build() {
+        let mut s = Scanner::new(Arc::new(e));
+        let _ = s.scan_str("カード番号 4111 1111 1111 1111 社外秘 test@example.com");
+    }
+}
+
+/// Parses `data` as a policy file; a parsed policy is checked against the engine and
+/// evaluated on empty facts.
+pub fn policy(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(p) = crate::policy::parse_policy(text, None) {
+        let _ = p.check_detectors(&engine());
+        let f = crate::policy::Facts {
+            sender: "a@example.co.jp".into(),
+            recipients: vec!["b@partner.example".into()],
+            destination_host: Some("files.example.net".into()),
+            ..Default::default()
+        };
+        let _ = p.evaluate(&f, &crate::policy::NoHistory);
+    }
+}
+
+/// Loads `data` as the body of a saved engine (past the checksum, which a fuzzer cannot forge,
+/// and as whole image bytes); an engine that loads scans a short text.
+pub fn engine_image(data: &[u8]) {
+    let _ = Engine::from_bytes(data);
+    if let Ok(e) = Engine::from_body(data) {
+        let mut s = Scanner::new(Arc::new(e));
+        let _ = s.scan_str("カード番号 4111 1111 1111 1111 社外秘 Project Falcon EMP-123456");
+    }
+}

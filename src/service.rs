@@ -11,25 +11,14 @@ use serde::de::DeserializeOwned;
 use crate::pipeline::Pipeline;
 use crate::policy::Policy;
 use crate::workflow::{default_state_dir, Workflow, WorkflowConfig};
+
 use crate::{Engine, ExtractOptions};
 
 /// Reads a TOML file into `T`; errors read `file:line:column: message` (the message names the
 /// field, e.g. "unknown field `listn`, expected one of ...").
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| {
-                let before = &text[..s.start.min(text.len())];
-                (
-                    before.matches('\n').count() + 1,
-                    before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                )
-            })
-            .unwrap_or((0, 0));
-        format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
-    })
+    from_toml_text(path, &text)
 }
 
 /// Makes relative paths relative to `base` (the directory of the file that named them).
@@ -41,9 +30,25 @@ pub fn resolve<'a>(base: &Path, paths: impl IntoIterator<Item = &'a mut PathBuf>
     }
 }
 
-/// What an integration's pipeline is made of.
-#[derive(Debug, Clone, Default)]
-pub struct PipelineSettings {
+/// What every integration's configuration file shares: the `[dlp]` table (rules, policy,
+/// organisation domains, the store and this gateway's name, retention). One struct, parsed the
+/// same way for the milter, the proxy, the webmail hook and the console.
+///
+/// ```toml
+/// [dlp]
+/// policy = "policy.toml"                    # paths are relative to the file
+/// rules = ["rules.toml"]
+/// dictionaries = ["customers.txt"]
+/// internal_domains = ["example.co.jp"]      # replace the policy's when given
+/// state_dir = "/var/lib/ping32dlp"          # local state: spool, held mail, TLS files
+/// store = "postgres://dlp@db.example.co.jp/dlp?sslmode=require"   # default: SQLite in state_dir
+/// store_password_file = "/etc/ping32dlp/db.password"
+/// gateway = "mx1"                           # default: the host name
+/// audit_days = 1825
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DlpSettings {
     /// Rules files added to the built-in detectors.
     pub rules: Vec<PathBuf>,
     /// Dictionary files.
@@ -54,12 +59,82 @@ pub struct PipelineSettings {
     pub internal_domains: Vec<String>,
     /// State directory; `None` is [`default_state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// The shared store (`postgres://user@host:port/db`); `None` is SQLite in `state_dir`.
+    pub store: Option<String>,
+    /// File with the store's password (else `$PING32DLP_STORE_PASSWORD` or `$PGPASSWORD`).
+    pub store_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) to verify the store's TLS certificate with (default: system).
+    pub store_ca_file: Option<PathBuf>,
+    /// Connections to the store from this process (default 8).
+    pub store_pool_size: Option<u32>,
+    /// Seconds to wait for a store connection or statement (default 5 and 10).
+    pub store_timeout_seconds: Option<u64>,
+    /// This gateway's name in the audit trail and on the approvals it holds (default: host).
+    pub gateway: Option<String>,
+    /// Days audit records are kept (default 1825).
+    pub audit_days: Option<u32>,
+    /// Most days an evidence copy is kept, whatever a rule asks (default 365).
+    pub evidence_days: Option<u32>,
+    /// Days decided approvals are kept (default 1825).
+    pub approval_days: Option<u32>,
 }
 
-impl PipelineSettings {
+/// The name this crate had before `[dlp]` (kept for code that builds one by hand).
+pub type PipelineSettings = DlpSettings;
+
+/// The keys that were at the top level of every integration's file before `[dlp]` existed.
+pub const LEGACY_DLP_KEYS: &[&str] = &[
+    "rules",
+    "dictionaries",
+    "policy",
+    "internal_domains",
+    "state_dir",
+];
+
+impl DlpSettings {
+    /// Makes relative paths relative to `base` (the directory of the file that named them).
+    pub fn resolve(&mut self, base: &Path) {
+        resolve(
+            base,
+            self.rules
+                .iter_mut()
+                .chain(self.dictionaries.iter_mut())
+                .chain(self.policy.iter_mut())
+                .chain(self.state_dir.iter_mut())
+                .chain(self.store_password_file.iter_mut())
+                .chain(self.store_ca_file.iter_mut()),
+        );
+    }
+
+    /// The store settings, if a store URL is given.
+    pub fn store_config(&self) -> Option<crate::workflow::StoreConfig> {
+        let url = self.store.as_ref().filter(|u| !u.is_empty())?;
+        let mut c = crate::workflow::StoreConfig::new(url.clone());
+        c.password_file = self.store_password_file.clone();
+        c.ca_file = self.store_ca_file.clone();
+        if let Some(n) = self.store_pool_size {
+            c.pool_size = n;
+        }
+        if let Some(t) = self.store_timeout_seconds {
+            c.connect_timeout_seconds = t;
+            c.statement_timeout_seconds = t.max(c.statement_timeout_seconds);
+        }
+        Some(c)
+    }
+
+    /// The retention settings (defaults where not given).
+    pub fn retention(&self) -> crate::workflow::Retention {
+        let d = crate::workflow::Retention::default();
+        crate::workflow::Retention {
+            audit_days: self.audit_days.unwrap_or(d.audit_days),
+            evidence_days: self.evidence_days.unwrap_or(d.evidence_days),
+            approval_days: self.approval_days.unwrap_or(d.approval_days),
+        }
+    }
+
     /// Builds the engine, loads and checks the policy against it, opens the workflow (alert
-    /// sinks and approval commands from the policy, then `tweak` for what the integration does
-    /// itself) and returns the pipeline.
+    /// sinks and approval commands from the policy, the store, gateway and retention from
+    /// here, then `tweak` for what the integration does itself) and returns the pipeline.
     pub fn open(&self, tweak: impl FnOnce(&mut WorkflowConfig)) -> Result<Pipeline, String> {
         let mut b = Engine::builder();
         for r in &self.rules {
@@ -85,6 +160,9 @@ impl PipelineSettings {
         }
         let state = self.state_dir.clone().unwrap_or_else(default_state_dir);
         let mut w = WorkflowConfig::from_policy(&state, &policy);
+        w.store = self.store_config();
+        w.gateway = self.gateway.clone().filter(|g| !g.trim().is_empty());
+        w.retention = self.retention();
         tweak(&mut w);
         let workflow = Arc::new(Workflow::open(w).map_err(|e| e.to_string())?);
         Ok(Pipeline::new(
@@ -94,6 +172,150 @@ impl PipelineSettings {
             ExtractOptions::default(),
         ))
     }
+}
+
+/// What an integration answers when a mail or upload cannot be judged (the store is down or
+/// too slow, a history question fails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    /// Refuse for now (SMTP `451`): the client retries; nothing passes unjudged.
+    Tempfail,
+    /// Let it through unjudged, marked (`X-Ping32DLP-Verdict: error`).
+    Accept,
+    /// Refuse (the webmail hook's block page: "inspection unavailable, try again later").
+    Block,
+}
+
+impl FailMode {
+    /// `tempfail`, `accept`, `block`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailMode::Tempfail => "tempfail",
+            FailMode::Accept => "accept",
+            FailMode::Block => "block",
+        }
+    }
+}
+
+/// An integration's configuration: it has a `[dlp]` table.
+pub trait Configured: DeserializeOwned {
+    /// Its `[dlp]` table.
+    fn dlp(&mut self) -> &mut DlpSettings;
+}
+
+/// Reads an integration's configuration file: errors read `file:line:column: message`; the
+/// `[dlp]` paths are made relative to the file. Keys of `[dlp]` still written at the top level
+/// (the layout before `[dlp]`) are accepted: each gives a warning naming its line and the new
+/// place (returned for the caller to log); one set in both places is an error.
+pub fn load_config<T: Configured>(path: &Path) -> Result<(T, Vec<String>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (cleaned, legacy) = take_top_level(&text, LEGACY_DLP_KEYS);
+    let mut cfg: T = from_toml_text(path, &cleaned)?;
+    let mut warnings = Vec::new();
+    if !legacy.is_empty() {
+        // The legacy values, from the original text with every other key ignored.
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Legacy {
+            rules: Option<Vec<PathBuf>>,
+            dictionaries: Option<Vec<PathBuf>>,
+            policy: Option<PathBuf>,
+            internal_domains: Option<Vec<String>>,
+            state_dir: Option<PathBuf>,
+        }
+        let old: Legacy = from_toml_text(path, &text)?;
+        let d = cfg.dlp();
+        for (key, line) in &legacy {
+            let both = match key.as_str() {
+                "rules" => !std::mem::replace(&mut d.rules, old.rules.clone().unwrap_or_default())
+                    .is_empty(),
+                "dictionaries" => !std::mem::replace(
+                    &mut d.dictionaries,
+                    old.dictionaries.clone().unwrap_or_default(),
+                )
+                .is_empty(),
+                "policy" => d
+                    .policy
+                    .replace(old.policy.clone().unwrap_or_default())
+                    .is_some(),
+                "internal_domains" => !std::mem::replace(
+                    &mut d.internal_domains,
+                    old.internal_domains.clone().unwrap_or_default(),
+                )
+                .is_empty(),
+                "state_dir" => d
+                    .state_dir
+                    .replace(old.state_dir.clone().unwrap_or_default())
+                    .is_some(),
+                _ => false,
+            };
+            if both {
+                return Err(format!(
+                    "{}:{line}:1: `{key}` is set both at the top level and in [dlp]; keep the one in [dlp]",
+                    path.display()
+                ));
+            }
+            warnings.push(format!(
+                "{}:{line}: `{key}` at the top level is deprecated: move it into the [dlp] table",
+                path.display()
+            ));
+        }
+    }
+    cfg.dlp().resolve(path.parent().unwrap_or(Path::new(".")));
+    Ok((cfg, warnings))
+}
+
+fn from_toml_text<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, String> {
+    toml::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                (
+                    before.matches('\n').count() + 1,
+                    before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+                )
+            })
+            .unwrap_or((0, 0));
+        format!("{}:{line}:{col}: {}", path.display(), e.message().trim())
+    })
+}
+
+/// The text with the given top-level keys blanked out (every character but line ends replaced
+/// by a space, so that positions of everything else stay what they were), and the keys found
+/// with their lines.
+fn take_top_level(text: &str, keys: &[&str]) -> (String, Vec<(String, usize)>) {
+    let Ok(doc) = toml::de::DeTable::parse(text) else {
+        return (text.to_string(), Vec::new());
+    };
+    let mut spans: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    for (k, v) in doc.get_ref().iter() {
+        let name = k.get_ref().as_ref();
+        if keys.contains(&name) && !matches!(v.get_ref(), toml::de::DeValue::Table(_)) {
+            spans.push((k.span().start..v.span().end, name.to_string()));
+        }
+    }
+    if spans.is_empty() {
+        return (text.to_string(), Vec::new());
+    }
+    let mut bytes = text.as_bytes().to_vec();
+    let mut found = Vec::new();
+    for (r, name) in spans {
+        let line = text[..r.start].matches('\n').count() + 1;
+        for b in &mut bytes[r.clone()] {
+            if *b != b'\n' && *b != b'\r' {
+                *b = b' ';
+            }
+        }
+        found.push((name, line));
+    }
+    found.sort_by_key(|(_, l)| *l);
+    // Blanking whole UTF-8 sequences keeps the text UTF-8.
+    (
+        String::from_utf8(bytes).unwrap_or_else(|_| text.to_string()),
+        found,
+    )
 }
 
 /// A TLS server configuration (rustls with the ring provider, TLS 1.2 and 1.3) from a PEM
@@ -182,11 +404,52 @@ pub fn command_line(program: &str, usage: &str) -> (Option<PathBuf>, bool) {
     (config, check_only)
 }
 
+/// Starts the background work of a long-running process ([`Workflow::maintain`]: expiry, this
+/// gateway's decisions, the daily purge) on a thread of its own, every `every`; what it does is
+/// logged.
+pub fn spawn_maintenance(program: &'static str, wf: Arc<Workflow>, every: std::time::Duration) {
+    let actor = format!("{}/{program}", crate::workflow::host_name());
+    let _ = std::thread::Builder::new()
+        .name("ping32dlp-maintenance".into())
+        .spawn(move || loop {
+            let m = wf.maintain(&actor);
+            for a in &m.expired {
+                log(program, &format!("request {} expired", a.id));
+            }
+            for a in &m.carried_out {
+                log(
+                    program,
+                    &format!("request {} {} here", a.id, a.state.as_str()),
+                );
+            }
+            if let Some(p) = &m.purge {
+                log(
+                    program,
+                    &format!(
+                        "daily purge: {} records ({} monthly partitions), {} approvals, {} evidence copies",
+                        p.records, p.partitions, p.approvals, p.evidence
+                    ),
+                );
+            }
+            for e in &m.errors {
+                log(program, &format!("background work: {e}"));
+            }
+            std::thread::sleep(every);
+        });
+}
+
 /// One log line on standard error: time, program, text (callers never pass sensitive values).
+/// Control characters are escaped ([`crate::text::escape_line`]), so that a user name or a
+/// subject with a line break cannot write a second, forged log line.
 pub fn log(program: &str, line: &str) {
     use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{}", log_line(program, line));
+}
+
+/// The text of one [`log`] line (without its line end).
+pub fn log_line(program: &str, line: &str) -> String {
     let t = crate::timeutil::rfc3339(crate::timeutil::now(), 0);
-    let _ = writeln!(std::io::stderr().lock(), "{t} {program}: {line}");
+    format!("{t} {program}: {}", crate::text::escape_line(line))
 }
 
 #[cfg(test)]
@@ -200,6 +463,60 @@ mod tests {
             "/ Cards may not go"
         );
         assert_eq!(smtp_text("社外秘", "blocked"), "blocked");
+    }
+
+    #[test]
+    fn a_user_name_cannot_forge_a_log_line() {
+        let l = log_line(
+            "ping32dlp-console",
+            "sign-in failed for user:x\n2026-01-01T00:00:00Z ping32dlp-console: admin signed in",
+        );
+        assert!(!l.contains('\n'), "{l}");
+        assert!(l.ends_with("user:x\\n2026-01-01T00:00:00Z ping32dlp-console: admin signed in"));
+    }
+
+    #[test]
+    fn the_dlp_table_and_old_top_level_keys() {
+        #[derive(serde::Deserialize, Debug, Default)]
+        #[serde(deny_unknown_fields, default)]
+        struct C {
+            listen: String,
+            dlp: DlpSettings,
+        }
+        impl Configured for C {
+            fn dlp(&mut self) -> &mut DlpSettings {
+                &mut self.dlp
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.toml");
+        std::fs::write(
+            &f,
+            "listen = \"a\"\nrules = [\n  \"r.toml\",\n]\npolicy = \"p.toml\"\n\n[dlp]\nstore = \"postgres://dlp@db/dlp\"\ngateway = \"mx1\"\n",
+        )
+        .unwrap();
+        let (c, warnings) = load_config::<C>(&f).unwrap();
+        assert_eq!(c.listen, "a");
+        assert_eq!(c.dlp.rules, vec![dir.path().join("r.toml")]);
+        assert_eq!(c.dlp.policy, Some(dir.path().join("p.toml")));
+        assert_eq!(c.dlp.gateway.as_deref(), Some("mx1"));
+        assert_eq!(warnings.len(), 2);
+        assert!(
+            warnings[0].contains("x.toml:2:") && warnings[0].contains("[dlp]"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("x.toml:5:"), "{warnings:?}");
+        // Errors keep their positions when old keys were taken out before them.
+        std::fs::write(
+            &f,
+            "rules = [\"r\"]\nlisten = \"a\"\n[dlp]\ngatewy = \"x\"\n",
+        )
+        .unwrap();
+        let e = load_config::<C>(&f).unwrap_err();
+        assert!(e.contains("x.toml:4:1:") && e.contains("gatewy"), "{e}");
+        // Both places: refused.
+        std::fs::write(&f, "policy = \"a\"\n[dlp]\npolicy = \"b\"\n").unwrap();
+        assert!(load_config::<C>(&f).unwrap_err().contains("both"));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Text in any Japanese or Unicode encoding to UTF-8.
 //!
-//! Order of decisions: a byte-order mark (UTF-8, UTF-16LE/BE) wins; then valid UTF-8 is taken as
+//! Order of decisions: a byte-order mark (UTF-8, UTF-16LE/BE) wins; then UTF-16 without a BOM
+//! when NUL bytes sit in every other place (ASCII-heavy text saved by Windows tools, which is
+//! valid UTF-8 byte for byte and would otherwise hide every digit); then valid UTF-8 is taken as
 //! is (without copying); then ISO-2022-JP escapes; then chardetng guesses with a Japanese hint
 //! (Shift_JIS / CP932, EUC-JP, ...). Labels that encoding_rs does not know but Japanese mail uses
 //! (`CP932`, `ISO-2022-JP-2`, `cp50220`, ...) are aliased by [`encoding_for_label`].
@@ -64,6 +66,15 @@ pub fn decode_text(bytes: &[u8]) -> Decoded<'_> {
             had_errors,
         };
     }
+    if let Some(enc) = utf16_without_bom(bytes) {
+        let (text, had_errors) = enc.decode_without_bom_handling(bytes);
+        return Decoded {
+            text,
+            encoding: enc.name(),
+            bom_len: 0,
+            had_errors,
+        };
+    }
     if let Ok(s) = std::str::from_utf8(bytes) {
         // ISO-2022-JP is 7-bit: valid UTF-8, but its escapes say what it is.
         if memchr::memchr(0x1B, bytes).is_some() && looks_iso2022jp(bytes) {
@@ -92,6 +103,31 @@ pub fn decode_text(bytes: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// UTF-16 without a byte-order mark, recognised by its NUL bytes: in the first 4 KiB, at least
+/// a quarter of the bytes at odd offsets (little-endian) or at even offsets (big-endian) are
+/// NUL and almost none (under 1 in 32) on the other side. Text in any single-byte or
+/// multi-byte encoding has no NULs at all, and binary data has them on both sides. Pure CJK
+/// UTF-16 without ASCII has no NULs either; it is left to the other rules.
+pub fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = &bytes[..bytes.len().min(4096) & !1];
+    if head.len() < 8 {
+        return None;
+    }
+    let pairs = head.len() / 2;
+    let (mut even, mut odd) = (0usize, 0usize);
+    for p in head.chunks_exact(2) {
+        even += (p[0] == 0) as usize;
+        odd += (p[1] == 0) as usize;
+    }
+    if odd * 4 >= pairs && even * 32 < pairs {
+        Some(encoding_rs::UTF_16LE)
+    } else if even * 4 >= pairs && odd * 32 < pairs {
+        Some(encoding_rs::UTF_16BE)
+    } else {
+        None
+    }
+}
+
 /// Guesses a legacy encoding, preferring Japanese ones.
 pub fn guess(bytes: &[u8]) -> &'static Encoding {
     let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Allow);
@@ -106,6 +142,21 @@ fn looks_iso2022jp(bytes: &[u8]) -> bool {
         || memchr::memmem::find(bytes, b"\x1b$@").is_some()
         || memchr::memmem::find(bytes, b"\x1b(J").is_some()
         || memchr::memmem::find(bytes, b"\x1b(I").is_some()
+}
+
+/// A header value: ASCII text as is (control characters dropped), other text as one UTF-8 `B`
+/// encoded-word (RFC 2047). `trailing_space`: put the space that separates it from a following
+/// encoded-word inside the word (RFC 2047 ignores white space between encoded-words).
+pub fn encode_header_text(s: &str, trailing_space: bool) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).collect();
+    if s.is_ascii() {
+        return s;
+    }
+    let text = if trailing_space { format!("{s} ") } else { s };
+    format!(
+        "=?UTF-8?B?{}?=",
+        crate::text::base64_encode(text.as_bytes())
+    )
 }
 
 #[cfg(test)]
@@ -295,8 +346,9 @@ pub fn form_pairs(s: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Escapes text for HTML content and attribute values (control characters other than tab and
-/// line feed become U+FFFD).
+/// Escapes text for HTML content and attribute values. Control characters other than tab and
+/// line feed become U+FFFD; bidirectional formatting characters (which make `xcod.exe` read as
+/// `exe.docx`) are shown as `<U+202E>` instead of taking effect.
 pub fn html_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 8);
     for c in s.chars() {
@@ -306,11 +358,52 @@ pub fn html_escape(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            c if is_bidi_control(c) => o.push_str(&format!("&lt;U+{:04X}&gt;", c as u32)),
             c if c.is_control() && c != '\n' && c != '\t' => o.push('\u{FFFD}'),
             c => o.push(c),
         }
     }
     o
+}
+
+/// Unicode's bidirectional formatting characters: embeddings, overrides and isolates
+/// (U+202A..U+202E, U+2066..U+2069) and the implicit marks (U+200E, U+200F, U+061C). In a file
+/// name they can make `invoice\u{202E}xcod.exe` display as `invoiceexe.docx`.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// True when `s` has a bidirectional override, embedding or isolate (see [`is_bidi_control`]).
+/// The implicit marks alone do not count: right-to-left names use them legitimately.
+pub fn has_bidi_override(s: &str) -> bool {
+    s.chars()
+        .any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+}
+
+/// Text for one line of a log, a syslog field or a terminal: control characters (line breaks
+/// included, so nobody can forge a second log line) are written as `\n`, `\r`, `\t` or
+/// `\u{1b}`, bidirectional formatting characters as `\u{202e}`, and a backslash as `\\`.
+pub fn escape_line(s: &str) -> Cow<'_, str> {
+    if !s
+        .chars()
+        .any(|c| c.is_control() || c == '\\' || is_bidi_control(c))
+    {
+        return Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            '\t' => o.push_str("\\t"),
+            '\\' => o.push_str("\\\\"),
+            c if c.is_control() || is_bidi_control(c) => {
+                o.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => o.push(c),
+        }
+    }
+    Cow::Owned(o)
 }
 
 /// Compares two byte strings in time that depends only on their lengths.
@@ -344,5 +437,46 @@ mod url_tests {
             html_escape("<a href='x'>&\"</a>\u{0}"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;\u{FFFD}"
         );
+    }
+
+    #[test]
+    fn bidi_overrides_are_shown_not_applied() {
+        assert_eq!(
+            html_escape("invoice\u{202E}xcod.exe"),
+            "invoice&lt;U+202E&gt;xcod.exe"
+        );
+        assert!(has_bidi_override("a\u{2067}b"));
+        assert!(!has_bidi_override("\u{200F}שלום.txt"));
+    }
+
+    #[test]
+    fn log_lines_cannot_be_forged() {
+        assert_eq!(
+            escape_line("alice\n2026-01-01 ping32dlp: admin signed in"),
+            "alice\\n2026-01-01 ping32dlp: admin signed in"
+        );
+        assert_eq!(
+            escape_line("a\\b\u{1b}[31m\u{202e}"),
+            "a\\\\b\\u{1b}[31m\\u{202e}"
+        );
+        assert!(matches!(escape_line("plain 日本語"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn utf16_without_bom_is_recognised() {
+        let le: Vec<u8> = "card 4111 1111 1111 1111 番号"
+            .encode_utf16()
+            .flat_map(|u| u.to_le_bytes())
+            .collect();
+        let d = decode_text(&le);
+        assert_eq!(d.encoding, "UTF-16LE");
+        assert_eq!(d.text, "card 4111 1111 1111 1111 番号");
+        let be: Vec<u8> = "hello world 123"
+            .encode_utf16()
+            .flat_map(|u| u.to_be_bytes())
+            .collect();
+        assert_eq!(decode_text(&be).encoding, "UTF-16BE");
+        assert_eq!(utf16_without_bom(b"plain ascii text here"), None);
+        assert_eq!(utf16_without_bom(&[0u8; 64]), None);
     }
 }

@@ -29,6 +29,20 @@ fn fuzz_crashes_stay_fixed() {
             replayed += 1;
         }
     }
+    for (target, run) in [
+        ("rules", ping32dlp::fuzzing::rules as fn(&[u8])),
+        ("policy", ping32dlp::fuzzing::policy),
+        ("engine_image", ping32dlp::fuzzing::engine_image),
+    ] {
+        let Ok(dir) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for e in dir {
+            run(&std::fs::read(e.unwrap().path()).unwrap());
+            replayed += 1;
+        }
+    }
+    // The integrations' targets are replayed by their own crates' tests.
     // The directory exists and holds at least the seeds of past findings (see fuzz/README.md).
     assert!(root.is_dir());
     let _ = replayed;

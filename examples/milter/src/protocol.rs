@@ -98,11 +98,18 @@ pub fn read_packet(r: &mut impl Read) -> io::Result<Option<Packet>> {
             format!("packet length {len} out of range"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)?;
-    let code = buf[0];
-    buf.remove(0);
-    Ok(Some(Packet { code, data: buf }))
+    // Memory grows with the bytes that arrive, not with the length the peer declared.
+    let mut code = [0u8; 1];
+    r.read_exact(&mut code)?;
+    let mut data = Vec::with_capacity((len - 1).min(64 * 1024));
+    let got = r.by_ref().take(len as u64 - 1).read_to_end(&mut data)?;
+    if got != len - 1 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Some(Packet {
+        code: code[0],
+        data,
+    }))
 }
 
 /// Writes one packet.

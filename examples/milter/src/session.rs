@@ -49,14 +49,74 @@ impl Conn for std::os::unix::net::UnixStream {
     }
 }
 
+/// Recorded MTA bytes played into a session, replies dropped (the fuzz target).
+#[doc(hidden)]
+pub struct Replay<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Replay<'a> {
+    /// A connection whose MTA sends `data` and then closes.
+    pub fn new(data: &'a [u8]) -> Replay<'a> {
+        Replay { data }
+    }
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.data.read(buf)
+    }
+}
+
+impl Write for Replay<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Conn for Replay<'_> {
+    fn close(&self) {}
+}
+
+/// The macros the milter asks for and uses; any other name the MTA sends is dropped, so that
+/// an MTA (or anything on its socket) cannot grow a connection's memory with made-up macros.
+const KEPT_MACROS: &[&str] = &[
+    "i",
+    "j",
+    "auth_authen",
+    "auth_type",
+    "client_addr",
+    "client_name",
+    "daemon_name",
+    "tls_version",
+    "cipher",
+    "mail_addr",
+    "rcpt_addr",
+];
+
+/// The longest macro value kept (longer ones are cut; no macro we use is near it).
+pub const MAX_MACRO_VALUE: usize = 1024;
+/// The longest envelope address accepted (RFC 5321: 256 for a path; Postfix allows more).
+pub const MAX_ADDRESS: usize = 2048;
+/// Subject headers remembered per message (for the subject prefix tag).
+pub const MAX_SUBJECTS: usize = 4;
+
 /// The message being received.
 struct Message {
     from: String,
     rcpts: Vec<String>,
     spool: Spool,
-    /// Received `Subject` headers (for the index CHGHEADER needs).
+    /// Received `Subject` headers (for the index CHGHEADER needs), the first few.
     subjects: Vec<Vec<u8>>,
     in_body: bool,
+    /// Headers received.
+    headers: usize,
+    /// Why the message cannot be judged whole (too many recipients or headers, an envelope
+    /// address over the limit): it is refused at the end.
+    refuse: Option<&'static str>,
 }
 
 /// Message bytes: in memory, then in a temporary file (unlinked at creation) past a threshold.
@@ -186,7 +246,7 @@ impl<'a, C: Conn> Session<'a, C> {
     }
 
     /// Handles one command; `Ok(false)` ends the session.
-    fn handle(&mut self, code: u8, data: &[u8]) -> Result<bool, String> {
+    pub(crate) fn handle(&mut self, code: u8, data: &[u8]) -> Result<bool, String> {
         match code {
             cmd::OPTNEG => {
                 let offer = Offer::parse(data).ok_or("OPTNEG too short")?;
@@ -201,15 +261,27 @@ impl<'a, C: Conn> Session<'a, C> {
                 self.send(cmd::OPTNEG, &payload)?;
             }
             cmd::MACRO => {
-                // First byte: the command the macros belong to; then name/value pairs.
+                // First byte: the command the macros belong to; then name/value pairs. Only the
+                // macros this milter uses are kept, each bounded.
                 if let Some(rest) = data.get(1..) {
+                    if data.first() == Some(&cmd::RCPT) {
+                        self.macros.remove("rcpt_addr");
+                    }
+                    if data.first() == Some(&cmd::MAIL) {
+                        self.macros.remove("mail_addr");
+                    }
                     let parts = protocol::split_strings(rest);
                     for pair in parts.chunks(2) {
                         if let [k, v] = pair {
                             let k = String::from_utf8_lossy(k);
-                            let k = k.trim_start_matches('{').trim_end_matches('}').to_string();
-                            self.macros
-                                .insert(k, String::from_utf8_lossy(v).into_owned());
+                            let k = k.trim_start_matches('{').trim_end_matches('}');
+                            if let Some(name) = KEPT_MACROS.iter().find(|n| **n == k) {
+                                let v = &v[..v.len().min(MAX_MACRO_VALUE)];
+                                self.macros.insert(
+                                    (*name).to_string(),
+                                    String::from_utf8_lossy(v).into_owned(),
+                                );
+                            }
                         }
                     }
                 }
@@ -232,14 +304,32 @@ impl<'a, C: Conn> Session<'a, C> {
             cmd::HELO | cmd::DATA | cmd::UNKNOWN => self.ack(code)?,
             cmd::MAIL => {
                 let parts = protocol::split_strings(data);
-                let from = parts.first().map(|s| bare(s)).unwrap_or_default();
-                self.start_message(from)?;
+                // The MTA's own parse of the path ({mail_addr}) when it sent one, else ours of
+                // the path it relayed: both give the address it will use.
+                let from = self.macros.remove("mail_addr").map(Ok).unwrap_or_else(|| {
+                    envelope_path(b"MAIL FROM:", parts.first().copied().unwrap_or(b"<>"))
+                });
+                let refuse = from.is_err().then_some("an unreadable envelope sender");
+                self.start_message(from.unwrap_or_default())?;
+                if let Some(m) = self.msg.as_mut() {
+                    m.refuse = m.refuse.or(refuse);
+                }
                 self.ack(code)?;
             }
             cmd::RCPT => {
                 let parts = protocol::split_strings(data);
-                if let (Some(m), Some(r)) = (self.msg.as_mut(), parts.first()) {
-                    m.rcpts.push(bare(r));
+                let to = self.macros.remove("rcpt_addr").map(Ok).unwrap_or_else(|| {
+                    envelope_path(b"RCPT TO:", parts.first().copied().unwrap_or(b""))
+                });
+                let max = self.shared.cfg.max_recipients;
+                if let Some(m) = self.msg.as_mut() {
+                    match to {
+                        Ok(_) if m.rcpts.len() >= max => {
+                            m.refuse = m.refuse.or(Some("more recipients than max_recipients"))
+                        }
+                        Ok(t) => m.rcpts.push(t),
+                        Err(()) => m.refuse = m.refuse.or(Some("an unreadable envelope recipient")),
+                    }
                 }
                 self.ack(code)?;
             }
@@ -260,8 +350,13 @@ impl<'a, C: Conn> Session<'a, C> {
                 line.extend_from_slice(value);
                 line.extend_from_slice(b"\r\n");
                 self.append(&line)?;
+                let max_headers = self.shared.cfg.max_headers;
                 if let Some(m) = self.msg.as_mut() {
-                    if name.eq_ignore_ascii_case(b"subject") {
+                    m.headers += 1;
+                    if m.headers > max_headers {
+                        m.refuse = m.refuse.or(Some("more headers than max_headers"));
+                    }
+                    if name.eq_ignore_ascii_case(b"subject") && m.subjects.len() < MAX_SUBJECTS {
                         m.subjects.push(value.to_vec());
                     }
                 }
@@ -300,6 +395,19 @@ impl<'a, C: Conn> Session<'a, C> {
         Ok(true)
     }
 
+    /// Bytes the session keeps besides the message spool: macros, envelope, subjects (for the
+    /// memory-bound tests).
+    #[cfg(test)]
+    pub(crate) fn retained_bytes(&self) -> usize {
+        let m: usize = self.macros.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let msg = self.msg.as_ref().map_or(0, |m| {
+            m.from.len()
+                + m.rcpts.iter().map(String::len).sum::<usize>()
+                + m.subjects.iter().map(Vec::len).sum::<usize>()
+        });
+        m + msg
+    }
+
     fn start_message(&mut self, from: String) -> Result<(), String> {
         self.overflow = 0;
         self.msg = Some(Message {
@@ -308,6 +416,8 @@ impl<'a, C: Conn> Session<'a, C> {
             spool: Spool::Memory(Vec::new()),
             subjects: Vec::new(),
             in_body: false,
+            headers: 0,
+            refuse: None,
         });
         Ok(())
     }
@@ -337,6 +447,16 @@ impl<'a, C: Conn> Session<'a, C> {
             return self.send(reply::CONTINUE, &[]);
         };
         let queue_id = self.macro_value("i");
+        if let Some(why) = m.refuse {
+            self.shared.log(&format!(
+                "{} cannot be judged: {why}; refused",
+                queue_id.as_deref().unwrap_or("-")
+            ));
+            return self.send(
+                reply::REPLYCODE,
+                format!("550 5.7.1 Message refused by data-loss prevention: {why}\0").as_bytes(),
+            );
+        }
         if self.overflow > 0 {
             self.shared.log(&format!(
                 "{} too big to inspect: {} bytes over max_message_bytes, refused",
@@ -410,6 +530,10 @@ impl<'a, C: Conn> Session<'a, C> {
                         self.add_header("X-Ping32DLP-Verdict", "error; not inspected")?;
                         self.send(reply::CONTINUE, &[])
                     }
+                    crate::FailMode::Block => self.send(
+                        reply::REPLYCODE,
+                        b"550 5.7.1 Data-loss-prevention inspection unavailable; the message was not sent\0",
+                    ),
                 }
             }
         }
@@ -509,7 +633,7 @@ impl<'a, C: Conn> Session<'a, C> {
         let Some(first) = subjects.first() else {
             return self.add_header(
                 "Subject",
-                &ping32dlp::pipeline::encode_header_text(prefix, false),
+                &ping32dlp::text::encode_header_text(prefix, false),
             );
         };
         if self.agreed.actions & protocol::action::CHGHDRS == 0 {
@@ -518,7 +642,7 @@ impl<'a, C: Conn> Session<'a, C> {
         let old = String::from_utf8_lossy(first);
         let old = old.trim_start();
         let encoded_next = old.starts_with("=?");
-        let mut value = ping32dlp::pipeline::encode_header_text(prefix, encoded_next);
+        let mut value = ping32dlp::text::encode_header_text(prefix, encoded_next);
         if !old.is_empty() {
             value.push(' ');
             value.push_str(old);
@@ -550,13 +674,29 @@ fn inspect(
     }
 }
 
-/// `<user@example.com>` and `user@example.com` → `user@example.com`.
-fn bare(s: &[u8]) -> String {
-    let s = String::from_utf8_lossy(s);
-    s.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_string()
+/// The address of an envelope path as the MTA relayed it (`<"x@corp.example>"@evil.example>`,
+/// `<@relay:user@host>`, `<>`), parsed by smtp-proto as the SMTP proxy parses its commands:
+/// the quoted local part stays with its domain. `Err` for what is not a path (or is longer
+/// than [`MAX_ADDRESS`], or holds control characters).
+fn envelope_path(verb: &[u8], path: &[u8]) -> Result<String, ()> {
+    if path.len() > MAX_ADDRESS || path.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(());
+    }
+    let path = path.trim_ascii();
+    let mut line = verb.to_vec();
+    if path.starts_with(b"<") {
+        line.extend_from_slice(path);
+    } else {
+        line.push(b'<');
+        line.extend_from_slice(path);
+        line.push(b'>');
+    }
+    line.extend_from_slice(b"\r\n");
+    match smtp_proto::Request::parse(&mut line.iter()) {
+        Ok(smtp_proto::Request::Mail { from }) => Ok(from.address.into_owned()),
+        Ok(smtp_proto::Request::Rcpt { to }) => Ok(to.address.into_owned()),
+        _ => Err(()),
+    }
 }
 
 /// A header value without line breaks or NULs.
@@ -572,7 +712,19 @@ mod tests {
 
     #[test]
     fn addresses_and_header_values() {
-        assert_eq!(bare(b" <a@b.example> "), "a@b.example");
+        assert_eq!(
+            envelope_path(b"MAIL FROM:", b" <a@b.example> "),
+            Ok("a@b.example".into())
+        );
+        assert_eq!(
+            envelope_path(b"RCPT TO:", b"a@b.example"),
+            Ok("a@b.example".into())
+        );
+        let quoted = envelope_path(b"RCPT TO:", br#"<"x@corp.example>"@evil.example>"#).unwrap();
+        assert_eq!(ping32dlp::policy::domain_of(&quoted), "evil.example");
+        assert_eq!(envelope_path(b"MAIL FROM:", b"<>"), Ok(String::new()));
+        assert!(envelope_path(b"RCPT TO:", b"<a@b\r\n.example>").is_err());
+        assert!(envelope_path(b"RCPT TO:", &vec![b'a'; 5000]).is_err());
         assert_eq!(header_value("a\r\nb"), "a  b");
     }
 }

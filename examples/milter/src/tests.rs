@@ -34,8 +34,11 @@ fn shared(dir: &Path, tweak: impl FnOnce(&mut Config)) -> &'static Shared {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
     let mut cfg = Config {
-        state_dir: Some(dir.join("state")),
-        policy: Some(policy),
+        dlp: ping32dlp::service::DlpSettings {
+            state_dir: Some(dir.join("state")),
+            policy: Some(policy),
+            ..Default::default()
+        },
         ..Config::default()
     };
     tweak(&mut cfg);
@@ -77,7 +80,8 @@ impl Mta {
     ) -> Vec<Packet> {
         self.send(
             cmd::MACRO,
-            b"Mi\x004F1A2B3C4D\0{auth_authen}\0ichiro\0{mail_addr}\0x\0",
+            format!("Mi\x004F1A2B3C4D\0{{auth_authen}}\0ichiro\0{{mail_addr}}\0{from}\0")
+                .as_bytes(),
         );
         self.send(cmd::MAIL, format!("<{from}>\0SIZE=100\0").as_bytes());
         if replies_expected {
@@ -348,7 +352,7 @@ fn a_failing_store_tempfails_by_default_and_accepts_when_told() {
         std::fs::write(&keep, "[[rule]]\nid = \"keep\"\naction = \"audit\"\nevidence_days = 1\nwhen = { channel_in = [\"milter\"] }\n").unwrap();
         let sh = shared(dir.path(), |c| {
             c.fail_mode = mode;
-            c.policy = Some(keep.clone());
+            c.dlp.policy = Some(keep.clone());
         });
         let ev = dir.path().join("state/evidence");
         std::fs::remove_dir_all(&ev).unwrap();
@@ -408,8 +412,120 @@ fn listen_notations_and_config_errors() {
     assert!(e.contains("milter.toml:1:1") && e.contains("listn"), "{e}");
     std::fs::write(&f, "listen = \"nowhere\"\n").unwrap();
     assert!(Config::load(&f).unwrap_err().contains("listen:"));
+    // The layout before [dlp] still loads (with a warning).
     std::fs::write(&f, "policy = \"p.toml\"\nstate_dir = \"st\"\n").unwrap();
     let c = Config::load(&f).unwrap();
-    assert_eq!(c.policy.unwrap(), dir.path().join("p.toml"));
-    assert_eq!(c.state_dir.unwrap(), dir.path().join("st"));
+    assert_eq!(c.dlp.policy.unwrap(), dir.path().join("p.toml"));
+    assert_eq!(c.dlp.state_dir.unwrap(), dir.path().join("st"));
+    std::fs::write(
+        &f,
+        "[dlp]\npolicy = \"p.toml\"\ngateway = \"mx1\"\nstore = \"postgres://dlp@db/dlp\"\n",
+    )
+    .unwrap();
+    let c = Config::load(&f).unwrap();
+    assert_eq!(c.dlp.gateway.as_deref(), Some("mx1"));
+    assert_eq!(c.dlp.store_config().unwrap().url, "postgres://dlp@db/dlp");
+}
+
+#[test]
+fn memory_per_connection_is_bounded() {
+    // The review: 200 MACRO packets of 1 MiB with distinct names took the process to 211 MiB,
+    // 200 RCPTs of 1 MiB to 412 MiB.
+    let dir = tempfile::tempdir().unwrap();
+    let sh = shared(dir.path(), |_| {});
+    let mut s = session::Session::new(session::Replay::new(&[]), sh);
+    let big = vec![b'v'; (1 << 20) - 64];
+    for i in 0..200 {
+        let mut d = b"C".to_vec();
+        d.extend_from_slice(format!("{{macro{i}}}").as_bytes());
+        d.push(0);
+        d.extend_from_slice(&big);
+        d.push(0);
+        s.handle(cmd::MACRO, &d).unwrap();
+    }
+    // Known names are kept, but cut.
+    let mut d = b"C{client_name}\0".to_vec();
+    d.extend_from_slice(&big);
+    d.push(0);
+    s.handle(cmd::MACRO, &d).unwrap();
+    assert!(
+        s.retained_bytes() <= 2 * session::MAX_MACRO_VALUE,
+        "{}",
+        s.retained_bytes()
+    );
+    s.handle(cmd::MAIL, b"<a@example.co.jp>\0").unwrap();
+    let mut path = b"<".to_vec();
+    path.extend_from_slice(&big);
+    path.extend_from_slice(b"@evil.example>\0");
+    for _ in 0..200 {
+        s.handle(cmd::RCPT, &path).unwrap();
+    }
+    for i in 0..2000 {
+        s.handle(cmd::RCPT, format!("<r{i}@partner.example>\0").as_bytes())
+            .unwrap();
+    }
+    for _ in 0..100 {
+        let mut h = b"Subject\0".to_vec();
+        h.extend_from_slice(&vec![b's'; 60_000]);
+        h.push(0);
+        s.handle(cmd::HEADER, &h).unwrap();
+    }
+    assert!(s.retained_bytes() < 512 * 1024, "{}", s.retained_bytes());
+}
+
+#[test]
+fn messages_that_cannot_be_judged_whole_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sh = shared(dir.path(), |c| c.max_recipients = 3);
+    let (mut mta, _h) = Mta::start(sh);
+    mta.negotiate(ALL_NR);
+    let r = mta.message(
+        "a@example.co.jp",
+        &[
+            "b@example.co.jp",
+            "c@example.co.jp",
+            "d@example.co.jp",
+            "e@evil.example",
+        ],
+        &corpus("internal.eml"),
+        false,
+    );
+    let last = r.last().unwrap();
+    assert_eq!(last.code, reply::REPLYCODE);
+    assert!(text(last).starts_with("550 5.7.1"), "{}", text(last));
+}
+
+#[test]
+fn a_quoted_local_part_belongs_to_its_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let sh = shared(dir.path(), |_| {});
+    let (mut mta, _h) = Mta::start(sh);
+    mta.negotiate(ALL_NR);
+    // No {rcpt_addr} macro: the milter parses the path Postfix relayed.
+    let r = mta.message(
+        "a@example.co.jp",
+        &[r#""x@example.co.jp>"@evil.example"#],
+        &corpus("internal.eml"),
+        false,
+    );
+    assert_eq!(r.last().unwrap().code, reply::CONTINUE);
+    let q = ping32dlp::workflow::AuditQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    let rec = sh.pipeline.workflow().store().search(&q).unwrap().remove(0);
+    assert!(rec.recipients[0].external, "{:?}", rec.recipients);
+    assert!(rec.recipients[0].address.ends_with("@evil.example"));
+}
+
+#[test]
+fn fuzz_findings_stay_fixed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions/milter");
+    let dir = tempfile::tempdir().unwrap();
+    let sh = shared(dir.path(), |_| {});
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries {
+            crate::fuzz_session(sh, &std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
 }

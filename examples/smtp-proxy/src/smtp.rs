@@ -73,6 +73,30 @@ impl Write for Stream {
 /// The longest command line accepted (RFC 5321 says 512; AUTH lines with tokens are longer).
 const MAX_LINE: usize = 16 * 1024;
 
+/// What to do with bare line ends (CR or LF not part of CRLF) inside a message, as Postfix's
+/// `smtpd_forbid_bare_newline`: the end of a message is always `CRLF . CRLF`, and what is sent
+/// upstream never holds a bare CR or LF, so the proxy and its upstream cannot disagree on where
+/// a message ends (SMTP smuggling, CVE-2023-51764).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewline {
+    /// Treat each bare CR or LF as a line end and send CRLF (the default).
+    Normalize,
+    /// Refuse the message with `550 5.5.2`.
+    Reject,
+}
+
+/// How a DATA section ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Data {
+    /// The message: dot-unstuffed, every line ending in CRLF.
+    Message(Vec<u8>),
+    /// Longer than the limit by this many bytes (read and dropped).
+    TooBig(u64),
+    /// Bare CR or LF seen with [`BareNewline::Reject`].
+    BareNewline,
+}
+
 /// A buffered line reader and writer over a stream.
 pub struct Conn {
     s: Stream,
@@ -100,16 +124,18 @@ impl Conn {
         Ok(n > 0)
     }
 
-    /// One line without its CRLF (or LF); `None` at end of stream.
-    fn line(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// One line without its line end, and whether that end was CRLF (else a bare LF); `None`
+    /// at end of stream.
+    fn line(&mut self) -> io::Result<Option<(Vec<u8>, bool)>> {
         loop {
-            if let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.pos..]) {
                 let mut l = self.buf[self.pos..self.pos + i].to_vec();
                 self.pos += i + 1;
-                if l.last() == Some(&b'\r') {
+                let crlf = l.last() == Some(&b'\r');
+                if crlf {
                     l.pop();
                 }
-                return Ok(Some(l));
+                return Ok(Some((l, crlf)));
             }
             if self.buf.len() - self.pos > MAX_LINE {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
@@ -120,45 +146,54 @@ impl Conn {
         }
     }
 
-    /// The message after DATA up to the lone dot, dot-unstuffed, with CRLF line ends kept as
-    /// sent. `Ok(Err(n))` when it was longer than `max` (the rest is read and dropped).
-    fn data(&mut self, max: u64) -> io::Result<Result<Vec<u8>, u64>> {
+    /// The message after DATA up to `CRLF . CRLF` (the only end RFC 5321 knows: a "." line
+    /// after a bare LF is content), dot-unstuffed. Lines are split at LF; a line that ends in
+    /// a bare LF, or holds a bare CR, is normalised to CRLF line ends or refuses the message,
+    /// by `bare`. Bytes past `max` are read and counted, not kept.
+    fn data(&mut self, max: u64, bare: BareNewline) -> io::Result<Data> {
         let mut out = Vec::new();
         let mut over = 0u64;
+        let mut saw_bare = false;
+        // The DATA command itself ended in CRLF (the parser insists).
+        let mut prev_crlf = true;
         loop {
-            let Some(i) = self.buf[self.pos..].iter().position(|b| *b == b'\n') else {
+            let Some(i) = memchr::memchr(b'\n', &self.buf[self.pos..]) else {
                 if self.buf.len() - self.pos > (1 << 20) {
-                    // A very long line: keep it whole (data lines have no real limit here).
+                    // A very long line: take it as it is (no LF in it, so no line end either).
                     let chunk = self.buf[self.pos..].to_vec();
                     self.pos = self.buf.len();
-                    if (out.len() + chunk.len()) as u64 <= max {
-                        out.extend_from_slice(&chunk);
-                    } else {
-                        over += chunk.len() as u64;
-                    }
+                    saw_bare |= memchr::memchr(b'\r', &chunk).is_some();
+                    push_line(&mut out, &mut over, max, &normalise(&chunk), false);
+                    prev_crlf = false;
                 }
                 if !self.fill()? {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
                 continue;
             };
-            let line = &self.buf[self.pos..self.pos + i + 1];
+            let raw = &self.buf[self.pos..self.pos + i];
             self.pos += i + 1;
-            let body = line.strip_suffix(b"\n").unwrap_or(line);
-            let body = body.strip_suffix(b"\r").unwrap_or(body);
-            if body == b"." {
-                return Ok(if over > 0 { Err(over) } else { Ok(out) });
+            let crlf = raw.last() == Some(&b'\r');
+            let content = if crlf { &raw[..raw.len() - 1] } else { raw };
+            if prev_crlf && crlf && content == b"." {
+                return Ok(if bare == BareNewline::Reject && saw_bare {
+                    Data::BareNewline
+                } else if over > 0 {
+                    Data::TooBig(over)
+                } else {
+                    Data::Message(out)
+                });
             }
-            let line = if line.first() == Some(&b'.') {
-                &line[1..]
+            let has_cr = memchr::memchr(b'\r', content).is_some();
+            saw_bare |= !crlf || has_cr;
+            let content = content.strip_prefix(b".").unwrap_or(content);
+            let line = if has_cr {
+                normalise(content)
             } else {
-                line
+                content.to_vec()
             };
-            if (out.len() + line.len()) as u64 <= max && over == 0 {
-                out.extend_from_slice(line);
-            } else {
-                over += line.len() as u64;
-            }
+            push_line(&mut out, &mut over, max, &line, true);
+            prev_crlf = crlf;
         }
     }
 
@@ -171,6 +206,31 @@ impl Conn {
     fn discard_buffered(&mut self) {
         self.buf.clear();
         self.pos = 0;
+    }
+}
+
+/// A bare CR inside a line becomes CRLF.
+fn normalise(content: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(content.len() + 4);
+    for (k, &b) in content.iter().enumerate() {
+        if b == b'\r' && content.get(k + 1) != Some(&b'\n') {
+            v.extend_from_slice(b"\r\n");
+        } else {
+            v.push(b);
+        }
+    }
+    v
+}
+
+fn push_line(out: &mut Vec<u8>, over: &mut u64, max: u64, line: &[u8], end: bool) {
+    let n = line.len() as u64 + if end { 2 } else { 0 };
+    if *over == 0 && out.len() as u64 + n <= max {
+        out.extend_from_slice(line);
+        if end {
+            out.extend_from_slice(b"\r\n");
+        }
+    } else {
+        *over += n;
     }
 }
 
@@ -214,10 +274,14 @@ impl Reply {
 fn read_reply(c: &mut Conn) -> io::Result<Reply> {
     let mut lines = Vec::new();
     loop {
-        let l = c
+        let (l, _) = c
             .line()?
             .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        let l = String::from_utf8_lossy(&l).into_owned();
+        // Reply text goes back to the client: no control characters in it.
+        let l: String = String::from_utf8_lossy(&l)
+            .chars()
+            .map(|ch| if ch.is_control() { ' ' } else { ch })
+            .collect();
         if l.len() < 3 || !l.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -362,25 +426,31 @@ impl Upstream {
 
 use ping32dlp::text::{base64_decode as b64decode, base64_encode as b64encode};
 
+use crate::command::{self, Command, Mechanism};
+
 /// The client session.
 pub struct Session<'a> {
     c: Conn,
     shared: &'a Shared,
     peer: Option<SocketAddr>,
+    /// The listener is on a loopback address (an endpoint proxy for this machine's user).
+    local: bool,
     starttls_allowed: bool,
     helo: Option<String>,
     user: Option<String>,
     up: Option<Upstream>,
-    from: Option<String>,
+    from: Option<smtp_proto::MailFrom<String>>,
     rcpts: Vec<String>,
 }
 
 impl<'a> Session<'a> {
-    /// A session on an accepted connection; `implicit_tls` for the TLS port.
+    /// A session on an accepted connection; `implicit_tls` for the TLS port; `local` when the
+    /// listener is on a loopback address.
     pub fn new(
         tcp: TcpStream,
         shared: &'a Shared,
         implicit_tls: bool,
+        local: bool,
     ) -> Result<Session<'a>, String> {
         let peer = tcp.peer_addr().ok();
         let _ = tcp.set_read_timeout(Some(Duration::from_secs(
@@ -398,6 +468,7 @@ impl<'a> Session<'a> {
             c: Conn::new(s),
             shared,
             peer,
+            local,
             starttls_allowed: !implicit_tls,
             helo: None,
             user: None,
@@ -420,6 +491,21 @@ impl<'a> Session<'a> {
         self.rcpts.clear();
     }
 
+    fn tls_active(&self) -> bool {
+        matches!(self.c.s, Stream::Server(_))
+    }
+
+    /// TLS must be on before anything but EHLO, STARTTLS, NOOP, RSET and QUIT.
+    fn needs_tls(&self) -> bool {
+        self.shared.cfg.require_tls_on(self.local) && !self.tls_active()
+    }
+
+    /// AUTH is offered only over TLS, or in the clear on a loopback listener that does not
+    /// require TLS (credentials never cross a network unencrypted).
+    fn auth_offered(&self) -> bool {
+        self.tls_active() || (self.local && !self.needs_tls())
+    }
+
     /// Serves the client until QUIT or the connection ends.
     pub fn run(mut self) -> Result<(), String> {
         let host = self.shared.cfg.hostname.clone();
@@ -433,19 +519,33 @@ impl<'a> Session<'a> {
     }
 
     fn serve(&mut self, host: &str) -> io::Result<()> {
-        while let Some(line) = self.c.line()? {
-            let line = String::from_utf8_lossy(&line).into_owned();
-            let (verb, arg) = match line.split_once(' ') {
-                Some((v, a)) => (v.to_ascii_uppercase(), a.trim().to_string()),
-                None => (line.trim().to_ascii_uppercase(), String::new()),
-            };
-            match verb.as_str() {
-                "EHLO" | "HELO" if arg.is_empty() => {
-                    self.reply(501, "5.5.4 Syntax: EHLO hostname")?
+        while let Some((line, crlf)) = self.c.line()? {
+            let cmd = match command::parse(&line, crlf) {
+                Ok(c) => c,
+                Err(r) => {
+                    self.reply(r.code, &r.text)?;
+                    if r.close {
+                        self.shared.log(&format!(
+                            "client {} sent a bare line feed; connection closed",
+                            self.peer.map(|p| p.to_string()).unwrap_or_default()
+                        ));
+                        return Ok(());
+                    }
+                    continue;
                 }
-                "EHLO" => {
+            };
+            let tls_first = matches!(
+                cmd,
+                Command::Auth { .. } | Command::Mail(_) | Command::Rcpt(_) | Command::Data
+            );
+            if tls_first && self.needs_tls() {
+                self.reply(530, "5.7.0 Must issue a STARTTLS command first")?;
+                continue;
+            }
+            match cmd {
+                Command::Ehlo(name) => {
                     self.reset();
-                    self.helo = Some(arg);
+                    self.helo = Some(name);
                     let mut caps = vec![
                         host.to_string(),
                         "PIPELINING".into(),
@@ -457,21 +557,23 @@ impl<'a> Session<'a> {
                     if self.starttls_allowed {
                         caps.push("STARTTLS".into());
                     }
-                    caps.push("AUTH PLAIN LOGIN".into());
+                    if self.auth_offered() {
+                        caps.push("AUTH PLAIN LOGIN".into());
+                    }
                     self.relay(&Reply {
                         code: 250,
                         lines: caps,
                     })?;
                 }
-                "HELO" => {
+                Command::Helo(name) => {
                     self.reset();
-                    self.helo = Some(arg);
+                    self.helo = Some(name);
                     self.reply(250, host)?;
                 }
-                "STARTTLS" if !self.starttls_allowed => {
+                Command::StartTls if !self.starttls_allowed => {
                     self.reply(503, "5.5.1 TLS already active")?
                 }
-                "STARTTLS" => {
+                Command::StartTls => {
                     self.reply(220, "2.0.0 Ready to start TLS")?;
                     // Plaintext pipelined after STARTTLS is never processed (CVE-2011-0411).
                     self.c.discard_buffered();
@@ -483,27 +585,32 @@ impl<'a> Session<'a> {
                     self.c.s = Stream::Server(Box::new(StreamOwned::new(conn, tcp)));
                     self.starttls_allowed = false;
                     self.helo = None;
+                    self.user = None;
                     self.reset();
                 }
-                "AUTH" => self.auth(&arg)?,
-                "MAIL" => self.mail(&line)?,
-                "RCPT" => self.rcpt(&line)?,
-                "DATA" => self.data()?,
-                "RSET" => {
+                Command::Auth { .. } if !self.auth_offered() => self.reply(
+                    538,
+                    "5.7.11 Encryption required for requested authentication mechanism",
+                )?,
+                Command::Auth { mechanism, initial } => self.auth(mechanism, initial)?,
+                Command::Mail(from) => self.mail(from)?,
+                Command::Rcpt(to) => self.rcpt(to)?,
+                Command::Data => self.data()?,
+                Command::Rset => {
                     self.reset();
                     if let Some(up) = self.up.as_mut() {
                         let _ = up.cmd("RSET");
                     }
                     self.reply(250, "2.0.0 Ok")?;
                 }
-                "NOOP" => self.reply(250, "2.0.0 Ok")?,
-                "QUIT" => {
+                Command::Noop => self.reply(250, "2.0.0 Ok")?,
+                Command::Quit => {
                     self.reply(221, "2.0.0 Bye")?;
                     return Ok(());
                 }
-                "VRFY" => self.reply(252, "2.5.0 Cannot VRFY user")?,
-                "BDAT" => self.reply(502, "5.5.1 CHUNKING is not offered; use DATA")?,
-                _ => self.reply(500, "5.5.2 Command not recognized")?,
+                Command::Other("VRFY") => self.reply(252, "2.5.0 Cannot VRFY user")?,
+                Command::Bdat => self.reply(502, "5.5.1 CHUNKING is not offered; use DATA")?,
+                Command::Other(_) => self.reply(502, "5.5.1 Command not implemented")?,
             }
         }
         Ok(())
@@ -514,6 +621,7 @@ impl<'a> Session<'a> {
             let ehlo = self
                 .helo
                 .clone()
+                .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.is_empty())
                 .unwrap_or_else(|| self.shared.cfg.hostname.clone());
             self.up = Some(Upstream::connect(
                 &self.shared.cfg.upstream,
@@ -524,23 +632,31 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn auth(&mut self, arg: &str) -> io::Result<()> {
+    /// A SASL response line (`None` when the client went away).
+    fn response(&mut self) -> io::Result<Option<String>> {
+        match self.c.line()? {
+            Some((l, true)) if !l.contains(&b'\r') && !l.contains(&0) => {
+                Ok(Some(String::from_utf8_lossy(&l).into_owned()))
+            }
+            Some(_) => Ok(Some("*".into())),
+            None => Ok(None),
+        }
+    }
+
+    fn auth(&mut self, mech: Mechanism, initial: Option<String>) -> io::Result<()> {
         if self.helo.is_none() {
             return self.reply(503, "5.5.1 EHLO first");
         }
         if self.user.is_some() {
             return self.reply(503, "5.5.1 Already authenticated");
         }
-        let mut parts = arg.split_whitespace();
-        let mech = parts.next().unwrap_or("").to_ascii_uppercase();
-        let initial = parts.next().map(str::to_string);
-        let (user, pass) = match mech.as_str() {
-            "PLAIN" => {
+        let (user, pass) = match mech {
+            Mechanism::Plain => {
                 let resp = match initial {
                     Some(i) => i,
                     None => {
                         self.reply(334, "")?;
-                        String::from_utf8_lossy(&self.c.line()?.unwrap_or_default()).into_owned()
+                        self.response()?.unwrap_or_default()
                     }
                 };
                 if resp.trim() == "*" {
@@ -556,16 +672,19 @@ impl<'a> Session<'a> {
                 let p = String::from_utf8_lossy(f.next().unwrap_or_default()).into_owned();
                 (u, p)
             }
-            "LOGIN" => {
+            Mechanism::Login => {
                 let u = match initial {
                     Some(i) => i,
                     None => {
                         self.reply(334, "VXNlcm5hbWU6")?;
-                        String::from_utf8_lossy(&self.c.line()?.unwrap_or_default()).into_owned()
+                        self.response()?.unwrap_or_default()
                     }
                 };
                 self.reply(334, "UGFzc3dvcmQ6")?;
-                let p = String::from_utf8_lossy(&self.c.line()?.unwrap_or_default()).into_owned();
+                let p = self.response()?.unwrap_or_default();
+                if u.trim() == "*" || p.trim() == "*" {
+                    return self.reply(501, "5.7.0 Authentication cancelled");
+                }
                 match (b64decode(&u), b64decode(&p)) {
                     (Some(u), Some(p)) => (
                         String::from_utf8_lossy(&u).into_owned(),
@@ -574,8 +693,12 @@ impl<'a> Session<'a> {
                     _ => return self.reply(501, "5.5.2 Cannot decode the response"),
                 }
             }
-            _ => return self.reply(504, "5.5.4 Unrecognized authentication type"),
+            Mechanism::Other => return self.reply(504, "5.5.4 Unrecognized authentication type"),
         };
+        if user.is_empty() || user.contains(['\0', '\r', '\n']) || pass.contains(['\0', '\r', '\n'])
+        {
+            return self.reply(501, "5.5.2 Invalid user name or password");
+        }
         if let Err(e) = self.ensure_upstream() {
             self.shared
                 .log(&format!("upstream unavailable for AUTH: {e}"));
@@ -606,55 +729,66 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn mail(&mut self, line: &str) -> io::Result<()> {
+    fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> io::Result<()> {
         if self.helo.is_none() {
             return self.reply(503, "5.5.1 EHLO first");
         }
         if self.from.is_some() {
             return self.reply(503, "5.5.1 Nested MAIL command");
         }
-        let Some(addr) = path_arg(line, "FROM:") else {
-            return self.reply(501, "5.5.4 Syntax: MAIL FROM:<address>");
-        };
+        if self.user.is_none() && self.shared.cfg.require_auth_on(self.local) {
+            return self.reply(530, "5.7.0 Authentication required");
+        }
+        if from.size as u64 > self.shared.cfg.max_message_bytes {
+            return self.reply(552, "5.3.4 Message size exceeds fixed limit");
+        }
         if let Err(e) = self.ensure_upstream() {
             self.shared.log(&format!("upstream unavailable: {e}"));
-            return self.reply(451, "4.4.1 Upstream server unavailable; try again later");
+            return self.fail_reply();
         }
-        match self.up.as_mut().expect("connected").cmd(line) {
+        // What goes upstream is written from the parsed command, not the client's line.
+        let line = command::mail_line(&from);
+        match self.up.as_mut().expect("connected").cmd(&line) {
             Ok(r) => {
                 if r.ok() {
-                    self.from = Some(addr);
+                    self.from = Some(from);
                 }
                 self.relay(&r)
             }
             Err(e) => {
                 self.up = None;
                 self.shared.log(&format!("upstream failed at MAIL: {e}"));
-                self.reply(451, "4.4.1 Upstream server unavailable; try again later")
+                self.fail_reply()
             }
         }
     }
 
-    fn rcpt(&mut self, line: &str) -> io::Result<()> {
+    fn rcpt(&mut self, to: smtp_proto::RcptTo<String>) -> io::Result<()> {
         if self.from.is_none() {
             return self.reply(503, "5.5.1 MAIL first");
         }
-        let Some(addr) = path_arg(line, "TO:") else {
-            return self.reply(501, "5.5.4 Syntax: RCPT TO:<address>");
-        };
-        match self.up.as_mut().map(|u| u.cmd(line)) {
+        if self.rcpts.len() >= self.shared.cfg.max_recipients {
+            return self.reply(452, "4.5.3 Too many recipients");
+        }
+        let line = command::rcpt_line(&to);
+        match self.up.as_mut().map(|u| u.cmd(&line)) {
             Some(Ok(r)) => {
                 if r.ok() {
-                    self.rcpts.push(addr);
+                    self.rcpts.push(to.address);
                 }
                 self.relay(&r)
             }
             _ => {
                 self.up = None;
                 self.reset();
-                self.reply(451, "4.4.1 Upstream server unavailable; try again later")
+                self.fail_reply()
             }
         }
+    }
+
+    /// The answer when the upstream or the store cannot be used: the configured fail mode.
+    fn fail_reply(&mut self) -> io::Result<()> {
+        self.reply(451, "4.4.1 Upstream server unavailable; try again later")
     }
 
     fn data(&mut self) -> io::Result<()> {
@@ -665,15 +799,25 @@ impl<'a> Session<'a> {
             );
         }
         self.reply(354, "End data with <CR><LF>.<CR><LF>")?;
-        let raw = match self.c.data(self.shared.cfg.max_message_bytes)? {
-            Ok(raw) => raw,
-            Err(over) => {
+        let raw = match self.c.data(
+            self.shared.cfg.max_message_bytes,
+            self.shared.cfg.bare_newline,
+        )? {
+            Data::Message(raw) => raw,
+            Data::TooBig(over) => {
                 self.shared.log(&format!(
                     "message refused: {over} bytes over max_message_bytes"
                 ));
                 self.abort_upstream();
                 self.reset();
                 return self.reply(552, "5.3.4 Message too big");
+            }
+            Data::BareNewline => {
+                self.shared
+                    .log("message refused: bare <CR> or <LF> in it (bare_newline = reject)");
+                self.abort_upstream();
+                self.reset();
+                return self.reply(550, "5.5.2 Bare <CR> or <LF> in the message; use CRLF");
             }
         };
         let ctx = Context {
@@ -683,7 +827,11 @@ impl<'a> Session<'a> {
             client_app: None,
             client_addr: self.peer.map(|p| p.ip().to_string()),
             tls: self.c.s.tls_version(),
-            envelope_from: self.from.clone().filter(|f| !f.is_empty()),
+            envelope_from: self
+                .from
+                .as_ref()
+                .map(|f| f.address.clone())
+                .filter(|f| !f.is_empty()),
             envelope_to: self.rcpts.clone(),
             ..Context::default()
         };
@@ -692,8 +840,25 @@ impl<'a> Session<'a> {
         }));
         let d = match result {
             Ok(Ok(d)) => d,
+            Ok(Err(e)) if self.shared.cfg.fail_mode == ping32dlp::service::FailMode::Accept => {
+                // Relayed unjudged and marked, as the administrator chose (`fail_mode = "accept"`).
+                self.shared
+                    .log(&format!("not judged ({e}); fail mode accept: relayed"));
+                let mut msg = b"X-Ping32DLP-Verdict: error; not inspected\r\n".to_vec();
+                msg.extend_from_slice(&raw);
+                let out = match self.up.as_mut().map(|u| u.data(&msg)) {
+                    Some(Ok(r)) => self.relay(&r),
+                    _ => {
+                        self.up = None;
+                        self.fail_reply()
+                    }
+                };
+                self.reset();
+                return out;
+            }
             Ok(Err(e)) => {
-                self.shared.log(&format!("not judged: {e}"));
+                self.shared
+                    .log(&format!("not judged ({e}); fail mode tempfail: 451"));
                 self.abort_upstream();
                 self.reset();
                 return self.reply(
@@ -756,7 +921,7 @@ impl<'a> Session<'a> {
                             "4.4.2 Upstream server failed; the message was not sent, try again",
                         )
                     }
-                    None => self.reply(451, "4.4.1 Upstream server unavailable; try again later"),
+                    None => self.fail_reply(),
                 }
             }
         };
@@ -773,18 +938,6 @@ impl<'a> Session<'a> {
     }
 }
 
-/// The address of `MAIL FROM:<a>` / `RCPT TO:<a>` (empty for the null sender).
-fn path_arg(line: &str, key: &str) -> Option<String> {
-    let rest = line.split_once(' ')?.1.trim_start();
-    if !rest.to_ascii_uppercase().starts_with(key) {
-        return None;
-    }
-    let rest = rest[key.len()..].trim_start();
-    let rest = rest.strip_prefix('<')?;
-    let end = rest.find('>')?;
-    Some(rest[..end].to_string())
-}
-
 /// Sends a stored message through a fresh upstream connection (the release worker).
 pub fn deliver(shared: &Shared, from: &str, to: &[String], raw: &[u8]) -> Result<Reply, String> {
     let cfg = &shared.cfg.upstream;
@@ -796,13 +949,13 @@ pub fn deliver(shared: &Shared, from: &str, to: &[String], raw: &[u8]) -> Result
             return Err(format!("release AUTH: {}", r.text()));
         }
     }
-    let r = up.cmd(&format!("MAIL FROM:<{from}>"))?;
+    let r = up.cmd(&format!("MAIL FROM:{}", command::path(from)))?;
     if !r.ok() {
         return Err(format!("MAIL FROM: {}", r.text()));
     }
     let mut any = false;
     for t in to {
-        let r = up.cmd(&format!("RCPT TO:<{t}>"))?;
+        let r = up.cmd(&format!("RCPT TO:{}", command::path(t)))?;
         if r.ok() {
             any = true;
         } else {
@@ -829,17 +982,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_parse() {
-        assert_eq!(
-            path_arg("MAIL FROM:<a@b.example> SIZE=10", "FROM:").unwrap(),
-            "a@b.example"
-        );
-        assert_eq!(path_arg("MAIL FROM: <>", "FROM:").unwrap(), "");
-        assert_eq!(path_arg("rcpt to:<x@y>", "TO:").unwrap(), "x@y");
-        assert!(path_arg("MAIL FROM:a@b", "FROM:").is_none());
-    }
-
-    #[test]
     fn data_is_unstuffed_and_limited() {
         // The parser through a loopback TCP pair.
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -849,11 +991,66 @@ mod tests {
             .unwrap();
         let mut c = Conn::new(Stream::Plain(r));
         assert_eq!(
-            c.data(1000).unwrap().unwrap(),
-            b"Subject: x\r\n\r\n.dot\r\nline\r\n"
+            c.data(1000, BareNewline::Normalize).unwrap(),
+            Data::Message(b"Subject: x\r\n\r\n.dot\r\nline\r\n".to_vec())
         );
-        assert_eq!(c.line().unwrap().unwrap(), b"NEXT");
+        assert_eq!(c.line().unwrap().unwrap(), (b"NEXT".to_vec(), true));
         w.write_all(b"0123456789\r\n0123456789\r\n.\r\n").unwrap();
-        assert_eq!(c.data(15).unwrap().unwrap_err(), 12);
+        assert_eq!(
+            c.data(15, BareNewline::Normalize).unwrap(),
+            Data::TooBig(12)
+        );
+    }
+
+    fn data_of(input: &[u8], bare: BareNewline) -> (Data, Vec<u8>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut w = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (r, _) = l.accept().unwrap();
+        w.write_all(input).unwrap();
+        w.write_all(b"\r\n.\r\nREST\r\n").unwrap();
+        let mut c = Conn::new(Stream::Plain(r));
+        let d = c.data(1 << 20, bare).unwrap();
+        let (rest, _) = c.line().unwrap().unwrap();
+        (d, rest)
+    }
+
+    #[test]
+    fn smuggled_ends_of_data_are_content() {
+        // CVE-2023-51764 and kin: none of these end the message; the whole input up to the
+        // real CRLF.CRLF is one message, and what goes upstream has CRLF line ends only.
+        for smuggle in [
+            &b"body\n.\r\nMAIL FROM:<evil@x.example>"[..],
+            b"body\r\n.\nMAIL FROM:<evil@x.example>",
+            b"body\r.\rMAIL FROM:<evil@x.example>",
+            b"body\n.\nMAIL FROM:<evil@x.example>",
+            b"body\r\n.\rMAIL FROM:<evil@x.example>",
+        ] {
+            let (d, rest) = data_of(smuggle, BareNewline::Normalize);
+            let Data::Message(m) = d else {
+                panic!("{smuggle:?}: {d:?}")
+            };
+            assert_eq!(rest, b"REST", "{smuggle:?}");
+            assert!(String::from_utf8_lossy(&m).contains("MAIL FROM:<evil@x.example>"));
+            for (i, &b) in m.iter().enumerate() {
+                if b == b'\n' {
+                    assert_eq!(m[i - 1], b'\r', "{smuggle:?}: bare LF sent upstream");
+                }
+                if b == b'\r' {
+                    assert_eq!(
+                        m.get(i + 1),
+                        Some(&b'\n'),
+                        "{smuggle:?}: bare CR sent upstream"
+                    );
+                }
+            }
+            let (d, rest) = data_of(smuggle, BareNewline::Reject);
+            assert_eq!((d, rest.as_slice()), (Data::BareNewline, &b"REST"[..]));
+        }
+        // A clean message is kept byte for byte.
+        let (d, _) = data_of(b"Subject: a\r\n\r\nline\r\n..dot", BareNewline::Reject);
+        assert_eq!(
+            d,
+            Data::Message(b"Subject: a\r\n\r\nline\r\n.dot\r\n".to_vec())
+        );
     }
 }

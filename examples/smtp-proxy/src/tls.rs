@@ -4,9 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
+use rustls::{ClientConfig, ServerConfig};
 
 /// The files of the local CA and server certificate in the state directory.
 pub struct LocalCa {
@@ -18,10 +16,6 @@ pub struct LocalCa {
     pub key_pem: PathBuf,
     /// True when this run made them.
     pub created: bool,
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 fn write_private(path: &Path, data: &str) -> Result<(), String> {
@@ -98,42 +92,8 @@ pub fn server_config(cert_pem: &Path, key_pem: &Path) -> Result<Arc<ServerConfig
     ping32dlp::service::tls_server_config(cert_pem, key_pem)
 }
 
-/// The system's trust store (Debian: /etc/ssl/certs/ca-certificates.crt).
-const SYSTEM_ROOTS: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
-
 /// The client side for the upstream: certificates verified against `ca_file`, or the system
 /// roots. There is no way to turn verification off.
 pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    let files: Vec<PathBuf> = match ca_file {
-        Some(p) => vec![p.to_path_buf()],
-        None => SYSTEM_ROOTS
-            .iter()
-            .map(PathBuf::from)
-            .filter(|p| p.exists())
-            .take(1)
-            .collect(),
-    };
-    for f in &files {
-        for c in CertificateDer::pem_file_iter(f).map_err(|e| format!("{}: {e}", f.display()))? {
-            let c = c.map_err(|e| format!("{}: {e}", f.display()))?;
-            let _ = roots.add(c);
-        }
-    }
-    if roots.is_empty() {
-        return Err(match ca_file {
-            Some(p) => format!("{}: no certificates", p.display()),
-            None => "no system trust store found; set upstream.ca_file".into(),
-        });
-    }
-    let cfg = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
+    ping32dlp::net::client_config(ca_file, "upstream.ca_file")
 }

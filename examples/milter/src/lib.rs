@@ -1,0 +1,402 @@
+//! `ping32dlp-milter`: a milter (protocol v6, no libmilter) that puts every mail passing Postfix
+//! or Sendmail through the ping32dlp pipeline: inspect, record durably, judge, and answer with
+//! accept (plus headers), `550 5.7.1`, or quarantine into the hold queue pending approval.
+//!
+//! ```text
+//! ping32dlp-milter                      # embedded defaults: inet:127.0.0.1:8899, built-in
+//!                                       # rules, monitor-mode policy, SQLite in the state dir
+//! ping32dlp-milter --config /etc/ping32dlp/milter.toml
+//! ping32dlp-milter --check-config FILE  # parse, build rules and policy, print the settings
+//! ```
+
+//!
+//! The binary is `src/main.rs`; this library is what it runs, what the tests drive and what the
+//! fuzz target calls.
+
+#![forbid(unsafe_code)]
+
+pub mod protocol;
+pub mod session;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ping32dlp::pipeline::Pipeline;
+use ping32dlp::service;
+use serde::Deserialize;
+
+/// What to answer when a mail cannot be judged (the store is down, say): `tempfail`
+/// (`451 4.7.1`, the default), `accept` (with `X-Ping32DLP-Verdict: error`) or `block`
+/// (`550 5.7.1`).
+pub use service::FailMode;
+
+/// The configuration file (`--config`). Every field has a default; paths are relative to the
+/// file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `inet:127.0.0.1:8899`, `inet:8899@127.0.0.1` (Sendmail style), `inet6:[::1]:8899` or
+    /// `unix:/run/ping32dlp/milter.sock`.
+    pub listen: String,
+    /// What every integration shares (`[dlp]`): rules, policy, organisation domains, state
+    /// directory, the store, this gateway's name, retention.
+    pub dlp: service::DlpSettings,
+    /// `tempfail` (default), `accept` or `block` when a mail cannot be judged.
+    pub fail_mode: FailMode,
+    /// Add `X-Ping32DLP-Verdict: <action>; record=<id>; risk=<n>` to mail that goes through.
+    pub verdict_header: bool,
+    /// Concurrent MTA connections; more are closed at once (the MTA applies its default action).
+    pub max_connections: usize,
+    /// A message larger than this is spooled to a temporary file while it arrives.
+    pub spill_bytes: u64,
+    /// A message larger than this is refused with `552 5.3.4` (it cannot be inspected whole).
+    pub max_message_bytes: u64,
+    /// Spilled (large) messages inspected at the same time; others wait. Bounds memory.
+    pub max_large_inspections: usize,
+    /// Seconds without a packet from the MTA before the connection is closed.
+    pub read_timeout_seconds: u64,
+    /// Envelope recipients per message (Postfix's `smtpd_recipient_limit` is 1000); a message
+    /// with more is refused, since it could not be judged on all of them.
+    pub max_recipients: usize,
+    /// Headers per message; a message with more is refused.
+    pub max_headers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: "inet:127.0.0.1:8899".into(),
+            dlp: service::DlpSettings::default(),
+            fail_mode: FailMode::Tempfail,
+            verdict_header: true,
+            max_connections: 512,
+            spill_bytes: 4 << 20,
+            max_message_bytes: 200 << 20,
+            max_large_inspections: 2,
+            read_timeout_seconds: 600,
+            max_recipients: 1000,
+            max_headers: 10_000,
+        }
+    }
+}
+
+impl service::Configured for Config {
+    fn dlp(&mut self) -> &mut service::DlpSettings {
+        &mut self.dlp
+    }
+}
+
+impl Config {
+    /// Reads a config file; errors name the file, line, column and field. Warnings (keys of
+    /// `[dlp]` still at the top level) are logged.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let (c, warnings): (Config, _) = service::load_config(path)?;
+        for w in warnings {
+            service::log("ping32dlp-milter", &format!("warning: {w}"));
+        }
+        c.check().map_err(|m| format!("{}: {m}", path.display()))?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        Listen::parse(&self.listen).map_err(|m| format!("listen: {m}"))?;
+        if self.max_connections == 0 {
+            return Err("max_connections: must be at least 1".into());
+        }
+        if self.max_recipients == 0 || self.max_headers == 0 {
+            return Err("max_recipients and max_headers must be at least 1".into());
+        }
+        if self.max_large_inspections == 0 {
+            return Err("max_large_inspections: must be at least 1".into());
+        }
+        if self.spill_bytes > self.max_message_bytes {
+            return Err("spill_bytes: must not exceed max_message_bytes".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// TCP.
+    Inet(String),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl Listen {
+    /// Parses the milter socket notations of Postfix and Sendmail.
+    pub fn parse(s: &str) -> Result<Listen, String> {
+        let s = s.trim();
+        if let Some(p) = s.strip_prefix("unix:").or_else(|| s.strip_prefix("local:")) {
+            if p.is_empty() {
+                return Err("unix: needs a path".into());
+            }
+            return Ok(Listen::Unix(PathBuf::from(p)));
+        }
+        let rest = s
+            .strip_prefix("inet:")
+            .or_else(|| s.strip_prefix("inet6:"))
+            .ok_or_else(|| format!("`{s}`: use inet:HOST:PORT, inet:PORT@HOST or unix:PATH"))?;
+        let addr = match rest.split_once('@') {
+            Some((port, host)) if host.contains(':') => format!("[{host}]:{port}"),
+            Some((port, host)) => format!("{host}:{port}"),
+            None => rest.to_string(),
+        };
+        let ok = std::net::ToSocketAddrs::to_socket_addrs(&addr.as_str())
+            .map(|mut a| a.next().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(format!("`{s}` is not an address and port"));
+        }
+        Ok(Listen::Inet(addr))
+    }
+}
+
+/// Lets a bounded number of large inspections run at once.
+pub struct Gate {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+/// A place taken in the gate; given back on drop.
+pub struct GateTicket<'a>(&'a Gate);
+
+impl Gate {
+    fn new(n: usize) -> Gate {
+        Gate {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free place.
+    pub fn enter(&self) -> GateTicket<'_> {
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *f == 0 {
+            f = self.cv.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
+        *f -= 1;
+        GateTicket(self)
+    }
+}
+
+impl Drop for GateTicket<'_> {
+    fn drop(&mut self) {
+        let mut f = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
+        *f += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+/// What every connection shares.
+pub struct Shared {
+    /// The configuration.
+    pub cfg: Config,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+    spool_dir: PathBuf,
+    big_gate: Gate,
+}
+
+impl Shared {
+    /// One log line on standard error (no sensitive values: ids, actions, counts).
+    pub fn log(&self, line: &str) {
+        service::log("ping32dlp-milter", line);
+    }
+}
+
+/// Builds the shared state: the pipeline and the spool directory.
+pub fn build(cfg: Config) -> Result<Shared, String> {
+    // The milter holds mail in the MTA's queue: its decisions are carried out here.
+    let pipeline = cfg.dlp.open(|w| w.carries_out = true)?;
+    for fix in pipeline.workflow().permission_fixes() {
+        service::log(
+            "ping32dlp-milter",
+            &format!("warning: state directory was readable by others, fixed {fix}"),
+        );
+    }
+    let spool_dir = pipeline.workflow().config().state_dir.join("spool");
+    ping32dlp::workflow::private::create_dir(&spool_dir).map_err(|e| e.to_string())?;
+    let big_gate = Gate::new(cfg.max_large_inspections);
+    Ok(Shared {
+        pipeline,
+        cfg,
+        spool_dir,
+        big_gate,
+    })
+}
+
+const USAGE: &str = "usage: ping32dlp-milter [--config FILE] [--check-config FILE]
+
+Without --config it starts on embedded defaults: listens on inet:127.0.0.1:8899, built-in
+detectors, the monitor-mode policy, the audit database in the state directory
+($PING32DLP_STATE_DIR, /var/lib/ping32dlp as root, else ~/.local/state/ping32dlp).
+
+Postfix (main.cf):
+  smtpd_milters = inet:127.0.0.1:8899
+  non_smtpd_milters = $smtpd_milters
+  milter_default_action = tempfail
+  milter_content_timeout = 300s";
+
+/// The program: parse the command line and the configuration, build, listen, serve.
+pub fn main() {
+    let (config, check_only) = service::command_line("ping32dlp-milter", USAGE);
+    let cfg = match &config {
+        Some(p) => Config::load(p),
+        None => Ok(Config::default()),
+    };
+    let cfg = cfg.unwrap_or_else(|e| {
+        eprintln!("ping32dlp-milter: {e}");
+        std::process::exit(2);
+    });
+    let listen = Listen::parse(&cfg.listen).expect("checked when loaded");
+    let shared = build(cfg).unwrap_or_else(|e| {
+        eprintln!("ping32dlp-milter: {e}");
+        std::process::exit(2);
+    });
+    if check_only {
+        let wf = shared.pipeline.workflow();
+        println!(
+            "ok: listen {}, {} detectors, policy {} ({} rules), state {}, store {}, gateway {}",
+            shared.cfg.listen,
+            shared.pipeline.engine().detectors().len(),
+            shared.pipeline.policy().name,
+            shared.pipeline.policy().rules.len(),
+            wf.config().state_dir.display(),
+            wf.config()
+                .store
+                .as_ref()
+                .map_or("sqlite (state directory)".to_string(), |s| s.redacted()),
+            wf.gateway_name()
+        );
+        return;
+    }
+    let shared: &'static Shared = Box::leak(Box::new(shared));
+    service::spawn_maintenance(
+        "ping32dlp-milter",
+        shared.pipeline.workflow().clone(),
+        Duration::from_secs(2),
+    );
+    if let Err(e) = serve(listen, shared) {
+        eprintln!("ping32dlp-milter: {e}");
+        std::process::exit(1);
+    }
+}
+
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// MTA connections being served now.
+pub fn active_connections() -> usize {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// A connection slot, given back when dropped, on every path (a panic included).
+struct Slot;
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts MTA connections forever on `listen`.
+pub fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
+    let timeout = Some(Duration::from_secs(shared.cfg.read_timeout_seconds.max(1)));
+    match listen {
+        Listen::Inet(addr) => {
+            let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("{addr}: {e}"))?;
+            shared.log(&format!(
+                "listening on inet:{addr}, policy {}, state {}",
+                shared.pipeline.policy().name,
+                shared.pipeline.workflow().config().state_dir.display()
+            ));
+            for s in l.incoming() {
+                match s {
+                    Ok(s) => {
+                        let _ = s.set_read_timeout(timeout);
+                        let _ = s.set_nodelay(true);
+                        spawn(s, shared);
+                    }
+                    Err(e) => {
+                        shared.log(&format!("accept: {e}"));
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        #[cfg(unix)]
+        Listen::Unix(path) => {
+            if path.exists() {
+                // A stale socket of an earlier run (a live one would refuse the bind below
+                // anyway only if it is not a socket; unlink only sockets).
+                use std::os::unix::fs::FileTypeExt;
+                if std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_socket()) {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            let l = std::os::unix::net::UnixListener::bind(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            shared.log(&format!("listening on unix:{}", path.display()));
+            for s in l.incoming() {
+                match s {
+                    Ok(s) => {
+                        let _ = s.set_read_timeout(timeout);
+                        spawn(s, shared);
+                    }
+                    Err(e) => {
+                        shared.log(&format!("accept: {e}"));
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Listen::Unix(_) => return Err("unix sockets need a Unix system".into()),
+    }
+    Ok(())
+}
+
+/// Serves one MTA connection on a thread of its own (or closes it when `max_connections` are
+/// busy: the MTA then applies its `milter_default_action`).
+pub fn spawn<C: session::Conn + 'static>(conn: C, shared: &'static Shared) {
+    if ACTIVE.fetch_add(1, Ordering::AcqRel) >= shared.cfg.max_connections {
+        ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        shared.log("too many connections: closing one (the MTA applies milter_default_action)");
+        conn.close();
+        return;
+    }
+    let slot = Slot;
+    let r = std::thread::Builder::new()
+        .name("milter-conn".into())
+        .stack_size(1 << 20)
+        .spawn(move || {
+            let _slot = slot;
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                session::Session::new(conn, shared).run()
+            }));
+            match r {
+                Ok(session::End::Error(e)) => shared.log(&format!("connection closed: {e}")),
+                Ok(session::End::Quit) => {}
+                Err(_) => shared.log("internal error (panic) on a connection; it was closed"),
+            }
+        });
+    // On a spawn failure the closure (and its slot) was dropped: the slot is back.
+    if let Err(e) = r {
+        shared.log(&format!("cannot start a connection thread: {e}"));
+    }
+}
+
+/// Fuzzing entry: any bytes as what an MTA sends on one connection (packets in a row), into
+/// a real session over a real pipeline. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_session(shared: &'static Shared, data: &[u8]) {
+    let conn = session::Replay::new(data);
+    let _ = session::Session::new(conn, shared).run();
+}
+
+#[cfg(test)]
+mod tests;
