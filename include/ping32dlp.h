@@ -82,6 +82,53 @@
 // `ping32dlp_report_to_json` flag: include raw values (sensitive) beside the masked ones.
 #define PING32DLP_JSON_SHOW_VALUES 1
 
+// Scanner limit (`ping32dlp_scanner_set_limit`): nested containers (message in zip in message
+// ...); default 10.
+#define PING32DLP_LIMIT_CONTAINER_DEPTH 1
+
+// Scanner limit: MIME multipart nesting; default 32.
+#define PING32DLP_LIMIT_MIME_DEPTH 2
+
+// Scanner limit: MIME parts per message; default 10,000.
+#define PING32DLP_LIMIT_MIME_PARTS 3
+
+// Scanner limit: entries read from one archive; default 10,000.
+#define PING32DLP_LIMIT_ARCHIVE_ENTRIES 4
+
+// Scanner limit: objects (parts, entries, files) per message; default 20,000.
+#define PING32DLP_LIMIT_MESSAGE_ENTRIES 5
+
+// Scanner limit: decompressed bytes of one archive entry; default 64 MiB.
+#define PING32DLP_LIMIT_ENTRY_BYTES 6
+
+// Scanner limit: decompressed bytes per message; default 256 MiB.
+#define PING32DLP_LIMIT_MESSAGE_DECOMPRESSED 7
+
+// Scanner limit: compression ratio (decompressed : compressed) past 1 MiB; default 100.
+#define PING32DLP_LIMIT_COMPRESSION_RATIO 8
+
+// Scanner limit: bytes of text extracted from one object; default 8 MiB.
+#define PING32DLP_LIMIT_TEXT_PER_OBJECT 9
+
+// Scanner limit: bytes of text extracted per message; default 32 MiB.
+#define PING32DLP_LIMIT_TEXT_PER_MESSAGE 10
+
+// Scanner limit: PDF objects; default 200,000.
+#define PING32DLP_LIMIT_PDF_OBJECTS 11
+
+// Scanner limit: PDF pages; default 2,000.
+#define PING32DLP_LIMIT_PDF_PAGES 12
+
+// Scanner limit: spreadsheet cells per workbook; default 10,000,000.
+#define PING32DLP_LIMIT_CELLS 13
+
+// Scanner limit: raw message bytes; default 64 MiB.
+#define PING32DLP_LIMIT_RAW_MESSAGE 14
+
+// Scanner limit: time per scan in milliseconds (the scan budget); default 15,000. What is not
+// reached in time is reported unscannable (`limit_exceeded`, `time budget`).
+#define PING32DLP_LIMIT_TIME_MS 15
+
 // `ping32dlp_workflow_approval_decide` flag: decide as an administrator (any approver may be named).
 #define PING32DLP_DECIDE_ADMIN 1
 
@@ -103,6 +150,9 @@ enum ping32dlp_result
   PING32DLP_ERR_RULES = 200,
   // A policy file is wrong or names unknown detectors; the `ping32dlp_error` says where.
   PING32DLP_ERR_POLICY = 201,
+  // The bytes are not a saved engine of this library version, or are damaged (the last
+  // error says which: another version, a checksum mismatch, an inconsistent body).
+  PING32DLP_ERR_ENGINE_IMAGE = 202,
   // A file or directory of the state could not be read or written.
   PING32DLP_ERR_IO = 300,
   // The audit database failed.
@@ -212,6 +262,17 @@ typedef struct ping32dlp_error ping32dlp_error;
 // A finding with its location and masked value. Borrowed from its report.
 typedef struct ping32dlp_finding ping32dlp_finding;
 
+// A message written in pieces, for messages too large to hold as one buffer: the first MiB
+// stays in memory, the rest goes to an unlinked temporary file (in `$TMPDIR`) that the scan
+// reads through a read-only map. At most `max_bytes` are stored; a longer message is counted
+// and reported unscannable (limit exceeded) when scanned, never judged on a part of it.
+//
+// Made by `ping32dlp_message_stream_new`; written by `ping32dlp_message_stream_write`; scanned
+// (any number of times) by `ping32dlp_scanner_scan_message_stream`, after which no more can be
+// written; released by `ping32dlp_message_stream_free` (which removes the temporary file). One
+// thread at a time.
+typedef struct ping32dlp_message_stream ping32dlp_message_stream;
+
 // A policy: ordered rules, organisation domains, groups, alert and approval settings.
 // Immutable; shared by any number of threads.
 //
@@ -221,8 +282,12 @@ typedef struct ping32dlp_policy ping32dlp_policy;
 
 // What one scan found: message headers, attachments, findings, unscannable items.
 //
-// Owned by the scanner that made it: valid until that scanner's next scan or its free. Never
-// freed by the caller. May be read from several threads while the scanner is idle.
+// A scan's report is owned by the scanner that made it: valid until that scanner's next scan
+// or its free, never freed by the caller, readable from several threads while the scanner is
+// idle. `ping32dlp_report_clone` makes a report the caller owns (any number may live at once;
+// released by `ping32dlp_report_free`). A report holds copies of everything it shows: it keeps
+// neither the scanned bytes nor the context (attachment origins are copied from it), only a
+// reference to the engine's detector list.
 typedef struct ping32dlp_report ping32dlp_report;
 
 // One matched rule of a verdict. Borrowed from the verdict.
@@ -271,106 +336,185 @@ extern "C" {
 #endif // __cplusplus
 
 // The library's version, `"0.1.0"`: a static string.
+// Ownership: a static string; never freed.
 const char *ping32dlp_version(void);
 
 // The name of a result code (`"PING32DLP_ERR_NULL: a required argument is NULL"`): a static
 // string; unknown codes give `"unknown result code"`.
+// Ownership: a static string; never freed.
 const char *ping32dlp_result_str(uint32_t code);
 
 // The calling thread's last error in words (the file, line and field for rules and policies,
 // the path or database message for the workflow): NUL-terminated, valid until the thread's
 // next failing call. Empty when nothing failed yet.
+// Ownership: the thread's own buffer, valid until its next failing call; never freed.
 const char *ping32dlp_last_error(void);
 
 // Frees a `char *` the library returned (a JSON document). NULL is a no-op.
+// Ownership: takes back what the library handed out; it must not be used afterwards.
 void ping32dlp_string_free(char *s);
 
 // Builds the engine of the built-in detectors with their default settings.
+// Ownership: `*engine_out` is the caller's (`ping32dlp_engine_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_engine_new_builtin(struct ping32dlp_engine **engine_out);
 
 // Releases an engine. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_engine_free(struct ping32dlp_engine *engine);
 
 // A builder with the built-in detectors on.
+// Ownership: `*builder_out` is the caller's (`ping32dlp_engine_builder_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_engine_builder_new(struct ping32dlp_engine_builder **builder_out);
 
 // Adds a TOML rules file (user detectors, keyword lists, dictionaries, retuned built-ins).
 // A file that cannot be read or parsed makes the build fail with its error.
+// Ownership: changes the builder; the path is copied (the file is read by the build).
 ping32dlp_result ping32dlp_engine_builder_add_rules_file(struct ping32dlp_engine_builder *builder,
                                                          const char *path);
 
 // Adds rules given as TOML text (`len` bytes of UTF-8).
+// Ownership: changes the builder; the text is copied.
 ping32dlp_result ping32dlp_engine_builder_add_rules(struct ping32dlp_engine_builder *builder,
                                                     const uint8_t *toml,
                                                     size_t len);
 
 // Adds a dictionary file (one term a line) as its own detector, named after the file.
+// Ownership: changes the builder; the path is copied (the file is read by the build).
 ping32dlp_result ping32dlp_engine_builder_add_dictionary_file(struct ping32dlp_engine_builder *builder,
                                                               const char *path);
 
 // Turns the built-in detectors off (only the added rules remain).
+// Ownership: changes the builder.
 ping32dlp_result ping32dlp_engine_builder_without_builtins(struct ping32dlp_engine_builder *builder);
 
 // Compiles the engine. Consumes the builder in every case (do not free it afterwards).
 // On `PING32DLP_ERR_RULES`, `*error_out` (if not NULL) receives the error, which the caller
 // releases with `ping32dlp_error_free`.
+// Ownership: consumes the builder in every case; `*engine_out` is the caller's (`ping32dlp_engine_free`), written only on success; `*error_out` is the caller's (`ping32dlp_error_free`), written only on `PING32DLP_ERR_RULES`.
 ping32dlp_result ping32dlp_engine_builder_build(struct ping32dlp_engine_builder *builder,
                                                 struct ping32dlp_engine **engine_out,
                                                 struct ping32dlp_error **error_out);
 
+// Saves the compiled engine as bytes (versioned, checksummed), to be loaded by
+// `ping32dlp_engine_deserialize` of the same library version without compiling its rules and
+// dictionaries again (as Hyperscan's `hs_serialize_database`). The bytes depend on nothing.
+// Ownership: reads the engine; `*bytes_out` (`*len_out` bytes) is the caller's
+// (`ping32dlp_bytes_free`), both written only on success.
+ping32dlp_result ping32dlp_engine_serialize(const struct ping32dlp_engine *engine,
+                                            uint8_t **bytes_out,
+                                            size_t *len_out);
+
+// Loads an engine saved by `ping32dlp_engine_serialize`. Refuses bytes of another library
+// version, damaged bytes (checksum) and inconsistent ones with `PING32DLP_ERR_ENGINE_IMAGE`
+// and the reason in `ping32dlp_last_error`.
+// Ownership: `*engine_out` is the caller's (`ping32dlp_engine_free`), written only on success.
+// The bytes are read during the call; nothing of them is kept.
+ping32dlp_result ping32dlp_engine_deserialize(const uint8_t *bytes,
+                                              size_t len,
+                                              struct ping32dlp_engine **engine_out);
+
 // Releases a builder that was not built. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_engine_builder_free(struct ping32dlp_engine_builder *builder);
 
 // Number of detectors in the engine (built-in and user).
+// Ownership: reads the engine; nothing is kept.
 size_t ping32dlp_engine_detector_count(const struct ping32dlp_engine *engine);
+
+// The id of detector `index` (engine order: built-in, then user detectors and dictionaries):
+// `jp_my_number`, what a policy's `detector = [...]` names. Empty for an index out of range.
+// Ownership: borrowed from the engine; valid as long as the engine.
+struct ping32dlp_str ping32dlp_engine_detector_id(const struct ping32dlp_engine *engine,
+                                                  size_t index);
+
+// The display name of detector `index` in `lang` (`"ja"` for Japanese, anything else or
+// NULL for English): `マイナンバー（個人番号）`, `My Number (Individual Number)`.
+// Ownership: borrowed from the engine; valid as long as the engine.
+struct ping32dlp_str ping32dlp_engine_detector_name(const struct ping32dlp_engine *engine,
+                                                    size_t index,
+                                                    const char *lang);
 
 // The whole error in one line: `rules.toml:12:5: detector[2].regex: unclosed group`.
 // Valid until the error is freed.
+// Ownership: borrowed from the error.
 struct ping32dlp_str ping32dlp_error_message(const struct ping32dlp_error *error);
 
 // The file the error is in (empty for rules given as text).
+// Ownership: borrowed from the error.
 struct ping32dlp_str ping32dlp_error_file(const struct ping32dlp_error *error);
 
 // The 1-based line (0 when the error has no position, such as a missing file).
+// Ownership: reads the error; nothing is kept.
 size_t ping32dlp_error_line(const struct ping32dlp_error *error);
 
 // The 1-based column (0 when unknown).
+// Ownership: reads the error; nothing is kept.
 size_t ping32dlp_error_column(const struct ping32dlp_error *error);
 
 // The field (`detector[2].regex`, `rule[3].when.detector`; empty when none).
+// Ownership: borrowed from the error.
 struct ping32dlp_str ping32dlp_error_field(const struct ping32dlp_error *error);
 
 // Releases an error. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_error_free(struct ping32dlp_error *error);
 
 // Loads a policy file (TOML; see docs/policy.md). On `PING32DLP_ERR_POLICY`, `*error_out` (if
 // not NULL) receives the error with file, line and field.
+// Ownership: `*policy_out` is the caller's (`ping32dlp_policy_free`), written only on success; `*error_out` is the caller's (`ping32dlp_error_free`), written only on `PING32DLP_ERR_POLICY`. The policy keeps nothing of its arguments.
 ping32dlp_result ping32dlp_policy_load(const char *path,
                                        struct ping32dlp_policy **policy_out,
                                        struct ping32dlp_error **error_out);
 
+// Loads a policy file and checks it against the engine that will scan the mail: a rule that
+// names a detector the engine lacks (`credit_crad`) is `PING32DLP_ERR_POLICY`, with the rule
+// and detector in `*error_out`, instead of a rule that never matches. A file that cannot be
+// read is `PING32DLP_ERR_IO`. The policy does not keep the engine.
+// Ownership: `*policy_out` is the caller's (`ping32dlp_policy_free`); `*error_out` is written
+// only on `PING32DLP_ERR_POLICY` and is the caller's (`ping32dlp_error_free`).
+ping32dlp_result ping32dlp_policy_load_for_engine(const char *path,
+                                                  const struct ping32dlp_engine *engine,
+                                                  struct ping32dlp_policy **policy_out,
+                                                  struct ping32dlp_error **error_out);
+
+// Parses a policy from TOML text (`len` bytes of UTF-8) and checks it against the engine, as
+// `ping32dlp_policy_load_for_engine`.
+// Ownership: as `ping32dlp_policy_load_for_engine`; the text is not kept.
+ping32dlp_result ping32dlp_policy_parse_for_engine(const uint8_t *toml,
+                                                   size_t len,
+                                                   const struct ping32dlp_engine *engine,
+                                                   struct ping32dlp_policy **policy_out,
+                                                   struct ping32dlp_error **error_out);
+
 // Parses a policy from TOML text (`len` bytes of UTF-8).
+// Ownership: `*policy_out` is the caller's (`ping32dlp_policy_free`), written only on success; `*error_out` is the caller's (`ping32dlp_error_free`), written only on `PING32DLP_ERR_POLICY`. The text is not kept.
 ping32dlp_result ping32dlp_policy_parse(const uint8_t *toml,
                                         size_t len,
                                         struct ping32dlp_policy **policy_out,
                                         struct ping32dlp_error **error_out);
 
 // The embedded default policy: monitor mode (records what it would do, blocks nothing).
+// Ownership: `*policy_out` is the caller's (`ping32dlp_policy_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_policy_new_default(struct ping32dlp_policy **policy_out);
 
 // Checks that every detector the policy names exists in the engine. On
 // `PING32DLP_ERR_POLICY`, `*error_out` (if not NULL) names the rule and detector.
+// Ownership: reads the policy and engine; `*error_out` is the caller's (`ping32dlp_error_free`), written only on `PING32DLP_ERR_POLICY`.
 ping32dlp_result ping32dlp_policy_check(const struct ping32dlp_policy *policy,
                                         const struct ping32dlp_engine *engine,
                                         struct ping32dlp_error **error_out);
 
 // Releases a policy. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_policy_free(struct ping32dlp_policy *policy);
 
 // Judges a report with the policy, without history: conditions on the audit trail (a domain
-// never seen, rates, PPAP pairs) see an empty trail. Use `ping32dlp_workflow_record` to judge
+// never seen, rates, PPAP pairs) see an empty trail. A policy that names a detector the
+// report's engine lacks is refused with `PING32DLP_ERR_POLICY` (the rule and detector in
+// `ping32dlp_last_error`), rather than judged with a rule that can never match. Use `ping32dlp_workflow_record` to judge
 // with history and record. `context` may be NULL (channel `api`). `*verdict_out` is the
 // caller's: release it with `ping32dlp_verdict_free`.
+// Ownership: `*verdict_out` is the caller's (`ping32dlp_verdict_free`), written only on success. The verdict holds copies of what it shows: it does not depend on the policy, report or context, which may be freed first.
 ping32dlp_result ping32dlp_policy_evaluate(const struct ping32dlp_policy *policy,
                                            const struct ping32dlp_report *report,
                                            const struct ping32dlp_context *context,
@@ -378,98 +522,164 @@ ping32dlp_result ping32dlp_policy_evaluate(const struct ping32dlp_policy *policy
 
 // Releases a verdict made by `ping32dlp_policy_evaluate`. NULL is a no-op. Never call it on a
 // decision's verdict.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_verdict_free(struct ping32dlp_verdict *verdict);
 
-// The final action: the most severe action of the matched rules in enforce mode (ALLOW for a
-// NULL verdict).
+// The final action: the most severe action of the matched rules in enforce mode. Monitor-mode
+// rules never change it (the built-in policy is all monitor mode, so it always says ALLOW
+// there): `ping32dlp_verdict_would_action` says what enforcing them would do. A NULL verdict
+// gives BLOCK (never "allow" for a caller's mistake).
+// Ownership: reads the verdict.
 ping32dlp_action ping32dlp_verdict_action(const struct ping32dlp_verdict *v);
 
-// The risk score (0 to 100), explained by the signals.
+// The would-be action: the most severe action of all matched rules, monitor-mode ones
+// included; what the verdict would be with the policy enforced. Equal to
+// `ping32dlp_verdict_action` when no monitor-mode rule matched. BLOCK for a NULL verdict.
+// Ownership: reads the verdict.
+ping32dlp_action ping32dlp_verdict_would_action(const struct ping32dlp_verdict *v);
+
+// The name of an action (`"allow"`, `"audit"`, `"tag"`, `"alert"`, `"hold"`, `"block"`), as
+// in JSON and logs; `"unknown"` for another value.
+// Ownership: a static string; never freed.
+const char *ping32dlp_action_str(uint32_t a);
+
+// The risk score (0 to 100), explained by the signals; 100 for a NULL verdict.
+// Ownership: reads the verdict.
 uint32_t ping32dlp_verdict_risk(const struct ping32dlp_verdict *v);
 
 // The message for the sender in `lang` (`"ja"` for Japanese, anything else or NULL for
 // English). Valid as long as the verdict.
+// Ownership: borrowed from the verdict.
 struct ping32dlp_str ping32dlp_verdict_message(const struct ping32dlp_verdict *v, const char *lang);
 
 // Number of matched rules (enforce and monitor).
+// Ownership: reads the verdict; nothing is kept.
 size_t ping32dlp_verdict_rule_count(const struct ping32dlp_verdict *v);
 
 // Matched rule `index` (policy order), or NULL.
+// Ownership: borrowed from the verdict; never freed.
 const struct ping32dlp_rule_match *ping32dlp_verdict_rule(const struct ping32dlp_verdict *v,
                                                           size_t index);
 
 // The rule's id.
+// Ownership: borrowed from the verdict it came from.
 struct ping32dlp_str ping32dlp_rule_match_id(const struct ping32dlp_rule_match *m);
 
-// The rule's action (what it does, or would do in monitor mode).
+// The rule's action (what it does, or would do in monitor mode); BLOCK for a NULL match.
+// Ownership: reads the rule_match; nothing is kept.
 ping32dlp_action ping32dlp_rule_match_action(const struct ping32dlp_rule_match *m);
 
-// True when the rule is in monitor mode (recorded as "would have", not applied).
+// True when the rule is in monitor mode (recorded as "would have", not applied); false (the
+// rule applies) for a NULL match.
+// Ownership: reads the rule_match; nothing is kept.
 bool ping32dlp_rule_match_is_monitor(const struct ping32dlp_rule_match *m);
 
 // The rule's severity (`low`, `medium`, `high`, `critical`).
+// Ownership: borrowed from the verdict it came from.
 struct ping32dlp_str ping32dlp_rule_match_severity(const struct ping32dlp_rule_match *m);
 
 // Number of reasons (the conditions that made the rule match, in words).
+// Ownership: reads the rule_match; nothing is kept.
 size_t ping32dlp_rule_match_reason_count(const struct ping32dlp_rule_match *m);
 
 // Reason `index`: `jp_my_number: 3 unique (>= 1) at 顧客.xlsx`.
+// Ownership: borrowed from the verdict it came from.
 struct ping32dlp_str ping32dlp_rule_match_reason(const struct ping32dlp_rule_match *m,
                                                  size_t index);
 
 // Number of headers the verdict adds to the mail (tag actions).
+// Ownership: reads the verdict; nothing is kept.
 size_t ping32dlp_verdict_header_count(const struct ping32dlp_verdict *v);
 
 // Name of header `index` to add.
+// Ownership: borrowed from the verdict.
 struct ping32dlp_str ping32dlp_verdict_header_name(const struct ping32dlp_verdict *v, size_t index);
 
 // Value of header `index` to add.
+// Ownership: borrowed from the verdict.
 struct ping32dlp_str ping32dlp_verdict_header_value(const struct ping32dlp_verdict *v,
                                                     size_t index);
 
 // The prefix to put before the subject (empty when none).
+// Ownership: borrowed from the verdict.
 struct ping32dlp_str ping32dlp_verdict_subject_prefix(const struct ping32dlp_verdict *v);
 
 // The verdict as JSON (action, would-be action, risk and signals, matched rules with reasons,
 // messages, tags); no sensitive values. Release `*json_out` with `ping32dlp_string_free`.
-ping32dlp_result ping32dlp_verdict_to_json(const struct ping32dlp_verdict *v, char **json_out_);
+// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
+ping32dlp_result ping32dlp_verdict_to_json(const struct ping32dlp_verdict *v,
+                                           char **json_out_);
 
 // A new context with channel `api` and nothing else set.
+// Ownership: `*context_out` is the caller's (`ping32dlp_context_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_context_new(struct ping32dlp_context **context_out);
 
 // Sets one field (`PING32DLP_CTX_*`) to a NUL-terminated UTF-8 value. `ENVELOPE_TO` and
 // `GROUP` add one value per call; the others replace.
+// Ownership: changes the context; the value is copied.
 ping32dlp_result ping32dlp_context_set(struct ping32dlp_context *context,
                                        uint32_t field,
                                        const char *value);
 
 // Says where an attachment came from (`C:\Users\ichiro\Documents\見積書.xlsx`, or an
 // application): `attachment` is its file name or location in the report.
+// Ownership: changes the context; the strings are copied.
 ping32dlp_result ping32dlp_context_add_origin(struct ping32dlp_context *context,
                                               const char *attachment,
                                               const char *origin);
 
 // Sets the message's time (Unix seconds); without it, now.
+// Ownership: changes the context.
 ping32dlp_result ping32dlp_context_set_time(struct ping32dlp_context *context,
                                             int64_t unix_seconds);
 
 // Releases a context. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_context_free(struct ping32dlp_context *context);
 
 // A scanner for an engine. The scanner keeps its own reference to the engine.
+// Ownership: `*scanner_out` is the caller's (`ping32dlp_scanner_free`), written only on success; the scanner holds its own reference to the engine.
 ping32dlp_result ping32dlp_scanner_new(const struct ping32dlp_engine *engine,
                                        struct ping32dlp_scanner **scanner_out);
 
 // Releases a scanner and its report. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_scanner_free(struct ping32dlp_scanner *scanner);
 
-// Adds a password to try on encrypted zip members (a PPAP password known to the caller).
+// Adds a password to try on encrypted zips and PDFs in the scanner's next scan only (a PPAP
+// password known to the caller for this mail). Every scan clears the list when it ends, so
+// one user's passwords are never tried on another mail; add them again before each scan.
+// Passwords written in the mail's own body are always tried.
+// Ownership: the password is copied.
 ping32dlp_result ping32dlp_scanner_add_password(struct ping32dlp_scanner *scanner,
                                                 const char *password);
+
+// Sets one extraction limit (`PING32DLP_LIMIT_*`) for this scanner's scans; `value` must be
+// at least 1. What a limit stops is reported unscannable (`limit_exceeded`), never skipped
+// silently. `PING32DLP_ERR_INVALID_ARGUMENT` for an unknown limit or 0.
+// Ownership: changes the scanner (one thread at a time).
+ping32dlp_result ping32dlp_scanner_set_limit(struct ping32dlp_scanner *scanner,
+                                             uint32_t limit,
+                                             uint64_t value);
+
+// Reports only findings at `min` confidence (`PING32DLP_CONFIDENCE_*`) or above in this
+// scanner's scans (per-detector counts follow). Default LOW: everything.
+// Ownership: changes the scanner (one thread at a time).
+ping32dlp_result ping32dlp_scanner_set_min_confidence(struct ping32dlp_scanner *scanner,
+                                                      uint32_t min);
+
+// Reads text (`ping32dlp_scanner_scan_text`, and files that are text, CSV or HTML) in this
+// charset instead of detecting it: `"cp932"`, `"shift_jis"`, `"euc-jp"`, `"iso-2022-jp"`,
+// `"utf-8"`, any WHATWG label. NULL goes back to detection. Messages use their own headers.
+// `PING32DLP_ERR_INVALID_ARGUMENT` for an unknown label.
+// Ownership: the label is copied.
+ping32dlp_result ping32dlp_scanner_set_encoding(struct ping32dlp_scanner *scanner,
+                                                const char *label);
 
 // Scans a raw RFC 5322 message (`len` bytes, LF or CRLF): headers, bodies, attachments,
 // nested messages and archives. `context` may be NULL (it gives attachment origins). `flags`
 // is reserved: pass 0. `*report_out` is valid until the scanner's next scan or free.
+// Ownership: `*report_out` is borrowed from the scanner (valid until its next scan or free; `ping32dlp_report_clone` to keep it), written only on success. The report keeps neither `data` nor `context`: it holds copies of what it shows.
 ping32dlp_result ping32dlp_scanner_scan_message(struct ping32dlp_scanner *scanner,
                                                 const uint8_t *data,
                                                 size_t len,
@@ -477,8 +687,42 @@ ping32dlp_result ping32dlp_scanner_scan_message(struct ping32dlp_scanner *scanne
                                                 uint32_t flags,
                                                 const struct ping32dlp_report **report_out);
 
+// A new, empty message stream storing at most `max_bytes` (0: the default raw-message limit,
+// 64 MiB, plus one byte, so that a longer message is reported over the limit).
+// Ownership: `*stream_out` is the caller's (`ping32dlp_message_stream_free`), written only on
+// success.
+ping32dlp_result ping32dlp_message_stream_new(uint64_t max_bytes,
+                                              struct ping32dlp_message_stream **stream_out);
+
+// Appends `len` bytes to the message. `PING32DLP_ERR_IO` when the temporary file cannot be
+// written (the stream then fails every later call with the same error);
+// `PING32DLP_ERR_INVALID_ARGUMENT` once the stream was scanned.
+// Ownership: changes the stream; the bytes are copied.
+ping32dlp_result ping32dlp_message_stream_write(struct ping32dlp_message_stream *stream,
+                                                const uint8_t *data,
+                                                size_t len);
+
+// Bytes written to the stream so far (stored or not; 0 for NULL).
+// Ownership: reads the stream; nothing is kept.
+uint64_t ping32dlp_message_stream_len(const struct ping32dlp_message_stream *stream);
+
+// Releases a stream and its temporary file. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
+void ping32dlp_message_stream_free(struct ping32dlp_message_stream *stream);
+
+// Scans the message written to `stream` as `ping32dlp_scanner_scan_message` scans a buffer
+// (the first scan ends the writing). `PING32DLP_ERR_IO` when the stream failed to spool.
+// Ownership: as `ping32dlp_scanner_scan_message`; the report keeps nothing of the stream,
+// which stays the caller's.
+ping32dlp_result ping32dlp_scanner_scan_message_stream(struct ping32dlp_scanner *scanner,
+                                                       struct ping32dlp_message_stream *stream,
+                                                       const struct ping32dlp_context *context,
+                                                       uint32_t flags,
+                                                       const struct ping32dlp_report **report_out);
+
 // Scans one file (a document, archive, `.eml` or text file) called `name` (NUL-terminated;
 // its extension is checked against the content).
+// Ownership: as `ping32dlp_scanner_scan_message`.
 ping32dlp_result ping32dlp_scanner_scan_file(struct ping32dlp_scanner *scanner,
                                              const char *name,
                                              const uint8_t *data,
@@ -489,6 +733,7 @@ ping32dlp_result ping32dlp_scanner_scan_file(struct ping32dlp_scanner *scanner,
 
 // Scans text (`len` bytes; UTF-8, Shift_JIS, EUC-JP, ISO-2022-JP or UTF-16 with a BOM are
 // recognised). Findings have location `text` and byte offsets in the decoded UTF-8 text.
+// Ownership: as `ping32dlp_scanner_scan_message`.
 ping32dlp_result ping32dlp_scanner_scan_text(struct ping32dlp_scanner *scanner,
                                              const uint8_t *data,
                                              size_t len,
@@ -497,134 +742,239 @@ ping32dlp_result ping32dlp_scanner_scan_text(struct ping32dlp_scanner *scanner,
                                              const struct ping32dlp_report **report_out);
 
 // True when the report is of a message (it has headers); false for a file or text.
+// Ownership: reads the report; nothing is kept.
 bool ping32dlp_report_is_message(const struct ping32dlp_report *report_);
 
 // Size of what was scanned, in bytes.
+// Ownership: reads the report; nothing is kept.
 uint64_t ping32dlp_report_size(const struct ping32dlp_report *report_);
 
 // Number of values of a message header (`PING32DLP_HEADER_*`): addresses of To, one Subject.
+// Ownership: reads the report; nothing is kept.
 size_t ping32dlp_report_header_count(const struct ping32dlp_report *report_, uint32_t header);
 
 // Value `index` of a message header, decoded (RFC 2047, Japanese charsets). Valid as long as
 // the report.
+// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`).
 struct ping32dlp_str ping32dlp_report_header(const struct ping32dlp_report *report_,
                                              uint32_t header,
                                              size_t index);
 
 // Number of attachments and archive members (nested ones included).
+// Ownership: reads the report; nothing is kept.
 size_t ping32dlp_report_attachment_count(const struct ping32dlp_report *report_);
 
 // Attachment `index` (document order), or NULL.
+// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`); never freed.
 const struct ping32dlp_attachment *ping32dlp_report_attachment(const struct ping32dlp_report *report_,
                                                                size_t index);
 
 // The attachment's file name as sent (decoded; CP932 names in zips included).
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_name(const struct ping32dlp_attachment *a);
 
 // Where it is: `見積書.zip/inner/data.xlsx`.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_location(const struct ping32dlp_attachment *a);
 
 // The declared MIME type (empty when none).
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_declared_type(const struct ping32dlp_attachment *a);
 
 // The true type from the content: `docx`, `xlsx`, `pdf`, `zip`, `encrypted_office`, `exe`, ...
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_true_type(const struct ping32dlp_attachment *a);
 
 // SHA-256 of the decoded bytes, 64 lower-case hex digits.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_sha256(const struct ping32dlp_attachment *a);
 
 // The origin given in the scan's context for this attachment (empty when none).
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_origin(const struct ping32dlp_attachment *a);
 
 // A document property that identifies the file: `title`, `author` or `last_modified_by`
 // (NUL-terminated key; empty when absent).
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_attachment_property(const struct ping32dlp_attachment *a,
                                                    const char *key);
 
 // Size in bytes (decoded).
+// Ownership: reads the attachment; nothing is kept.
 uint64_t ping32dlp_attachment_size(const struct ping32dlp_attachment *a);
 
 // Nesting depth: 0 for an attachment of the message (or the scanned file), 1 inside it, ...
+// Ownership: reads the attachment; nothing is kept.
 uint32_t ping32dlp_attachment_depth(const struct ping32dlp_attachment *a);
 
 // True when the name's extension says another type than the content (an .xlsx sent as .jpg).
+// Ownership: reads the attachment; nothing is kept.
 bool ping32dlp_attachment_extension_mismatch(const struct ping32dlp_attachment *a);
 
 // Number of findings.
+// Ownership: reads the report; nothing is kept.
 size_t ping32dlp_report_finding_count(const struct ping32dlp_report *report_);
 
 // Finding `index` (document order), or NULL.
+// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`); never freed.
 const struct ping32dlp_finding *ping32dlp_report_finding(const struct ping32dlp_report *report_,
                                                          size_t index);
 
 // The detector's id: `jp_my_number`, `credit_card`, a user detector's id.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_finding_detector(const struct ping32dlp_finding *f);
 
-// How sure the finding is (LOW for a NULL finding).
+// How sure the finding is; HIGH for a NULL finding (the safe side: treat it as sensitive).
+// Ownership: reads the finding; nothing is kept.
 ping32dlp_confidence ping32dlp_finding_confidence(const struct ping32dlp_finding *f);
 
 // Where: `body`, `subject`, `text`, an attachment's location.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_finding_location(const struct ping32dlp_finding *f);
 
 // The masked value (`**** **** ９０１８`): what to show and log.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_finding_value_masked(const struct ping32dlp_finding *f);
 
 // The raw value as it appeared. Sensitive: never log or display it.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_finding_value(const struct ping32dlp_finding *f);
 
 // Start byte offset `[start, end)` in the location's extracted UTF-8 text.
+// Ownership: reads the finding; nothing is kept.
 size_t ping32dlp_finding_start(const struct ping32dlp_finding *f);
 
 // End byte offset (exclusive).
+// Ownership: reads the finding; nothing is kept.
 size_t ping32dlp_finding_end(const struct ping32dlp_finding *f);
 
 // PDF page (1-based), 0 when not in a PDF.
+// Ownership: reads the finding; nothing is kept.
 uint32_t ping32dlp_finding_page(const struct ping32dlp_finding *f);
 
 // Spreadsheet sheet name (empty when not in a sheet).
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_finding_sheet(const struct ping32dlp_finding *f);
 
 // Spreadsheet cell (`B2`; empty when not in a sheet).
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_finding_cell(const struct ping32dlp_finding *f);
 
 // Number of items that could not be inspected.
+// Ownership: reads the report; nothing is kept.
 size_t ping32dlp_report_unscannable_count(const struct ping32dlp_report *report_);
 
 // Unscannable item `index`, or NULL.
+// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`); never freed.
 const struct ping32dlp_unscannable *ping32dlp_report_unscannable(const struct ping32dlp_report *report_,
                                                                  size_t index);
 
 // Where the unreadable item is.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_unscannable_location(const struct ping32dlp_unscannable *u);
 
 // Why, as a stable word: `encrypted`, `limit_exceeded`, `unsupported_format`, `corrupt`, ...
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_unscannable_reason(const struct ping32dlp_unscannable *u);
 
 // Details: the limit, the encryption, the parser's message.
+// Ownership: borrowed from the report it came from.
 struct ping32dlp_str ping32dlp_unscannable_detail(const struct ping32dlp_unscannable *u);
 
 // The whole report as JSON (the CLI's `scan --json` document). Values are masked unless
 // `flags` has `PING32DLP_JSON_SHOW_VALUES`. `*json_out` is the caller's: release it with
 // `ping32dlp_string_free`.
+// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_report_to_json(const struct ping32dlp_report *report_,
                                           uint32_t flags,
                                           char **json_out_);
+
+// A copy of a report that the caller owns: it stays valid after the scanner's next scan and
+// after the scanner is freed, and may be kept, evaluated, recorded and read from any thread.
+// Ownership: `*report_out` is the caller's; release it with `ping32dlp_report_free`.
+ping32dlp_result ping32dlp_report_clone(const struct ping32dlp_report *report_,
+                                        struct ping32dlp_report **report_out);
+
+// Releases a report made by `ping32dlp_report_clone`. NULL is a no-op; a scan's own report
+// (owned by its scanner) is left alone and the thread's last error says so.
+// Ownership: takes back a cloned report.
+void ping32dlp_report_free(struct ping32dlp_report *report_);
+
+// Number of detectors with findings in the report (its per-detector counts, in engine order).
+// Ownership: reads the report.
+size_t ping32dlp_report_detector_count(const struct ping32dlp_report *report_);
+
+// The detector of count `index`: its id.
+// Ownership: borrowed from the report.
+struct ping32dlp_str ping32dlp_report_detector_id(const struct ping32dlp_report *report_,
+                                                  size_t index);
+
+// Findings of the detector of count `index` over the whole message or file.
+// Ownership: reads the report.
+size_t ping32dlp_report_detector_findings(const struct ping32dlp_report *report_, size_t index);
+
+// Distinct values (after normalisation: full-width digits, separators) of the detector of
+// count `index`: what `min_unique` in a policy counts.
+// Ownership: reads the report.
+size_t ping32dlp_report_detector_unique(const struct ping32dlp_report *report_, size_t index);
+
+// Number of pieces of evidence of a finding (context words, check digits, structure).
+// Ownership: reads the finding.
+size_t ping32dlp_finding_evidence_count(const struct ping32dlp_finding *f);
+
+// The kind of evidence `index`: `context`, `negative_context`, `checksum`, `structure`,
+// `test_value`.
+// Ownership: a static string in a `ping32dlp_str`.
+struct ping32dlp_str ping32dlp_finding_evidence_kind(const struct ping32dlp_finding *f,
+                                                     size_t index);
+
+// What evidence `index` is: the context word (`カード番号`), the check (`luhn`), the signal.
+// Ownership: borrowed from the report.
+struct ping32dlp_str ping32dlp_finding_evidence_detail(const struct ping32dlp_finding *f,
+                                                       size_t index);
+
+// Characters between a context word and the value for evidence `index`; -1 when the evidence
+// has no distance (a checksum) or for a NULL finding or index out of range.
+// Ownership: reads the finding.
+int64_t ping32dlp_finding_evidence_distance(const struct ping32dlp_finding *f, size_t index);
+
+// The name of a confidence (`"low"`, `"medium"`, `"high"`); `"unknown"` for another value.
+// Ownership: a static string; never freed.
+const char *ping32dlp_confidence_str(uint32_t c);
 
 // Opens (creating if needed) a state directory: `audit.db`, `evidence/`, `held/`, the approval
 // link key. `policy` may be NULL; when given, its `[alerts]` sinks and `[approval]` release and
 // discard commands are used. Errors: `PING32DLP_ERR_IO`, `PING32DLP_ERR_DATABASE` (see
 // `ping32dlp_last_error`).
+// Ownership: `*workflow_out` is the caller's (`ping32dlp_workflow_free`), written only on success; the workflow copies what it needs of the policy, which may be freed first.
 ping32dlp_result ping32dlp_workflow_open(const char *state_dir,
                                          const struct ping32dlp_policy *policy,
                                          struct ping32dlp_workflow **workflow_out);
 
+// Opens a workflow on a shared store: `store_url` is `postgres://user@host:port/db` (the
+// password from `$PING32DLP_STORE_PASSWORD` or `$PGPASSWORD`; TLS with `?sslmode=require`,
+// verified against the system's trust store); NULL or "" is SQLite in `state_dir`, as
+// `ping32dlp_workflow_open`. `state_dir` (NULL: the default state directory) keeps what is
+// local to this host: held messages, the spool. `policy` may be NULL, as for
+// `ping32dlp_workflow_open`. The schema is created or migrated at open. Errors:
+// `PING32DLP_ERR_INVALID_ARGUMENT` (a URL of another kind), `PING32DLP_ERR_DATABASE` (cannot
+// connect: `ping32dlp_last_error` says why, without the password), `PING32DLP_ERR_IO`.
+// `*workflow_out` is the caller's: release it with `ping32dlp_workflow_free`.
+// Ownership: as `ping32dlp_workflow_open`.
+ping32dlp_result ping32dlp_workflow_open_store(const char *store_url,
+                                               const char *state_dir,
+                                               const struct ping32dlp_policy *policy,
+                                               struct ping32dlp_workflow **workflow_out);
+
 // Releases a workflow (after the alert worker's last pass; undelivered alerts stay queued in
 // the database for the next open). NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_workflow_free(struct ping32dlp_workflow *workflow);
 
 // Sets the alert callback (NULL removes it): called for every recorded message whose final
 // action is alert or more severe (the policy's `[alerts] min_action`). `userdata` is passed
 // back as is and must be usable from any thread that records.
+// Ownership: the workflow keeps `callback` and `userdata` until they are replaced or the workflow is freed; the caller keeps `userdata` alive that long.
 ping32dlp_result ping32dlp_workflow_set_alert_callback(const struct ping32dlp_workflow *workflow,
                                                        ping32dlp_alert_callback callback,
                                                        void *userdata);
@@ -636,6 +986,7 @@ ping32dlp_result ping32dlp_workflow_set_alert_callback(const struct ping32dlp_wo
 // state directory for integrations that cannot hold mail themselves
 // (`ping32dlp_workflow_held_message`). `flags` is reserved: pass 0. Release `*decision_out`
 // with `ping32dlp_decision_free`.
+// Ownership: `*decision_out` is the caller's (`ping32dlp_decision_free`), written only on success; the decision holds copies and does not depend on the policy, report, context or `raw`.
 ping32dlp_result ping32dlp_workflow_record(const struct ping32dlp_workflow *workflow,
                                            const struct ping32dlp_policy *policy,
                                            const struct ping32dlp_report *report,
@@ -646,23 +997,29 @@ ping32dlp_result ping32dlp_workflow_record(const struct ping32dlp_workflow *work
                                            struct ping32dlp_decision **decision_out);
 
 // The decision's verdict, borrowed: valid as long as the decision; never freed.
+// Ownership: borrowed from the decision; never freed.
 const struct ping32dlp_verdict *ping32dlp_decision_verdict(const struct ping32dlp_decision *decision);
 
 // The audit record's id (0 for a NULL decision).
+// Ownership: reads the decision; nothing is kept.
 int64_t ping32dlp_decision_record_id(const struct ping32dlp_decision *decision);
 
 // The approval's id when the mail is held (empty otherwise).
+// Ownership: borrowed from the decision.
 struct ping32dlp_str ping32dlp_decision_approval_id(const struct ping32dlp_decision *decision);
 
 // The approval's signed link token (for a one-time link mailed to approvers; empty when not
 // held). Sensitive: it lets its holder act on the approval.
+// Ownership: borrowed from the decision.
 struct ping32dlp_str ping32dlp_decision_approval_token(const struct ping32dlp_decision *decision);
 
 // Releases a decision. NULL is a no-op.
+// Ownership: takes the handle back; it must not be used afterwards.
 void ping32dlp_decision_free(struct ping32dlp_decision *decision);
 
 // An audit record as JSON (masked values only). `PING32DLP_ERR_NOT_FOUND` when absent.
 // Release `*json_out` with `ping32dlp_string_free`.
+// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_workflow_record_json(const struct ping32dlp_workflow *workflow,
                                                 int64_t record_id,
                                                 char **json_out_);
@@ -670,6 +1027,7 @@ ping32dlp_result ping32dlp_workflow_record_json(const struct ping32dlp_workflow 
 // Approvals as a JSON array, newest first. `state` (`pending`, `approved`, `rejected`,
 // `expired`, `released`, `discarded`) and `approver` filter when not NULL. Pending requests
 // past their expiry are expired first. Release `*json_out` with `ping32dlp_string_free`.
+// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_workflow_approvals_json(const struct ping32dlp_workflow *workflow,
                                                    const char *state,
                                                    const char *approver,
@@ -678,12 +1036,14 @@ ping32dlp_result ping32dlp_workflow_approvals_json(const struct ping32dlp_workfl
 // One approval as JSON with its history (`events`: created, views, downloads, the decision,
 // release or discard, each with actor and time). Release `*json_out` with
 // `ping32dlp_string_free`.
+// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_workflow_approval_json(const struct ping32dlp_workflow *workflow,
                                                   const char *approval_id,
                                                   char **json_out_);
 
 // Records that `actor` looked at an approval request: `kind` is `view`, `view_attachment` or
 // `download`; `detail` (may be NULL) names the attachment.
+// Ownership: uses the workflow; the strings are copied.
 ping32dlp_result ping32dlp_workflow_approval_view(const struct ping32dlp_workflow *workflow,
                                                   const char *approval_id,
                                                   const char *actor,
@@ -695,6 +1055,7 @@ ping32dlp_result ping32dlp_workflow_approval_view(const struct ping32dlp_workflo
 // `PING32DLP_DECIDE_ADMIN`. The release or discard command runs (milter); integrations that
 // keep the mail themselves deliver it and call `ping32dlp_workflow_approval_close`. Errors:
 // `PING32DLP_ERR_NOT_FOUND`, `PING32DLP_ERR_ALREADY_DECIDED`, `PING32DLP_ERR_FORBIDDEN`.
+// Ownership: uses the workflow; the strings are copied.
 ping32dlp_result ping32dlp_workflow_approval_decide(const struct ping32dlp_workflow *workflow,
                                                     const char *approval_id,
                                                     const char *approver,
@@ -704,28 +1065,34 @@ ping32dlp_result ping32dlp_workflow_approval_decide(const struct ping32dlp_workf
 
 // Checks an approval link token (from `ping32dlp_decision_approval_token`): `PING32DLP_OK`
 // when it belongs to the approval, `PING32DLP_ERR_FORBIDDEN` otherwise.
+// Ownership: reads the workflow; nothing is kept.
 ping32dlp_result ping32dlp_workflow_approval_verify_token(const struct ping32dlp_workflow *workflow,
                                                           const char *approval_id,
                                                           const char *token);
 
 // The message kept with a hold (see `raw` of `ping32dlp_workflow_record`):
 // `PING32DLP_ERR_NOT_FOUND` when none is kept. Release `*data_out` with `ping32dlp_bytes_free`.
+// Ownership: `*data_out` (`*len_out` bytes) is the caller's (`ping32dlp_bytes_free`), both written only on success.
 ping32dlp_result ping32dlp_workflow_held_message(const struct ping32dlp_workflow *workflow,
                                                  const char *approval_id,
                                                  uint8_t **data_out,
                                                  size_t *len_out);
 
-// Frees bytes from `ping32dlp_workflow_held_message` (`len` as returned). NULL is a no-op.
+// Frees bytes from `ping32dlp_workflow_held_message` or `ping32dlp_engine_serialize` (`len` as
+// returned). NULL is a no-op.
+// Ownership: takes back what the library handed out; it must not be used afterwards.
 void ping32dlp_bytes_free(uint8_t *data, size_t len);
 
 // Marks a decided approval closed after the integration delivered (approved) or dropped
 // (rejected, expired) the held mail itself; `note` (may be NULL) goes into its history.
+// Ownership: uses the workflow; the strings are copied.
 ping32dlp_result ping32dlp_workflow_approval_close(const struct ping32dlp_workflow *workflow,
                                                    const char *approval_id,
                                                    const char *note);
 
 // Expires pending approvals whose time has passed at `now` (Unix seconds; 0 for the current
 // time), discarding their mail. `*expired_out` (may be NULL) receives how many expired.
+// Ownership: uses the workflow; `*expired_out` (may be NULL) is written only on success.
 ping32dlp_result ping32dlp_workflow_expire(const struct ping32dlp_workflow *workflow,
                                            int64_t now,
                                            size_t *expired_out);

@@ -4,15 +4,14 @@
  *   cc scan_eml.c -o scan_eml $(pkg-config --cflags --libs ping32dlp)
  *   ./scan_eml mail.eml [policy.toml]
  *
- * Without a policy file the embedded monitor-mode policy is used. Exit status: 0 when the mail
+ * Without a policy file the embedded policy is used: it is monitor-only, so its verdict is
+ * "allow" and the "would:" line says what enforcing it would do. Exit status: 0 when the mail
  * may go, 1 when the verdict is hold or block, 2 on an error.
  */
 #include <ping32dlp.h>
 
 #include <stdio.h>
 #include <stdlib.h>
-
-static const char *ACTIONS[] = {"allow", "audit", "tag", "alert", "hold", "block"};
 
 static unsigned char *read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -55,7 +54,9 @@ int main(int argc, char **argv) {
 
     if ((r = ping32dlp_engine_new_builtin(&engine)) != PING32DLP_OK) goto fail;
     if (argc > 2) {
-        r = ping32dlp_policy_load(argv[2], &policy, &error);
+        /* checked against the engine: a detector name the engine lacks is an error, not a
+         * rule that silently never matches */
+        r = ping32dlp_policy_load_for_engine(argv[2], engine, &policy, &error);
         if (r != PING32DLP_OK) {
             ping32dlp_str where = ping32dlp_error_message(error);
             fprintf(stderr, "%.*s\n", STR(where));
@@ -92,11 +93,14 @@ int main(int argc, char **argv) {
         printf("unscannable: %.*s (%.*s)\n", STR(where), STR(why));
     }
     ping32dlp_action action = ping32dlp_verdict_action(verdict);
-    printf("verdict: %s (risk %u)\n", ACTIONS[action], ping32dlp_verdict_risk(verdict));
+    ping32dlp_action would = ping32dlp_verdict_would_action(verdict);
+    printf("verdict: %s (risk %u)\n", ping32dlp_action_str(action), ping32dlp_verdict_risk(verdict));
+    if (would != action) /* monitor mode: what enforcing the policy would do */
+        printf("would: %s (the matching rules are in monitor mode)\n", ping32dlp_action_str(would));
     for (size_t i = 0; i < ping32dlp_verdict_rule_count(verdict); i++) {
         const ping32dlp_rule_match *m = ping32dlp_verdict_rule(verdict, i);
         ping32dlp_str id = ping32dlp_rule_match_id(m);
-        printf("rule: %.*s -> %s%s\n", STR(id), ACTIONS[ping32dlp_rule_match_action(m)],
+        printf("rule: %.*s -> %s%s\n", STR(id), ping32dlp_action_str(ping32dlp_rule_match_action(m)),
                ping32dlp_rule_match_is_monitor(m) ? " (monitor)" : "");
         for (size_t j = 0; j < ping32dlp_rule_match_reason_count(m); j++) {
             ping32dlp_str why = ping32dlp_rule_match_reason(m, j);

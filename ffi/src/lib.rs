@@ -14,10 +14,15 @@
 //!   a NULL pointer with size 0 is an empty buffer. Names, paths and other short strings are
 //!   NUL-terminated UTF-8 (malformed UTF-8 is replaced, never rejected).
 //! * Fallible functions return a [`ping32dlp_result`]; `PING32DLP_OK` is 0, and
-//!   [`ping32dlp_result_str`] names every code. Outputs are written only on success.
+//!   [`ping32dlp_result_str`] names every code. Outputs are written only on success, except an
+//!   `error_out`, which is written only on the error it describes (and left untouched
+//!   otherwise). Every function's doc ends with an `Ownership:` line saying what the caller
+//!   owns, what is borrowed and for how long, and what the library keeps.
 //!   [`ping32dlp_last_error`] gives the calling thread's last error in words.
 //! * Accessors (`_count`, `_name`, ...) return values directly: a count of 0, an empty string or
-//!   NULL for a NULL handle or an index out of range.
+//!   NULL for a NULL handle or an index out of range. Where a value could be read as "safe",
+//!   a NULL handle gives the cautious one: BLOCK for an action, 100 for a risk, HIGH for a
+//!   confidence, true for an extension mismatch; never ALLOW.
 //! * Strings handed out are [`ping32dlp_str`] (pointer and length, borrowed from a handle, valid
 //!   as long as the docs say) or `char *` JSON documents owned by the caller and released with
 //!   [`ping32dlp_string_free`].
@@ -74,6 +79,9 @@ pub enum ping32dlp_result {
     PING32DLP_ERR_RULES = 200,
     /// A policy file is wrong or names unknown detectors; the `ping32dlp_error` says where.
     PING32DLP_ERR_POLICY = 201,
+    /// The bytes are not a saved engine of this library version, or are damaged (the last
+    /// error says which: another version, a checksum mismatch, an inconsistent body).
+    PING32DLP_ERR_ENGINE_IMAGE = 202,
     /// A file or directory of the state could not be read or written.
     PING32DLP_ERR_IO = 300,
     /// The audit database failed.
@@ -160,6 +168,7 @@ impl From<dlp::workflow::WorkflowError> for Fail {
             W::AlreadyDecided(_) => PING32DLP_ERR_ALREADY_DECIDED,
             W::Forbidden(_) => PING32DLP_ERR_FORBIDDEN,
             W::Tampered(_) => PING32DLP_ERR_TAMPERED,
+            W::Policy(_) => PING32DLP_ERR_POLICY,
         };
         Fail(code, e.to_string())
     }
@@ -301,6 +310,7 @@ pub(crate) fn json_out(v: &serde_json::Value, p: *mut *mut c_char) -> Result<(),
 }
 
 /// The library's version, `"0.1.0"`: a static string.
+/// Ownership: a static string; never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
@@ -308,6 +318,7 @@ pub extern "C" fn ping32dlp_version() -> *const c_char {
 
 /// The name of a result code (`"PING32DLP_ERR_NULL: a required argument is NULL"`): a static
 /// string; unknown codes give `"unknown result code"`.
+/// Ownership: a static string; never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_result_str(code: u32) -> *const c_char {
     let s: &'static str = match code {
@@ -332,12 +343,14 @@ pub extern "C" fn ping32dlp_result_str(code: u32) -> *const c_char {
 /// The calling thread's last error in words (the file, line and field for rules and policies,
 /// the path or database message for the workflow): NUL-terminated, valid until the thread's
 /// next failing call. Empty when nothing failed yet.
+/// Ownership: the thread's own buffer, valid until its next failing call; never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_last_error() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().as_ptr())
 }
 
 /// Frees a `char *` the library returned (a JSON document). NULL is a no-op.
+/// Ownership: takes back what the library handed out; it must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn ping32dlp_string_free(s: *mut c_char) {
     if s.is_null() {

@@ -2,10 +2,12 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::c_char;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use dlp::extract::{Attachment, Extraction, Segment, Unscannable};
 use dlp::policy::Context;
+use dlp::spool::{MessageSpool, SpooledMessage};
 use dlp::{ExtractOptions, Report, ReportFinding, Scanner};
 
 use crate::engine::ping32dlp_engine;
@@ -56,6 +58,39 @@ pub const PING32DLP_HEADER_MESSAGE_ID: u32 = 8;
 /// `ping32dlp_report_to_json` flag: include raw values (sensitive) beside the masked ones.
 pub const PING32DLP_JSON_SHOW_VALUES: u32 = 1;
 
+/// Scanner limit (`ping32dlp_scanner_set_limit`): nested containers (message in zip in message
+/// ...); default 10.
+pub const PING32DLP_LIMIT_CONTAINER_DEPTH: u32 = 1;
+/// Scanner limit: MIME multipart nesting; default 32.
+pub const PING32DLP_LIMIT_MIME_DEPTH: u32 = 2;
+/// Scanner limit: MIME parts per message; default 10,000.
+pub const PING32DLP_LIMIT_MIME_PARTS: u32 = 3;
+/// Scanner limit: entries read from one archive; default 10,000.
+pub const PING32DLP_LIMIT_ARCHIVE_ENTRIES: u32 = 4;
+/// Scanner limit: objects (parts, entries, files) per message; default 20,000.
+pub const PING32DLP_LIMIT_MESSAGE_ENTRIES: u32 = 5;
+/// Scanner limit: decompressed bytes of one archive entry; default 64 MiB.
+pub const PING32DLP_LIMIT_ENTRY_BYTES: u32 = 6;
+/// Scanner limit: decompressed bytes per message; default 256 MiB.
+pub const PING32DLP_LIMIT_MESSAGE_DECOMPRESSED: u32 = 7;
+/// Scanner limit: compression ratio (decompressed : compressed) past 1 MiB; default 100.
+pub const PING32DLP_LIMIT_COMPRESSION_RATIO: u32 = 8;
+/// Scanner limit: bytes of text extracted from one object; default 8 MiB.
+pub const PING32DLP_LIMIT_TEXT_PER_OBJECT: u32 = 9;
+/// Scanner limit: bytes of text extracted per message; default 32 MiB.
+pub const PING32DLP_LIMIT_TEXT_PER_MESSAGE: u32 = 10;
+/// Scanner limit: PDF objects; default 200,000.
+pub const PING32DLP_LIMIT_PDF_OBJECTS: u32 = 11;
+/// Scanner limit: PDF pages; default 2,000.
+pub const PING32DLP_LIMIT_PDF_PAGES: u32 = 12;
+/// Scanner limit: spreadsheet cells per workbook; default 10,000,000.
+pub const PING32DLP_LIMIT_CELLS: u32 = 13;
+/// Scanner limit: raw message bytes; default 64 MiB.
+pub const PING32DLP_LIMIT_RAW_MESSAGE: u32 = 14;
+/// Scanner limit: time per scan in milliseconds (the scan budget); default 15,000. What is not
+/// reached in time is reported unscannable (`limit_exceeded`, `time budget`).
+pub const PING32DLP_LIMIT_TIME_MS: u32 = 15;
+
 /// How sure a finding is.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +124,7 @@ impl ping32dlp_context {
 }
 
 /// A new context with channel `api` and nothing else set.
+/// Ownership: `*context_out` is the caller's (`ping32dlp_context_free`), written only on success. Arguments are copied; nothing of them is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_context_new(
     context_out: *mut *mut ping32dlp_context,
@@ -117,6 +153,7 @@ fn ctx_mut<'a>(p: *mut ping32dlp_context) -> Result<&'a mut Context, Fail> {
 
 /// Sets one field (`PING32DLP_CTX_*`) to a NUL-terminated UTF-8 value. `ENVELOPE_TO` and
 /// `GROUP` add one value per call; the others replace.
+/// Ownership: changes the context; the value is copied.
 #[no_mangle]
 pub extern "C" fn ping32dlp_context_set(
     context: *mut ping32dlp_context,
@@ -145,6 +182,7 @@ pub extern "C" fn ping32dlp_context_set(
 
 /// Says where an attachment came from (`C:\Users\ichiro\Documents\見積書.xlsx`, or an
 /// application): `attachment` is its file name or location in the report.
+/// Ownership: changes the context; the strings are copied.
 #[no_mangle]
 pub extern "C" fn ping32dlp_context_add_origin(
     context: *mut ping32dlp_context,
@@ -161,6 +199,7 @@ pub extern "C" fn ping32dlp_context_add_origin(
 }
 
 /// Sets the message's time (Unix seconds); without it, now.
+/// Ownership: changes the context.
 #[no_mangle]
 pub extern "C" fn ping32dlp_context_set_time(
     context: *mut ping32dlp_context,
@@ -173,6 +212,7 @@ pub extern "C" fn ping32dlp_context_set_time(
 }
 
 /// Releases a context. NULL is a no-op.
+/// Ownership: takes the handle back; it must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn ping32dlp_context_free(context: *mut ping32dlp_context) {
     free_handle(context);
@@ -180,11 +220,17 @@ pub extern "C" fn ping32dlp_context_free(context: *mut ping32dlp_context) {
 
 /// What one scan found: message headers, attachments, findings, unscannable items.
 ///
-/// Owned by the scanner that made it: valid until that scanner's next scan or its free. Never
-/// freed by the caller. May be read from several threads while the scanner is idle.
+/// A scan's report is owned by the scanner that made it: valid until that scanner's next scan
+/// or its free, never freed by the caller, readable from several threads while the scanner is
+/// idle. `ping32dlp_report_clone` makes a report the caller owns (any number may live at once;
+/// released by `ping32dlp_report_free`). A report holds copies of everything it shows: it keeps
+/// neither the scanned bytes nor the context (attachment origins are copied from it), only a
+/// reference to the engine's detector list.
 pub struct ping32dlp_report {
     pub(crate) report: Report,
     attachments: Vec<ping32dlp_attachment>,
+    /// Made by `ping32dlp_report_clone` (freed by the caller), not by a scan.
+    owned: bool,
 }
 
 /// An attachment, archive member or the scanned file itself, with its metadata.
@@ -208,6 +254,8 @@ struct ScannerState {
     scanner: Scanner,
     report: Option<ping32dlp_report>,
     options: ExtractOptions,
+    min_confidence: dlp::Confidence,
+    encoding: Option<String>,
 }
 
 /// A scanner: scratch memory for one thread's scans, and the last report.
@@ -229,6 +277,7 @@ impl Drop for BusyGuard<'_> {
 }
 
 /// A scanner for an engine. The scanner keeps its own reference to the engine.
+/// Ownership: `*scanner_out` is the caller's (`ping32dlp_scanner_free`), written only on success; the scanner holds its own reference to the engine.
 #[no_mangle]
 pub extern "C" fn ping32dlp_scanner_new(
     engine: *const ping32dlp_engine,
@@ -246,6 +295,8 @@ pub extern "C" fn ping32dlp_scanner_new(
                     scanner: Scanner::new(e.inner.clone()),
                     report: None,
                     options: ExtractOptions::default(),
+                    min_confidence: dlp::Confidence::Low,
+                    encoding: None,
                 }),
             },
         )
@@ -253,12 +304,17 @@ pub extern "C" fn ping32dlp_scanner_new(
 }
 
 /// Releases a scanner and its report. NULL is a no-op.
+/// Ownership: takes the handle back; it must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn ping32dlp_scanner_free(scanner: *mut ping32dlp_scanner) {
     free_handle(scanner);
 }
 
-/// Adds a password to try on encrypted zip members (a PPAP password known to the caller).
+/// Adds a password to try on encrypted zips and PDFs in the scanner's next scan only (a PPAP
+/// password known to the caller for this mail). Every scan clears the list when it ends, so
+/// one user's passwords are never tried on another mail; add them again before each scan.
+/// Passwords written in the mail's own body are always tried.
+/// Ownership: the password is copied.
 #[no_mangle]
 pub extern "C" fn ping32dlp_scanner_add_password(
     scanner: *mut ping32dlp_scanner,
@@ -268,6 +324,93 @@ pub extern "C" fn ping32dlp_scanner_add_password(
         let pw = str_arg(password, "password")?;
         with_scanner(scanner, |st| {
             st.options.passwords.push(pw);
+            Ok(())
+        })
+    })
+}
+
+/// Sets one extraction limit (`PING32DLP_LIMIT_*`) for this scanner's scans; `value` must be
+/// at least 1. What a limit stops is reported unscannable (`limit_exceeded`), never skipped
+/// silently. `PING32DLP_ERR_INVALID_ARGUMENT` for an unknown limit or 0.
+/// Ownership: changes the scanner (one thread at a time).
+#[no_mangle]
+pub extern "C" fn ping32dlp_scanner_set_limit(
+    scanner: *mut ping32dlp_scanner,
+    limit: u32,
+    value: u64,
+) -> ping32dlp_result {
+    guard(|| {
+        if value == 0 {
+            return Err(Fail::invalid("a limit must be at least 1"));
+        }
+        let n = usize::try_from(value).unwrap_or(usize::MAX);
+        let v32 = u32::try_from(value).unwrap_or(u32::MAX);
+        with_scanner(scanner, |st| {
+            let l = &mut st.options.limits;
+            match limit {
+                PING32DLP_LIMIT_CONTAINER_DEPTH => l.container_depth = v32,
+                PING32DLP_LIMIT_MIME_DEPTH => l.mime_depth = v32,
+                PING32DLP_LIMIT_MIME_PARTS => l.mime_parts = n,
+                PING32DLP_LIMIT_ARCHIVE_ENTRIES => l.archive_entries = n,
+                PING32DLP_LIMIT_MESSAGE_ENTRIES => l.message_entries = n,
+                PING32DLP_LIMIT_ENTRY_BYTES => l.entry_bytes = value,
+                PING32DLP_LIMIT_MESSAGE_DECOMPRESSED => l.message_decompressed = value,
+                PING32DLP_LIMIT_COMPRESSION_RATIO => l.compression_ratio = value,
+                PING32DLP_LIMIT_TEXT_PER_OBJECT => l.text_per_object = n,
+                PING32DLP_LIMIT_TEXT_PER_MESSAGE => l.text_per_message = n,
+                PING32DLP_LIMIT_PDF_OBJECTS => l.pdf_objects = n,
+                PING32DLP_LIMIT_PDF_PAGES => l.pdf_pages = n,
+                PING32DLP_LIMIT_CELLS => l.cells = n,
+                PING32DLP_LIMIT_RAW_MESSAGE => l.raw_message = n,
+                PING32DLP_LIMIT_TIME_MS => l.time_budget = std::time::Duration::from_millis(value),
+                other => return Err(Fail::invalid(format!("unknown limit {other}"))),
+            }
+            Ok(())
+        })
+    })
+}
+
+/// Reports only findings at `min` confidence (`PING32DLP_CONFIDENCE_*`) or above in this
+/// scanner's scans (per-detector counts follow). Default LOW: everything.
+/// Ownership: changes the scanner (one thread at a time).
+#[no_mangle]
+pub extern "C" fn ping32dlp_scanner_set_min_confidence(
+    scanner: *mut ping32dlp_scanner,
+    min: u32,
+) -> ping32dlp_result {
+    guard(|| {
+        let c = match min {
+            1 => dlp::Confidence::Low,
+            2 => dlp::Confidence::Medium,
+            3 => dlp::Confidence::High,
+            other => return Err(Fail::invalid(format!("unknown confidence {other}"))),
+        };
+        with_scanner(scanner, |st| {
+            st.min_confidence = c;
+            Ok(())
+        })
+    })
+}
+
+/// Reads text (`ping32dlp_scanner_scan_text`, and files that are text, CSV or HTML) in this
+/// charset instead of detecting it: `"cp932"`, `"shift_jis"`, `"euc-jp"`, `"iso-2022-jp"`,
+/// `"utf-8"`, any WHATWG label. NULL goes back to detection. Messages use their own headers.
+/// `PING32DLP_ERR_INVALID_ARGUMENT` for an unknown label.
+/// Ownership: the label is copied.
+#[no_mangle]
+pub extern "C" fn ping32dlp_scanner_set_encoding(
+    scanner: *mut ping32dlp_scanner,
+    label: *const c_char,
+) -> ping32dlp_result {
+    guard(|| {
+        let label = crate::opt_str_arg(label);
+        if let Some(l) = &label {
+            if dlp::text::encoding_for_label(l).is_none() {
+                return Err(Fail::invalid(format!("unknown charset `{l}`")));
+            }
+        }
+        with_scanner(scanner, |st| {
+            st.encoding = label;
             Ok(())
         })
     })
@@ -302,7 +445,7 @@ fn scan_into(
     ctx: *const ping32dlp_context,
     flags: u32,
     report_out: *mut *const ping32dlp_report,
-    run: impl FnOnce(&mut Scanner, &ExtractOptions) -> Report,
+    run: impl FnOnce(&mut Scanner, &ExtractOptions, Option<&str>) -> Report,
 ) -> ping32dlp_result {
     guard(|| {
         if flags != 0 {
@@ -311,8 +454,16 @@ fn scan_into(
         out_ok(report_out, "report_out")?;
         let ctx = opt_arg(ctx).map(|c| &c.ctx);
         with_scanner(scanner, |st| {
-            st.report = None; // the old report is gone from here on
-            let report = run(&mut st.scanner, &st.options);
+            // The old report is gone from here on. Passwords are for this scan only: taken out
+            // before it runs, so that they are gone however it ends.
+            st.report = None;
+            let opts = ExtractOptions {
+                passwords: std::mem::take(&mut st.options.passwords),
+                ..st.options.clone()
+            };
+            let mut report = run(&mut st.scanner, &opts, st.encoding.as_deref());
+            drop(opts);
+            report.retain_min_confidence(st.min_confidence);
             let attachments = report
                 .attachments
                 .iter()
@@ -324,6 +475,7 @@ fn scan_into(
             let r = st.report.insert(ping32dlp_report {
                 report,
                 attachments,
+                owned: false,
             });
             out(report_out, "report_out", r as *const ping32dlp_report)
         })
@@ -333,6 +485,7 @@ fn scan_into(
 /// Scans a raw RFC 5322 message (`len` bytes, LF or CRLF): headers, bodies, attachments,
 /// nested messages and archives. `context` may be NULL (it gives attachment origins). `flags`
 /// is reserved: pass 0. `*report_out` is valid until the scanner's next scan or free.
+/// Ownership: `*report_out` is borrowed from the scanner (valid until its next scan or free; `ping32dlp_report_clone` to keep it), written only on success. The report keeps neither `data` nor `context`: it holds copies of what it shows.
 #[no_mangle]
 pub extern "C" fn ping32dlp_scanner_scan_message(
     scanner: *mut ping32dlp_scanner,
@@ -349,13 +502,153 @@ pub extern "C" fn ping32dlp_scanner_scan_message(
             return c;
         }
     };
-    scan_into(scanner, context, flags, report_out, |s, o| {
+    scan_into(scanner, context, flags, report_out, |s, o, _| {
         s.inspect_message(data, o)
+    })
+}
+
+/// A message written in pieces, for messages too large to hold as one buffer: the first MiB
+/// stays in memory, the rest goes to an unlinked temporary file (in `$TMPDIR`) that the scan
+/// reads through a read-only map. At most `max_bytes` are stored; a longer message is counted
+/// and reported unscannable (limit exceeded) when scanned, never judged on a part of it.
+///
+/// Made by `ping32dlp_message_stream_new`; written by `ping32dlp_message_stream_write`; scanned
+/// (any number of times) by `ping32dlp_scanner_scan_message_stream`, after which no more can be
+/// written; released by `ping32dlp_message_stream_free` (which removes the temporary file). One
+/// thread at a time.
+pub struct ping32dlp_message_stream {
+    state: StreamState,
+}
+
+enum StreamState {
+    Writing(MessageSpool),
+    Done(SpooledMessage),
+    Failed(String),
+}
+
+/// A new, empty message stream storing at most `max_bytes` (0: the default raw-message limit,
+/// 64 MiB, plus one byte, so that a longer message is reported over the limit).
+/// Ownership: `*stream_out` is the caller's (`ping32dlp_message_stream_free`), written only on
+/// success.
+#[no_mangle]
+pub extern "C" fn ping32dlp_message_stream_new(
+    max_bytes: u64,
+    stream_out: *mut *mut ping32dlp_message_stream,
+) -> ping32dlp_result {
+    guard(|| {
+        crate::out_handle(
+            stream_out,
+            "stream_out",
+            ping32dlp_message_stream {
+                state: StreamState::Writing(MessageSpool::new(max_bytes)),
+            },
+        )
+    })
+}
+
+/// Appends `len` bytes to the message. `PING32DLP_ERR_IO` when the temporary file cannot be
+/// written (the stream then fails every later call with the same error);
+/// `PING32DLP_ERR_INVALID_ARGUMENT` once the stream was scanned.
+/// Ownership: changes the stream; the bytes are copied.
+#[no_mangle]
+pub extern "C" fn ping32dlp_message_stream_write(
+    stream: *mut ping32dlp_message_stream,
+    data: *const u8,
+    len: usize,
+) -> ping32dlp_result {
+    guard(|| {
+        let data = buf_arg(data, len, "data")?;
+        if stream.is_null() {
+            return Err(Fail::null("stream"));
+        }
+        // SAFETY: not NULL; a live stream used by one thread (the ABI contract).
+        let st = unsafe { &mut *stream };
+        match &mut st.state {
+            StreamState::Writing(spool) => {
+                if let Err(e) = spool.write_all(data) {
+                    let msg = format!("message stream: cannot spool to a temporary file: {e}");
+                    st.state = StreamState::Failed(msg.clone());
+                    return Err(Fail(PING32DLP_ERR_IO, msg));
+                }
+                Ok(())
+            }
+            StreamState::Done(_) => Err(Fail::invalid(
+                "the message stream was scanned: no more can be written",
+            )),
+            StreamState::Failed(msg) => Err(Fail(PING32DLP_ERR_IO, msg.clone())),
+        }
+    })
+}
+
+/// Bytes written to the stream so far (stored or not; 0 for NULL).
+/// Ownership: reads the stream; nothing is kept.
+#[no_mangle]
+pub extern "C" fn ping32dlp_message_stream_len(stream: *const ping32dlp_message_stream) -> u64 {
+    guard_value(0, || {
+        Some(match &opt_arg(stream)?.state {
+            StreamState::Writing(s) => s.len(),
+            StreamState::Done(m) => m.len(),
+            StreamState::Failed(_) => 0,
+        })
+    })
+}
+
+/// Releases a stream and its temporary file. NULL is a no-op.
+/// Ownership: takes the handle back; it must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn ping32dlp_message_stream_free(stream: *mut ping32dlp_message_stream) {
+    free_handle(stream);
+}
+
+/// Scans the message written to `stream` as `ping32dlp_scanner_scan_message` scans a buffer
+/// (the first scan ends the writing). `PING32DLP_ERR_IO` when the stream failed to spool.
+/// Ownership: as `ping32dlp_scanner_scan_message`; the report keeps nothing of the stream,
+/// which stays the caller's.
+#[no_mangle]
+pub extern "C" fn ping32dlp_scanner_scan_message_stream(
+    scanner: *mut ping32dlp_scanner,
+    stream: *mut ping32dlp_message_stream,
+    context: *const ping32dlp_context,
+    flags: u32,
+    report_out: *mut *const ping32dlp_report,
+) -> ping32dlp_result {
+    let finished = (|| {
+        if stream.is_null() {
+            return Err(Fail::null("stream"));
+        }
+        // SAFETY: not NULL; a live stream used by one thread (the ABI contract).
+        let st = unsafe { &mut *stream };
+        let state = std::mem::replace(&mut st.state, StreamState::Failed(String::new()));
+        st.state = match state {
+            StreamState::Writing(spool) => match spool.finish() {
+                Ok(m) => StreamState::Done(m),
+                Err(e) => StreamState::Failed(format!(
+                    "message stream: cannot map its temporary file: {e}"
+                )),
+            },
+            other => other,
+        };
+        match &st.state {
+            StreamState::Done(m) => Ok(m),
+            StreamState::Failed(msg) => Err(Fail(PING32DLP_ERR_IO, msg.clone())),
+            StreamState::Writing(_) => unreachable!("finished above"),
+        }
+    })();
+    let message = match finished {
+        Ok(m) => m,
+        Err(Fail(c, m)) => {
+            crate::set_last_error(&m);
+            return c;
+        }
+    };
+    scan_into(scanner, context, flags, report_out, |s, o, _| {
+        s.inspect_spooled(message, o)
     })
 }
 
 /// Scans one file (a document, archive, `.eml` or text file) called `name` (NUL-terminated;
 /// its extension is checked against the content).
+/// Ownership: as `ping32dlp_scanner_scan_message`.
 #[no_mangle]
 pub extern "C" fn ping32dlp_scanner_scan_file(
     scanner: *mut ping32dlp_scanner,
@@ -374,13 +667,18 @@ pub extern "C" fn ping32dlp_scanner_scan_file(
             return c;
         }
     };
-    scan_into(scanner, context, flags, report_out, |s, o| {
-        s.inspect_file(&name, data, o)
+    scan_into(scanner, context, flags, report_out, |s, o, enc| {
+        let o = ExtractOptions {
+            text_encoding: enc.and_then(dlp::text::encoding_for_label),
+            ..o.clone()
+        };
+        s.inspect_file(&name, data, &o)
     })
 }
 
 /// Scans text (`len` bytes; UTF-8, Shift_JIS, EUC-JP, ISO-2022-JP or UTF-16 with a BOM are
 /// recognised). Findings have location `text` and byte offsets in the decoded UTF-8 text.
+/// Ownership: as `ping32dlp_scanner_scan_message`.
 #[no_mangle]
 pub extern "C" fn ping32dlp_scanner_scan_text(
     scanner: *mut ping32dlp_scanner,
@@ -397,8 +695,11 @@ pub extern "C" fn ping32dlp_scanner_scan_text(
             return c;
         }
     };
-    scan_into(scanner, context, flags, report_out, |s, _| {
-        let text = dlp::text::decode_text(data).text.into_owned();
+    scan_into(scanner, context, flags, report_out, |s, _, enc| {
+        let text = match enc.and_then(dlp::text::encoding_for_label) {
+            Some(enc) => dlp::text::decode_with(data, enc).text.into_owned(),
+            None => dlp::text::decode_text(data).text.into_owned(),
+        };
         let mut r = s.detect_extraction(Extraction {
             segments: vec![Segment {
                 location: "text".into(),
@@ -417,12 +718,14 @@ fn report<'a>(r: *const ping32dlp_report) -> Option<&'a ping32dlp_report> {
 }
 
 /// True when the report is of a message (it has headers); false for a file or text.
+/// Ownership: reads the report; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_is_message(report_: *const ping32dlp_report) -> bool {
     guard_value(false, || Some(report(report_)?.report.message.is_some()))
 }
 
 /// Size of what was scanned, in bytes.
+/// Ownership: reads the report; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_size(report_: *const ping32dlp_report) -> u64 {
     guard_value(0, || Some(report(report_)?.report.size))
@@ -446,6 +749,7 @@ fn header_values(r: &Report, which: u32) -> Vec<&str> {
 }
 
 /// Number of values of a message header (`PING32DLP_HEADER_*`): addresses of To, one Subject.
+/// Ownership: reads the report; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_header_count(
     report_: *const ping32dlp_report,
@@ -458,6 +762,7 @@ pub extern "C" fn ping32dlp_report_header_count(
 
 /// Value `index` of a message header, decoded (RFC 2047, Japanese charsets). Valid as long as
 /// the report.
+/// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`).
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_header(
     report_: *const ping32dlp_report,
@@ -473,12 +778,14 @@ pub extern "C" fn ping32dlp_report_header(
 }
 
 /// Number of attachments and archive members (nested ones included).
+/// Ownership: reads the report; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_attachment_count(report_: *const ping32dlp_report) -> usize {
     guard_value(0, || Some(report(report_)?.attachments.len()))
 }
 
 /// Attachment `index` (document order), or NULL.
+/// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`); never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_attachment(
     report_: *const ping32dlp_report,
@@ -494,6 +801,7 @@ fn att<'a>(a: *const ping32dlp_attachment) -> Option<&'a ping32dlp_attachment> {
 }
 
 /// The attachment's file name as sent (decoded; CP932 names in zips included).
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_name(a: *const ping32dlp_attachment) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -502,6 +810,7 @@ pub extern "C" fn ping32dlp_attachment_name(a: *const ping32dlp_attachment) -> p
 }
 
 /// Where it is: `見積書.zip/inner/data.xlsx`.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_location(a: *const ping32dlp_attachment) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -510,6 +819,7 @@ pub extern "C" fn ping32dlp_attachment_location(a: *const ping32dlp_attachment) 
 }
 
 /// The declared MIME type (empty when none).
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_declared_type(
     a: *const ping32dlp_attachment,
@@ -520,6 +830,7 @@ pub extern "C" fn ping32dlp_attachment_declared_type(
 }
 
 /// The true type from the content: `docx`, `xlsx`, `pdf`, `zip`, `encrypted_office`, `exe`, ...
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_true_type(a: *const ping32dlp_attachment) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -528,6 +839,7 @@ pub extern "C" fn ping32dlp_attachment_true_type(a: *const ping32dlp_attachment)
 }
 
 /// SHA-256 of the decoded bytes, 64 lower-case hex digits.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_sha256(a: *const ping32dlp_attachment) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -536,6 +848,7 @@ pub extern "C" fn ping32dlp_attachment_sha256(a: *const ping32dlp_attachment) ->
 }
 
 /// The origin given in the scan's context for this attachment (empty when none).
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_origin(a: *const ping32dlp_attachment) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -545,6 +858,7 @@ pub extern "C" fn ping32dlp_attachment_origin(a: *const ping32dlp_attachment) ->
 
 /// A document property that identifies the file: `title`, `author` or `last_modified_by`
 /// (NUL-terminated key; empty when absent).
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_property(
     a: *const ping32dlp_attachment,
@@ -559,30 +873,35 @@ pub extern "C" fn ping32dlp_attachment_property(
 }
 
 /// Size in bytes (decoded).
+/// Ownership: reads the attachment; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_size(a: *const ping32dlp_attachment) -> u64 {
     guard_value(0, || Some(att(a)?.a.size))
 }
 
 /// Nesting depth: 0 for an attachment of the message (or the scanned file), 1 inside it, ...
+/// Ownership: reads the attachment; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_depth(a: *const ping32dlp_attachment) -> u32 {
     guard_value(0, || Some(att(a)?.a.depth))
 }
 
 /// True when the name's extension says another type than the content (an .xlsx sent as .jpg).
+/// Ownership: reads the attachment; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_attachment_extension_mismatch(a: *const ping32dlp_attachment) -> bool {
-    guard_value(false, || Some(att(a)?.a.extension_mismatch))
+    guard_value(true, || Some(att(a)?.a.extension_mismatch))
 }
 
 /// Number of findings.
+/// Ownership: reads the report; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_finding_count(report_: *const ping32dlp_report) -> usize {
     guard_value(0, || Some(report(report_)?.report.findings.len()))
 }
 
 /// Finding `index` (document order), or NULL.
+/// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`); never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_finding(
     report_: *const ping32dlp_report,
@@ -599,6 +918,7 @@ fn finding<'a>(f: *const ping32dlp_finding) -> Option<&'a ReportFinding> {
 }
 
 /// The detector's id: `jp_my_number`, `credit_card`, a user detector's id.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_detector(f: *const ping32dlp_finding) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -606,14 +926,15 @@ pub extern "C" fn ping32dlp_finding_detector(f: *const ping32dlp_finding) -> pin
     })
 }
 
-/// How sure the finding is (LOW for a NULL finding).
+/// How sure the finding is; HIGH for a NULL finding (the safe side: treat it as sensitive).
+/// Ownership: reads the finding; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_confidence(
     f: *const ping32dlp_finding,
 ) -> ping32dlp_confidence {
     use dlp::Confidence as C;
     use ping32dlp_confidence::*;
-    guard_value(PING32DLP_CONFIDENCE_LOW, || {
+    guard_value(PING32DLP_CONFIDENCE_HIGH, || {
         Some(match finding(f)?.confidence {
             C::Low => PING32DLP_CONFIDENCE_LOW,
             C::Medium => PING32DLP_CONFIDENCE_MEDIUM,
@@ -623,6 +944,7 @@ pub extern "C" fn ping32dlp_finding_confidence(
 }
 
 /// Where: `body`, `subject`, `text`, an attachment's location.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_location(f: *const ping32dlp_finding) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -631,6 +953,7 @@ pub extern "C" fn ping32dlp_finding_location(f: *const ping32dlp_finding) -> pin
 }
 
 /// The masked value (`**** **** ９０１８`): what to show and log.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_value_masked(f: *const ping32dlp_finding) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -639,6 +962,7 @@ pub extern "C" fn ping32dlp_finding_value_masked(f: *const ping32dlp_finding) ->
 }
 
 /// The raw value as it appeared. Sensitive: never log or display it.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_value(f: *const ping32dlp_finding) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -647,24 +971,28 @@ pub extern "C" fn ping32dlp_finding_value(f: *const ping32dlp_finding) -> ping32
 }
 
 /// Start byte offset `[start, end)` in the location's extracted UTF-8 text.
+/// Ownership: reads the finding; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_start(f: *const ping32dlp_finding) -> usize {
     guard_value(0, || Some(finding(f)?.start))
 }
 
 /// End byte offset (exclusive).
+/// Ownership: reads the finding; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_end(f: *const ping32dlp_finding) -> usize {
     guard_value(0, || Some(finding(f)?.end))
 }
 
 /// PDF page (1-based), 0 when not in a PDF.
+/// Ownership: reads the finding; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_page(f: *const ping32dlp_finding) -> u32 {
     guard_value(0, || Some(finding(f)?.page.unwrap_or(0)))
 }
 
 /// Spreadsheet sheet name (empty when not in a sheet).
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_sheet(f: *const ping32dlp_finding) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -673,6 +1001,7 @@ pub extern "C" fn ping32dlp_finding_sheet(f: *const ping32dlp_finding) -> ping32
 }
 
 /// Spreadsheet cell (`B2`; empty when not in a sheet).
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_finding_cell(f: *const ping32dlp_finding) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -681,12 +1010,14 @@ pub extern "C" fn ping32dlp_finding_cell(f: *const ping32dlp_finding) -> ping32d
 }
 
 /// Number of items that could not be inspected.
+/// Ownership: reads the report; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_unscannable_count(report_: *const ping32dlp_report) -> usize {
     guard_value(0, || Some(report(report_)?.report.unscannable.len()))
 }
 
 /// Unscannable item `index`, or NULL.
+/// Ownership: borrowed from the report (a scan's: until its scanner's next scan or free; a clone's: until `ping32dlp_report_free`); never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_unscannable(
     report_: *const ping32dlp_report,
@@ -703,6 +1034,7 @@ fn unscannable<'a>(u: *const ping32dlp_unscannable) -> Option<&'a Unscannable> {
 }
 
 /// Where the unreadable item is.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_unscannable_location(u: *const ping32dlp_unscannable) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -711,6 +1043,7 @@ pub extern "C" fn ping32dlp_unscannable_location(u: *const ping32dlp_unscannable
 }
 
 /// Why, as a stable word: `encrypted`, `limit_exceeded`, `unsupported_format`, `corrupt`, ...
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_unscannable_reason(u: *const ping32dlp_unscannable) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -719,6 +1052,7 @@ pub extern "C" fn ping32dlp_unscannable_reason(u: *const ping32dlp_unscannable) 
 }
 
 /// Details: the limit, the encryption, the parser's message.
+/// Ownership: borrowed from the report it came from.
 #[no_mangle]
 pub extern "C" fn ping32dlp_unscannable_detail(u: *const ping32dlp_unscannable) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
@@ -729,6 +1063,7 @@ pub extern "C" fn ping32dlp_unscannable_detail(u: *const ping32dlp_unscannable) 
 /// The whole report as JSON (the CLI's `scan --json` document). Values are masked unless
 /// `flags` has `PING32DLP_JSON_SHOW_VALUES`. `*json_out` is the caller's: release it with
 /// `ping32dlp_string_free`.
+/// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_report_to_json(
     report_: *const ping32dlp_report,
@@ -745,4 +1080,156 @@ pub extern "C" fn ping32dlp_report_to_json(
             json_out_,
         )
     })
+}
+
+/// A copy of a report that the caller owns: it stays valid after the scanner's next scan and
+/// after the scanner is freed, and may be kept, evaluated, recorded and read from any thread.
+/// Ownership: `*report_out` is the caller's; release it with `ping32dlp_report_free`.
+#[no_mangle]
+pub extern "C" fn ping32dlp_report_clone(
+    report_: *const ping32dlp_report,
+    report_out: *mut *mut ping32dlp_report,
+) -> ping32dlp_result {
+    guard(|| {
+        let r = arg(report_, "report")?;
+        out_handle(
+            report_out,
+            "report_out",
+            ping32dlp_report {
+                report: r.report.clone(),
+                attachments: r
+                    .attachments
+                    .iter()
+                    .map(|a| ping32dlp_attachment {
+                        a: a.a.clone(),
+                        origin: a.origin.clone(),
+                    })
+                    .collect(),
+                owned: true,
+            },
+        )
+    })
+}
+
+/// Releases a report made by `ping32dlp_report_clone`. NULL is a no-op; a scan's own report
+/// (owned by its scanner) is left alone and the thread's last error says so.
+/// Ownership: takes back a cloned report.
+#[no_mangle]
+pub extern "C" fn ping32dlp_report_free(report_: *mut ping32dlp_report) {
+    if let Some(r) = opt_arg(report_ as *const ping32dlp_report) {
+        if !r.owned {
+            crate::set_last_error(
+                "ping32dlp_report_free: this report belongs to its scanner (only clones are freed)",
+            );
+            return;
+        }
+    }
+    free_handle(report_);
+}
+
+/// Number of detectors with findings in the report (its per-detector counts, in engine order).
+/// Ownership: reads the report.
+#[no_mangle]
+pub extern "C" fn ping32dlp_report_detector_count(report_: *const ping32dlp_report) -> usize {
+    guard_value(0, || Some(report(report_)?.report.counts.len()))
+}
+
+/// The detector of count `index`: its id.
+/// Ownership: borrowed from the report.
+#[no_mangle]
+pub extern "C" fn ping32dlp_report_detector_id(
+    report_: *const ping32dlp_report,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(
+            &report(report_)?.report.counts.get(index)?.detector,
+        ))
+    })
+}
+
+/// Findings of the detector of count `index` over the whole message or file.
+/// Ownership: reads the report.
+#[no_mangle]
+pub extern "C" fn ping32dlp_report_detector_findings(
+    report_: *const ping32dlp_report,
+    index: usize,
+) -> usize {
+    guard_value(0, || {
+        Some(report(report_)?.report.counts.get(index)?.findings)
+    })
+}
+
+/// Distinct values (after normalisation: full-width digits, separators) of the detector of
+/// count `index`: what `min_unique` in a policy counts.
+/// Ownership: reads the report.
+#[no_mangle]
+pub extern "C" fn ping32dlp_report_detector_unique(
+    report_: *const ping32dlp_report,
+    index: usize,
+) -> usize {
+    guard_value(0, || {
+        Some(report(report_)?.report.counts.get(index)?.unique)
+    })
+}
+
+/// Number of pieces of evidence of a finding (context words, check digits, structure).
+/// Ownership: reads the finding.
+#[no_mangle]
+pub extern "C" fn ping32dlp_finding_evidence_count(f: *const ping32dlp_finding) -> usize {
+    guard_value(0, || Some(finding(f)?.evidence.len()))
+}
+
+/// The kind of evidence `index`: `context`, `negative_context`, `checksum`, `structure`,
+/// `test_value`.
+/// Ownership: a static string in a `ping32dlp_str`.
+#[no_mangle]
+pub extern "C" fn ping32dlp_finding_evidence_kind(
+    f: *const ping32dlp_finding,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(
+            finding(f)?.evidence.get(index)?.kind.as_str(),
+        ))
+    })
+}
+
+/// What evidence `index` is: the context word (`カード番号`), the check (`luhn`), the signal.
+/// Ownership: borrowed from the report.
+#[no_mangle]
+pub extern "C" fn ping32dlp_finding_evidence_detail(
+    f: *const ping32dlp_finding,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(&finding(f)?.evidence.get(index)?.detail))
+    })
+}
+
+/// Characters between a context word and the value for evidence `index`; -1 when the evidence
+/// has no distance (a checksum) or for a NULL finding or index out of range.
+/// Ownership: reads the finding.
+#[no_mangle]
+pub extern "C" fn ping32dlp_finding_evidence_distance(
+    f: *const ping32dlp_finding,
+    index: usize,
+) -> i64 {
+    guard_value(-1, || {
+        let d = finding(f)?.evidence.get(index)?.distance?;
+        Some(i64::try_from(d).unwrap_or(i64::MAX))
+    })
+}
+
+/// The name of a confidence (`"low"`, `"medium"`, `"high"`); `"unknown"` for another value.
+/// Ownership: a static string; never freed.
+#[no_mangle]
+pub extern "C" fn ping32dlp_confidence_str(c: u32) -> *const c_char {
+    let s: &'static str = match c {
+        1 => "low\0",
+        2 => "medium\0",
+        3 => "high\0",
+        _ => "unknown\0",
+    };
+    s.as_ptr().cast()
 }

@@ -77,6 +77,43 @@ fn symbol_list_matches_header() {
     );
 }
 
+/// Every declared function's comment says who owns what (an `Ownership:` line), as
+/// rustls-ffi's header does: a vendor reads the header, not the sources.
+#[test]
+fn every_function_states_ownership() {
+    let header = generated_header();
+    let lines: Vec<&str> = header.lines().collect();
+    let mut missing = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim_start();
+        if t.starts_with("//")
+            || t.starts_with('#')
+            || t.starts_with("typedef")
+            || l.starts_with(' ')
+        {
+            continue;
+        }
+        let Some(open) = t.find("ping32dlp_").filter(|_| t.contains('(')) else {
+            continue;
+        };
+        let name: String = t[open..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        // The comment block right above the declaration.
+        let doc: Vec<&str> = lines[..i]
+            .iter()
+            .rev()
+            .take_while(|l| l.trim_start().starts_with("//"))
+            .copied()
+            .collect();
+        if !doc.iter().any(|d| d.contains("Ownership:")) {
+            missing.push(name);
+        }
+    }
+    assert!(missing.is_empty(), "no `Ownership:` line: {missing:?}");
+}
+
 #[test]
 fn version_macros_match_the_package() {
     assert_eq!(

@@ -48,6 +48,7 @@ fn wf<'a>(w: *const ping32dlp_workflow) -> Result<&'a Workflow, Fail> {
 /// link key. `policy` may be NULL; when given, its `[alerts]` sinks and `[approval]` release and
 /// discard commands are used. Errors: `PING32DLP_ERR_IO`, `PING32DLP_ERR_DATABASE` (see
 /// `ping32dlp_last_error`).
+/// Ownership: `*workflow_out` is the caller's (`ping32dlp_workflow_free`), written only on success; the workflow copies what it needs of the policy, which may be freed first.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_open(
     state_dir: *const c_char,
@@ -70,8 +71,56 @@ pub extern "C" fn ping32dlp_workflow_open(
     })
 }
 
+/// Opens a workflow on a shared store: `store_url` is `postgres://user@host:port/db` (the
+/// password from `$PING32DLP_STORE_PASSWORD` or `$PGPASSWORD`; TLS with `?sslmode=require`,
+/// verified against the system's trust store); NULL or "" is SQLite in `state_dir`, as
+/// `ping32dlp_workflow_open`. `state_dir` (NULL: the default state directory) keeps what is
+/// local to this host: held messages, the spool. `policy` may be NULL, as for
+/// `ping32dlp_workflow_open`. The schema is created or migrated at open. Errors:
+/// `PING32DLP_ERR_INVALID_ARGUMENT` (a URL of another kind), `PING32DLP_ERR_DATABASE` (cannot
+/// connect: `ping32dlp_last_error` says why, without the password), `PING32DLP_ERR_IO`.
+/// `*workflow_out` is the caller's: release it with `ping32dlp_workflow_free`.
+/// Ownership: as `ping32dlp_workflow_open`.
+#[no_mangle]
+pub extern "C" fn ping32dlp_workflow_open_store(
+    store_url: *const c_char,
+    state_dir: *const c_char,
+    policy: *const ping32dlp_policy,
+    workflow_out: *mut *mut ping32dlp_workflow,
+) -> ping32dlp_result {
+    guard(|| {
+        out_ok(workflow_out, "workflow_out")?;
+        let url = opt_str_arg(store_url).filter(|u| !u.is_empty());
+        let dir = if state_dir.is_null() {
+            dlp::workflow::default_state_dir()
+        } else {
+            path_arg(state_dir, "state_dir")?
+        };
+        let mut cfg = match opt_arg(policy) {
+            Some(p) => WorkflowConfig::from_policy(dir, &p.p),
+            None => WorkflowConfig::new(dir),
+        };
+        if let Some(u) = url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return Err(Fail::invalid(format!(
+                    "store_url `{}`: use postgres://user@host:port/database",
+                    dlp::workflow::redact_url(&u)
+                )));
+            }
+            cfg.store = Some(dlp::workflow::StoreConfig::new(u));
+        }
+        let w = Workflow::open(cfg)?;
+        out_handle(
+            workflow_out,
+            "workflow_out",
+            ping32dlp_workflow { wf: Arc::new(w) },
+        )
+    })
+}
+
 /// Releases a workflow (after the alert worker's last pass; undelivered alerts stay queued in
 /// the database for the next open). NULL is a no-op.
+/// Ownership: takes the handle back; it must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_free(workflow: *mut ping32dlp_workflow) {
     free_handle(workflow);
@@ -87,6 +136,7 @@ unsafe impl Sync for Userdata {}
 /// Sets the alert callback (NULL removes it): called for every recorded message whose final
 /// action is alert or more severe (the policy's `[alerts] min_action`). `userdata` is passed
 /// back as is and must be usable from any thread that records.
+/// Ownership: the workflow keeps `callback` and `userdata` until they are replaced or the workflow is freed; the caller keeps `userdata` alive that long.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_set_alert_callback(
     workflow: *const ping32dlp_workflow,
@@ -115,6 +165,7 @@ pub extern "C" fn ping32dlp_workflow_set_alert_callback(
 /// state directory for integrations that cannot hold mail themselves
 /// (`ping32dlp_workflow_held_message`). `flags` is reserved: pass 0. Release `*decision_out`
 /// with `ping32dlp_decision_free`.
+/// Ownership: `*decision_out` is the caller's (`ping32dlp_decision_free`), written only on success; the decision holds copies and does not depend on the policy, report, context or `raw`.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_record(
     workflow: *const ping32dlp_workflow,
@@ -152,6 +203,7 @@ pub extern "C" fn ping32dlp_workflow_record(
 }
 
 /// The decision's verdict, borrowed: valid as long as the decision; never freed.
+/// Ownership: borrowed from the decision; never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_decision_verdict(
     decision: *const ping32dlp_decision,
@@ -162,12 +214,14 @@ pub extern "C" fn ping32dlp_decision_verdict(
 }
 
 /// The audit record's id (0 for a NULL decision).
+/// Ownership: reads the decision; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_decision_record_id(decision: *const ping32dlp_decision) -> i64 {
     guard_value(0, || Some(opt_arg(decision)?.record_id))
 }
 
 /// The approval's id when the mail is held (empty otherwise).
+/// Ownership: borrowed from the decision.
 #[no_mangle]
 pub extern "C" fn ping32dlp_decision_approval_id(
     decision: *const ping32dlp_decision,
@@ -181,6 +235,7 @@ pub extern "C" fn ping32dlp_decision_approval_id(
 
 /// The approval's signed link token (for a one-time link mailed to approvers; empty when not
 /// held). Sensitive: it lets its holder act on the approval.
+/// Ownership: borrowed from the decision.
 #[no_mangle]
 pub extern "C" fn ping32dlp_decision_approval_token(
     decision: *const ping32dlp_decision,
@@ -193,6 +248,7 @@ pub extern "C" fn ping32dlp_decision_approval_token(
 }
 
 /// Releases a decision. NULL is a no-op.
+/// Ownership: takes the handle back; it must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn ping32dlp_decision_free(decision: *mut ping32dlp_decision) {
     free_handle(decision);
@@ -200,6 +256,7 @@ pub extern "C" fn ping32dlp_decision_free(decision: *mut ping32dlp_decision) {
 
 /// An audit record as JSON (masked values only). `PING32DLP_ERR_NOT_FOUND` when absent.
 /// Release `*json_out` with `ping32dlp_string_free`.
+/// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_record_json(
     workflow: *const ping32dlp_workflow,
@@ -221,6 +278,7 @@ pub extern "C" fn ping32dlp_workflow_record_json(
 /// Approvals as a JSON array, newest first. `state` (`pending`, `approved`, `rejected`,
 /// `expired`, `released`, `discarded`) and `approver` filter when not NULL. Pending requests
 /// past their expiry are expired first. Release `*json_out` with `ping32dlp_string_free`.
+/// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_approvals_json(
     workflow: *const ping32dlp_workflow,
@@ -250,6 +308,7 @@ pub extern "C" fn ping32dlp_workflow_approvals_json(
 /// One approval as JSON with its history (`events`: created, views, downloads, the decision,
 /// release or discard, each with actor and time). Release `*json_out` with
 /// `ping32dlp_string_free`.
+/// Ownership: `*json_out_` is the caller's (`ping32dlp_string_free`), written only on success. Arguments are copied; nothing of them is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_approval_json(
     workflow: *const ping32dlp_workflow,
@@ -273,6 +332,7 @@ pub extern "C" fn ping32dlp_workflow_approval_json(
 
 /// Records that `actor` looked at an approval request: `kind` is `view`, `view_attachment` or
 /// `download`; `detail` (may be NULL) names the attachment.
+/// Ownership: uses the workflow; the strings are copied.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_approval_view(
     workflow: *const ping32dlp_workflow,
@@ -302,6 +362,7 @@ pub extern "C" fn ping32dlp_workflow_approval_view(
 /// `PING32DLP_DECIDE_ADMIN`. The release or discard command runs (milter); integrations that
 /// keep the mail themselves deliver it and call `ping32dlp_workflow_approval_close`. Errors:
 /// `PING32DLP_ERR_NOT_FOUND`, `PING32DLP_ERR_ALREADY_DECIDED`, `PING32DLP_ERR_FORBIDDEN`.
+/// Ownership: uses the workflow; the strings are copied.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_approval_decide(
     workflow: *const ping32dlp_workflow,
@@ -332,6 +393,7 @@ pub extern "C" fn ping32dlp_workflow_approval_decide(
 
 /// Checks an approval link token (from `ping32dlp_decision_approval_token`): `PING32DLP_OK`
 /// when it belongs to the approval, `PING32DLP_ERR_FORBIDDEN` otherwise.
+/// Ownership: reads the workflow; nothing is kept.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_approval_verify_token(
     workflow: *const ping32dlp_workflow,
@@ -356,6 +418,7 @@ pub extern "C" fn ping32dlp_workflow_approval_verify_token(
 
 /// The message kept with a hold (see `raw` of `ping32dlp_workflow_record`):
 /// `PING32DLP_ERR_NOT_FOUND` when none is kept. Release `*data_out` with `ping32dlp_bytes_free`.
+/// Ownership: `*data_out` (`*len_out` bytes) is the caller's (`ping32dlp_bytes_free`), both written only on success.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_held_message(
     workflow: *const ping32dlp_workflow,
@@ -379,7 +442,9 @@ pub extern "C" fn ping32dlp_workflow_held_message(
     })
 }
 
-/// Frees bytes from `ping32dlp_workflow_held_message` (`len` as returned). NULL is a no-op.
+/// Frees bytes from `ping32dlp_workflow_held_message` or `ping32dlp_engine_serialize` (`len` as
+/// returned). NULL is a no-op.
+/// Ownership: takes back what the library handed out; it must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn ping32dlp_bytes_free(data: *mut u8, len: usize) {
     if data.is_null() {
@@ -391,6 +456,7 @@ pub extern "C" fn ping32dlp_bytes_free(data: *mut u8, len: usize) {
 
 /// Marks a decided approval closed after the integration delivered (approved) or dropped
 /// (rejected, expired) the held mail itself; `note` (may be NULL) goes into its history.
+/// Ownership: uses the workflow; the strings are copied.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_approval_close(
     workflow: *const ping32dlp_workflow,
@@ -407,6 +473,7 @@ pub extern "C" fn ping32dlp_workflow_approval_close(
 
 /// Expires pending approvals whose time has passed at `now` (Unix seconds; 0 for the current
 /// time), discarding their mail. `*expired_out` (may be NULL) receives how many expired.
+/// Ownership: uses the workflow; `*expired_out` (may be NULL) is written only on success.
 #[no_mangle]
 pub extern "C" fn ping32dlp_workflow_expire(
     workflow: *const ping32dlp_workflow,

@@ -30,6 +30,15 @@ static int str_eq(ping32dlp_str s, const char *want) {
     return s.data != NULL && s.len == strlen(want) && memcmp(s.data, want, s.len) == 0;
 }
 
+/* Findings of one detector in a report. */
+static int findings_of(const ping32dlp_report *r, const char *detector) {
+    int n = 0;
+    for (size_t i = 0; i < ping32dlp_report_finding_count(r); i++)
+        n += str_eq(ping32dlp_finding_detector(ping32dlp_report_finding(r, i)), detector);
+    return n;
+}
+
+
 static int str_has(ping32dlp_str s, const char *needle) {
     size_t n = strlen(needle);
     if (s.data == NULL || n > s.len) return 0;
@@ -119,16 +128,44 @@ static void test_engine_builder(const char *tmp) {
     OK(ping32dlp_scanner_new(engine, &s));
     const char *text = "社員番号 EMP-123456、プロジェクト青嵐と Falcon-X の件";
     OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)text, strlen(text), NULL, 0, &r));
-    int emp = 0, dict = 0, code = 0;
-    for (size_t i = 0; i < ping32dlp_report_finding_count(r); i++) {
-        ping32dlp_str d = ping32dlp_finding_detector(ping32dlp_report_finding(r, i));
-        emp += str_eq(d, "employee_id");
-        dict += str_eq(d, "dictionary:projects");
-        code += str_eq(d, "codename");
-    }
-    CHECK(emp == 1 && dict == 1 && code == 1);
+    CHECK(findings_of(r, "employee_id") == 1 && findings_of(r, "dictionary:projects") == 1 &&
+          findings_of(r, "codename") == 1);
+    ping32dlp_scanner_free(s); /* the engine is freed below, after the scanner: either order is fine */
+
+    /* saved and loaded: the same findings from the loaded engine, after the original is gone */
+    uint8_t *image = NULL;
+    size_t image_len = 0;
+    CHECK(ping32dlp_engine_serialize(NULL, &image, &image_len) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_serialize(engine, NULL, &image_len) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_serialize(engine, &image, NULL) == PING32DLP_ERR_NULL);
+    CHECK(image == NULL);
+    OK(ping32dlp_engine_serialize(engine, &image, &image_len));
+    CHECK(image != NULL && image_len > 64 && memcmp(image, "PING32DLP-ENGINE", 16) == 0);
+    ping32dlp_engine_free(engine);
+    engine = NULL;
+    CHECK(ping32dlp_engine_deserialize(NULL, 10, &engine) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_deserialize(image, image_len, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_engine_deserialize((const uint8_t *)"hello", 5, &engine) == PING32DLP_ERR_ENGINE_IMAGE);
+    CHECK(strstr(ping32dlp_last_error(), "not a libping32dlp engine") != NULL);
+    CHECK(ping32dlp_engine_deserialize(image, image_len - 1, &engine) == PING32DLP_ERR_ENGINE_IMAGE);
+    image[image_len / 2] ^= 0x5a; /* damaged: the checksum says so */
+    CHECK(ping32dlp_engine_deserialize(image, image_len, &engine) == PING32DLP_ERR_ENGINE_IMAGE);
+    CHECK(strstr(ping32dlp_last_error(), "checksum") != NULL);
+    image[image_len / 2] ^= 0x5a;
+    image[22] = '9'; /* another library version: named */
+    CHECK(ping32dlp_engine_deserialize(image, image_len, &engine) == PING32DLP_ERR_ENGINE_IMAGE);
+    CHECK(strstr(ping32dlp_last_error(), "build the engine again") != NULL);
+    image[22] = '0';
+    CHECK(engine == NULL);
+    OK(ping32dlp_engine_deserialize(image, image_len, &engine));
+    ping32dlp_bytes_free(image, image_len);
+    CHECK(ping32dlp_engine_detector_count(engine) == builtin_count + 3);
+    OK(ping32dlp_scanner_new(engine, &s));
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)text, strlen(text), NULL, 0, &r));
+    CHECK(findings_of(r, "employee_id") == 1 && findings_of(r, "dictionary:projects") == 1 &&
+          findings_of(r, "codename") == 1);
     ping32dlp_scanner_free(s);
-    ping32dlp_engine_free(engine); /* after the scanner: either order is fine */
+    ping32dlp_engine_free(engine);
     engine = NULL;
 
     /* without built-ins */
@@ -295,7 +332,7 @@ static void test_scan(const char *root) {
     CHECK(my_number >= 4);
     CHECK(cells >= 1);
     CHECK(ping32dlp_finding_detector(NULL).len == 0);
-    CHECK(ping32dlp_finding_confidence(NULL) == PING32DLP_CONFIDENCE_LOW);
+    CHECK(ping32dlp_finding_confidence(NULL) == PING32DLP_CONFIDENCE_HIGH); /* the cautious side */
     CHECK(ping32dlp_finding_start(NULL) == 0 && ping32dlp_finding_end(NULL) == 0);
     CHECK(ping32dlp_report_unscannable_count(r) == 0);
     CHECK(ping32dlp_report_unscannable(r, 0) == NULL);
@@ -365,14 +402,110 @@ static void test_scan(const char *root) {
     memcpy(junk, "PK\x03\x04", 4);
     OK(ping32dlp_scanner_scan_file(s, "x.zip", junk, sizeof junk, NULL, 0, &r));
 
-    /* double use: a scan replaces the previous report; a password helps the next scan */
+    /* double use: a scan replaces the previous report; a wrong password does not open it */
     OK(ping32dlp_scanner_add_password(s, "wrong-password"));
     OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
     OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
     CHECK(ping32dlp_report_unscannable_count(r) >= 1);
 
+    /* PPAP passwords belong to one scan: the right one opens the zip once, then is forgotten */
+    OK(ping32dlp_scanner_add_password(s, "Xy7#kP2q"));
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    CHECK(ping32dlp_report_unscannable_count(r) == 0);
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    CHECK(ping32dlp_report_unscannable_count(r) >= 1);
+
+    /* a report the caller owns outlives the next scan and the scanner */
+    ping32dlp_report *kept = NULL;
+    CHECK(ping32dlp_report_clone(NULL, &kept) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_report_clone(r, NULL) == PING32DLP_ERR_NULL);
+    OK(ping32dlp_report_clone(r, &kept));
+    ping32dlp_report_free((ping32dlp_report *)r); /* a scan's own report: refused, left alone */
+    CHECK(strstr(ping32dlp_last_error(), "belongs to its scanner") != NULL);
+    CHECK(ping32dlp_report_unscannable_count(r) >= 1);
+    const char sj2[] = "\x8c\xc2\x90\x6c\x94\xd4\x8d\x86 1234 5678 9018";
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)sj2, sizeof sj2 - 1, NULL, 0, &r));
+    CHECK(ping32dlp_report_unscannable_count(kept) >= 1);
+    CHECK(str_has(ping32dlp_unscannable_location(ping32dlp_report_unscannable(kept, 0)), "資料.zip"));
+
+    /* per-detector counts and evidence as accessors */
+    CHECK(ping32dlp_report_detector_count(r) == 1);
+    CHECK(str_eq(ping32dlp_report_detector_id(r, 0), "jp_my_number"));
+    CHECK(ping32dlp_report_detector_findings(r, 0) == 1);
+    CHECK(ping32dlp_report_detector_unique(r, 0) == 1);
+    CHECK(ping32dlp_report_detector_id(r, 1).len == 0);
+    CHECK(ping32dlp_report_detector_count(NULL) == 0);
+    const ping32dlp_finding *ef = ping32dlp_report_finding(r, 0);
+    size_t ne = ping32dlp_finding_evidence_count(ef);
+    CHECK(ne >= 2);
+    int saw_context = 0, saw_checksum = 0;
+    for (size_t i = 0; i < ne; i++) {
+        if (str_eq(ping32dlp_finding_evidence_kind(ef, i), "context")) {
+            saw_context = 1;
+            CHECK(str_eq(ping32dlp_finding_evidence_detail(ef, i), "個人番号"));
+            CHECK(ping32dlp_finding_evidence_distance(ef, i) >= 0);
+        }
+        if (str_eq(ping32dlp_finding_evidence_kind(ef, i), "checksum")) saw_checksum = 1;
+    }
+    CHECK(saw_context && saw_checksum);
+    CHECK(ping32dlp_finding_evidence_kind(ef, ne).len == 0);
+    CHECK(ping32dlp_finding_evidence_distance(ef, ne) == -1);
+    CHECK(ping32dlp_finding_evidence_count(NULL) == 0);
+
+    /* setters: minimum confidence, forced charset, limits (the time budget included) */
+    CHECK(ping32dlp_scanner_set_min_confidence(s, 7) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_scanner_set_min_confidence(NULL, 1) == PING32DLP_ERR_NULL);
+    const char lowtext[] = "1234 5678 9018"; /* a My Number without context: low confidence */
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)lowtext, sizeof lowtext - 1, NULL, 0, &r));
+    size_t low_n = ping32dlp_report_finding_count(r);
+    CHECK(low_n >= 1);
+    OK(ping32dlp_scanner_set_min_confidence(s, PING32DLP_CONFIDENCE_HIGH));
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)lowtext, sizeof lowtext - 1, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == 0);
+    CHECK(ping32dlp_report_detector_count(r) == 0);
+    OK(ping32dlp_scanner_set_min_confidence(s, PING32DLP_CONFIDENCE_LOW));
+    CHECK(ping32dlp_scanner_set_encoding(s, "klingon") == PING32DLP_ERR_INVALID_ARGUMENT);
+    /* EUC-JP bytes of 個人番号 read as EUC-JP by force */
+    const char euc[] = "\xb8\xc4\xbf\xcd\xc8\xd6\xb9\xe6 1234 5678 9018";
+    OK(ping32dlp_scanner_set_encoding(s, "euc-jp"));
+    OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)euc, sizeof euc - 1, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == 1);
+    CHECK(ping32dlp_finding_confidence(ping32dlp_report_finding(r, 0)) == PING32DLP_CONFIDENCE_HIGH);
+    OK(ping32dlp_scanner_set_encoding(s, NULL));
+    CHECK(ping32dlp_scanner_set_limit(s, 999, 1) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_scanner_set_limit(s, PING32DLP_LIMIT_ARCHIVE_ENTRIES, 0) == PING32DLP_ERR_INVALID_ARGUMENT);
+    OK(ping32dlp_scanner_set_limit(s, PING32DLP_LIMIT_MIME_PARTS, 1));
+    size_t fwd_len = 0;
+    unsigned char *fwd = read_file(root, "corpus/extract/mail/03-forwarded.eml", &fwd_len);
+    OK(ping32dlp_scanner_scan_message(s, fwd, fwd_len, NULL, 0, &r));
+    free(fwd);
+    int limited = 0;
+    for (size_t i = 0; i < ping32dlp_report_unscannable_count(r); i++)
+        if (str_eq(ping32dlp_unscannable_reason(ping32dlp_report_unscannable(r, i)), "limit_exceeded")) limited = 1;
+    CHECK(limited);
+    OK(ping32dlp_scanner_set_limit(s, PING32DLP_LIMIT_MIME_PARTS, 10000));
+    OK(ping32dlp_scanner_set_limit(s, PING32DLP_LIMIT_TIME_MS, 60000));
+
     ping32dlp_context_free(c);
     ping32dlp_scanner_free(s);
+    /* the clone outlives its scanner */
+    CHECK(ping32dlp_report_unscannable_count(kept) >= 1);
+    ping32dlp_report_free(kept);
+    ping32dlp_report_free(NULL);
+
+    /* the engine's detector list */
+    size_t nd = ping32dlp_engine_detector_count(engine);
+    int saw_mynumber = 0;
+    for (size_t i = 0; i < nd; i++) {
+        if (str_eq(ping32dlp_engine_detector_id(engine, i), "jp_my_number")) {
+            saw_mynumber = 1;
+            CHECK(ping32dlp_engine_detector_name(engine, i, "en").len > 0);
+            CHECK(ping32dlp_engine_detector_name(engine, i, "ja").len > 0);
+        }
+    }
+    CHECK(saw_mynumber);
+    CHECK(ping32dlp_engine_detector_id(engine, nd).len == 0);
+    CHECK(ping32dlp_engine_detector_id(NULL, 0).len == 0);
     ping32dlp_engine_free(engine);
     free(mail);
 }
@@ -438,12 +571,74 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     OK(ping32dlp_policy_load(ppath, &p2, &err));
     ping32dlp_policy_free(p2);
     p2 = NULL;
-    CHECK(ping32dlp_policy_load("/nonexistent/policy.toml", &p2, &err) == PING32DLP_ERR_POLICY);
-    CHECK(str_has(ping32dlp_error_file(err), "/nonexistent/policy.toml"));
+    /* a file that cannot be read is an I/O error (not a policy error); error_out untouched */
+    CHECK(ping32dlp_policy_load("/nonexistent/policy.toml", &p2, &err) == PING32DLP_ERR_IO);
+    CHECK(err == NULL && p2 == NULL);
+    CHECK(strstr(ping32dlp_last_error(), "/nonexistent/policy.toml") != NULL);
+    /* policy text errors are named as policy text, not rules */
+    CHECK(ping32dlp_policy_parse((const uint8_t *)bad, strlen(bad), &p2, &err) == PING32DLP_ERR_POLICY);
+    CHECK(str_has(ping32dlp_error_message(err), "<policy>:3:"));
+    CHECK(!str_has(ping32dlp_error_message(err), "rules"));
     ping32dlp_error_free(err);
     err = NULL;
+
+    /* a typo'd detector: refused when loaded for the engine, and at evaluation */
+    const char *typo = "[[rule]]\nid = \"cards\"\naction = \"block\"\nwhen = { detector = [\"credit_crad\"] }\n";
+    CHECK(ping32dlp_policy_parse_for_engine((const uint8_t *)typo, strlen(typo), engine, &p2, &err) == PING32DLP_ERR_POLICY);
+    CHECK(p2 == NULL && err != NULL);
+    CHECK(str_has(ping32dlp_error_message(err), "credit_crad"));
+    CHECK(str_has(ping32dlp_error_message(err), "cards"));
+    CHECK(str_has(ping32dlp_error_field(err), "rule[0]"));
+    ping32dlp_error_free(err);
+    err = NULL;
+    CHECK(ping32dlp_policy_parse_for_engine((const uint8_t *)typo, strlen(typo), NULL, &p2, &err) == PING32DLP_ERR_NULL);
+    char tpath[4096];
+    snprintf(tpath, sizeof tpath, "%s/typo.toml", tmp);
+    write_file(tpath, typo);
+    CHECK(ping32dlp_policy_load_for_engine(tpath, engine, &p2, &err) == PING32DLP_ERR_POLICY);
+    CHECK(str_has(ping32dlp_error_file(err), "typo.toml"));
+    ping32dlp_error_free(err);
+    err = NULL;
+    CHECK(ping32dlp_policy_load_for_engine("/nonexistent/p.toml", engine, &p2, &err) == PING32DLP_ERR_IO);
+    CHECK(err == NULL);
+    OK(ping32dlp_policy_load_for_engine(ppath, engine, &p2, &err));
+    ping32dlp_policy_free(p2);
+    p2 = NULL;
+    OK(ping32dlp_policy_parse((const uint8_t *)typo, strlen(typo), &p2, NULL)); /* unchecked load */
+    {
+        const ping32dlp_report *tr = NULL;
+        ping32dlp_verdict *tv = NULL;
+        OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)"4111 1111 1111 1111", 19, NULL, 0, &tr));
+        CHECK(ping32dlp_policy_evaluate(p2, tr, NULL, &tv) == PING32DLP_ERR_POLICY);
+        CHECK(tv == NULL);
+        CHECK(strstr(ping32dlp_last_error(), "credit_crad") != NULL);
+    }
+    ping32dlp_policy_free(p2);
+    p2 = NULL;
     CHECK(ping32dlp_policy_new_default(NULL) == PING32DLP_ERR_NULL);
     OK(ping32dlp_policy_new_default(&monitor));
+
+    /* monitor mode: the built-in policy says allow, and what it would do */
+    {
+        const char *cards = "カード番号 4111 1111 1111 1111, 5555 5555 5555 4444, 4012 8888 8888 1881";
+        const ping32dlp_report *cr = NULL;
+        ping32dlp_verdict *mv = NULL;
+        ping32dlp_context *to_partner = NULL;
+        OK(ping32dlp_context_new(&to_partner));
+        OK(ping32dlp_context_set(to_partner, PING32DLP_CTX_ENVELOPE_FROM, "ichiro@example.co.jp"));
+        OK(ping32dlp_context_set(to_partner, PING32DLP_CTX_ENVELOPE_TO, "buyer@partner.example.com"));
+        OK(ping32dlp_scanner_scan_text(s, (const uint8_t *)cards, strlen(cards), NULL, 0, &cr));
+        OK(ping32dlp_policy_evaluate(monitor, cr, to_partner, &mv));
+        ping32dlp_context_free(to_partner);
+        CHECK(ping32dlp_verdict_action(mv) == PING32DLP_ACTION_ALLOW);
+        CHECK(ping32dlp_verdict_would_action(mv) > PING32DLP_ACTION_ALLOW);
+        CHECK(strcmp(ping32dlp_action_str(ping32dlp_verdict_action(mv)), "allow") == 0);
+        ping32dlp_verdict_free(mv);
+    }
+    CHECK(strcmp(ping32dlp_action_str(PING32DLP_ACTION_BLOCK), "block") == 0);
+    CHECK(strcmp(ping32dlp_action_str(99), "unknown") == 0);
+    CHECK(strcmp(ping32dlp_confidence_str(PING32DLP_CONFIDENCE_MEDIUM), "medium") == 0);
+    CHECK(strcmp(ping32dlp_confidence_str(0), "unknown") == 0);
 
     /* evaluate without history */
     OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
@@ -467,7 +662,8 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     CHECK(ping32dlp_rule_match_action(watch) == PING32DLP_ACTION_BLOCK);
     CHECK(ping32dlp_verdict_rule(v, 3) == NULL);
     CHECK(ping32dlp_rule_match_id(NULL).len == 0);
-    CHECK(ping32dlp_rule_match_action(NULL) == PING32DLP_ACTION_ALLOW);
+    CHECK(ping32dlp_rule_match_action(NULL) == PING32DLP_ACTION_BLOCK);
+    CHECK(!ping32dlp_rule_match_is_monitor(NULL));
     CHECK(ping32dlp_rule_match_reason_count(NULL) == 0);
     CHECK(ping32dlp_verdict_header_count(v) == 1);
     CHECK(str_eq(ping32dlp_verdict_header_name(v, 0), "X-DLP"));
@@ -481,7 +677,9 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     CHECK(strstr(vj, "\"would_action\":\"block\"") != NULL);
     ping32dlp_string_free(vj);
     CHECK(ping32dlp_verdict_to_json(NULL, &vj) == PING32DLP_ERR_NULL);
-    CHECK(ping32dlp_verdict_action(NULL) == PING32DLP_ACTION_ALLOW);
+    CHECK(ping32dlp_verdict_action(NULL) == PING32DLP_ACTION_BLOCK); /* never "allow" for a mistake */
+    CHECK(ping32dlp_verdict_would_action(NULL) == PING32DLP_ACTION_BLOCK);
+    CHECK(ping32dlp_verdict_risk(NULL) == 100);
     ping32dlp_verdict_free(v);
     ping32dlp_verdict_free(NULL);
     v = NULL;
@@ -604,9 +802,16 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     ping32dlp_workflow_free(wf);
     ping32dlp_workflow_free(NULL);
 
-    /* persistence: a reopened workflow has the records and approvals */
+    /* persistence: a reopened workflow has the records and approvals (opened by "store URL":
+       NULL is SQLite in the state directory) */
     wf = NULL;
-    OK(ping32dlp_workflow_open(state, NULL, &wf));
+    CHECK(ping32dlp_workflow_open_store("mysql://x@db/dlp", state, NULL, &wf) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(wf == NULL);
+    CHECK(strstr(ping32dlp_last_error(), "postgres://") != NULL);
+    CHECK(ping32dlp_workflow_open_store(NULL, state, NULL, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_workflow_open_store("postgres://dlp:secret@127.0.0.1:1/dlp", state, NULL, &wf) == PING32DLP_ERR_DATABASE);
+    CHECK(strstr(ping32dlp_last_error(), "secret") == NULL);
+    OK(ping32dlp_workflow_open_store(NULL, state, NULL, &wf));
     OK(ping32dlp_workflow_record_json(wf, rec, &j));
     ping32dlp_string_free(j);
     /* the rejected and the expired request: their kept mail is discarded at once */
@@ -625,6 +830,71 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     free(mail);
 }
 
+/* A message written in pieces: the same report as the whole buffer, in memory and (a 3 MiB
+ * mail) through the temporary file; a message over the stream's limit is unscannable. */
+static void test_message_stream(const char *root) {
+    ping32dlp_engine *engine = NULL;
+    ping32dlp_scanner *s = NULL;
+    ping32dlp_message_stream *st = NULL;
+    const ping32dlp_report *r = NULL;
+    size_t len = 0;
+    unsigned char *mail = read_file(root, "corpus/extract/mail/01-iso2022jp-attachments.eml", &len);
+    OK(ping32dlp_engine_new_builtin(&engine));
+    OK(ping32dlp_scanner_new(engine, &s));
+    OK(ping32dlp_scanner_scan_message(s, mail, len, NULL, 0, &r));
+    size_t whole = ping32dlp_report_finding_count(r);
+    CHECK(whole > 0);
+
+    CHECK(ping32dlp_message_stream_new(0, NULL) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_message_stream_write(NULL, mail, len) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_message_stream_len(NULL) == 0);
+    ping32dlp_message_stream_free(NULL);
+    r = NULL;
+    CHECK(ping32dlp_scanner_scan_message_stream(s, NULL, NULL, 0, &r) == PING32DLP_ERR_NULL);
+    CHECK(r == NULL);
+
+    /* small: in memory, written 100 bytes at a time */
+    OK(ping32dlp_message_stream_new(0, &st));
+    CHECK(ping32dlp_message_stream_write(st, NULL, 5) == PING32DLP_ERR_NULL);
+    for (size_t at = 0; at < len; at += 100) OK(ping32dlp_message_stream_write(st, mail + at, len - at < 100 ? len - at : 100));
+    CHECK(ping32dlp_message_stream_len(st) == len);
+    OK(ping32dlp_scanner_scan_message_stream(s, st, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == whole);
+    CHECK(ping32dlp_report_size(r) == len);
+    CHECK(ping32dlp_message_stream_write(st, mail, 1) == PING32DLP_ERR_INVALID_ARGUMENT); /* scanned */
+    OK(ping32dlp_scanner_scan_message_stream(s, st, NULL, 0, &r)); /* again: same */
+    CHECK(ping32dlp_report_finding_count(r) == whole);
+    ping32dlp_message_stream_free(st);
+
+    /* large: the mail with 3 MiB of headers' worth of filler before its body goes to disk */
+    const char *filler = "X-Filler: nothing to see here, a long header line of filler text\r\n";
+    OK(ping32dlp_message_stream_new(0, &st));
+    size_t written = 0;
+    while (written < (3u << 20)) {
+        OK(ping32dlp_message_stream_write(st, (const uint8_t *)filler, strlen(filler)));
+        written += strlen(filler);
+    }
+    OK(ping32dlp_message_stream_write(st, mail, len));
+    CHECK(ping32dlp_message_stream_len(st) == written + len);
+    OK(ping32dlp_scanner_scan_message_stream(s, st, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == whole);
+    CHECK(ping32dlp_report_size(r) == written + len);
+    ping32dlp_message_stream_free(st);
+
+    /* over the stream's limit: unscannable, no findings from a part of it */
+    OK(ping32dlp_message_stream_new(1000, &st));
+    OK(ping32dlp_message_stream_write(st, mail, len));
+    OK(ping32dlp_scanner_scan_message_stream(s, st, NULL, 0, &r));
+    CHECK(ping32dlp_report_finding_count(r) == 0);
+    CHECK(ping32dlp_report_unscannable_count(r) == 1);
+    CHECK(str_has(ping32dlp_unscannable_reason(ping32dlp_report_unscannable(r, 0)), "limit"));
+    ping32dlp_message_stream_free(st);
+
+    ping32dlp_scanner_free(s);
+    ping32dlp_engine_free(engine);
+    free(mail);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s REPO_ROOT\n", argv[0]);
@@ -634,6 +904,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     test_version_and_results();
     test_engine_builder(tmp);
+    test_message_stream(argv[1]);
     test_context();
     test_scan(argv[1]);
     test_policy_and_workflow(argv[1], tmp);

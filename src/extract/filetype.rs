@@ -248,7 +248,9 @@ fn text_kind(data: &[u8], name: &str) -> FileKind {
     use FileKind::*;
     let head = &data[..data.len().min(8192)];
     // Binary: NUL bytes outside UTF-16 text.
-    let utf16 = head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]);
+    let utf16 = head.starts_with(&[0xFF, 0xFE])
+        || head.starts_with(&[0xFE, 0xFF])
+        || crate::text::utf16_without_bom(head).is_some();
     let controls = head
         .iter()
         .filter(|&&b| b < 0x09 || (0x0E..0x1B).contains(&b))
@@ -415,9 +417,11 @@ pub fn extension_mismatch(name: &str, kind: FileKind) -> bool {
     use FileKind::*;
     let e = ext(name);
     let expected: &[FileKind] = match e.as_str() {
-        "docx" | "docm" | "dotx" => &[Docx],
-        "xlsx" | "xlsm" | "xltx" => &[Xlsx],
-        "pptx" | "pptm" | "potx" => &[Pptx],
+        // A password-protected OOXML file is a CFB container (EncryptionInfo and
+        // EncryptedPackage streams) behind its usual name: encrypted, not disguised.
+        "docx" | "docm" | "dotx" => &[Docx, EncryptedOffice],
+        "xlsx" | "xlsm" | "xltx" => &[Xlsx, EncryptedOffice],
+        "pptx" | "pptm" | "potx" => &[Pptx, EncryptedOffice],
         "odt" => &[Odt],
         "ods" => &[Ods],
         "odp" => &[Odp],
@@ -484,5 +488,12 @@ mod tests {
         assert!(!extension_mismatch("data.xlsx", FileKind::Xlsx));
         assert!(!extension_mismatch("noext", FileKind::Xlsx));
         assert!(!extension_mismatch("x.weird", FileKind::Pdf));
+        // Password-protected Office files are CFB behind an OOXML name.
+        assert!(!extension_mismatch(
+            "見積書.docx",
+            FileKind::EncryptedOffice
+        ));
+        assert!(!extension_mismatch("list.xlsx", FileKind::EncryptedOffice));
+        assert!(extension_mismatch("photo.jpg", FileKind::EncryptedOffice));
     }
 }

@@ -105,6 +105,11 @@ pub struct ExtractOptions {
     /// Keep the decoded bytes of the message's own attachments ([`Extraction::kept`]), for the
     /// evidence store.
     pub keep_attachments: bool,
+    /// The charset of a text, CSV, XML or HTML file given on its own (`scan --encoding`,
+    /// `ping32dlp_scanner_set_encoding`): used instead of detection, so that a UTF-8 file that
+    /// contains `ESC $ B` is not read as ISO-2022-JP. A byte-order mark still wins; mail parts,
+    /// documents and archive members keep their own declarations and detection.
+    pub text_encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 /// Why something could not be (fully) inspected.
@@ -406,6 +411,14 @@ impl Ctx<'_> {
     }
 }
 
+/// Decodes a text object: the caller's charset for the input file itself, else detection.
+fn decode_object<'a>(ctx: &Ctx<'_>, data: &'a [u8], depth: u32) -> crate::text::Decoded<'a> {
+    match ctx.opts.text_encoding {
+        Some(enc) if depth == 0 => crate::text::decode_with(data, enc),
+        _ => crate::text::decode_text(data),
+    }
+}
+
 /// Inspects one file object found at `location` (an attachment, a member, the input file).
 pub(crate) fn inspect(
     ctx: &mut Ctx<'_>,
@@ -422,7 +435,10 @@ pub(crate) fn inspect(
         ctx.unscannable(location, Reason::LimitExceeded, "container_depth");
         return;
     }
-    let kind = sniff(data, name);
+    let mut kind = sniff(data, name);
+    if kind == FileKind::Unknown && depth == 0 && ctx.opts.text_encoding.is_some() {
+        kind = FileKind::Text; // the caller says it is text in that charset
+    }
     let mut att = Attachment {
         location: location.to_string(),
         name: name.to_string(),
@@ -480,7 +496,7 @@ pub(crate) fn inspect(
             });
         }
         F::Html => {
-            let decoded = crate::text::decode_text(data);
+            let decoded = decode_object(ctx, data, depth);
             let text = html_to_text(&decoded.text);
             ctx.push_text(Segment {
                 location: location.to_string(),
@@ -489,7 +505,7 @@ pub(crate) fn inspect(
             });
         }
         F::Text | F::Csv | F::Xml => {
-            let decoded = crate::text::decode_text(data);
+            let decoded = decode_object(ctx, data, depth);
             // Offsets in UTF-8 text are offsets in the file (past a BOM).
             let byte_base = if decoded.encoding == "UTF-8" {
                 decoded.bom_len

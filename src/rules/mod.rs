@@ -75,7 +75,7 @@ impl fmt::Display for Confidence {
 }
 
 /// How a finding's value is masked in reports, logs and audit rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MaskStyle {
     /// Shown as found (keywords and markings an administrator wrote themselves).
@@ -96,6 +96,9 @@ pub enum MaskStyle {
 /// A rules-file error: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
+    /// What kind of document: `rules` or `policy` (names text given without a file:
+    /// `<policy>:3:10`).
+    pub document: &'static str,
     /// The file, or `None` for rules given as a string.
     pub file: Option<PathBuf>,
     /// 1-based line; 0 when the error has no position (a missing file).
@@ -114,7 +117,7 @@ impl fmt::Display for RuleError {
             .file
             .as_deref()
             .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "<rules>".to_string());
+            .unwrap_or_else(|| format!("<{}>", self.document));
         if self.line > 0 {
             write!(f, "{file}:{}:{}: ", self.line, self.column)?;
         } else {
@@ -148,6 +151,7 @@ impl Source<'_> {
             None => (0, 0),
         };
         RuleError {
+            document: "rules",
             file: self.file.map(Path::to_path_buf),
             line,
             column,

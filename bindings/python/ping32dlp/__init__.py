@@ -1,7 +1,8 @@
 """Python binding of libping32dlp, the data-loss-prevention engine for outbound email.
 
-It loads the C library (``libping32dlp.so``) with ctypes: from ``$PING32DLP_LIBRARY`` if set,
-else wherever the dynamic loader finds it (``make install`` puts it in ``/usr/local/lib``).
+It loads the C library (``libping32dlp.so``) with ctypes: from ``$PING32DLP_LIBRARY`` if set
+(the library file, or the folder it is in), else wherever the dynamic loader finds it
+(``make install`` puts it in ``/usr/local/lib``).
 
 >>> import ping32dlp
 >>> with ping32dlp.Engine() as engine, engine.scanner() as scanner:
@@ -10,7 +11,10 @@ else wherever the dynamic loader finds it (``make install`` puts it in ``/usr/lo
 [('jp_my_number', '**** **** 9018')]
 
 Reports, findings and verdicts are plain dataclasses, copied out of the library: they stay
-valid after the next scan. Raw values are copied only when asked (``scan_*(raw_values=True)``).
+valid after the next scan, and a report can be judged (:meth:`Policy.evaluate`) or recorded at
+any time. Raw values are copied only when asked (``scan_*(raw_values=True)``). The built-in
+policy is monitor-only: its verdicts say ``action='allow'`` and ``would_action`` says what
+enforcing it would do.
 Errors are exceptions carrying the C result code (:class:`Error` and its subclasses).
 """
 
@@ -28,7 +32,7 @@ __all__ = [
     "Action", "Attachment", "Context", "Decision", "Engine", "Error", "Finding", "Policy",
     "Report", "RuleMatch", "Scanner", "Unscannable", "Verdict", "Workflow", "library_version",
     "RulesError", "PolicyError", "NotFoundError", "AlreadyDecidedError", "ForbiddenError",
-    "BusyError", "StateError",
+    "BusyError", "StateError", "FileError", "EngineImageError", "Evidence", "DetectorCount", "Detector",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -37,6 +41,11 @@ __all__ = [
 
 def _load() -> ctypes.CDLL:
     path = os.environ.get("PING32DLP_LIBRARY") or ctypes.util.find_library("ping32dlp")
+    if path and os.path.isdir(path):  # the folder of the library
+        for name in ("libping32dlp.so", "libping32dlp.so.0", "libping32dlp.dylib", "ping32dlp.dll"):
+            if os.path.exists(os.path.join(path, name)):
+                path = os.path.join(path, name)
+                break
     candidates = [path] if path else []
     candidates += ["libping32dlp.so.0", "/usr/local/lib/libping32dlp.so.0"]
     errors = []
@@ -85,12 +94,16 @@ _bytes_free = _fn("ping32dlp_bytes_free", None, _p, _size)
 _engine_new_builtin = _fn("ping32dlp_engine_new_builtin", _u32, _pp)
 _engine_free = _fn("ping32dlp_engine_free", None, _p)
 _engine_detector_count = _fn("ping32dlp_engine_detector_count", _size, _p)
+_engine_detector_id = _fn("ping32dlp_engine_detector_id", _Str, _p, _size)
+_engine_detector_name = _fn("ping32dlp_engine_detector_name", _Str, _p, _size, _cstr)
 _builder_new = _fn("ping32dlp_engine_builder_new", _u32, _pp)
 _builder_add_rules_file = _fn("ping32dlp_engine_builder_add_rules_file", _u32, _p, _cstr)
 _builder_add_rules = _fn("ping32dlp_engine_builder_add_rules", _u32, _p, _cstr, _size)
 _builder_add_dictionary_file = _fn("ping32dlp_engine_builder_add_dictionary_file", _u32, _p, _cstr)
 _builder_without_builtins = _fn("ping32dlp_engine_builder_without_builtins", _u32, _p)
 _builder_build = _fn("ping32dlp_engine_builder_build", _u32, _p, _pp, _pp)
+_engine_serialize = _fn("ping32dlp_engine_serialize", _u32, _p, _pp, ctypes.POINTER(_size))
+_engine_deserialize = _fn("ping32dlp_engine_deserialize", _u32, ctypes.c_char_p, _size, _pp)
 _error_message = _fn("ping32dlp_error_message", _Str, _p)
 _error_file = _fn("ping32dlp_error_file", _Str, _p)
 _error_line = _fn("ping32dlp_error_line", _size, _p)
@@ -107,7 +120,20 @@ _context_free = _fn("ping32dlp_context_free", None, _p)
 _scanner_new = _fn("ping32dlp_scanner_new", _u32, _p, _pp)
 _scanner_free = _fn("ping32dlp_scanner_free", None, _p)
 _scanner_add_password = _fn("ping32dlp_scanner_add_password", _u32, _p, _cstr)
+_scanner_set_limit = _fn("ping32dlp_scanner_set_limit", _u32, _p, _u32, _u64)
+_scanner_set_min_confidence = _fn("ping32dlp_scanner_set_min_confidence", _u32, _p, _u32)
+_scanner_set_encoding = _fn("ping32dlp_scanner_set_encoding", _u32, _p, _cstr)
+_report_clone = _fn("ping32dlp_report_clone", _u32, _p, _pp)
+_report_free = _fn("ping32dlp_report_free", None, _p)
+_report_detector_count = _fn("ping32dlp_report_detector_count", _size, _p)
+_report_detector_id = _fn("ping32dlp_report_detector_id", _Str, _p, _size)
+_report_detector_findings = _fn("ping32dlp_report_detector_findings", _size, _p, _size)
+_report_detector_unique = _fn("ping32dlp_report_detector_unique", _size, _p, _size)
 _scan_message = _fn("ping32dlp_scanner_scan_message", _u32, _p, _cstr, _size, _p, _u32, _pp)
+_stream_new = _fn("ping32dlp_message_stream_new", _u32, _u64, _pp)
+_stream_write = _fn("ping32dlp_message_stream_write", _u32, _p, _cstr, _size)
+_stream_free = _fn("ping32dlp_message_stream_free", None, _p)
+_scan_message_stream = _fn("ping32dlp_scanner_scan_message_stream", _u32, _p, _p, _p, _u32, _pp)
 _scan_file = _fn("ping32dlp_scanner_scan_file", _u32, _p, _cstr, _cstr, _size, _p, _u32, _pp)
 _scan_text = _fn("ping32dlp_scanner_scan_text", _u32, _p, _cstr, _size, _p, _u32, _pp)
 
@@ -139,6 +165,10 @@ _f_end = _fn("ping32dlp_finding_end", _size, _p)
 _f_page = _fn("ping32dlp_finding_page", _u32, _p)
 _f_sheet = _fn("ping32dlp_finding_sheet", _Str, _p)
 _f_cell = _fn("ping32dlp_finding_cell", _Str, _p)
+_f_evidence_count = _fn("ping32dlp_finding_evidence_count", _size, _p)
+_f_evidence_kind = _fn("ping32dlp_finding_evidence_kind", _Str, _p, _size)
+_f_evidence_detail = _fn("ping32dlp_finding_evidence_detail", _Str, _p, _size)
+_f_evidence_distance = _fn("ping32dlp_finding_evidence_distance", _i64, _p, _size)
 _report_unscannable_count = _fn("ping32dlp_report_unscannable_count", _size, _p)
 _report_unscannable = _fn("ping32dlp_report_unscannable", _p, _p, _size)
 _u_location = _fn("ping32dlp_unscannable_location", _Str, _p)
@@ -148,12 +178,15 @@ _report_to_json = _fn("ping32dlp_report_to_json", _u32, _p, _u32, _pp)
 
 _policy_load = _fn("ping32dlp_policy_load", _u32, _cstr, _pp, _pp)
 _policy_parse = _fn("ping32dlp_policy_parse", _u32, _cstr, _size, _pp, _pp)
+_policy_load_for_engine = _fn("ping32dlp_policy_load_for_engine", _u32, _cstr, _p, _pp, _pp)
+_policy_parse_for_engine = _fn("ping32dlp_policy_parse_for_engine", _u32, _cstr, _size, _p, _pp, _pp)
 _policy_new_default = _fn("ping32dlp_policy_new_default", _u32, _pp)
 _policy_check = _fn("ping32dlp_policy_check", _u32, _p, _p, _pp)
 _policy_free = _fn("ping32dlp_policy_free", None, _p)
 _policy_evaluate = _fn("ping32dlp_policy_evaluate", _u32, _p, _p, _p, _pp)
 _verdict_free = _fn("ping32dlp_verdict_free", None, _p)
 _verdict_action = _fn("ping32dlp_verdict_action", _u32, _p)
+_verdict_would_action = _fn("ping32dlp_verdict_would_action", _u32, _p)
 _verdict_risk = _fn("ping32dlp_verdict_risk", _u32, _p)
 _verdict_message = _fn("ping32dlp_verdict_message", _Str, _p, _cstr)
 _verdict_rule_count = _fn("ping32dlp_verdict_rule_count", _size, _p)
@@ -170,6 +203,7 @@ _verdict_header_value = _fn("ping32dlp_verdict_header_value", _Str, _p, _size)
 _verdict_subject_prefix = _fn("ping32dlp_verdict_subject_prefix", _Str, _p)
 
 _workflow_open = _fn("ping32dlp_workflow_open", _u32, _cstr, _p, _pp)
+_workflow_open_store = _fn("ping32dlp_workflow_open_store", _u32, _cstr, _cstr, _p, _pp)
 _workflow_free = _fn("ping32dlp_workflow_free", None, _p)
 _workflow_set_alert_callback = _fn("ping32dlp_workflow_set_alert_callback", _u32, _p, _ALERT_CB, _p)
 _workflow_record = _fn("ping32dlp_workflow_record", _u32, _p, _p, _p, _p, _cstr, _size, _u32, _pp)
@@ -201,6 +235,12 @@ _HEADERS = {"subject": 1, "from": 2, "to": 3, "cc": 4, "bcc": 5, "reply_to": 6, 
 _JSON_SHOW_VALUES = 1
 _DECIDE_ADMIN = 1
 _CONFIDENCE = {1: "low", 2: "medium", 3: "high"}
+_LIMITS = {
+    "container_depth": 1, "mime_depth": 2, "mime_parts": 3, "archive_entries": 4,
+    "message_entries": 5, "entry_bytes": 6, "message_decompressed": 7, "compression_ratio": 8,
+    "text_per_object": 9, "text_per_message": 10, "pdf_objects": 11, "pdf_pages": 12,
+    "cells": 13, "raw_message": 14, "time_ms": 15,
+}
 
 
 def library_version() -> str:
@@ -250,10 +290,22 @@ class BusyError(Error):
 
 
 class StateError(Error):
-    """A report was used after its scanner scanned again or was closed."""
+    """A report was used after it was closed."""
 
 
-_ERRORS = {302: NotFoundError, 303: AlreadyDecidedError, 304: ForbiddenError, 102: BusyError}
+class FileError(Error, OSError):
+    """A file (a policy, the state directory) could not be read or written."""
+
+
+class EngineImageError(Error, ValueError):
+    """Bytes given to :meth:`Engine.from_bytes` are not a saved engine of this library version,
+    or are damaged."""
+
+
+_ERRORS = {
+    302: NotFoundError, 303: AlreadyDecidedError, 304: ForbiddenError, 102: BusyError, 300: FileError,
+    200: RulesError, 201: PolicyError, 202: EngineImageError,
+}
 
 
 def _check(code: int) -> None:
@@ -281,6 +333,17 @@ def _b(s: Optional[Union[str, bytes, os.PathLike]]) -> Optional[bytes]:
     if isinstance(s, bytes):
         return s
     return os.fsencode(s) if isinstance(s, os.PathLike) else s.encode("utf-8")
+
+
+def _data(value: Any, what: str) -> bytes:
+    """Bytes for a C buffer; a clear TypeError for anything else (a str is not a message)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        raise TypeError(f"{what} takes bytes (the raw data as read or received), not str: pass value.encode() or read the file in binary mode")
+    raise TypeError(f"{what} takes bytes, not {type(value).__name__}")
 
 
 def _take_json(p: ctypes.c_void_p) -> Any:
@@ -373,9 +436,38 @@ class Engine(_Handle):
         """Number of detectors."""
         return int(_engine_detector_count(self))
 
+    def detectors(self) -> List["Detector"]:
+        """The engine's detectors in order: ids (what a policy names) and display names."""
+        return [
+            Detector(_engine_detector_id(self, i).text(), _engine_detector_name(self, i, b"en").text(),
+                     _engine_detector_name(self, i, b"ja").text())
+            for i in range(int(_engine_detector_count(self)))
+        ]
+
     def scanner(self) -> "Scanner":
         """A new scanner for this engine (one thread's)."""
         return Scanner(self)
+
+    def to_bytes(self) -> bytes:
+        """The compiled engine as bytes (versioned, checksummed) for :meth:`from_bytes`: build
+        a large dictionary once, load it at every start without compiling it again."""
+        data, n = ctypes.c_void_p(), _size()
+        _check(_engine_serialize(self, ctypes.byref(data), ctypes.byref(n)))
+        try:
+            return ctypes.string_at(data, n.value)
+        finally:
+            _bytes_free(data, n.value)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Engine":
+        """An engine saved by :meth:`to_bytes` of the same library version. Raises
+        :class:`EngineImageError` for another version or damaged bytes."""
+        data = _data(data, "data")
+        out = ctypes.c_void_p()
+        _check(_engine_deserialize(data, len(data), ctypes.byref(out)))
+        engine = cls.__new__(cls)
+        _Handle.__init__(engine, out)
+        return engine
 
 
 @dataclass
@@ -422,6 +514,33 @@ class _CContext(_Handle):
 
 
 @dataclass(frozen=True)
+class Detector:
+    """A detector of an engine: ``id`` (``jp_my_number``) and its English and Japanese names."""
+
+    id: str
+    name_en: str
+    name_ja: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a finding is one: ``kind`` (``context``, ``checksum``, ...), the word or check, and
+    the distance in characters from a context word."""
+
+    kind: str
+    detail: str
+    distance: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class DetectorCount:
+    """A detector's totals over a report: findings and distinct values."""
+
+    findings: int
+    unique: int
+
+
+@dataclass(frozen=True)
 class Finding:
     """A finding: detector id, confidence (``low``/``medium``/``high``), where, masked value."""
 
@@ -435,6 +554,7 @@ class Finding:
     sheet: Optional[str] = None
     cell: Optional[str] = None
     value: Optional[str] = field(default=None, repr=False)  # raw, only with raw_values=True
+    evidence: List[Evidence] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -472,8 +592,8 @@ class Report:
     attachments: List[Attachment]
     findings: List[Finding]
     unscannable: List[Unscannable]
-    _scanner: Any = field(default=None, repr=False, compare=False)
-    _generation: int = field(default=0, repr=False, compare=False)
+    counts: Dict[str, DetectorCount] = field(default_factory=dict)
+    _c: Any = field(default=None, repr=False, compare=False)
     _context: Optional[Context] = field(default=None, repr=False, compare=False)
 
     @property
@@ -486,17 +606,27 @@ class Report:
         return list(dict.fromkeys(f.detector for f in self.findings))
 
     def _handle(self) -> ctypes.c_void_p:
-        s = self._scanner
-        if s is None or not s._ptr or s._generation != self._generation:
-            raise StateError(101, "the report's scanner has scanned again or is closed")
-        return s._report
+        if self._c is None or not self._c._ptr:
+            raise StateError(101, "the report is closed")
+        return self._c._ptr
+
+    def close(self) -> None:
+        """Releases the library's copy of the report now (also done when garbage-collected);
+        the dataclass fields stay readable."""
+        if self._c is not None:
+            self._c.close()
 
     def to_json(self, show_values: bool = False) -> Dict[str, Any]:
-        """The library's JSON report (masked values unless ``show_values``); needs the scanner
-        not to have scanned since."""
+        """The library's JSON report (masked values unless ``show_values``)."""
         out = ctypes.c_void_p()
         _check(_report_to_json(self._handle(), _JSON_SHOW_VALUES if show_values else 0, ctypes.byref(out)))
         return _take_json(out)
+
+
+class _CReport(_Handle):
+    """A report the caller owns (``ping32dlp_report_clone``)."""
+
+    _free = staticmethod(_report_free)
 
 
 class Scanner(_Handle):
@@ -514,37 +644,88 @@ class Scanner(_Handle):
         self._lock = threading.Lock()
 
     def add_password(self, password: str) -> None:
-        """A password to try on encrypted zip members."""
+        """A password to try on encrypted zips and PDFs in the next scan only (passwords are
+        per mail: pass ``passwords=`` to a ``scan_*`` call instead)."""
         _check(_scanner_add_password(self, _b(password)))
 
-    def scan_message(self, raw: bytes, context: Optional[Context] = None, *, raw_values: bool = False) -> Report:
-        """Scans a raw RFC 5322 message."""
-        return self._scan(lambda c, out: _scan_message(self, raw, len(raw), c, 0, out), context, raw_values)
+    def set_limit(self, name: str, value: int) -> None:
+        """Sets an extraction limit: ``time_ms`` (the scan's time budget), ``entry_bytes``,
+        ``message_decompressed``, ``archive_entries``, ``container_depth``, ... (see
+        ``PING32DLP_LIMIT_*``). What a limit stops is reported as unscannable."""
+        if name not in _LIMITS:
+            raise ValueError(f"unknown limit {name!r}: one of {', '.join(_LIMITS)}")
+        _check(_scanner_set_limit(self, _LIMITS[name], int(value)))
 
-    def scan_file(self, name: str, data: bytes, context: Optional[Context] = None, *, raw_values: bool = False) -> Report:
+    def set_min_confidence(self, level: str) -> None:
+        """Reports only findings at ``low``, ``medium`` or ``high`` confidence and above."""
+        codes = {v: k for k, v in _CONFIDENCE.items()}
+        if level not in codes:
+            raise ValueError(f"unknown confidence {level!r}: low, medium or high")
+        _check(_scanner_set_min_confidence(self, codes[level]))
+
+    def set_encoding(self, label: Optional[str]) -> None:
+        """Reads text and text files in this charset (``cp932``, ``euc-jp``, ...); None detects."""
+        _check(_scanner_set_encoding(self, _b(label)))
+
+    def scan_message(self, raw: bytes, context: Optional[Context] = None, *, raw_values: bool = False,
+                     passwords: Sequence[str] = ()) -> Report:
+        """Scans a raw RFC 5322 message (bytes). ``passwords`` are tried on encrypted
+        attachments of this message only."""
+        raw = _data(raw, "scan_message")
+        return self._scan(lambda c, out: _scan_message(self, raw, len(raw), c, 0, out), context, raw_values, passwords)
+
+    def scan_message_stream(self, source: Any, context: Optional[Context] = None, *, max_bytes: int = 0,
+                            raw_values: bool = False, passwords: Sequence[str] = ()) -> Report:
+        """Scans a message too large to hold as one buffer: ``source`` is a binary file object
+        (read 1 MiB at a time) or an iterable of bytes chunks. The library spools it (memory,
+        then an unlinked temporary file); at most ``max_bytes`` are stored (0: the default
+        raw-message limit), and a longer message is reported unscannable."""
+        stream = ctypes.c_void_p()
+        _check(_stream_new(max_bytes, ctypes.byref(stream)))
+        try:
+            if hasattr(source, "read"):
+                chunks = iter(lambda: source.read(1 << 20), b"")
+            else:
+                chunks = iter(source)
+            for chunk in chunks:
+                chunk = _data(chunk, "scan_message_stream chunk")
+                _check(_stream_write(stream, chunk, len(chunk)))
+            return self._scan(lambda c, out: _scan_message_stream(self, stream, c, 0, out), context, raw_values,
+                              passwords)
+        finally:
+            _stream_free(stream)
+
+    def scan_file(self, name: str, data: bytes, context: Optional[Context] = None, *, raw_values: bool = False,
+                  passwords: Sequence[str] = ()) -> Report:
         """Scans one file called ``name`` (its extension is checked against the content)."""
-        return self._scan(lambda c, out: _scan_file(self, _b(name), data, len(data), c, 0, out), context, raw_values)
+        data = _data(data, "scan_file")
+        return self._scan(lambda c, out: _scan_file(self, _b(name), data, len(data), c, 0, out), context, raw_values,
+                          passwords)
 
     def scan_text(self, text: Union[str, bytes], context: Optional[Context] = None, *, raw_values: bool = False) -> Report:
         """Scans text (a str, or bytes in UTF-8, Shift_JIS, EUC-JP, ISO-2022-JP)."""
-        data = text.encode("utf-8") if isinstance(text, str) else text
-        return self._scan(lambda c, out: _scan_text(self, data, len(data), c, 0, out), context, raw_values)
+        data = text.encode("utf-8") if isinstance(text, str) else _data(text, "scan_text")
+        return self._scan(lambda c, out: _scan_text(self, data, len(data), c, 0, out), context, raw_values, ())
 
-    def _scan(self, call, context: Optional[Context], raw_values: bool) -> Report:
+    def _scan(self, call, context: Optional[Context], raw_values: bool, passwords: Sequence[str]) -> Report:
+        if isinstance(passwords, (str, bytes)):
+            raise TypeError("passwords takes a list of passwords, not one string")
         with self._lock:
             c = context._make() if context is not None else None
             try:
+                for pw in passwords:
+                    _check(_scanner_add_password(self, _b(pw)))
                 out = ctypes.c_void_p()
-                self._generation += 1
-                self._report = ctypes.c_void_p()
                 _check(call(c, ctypes.byref(out)))
-                self._report = out
-                return self._copy(out, raw_values, context)
+                owned = ctypes.c_void_p()
+                _check(_report_clone(out, ctypes.byref(owned)))
+                return self._copy(_CReport(owned), raw_values, context)
             finally:
                 if c is not None:
                     c.close()
 
-    def _copy(self, r: ctypes.c_void_p, raw_values: bool, context: Optional[Context]) -> Report:
+    def _copy(self, owned: "_CReport", raw_values: bool, context: Optional[Context]) -> Report:
+        r = owned._ptr
         headers = {}
         for name, code in _HEADERS.items():
             n = _report_header_count(r, code)
@@ -575,20 +756,26 @@ class Scanner(_Handle):
                 start=int(_f_start(f)), end=int(_f_end(f)), page=page or None,
                 sheet=_f_sheet(f).text() or None, cell=_f_cell(f).text() or None,
                 value=_f_value(f).text() if raw_values else None,
+                evidence=[
+                    Evidence(_f_evidence_kind(f, j).text(), _f_evidence_detail(f, j).text(),
+                             (lambda d: None if d < 0 else int(d))(_f_evidence_distance(f, j)))
+                    for j in range(_f_evidence_count(f))
+                ],
             ))
         unscannable = []
         for i in range(_report_unscannable_count(r)):
             u = _report_unscannable(r, i)
             unscannable.append(Unscannable(_u_location(u).text(), _u_reason(u).text(), _u_detail(u).text()))
+        counts = {
+            _report_detector_id(r, i).text(): DetectorCount(int(_report_detector_findings(r, i)),
+                                                              int(_report_detector_unique(r, i)))
+            for i in range(_report_detector_count(r))
+        }
         return Report(
             is_message=bool(_report_is_message(r)), size=int(_report_size(r)), headers=headers,
-            attachments=atts, findings=findings, unscannable=unscannable,
-            _scanner=self, _generation=self._generation, _context=context,
+            attachments=atts, findings=findings, unscannable=unscannable, counts=counts,
+            _c=owned, _context=context,
         )
-
-    def close(self) -> None:
-        self._report = ctypes.c_void_p()
-        super().close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,6 +811,7 @@ class Verdict:
     message_en: str
     headers: List[tuple]
     subject_prefix: Optional[str]
+    would_action: str = "allow"  # with every monitor-mode rule enforced
 
     @property
     def blocks(self) -> bool:
@@ -646,6 +834,7 @@ def _verdict(v: ctypes.c_void_p) -> Verdict:
         headers=[(_verdict_header_name(v, i).text(), _verdict_header_value(v, i).text())
                  for i in range(_verdict_header_count(v))],
         subject_prefix=_verdict_subject_prefix(v).text() or None,
+        would_action=Action.NAMES[_verdict_would_action(v)],
     )
 
 
@@ -655,21 +844,32 @@ class Policy(_Handle):
     _free = staticmethod(_policy_free)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]) -> "Policy":
-        """Loads a policy file; raises :class:`PolicyError` with file, line and field."""
+    def load(cls, path: Union[str, os.PathLike], engine: Optional[Engine] = None) -> "Policy":
+        """Loads a policy file; raises :class:`PolicyError` with file, line and field, and
+        :class:`FileError` when it cannot be read. With ``engine``, a rule naming a detector
+        the engine lacks (a typo) is a :class:`PolicyError` too (evaluation refuses such a
+        policy anyway)."""
         out, err = ctypes.c_void_p(), ctypes.c_void_p()
-        code = _policy_load(_b(path), ctypes.byref(out), ctypes.byref(err))
+        if engine is not None:
+            code = _policy_load_for_engine(_b(path), engine, ctypes.byref(out), ctypes.byref(err))
+        else:
+            code = _policy_load(_b(path), ctypes.byref(out), ctypes.byref(err))
         if code == 201:
             raise _rule_error(PolicyError, code, err)
         _check(code)
         return cls(out)
 
     @classmethod
-    def parse(cls, text: str) -> "Policy":
-        """Parses a policy from TOML text."""
+    def parse(cls, text: str, engine: Optional[Engine] = None) -> "Policy":
+        """Parses a policy from TOML text (checked against ``engine`` when given)."""
         out, err = ctypes.c_void_p(), ctypes.c_void_p()
+        if not isinstance(text, str):
+            raise TypeError(f"Policy.parse takes the policy as str, not {type(text).__name__}")
         t = text.encode("utf-8")
-        code = _policy_parse(t, len(t), ctypes.byref(out), ctypes.byref(err))
+        if engine is not None:
+            code = _policy_parse_for_engine(t, len(t), engine, ctypes.byref(out), ctypes.byref(err))
+        else:
+            code = _policy_parse(t, len(t), ctypes.byref(out), ctypes.byref(err))
         if code == 201:
             raise _rule_error(PolicyError, code, err)
         _check(code)
@@ -717,13 +917,24 @@ class Decision:
 
 
 class Workflow(_Handle):
-    """The audit trail, approvals and alerts in a state directory (SQLite). Thread-safe."""
+    """The audit trail, approvals and alerts: SQLite in a state directory, or a shared store
+    (``store="postgres://user@host:port/db"``; the password from ``$PING32DLP_STORE_PASSWORD``
+    or ``$PGPASSWORD``). Thread-safe."""
 
     _free = staticmethod(_workflow_free)
 
-    def __init__(self, state_dir: Union[str, os.PathLike], policy: Optional[Policy] = None):
+    def __init__(
+        self,
+        state_dir: Optional[Union[str, os.PathLike]] = None,
+        policy: Optional[Policy] = None,
+        store: Optional[str] = None,
+    ):
         out = ctypes.c_void_p()
-        _check(_workflow_open(_b(state_dir), policy, ctypes.byref(out)))
+        if store is None and state_dir is not None:
+            _check(_workflow_open(_b(state_dir), policy, ctypes.byref(out)))
+        else:
+            sd = None if state_dir is None else _b(state_dir)
+            _check(_workflow_open_store(None if store is None else _b(store), sd, policy, ctypes.byref(out)))
         super().__init__(out)
         self._callback = None
 
@@ -750,6 +961,8 @@ class Workflow(_Handle):
     def record(self, policy: Policy, report: Report, context: Optional[Context] = None, raw: Optional[bytes] = None) -> Decision:
         """Judges a report with history and records it durably; ``raw`` is kept with a hold."""
         ctx = context if context is not None else report._context
+        if raw is not None:
+            raw = _data(raw, "Workflow.record raw")
         c = ctx._make() if ctx is not None else None
         out = ctypes.c_void_p()
         try:

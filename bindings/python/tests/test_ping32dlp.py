@@ -102,13 +102,56 @@ def test_context_gives_origins(engine):
     assert r.attachments[1].origin is None
 
 
-def test_a_report_is_stale_after_the_next_scan(engine):
-    with engine.scanner() as s, Policy.default() as p:
-        first = s.scan_text("a")
-        s.scan_text("b")
-        assert first.findings == []  # the copied data stays usable
+def test_reports_outlive_the_next_scan_and_the_scanner(engine):
+    with Policy.default() as p:
+        with engine.scanner() as s:
+            first = s.scan_text("個人番号 1234 5678 9018")
+            s.scan_text("b")
+        # the library keeps its own copy of each report: judged after the next scan and close
+        assert p.evaluate(first).action == "allow"
+        assert first.to_json()["counts"]
+        first.close()
         with pytest.raises(ping32dlp.StateError):
             p.evaluate(first)
+
+
+def test_monitor_mode_says_what_it_would_do(engine):
+    ctx = Context(envelope_from="ichiro@example.co.jp", envelope_to=["buyer@partner.example.com"])
+    with engine.scanner() as s, Policy.default() as p:
+        r = s.scan_text("カード番号 4111 1111 1111 1111, 5555 5555 5555 4444", ctx)
+        v = p.evaluate(r)
+    assert v.action == "allow" and v.would_action == "hold"
+
+
+def test_passwords_are_per_scan_and_reports_have_counts_and_evidence(engine):
+    ppap = MAIL.parent / "04a-ppap-zip.eml"
+    with engine.scanner() as s:
+        assert s.scan_message(ppap.read_bytes(), passwords=["Xy7#kP2q"]).unscannable == []
+        assert s.scan_message(ppap.read_bytes()).unscannable  # not remembered
+        s.add_password("Xy7#kP2q")
+        assert s.scan_message(ppap.read_bytes()).unscannable == []
+        assert s.scan_message(ppap.read_bytes()).unscannable  # add_password: the next scan only
+        r = s.scan_text("個人番号 1234 5678 9018")
+        assert r.counts == {"jp_my_number": ping32dlp.DetectorCount(1, 1)}
+        kinds = {e.kind for e in r.findings[0].evidence}
+        assert {"context", "checksum"} <= kinds
+        s.set_min_confidence("high")
+        assert s.scan_text("1234 5678 9018").findings == []
+        s.set_min_confidence("low")
+        s.set_encoding("euc-jp")
+        assert s.scan_text("個人番号 1234 5678 9018".encode("euc-jp")).findings[0].confidence == "high"
+        s.set_encoding(None)
+        s.set_limit("time_ms", 30000)
+        with pytest.raises(ValueError):
+            s.set_limit("no_such", 1)
+        with pytest.raises(ping32dlp.Error, match="INVALID_ARGUMENT"):
+            s.set_limit("entry_bytes", 0)
+        with pytest.raises(TypeError, match="bytes"):
+            s.scan_message("From: a@b\r\n\r\nbody")
+        with pytest.raises(TypeError, match="list"):
+            s.scan_message(ppap.read_bytes(), passwords="Xy7#kP2q")
+    ids = [d.id for d in engine.detectors()]
+    assert "jp_my_number" in ids and len(ids) == engine.detector_count
 
 
 def test_rules_errors_name_file_line_and_field(tmp_path):
@@ -133,6 +176,46 @@ def test_user_rules_and_dictionaries(tmp_path):
         assert e.detector_count == 1
 
 
+def test_a_saved_engine_loads_and_finds_the_same(tmp_path):
+    d = tmp_path / "customers.txt"
+    d.write_text("".join(f"customer-{i:05d}\n" for i in range(5000)), encoding="utf-8")
+    built = Engine(dictionaries=[d], rules_text='[[keywords]]\nid = "codenames"\nterms = ["Project Falcon"]\n')
+    data = built.to_bytes()
+    assert data.startswith(b"PING32DLP-ENGINE")
+    text = "Project Falcon: customer-04242, 個人番号 1234 5678 9018"
+    with built.scanner() as s:
+        want = [(f.detector, f.value_masked) for f in s.scan_text(text).findings]
+    built.close()
+    with Engine.from_bytes(data) as loaded, loaded.scanner() as s:
+        got = [(f.detector, f.value_masked) for f in s.scan_text(text).findings]
+        assert [d.id for d in loaded.detectors()][-2:] == ["codenames", "dictionary:customers"]
+    assert got == want and len(got) == 3
+    with pytest.raises(ping32dlp.EngineImageError, match="checksum"):
+        Engine.from_bytes(data[:100] + bytes([data[100] ^ 1]) + data[101:])
+    with pytest.raises(ping32dlp.EngineImageError, match="not a libping32dlp engine"):
+        Engine.from_bytes(b"MZ\x90\x00")
+    with pytest.raises(TypeError, match="bytes"):
+        Engine.from_bytes("PING32DLP-ENGINE")
+
+
+def test_a_message_streamed_in_pieces(engine):
+    raw = MAIL.read_bytes()
+    big = b"X-Filler: " + b"x" * 100 + b"\r\n"
+    big = big * (3 * 1024 * 1024 // len(big)) + raw  # 3 MiB: spooled to a temporary file
+    with engine.scanner() as s:
+        want = [(f.detector, f.value_masked) for f in s.scan_message(raw).findings]
+        with open(MAIL, "rb") as f:
+            got = s.scan_message_stream(f)
+        assert [(f.detector, f.value_masked) for f in got.findings] == want and want
+        got = s.scan_message_stream(big[i:i + 65536] for i in range(0, len(big), 65536))
+        assert [(f.detector, f.value_masked) for f in got.findings] == want
+        assert got.size == len(big)
+        over = s.scan_message_stream([raw], max_bytes=1000)
+        assert not over.findings and over.unscannable[0].reason == "limit_exceeded"
+        with pytest.raises(TypeError, match="bytes"):
+            s.scan_message_stream(["text"])
+
+
 def test_policy_errors(engine, tmp_path):
     with pytest.raises(ping32dlp.PolicyError) as e:
         Policy.parse('[[rule]]\nid = "x"\naction = "explode"\nwhen = { channel_in = ["api"] }\n')
@@ -142,8 +225,22 @@ def test_policy_errors(engine, tmp_path):
     with Policy.load(p) as pol:
         with pytest.raises(ping32dlp.PolicyError, match="no_such"):
             pol.check(engine)
-    with pytest.raises(ping32dlp.PolicyError):
+    with pytest.raises(ping32dlp.FileError):  # a file that cannot be read is not a policy error
         Policy.load(tmp_path / "missing.toml")
+    # with the engine, a typo is refused at load; without it, at evaluation
+    typo = '[[rule]]\nid = "cards"\naction = "block"\nwhen = { detector = ["credit_crad"] }\n'
+    with pytest.raises(ping32dlp.PolicyError, match="credit_crad") as e:
+        Policy.parse(typo, engine)
+    assert "cards" in str(e.value) and "rule[0]" in e.value.field
+    (tmp_path / "typo.toml").write_text(typo)
+    with pytest.raises(ping32dlp.PolicyError, match="credit_crad") as e:
+        Policy.load(tmp_path / "typo.toml", engine)
+    assert e.value.file.endswith("typo.toml")
+    with Policy.parse(typo) as pol, engine.scanner() as s:
+        with pytest.raises(ping32dlp.PolicyError, match="credit_crad"):
+            pol.evaluate(s.scan_text("4111 1111 1111 1111"))
+    with pytest.raises(ping32dlp.PolicyError, match="<policy>:3"):
+        Policy.parse('[[rule]]\nid = "x"\naction = "explode"\n')
 
 
 def test_workflow_hold_view_approve_and_persistence(engine, tmp_path):
@@ -216,3 +313,17 @@ def test_closed_handles_raise():
     e.close()  # twice is fine
     with pytest.raises(ping32dlp.Error, match="PING32DLP_ERR_NULL"):
         e.scanner()
+
+
+def test_workflow_on_a_store_url(tmp_path):
+    import os
+    # A URL of another kind is refused with a clear message; none is SQLite in the state dir.
+    with pytest.raises(Exception) as e:
+        Workflow(tmp_path / "s", store="mysql://x@db/dlp")
+    assert "postgres://" in str(e.value)
+    with Workflow(state_dir=tmp_path / "s", store=None) as wf:
+        assert wf is not None
+    url = os.environ.get("PING32DLP_TEST_PG_URL")
+    if url:  # scripts/store-test.sh runs this file again with a private PostgreSQL
+        with Workflow(tmp_path / "pg", store=url) as wf:
+            assert wf is not None
