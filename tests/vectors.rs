@@ -87,6 +87,16 @@ fn every_vector() {
                     )),
                     Some(_) => {}
                 }
+            } else if let Some(v) = case.value.as_deref() {
+                // A negative with a value: that value must not be found (others may).
+                if let Some(f) = mine.iter().find(|f| f.value == v) {
+                    failures.push(format!(
+                        "{}: {det} should not find {v:?} in {:?}; found it at {}",
+                        path.display(),
+                        case.text,
+                        f.confidence
+                    ));
+                }
             } else if !mine.is_empty() {
                 failures.push(format!(
                     "{}: {det} should find nothing in {:?}; found {:?}",

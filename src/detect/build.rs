@@ -8,7 +8,7 @@ use regex_automata::Input;
 
 use super::context::{ContextWords, WordRole};
 use super::literals::LiteralMatcher;
-use super::normalize::fold_str;
+use super::normalize::{fold_str, half_width_katakana};
 use super::{
     BuiltinKind, DetId, DetParams, DetectorInfo, DetectorKind, Engine, TermAction, Validator,
 };
@@ -58,6 +58,7 @@ impl EngineBuilder {
     pub fn rules_file(mut self, path: impl AsRef<Path>) -> Result<EngineBuilder, RuleError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| RuleError {
+            document: "rules",
             file: Some(path.to_path_buf()),
             line: 0,
             column: 0,
@@ -478,7 +479,8 @@ fn check_words(
     Ok(())
 }
 
-/// A keyword and its width variants: `ＡＢＣ` also matches `ABC` and the other way round.
+/// A keyword and its width variants: `ＡＢＣ` also matches `ABC` and the other way round, and
+/// katakana also in half-width forms (`ﾌｧﾙｺﾝ` for `ファルコン`).
 fn term_variants(t: &str) -> Vec<String> {
     let t = t.trim().to_string();
     let folded = fold_str(&t);
@@ -492,8 +494,9 @@ fn term_variants(t: &str) -> Vec<String> {
             }
         })
         .collect();
+    let half = half_width_katakana(&folded);
     let mut v = vec![t];
-    for x in [folded, wide] {
+    for x in [Some(folded), Some(wide), half].into_iter().flatten() {
         if !v.contains(&x) {
             v.push(x);
         }
@@ -718,6 +721,7 @@ fn flatten(e: &dyn std::error::Error) -> String {
 /// skipped.
 pub(crate) fn read_dictionary(path: &Path) -> Result<Vec<String>, RuleError> {
     let err = |line: usize, msg: String| RuleError {
+        document: "rules",
         file: Some(path.to_path_buf()),
         line,
         column: if line > 0 { 1 } else { 0 },
@@ -741,6 +745,21 @@ pub(crate) fn read_dictionary(path: &Path) -> Result<Vec<String>, RuleError> {
     Ok(terms)
 }
 
+/// The widest context window and the widest negative window of any detector, in characters.
+pub(crate) fn widest_windows(detectors: &[DetectorInfo]) -> (usize, usize) {
+    let max_window = detectors
+        .iter()
+        .map(|d| d.params.context_window.max(d.params.negative_window))
+        .max()
+        .unwrap_or(0);
+    let max_negative_window = detectors
+        .iter()
+        .map(|d| d.params.negative_window)
+        .max()
+        .unwrap_or(0);
+    (max_window, max_negative_window)
+}
+
 fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, RuleError> {
     let mut seen = HashMap::new();
     let mut detectors = Vec::new();
@@ -760,6 +779,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         }
         if seen.insert(p.info.id.clone(), ()).is_some() {
             return Err(RuleError {
+                document: "rules",
                 file: None,
                 line: 0,
                 column: 0,
@@ -771,23 +791,15 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         if let DetectorKind::Builtin(k) = p.info.kind {
             builtin[k.index()] = Some(det);
         }
-        for w in &p.positive {
-            context_pairs.push((
-                w.clone(),
-                WordRole {
-                    det,
-                    negative: false,
-                },
-            ));
-        }
-        for w in &p.negative {
-            context_pairs.push((
-                w.clone(),
-                WordRole {
-                    det,
-                    negative: true,
-                },
-            ));
+        // Context words also in half-width katakana (`ｹｲﾀｲ` for `ケイタイ`).
+        for (words, negative) in [(&p.positive, false), (&p.negative, true)] {
+            for w in words {
+                let role = WordRole { det, negative };
+                if let Some(half) = half_width_katakana(w) {
+                    context_pairs.push((half, role));
+                }
+                context_pairs.push((w.clone(), role));
+            }
         }
         for (t, conf) in &p.terms {
             let key = if fold {
@@ -845,6 +857,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
     } else {
         let refs: Vec<&[u8]> = literal_terms.iter().map(|t| t.as_ref()).collect();
         Some(LiteralMatcher::new(&refs, fold).map_err(|m| RuleError {
+            document: "rules",
             file: None,
             line: 0,
             column: 0,
@@ -853,6 +866,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         })?)
     };
     let context = ContextWords::new(context_pairs).map_err(|m| RuleError {
+        document: "rules",
         file: None,
         line: 0,
         column: 0,
@@ -868,6 +882,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
             .map(|r| Regex::new(r).map_err(Box::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RuleError {
+                document: "rules",
                 file: None,
                 line: 0,
                 column: 0,
@@ -876,16 +891,8 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
             })?;
         Some((compiled, regex_dets))
     };
-    let max_window = detectors
-        .iter()
-        .map(|d| d.params.context_window.max(d.params.negative_window))
-        .max()
-        .unwrap_or(0);
-    let max_negative_window = detectors
-        .iter()
-        .map(|d| d.params.negative_window)
-        .max()
-        .unwrap_or(0);
+    let regex_patterns = regexes;
+    let (max_window, max_negative_window) = widest_windows(&detectors);
     Ok(Engine {
         max_negative_window,
         detectors,
@@ -895,6 +902,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
         term_actions,
         context,
         regex,
+        regex_patterns,
         max_window,
         report_test_values,
     })

@@ -11,7 +11,7 @@ use aho_corasick::{AhoCorasick, Input, MatchKind};
 use super::DetId;
 
 /// What a context word says about a detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WordRole {
     pub det: DetId,
     pub negative: bool,
@@ -81,6 +81,15 @@ impl ContextWords {
             edges,
             max_len,
         })
+    }
+
+    /// The `(word, role)` pairs that [`ContextWords::new`] builds this from again.
+    pub fn pairs(&self) -> Vec<(String, WordRole)> {
+        self.words
+            .iter()
+            .zip(&self.roles)
+            .flat_map(|(w, roles)| roles.iter().map(|&r| (w.clone(), r)))
+            .collect()
     }
 
     pub fn heap_bytes(&self) -> usize {

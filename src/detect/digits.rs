@@ -776,7 +776,8 @@ fn phones(
             return;
         }
         if n == 1 {
-            // Unseparated: mobiles are recognisable, anything else needs a label.
+            // Unseparated: mobiles are recognisable (and with a label as sure as a hyphenated
+            // number: `携帯 09012345678`), anything else needs a label.
             let mobile = total == 11 && matches!(&d[..3], b"070" | b"080" | b"090");
             push(
                 col,
@@ -785,7 +786,7 @@ fn phones(
                 w.end(),
                 d,
                 if mobile { Some(Low) } else { None },
-                Medium,
+                if mobile { High } else { Medium },
                 None,
             );
             return;

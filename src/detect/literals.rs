@@ -5,7 +5,7 @@
 //! An Aho-Corasick automaton walked over every byte runs at a few hundred MB/s once it holds
 //! thousands of patterns (its prefilters only help with a handful of patterns). Most text holds no
 //! term at all, so the matcher first *filters* positions with a hashed bitset and only verifies the
-//! survivors with an anchored Aho-Corasick search:
+//! survivors with an anchored walk of a byte trie of the tier's terms:
 //!
 //! * Terms are put in tiers by length. A tier has a key length `K` (4 or 8 bytes) and a stride `S`;
 //!   every term of the tier is at least `K + S - 1` bytes long. For each term, the `S` keys starting
@@ -14,15 +14,132 @@
 //! * The scan reads one key every `S` bytes of the text. An occurrence of a term starting at `s`
 //!   has exactly one offset `k < S` with `s + k` on the stride lattice, and the key read there is the
 //!   term's own key at offset `k`, so no occurrence is missed.
-//! * A key whose bit is set is looked up in the exact table; for each recorded offset `k`, an
-//!   anchored search at `p - k` confirms the term and finds the longest one that starts there.
+//! * A key whose bit is set is looked up in the exact table; for each recorded offset `k`, a walk
+//!   of the trie from `p - k` confirms the term and finds the longest one that starts there. The
+//!   trie is built from the sorted terms in one pass (an Aho-Corasick automaton spent 80% of a
+//!   100,000-term build on failure links that an anchored search never follows), and it is plain
+//!   arrays, so a compiled engine can be saved and loaded ([`crate::Engine::to_bytes`]).
 //!
 //! Keys are ASCII-case-folded when any term is case-insensitive, so the filter is a superset of
 //! both kinds; case-sensitive terms are compared byte for byte afterwards by the caller.
 //! Terms shorter than 4 bytes (rare: `ID`, one kanji) fall back to a plain automaton search.
 
-use aho_corasick::automaton::OverlappingState;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, Input, MatchKind, StartKind};
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde::{Deserialize, Serialize};
+
+use super::build::MAX_TERMS;
+
+const NONE: u32 = u32::MAX;
+
+/// The terms of a tier as a byte trie (ASCII-folded when the matcher folds): for an anchored
+/// walk that yields every term starting at a position. Nodes are in depth-first order of the
+/// sorted terms; a node's children are a linked list in byte order (the root has a table).
+#[derive(Default, Serialize, Deserialize)]
+struct Trie {
+    first_child: Vec<u32>,
+    next_sibling: Vec<u32>,
+    byte: Vec<u8>,
+    /// Terms ending at a node: `ends[lo[n]..hi[n]]` (tier-local pattern indices, in order).
+    lo: Vec<u32>,
+    hi: Vec<u32>,
+    ends: Vec<u32>,
+    root: Vec<u32>,
+}
+
+impl Trie {
+    /// The trie of `pats` (pattern `i` is `pats[i]`), folded to ASCII lower case when `fold`.
+    fn new(pats: &[&[u8]], fold: bool) -> Trie {
+        let folded: Vec<Vec<u8>> = pats
+            .iter()
+            .map(|p| {
+                if fold {
+                    p.to_ascii_lowercase()
+                } else {
+                    p.to_vec()
+                }
+            })
+            .collect();
+        let mut order: Vec<u32> = (0..pats.len() as u32).collect();
+        order.sort_by(|&a, &b| folded[a as usize].cmp(&folded[b as usize]));
+        let mut t = Trie {
+            root: vec![NONE; 256],
+            ..Trie::default()
+        };
+        // The node path of the previous term, and each node's last child (while building).
+        let mut path: Vec<u32> = Vec::new();
+        let mut last_child: Vec<u32> = Vec::new();
+        let mut prev: &[u8] = &[];
+        for &i in &order {
+            let term = &folded[i as usize][..];
+            let lcp = prev.iter().zip(term).take_while(|(a, b)| a == b).count();
+            path.truncate(lcp);
+            for &b in &term[lcp..] {
+                let n = t.byte.len() as u32;
+                t.first_child.push(NONE);
+                t.next_sibling.push(NONE);
+                t.byte.push(b);
+                t.lo.push(0);
+                t.hi.push(0);
+                last_child.push(NONE);
+                match path.last() {
+                    None => t.root[b as usize] = n,
+                    Some(&parent) => {
+                        let p = parent as usize;
+                        if last_child[p] == NONE {
+                            t.first_child[p] = n;
+                        } else {
+                            t.next_sibling[last_child[p] as usize] = n;
+                        }
+                        last_child[p] = n;
+                    }
+                }
+                path.push(n);
+            }
+            // Terms are non-empty, so the path ends at the term's node; equal terms are
+            // adjacent in the order, so a node's terms are contiguous in `ends`.
+            if let Some(&n) = path.last() {
+                let n = n as usize;
+                if t.hi[n] == 0 {
+                    t.lo[n] = t.ends.len() as u32;
+                }
+                t.ends.push(i);
+                t.hi[n] = t.ends.len() as u32;
+            }
+            prev = term;
+        }
+        t
+    }
+
+    /// Calls `f(pattern, end)` for every term that matches `hay` from `start`, shortest first.
+    #[inline]
+    fn walk(&self, hay: &[u8], start: usize, fold: bool, mut f: impl FnMut(u32, usize)) {
+        let mut node = NONE;
+        for (i, &b) in hay[start..].iter().enumerate() {
+            let b = if fold { b.to_ascii_lowercase() } else { b };
+            let next = if node == NONE {
+                self.root[b as usize]
+            } else {
+                let mut c = self.first_child[node as usize];
+                while c != NONE && self.byte[c as usize] != b {
+                    c = self.next_sibling[c as usize];
+                }
+                c
+            };
+            if next == NONE {
+                return;
+            }
+            node = next;
+            let n = node as usize;
+            for &pat in &self.ends[self.lo[n] as usize..self.hi[n] as usize] {
+                f(pat, start + i + 1);
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.byte.len() * (4 + 4 + 1 + 4 + 4) + self.ends.len() * 4 + self.root.len() * 4
+    }
+}
 
 /// A hit: term index and byte span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,16 +178,21 @@ impl KeyTable {
     }
 
     fn insert(&mut self, key: u64, offset: usize) {
+        self.insert_mask(key, 1 << offset);
+    }
+
+    /// Adds the offsets in `mask` (not 0) to `key`'s entry.
+    fn insert_mask(&mut self, key: u64, mask: u8) {
         let m = self.keys.len() - 1;
         let mut i = hash(key, self.shift);
         loop {
             if self.masks[i] == 0 {
                 self.keys[i] = key;
-                self.masks[i] = 1 << offset;
+                self.masks[i] = mask;
                 return;
             }
             if self.keys[i] == key {
-                self.masks[i] |= 1 << offset;
+                self.masks[i] |= mask;
                 return;
             }
             i = (i + 1) & m;
@@ -105,8 +227,8 @@ struct Tier {
     bloom: Vec<u64>,
     bits_log2: u32,
     table: KeyTable,
-    ac: AhoCorasick,
-    /// Automaton pattern id -> term index.
+    trie: Trie,
+    /// Trie pattern index -> term index.
     terms: Vec<u32>,
 }
 
@@ -167,11 +289,7 @@ impl LiteralMatcher {
         let no_letters = |&i: &u32| !terms[i as usize].iter().any(u8::is_ascii_alphabetic);
         if !buckets[2].is_empty() && buckets[2].len() <= 32 && buckets[2].iter().all(no_letters) {
             let ids = std::mem::take(&mut buckets[2]);
-            let mut b = aho_corasick::packed::Config::new()
-                .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
-                .builder();
-            b.extend(ids.iter().map(|&i| terms[i as usize]));
-            match b.build() {
+            match teddy_searcher(terms, &ids) {
                 Some(searcher) => teddy = Some((searcher, ids)),
                 None => buckets[2] = ids,
             }
@@ -214,44 +332,23 @@ impl LiteralMatcher {
                 }
             }
             let pats: Vec<&[u8]> = ids.iter().map(|&i| terms[i as usize]).collect();
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .start_kind(StartKind::Anchored)
-                .ascii_case_insensitive(fold)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .prefilter(false)
-                .build(&pats)
-                .map_err(|e| e.to_string())?;
+            let trie = Trie::new(&pats, fold);
             tiers.push(Tier {
                 key_len: k,
                 stride: s,
                 bloom: bloom_bits,
                 bits_log2,
                 table,
-                ac,
+                trie,
                 terms: ids,
             });
         }
         let tiny = if tiny.is_empty() {
             None
         } else {
-            let pats: Vec<&[u8]> = tiny.iter().map(|&i| terms[i as usize]).collect();
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(fold)
-                .build(&pats)
-                .map_err(|e| e.to_string())?;
-            Some((ac, tiny))
+            Some((tiny_searcher(terms, &tiny, fold)?, tiny))
         };
-        let edges = terms
-            .iter()
-            .map(|t| {
-                (
-                    t.first().is_some_and(|&b| is_word_byte(b)),
-                    t.last().is_some_and(|&b| is_word_byte(b)),
-                )
-            })
-            .collect();
+        let edges = term_edges(terms);
         Ok(LiteralMatcher {
             tiers,
             teddy,
@@ -266,7 +363,7 @@ impl LiteralMatcher {
         self.tiers
             .iter()
             .map(|t| {
-                t.bloom.len() * 8 + t.table.heap_bytes() + t.ac.memory_usage() + t.terms.len() * 4
+                t.bloom.len() * 8 + t.table.heap_bytes() + t.trie.heap_bytes() + t.terms.len() * 4
             })
             .sum::<usize>()
             + self
@@ -405,31 +502,220 @@ impl LiteralMatcher {
             let Some(start) = p.checked_sub(k) else {
                 continue;
             };
-            let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
             let mut best: Option<LitHit> = None;
-            let mut state = OverlappingState::start();
-            // Anchored overlapping search: every term that starts at `start`, shortest first.
-            while tier
-                .ac
-                .try_find_overlapping(input.clone(), &mut state)
-                .is_ok()
-            {
-                let Some(m) = state.get_match() else { break };
-                let term = tier.terms[m.pattern().as_usize()];
-                if self.bounded(hay, term, m.start(), m.end())
-                    && best.is_none_or(|b| m.end() > b.end)
-                {
-                    best = Some(LitHit {
-                        term,
-                        start: m.start(),
-                        end: m.end(),
-                    });
+            // Every term that starts at `start`, shortest first; the longest bounded one wins.
+            tier.trie.walk(hay, start, self.fold, |pat, end| {
+                let term = tier.terms[pat as usize];
+                if self.bounded(hay, term, start, end) && best.is_none_or(|b| end > b.end) {
+                    best = Some(LitHit { term, start, end });
                 }
-            }
+            });
             if let Some(b) = best {
                 out.push(b);
             }
         }
+    }
+}
+
+/// Teddy over the terms `ids` (None when Teddy cannot take them).
+fn teddy_searcher(terms: &[&[u8]], ids: &[u32]) -> Option<aho_corasick::packed::Searcher> {
+    let mut b = aho_corasick::packed::Config::new()
+        .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+        .builder();
+    b.extend(ids.iter().map(|&i| terms[i as usize]));
+    b.build()
+}
+
+/// The plain automaton over the short terms `ids`.
+fn tiny_searcher(terms: &[&[u8]], ids: &[u32], fold: bool) -> Result<AhoCorasick, String> {
+    let pats: Vec<&[u8]> = ids.iter().map(|&i| terms[i as usize]).collect();
+    AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .ascii_case_insensitive(fold)
+        .build(&pats)
+        .map_err(|e| e.to_string())
+}
+
+/// Per term: does it start / end with a word byte.
+fn term_edges(terms: &[&[u8]]) -> Vec<(bool, bool)> {
+    terms
+        .iter()
+        .map(|t| {
+            (
+                t.first().is_some_and(|&b| is_word_byte(b)),
+                t.last().is_some_and(|&b| is_word_byte(b)),
+            )
+        })
+        .collect()
+}
+
+/// A tier as saved: the filter and the hash table are rebuilt from the key entries (a fraction
+/// of their size, and nothing to trust), the trie is taken as it is.
+#[derive(Serialize, Deserialize)]
+struct TierImage<T> {
+    key_len: usize,
+    stride: usize,
+    bits_log2: u32,
+    /// (key, offset mask) of every key of the tier's terms.
+    entries: Vec<(u64, u8)>,
+    trie: T,
+    terms: Vec<u32>,
+}
+
+/// A compiled matcher as saved in an engine image (borrowing the trie, for writing).
+#[derive(Serialize)]
+pub(crate) struct MatcherOut<'a> {
+    tiers: Vec<TierImage<&'a Trie>>,
+    teddy: Option<&'a [u32]>,
+    tiny: Option<&'a [u32]>,
+    fold: bool,
+}
+
+/// A compiled matcher as read from an engine image; [`LiteralMatcher::from_image`] checks it.
+#[derive(Deserialize)]
+pub(crate) struct MatcherIn {
+    tiers: Vec<TierImage<Trie>>,
+    teddy: Option<Vec<u32>>,
+    tiny: Option<Vec<u32>>,
+    fold: bool,
+}
+
+/// The (key length, stride) pairs the scan loop has code for.
+const TIER_SHAPES: [(usize, usize); 4] = [(8, 5), (4, 6), (4, 3), (4, 1)];
+
+impl Trie {
+    /// Checks what the walk relies on: every index in bounds, children and siblings after their
+    /// node (so no walk or sibling list can loop), each node's terms a slice of `ends`.
+    fn check(&self, patterns: usize) -> Result<(), String> {
+        let n = self.byte.len();
+        if [
+            self.first_child.len(),
+            self.next_sibling.len(),
+            self.lo.len(),
+            self.hi.len(),
+        ]
+        .iter()
+        .any(|&l| l != n)
+            || self.root.len() != 256
+        {
+            return Err("trie arrays of different lengths".into());
+        }
+        let after = |from: usize, to: u32| to == NONE || (to as usize > from && (to as usize) < n);
+        if !self.root.iter().all(|&r| r == NONE || (r as usize) < n) {
+            return Err("trie root points outside the trie".into());
+        }
+        for i in 0..n {
+            if !after(i, self.first_child[i]) || !after(i, self.next_sibling[i]) {
+                return Err(format!("trie node {i} points backwards or outside"));
+            }
+            let (lo, hi) = (self.lo[i] as usize, self.hi[i] as usize);
+            if lo > hi || hi > self.ends.len() {
+                return Err(format!("trie node {i} has terms outside the list"));
+            }
+        }
+        if self.ends.iter().any(|&e| e as usize >= patterns) {
+            return Err("trie names a term the tier lacks".into());
+        }
+        Ok(())
+    }
+}
+
+impl LiteralMatcher {
+    /// The compiled state to save (see [`crate::Engine::to_bytes`]).
+    pub(crate) fn image(&self) -> MatcherOut<'_> {
+        let tiers = self
+            .tiers
+            .iter()
+            .map(|t| {
+                // Sorted: the same engine always gives the same bytes.
+                let mut entries: Vec<(u64, u8)> = (t.table.keys.iter().zip(&t.table.masks))
+                    .filter(|(_, &m)| m != 0)
+                    .map(|(&k, &m)| (k, m))
+                    .collect();
+                entries.sort_unstable();
+                TierImage {
+                    key_len: t.key_len,
+                    stride: t.stride,
+                    bits_log2: t.bits_log2,
+                    entries,
+                    trie: &t.trie,
+                    terms: t.terms.clone(),
+                }
+            })
+            .collect();
+        MatcherOut {
+            tiers,
+            teddy: self.teddy.as_ref().map(|(_, ids)| &ids[..]),
+            tiny: self.tiny.as_ref().map(|(_, ids)| &ids[..]),
+            fold: self.fold,
+        }
+    }
+
+    /// A matcher from a saved image over the same `terms`, after checking every bound the scan
+    /// relies on (an image is input: a damaged one is refused, never trusted). The hashed tiers are
+    /// taken as they are; the few short terms' searchers are rebuilt.
+    pub(crate) fn from_image(img: MatcherIn, terms: &[&[u8]]) -> Result<LiteralMatcher, String> {
+        let in_terms = |ids: &[u32]| ids.iter().all(|&i| (i as usize) < terms.len());
+        let mut tiers = Vec::with_capacity(img.tiers.len());
+        for (n, t) in img.tiers.into_iter().enumerate() {
+            if !TIER_SHAPES.contains(&(t.key_len, t.stride)) {
+                return Err(format!(
+                    "tier {n}: no scan loop for its key length and stride"
+                ));
+            }
+            if !(12..=26).contains(&t.bits_log2)
+                || t.entries.len() > MAX_TERMS * 6
+                || t.entries
+                    .iter()
+                    .any(|&(_, m)| m == 0 || u32::from(m) >> t.stride != 0)
+            {
+                return Err(format!("tier {n}: key entries damaged"));
+            }
+            if !in_terms(&t.terms) {
+                return Err(format!("tier {n} names a term the engine lacks"));
+            }
+            t.trie
+                .check(t.terms.len())
+                .map_err(|e| format!("tier {n}: {e}"))?;
+            let mut bloom = vec![0u64; 1 << (t.bits_log2 - 6)];
+            let mut table = KeyTable::new(t.entries.len());
+            for &(key, mask) in &t.entries {
+                let b = bit_of(key, t.bits_log2);
+                bloom[b >> 6] |= 1 << (b & 63);
+                table.insert_mask(key, mask);
+            }
+            tiers.push(Tier {
+                key_len: t.key_len,
+                stride: t.stride,
+                bloom,
+                bits_log2: t.bits_log2,
+                table,
+                trie: t.trie,
+                terms: t.terms,
+            });
+        }
+        let teddy = match img.teddy {
+            None => None,
+            Some(ids) if in_terms(&ids) && !ids.is_empty() => match teddy_searcher(terms, &ids) {
+                Some(s) => Some((s, ids)),
+                None => return Err("the short terms do not fit a Teddy searcher".into()),
+            },
+            Some(_) => return Err("the short-term list names a term the engine lacks".into()),
+        };
+        let tiny = match img.tiny {
+            None => None,
+            Some(ids) if in_terms(&ids) && !ids.is_empty() => {
+                Some((tiny_searcher(terms, &ids, img.fold)?, ids))
+            }
+            Some(_) => return Err("the tiny-term list names a term the engine lacks".into()),
+        };
+        Ok(LiteralMatcher {
+            tiers,
+            teddy,
+            tiny,
+            fold: img.fold,
+            edges: term_edges(terms),
+        })
     }
 }
 
@@ -493,6 +779,80 @@ mod tests {
         );
         let words: Vec<&str> = got.iter().map(|(w, _)| w.as_str()).collect();
         assert_eq!(words, ["ABC Corporation", "ABC Corp"]);
+    }
+
+    /// The trie verification against a brute-force search: random terms over a tiny alphabet
+    /// (shared prefixes, terms that are prefixes of others, duplicates, case variants), random
+    /// text with terms planted, both folding modes; per start, the longest bounded term.
+    #[test]
+    fn trie_verification_matches_brute_force() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let alphabet = b"abAB x-";
+        for round in 0..200 {
+            let fold = round % 2 == 0;
+            let base: Vec<u8> = (0..12).map(|_| alphabet[rnd(7) as usize]).collect();
+            let terms: Vec<Vec<u8>> = (0..1 + rnd(30))
+                .map(|_| {
+                    let mut t = base[..(rnd(12) as usize).max(4)].to_vec();
+                    t.extend(
+                        (0..12 - t.len().min(12) + rnd(5) as usize)
+                            .map(|_| alphabet[rnd(7) as usize]),
+                    );
+                    t
+                })
+                .collect();
+            let refs: Vec<&[u8]> = terms.iter().map(|t| t.as_slice()).collect();
+            let m = LiteralMatcher::new(&refs, fold).unwrap();
+            let mut hay: Vec<u8> = Vec::new();
+            for _ in 0..20 {
+                if rnd(3) == 0 {
+                    hay.extend_from_slice(&terms[rnd(terms.len() as u64) as usize]);
+                } else {
+                    hay.extend((0..rnd(8)).map(|_| alphabet[rnd(7) as usize]));
+                }
+            }
+            let mut got = Vec::new();
+            m.find_all(&hay, &mut got);
+            let mut got: Vec<(usize, usize)> = got.iter().map(|h| (h.start, h.end)).collect();
+            got.sort_unstable();
+            let eq = |a: &[u8], b: &[u8]| {
+                if fold {
+                    a.eq_ignore_ascii_case(b)
+                } else {
+                    a == b
+                }
+            };
+            let mut want = Vec::new();
+            for start in 0..hay.len() {
+                let best = terms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| {
+                        hay.len() - start >= t.len() && eq(&hay[start..start + t.len()], t)
+                    })
+                    .filter(|(i, t)| m.bounded(&hay, *i as u32, start, start + t.len()))
+                    .map(|(_, t)| start + t.len())
+                    .max();
+                if let Some(end) = best {
+                    want.push((start, end));
+                }
+            }
+            assert_eq!(
+                got,
+                want,
+                "round {round}, fold {fold}, terms {:?}",
+                terms
+                    .iter()
+                    .map(|t| String::from_utf8_lossy(t))
+                    .collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

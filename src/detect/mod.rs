@@ -20,6 +20,7 @@
 mod build;
 mod context;
 mod digits;
+mod image;
 mod literals;
 mod mask;
 pub mod normalize;
@@ -29,6 +30,7 @@ mod trigger;
 pub mod validate;
 
 pub use build::EngineBuilder;
+pub use image::EngineImageError;
 pub use mask::mask as mask_value;
 pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 #[cfg(test)]
@@ -42,7 +44,7 @@ use crate::rules::{Confidence, MaskStyle};
 pub(crate) type DetId = u16;
 
 /// The matcher behind a built-in detector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BuiltinKind {
     /// `credit_card`
     CreditCard,
@@ -150,7 +152,7 @@ impl BuiltinKind {
 }
 
 /// What kind of matcher a detector uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DetectorKind {
     /// A hand-written built-in matcher.
     Builtin(BuiltinKind),
@@ -163,7 +165,7 @@ pub enum DetectorKind {
 }
 
 /// A check a user regex detector can apply to its match (digits and letters only, folded).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Validator {
     /// Luhn over the digits.
     Luhn,
@@ -209,7 +211,7 @@ impl Validator {
 }
 
 /// A detector as compiled into the engine.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DetectorInfo {
     /// Stable id, e.g. `jp_my_number`, `dictionary:customers`.
     pub id: String,
@@ -227,7 +229,7 @@ pub struct DetectorInfo {
 }
 
 /// Tunables of one detector (defaults from `builtin.toml` and `[settings]`, overrides from rules).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DetParams {
     pub context_window: usize,
     pub negative_window: usize,
@@ -251,6 +253,8 @@ pub struct Engine {
     pub(crate) term_actions: Vec<Vec<TermAction>>,
     pub(crate) context: context::ContextWords,
     pub(crate) regex: Option<(Vec<regex_automata::meta::Regex>, Vec<DetId>)>,
+    /// The regex detectors' patterns, in the order of `regex` (kept for [`Engine::to_bytes`]).
+    pub(crate) regex_patterns: Vec<String>,
     /// The widest context window of any detector, in characters.
     pub(crate) max_window: usize,
     /// The widest negative window of any detector, in characters.
@@ -259,7 +263,7 @@ pub struct Engine {
 }
 
 /// What a literal term does when found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum TermAction {
     /// Report a finding of this keyword / dictionary detector; `exact` holds the term's bytes when
     /// it is case-sensitive.

@@ -30,6 +30,52 @@ pub fn folds(c: char) -> bool {
     fold_char(c) != c
 }
 
+/// Full-width katakana and punctuation in the order of the half-width forms U+FF61..U+FF9D.
+const HALF_ORDER: &str = "。「」、・ヲァィゥェォャュョッーアイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワン";
+
+/// The half-width form of one full-width katakana letter (`ガ` → `ｶﾞ`), if it has one.
+fn half_katakana(c: char, out: &mut String) -> bool {
+    if let Some(i) = HALF_ORDER.chars().position(|x| x == c) {
+        out.push(char::from_u32(0xFF61 + i as u32).unwrap_or(c));
+        return true;
+    }
+    if c == 'ヴ' {
+        out.push_str("ｳﾞ");
+        return true;
+    }
+    // Voiced (ガ = カ + 1) and semi-voiced (パ = ハ + 2) letters: the base and a sound mark.
+    let code = c as u32;
+    for (shift, mark, bases) in [
+        (1, 'ﾞ', "カキクケコサシスセソタチツテトハヒフヘホ"),
+        (2, 'ﾟ', "ハヒフヘホ"),
+    ] {
+        if let Some(base) = char::from_u32(code.wrapping_sub(shift)).filter(|b| bases.contains(*b))
+        {
+            if half_katakana(base, out) {
+                out.push(mark);
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// `s` with its katakana in half-width forms (`ケイタイ` → `ｹｲﾀｲ`), when it has any: the
+/// variant under which context words and keywords are also matched, since legacy systems,
+/// bank transfers and CSV exports still write half-width katakana.
+pub fn half_width_katakana(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut changed = false;
+    for c in s.chars() {
+        if ('\u{30A1}'..='\u{30FC}').contains(&c) && half_katakana(c, &mut out) {
+            changed = true;
+        } else {
+            out.push(c);
+        }
+    }
+    changed.then_some(out)
+}
+
 /// Folded text of a whole string (no offset map): what the property tests compare against.
 pub fn fold_str(s: &str) -> String {
     s.chars().map(fold_char).collect()
@@ -99,6 +145,25 @@ pub fn needs_folding(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn katakana_has_half_width_forms() {
+        assert_eq!(half_width_katakana("ケイタイ").as_deref(), Some("ｹｲﾀｲ"));
+        assert_eq!(
+            half_width_katakana("マイナンバー").as_deref(),
+            Some("ﾏｲﾅﾝﾊﾞｰ")
+        );
+        assert_eq!(
+            half_width_katakana("パスポート番号").as_deref(),
+            Some("ﾊﾟｽﾎﾟｰﾄ番号")
+        );
+        assert_eq!(
+            half_width_katakana("ヴァイオリン").as_deref(),
+            Some("ｳﾞｧｲｵﾘﾝ")
+        );
+        assert_eq!(half_width_katakana("個人番号"), None);
+        assert_eq!(half_width_katakana("TEL"), None);
+    }
 
     #[test]
     fn folds_width_and_dashes() {

@@ -434,6 +434,15 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
                         {
                             continue;
                         }
+                        // A word after this value that is at least as near to the next value of
+                        // the same kind is that value's label (`JAN 4901234567894` then a line
+                        // `カード番号 4111 …`: the word belongs to the card number after it).
+                        if !role.negative
+                            && hit.start >= c.end
+                            && labels_next(h, cands, c, hit.end, dist)
+                        {
+                            continue;
+                        }
                         let (limit, slot) = if role.negative {
                             (p.negative_window, &mut neg)
                         } else {
@@ -480,6 +489,16 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
             keep: conf.is_some(),
         });
     }
+}
+
+/// True when a candidate of `c`'s detector starts after `word_end` no further from the word than
+/// `dist` characters (`cands` are sorted by start).
+fn labels_next(h: &[u8], cands: &[Cand], c: &Cand, word_end: usize, dist: usize) -> bool {
+    let first = cands.partition_point(|x| x.start < word_end);
+    cands[first..]
+        .iter()
+        .take_while(|x| x.start <= word_end + 4 * (dist + 1))
+        .any(|x| x.det == c.det && chars_between(h, word_end, x.start) <= dist)
 }
 
 /// True when a sentence or line ends between a word and a value: `。 ！ ？` or a line break, and
