@@ -48,7 +48,7 @@ cargo build --release --locked -q -p ping32dlp-cli -p ping32dlp-milter -p ping32
 cargo bench --locked --no-run -q 2>&1 | grep -v '^ *Executable' || true
 
 step "C ABI: make install, symbols, header as C/C++, C tests under ASan+UBSan, valgrind, Python"
-apt_install pkg-config valgrind
+apt_install pkg-config valgrind binutils libsqlite3-dev
 scripts/ffi-test.sh
 
 step "milter against a real Postfix (private instance on loopback)"
@@ -70,6 +70,13 @@ if [ "$(id -u)" = 0 ]; then
   scripts/icap-test.sh
 else
   echo "SKIPPED: scripts/icap-test.sh needs root (CI runs as root)" >&2
+fi
+
+step "shared store: PostgreSQL (store suite, two gateways and two consoles, store down, kill -9)"
+if [ "$(id -u)" = 0 ]; then
+  scripts/store-test.sh
+else
+  echo "SKIPPED: scripts/store-test.sh needs root (CI runs as root)" >&2
 fi
 
 step "web console in a real browser (Chromium over WebDriver, a real Postfix and the milter)"
