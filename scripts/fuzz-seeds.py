@@ -119,3 +119,17 @@ for i, r in enumerate([
     b"HEAD /static/style.css HTTP/1.1\r\nHost: c\r\n\r\n",
 ]):
     put("console_http", f"r{i}", r)
+
+
+# PowerPoint Document streams: records (version/instance, type, length) with containers
+# (version 0xF) holding text atoms, a master to skip, a comment string and an encrypted marker.
+def rec(ver_inst, rtype, body):
+    return struct.pack("<HHI", ver_inst, rtype, len(body)) + body
+
+
+u16 = lambda t: t.encode("utf-16-le")
+slide = rec(0x0F, 0x03EE, rec(0x0F, 0xF00D, rec(0, 0x0FA0, u16("個人番号\r768426846565"))) + rec(0, 0x0FA8, b"Card 4742180967929089"))
+master = rec(0x0F, 0x03F8, rec(0, 0x0FA0, u16("マスター タイトルの書式設定")))
+put("ppt", "document", rec(0x0F, 0x03E8, master + slide) + rec(0, 0x0FBA, u16("社外秘")))
+put("ppt", "notes", rec(0x0F, 0x03F0, rec(0x0F, 0xF002, rec(0, 0x0FA0, u16("ノート：カード番号 4111 1111 1111 1111")))))
+put("ppt", "encrypted", rec(0x0F, 0x2F14, rec(0, 0x2F15, b"\x00" * 16)))

@@ -32,6 +32,13 @@ pub fn inspect(name: &str, data: &[u8]) {
     }
 }
 
+/// Walks `data` as the `PowerPoint Document` stream of a `.ppt` (the record walker alone; the
+/// compound file around it is the cfb crate's and is reached by the `ooxml` target's seeds).
+pub fn ppt_stream(data: &[u8]) {
+    let t = crate::extract::ppt_stream_text(data, 1 << 16);
+    assert!(t.len() <= 1 << 16);
+}
+
 /// Scans `data` as text.
 pub fn scan(data: &[u8]) {
     let mut s = Scanner::new(engine());

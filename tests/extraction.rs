@@ -394,3 +394,84 @@ fn headers_and_passwords() {
         r.findings
     );
 }
+
+#[test]
+fn sevenz_passwords_solid_blocks_and_limits() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    let read = |n: &str| std::fs::read(corpus().join("docs").join(n)).unwrap();
+    let with = |pw: &[&str]| ExtractOptions {
+        passwords: pw.iter().map(|p| p.to_string()).collect(),
+        ..ExtractOptions::default()
+    };
+    // AES members and AES headers: the wrong password first, then the right one.
+    for name in ["ppap.7z", "ppap-headers.7z"] {
+        let r = scanner.inspect_file(name, &read(name), &with(&["wrong", "Xy7#kP2q"]));
+        assert!(r.unscannable.is_empty(), "{name}: {:?}", r.unscannable);
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.detector == "jp_my_number" && f.location == format!("{name}/メモ.txt")),
+            "{name}: {:?}",
+            r.findings
+        );
+        let r = scanner.inspect_file(name, &read(name), &with(&["wrong"]));
+        assert!(r.findings.is_empty(), "{name}: {:?}", r.findings);
+        let u: Vec<_> = r
+            .unscannable
+            .iter()
+            .map(|u| (u.location.as_str(), u.reason.as_str(), u.detail.as_str()))
+            .collect();
+        if name == "ppap.7z" {
+            // Readable headers: the member is named, with its size.
+            assert_eq!(u, [("ppap.7z/メモ.txt", "encrypted", "7z_aes")]);
+            let a = r
+                .attachments
+                .iter()
+                .find(|a| a.location == "ppap.7z/メモ.txt");
+            assert_eq!(a.map(|a| a.size), Some(23));
+        } else {
+            assert_eq!(u, [("ppap-headers.7z", "encrypted", "7z_headers")]);
+        }
+    }
+    // A solid block cut by the entry limit: the member before is read, the one cut is reported,
+    // and so is the later one that cannot be reached without decoding the rest of the block.
+    let mut opts = ExtractOptions::default();
+    opts.limits.entry_bytes = 1000;
+    let r = scanner.inspect_file("archive.7z", &read("archive.7z"), &opts);
+    let u: Vec<_> = r
+        .unscannable
+        .iter()
+        .map(|u| (u.location.as_str(), u.detail.as_str()))
+        .collect();
+    assert!(
+        u.contains(&("archive.7z/見積書.zip", "entry_size")),
+        "{u:?}"
+    );
+    assert!(
+        u.contains(&("archive.7z/顧客一覧.xlsx", "solid_block")),
+        "{u:?}"
+    );
+    assert!(r
+        .findings
+        .iter()
+        .any(|f| f.location == "archive.7z/メモ.txt"));
+    // Entries over the limit are reported; truncated archives are corrupt, never a panic.
+    let mut opts = ExtractOptions::default();
+    opts.limits.archive_entries = 1;
+    let r = scanner.inspect_file("method-lzma.7z", &read("method-lzma.7z"), &opts);
+    assert!(r
+        .unscannable
+        .iter()
+        .any(|u| u.location == "method-lzma.7z" && u.detail == "archive_entries"));
+    let whole = read("archive.7z");
+    for cut in [whole.len() / 3, whole.len() - 40, 40, 6] {
+        let r = scanner.inspect_file("archive.7z", &whole[..cut], &ExtractOptions::default());
+        assert!(
+            r.unscannable.iter().any(
+                |u| u.reason.as_str() == "corrupt" || u.reason.as_str() == "unsupported_format"
+            ),
+            "cut at {cut}: {:?}",
+            r.unscannable
+        );
+    }
+}

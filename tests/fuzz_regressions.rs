@@ -9,6 +9,7 @@ fn fuzz_crashes_stay_fixed() {
     let names = [
         ("message", "message.eml"),
         ("zip", "archive.zip"),
+        ("compressed", "archive.7z"),
         ("pdf", "document.pdf"),
         ("ooxml", "document.docx"),
         ("spreadsheet", "book.xlsx"),
@@ -33,6 +34,7 @@ fn fuzz_crashes_stay_fixed() {
         ("rules", ping32dlp::fuzzing::rules as fn(&[u8])),
         ("policy", ping32dlp::fuzzing::policy),
         ("engine_image", ping32dlp::fuzzing::engine_image),
+        ("ppt", ping32dlp::fuzzing::ppt_stream),
     ] {
         let Ok(dir) = std::fs::read_dir(root.join(target)) else {
             continue;

@@ -1,5 +1,6 @@
 //! Archives: zip (nested, zip64, every method the zip crate reads, ZipCrypto and AES, CP932
-//! member names), gzip, tar; RAR and 7z are recognised and reported.
+//! member names), 7z (sevenz-rust2: every method, solid blocks, AES, encrypted headers), gzip,
+//! bzip2, xz, tar; RAR is recognised and reported.
 //!
 //! Every entry is read through [`read_entry`], which enforces the per-entry size, the per-message
 //! decompressed budget and the compression ratio while decompressing, so a bomb stops after a
@@ -196,22 +197,60 @@ pub(crate) fn zip(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32) {
 
 /// A gzip file: the one member (its name from the header, or the archive name without `.gz`).
 pub(crate) fn gzip(ctx: &mut Ctx<'_>, location: &str, name: &str, data: &[u8], depth: u32) {
-    let mut d = flate2::read::GzDecoder::new(data);
+    let d = flate2::read::GzDecoder::new(data);
     let inner = d
         .header()
         .and_then(|h| h.filename())
         .map(|f| member_name(f, false))
-        .unwrap_or_else(|| {
-            name.strip_suffix(".gz")
-                .or_else(|| name.strip_suffix(".tgz").map(|_| "archive.tar"))
-                .unwrap_or("data")
-                .to_string()
-        });
+        .unwrap_or_else(|| inner_name(name, &[".gz", ".gzip"], ".tgz"));
+    single_stream(ctx, location, &inner, d, data.len(), depth, "gzip");
+}
+
+/// A standalone bzip2 file (`名簿.csv.bz2`): the one member, named after the file.
+pub(crate) fn bzip2(ctx: &mut Ctx<'_>, location: &str, name: &str, data: &[u8], depth: u32) {
+    let d = ::bzip2::read::MultiBzDecoder::new(data);
+    let inner = inner_name(name, &[".bz2", ".bzip2"], ".tbz2");
+    single_stream(ctx, location, &inner, d, data.len(), depth, "bzip2");
+}
+
+/// A standalone xz file: the one member (all concatenated streams), named after the file.
+pub(crate) fn xz(ctx: &mut Ctx<'_>, location: &str, name: &str, data: &[u8], depth: u32) {
+    let d = lzma_rust2::XzReader::new_mem_limit(data, true, DECODER_MEMORY_KB as u32);
+    let inner = inner_name(name, &[".xz"], ".txz");
+    single_stream(ctx, location, &inner, d, data.len(), depth, "xz");
+}
+
+/// The member name of a one-file compressed stream: the file's name without its suffix
+/// (`data.csv.xz` -> `data.csv`), `archive.tar` for `.tgz`-style names, else `data`.
+fn inner_name(name: &str, suffixes: &[&str], tar_suffix: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    for s in suffixes {
+        if lower.ends_with(s) && name.len() > s.len() {
+            return name[..name.len() - s.len()].to_string();
+        }
+    }
+    if lower.ends_with(tar_suffix) {
+        return "archive.tar".to_string();
+    }
+    "data".to_string()
+}
+
+/// Decompresses one stream with the entry size, message budget and ratio limits, then inspects
+/// what came out (also the part before a limit or a broken end).
+fn single_stream(
+    ctx: &mut Ctx<'_>,
+    location: &str,
+    inner: &str,
+    mut d: impl Read,
+    compressed: usize,
+    depth: u32,
+    what: &str,
+) {
     let l = ctx.limits().clone();
     let cap = l.entry_bytes.min(ctx.decompressed_left);
     let mut out = Vec::new();
     let mut buf = [0u8; 64 * 1024];
-    let loc = join(location, &inner);
+    let loc = join(location, inner);
     loop {
         match d.read(&mut buf) {
             Ok(0) => break,
@@ -219,25 +258,325 @@ pub(crate) fn gzip(ctx: &mut Ctx<'_>, location: &str, name: &str, data: &[u8], d
                 let room = (cap as usize).saturating_sub(out.len());
                 out.extend_from_slice(&buf[..n.min(room)]);
                 if n > room {
-                    ctx.unscannable(&loc, Reason::LimitExceeded, "entry_size");
+                    let which = if cap < l.entry_bytes {
+                        "message_decompressed"
+                    } else {
+                        "entry_size"
+                    };
+                    ctx.unscannable(&loc, Reason::LimitExceeded, which);
                     break;
                 }
                 if out.len() as u64 > l.ratio_grace
-                    && out.len() as u64 > data.len() as u64 * l.compression_ratio
+                    && out.len() as u64 > compressed as u64 * l.compression_ratio
                 {
                     ctx.unscannable(&loc, Reason::LimitExceeded, "compression_ratio");
                     break;
                 }
             }
             Err(e) => {
-                ctx.unscannable(location, Reason::Corrupt, format!("gzip: {e}"));
+                ctx.unscannable(location, Reason::Corrupt, format!("{what}: {e}"));
                 break;
             }
         }
     }
     ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
     if !out.is_empty() && ctx.take_object(&loc) {
-        inspect(ctx, &loc, &inner, None, &out, depth + 1);
+        inspect(ctx, &loc, inner, None, &out, depth + 1);
+    }
+}
+
+/// The dictionary an LZMA / LZMA2 / xz stream may declare: 1.5 GiB, the most 7-Zip writes
+/// (p7zip's `-mx=9` declares 256 MiB). The window of these decoders grows with the output, which
+/// the entry and message limits bound, so a large declared dictionary costs nothing by itself.
+const DECODER_MEMORY_KB: usize = 1536 * 1024 + 64;
+/// PPMd allocates its model up front: at most 256 MiB (7-Zip's ultra preset uses 192 MiB).
+const PPMD_MEMORY: u32 = 256 << 20;
+/// A 7z header (encoded headers are decompressed in memory): at most 64 MiB.
+const HEADER_MEMORY_KB: usize = 64 * 1024;
+
+/// A 7z archive: every member inspected as a file of its own, block by block (a solid block is
+/// one compressed stream holding several members). Every method sevenz-rust2 reads (LZMA, LZMA2,
+/// PPMd, BZip2, Deflate, Copy and the BCJ filters); AES-256 members opened with the caller's
+/// passwords and the PPAP candidates; headers encrypted with `-mhe` reported as
+/// `encrypted: 7z_headers` when no password fits, members as `encrypted: 7z_aes` with their
+/// names and sizes. Limits as for zip: entries, entry size, message budget, ratio (declared and
+/// while decoding) and depth. A limit hit inside a solid block ends that block (the rest of it
+/// cannot be reached without decoding it) and its later members are reported.
+pub(crate) fn sevenz(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32) {
+    use sevenz_rust2::{Archive, BlockDecoder, Error as SzError, Password};
+    let mut src = Cursor::new(data);
+    let mut password = Password::empty();
+    let archive = match Archive::read_with_memory_limit(&mut src, &password, HEADER_MEMORY_KB) {
+        Ok(a) => a,
+        Err(SzError::PasswordRequired) => {
+            let mut opened = None;
+            for p in ctx.passwords() {
+                // Each try derives a key (up to 2^24 SHA-256 rounds): the time budget bounds
+                // how many an archive can make us do.
+                if !ctx.in_time(location) {
+                    return;
+                }
+                let pw = Password::from(p.as_str());
+                if let Ok(a) = Archive::read_with_memory_limit(&mut src, &pw, HEADER_MEMORY_KB) {
+                    opened = Some((a, pw));
+                    break;
+                }
+            }
+            match opened {
+                Some((a, pw)) => {
+                    password = pw;
+                    a
+                }
+                None => {
+                    ctx.unscannable(location, Reason::Encrypted, "7z_headers");
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            sevenz_error(ctx, location, e);
+            return;
+        }
+    };
+    let l = ctx.limits().clone();
+    let entries_limit = l.archive_entries;
+    let listed = archive.files.iter().filter(|f| !f.is_directory).count();
+    if listed > entries_limit {
+        ctx.unscannable(location, Reason::LimitExceeded, "archive_entries");
+    }
+    let compressed = data.len().max(1) as u64;
+    let mut taken = 0usize;
+    let mut produced = 0u64;
+    let mut stop = false;
+    let names = |e: &sevenz_rust2::ArchiveEntry| {
+        let name = e.name().replace('\\', "/");
+        let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+        (join(location, name.trim_start_matches('/')), base)
+    };
+    // Members without data (empty files) belong to no block.
+    for (i, f) in archive.files.iter().enumerate() {
+        if archive.stream_map.file_block_index[i].is_none() && !f.is_directory && !f.is_anti_item {
+            taken += 1;
+            let (loc, base) = names(f);
+            if taken > entries_limit || !ctx.take_object(&loc) {
+                stop = true;
+                break;
+            }
+            inspect(ctx, &loc, &base, None, &[], depth + 1);
+        }
+    }
+    let passwords = ctx.passwords();
+    for block in 0..archive.blocks.len() {
+        if stop {
+            break;
+        }
+        let first = archive.stream_map.block_first_file_index[block];
+        let members: Vec<(String, String, u64, bool)> =
+            BlockDecoder::new(1, block, &archive, &password, &mut src)
+                .entries()
+                .iter()
+                .map(|e| {
+                    let (loc, base) = names(e);
+                    (loc, base, e.size(), e.is_directory || !e.has_stream)
+                })
+                .collect();
+        let encrypted = archive.is_file_encrypted(first);
+        let ppmd_memory = archive.blocks[block]
+            .coders
+            .iter()
+            .filter(|c| c.encoder_method_id() == sevenz_rust2::EncoderMethod::ID_PPMD)
+            .filter_map(|c| c.properties().get(1..5))
+            .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]))
+            .max();
+        if ppmd_memory.is_some_and(|m| m > PPMD_MEMORY) {
+            for (loc, _, _, empty) in &members {
+                if !*empty {
+                    ctx.unscannable(loc, Reason::LimitExceeded, "decoder_memory");
+                }
+            }
+            continue;
+        }
+        let attempts: Vec<Password> = if !encrypted {
+            vec![password.clone()]
+        } else {
+            passwords
+                .iter()
+                .map(|p| Password::from(p.as_str()))
+                .collect()
+        };
+        let mut done = false;
+        for pw in &attempts {
+            if !ctx.in_time(location) {
+                return;
+            }
+            // Encrypted blocks are decoded whole before anything is inspected: a wrong password
+            // shows as a broken stream or a CRC error, and garbage must not become findings.
+            let mut pending: Vec<(String, String, Vec<u8>)> = Vec::new();
+            let mut visited = 0usize;
+            let mut failure: Option<(String, Reason, String)> = None;
+            let mut cut_block = false;
+            let budget_before = ctx.decompressed_left;
+            let produced_before = produced;
+            let result = BlockDecoder::new_with_memory_limit(
+                1,
+                DECODER_MEMORY_KB,
+                block,
+                &archive,
+                pw,
+                &mut src,
+            )
+            .for_each_entries(&mut |entry, reader| {
+                visited += 1;
+                if entry.is_directory || entry.is_anti_item {
+                    return Ok(true);
+                }
+                let (loc, base) = names(entry);
+                taken += 1;
+                if taken > entries_limit {
+                    stop = true;
+                    return Ok(false);
+                }
+                if !ctx.take_object(&loc) || !ctx.in_time(&loc) {
+                    stop = true;
+                    return Ok(false);
+                }
+                let declared = entry.size();
+                if declared > l.ratio_grace && declared / compressed > l.compression_ratio * 10 {
+                    ctx.unscannable(&loc, Reason::LimitExceeded, "compression_ratio");
+                    cut_block = true;
+                    return Ok(false);
+                }
+                let cap = l.entry_bytes.min(ctx.decompressed_left);
+                let mut out = Vec::with_capacity(declared.min(cap).min(16 << 20) as usize);
+                let mut buf = [0u8; 64 * 1024];
+                let mut cut: Option<&'static str> = None;
+                loop {
+                    let n = match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) => {
+                            let reason = if encrypted {
+                                Reason::Encrypted
+                            } else {
+                                Reason::Corrupt
+                            };
+                            failure = Some((loc.clone(), reason, e.to_string()));
+                            return Ok(false);
+                        }
+                    };
+                    let room = (cap as usize).saturating_sub(out.len());
+                    out.extend_from_slice(&buf[..n.min(room)]);
+                    produced += n.min(room) as u64;
+                    if n > room {
+                        cut = Some(if cap < l.entry_bytes {
+                            "message_decompressed"
+                        } else {
+                            "entry_size"
+                        });
+                        break;
+                    }
+                    if produced > l.ratio_grace && produced > compressed * l.compression_ratio {
+                        cut = Some("compression_ratio");
+                        break;
+                    }
+                }
+                ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
+                if let Some(which) = cut {
+                    ctx.unscannable(&loc, Reason::LimitExceeded, which);
+                    cut_block = true;
+                }
+                if encrypted {
+                    pending.push((loc, base, out));
+                } else {
+                    inspect(ctx, &loc, &base, None, &out, depth + 1);
+                }
+                Ok(cut.is_none())
+            });
+            if let Err(e) = result {
+                if failure.is_none() {
+                    failure = Some((location.to_string(), Reason::Corrupt, sevenz_error_text(&e)));
+                    if let SzError::MaxMemLimited { .. } = e {
+                        failure = Some((
+                            location.to_string(),
+                            Reason::LimitExceeded,
+                            "decoder_memory".into(),
+                        ));
+                    } else if let SzError::UnsupportedCompressionMethod(m) = &e {
+                        failure = Some((
+                            location.to_string(),
+                            Reason::UnsupportedFormat,
+                            format!("7z method {m}"),
+                        ));
+                    }
+                }
+            }
+            if encrypted && failure.is_some() {
+                // Most likely the wrong password: undo this attempt and try the next one.
+                ctx.decompressed_left = budget_before;
+                produced = produced_before;
+                taken -= pending.len();
+                continue;
+            }
+            for (loc, base, out) in pending {
+                inspect(ctx, &loc, &base, None, &out, depth + 1);
+            }
+            if let Some((loc, reason, detail)) = failure {
+                ctx.unscannable(&loc, reason, detail);
+            }
+            if cut_block && !stop {
+                for (loc, _, _, empty) in members.iter().skip(visited) {
+                    if !empty {
+                        ctx.unscannable(loc, Reason::LimitExceeded, "solid_block");
+                    }
+                }
+            }
+            done = true;
+            break;
+        }
+        if !done {
+            // No password (or none of them fit): the names and sizes are still reported.
+            for (loc, base, size, empty) in &members {
+                if *empty {
+                    continue;
+                }
+                taken += 1;
+                if taken > entries_limit || !ctx.take_object(loc) {
+                    stop = true;
+                    break;
+                }
+                ctx.out.attachments.push(super::Attachment {
+                    location: loc.clone(),
+                    name: base.clone(),
+                    kind: super::filetype::FileKind::Unknown,
+                    size: *size,
+                    extension_mismatch: false,
+                    depth: depth + 1,
+                    ..super::Attachment::default()
+                });
+                ctx.unscannable(loc, Reason::Encrypted, "7z_aes");
+            }
+        }
+    }
+}
+
+fn sevenz_error_text(e: &sevenz_rust2::Error) -> String {
+    format!("7z: {e}")
+}
+
+/// Reports an archive that could not be opened: too much header memory is a limit, an
+/// unknown method unsupported, the rest corrupt.
+fn sevenz_error(ctx: &mut Ctx<'_>, location: &str, e: sevenz_rust2::Error) {
+    use sevenz_rust2::Error as SzError;
+    match e {
+        SzError::MaxMemLimited { .. } => {
+            ctx.unscannable(location, Reason::LimitExceeded, "decoder_memory")
+        }
+        SzError::UnsupportedCompressionMethod(m) => ctx.unscannable(
+            location,
+            Reason::UnsupportedFormat,
+            format!("7z method {m}"),
+        ),
+        e => ctx.unscannable(location, Reason::Corrupt, sevenz_error_text(&e)),
     }
 }
 

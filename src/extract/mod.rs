@@ -5,12 +5,12 @@
 //! message bytes ─► mime (mail-parser tree, our charset and header-name fallbacks)
 //!                   ├─ subject, bodies (text/plain, text/html → text)      ─► Segments
 //!                   └─ attachments ─► filetype (magic bytes) ─► extractor by type
-//!                        zip / gzip / tar ─► members, recursively
+//!                        zip / 7z / gzip / bzip2 / xz / tar ─► members, recursively
 //!                        docx xlsx pptx / odt ods odp ─► XML text (streamed)
-//!                        xls (BIFF8) / doc ─► cell and piece-table text
+//!                        xls (BIFF8) / doc / ppt ─► cell, piece-table and text-atom text
 //!                        pdf ─► own text walker over lopdf objects (Form XObjects, CJK CMaps)
 //!                        eml / winmail.dat / rtf / html / csv / txt
-//!                        7z, rar, encrypted, images, corrupt, limits ─► Unscannable
+//!                        rar, encrypted, images, corrupt, limits ─► Unscannable
 //! ```
 //!
 //! Every limit is a field of [`Limits`] with the defaults of `DESIGN.md`; hitting one is an
@@ -24,6 +24,7 @@ mod html;
 mod mime;
 mod ooxml;
 mod pdf;
+mod ppt;
 mod rtf;
 mod tnef;
 mod xls;
@@ -116,9 +117,9 @@ pub struct ExtractOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     /// Encrypted or password-protected (`detail` says how: `zip_crypto`, `zip_aes`, `pdf`,
-    /// `office`, `xls`, `odf`, `rar`, `7z`).
+    /// `office`, `xls`, `odf`, `rar`, `7z_aes` (members), `7z_headers` (the whole archive)).
     Encrypted,
-    /// A format we do not read (`7z`, `rar`, `ppt`, ...).
+    /// A format we do not read (`rar`, `msg`, a 7z method, ...).
     UnsupportedFormat,
     /// Damaged or truncated data.
     Corrupt,
@@ -467,9 +468,8 @@ pub(crate) fn inspect(
         F::Xls => xls::xls(ctx, location, data),
         F::Doc => xls::doc(ctx, location, data),
         F::EncryptedOffice => ctx.unscannable(location, Reason::Encrypted, "office"),
-        F::Ppt | F::Msg | F::Cfb => {
-            ctx.unscannable(location, Reason::UnsupportedFormat, kind.short())
-        }
+        F::Ppt => ppt::ppt(ctx, location, data),
+        F::Msg | F::Cfb => ctx.unscannable(location, Reason::UnsupportedFormat, kind.short()),
         F::Eml => {
             if data.len() > ctx.limits().raw_message {
                 ctx.unscannable(location, Reason::LimitExceeded, "raw_message");
@@ -480,9 +480,10 @@ pub(crate) fn inspect(
         F::Tnef => tnef::tnef(ctx, location, data, depth),
         F::Gzip => archive::gzip(ctx, location, name, data, depth),
         F::Tar => archive::tar(ctx, location, data, depth),
-        F::SevenZip => ctx.unscannable(location, Reason::UnsupportedFormat, "7z"),
+        F::SevenZip => archive::sevenz(ctx, location, data, depth),
         F::Rar => archive::rar(ctx, location, data),
-        F::Bzip2 | F::Xz => ctx.unscannable(location, Reason::UnsupportedFormat, kind.short()),
+        F::Bzip2 => archive::bzip2(ctx, location, name, data, depth),
+        F::Xz => archive::xz(ctx, location, name, data, depth),
         F::Png | F::Jpeg | F::Gif | F::Bmp | F::Tiff | F::Webp | F::Heic => {
             ctx.unscannable(location, Reason::NotInspected, "image")
         }
@@ -525,6 +526,12 @@ pub(crate) fn inspect(
     if !att.properties.is_empty() {
         ctx.out.attachments[at].properties = att.properties;
     }
+}
+
+#[doc(hidden)]
+/// The text of a `PowerPoint Document` stream (for the fuzz target).
+pub fn ppt_stream_text(stream: &[u8], limit: usize) -> String {
+    ppt::stream_text(stream, limit).text
 }
 
 /// Lower-case hex SHA-256.
