@@ -11,5 +11,5 @@ done
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; fi
 VENV=target/gen-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -c 'import reportlab, msoffcrypto' 2>/dev/null || "$VENV/bin/pip" install -q reportlab==5.1.0 msoffcrypto-tool==6.1.0
+"$VENV/bin/python" -c 'import reportlab, msoffcrypto, msgforge' 2>/dev/null || "$VENV/bin/pip" install -q reportlab==5.1.0 msoffcrypto-tool==6.1.0 msgforge==1.0.0
 "$VENV/bin/python" corpus/gen/generate.py corpus/extract "$@"

@@ -475,3 +475,126 @@ fn sevenz_passwords_solid_blocks_and_limits() {
         );
     }
 }
+
+/// A .msg holding another .msg: Outlook's "forward as attachment". No tool here writes one, so
+/// it is put together from the msgforge-made `転送.msg` with the cfb crate: an outer message
+/// whose subject is an 8-bit string in code page 932, whose only body is RTF, and whose
+/// attachment (method 5) is the whole `転送.msg` as an embedded message storage.
+fn forwarded_msg(body_stream: (&str, Vec<u8>)) -> Vec<u8> {
+    use std::io::{Cursor, Read, Write};
+    let inner = std::fs::read(corpus().join("docs/転送.msg")).unwrap();
+    let mut src = cfb::CompoundFile::open(Cursor::new(inner)).unwrap();
+    let mut out = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    let prop = |tag: u32, v: u32| {
+        let mut e = tag.to_le_bytes().to_vec();
+        e.extend_from_slice(&6u32.to_le_bytes());
+        e.extend_from_slice(&u64::from(v).to_le_bytes());
+        e
+    };
+    let put = |out: &mut cfb::CompoundFile<Cursor<Vec<u8>>>, path: &str, data: &[u8]| {
+        out.create_stream(path).unwrap().write_all(data).unwrap();
+    };
+    let mut props = vec![0u8; 32];
+    props.extend(prop(0x3FFD_0003, 932)); // PR_MESSAGE_CODEPAGE
+    put(&mut out, "/__properties_version1.0", &props);
+    let (subject, _, _) = encoding_rs::SHIFT_JIS.encode("FW: 見積書（社外秘）");
+    put(&mut out, "/__substg1.0_0037001E", &subject);
+    put(&mut out, body_stream.0, &body_stream.1);
+    let att = "/__attach_version1.0_#00000000";
+    out.create_storage(att).unwrap();
+    let mut props = vec![0u8; 8];
+    props.extend(prop(0x3705_0003, 5)); // ATTACH_EMBEDDED_MSG
+    put(&mut out, &format!("{att}/__properties_version1.0"), &props);
+    let name: Vec<u8> = "転送.msg"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    put(&mut out, &format!("{att}/__substg1.0_3001001F"), &name);
+    let emb = format!("{att}/__substg1.0_3701000D");
+    out.create_storage(&emb).unwrap();
+    let entries: Vec<(String, bool)> = src
+        .walk()
+        .filter(|e| !e.is_root())
+        .map(|e| (e.path().to_string_lossy().into_owned(), e.is_stream()))
+        .collect();
+    for (path, is_stream) in entries {
+        let to = format!("{emb}{path}");
+        if !is_stream {
+            out.create_storage(&to).unwrap();
+            continue;
+        }
+        let mut data = Vec::new();
+        src.open_stream(&path)
+            .unwrap()
+            .read_to_end(&mut data)
+            .unwrap();
+        if path == "/__properties_version1.0" {
+            // An embedded message's property header is 24 bytes, the top level's 32.
+            data.drain(24..32);
+        }
+        put(&mut out, &to, &data);
+    }
+    out.flush().unwrap();
+    out.into_inner().into_inner()
+}
+
+#[test]
+fn msg_in_msg_codepage_strings_and_rtf_bodies() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    // A stored ("MELA") RTF body.
+    let rtf = b"{\\rtf1\\ansi Card number 4742180967929089\\par}";
+    let mut stored = ((rtf.len() + 12) as u32).to_le_bytes().to_vec();
+    stored.extend_from_slice(&(rtf.len() as u32).to_le_bytes());
+    stored.extend_from_slice(&0x414C_454Du32.to_le_bytes());
+    stored.extend_from_slice(&[0u8; 4]);
+    stored.extend_from_slice(rtf);
+    // The LZFu-compressed RTF that msgforge wrote for html.msg (HTML encapsulated in RTF).
+    let html_msg = std::fs::read(corpus().join("docs/html.msg")).unwrap();
+    let mut c = cfb::CompoundFile::open(std::io::Cursor::new(html_msg)).unwrap();
+    let mut lzfu = Vec::new();
+    std::io::Read::read_to_end(
+        &mut c.open_stream("/__substg1.0_10090102").unwrap(),
+        &mut lzfu,
+    )
+    .unwrap();
+    for (body, card) in [(stored, "4742180967929089"), (lzfu, "3589307666193455")] {
+        let data = forwarded_msg(("/__substg1.0_10090102", body));
+        let r = scanner.inspect_file("fw.msg", &data, &ExtractOptions::default());
+        let m = r.message.as_ref().expect("message information");
+        assert_eq!(m.subject.as_deref(), Some("FW: 見積書（社外秘）"));
+        let has = |det: &str, loc: &str, value: &str| {
+            r.findings
+                .iter()
+                .any(|f| f.detector == det && f.location == loc && f.value.contains(value))
+        };
+        assert!(has("credit_card", "fw.msg/body", card), "{:?}", r.findings);
+        assert!(has("jp_my_number", "fw.msg/転送.msg/body", "440268599525"));
+        assert!(has(
+            "jp_my_number",
+            "fw.msg/転送.msg/見積書.xlsx",
+            "321223307923"
+        ));
+        assert!(has(
+            "jp_my_number",
+            "fw.msg/転送.msg/見積書.zip/メモ.txt",
+            "768426846565"
+        ));
+        assert!(r
+            .attachments
+            .iter()
+            .any(|a| a.location == "fw.msg/転送.msg" && a.kind.short() == "msg"));
+        assert!(r.unscannable.is_empty(), "{:?}", r.unscannable);
+    }
+    // Truncated or damaged: reported, never a panic.
+    let whole = std::fs::read(corpus().join("docs/転送.msg")).unwrap();
+    for cut in [whole.len() / 2, 600, 512] {
+        let r = scanner.inspect_file("転送.msg", &whole[..cut], &ExtractOptions::default());
+        assert!(
+            r.unscannable
+                .iter()
+                .any(|u| u.location.starts_with("転送.msg") && u.reason.as_str() == "corrupt"),
+            "cut at {cut}: {:?}",
+            r.unscannable
+        );
+    }
+}

@@ -10,6 +10,7 @@ fn fuzz_crashes_stay_fixed() {
         ("message", "message.eml"),
         ("zip", "archive.zip"),
         ("compressed", "archive.7z"),
+        ("msg", "mail.msg"),
         ("pdf", "document.pdf"),
         ("ooxml", "document.docx"),
         ("spreadsheet", "book.xlsx"),

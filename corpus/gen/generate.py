@@ -2,11 +2,11 @@
 """Builds the extraction corpus with real tools and writes what each file must yield.
 
   corpus/gen/generate.py OUT_DIR      (scripts/gen-corpus.sh installs the tools and runs this)
-  corpus/gen/generate.py OUT_DIR --only sevenzip   (remake one group, merge into expected.json)
+  corpus/gen/generate.py OUT_DIR --only sevenzip|outlook   (remake one group, merge into expected.json)
 
 Tools: LibreOffice headless (docx, xlsx, pptx, odt, ods, odp, doc, xls, rtf, pdf from flat ODF
 sources), Info-ZIP (zip, ZipCrypto, CP932 member names), 7-Zip (AES zip; 7z with every method, solid,
-AES, encrypted headers), bzip2 and xz, qpdf (encrypted
+AES, encrypted headers), bzip2 and xz, msgforge (Outlook .msg), qpdf (encrypted
 PDF), msoffcrypto-tool (encrypted docx), reportlab (a PDF in the non-embedded HeiseiMin font,
 UniJIS-UCS2-H), Python's email package (messages in ISO-2022-JP, Shift_JIS, EUC-JP, nested
 message/rfc822, RFC 2231 / 2047 names, raw 8-bit names), and hand-built bytes where no tool
@@ -341,6 +341,44 @@ def sevenzip(tmp):
     expect("hostile/bomb.7z", unscannable=[{"location": "bomb.7z/zeros.bin", "reason": "limit_exceeded"}])
 
 
+def outlook(tmp):
+    """Outlook items written by msgforge (a .msg writer from PyPI; no Outlook here): a forwarded
+    quotation with a body, To/Cc recipients, a workbook and a zip attached; the same .msg in a
+    zip and attached to a mail."""
+    from msgforge import Message
+    xlsx = open(path("docs", "顧客一覧.xlsx"), "rb").read()
+    z = open(path("docs", "見積書.zip"), "rb").read()
+    m = Message(
+        subject="転送: 見積書の送付",
+        text_body="各位\n\n転送します。担当者の個人番号：%s\nよろしくお願いいたします。\n" % MYNUM[2],
+        to=[("tanaka@partner.example.com", "田中 一郎")],
+        cc=[("sales@example.co.jp", "営業部")],
+        sender=("taro@example.co.jp", "山田 太郎"),
+    )
+    m.attach_bytes("見積書.xlsx", xlsx)
+    m.attach_bytes("見積書.zip", z)
+    data = m.as_bytes()
+    open(path("docs", "転送.msg"), "wb").write(data)
+    inner = lambda p: [
+        {"detector": "jp_my_number", "value": MYNUM[2], "location": p + "/body"},
+        {"detector": "jp_my_number", "value": MYNUM[1], "location": p + "/見積書.xlsx", "sheet": "顧客一覧", "cell": "B2"},
+        {"detector": "jp_my_number", "value": MYNUM[0], "location": p + "/見積書.zip/メモ.txt"},
+    ]
+    kinds = lambda p: {p: "msg", p + "/見積書.xlsx": "xlsx", p + "/見積書.zip": "zip"}
+    expect("docs/転送.msg", inner("転送.msg"), kinds=kinds("転送.msg"),
+           message={"subject": "転送: 見積書の送付", "to": ["田中 一郎 <tanaka@partner.example.com>"], "cc": ["営業部 <sales@example.co.jp>"]})
+    # HTML only: msgforge also writes the text it derives and the HTML wrapped in compressed RTF.
+    h = Message(subject="カード情報", html_body="<p>カード番号：<b>%s</b></p>" % CARDS[2], to=[("a@example.com", "A")])
+    open(path("docs", "html.msg"), "wb").write(h.as_bytes())
+    expect("docs/html.msg", [{"detector": "credit_card", "value": CARDS[2], "location": "html.msg/body"}], kinds={"html.msg": "msg"})
+    # In a zip, and attached to a mail.
+    with zipfile.ZipFile(path("docs", "msg-in.zip"), "w", zipfile.ZIP_DEFLATED) as zz:
+        zz.writestr("転送.msg", data)
+    expect("docs/msg-in.zip", inner("msg-in.zip/転送.msg"), kinds=dict(kinds("msg-in.zip/転送.msg"), **{"msg-in.zip": "zip"}))
+    open(path("mail", "09-msg-attached.eml"), "wb").write(simple_message("Fw: 見積書", "転送メールを添付します。", [("転送.msg", data)]))
+    expect("mail/09-msg-attached.eml", inner("転送.msg"), kinds=kinds("転送.msg"))
+
+
 def simple_message(subject, body, attachments, charset="iso-2022-jp"):
     m = MIMEMultipart()
     m["Subject"] = email.header.Header(subject, charset).encode()
@@ -550,12 +588,12 @@ def hostile(tmp):
 
 def main():
     # --only GROUP: remake one group's files next to the committed corpus and merge its entries
-    # into expected.json (groups that need no LibreOffice: sevenzip).
+    # into expected.json (groups that need no LibreOffice: sevenzip, outlook).
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     if only:
         EXPECT.update(json.load(open(os.path.join(OUT, "expected.json"), encoding="utf-8")))
         with tempfile.TemporaryDirectory() as tmp:
-            {"sevenzip": sevenzip}[only](tmp)
+            {"sevenzip": sevenzip, "outlook": outlook}[only](tmp)
     else:
         if os.path.isdir(OUT):
             shutil.rmtree(OUT)
@@ -565,6 +603,7 @@ def main():
             archives(tmp, made)
             sevenzip(tmp)
             messages(tmp, made)
+            outlook(tmp)
             typical(made)
             hostile(tmp)
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:

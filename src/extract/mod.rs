@@ -9,7 +9,7 @@
 //!                        docx xlsx pptx / odt ods odp ─► XML text (streamed)
 //!                        xls (BIFF8) / doc / ppt ─► cell, piece-table and text-atom text
 //!                        pdf ─► own text walker over lopdf objects (Form XObjects, CJK CMaps)
-//!                        eml / winmail.dat / rtf / html / csv / txt
+//!                        eml / msg / winmail.dat / rtf / html / csv / txt
 //!                        rar, encrypted, images, corrupt, limits ─► Unscannable
 //! ```
 //!
@@ -22,6 +22,7 @@ mod archive;
 mod filetype;
 mod html;
 mod mime;
+mod msg;
 mod ooxml;
 mod pdf;
 mod ppt;
@@ -119,7 +120,7 @@ pub enum Reason {
     /// Encrypted or password-protected (`detail` says how: `zip_crypto`, `zip_aes`, `pdf`,
     /// `office`, `xls`, `odf`, `rar`, `7z_aes` (members), `7z_headers` (the whole archive)).
     Encrypted,
-    /// A format we do not read (`rar`, `msg`, a 7z method, ...).
+    /// A format we do not read (`rar`, an OLE object in a `.msg`, a 7z method, ...).
     UnsupportedFormat,
     /// Damaged or truncated data.
     Corrupt,
@@ -469,7 +470,15 @@ pub(crate) fn inspect(
         F::Doc => xls::doc(ctx, location, data),
         F::EncryptedOffice => ctx.unscannable(location, Reason::Encrypted, "office"),
         F::Ppt => ppt::ppt(ctx, location, data),
-        F::Msg | F::Cfb => ctx.unscannable(location, Reason::UnsupportedFormat, kind.short()),
+        F::Msg => {
+            let top = depth == 0 && ctx.out.message.is_none();
+            msg::msg(ctx, location, data, depth, top)
+        }
+        // A compound file of no known kind, or one too damaged to tell.
+        F::Cfb => match cfb::CompoundFile::open(std::io::Cursor::new(data)) {
+            Ok(_) => ctx.unscannable(location, Reason::UnsupportedFormat, kind.short()),
+            Err(e) => ctx.unscannable(location, Reason::Corrupt, format!("compound file: {e}")),
+        },
         F::Eml => {
             if data.len() > ctx.limits().raw_message {
                 ctx.unscannable(location, Reason::LimitExceeded, "raw_message");
