@@ -26,6 +26,7 @@ C=corpus/extract
 seed message $C/mail/*.eml $C/hostile/*.eml
 seed zip $C/docs/*.zip
 seed msg $C/docs/*.msg
+seed table $C/docs/*.csv corpus/samples/*.csv
 seed compressed $C/docs/*.7z $C/docs/*.bz2 $C/docs/*.xz $C/hostile/*.7z
 seed pdf $C/docs/*.pdf
 seed ooxml $C/docs/*.docx $C/docs/*.pptx $C/docs/*.ppt $C/docs/*.odt $C/docs/*.odp $C/docs/*.doc $C/docs/*.rtf
@@ -49,7 +50,7 @@ fi
 # console requests.
 python3 scripts/fuzz-seeds.py "$SEEDS"
 cd fuzz
-TARGETS=${TARGETS:-message zip compressed ppt msg pdf ooxml spreadsheet text rules policy engine_image milter smtp_command icap upload console_http}
+TARGETS=${TARGETS:-message zip compressed ppt msg table pdf ooxml spreadsheet text rules policy engine_image milter smtp_command icap upload console_http}
 # Built first, every target in one cargo run: a target that does not build fails the run here
 # (the runs below keep only libFuzzer's figures from their output).
 if ! cargo fuzz build --target-dir ../target/fuzz > ../target/fuzz-build.log 2>&1; then

@@ -123,7 +123,11 @@ impl Scanner {
         // Values already reported per alternative group (text/plain vs text/html of one mail).
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
         for seg in &ex.segments {
-            let r = self.scan_str(&seg.text);
+            let r = if seg.grid.is_empty() {
+                self.scan_str(&seg.text)
+            } else {
+                self.scan_grid(seg.text.as_bytes(), &seg.grid)
+            };
             for f in r.findings {
                 if let Some(g) = seg.alternative_group {
                     if !seen_in_group.insert((g, f.detector.to_string(), f.normalized.to_string()))

@@ -598,3 +598,87 @@ fn msg_in_msg_codepage_strings_and_rtf_bodies() {
         );
     }
 }
+
+/// A My Number with a valid check digit from 11 digits.
+fn my_number(base: u64) -> String {
+    let d: Vec<u32> = format!("{base:011}")
+        .bytes()
+        .map(|b| u32::from(b - b'0'))
+        .collect();
+    let s: u32 = (1..=11)
+        .map(|n| d[11 - n] * if n <= 6 { n as u32 + 1 } else { n as u32 - 5 })
+        .sum();
+    let r = s % 11;
+    format!("{base:011}{}", if r <= 1 { 0 } else { 11 - r })
+}
+
+#[test]
+fn column_headers_speak_for_whole_columns() {
+    let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
+    // A title, a blank line, the header, then 300 rows: the header is thousands of characters
+    // above most values. The order-number column holds numbers with valid check digits too.
+    let mut rows = vec![
+        "顧客一覧（2026年11月）".to_string(),
+        String::new(),
+        "氏名,個人番号,携帯電話,注文番号,備考".to_string(),
+    ];
+    for i in 0..300u64 {
+        rows.push(format!(
+            "顧客{i},{},090{:08},{},なし",
+            my_number(10_000_000_000 + i * 7_919),
+            12_340_000 + i,
+            my_number(20_000_000_000 + i * 104_729),
+        ));
+    }
+    let utf8 = rows.join("\r\n");
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("顧客_utf8.csv", utf8.clone().into_bytes()),
+        (
+            "顧客_sjis.csv",
+            encoding_rs::SHIFT_JIS.encode(&utf8).0.into_owned(),
+        ),
+        (
+            "顧客_euc.csv",
+            encoding_rs::EUC_JP.encode(&utf8).0.into_owned(),
+        ),
+        ("顧客.tsv", utf8.replace(',', "\t").into_bytes()),
+    ];
+    for (name, data) in files {
+        let r = scanner.inspect_file(name, &data, &ExtractOptions::default());
+        let of = |det: &str| {
+            r.findings
+                .iter()
+                .filter(|f| f.detector == det)
+                .collect::<Vec<_>>()
+        };
+        let my = of("jp_my_number");
+        let phones = of("jp_phone");
+        assert_eq!(
+            my.len(),
+            300,
+            "{name}: {:?}",
+            my.iter().map(|f| &f.value).collect::<Vec<_>>()
+        );
+        assert_eq!(phones.len(), 300, "{name}");
+        for f in my.iter().chain(phones.iter()) {
+            assert_eq!(f.confidence, ping32dlp::Confidence::High, "{name}: {f:?}");
+            assert!(
+                f.evidence
+                    .iter()
+                    .any(|e| e.detail.starts_with("column header ")),
+                "{name}: {:?}",
+                f.evidence
+            );
+        }
+        // No order number is reported as a My Number.
+        assert!(my.iter().all(|f| !f.normalized.starts_with('2')), "{name}");
+    }
+    // The same list as running text without a grid (a .txt): only values near a label count.
+    let r = scanner.inspect_file("顧客.txt", utf8.as_bytes(), &ExtractOptions::default());
+    let high = r
+        .findings
+        .iter()
+        .filter(|f| f.detector == "jp_my_number" && f.confidence == ping32dlp::Confidence::High)
+        .count();
+    assert!(high < 300, "{high}");
+}

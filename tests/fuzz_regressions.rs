@@ -11,6 +11,7 @@ fn fuzz_crashes_stay_fixed() {
         ("zip", "archive.zip"),
         ("compressed", "archive.7z"),
         ("msg", "mail.msg"),
+        ("table", "list.csv"),
         ("pdf", "document.pdf"),
         ("ooxml", "document.docx"),
         ("spreadsheet", "book.xlsx"),

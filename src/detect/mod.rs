@@ -26,6 +26,7 @@ mod mask;
 pub mod normalize;
 mod scan;
 mod secrets;
+mod table;
 mod trigger;
 pub mod validate;
 
@@ -33,6 +34,7 @@ pub use build::EngineBuilder;
 pub use image::EngineImageError;
 pub use mask::mask as mask_value;
 pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
+pub use table::GridCell;
 #[cfg(test)]
 pub(crate) use trigger::{
     classify_scalar as classify_trigger_scalar, is_trigger as is_trigger_byte,

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use bumpalo::Bump;
 
-use super::context::{back_chars, chars_between, forward_chars, ContextIndex};
+use super::context::{back_chars, chars_between, forward_chars, ContextIndex, ContextWords};
 use super::literals::LitHit;
 use super::mask::mask;
 use super::normalize::{fold_char, needs_folding, normalize};
+use super::table::{GridCell, Layout};
 use super::{digits, secrets, trigger, BuiltinKind, DetId, Engine, TermAction};
 use crate::rules::Confidence;
 
@@ -182,7 +183,20 @@ struct Scored {
     conf: Confidence,
     pos: Option<(u32, usize)>,
     neg: Option<(u32, usize)>,
+    /// Where the context word stands: [`Via::Window`], or a table's column header or row label.
+    via: Via,
     keep: bool,
+}
+
+/// Where a context word was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// Within the detector's window of characters (or the value's own table cell).
+    Window,
+    /// In the header cell of the value's column.
+    ColumnHeader,
+    /// In the label cell of the value's row.
+    RowLabel,
 }
 
 impl Scanner {
@@ -213,6 +227,21 @@ impl Scanner {
     /// Scans text bytes (UTF-8 expected; invalid sequences never match and never panic).
     /// Offsets in the findings are byte offsets into `text`.
     pub fn scan(&mut self, text: &[u8]) -> ScanResult<'_> {
+        self.scan_with(text, None)
+    }
+
+    /// Scans a text that lays out a table (a CSV file, a worksheet), given its cells: a value in
+    /// a cell takes its context from the cell, its column's header cells and its row's label
+    /// cell, however far away they are (`column header 個人番号`), instead of a window of
+    /// characters that would reach into other columns. Header rows are found as the `table`
+    /// module describes (titles, merged and two-row headers, several tables). Values outside
+    /// any cell are scored as in [`Scanner::scan`].
+    pub fn scan_grid(&mut self, text: &[u8], grid: &[GridCell]) -> ScanResult<'_> {
+        let layout = Layout::new(text, grid);
+        self.scan_with(text, Some(&layout))
+    }
+
+    fn scan_with(&mut self, text: &[u8], layout: Option<&Layout>) -> ScanResult<'_> {
         self.arena.reset();
         self.cands.clear();
         self.canon.clear();
@@ -240,7 +269,7 @@ impl Scanner {
         // longer (which validated over more digits) is kept.
         cands.sort_unstable_by_key(|c| (c.start, std::cmp::Reverse(c.end), c.det));
         cands.dedup_by_key(|c| (c.start, c.end, c.det));
-        score(engine, text, cands, &mut self.ctx, &mut self.scored);
+        score(engine, text, cands, &mut self.ctx, layout, &mut self.scored);
         resolve_overlaps(cands, &mut self.scored);
         emit(engine, text, cands, &self.canon, &self.scored, &self.arena)
     }
@@ -396,14 +425,107 @@ type Nearest = Option<(u32, usize)>;
 /// Characters around a candidate searched before the whole window: wider than any negative window.
 const NEAR_WINDOW: usize = 32;
 
+/// The first positive and the first negative context word of detector `det` inside `[s, e)`,
+/// with their distance to `[vs, ve)` (a value inside or beside the span), in characters.
+fn words_in(
+    words: &ContextWords,
+    ctx: &mut ContextIndex,
+    h: &[u8],
+    (s, e): (usize, usize),
+    det: DetId,
+    (vs, ve): (usize, usize),
+) -> (Nearest, Nearest) {
+    let (mut pos, mut neg): (Nearest, Nearest) = (None, None);
+    ctx.ensure(words, h, s, e);
+    for hit in ctx.between(s, e) {
+        if hit.end > e {
+            continue;
+        }
+        let dist = if hit.end <= vs {
+            chars_between(h, hit.end, vs)
+        } else if hit.start >= ve {
+            chars_between(h, ve, hit.start)
+        } else {
+            0
+        };
+        for role in &words.roles[hit.word as usize] {
+            if role.det != det {
+                continue;
+            }
+            let slot = if role.negative { &mut neg } else { &mut pos };
+            if slot.is_none_or(|(_, d)| dist < d) {
+                *slot = Some((hit.word, dist));
+            }
+        }
+    }
+    (pos, neg)
+}
+
 /// Context scoring.
-fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out: &mut Vec<Scored>) {
+fn score(
+    engine: &Engine,
+    h: &[u8],
+    cands: &[Cand],
+    ctx: &mut ContextIndex,
+    layout: Option<&Layout>,
+    out: &mut Vec<Scored>,
+) {
     let words = &engine.context;
     for (i, c) in cands.iter().enumerate() {
         let p = &engine.detectors[c.det as usize].params;
         let (mut pos, mut neg): (Nearest, Nearest) = (None, None);
         let mut neg_before = false;
-        if engine.max_window > 0 {
+        let mut via = Via::Window;
+        let cell = layout
+            .and_then(|l| l.cell_at(c.start))
+            .filter(|(g, cc)| !cc.is_empty() && c.end <= g.end);
+        if let (Some((g, cc)), true) = (cell, engine.max_window > 0) {
+            // A table cell: the header of its column decides (a negative header such as
+            // `注文番号` excludes the column), then words in the cell itself, then the row label.
+            let far = (usize::MAX, usize::MAX);
+            let mut decided = false;
+            for span in cc.header.iter().flatten() {
+                let (hp, hn) = words_in(words, ctx, h, *span, c.det, far);
+                if hp.is_some() || hn.is_some() {
+                    pos = hp.map(|(w, _)| (w, 0));
+                    neg = if hp.is_some() {
+                        None
+                    } else {
+                        hn.map(|(w, _)| (w, 0))
+                    };
+                    neg_before = true;
+                    via = Via::ColumnHeader;
+                    decided = true;
+                    break;
+                }
+            }
+            if !decided {
+                let (cp, cn) = words_in(words, ctx, h, (g.start, g.end), c.det, (c.start, c.end));
+                if cp.is_some() || cn.is_some() {
+                    (pos, neg) = (
+                        cp.filter(|(_, d)| *d <= p.context_window),
+                        cn.filter(|(_, d)| *d <= p.negative_window),
+                    );
+                    neg_before = true;
+                    decided = pos.is_some() || neg.is_some();
+                }
+            }
+            if !decided {
+                if let Some(span) = cc.label {
+                    let (lp, ln) = words_in(words, ctx, h, span, c.det, far);
+                    pos = lp.map(|(w, _)| (w, 0));
+                    neg = if lp.is_some() {
+                        None
+                    } else {
+                        ln.map(|(w, _)| (w, 0))
+                    };
+                    neg_before = true;
+                    if pos.is_some() || neg.is_some() {
+                        via = Via::RowLabel;
+                    }
+                }
+            }
+        } else if engine.max_window > 0 {
             // Near window first: a positive word there is the nearest one, and a negative word in
             // front of the value decides on its own (it is always nearer than any positive word
             // found further out). Only otherwise is the whole window searched.
@@ -486,6 +608,7 @@ fn score(engine: &Engine, h: &[u8], cands: &[Cand], ctx: &mut ContextIndex, out:
             conf: conf.unwrap_or(Confidence::Low),
             pos: if negative_wins { None } else { pos },
             neg: if negative_wins { neg } else { None },
+            via,
             keep: conf.is_some(),
         });
     }
@@ -628,18 +751,33 @@ fn emit<'s>(
         ));
         let masked = arena.alloc_str(&mask(value, info.params.mask));
         let mut ev = bumpalo::collections::Vec::new_in(arena);
+        let word = |w: u32, d: usize| -> (&str, Option<usize>) {
+            match s.via {
+                Via::Window => (arena.alloc_str(&words[w as usize]), Some(d)),
+                Via::ColumnHeader => (
+                    arena.alloc_str(&format!("column header {}", words[w as usize])),
+                    None,
+                ),
+                Via::RowLabel => (
+                    arena.alloc_str(&format!("row label {}", words[w as usize])),
+                    None,
+                ),
+            }
+        };
         if let Some((w, d)) = s.pos {
+            let (detail, distance) = word(w, d);
             ev.push(Evidence {
                 kind: EvidenceKind::Context,
-                detail: arena.alloc_str(&words[w as usize]),
-                distance: Some(d),
+                detail,
+                distance,
             });
         }
         if let Some((w, d)) = s.neg {
+            let (detail, distance) = word(w, d);
             ev.push(Evidence {
                 kind: EvidenceKind::NegativeContext,
-                detail: arena.alloc_str(&words[w as usize]),
-                distance: Some(d),
+                detail,
+                distance,
             });
         }
         if let Some(ch) = c.check {

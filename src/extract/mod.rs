@@ -19,6 +19,7 @@
 //! seen to misbehave run behind size checks and, as a last resort, `catch_unwind`.
 
 mod archive;
+mod csvgrid;
 mod filetype;
 mod html;
 mod mime;
@@ -195,6 +196,9 @@ pub struct Segment {
     pub alternative_group: Option<u32>,
     /// Added to offsets in `text` to give offsets in the object (a UTF-8 text file's BOM).
     pub byte_base: usize,
+    /// The text lays out a table (a CSV file, a worksheet): its cells, for context from column
+    /// headers and row labels (`Scanner::scan_grid`). Empty for running text.
+    pub grid: Vec<crate::detect::GridCell>,
 }
 
 impl Segment {
@@ -522,10 +526,22 @@ pub(crate) fn inspect(
             } else {
                 0
             };
+            let text = decoded.text.into_owned();
+            // CSV and TSV files are tables: their cells, for context from column headers.
+            let tabular = kind == F::Csv || {
+                let n = name.to_ascii_lowercase();
+                kind == F::Text && (n.ends_with(".tsv") || n.ends_with(".tab"))
+            };
+            let grid = if tabular {
+                csvgrid::csv_grid(&text, GRID_CELLS)
+            } else {
+                Vec::new()
+            };
             ctx.push_text(Segment {
                 location: location.to_string(),
-                text: decoded.text.into_owned(),
+                text,
                 byte_base,
+                grid,
                 ..Segment::default()
             });
         }
@@ -542,6 +558,10 @@ pub(crate) fn inspect(
 pub fn ppt_stream_text(stream: &[u8], limit: usize) -> String {
     ppt::stream_text(stream, limit).text
 }
+
+/// Cells of one table text kept for header context (24 bytes each): past this, the rest of a
+/// very wide or long CSV is scored with the character window only.
+const GRID_CELLS: usize = 1_000_000;
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {

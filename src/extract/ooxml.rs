@@ -232,6 +232,8 @@ fn number_text(v: &str) -> String {
 pub(crate) struct SheetText {
     pub text: String,
     pub cells: Vec<(usize, String)>,
+    /// The same cells with their spans and grid positions, for header context.
+    pub grid: Vec<crate::detect::GridCell>,
     row: Option<u32>,
 }
 
@@ -249,6 +251,14 @@ impl SheetText {
         self.row = Some(row);
         self.cells
             .push((self.text.len(), format!("{}{row}", column_name(col))));
+        if self.grid.len() < super::GRID_CELLS {
+            self.grid.push(crate::detect::GridCell {
+                start: self.text.len(),
+                end: self.text.len() + value.len(),
+                row,
+                col,
+            });
+        }
         self.text.push_str(value);
     }
 }
@@ -416,6 +426,7 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
             text: sheet.text,
             sheet: Some(sheet_name),
             cells: sheet.cells,
+            grid: sheet.grid,
             ..Segment::default()
         });
     }
@@ -567,6 +578,7 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
             text: s.text,
             sheet: Some(name),
             cells: s.cells,
+            grid: s.grid,
             ..Segment::default()
         });
     }

@@ -340,6 +340,7 @@ pub(crate) fn xls(ctx: &mut Ctx<'_>, location: &str, data: &[u8]) {
                     .unwrap_or_else(|| format!("Sheet{}", i + 1)),
             ),
             cells: s.cells,
+            grid: s.grid,
             ..Segment::default()
         });
     }

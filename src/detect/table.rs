@@ -1,0 +1,257 @@
+//! Tables laid out in a text (a CSV file, a worksheet): which header cell speaks for each cell's
+//! column and which label cell for its row, however far away they are.
+//!
+//! A customer list puts `個人番号` once at the top of a column and the numbers a thousand rows
+//! below, far outside any context window. Given the cells of a text (their byte spans and grid
+//! positions), [`Layout`] finds the tables in it and their header rows:
+//! * rows without a gap form a block; an empty row or a jump in row numbers starts another table
+//!   (several tables on one sheet);
+//! * in a block, the first rows that hold no value-like cell (six or more digits) are looked at:
+//!   a row of one cell followed by a row of text is a title and is skipped; the first row with two
+//!   or more cells, or one cell above values, is the header;
+//! * a header row's empty column inside its span takes the header cell to its left (a merged
+//!   header cell leaves only its first cell filled), and a group header row right above it
+//!   (`連絡先` over `携帯` / `自宅`) is a second header for the columns below it;
+//! * a row's first cell, when it is text and not the cell itself, is the row's label.
+//!
+//! The scorer then takes context for a cell from the cell itself, its column's header cells and
+//! its row label, instead of a character window that would reach into other columns' headers.
+
+/// One cell of a table: its bytes `[start, end)` in the text and its grid position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GridCell {
+    /// First byte of the cell's text.
+    pub start: usize,
+    /// One past its last byte.
+    pub end: usize,
+    /// Row (any origin; consecutive rows differ by one).
+    pub row: u32,
+    /// Column (any origin).
+    pub col: u32,
+}
+
+/// What speaks for one cell.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CellContext {
+    /// Its column's header cell and the group header above it (byte spans).
+    pub header: [Option<(usize, usize)>; 2],
+    /// Its row's label cell.
+    pub label: Option<(usize, usize)>,
+}
+
+impl CellContext {
+    pub fn is_empty(&self) -> bool {
+        self.header[0].is_none() && self.header[1].is_none() && self.label.is_none()
+    }
+}
+
+/// The cells of a text with what speaks for each, sorted by position in the text.
+#[derive(Debug, Default)]
+pub(crate) struct Layout {
+    cells: Vec<(GridCell, CellContext)>,
+}
+
+/// Cells with six or more digits (ASCII or full-width) are values, not headers or labels.
+fn valueish(text: &[u8], c: &GridCell) -> bool {
+    let s = String::from_utf8_lossy(&text[c.start..c.end]);
+    s.chars()
+        .filter(|ch| ch.is_ascii_digit() || ('０'..='９').contains(ch))
+        .count()
+        >= 6
+}
+
+fn blank(text: &[u8], c: &GridCell) -> bool {
+    text[c.start..c.end].iter().all(u8::is_ascii_whitespace)
+}
+
+impl Layout {
+    /// The layout of `grid` over `text` (cells out of range or blank are ignored).
+    pub fn new(text: &[u8], grid: &[GridCell]) -> Layout {
+        let mut cells: Vec<GridCell> = grid
+            .iter()
+            .copied()
+            .filter(|c| c.start < c.end && c.end <= text.len() && !blank(text, c))
+            .collect();
+        cells.sort_unstable_by_key(|c| (c.row, c.col));
+        cells.dedup_by_key(|c| (c.row, c.col));
+        // Rows, then blocks of consecutive rows.
+        let mut rows: Vec<&[GridCell]> = Vec::new();
+        let mut i = 0;
+        while i < cells.len() {
+            let j = i + cells[i..]
+                .iter()
+                .take_while(|c| c.row == cells[i].row)
+                .count();
+            rows.push(&cells[i..j]);
+            i = j;
+        }
+        let mut out: Vec<(GridCell, CellContext)> = Vec::with_capacity(cells.len());
+        let mut b = 0;
+        while b < rows.len() {
+            let mut e = b + 1;
+            while e < rows.len() && rows[e][0].row == rows[e - 1][0].row + 1 {
+                e += 1;
+            }
+            Self::block(text, &rows[b..e], &mut out);
+            b = e;
+        }
+        out.sort_unstable_by_key(|(c, _)| c.start);
+        Layout { cells: out }
+    }
+
+    fn block(text: &[u8], rows: &[&[GridCell]], out: &mut Vec<(GridCell, CellContext)>) {
+        let mut header_at = None;
+        for (k, r) in rows.iter().enumerate().take(4) {
+            // A title (one cell, even with a date in it) above a row of two or more text cells.
+            let text_row_next = rows
+                .get(k + 1)
+                .is_some_and(|n| n.len() >= 2 && !n.iter().any(|c| valueish(text, c)));
+            if r.len() == 1 && text_row_next {
+                continue;
+            }
+            if r.iter().any(|c| valueish(text, c)) {
+                break;
+            }
+            let above_values = rows
+                .get(k + 1)
+                .is_some_and(|n| n.iter().any(|c| valueish(text, c)));
+            if r.len() >= 2 || above_values {
+                header_at = Some(k);
+                break;
+            }
+        }
+        // Two header rows: a text row of two or more cells right below, above the values, is the
+        // header, and the first one its group header.
+        if let Some(k) = header_at {
+            let text_row = |r: &[GridCell]| r.len() >= 2 && !r.iter().any(|c| valueish(text, c));
+            let values = |r: &[GridCell]| r.iter().any(|c| valueish(text, c));
+            if rows.get(k + 1).is_some_and(|r| text_row(r))
+                && rows.get(k + 2).is_some_and(|r| values(r))
+            {
+                header_at = Some(k + 1);
+            }
+        }
+        let span = |c: &GridCell| (c.start, c.end);
+        // The cell of `row` for column `col`, or the nearest one to its left while `col` is within
+        // the row's span (`right_bound`: the column the row must reach).
+        let lookup = |row: &[GridCell], col: u32, right_bound: u32| -> Option<(usize, usize)> {
+            let last = row.last()?.col;
+            if col > last.max(right_bound) {
+                return None;
+            }
+            row.iter().rev().find(|c| c.col <= col).map(span)
+        };
+        for (k, r) in rows.iter().enumerate() {
+            let label = r.first().filter(|c| !valueish(text, c)).copied();
+            for c in r.iter() {
+                let mut cc = CellContext::default();
+                if let Some(h) = header_at.filter(|&h| k > h) {
+                    let hrow = rows[h];
+                    let hlast = hrow.last().map_or(0, |x| x.col);
+                    cc.header[0] = match hrow.iter().find(|x| x.col == c.col) {
+                        Some(x) => Some(span(x)),
+                        // Inside the header row's span: a merged header cell.
+                        None => lookup(hrow, c.col, 0).filter(|_| c.col < hlast),
+                    };
+                    if h > 0 && rows[h - 1].len() >= 2 {
+                        cc.header[1] = lookup(rows[h - 1], c.col, hlast);
+                    }
+                }
+                if let Some(l) = label.filter(|l| l.col < c.col) {
+                    cc.label = Some(span(&l));
+                }
+                out.push((*c, cc));
+            }
+        }
+    }
+
+    /// The cell that holds byte `at`, with what speaks for it.
+    pub fn cell_at(&self, at: usize) -> Option<&(GridCell, CellContext)> {
+        let i = self.cells.partition_point(|(c, _)| c.start <= at);
+        let found = self.cells.get(i.checked_sub(1)?)?;
+        (at < found.0.end).then_some(found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cells of a text written as rows of `\t`-separated cells (empty cells kept as positions).
+    fn grid(text: &str) -> Vec<GridCell> {
+        let mut v = Vec::new();
+        let mut off = 0;
+        for (r, line) in text.split('\n').enumerate() {
+            let mut o = off;
+            for (c, cell) in line.split('\t').enumerate() {
+                v.push(GridCell {
+                    start: o,
+                    end: o + cell.len(),
+                    row: r as u32 + 1,
+                    col: c as u32,
+                });
+                o += cell.len() + 1;
+            }
+            off += line.len() + 1;
+        }
+        v
+    }
+
+    fn text_of(t: &str, s: Option<(usize, usize)>) -> Option<&str> {
+        s.map(|(a, b)| &t[a..b])
+    }
+
+    #[test]
+    fn header_after_a_title_merged_cells_group_headers_and_two_tables() {
+        let t = "顧客一覧（2026年11月）\n\
+                 氏名\t連絡先\t\t番号\n\
+                 \t携帯\t自宅\t個人番号\n\
+                 山田\t09012345678\t0312345678\t768426846565\n\
+                 \n\
+                 注文番号\t金額\n\
+                 202610160001\t5000";
+        let l = Layout::new(t.as_bytes(), &grid(t));
+        let at = |needle: &str| l.cell_at(t.find(needle).unwrap()).unwrap().1;
+        // The title row is skipped; 携帯/自宅/個人番号 is the header and 氏名/連絡先/番号 its
+        // group header, whose merged 連絡先 spans 携帯 and 自宅.
+        let mobile = at("09012345678");
+        assert_eq!(text_of(t, mobile.header[0]), Some("携帯"));
+        assert_eq!(text_of(t, mobile.header[1]), Some("連絡先"));
+        assert_eq!(text_of(t, mobile.label), Some("山田"));
+        let home = at("0312345678");
+        assert_eq!(text_of(t, home.header[0]), Some("自宅"));
+        assert_eq!(text_of(t, home.header[1]), Some("連絡先"));
+        let my = at("768426846565");
+        assert_eq!(text_of(t, my.header[0]), Some("個人番号"));
+        assert_eq!(text_of(t, my.header[1]), Some("番号"));
+        // A one-row header with a merged cell: the empty column takes the cell to its left.
+        let t2 = "氏名\t連絡先\t\t備考\n山田\t09012345678\t0312345678\tなし";
+        let l2 = Layout::new(t2.as_bytes(), &grid(t2));
+        let home2 = l2.cell_at(t2.find("0312345678").unwrap()).unwrap().1;
+        assert_eq!(text_of(t2, home2.header[0]), Some("連絡先"));
+        // The second table has its own header.
+        assert_eq!(text_of(t, at("202610160001").header[0]), Some("注文番号"));
+        assert!(l.cell_at(t.find("顧客一覧").unwrap()).unwrap().1.is_empty());
+    }
+
+    #[test]
+    fn single_column_lists_and_tables_without_headers() {
+        let t = "個人番号\n768426846565\n321223307923";
+        let l = Layout::new(t.as_bytes(), &grid(t));
+        let c = l.cell_at(t.find("321223307923").unwrap()).unwrap().1;
+        assert_eq!(text_of(t, c.header[0]), Some("個人番号"));
+        // All rows are values: no header, no label.
+        let t = "768426846565\t4111111111111111\n321223307923\t5555555555554444";
+        let l = Layout::new(t.as_bytes(), &grid(t));
+        assert!(l.cell_at(t.find("5555").unwrap()).unwrap().1.is_empty());
+        // Out-of-range and empty grids are ignored.
+        let bad = [GridCell {
+            start: 5,
+            end: 500,
+            row: 1,
+            col: 1,
+        }];
+        assert!(Layout::new(b"abc", &bad).cell_at(1).is_none());
+        assert!(Layout::new(b"", &[]).cell_at(0).is_none());
+    }
+}

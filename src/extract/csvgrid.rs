@@ -1,0 +1,166 @@
+//! The cells of a CSV / TSV text, for table context (`detect::table`): csv-core splits the
+//! fields (quotes, doubled quotes, embedded newlines) and reports how much input each one took,
+//! which gives every field's byte span in the decoded text.
+
+use crate::detect::GridCell;
+
+/// The delimiter of a CSV-like text: the most frequent of `,` `\t` `;` on its first 20 lines
+/// (outside quotes; a title line above the table has none), `,` when none is seen.
+fn delimiter(text: &[u8]) -> u8 {
+    let mut counts = [0usize; 3];
+    let mut quoted = false;
+    let mut lines = 0;
+    for &b in text.iter().take(64 * 1024) {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => {
+                lines += 1;
+                if lines == 20 {
+                    break;
+                }
+            }
+            b',' if !quoted => counts[0] += 1,
+            b'\t' if !quoted => counts[1] += 1,
+            b';' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3)
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .unwrap_or(0);
+    if counts[best] == 0 {
+        b','
+    } else {
+        [b',', b'\t', b';'][best]
+    }
+}
+
+/// The cells of `text` read as CSV (delimiter guessed), at most `max_cells`; rows from 1 and
+/// columns from 0. A field's span includes its quotes and excludes the delimiter and the line end.
+pub(crate) fn csv_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
+    let input = text.as_bytes();
+    let d = delimiter(input);
+    let mut rdr = csv_core::ReaderBuilder::new().delimiter(d).build();
+    let mut out = Vec::new();
+    let mut scratch = [0u8; 4096];
+    let (mut pos, mut start) = (0usize, 0usize);
+    let (mut row, mut col) = (1u32, 0u32);
+    loop {
+        let (res, nin, _) = rdr.read_field(&input[pos..], &mut scratch);
+        pos += nin;
+        match res {
+            csv_core::ReadFieldResult::InputEmpty if pos >= input.len() => {
+                // Tell the reader the input ended: it returns the last field.
+                let (res, _, _) = rdr.read_field(&[], &mut scratch);
+                if let csv_core::ReadFieldResult::Field { .. } = res {
+                    push(&mut out, input, start, pos, row, col);
+                }
+                break;
+            }
+            csv_core::ReadFieldResult::InputEmpty | csv_core::ReadFieldResult::OutputFull => {
+                if nin == 0 && pos >= input.len() {
+                    break;
+                }
+            }
+            csv_core::ReadFieldResult::Field { record_end } => {
+                if col == 0 {
+                    // csv-core skips empty lines before a record: they still separate tables.
+                    row = row.saturating_add(blank_lines(input, start, pos));
+                }
+                push(&mut out, input, start, pos, row, col);
+                start = pos;
+                if record_end {
+                    row = row.saturating_add(1);
+                    col = 0;
+                } else {
+                    col = col.saturating_add(1);
+                }
+                if out.len() >= max_cells {
+                    break;
+                }
+            }
+            csv_core::ReadFieldResult::End => break,
+        }
+    }
+    out
+}
+
+/// Empty lines at the start of `input[start..end)` (a `\n` right after the `\r` that ended the
+/// previous record is that record's line end, not an empty line).
+fn blank_lines(input: &[u8], start: usize, end: usize) -> u32 {
+    let lead = input[start..end]
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count();
+    let mut n = input[start..start + lead]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    if n > 0 && input[start] == b'\n' && start > 0 && input[start - 1] == b'\r' {
+        n -= 1;
+    }
+    n as u32
+}
+
+fn push(out: &mut Vec<GridCell>, input: &[u8], start: usize, end: usize, row: u32, col: u32) {
+    // The input a field took ends with its delimiter or line end; blank lines before a record
+    // belong to it: trim both.
+    let mut s = start;
+    while s < end && matches!(input[s], b'\r' | b'\n') {
+        s += 1;
+    }
+    let mut e = end;
+    while e > s && matches!(input[e - 1], b',' | b'\t' | b';' | b'\r' | b'\n') {
+        e -= 1;
+    }
+    if s < e {
+        out.push(GridCell {
+            start: s,
+            end: e,
+            row,
+            col,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(t: &str) -> Vec<(u32, u32, &str)> {
+        csv_grid(t, 1000)
+            .iter()
+            .map(|c| (c.row, c.col, &t[c.start..c.end]))
+            .collect()
+    }
+
+    #[test]
+    fn fields_rows_quotes_and_delimiters() {
+        assert_eq!(
+            cells("氏名,個人番号\r\n\"山田, 太郎\",768426846565\r\n佐藤,\"3212\n23307923\"\n"),
+            [
+                (1, 0, "氏名"),
+                (1, 1, "個人番号"),
+                (2, 0, "\"山田, 太郎\""),
+                (2, 1, "768426846565"),
+                (3, 0, "佐藤"),
+                (3, 1, "\"3212\n23307923\""),
+            ]
+        );
+        assert_eq!(
+            cells("a\tb\n1\t2"),
+            [(1, 0, "a"), (1, 1, "b"), (2, 0, "1"), (2, 1, "2")]
+        );
+        assert_eq!(cells("a;b;c\n1;2;3")[4], (2, 1, "2"));
+        // A title line without delimiters above a TSV table.
+        assert_eq!(cells("一覧\n\na\tb\n1\t2")[4], (4, 1, "2"));
+        assert_eq!(cells("一覧\r\n\r\na,b\r\n1,2")[4], (4, 1, "2"));
+        assert_eq!(cells("a,b\r\n1,2\r\n")[3], (2, 1, "2"));
+        // Empty fields keep their column numbers; the cap is honoured; odd input never panics.
+        assert_eq!(cells("a,,c")[1], (1, 2, "c"));
+        assert_eq!(csv_grid("a,b,c,d", 2).len(), 2);
+        for t in ["", "\"", "\"\"\"", ",,,\n\n\n", "a\r\r\rb"] {
+            let _ = csv_grid(t, 10);
+        }
+    }
+}
