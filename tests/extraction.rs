@@ -62,6 +62,32 @@ fn check(rel: &str, want: &Value, r: &Report, failures: &mut Vec<String>) {
             )),
         }
     }
+    // Exact counts per detector, and decoys that must not be reported.
+    if let Some(counts) = want.get("counts").and_then(Value::as_object) {
+        for (det, n) in counts {
+            let got = r.findings.iter().filter(|f| &f.detector == det).count();
+            if Some(got as u64) != n.as_u64() {
+                failures.push(format!("{rel}: {got} {det} findings, want {n}"));
+            }
+        }
+    }
+    for a in want
+        .get("absent")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (det, v) = (
+            a["detector"].as_str().unwrap(),
+            a["value"].as_str().unwrap(),
+        );
+        if r.findings
+            .iter()
+            .any(|f| f.detector == det && f.normalized == v)
+        {
+            failures.push(format!("{rel}: decoy {v} reported as {det}"));
+        }
+    }
     for u in want["unscannable"].as_array().unwrap() {
         let ok = r.unscannable.iter().any(|g| {
             g.location == u["location"].as_str().unwrap()
@@ -642,6 +668,19 @@ fn column_headers_speak_for_whole_columns() {
             encoding_rs::EUC_JP.encode(&utf8).0.into_owned(),
         ),
         ("顧客.tsv", utf8.replace(',', "\t").into_bytes()),
+        ("顧客.html", {
+            // The same list as an HTML table (a webmail body or a saved page), title above it.
+            let mut h = String::from("<html><body><h1>顧客一覧（2026年11月）</h1><table>");
+            for line in rows.iter().skip(2) {
+                h.push_str("<tr>");
+                for cell in line.split(',') {
+                    h.push_str(&format!("<td>{cell}</td>"));
+                }
+                h.push_str("</tr>\n");
+            }
+            h.push_str("</table></body></html>");
+            h.into_bytes()
+        }),
     ];
     for (name, data) in files {
         let r = scanner.inspect_file(name, &data, &ExtractOptions::default());

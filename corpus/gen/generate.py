@@ -2,7 +2,7 @@
 """Builds the extraction corpus with real tools and writes what each file must yield.
 
   corpus/gen/generate.py OUT_DIR      (scripts/gen-corpus.sh installs the tools and runs this)
-  corpus/gen/generate.py OUT_DIR --only sevenzip|outlook   (remake one group, merge into expected.json)
+  corpus/gen/generate.py OUT_DIR --only sevenzip|outlook|tables   (remake one group, merge into expected.json)
 
 Tools: LibreOffice headless (docx, xlsx, pptx, odt, ods, odp, doc, xls, rtf, pdf from flat ODF
 sources), Info-ZIP (zip, ZipCrypto, CP932 member names), 7-Zip (AES zip; 7z with every method, solid,
@@ -54,13 +54,19 @@ def path(*p):
     return full
 
 
-def expect(rel, findings=(), kinds=None, unscannable=(), message=None, min_findings=None):
+def expect(rel, findings=(), kinds=None, unscannable=(), message=None, counts=None, absent=()):
+    """`counts`: exact number of findings per detector; `absent`: values that must not be reported
+    as that detector (decoys)."""
     EXPECT[rel] = {
         "findings": list(findings),
         "kinds": kinds or {},
         "unscannable": list(unscannable),
         "message": message,
     }
+    if counts:
+        EXPECT[rel]["counts"] = counts
+    if absent:
+        EXPECT[rel]["absent"] = list(absent)
 
 
 def run(cmd, cwd=None):
@@ -379,6 +385,67 @@ def outlook(tmp):
     expect("mail/09-msg-attached.eml", inner("転送.msg"), kinds=kinds("転送.msg"))
 
 
+def my_number(base11):
+    """A My Number: 11 digits and their check digit."""
+    d = [int(c) for c in base11]
+    t = sum(d[10 - n + 1] * (n + 1 if n <= 6 else n - 5) for n in range(1, 12))
+    r = t % 11
+    return base11 + str(0 if r <= 1 else 11 - r)
+
+
+def tables(tmp):
+    """Customer lists where the label is only in the column header: a 10,000-row CSV as Excel
+    writes it (CP932, CRLF, a title row), the same list as xlsx and ods by LibreOffice, and a
+    40-row table in docx, odt and HTML. The order-number column holds 12-digit numbers with
+    valid My Number check digits: decoys that only the header tells apart."""
+    import random
+    rnd = random.Random(20261205)
+    header = ["氏名", "個人番号", "携帯電話", "電話番号", "注文番号", "備考"]
+    def rows(n):
+        out = []
+        for i in range(n):
+            out.append(["顧客%05d" % i, my_number("%011d" % rnd.randrange(10**10, 10**11)),
+                        "090%08d" % rnd.randrange(10**8), "03-%04d-%04d" % (rnd.randrange(10**4), rnd.randrange(10**4)),
+                        my_number("%011d" % rnd.randrange(10**10, 10**11)), "なし"])
+        return out
+    big = rows(10000)
+    lines = ["顧客名簿（2026年12月）,,,,,", ",,,,,", ",".join(header)] + [",".join(r) for r in big]
+    open(path("docs", "顧客名簿_10000.csv"), "wb").write(("\r\n".join(lines) + "\r\n").encode("cp932"))
+    decoys = lambda rs: [{"detector": "jp_my_number", "value": r[4]} for r in rs[::97]]
+    name = "顧客名簿_10000.csv"
+    expect("docs/" + name, [{"detector": "jp_my_number", "value": r[1], "location": name} for r in big[::997]],
+           kinds={name: "csv"}, counts={"jp_my_number": 10000, "jp_phone": 20000}, absent=decoys(big))
+    # The same list in a workbook (header in row 3, under a title), converted by LibreOffice.
+    src = os.path.join(tmp, "顧客名簿_10000.fods")
+    open(src, "w", encoding="utf-8").write(fods([("名簿", [["顧客名簿（2026年12月）"], [], header] + big)]))
+    for fmt, ext in [("xlsx", "xlsx"), ("ods", "ods")]:
+        soffice(src, fmt, tmp)
+        name = "顧客名簿_10000." + ext
+        shutil.copy(os.path.join(tmp, name), path("docs", name))
+        expect("docs/" + name, [{"detector": "jp_my_number", "value": r[1], "location": name, "sheet": "名簿",
+                                 "cell": "B%d" % (i + 4)} for i, r in list(enumerate(big))[::997]],
+               kinds={name: ext}, counts={"jp_my_number": 10000, "jp_phone": 20000}, absent=decoys(big))
+    # A 40-row table in running documents: a heading, then the table.
+    small = rows(40)
+    cell = lambda c: "<table:table-cell office:value-type=\"string\"><text:p>%s</text:p></table:table-cell>" % c
+    table = ('<table:table table:name="顧客"><table:table-column table:number-columns-repeated="6"/>%s</table:table>'
+             % "".join("<table:table-row>%s</table:table-row>" % "".join(cell(c) for c in r) for r in [header] + small))
+    doc = fodt(["顧客一覧（社外秘）"], "顧客一覧", "山田太郎").replace("</office:text>", table + "</office:text>")
+    src = os.path.join(tmp, "顧客表.fodt")
+    open(src, "w", encoding="utf-8").write(doc)
+    for fmt, ext in [("docx", "docx"), ("odt", "odt")]:
+        soffice(src, fmt, tmp)
+        name = "顧客表." + ext
+        shutil.copy(os.path.join(tmp, name), path("docs", name))
+        expect("docs/" + name, [{"detector": "jp_my_number", "value": r[1], "location": name} for r in small[::7]],
+               kinds={name: ext}, counts={"jp_my_number": 40, "jp_phone": 80}, absent=decoys(small))
+    html = "<html><body><h1>顧客一覧</h1><table>%s</table></body></html>" % "".join(
+        "<tr>%s</tr>\n" % "".join("<td>%s</td>" % c for c in r) for r in [header] + small)
+    open(path("docs", "顧客表.html"), "wb").write(html.encode("utf-8"))
+    expect("docs/顧客表.html", [{"detector": "jp_my_number", "value": r[1], "location": "顧客表.html"} for r in small[::7]],
+           kinds={"顧客表.html": "html"}, counts={"jp_my_number": 40, "jp_phone": 80}, absent=decoys(small))
+
+
 def simple_message(subject, body, attachments, charset="iso-2022-jp"):
     m = MIMEMultipart()
     m["Subject"] = email.header.Header(subject, charset).encode()
@@ -588,12 +655,12 @@ def hostile(tmp):
 
 def main():
     # --only GROUP: remake one group's files next to the committed corpus and merge its entries
-    # into expected.json (groups that need no LibreOffice: sevenzip, outlook).
+    # into expected.json (sevenzip and outlook need no LibreOffice; tables does).
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     if only:
         EXPECT.update(json.load(open(os.path.join(OUT, "expected.json"), encoding="utf-8")))
         with tempfile.TemporaryDirectory() as tmp:
-            {"sevenzip": sevenzip, "outlook": outlook}[only](tmp)
+            {"sevenzip": sevenzip, "outlook": outlook, "tables": tables}[only](tmp)
     else:
         if os.path.isdir(OUT):
             shutil.rmtree(OUT)
@@ -604,6 +671,7 @@ def main():
             sevenzip(tmp)
             messages(tmp, made)
             outlook(tmp)
+            tables(tmp)
             typical(made)
             hostile(tmp)
     with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:

@@ -425,15 +425,16 @@ type Nearest = Option<(u32, usize)>;
 /// Characters around a candidate searched before the whole window: wider than any negative window.
 const NEAR_WINDOW: usize = 32;
 
-/// The first positive and the first negative context word of detector `det` inside `[s, e)`,
-/// with their distance to `[vs, ve)` (a value inside or beside the span), in characters.
+/// The nearest positive and negative context words of detector `det` inside `[s, e)`, with
+/// their distance in characters to `value` (a value inside or beside the span), or 0 when the
+/// span is elsewhere (a header cell).
 fn words_in(
     words: &ContextWords,
     ctx: &mut ContextIndex,
     h: &[u8],
     (s, e): (usize, usize),
     det: DetId,
-    (vs, ve): (usize, usize),
+    value: Option<(usize, usize)>,
 ) -> (Nearest, Nearest) {
     let (mut pos, mut neg): (Nearest, Nearest) = (None, None);
     ctx.ensure(words, h, s, e);
@@ -441,12 +442,13 @@ fn words_in(
         if hit.end > e {
             continue;
         }
-        let dist = if hit.end <= vs {
-            chars_between(h, hit.end, vs)
-        } else if hit.start >= ve {
-            chars_between(h, ve, hit.start)
-        } else {
-            0
+        if !words.roles[hit.word as usize].iter().any(|r| r.det == det) {
+            continue;
+        }
+        let dist = match value {
+            Some((vs, _)) if hit.end <= vs => chars_between(h, hit.end, vs),
+            Some((_, ve)) if hit.start >= ve => chars_between(h, ve, hit.start),
+            _ => 0,
         };
         for role in &words.roles[hit.word as usize] {
             if role.det != det {
@@ -482,10 +484,9 @@ fn score(
         if let (Some((g, cc)), true) = (cell, engine.max_window > 0) {
             // A table cell: the header of its column decides (a negative header such as
             // `注文番号` excludes the column), then words in the cell itself, then the row label.
-            let far = (usize::MAX, usize::MAX);
             let mut decided = false;
             for span in cc.header.iter().flatten() {
-                let (hp, hn) = words_in(words, ctx, h, *span, c.det, far);
+                let (hp, hn) = words_in(words, ctx, h, *span, c.det, None);
                 if hp.is_some() || hn.is_some() {
                     pos = hp.map(|(w, _)| (w, 0));
                     neg = if hp.is_some() {
@@ -500,7 +501,14 @@ fn score(
                 }
             }
             if !decided {
-                let (cp, cn) = words_in(words, ctx, h, (g.start, g.end), c.det, (c.start, c.end));
+                let (cp, cn) = words_in(
+                    words,
+                    ctx,
+                    h,
+                    (g.start, g.end),
+                    c.det,
+                    Some((c.start, c.end)),
+                );
                 if cp.is_some() || cn.is_some() {
                     (pos, neg) = (
                         cp.filter(|(_, d)| *d <= p.context_window),
@@ -512,7 +520,7 @@ fn score(
             }
             if !decided {
                 if let Some(span) = cc.label {
-                    let (lp, ln) = words_in(words, ctx, h, span, c.det, far);
+                    let (lp, ln) = words_in(words, ctx, h, span, c.det, None);
                     pos = lp.map(|(w, _)| (w, 0));
                     neg = if lp.is_some() {
                         None

@@ -1,8 +1,21 @@
 //! HTML to text for bodies and uploaded files: tags dropped, `script` and `style` skipped,
 //! entities decoded, block elements and `<br>` as line breaks, table cells as tabs.
 
+use crate::detect::GridCell;
+
 /// Converts HTML to plain text.
 pub fn html_to_text(html: &str) -> String {
+    html_to_text_grid(html).0
+}
+
+/// Converts HTML to plain text and gives the table cells in it (`<td>` / `<th>` spans in the
+/// text with their row and column; `colspan` advances the column, a new `<table>` leaves a gap
+/// in the row numbers so that each table is a table of its own).
+pub(crate) fn html_to_text_grid(html: &str) -> (String, Vec<GridCell>) {
+    let mut grid = Vec::new();
+    // The row of the current `<tr>` and the column the next cell takes.
+    let (mut row, mut next_col) = (0u32, 0u32);
+    let mut cell: Option<(usize, u32, u32)> = None;
     let mut out = String::with_capacity(html.len() / 2);
     let b = html.as_bytes();
     let mut i = 0;
@@ -48,7 +61,33 @@ pub fn html_to_text(html: &str) -> String {
                 {
                     out.push('\n');
                 }
-                "td" | "th" if closing => out.push('\t'),
+                "td" | "th" if closing => {
+                    if let Some((start, r, c)) = cell.take() {
+                        let end = out.trim_end().len().max(start);
+                        if end > start && grid.len() < super::GRID_CELLS {
+                            grid.push(GridCell {
+                                start,
+                                end,
+                                row: r,
+                                col: c,
+                            });
+                        }
+                    }
+                    out.push('\t')
+                }
+                _ => {}
+            }
+            // Table structure: rows, cells and their spans in the text.
+            match name.as_str() {
+                "table" if !closing => row = row.saturating_add(2),
+                "tr" if !closing => {
+                    row = row.saturating_add(1);
+                    next_col = 0;
+                }
+                "td" | "th" if !closing => {
+                    cell = Some((out.len(), row, next_col));
+                    next_col = next_col.saturating_add(colspan(tag));
+                }
                 _ => {}
             }
             i = end;
@@ -76,7 +115,22 @@ pub fn html_to_text(html: &str) -> String {
             i = next;
         }
     }
-    out
+    (out, grid)
+}
+
+/// The `colspan` of a cell's tag (1 when absent or odd; at most 1,000).
+fn colspan(tag: &str) -> u32 {
+    let lower = tag.to_ascii_lowercase();
+    let Some(at) = lower.find("colspan") else {
+        return 1;
+    };
+    let digits: String = lower[at + 7..]
+        .chars()
+        .skip_while(|c| matches!(c, ' ' | '=' | '"' | '\''))
+        .take_while(char::is_ascii_digit)
+        .take(4)
+        .collect();
+    digits.parse::<u32>().map_or(1, |n| n.clamp(1, 1000))
 }
 
 fn entity(name: &str) -> Option<String> {
@@ -126,6 +180,20 @@ mod tests {
         assert!(!t.contains("var x"), "{t:?}");
         assert!(t.ends_with("end"), "{t:?}");
         assert_eq!(html_to_text("a &unknown; b & c <"), "a &unknown; b & c ");
+        // Table cells with their rows and columns; colspan moves the columns; tables apart.
+        let (t, g) = html_to_text_grid(
+            "<table><tr><th>氏名</th><th colspan=2>連絡先</th><th>個人番号</th></tr>\
+             <tr><td>山田</td><td>090</td><td>03</td><td> 768426846565 </td></tr></table>\
+             <table><tr><td>x</td></tr></table>",
+        );
+        let cells: Vec<_> = g
+            .iter()
+            .map(|c| (c.row, c.col, &t[c.start..c.end]))
+            .collect();
+        assert_eq!(cells[1], (3, 1, "連絡先"), "{cells:?}");
+        assert_eq!(cells[2], (3, 3, "個人番号"), "{cells:?}");
+        assert_eq!(cells[6], (4, 3, " 768426846565"), "{cells:?}");
+        assert_eq!(cells[7].0, 7);
         // An unterminated tag ending in a multi-byte character (found by the fuzzer).
         assert_eq!(html_to_text("x<p あ"), "x\n");
     }

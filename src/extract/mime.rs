@@ -12,7 +12,7 @@
 
 use mail_parser::{Address, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use super::{html_to_text, inspect, join, Attachment, Ctx, FileKind, MessageInfo, Reason, Segment};
+use super::{inspect, join, Attachment, Ctx, FileKind, MessageInfo, Reason, Segment};
 
 const B64: [u8; 256] = {
     let mut t = [0xFFu8; 256];
@@ -606,8 +606,9 @@ impl Walk<'_, '_> {
             let bytes = part_bytes(self.raw, part);
             let charset = ct.and_then(|c| c.attribute("charset"));
             let mut text = decode_charset(&bytes, charset);
+            let mut grid = Vec::new();
             if sub == "html" {
-                text = html_to_text(&text);
+                (text, grid) = super::html::html_to_text_grid(&text);
             }
             for c in password_candidates(&text) {
                 if !self.ctx.out.password_candidates.contains(&c) {
@@ -619,6 +620,7 @@ impl Walk<'_, '_> {
                 location: self.loc("body"),
                 text,
                 alternative_group: group,
+                grid,
                 ..Segment::default()
             });
             return;

@@ -511,10 +511,11 @@ pub(crate) fn inspect(
         }
         F::Html => {
             let decoded = decode_object(ctx, data, depth);
-            let text = html_to_text(&decoded.text);
+            let (text, grid) = html::html_to_text_grid(&decoded.text);
             ctx.push_text(Segment {
                 location: location.to_string(),
                 text,
+                grid,
                 ..Segment::default()
             });
         }

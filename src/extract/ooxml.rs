@@ -58,19 +58,77 @@ fn parts_like(z: &Zip<'_>, prefix: &str, suffix: &str) -> Vec<String> {
 }
 
 /// Text of a WordprocessingML / DrawingML part: paragraphs as lines, tabs and cells as tabs.
-fn wordml_text(xml: &str, out: &mut String) -> Result<(), String> {
+/// Table cells met while a document's text is written out: their spans in the text and grid
+/// positions (rows numbered across tables, with a gap between two tables), for header context.
+#[derive(Default)]
+pub(crate) struct Cells {
+    pub grid: Vec<crate::detect::GridCell>,
+    row: u32,
+    next_col: u32,
+    open: Option<(usize, u32)>,
+    span: u32,
+}
+
+impl Cells {
+    fn table(&mut self) {
+        self.row = self.row.saturating_add(2);
+    }
+
+    fn row(&mut self) {
+        self.row = self.row.saturating_add(1);
+        self.next_col = 0;
+    }
+
+    fn start(&mut self, at: usize) {
+        self.open = Some((at, self.next_col));
+        self.span = 1;
+    }
+
+    /// A merged cell that is not repeated in the markup (Word's `gridSpan`).
+    fn span(&mut self, n: Option<String>) {
+        self.span = n
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1u32)
+            .clamp(1, 1000);
+    }
+
+    fn end(&mut self, text: &str) {
+        if let Some((start, col)) = self.open.take() {
+            let end = text.trim_end().len().max(start);
+            if end > start && self.grid.len() < super::GRID_CELLS {
+                self.grid.push(crate::detect::GridCell {
+                    start,
+                    end,
+                    row: self.row,
+                    col,
+                });
+            }
+            self.next_col = col.saturating_add(self.span);
+        }
+    }
+}
+
+fn wordml_text(xml: &str, out: &mut String, cells: &mut Cells) -> Result<(), String> {
     let mut in_text = false;
     walk(xml, |n| match n {
-        Node::Start { name, .. } => match name {
+        Node::Start { name, e } => match name {
             "t" | "delText" => in_text = true,
             "tab" => out.push('\t'),
             "br" | "cr" => out.push('\n'),
+            "tbl" => cells.table(),
+            "tr" => cells.row(),
+            "tc" => cells.start(out.len()),
+            // Word's merged cell; PowerPoint repeats merged cells (hMerge) and needs no span.
+            "gridSpan" => cells.span(attr(e, "val")),
             _ => {}
         },
         Node::End { name } => match name {
             "t" | "delText" => in_text = false,
             "p" => out.push('\n'),
-            "tc" => out.push('\t'),
+            "tc" => {
+                cells.end(out);
+                out.push('\t')
+            }
             _ => {}
         },
         Node::Text(t) => {
@@ -143,12 +201,13 @@ pub(crate) fn ooxml(
                 .map(str::to_string),
             );
             let mut text = String::new();
+            let mut cells = Cells::default();
             for n in names {
                 if !ctx.in_time(location) {
                     break;
                 }
                 if let Some(b) = part(ctx, &mut z, location, &n) {
-                    if let Err(e) = wordml_text(&xml_text(&b), &mut text) {
+                    if let Err(e) = wordml_text(&xml_text(&b), &mut text, &mut cells) {
                         ctx.unscannable(location, Reason::Corrupt, format!("{n}: {e}"));
                     }
                     text.push('\n');
@@ -157,6 +216,7 @@ pub(crate) fn ooxml(
             ctx.push_text(Segment {
                 location: location.to_string(),
                 text,
+                grid: cells.grid,
                 ..Segment::default()
             });
         }
@@ -165,12 +225,13 @@ pub(crate) fn ooxml(
             names.extend(parts_like(&z, "ppt/notesSlides/notesSlide", ".xml"));
             names.extend(parts_like(&z, "ppt/comments/comment", ".xml"));
             let mut text = String::new();
+            let mut cells = Cells::default();
             for n in names {
                 if !ctx.in_time(location) {
                     break;
                 }
                 if let Some(b) = part(ctx, &mut z, location, &n) {
-                    if let Err(e) = wordml_text(&xml_text(&b), &mut text) {
+                    if let Err(e) = wordml_text(&xml_text(&b), &mut text, &mut cells) {
                         ctx.unscannable(location, Reason::Corrupt, format!("{n}: {e}"));
                     }
                     text.push('\n');
@@ -179,6 +240,7 @@ pub(crate) fn ooxml(
             ctx.push_text(Segment {
                 location: location.to_string(),
                 text,
+                grid: cells.grid,
                 ..Segment::default()
             });
         }
@@ -434,7 +496,7 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
     let mut text = String::new();
     for n in parts_like(z, "xl/comments", ".xml") {
         if let Some(b) = part(ctx, z, location, &n) {
-            let _ = wordml_text(&xml_text(&b), &mut text);
+            let _ = wordml_text(&xml_text(&b), &mut text, &mut Cells::default());
         }
     }
     ctx.push_text(Segment {
@@ -473,6 +535,7 @@ pub(crate) fn odf(
         return props;
     }
     let mut text = String::new();
+    let mut cells = Cells::default();
     let r = walk(&xml, |n| match n {
         Node::Start { name, e } => match name {
             "tab" => text.push('\t'),
@@ -481,12 +544,17 @@ pub(crate) fn odf(
                 let n: usize = attr(e, "c").and_then(|v| v.parse().ok()).unwrap_or(1);
                 text.push_str(&" ".repeat(n.min(64)));
             }
+            "table" => cells.table(),
+            "table-row" => cells.row(),
+            // ODF repeats merged cells as covered cells: one column each.
+            "table-cell" | "covered-table-cell" => cells.start(text.len()),
             _ => {}
         },
         Node::End { name } => {
             if matches!(name, "p" | "h") {
                 text.push('\n')
-            } else if name == "table-cell" {
+            } else if matches!(name, "table-cell" | "covered-table-cell") {
+                cells.end(&text);
                 text.push('\t')
             }
         }
@@ -498,6 +566,7 @@ pub(crate) fn odf(
     ctx.push_text(Segment {
         location: location.to_string(),
         text,
+        grid: cells.grid,
         ..Segment::default()
     });
     props
