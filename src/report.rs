@@ -122,11 +122,15 @@ impl Scanner {
         }
         // Values already reported per alternative group (text/plain vs text/html of one mail).
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
-        for seg in &ex.segments {
-            let r = if seg.grid.is_empty() {
+        let mut ex = ex;
+        for seg in ex.segments.iter_mut() {
+            // The grid is handed over, not copied: a long CSV has up to 500,000 cells.
+            let grid = std::mem::take(&mut seg.grid);
+            let seg = &*seg;
+            let r = if grid.is_empty() {
                 self.scan_str(&seg.text)
             } else {
-                self.scan_grid(seg.text.as_bytes(), &seg.grid)
+                self.scan_grid(seg.text.as_bytes(), grid)
             };
             for f in r.findings {
                 if let Some(g) = seg.alternative_group {

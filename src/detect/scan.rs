@@ -236,7 +236,7 @@ impl Scanner {
     /// characters that would reach into other columns. Header rows are found as the `table`
     /// module describes (titles, merged and two-row headers, several tables). Values outside
     /// any cell are scored as in [`Scanner::scan`].
-    pub fn scan_grid(&mut self, text: &[u8], grid: &[GridCell]) -> ScanResult<'_> {
+    pub fn scan_grid(&mut self, text: &[u8], grid: Vec<GridCell>) -> ScanResult<'_> {
         let layout = Layout::new(text, grid);
         self.scan_with(text, Some(&layout))
     }

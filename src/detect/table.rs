@@ -45,10 +45,25 @@ impl CellContext {
     }
 }
 
-/// The cells of a text with what speaks for each, sorted by position in the text.
+/// One table: consecutive rows, and its header row (with the group header row above it).
+#[derive(Debug, Default)]
+struct Block {
+    first: u32,
+    last: u32,
+    /// The header row's number, its cells and the group header's cells.
+    header: Option<(u32, Vec<GridCell>, Option<Vec<GridCell>>)>,
+}
+
+/// The cells of a text with what speaks for each. Memory: the cells (24 bytes each, owned, not
+/// copied), the header rows and one label per row; a cell's context is worked out when asked.
 #[derive(Debug, Default)]
 pub(crate) struct Layout {
-    cells: Vec<(GridCell, CellContext)>,
+    /// Sorted by position in the text.
+    cells: Vec<GridCell>,
+    /// Sorted by first row.
+    blocks: Vec<Block>,
+    /// Each row's label cell, sorted by row.
+    labels: Vec<GridCell>,
 }
 
 /// Cells with six or more digits (ASCII or full-width) are values, not headers or labels.
@@ -64,42 +79,63 @@ fn blank(text: &[u8], c: &GridCell) -> bool {
     text[c.start..c.end].iter().all(u8::is_ascii_whitespace)
 }
 
+/// The cell of `row` for column `col`, or the nearest one to its left while `col` is within the
+/// row's span (or up to `right_bound`).
+fn lookup(row: &[GridCell], col: u32, right_bound: u32) -> Option<(usize, usize)> {
+    let last = row.last()?.col;
+    if col > last.max(right_bound) {
+        return None;
+    }
+    row.iter()
+        .rev()
+        .find(|c| c.col <= col)
+        .map(|c| (c.start, c.end))
+}
+
 impl Layout {
-    /// The layout of `grid` over `text` (cells out of range or blank are ignored).
-    pub fn new(text: &[u8], grid: &[GridCell]) -> Layout {
-        let mut cells: Vec<GridCell> = grid
-            .iter()
-            .copied()
-            .filter(|c| c.start < c.end && c.end <= text.len() && !blank(text, c))
-            .collect();
+    /// The layout of `grid` over `text` (cells out of range or blank are dropped).
+    pub fn new(text: &[u8], mut cells: Vec<GridCell>) -> Layout {
+        cells.retain(|c| c.start < c.end && c.end <= text.len() && !blank(text, c));
         cells.sort_unstable_by_key(|c| (c.row, c.col));
         cells.dedup_by_key(|c| (c.row, c.col));
-        // Rows, then blocks of consecutive rows.
-        let mut rows: Vec<&[GridCell]> = Vec::new();
+        // Rows (index ranges), then blocks of consecutive rows.
+        let mut rows: Vec<(usize, usize)> = Vec::new();
         let mut i = 0;
         while i < cells.len() {
             let j = i + cells[i..]
                 .iter()
                 .take_while(|c| c.row == cells[i].row)
                 .count();
-            rows.push(&cells[i..j]);
+            rows.push((i, j));
             i = j;
         }
-        let mut out: Vec<(GridCell, CellContext)> = Vec::with_capacity(cells.len());
+        let mut blocks = Vec::new();
+        let mut labels = Vec::new();
         let mut b = 0;
         while b < rows.len() {
             let mut e = b + 1;
-            while e < rows.len() && rows[e][0].row == rows[e - 1][0].row + 1 {
+            while e < rows.len() && cells[rows[e].0].row == cells[rows[e - 1].0].row + 1 {
                 e += 1;
             }
-            Self::block(text, &rows[b..e], &mut out);
+            let block: Vec<&[GridCell]> = rows[b..e].iter().map(|&(s, t)| &cells[s..t]).collect();
+            blocks.push(Self::block(text, &block));
+            for r in &block {
+                if let Some(first) = r.first().filter(|c| !valueish(text, c)) {
+                    labels.push(*first);
+                }
+            }
             b = e;
         }
-        out.sort_unstable_by_key(|(c, _)| c.start);
-        Layout { cells: out }
+        drop(rows);
+        cells.sort_unstable_by_key(|c| c.start);
+        Layout {
+            cells,
+            blocks,
+            labels,
+        }
     }
 
-    fn block(text: &[u8], rows: &[&[GridCell]], out: &mut Vec<(GridCell, CellContext)>) {
+    fn block(text: &[u8], rows: &[&[GridCell]]) -> Block {
         let mut header_at = None;
         for (k, r) in rows.iter().enumerate().take(4) {
             // A title (one cell, even with a date in it) above a row of two or more text cells.
@@ -131,45 +167,50 @@ impl Layout {
                 header_at = Some(k + 1);
             }
         }
-        let span = |c: &GridCell| (c.start, c.end);
-        // The cell of `row` for column `col`, or the nearest one to its left while `col` is within
-        // the row's span (`right_bound`: the column the row must reach).
-        let lookup = |row: &[GridCell], col: u32, right_bound: u32| -> Option<(usize, usize)> {
-            let last = row.last()?.col;
-            if col > last.max(right_bound) {
-                return None;
-            }
-            row.iter().rev().find(|c| c.col <= col).map(span)
-        };
-        for (k, r) in rows.iter().enumerate() {
-            let label = r.first().filter(|c| !valueish(text, c)).copied();
-            for c in r.iter() {
-                let mut cc = CellContext::default();
-                if let Some(h) = header_at.filter(|&h| k > h) {
-                    let hrow = rows[h];
-                    let hlast = hrow.last().map_or(0, |x| x.col);
-                    cc.header[0] = match hrow.iter().find(|x| x.col == c.col) {
-                        Some(x) => Some(span(x)),
-                        // Inside the header row's span: a merged header cell.
-                        None => lookup(hrow, c.col, 0).filter(|_| c.col < hlast),
-                    };
-                    if h > 0 && rows[h - 1].len() >= 2 {
-                        cc.header[1] = lookup(rows[h - 1], c.col, hlast);
-                    }
-                }
-                if let Some(l) = label.filter(|l| l.col < c.col) {
-                    cc.label = Some(span(&l));
-                }
-                out.push((*c, cc));
-            }
+        Block {
+            first: rows[0][0].row,
+            last: rows[rows.len() - 1][0].row,
+            header: header_at.map(|h| {
+                let upper = (h > 0 && rows[h - 1].len() >= 2).then(|| rows[h - 1].to_vec());
+                (rows[h][0].row, rows[h].to_vec(), upper)
+            }),
         }
     }
 
     /// The cell that holds byte `at`, with what speaks for it.
-    pub fn cell_at(&self, at: usize) -> Option<&(GridCell, CellContext)> {
-        let i = self.cells.partition_point(|(c, _)| c.start <= at);
-        let found = self.cells.get(i.checked_sub(1)?)?;
-        (at < found.0.end).then_some(found)
+    pub fn cell_at(&self, at: usize) -> Option<(GridCell, CellContext)> {
+        let i = self.cells.partition_point(|c| c.start <= at);
+        let c = *self.cells.get(i.checked_sub(1)?)?;
+        if at >= c.end {
+            return None;
+        }
+        let mut cc = CellContext::default();
+        let bi = self.blocks.partition_point(|b| b.first <= c.row);
+        let block = self
+            .blocks
+            .get(bi.checked_sub(1)?)
+            .filter(|b| c.row <= b.last)?;
+        if let Some((h, hrow, upper)) = block.header.as_ref().filter(|(h, _, _)| c.row > *h) {
+            let _ = h;
+            let hlast = hrow.last().map_or(0, |x| x.col);
+            cc.header[0] = match hrow.iter().find(|x| x.col == c.col) {
+                Some(x) => Some((x.start, x.end)),
+                // Inside the header row's span: a merged header cell.
+                None => lookup(hrow, c.col, 0).filter(|_| c.col < hlast),
+            };
+            if let Some(u) = upper {
+                cc.header[1] = lookup(u, c.col, hlast);
+            }
+        }
+        let li = self.labels.partition_point(|l| l.row < c.row);
+        if let Some(l) = self
+            .labels
+            .get(li)
+            .filter(|l| l.row == c.row && l.col < c.col)
+        {
+            cc.label = Some((l.start, l.end));
+        }
+        Some((c, cc))
     }
 }
 
@@ -210,7 +251,7 @@ mod tests {
                  \n\
                  注文番号\t金額\n\
                  202610160001\t5000";
-        let l = Layout::new(t.as_bytes(), &grid(t));
+        let l = Layout::new(t.as_bytes(), grid(t));
         let at = |needle: &str| l.cell_at(t.find(needle).unwrap()).unwrap().1;
         // The title row is skipped; 携帯/自宅/個人番号 is the header and 氏名/連絡先/番号 its
         // group header, whose merged 連絡先 spans 携帯 and 自宅.
@@ -226,7 +267,7 @@ mod tests {
         assert_eq!(text_of(t, my.header[1]), Some("番号"));
         // A one-row header with a merged cell: the empty column takes the cell to its left.
         let t2 = "氏名\t連絡先\t\t備考\n山田\t09012345678\t0312345678\tなし";
-        let l2 = Layout::new(t2.as_bytes(), &grid(t2));
+        let l2 = Layout::new(t2.as_bytes(), grid(t2));
         let home2 = l2.cell_at(t2.find("0312345678").unwrap()).unwrap().1;
         assert_eq!(text_of(t2, home2.header[0]), Some("連絡先"));
         // The second table has its own header.
@@ -237,12 +278,12 @@ mod tests {
     #[test]
     fn single_column_lists_and_tables_without_headers() {
         let t = "個人番号\n768426846565\n321223307923";
-        let l = Layout::new(t.as_bytes(), &grid(t));
+        let l = Layout::new(t.as_bytes(), grid(t));
         let c = l.cell_at(t.find("321223307923").unwrap()).unwrap().1;
         assert_eq!(text_of(t, c.header[0]), Some("個人番号"));
         // All rows are values: no header, no label.
         let t = "768426846565\t4111111111111111\n321223307923\t5555555555554444";
-        let l = Layout::new(t.as_bytes(), &grid(t));
+        let l = Layout::new(t.as_bytes(), grid(t));
         assert!(l.cell_at(t.find("5555").unwrap()).unwrap().1.is_empty());
         // Out-of-range and empty grids are ignored.
         let bad = [GridCell {
@@ -251,7 +292,7 @@ mod tests {
             row: 1,
             col: 1,
         }];
-        assert!(Layout::new(b"abc", &bad).cell_at(1).is_none());
-        assert!(Layout::new(b"", &[]).cell_at(0).is_none());
+        assert!(Layout::new(b"abc", bad.to_vec()).cell_at(1).is_none());
+        assert!(Layout::new(b"", Vec::new()).cell_at(0).is_none());
     }
 }

@@ -560,9 +560,10 @@ pub fn ppt_stream_text(stream: &[u8], limit: usize) -> String {
     ppt::stream_text(stream, limit).text
 }
 
-/// Cells of one table text kept for header context (24 bytes each): past this, the rest of a
-/// very wide or long CSV is scored with the character window only.
-const GRID_CELLS: usize = 1_000_000;
+/// Cells of one table text kept for header context (24 bytes each, 12 MB at most): past this,
+/// the rest of a very wide or long table (more than 50,000 rows of 10 columns) is scored with
+/// the character window only.
+const GRID_CELLS: usize = 500_000;
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
