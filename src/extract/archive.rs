@@ -179,20 +179,26 @@ pub(crate) fn zip(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32) {
             Entry::Encrypted(how) => {
                 // The central directory is not encrypted: name and size are still reported.
                 let base = name.rsplit('/').next().unwrap_or(&name).to_string();
-                ctx.out.attachments.push(super::Attachment {
-                    location: loc.clone(),
-                    name: base.clone(),
-                    kind: super::filetype::FileKind::Unknown,
-                    size: declared,
-                    extension_mismatch: false,
-                    depth: depth + 1,
-                    ..super::Attachment::default()
-                });
-                ctx.unscannable(&loc, Reason::Encrypted, how);
+                encrypted_member(ctx, &loc, &base, declared, depth + 1, how);
             }
             Entry::Failed(e) => ctx.unscannable(&loc, Reason::Corrupt, e),
         }
     }
+}
+
+/// An archive member that could not be decrypted: its name and declared size are still listed
+/// (zip's central directory and readable 7z headers show them), and it is reported encrypted.
+fn encrypted_member(ctx: &mut Ctx<'_>, loc: &str, name: &str, size: u64, depth: u32, how: &str) {
+    ctx.out.attachments.push(super::Attachment {
+        location: loc.to_string(),
+        name: name.to_string(),
+        kind: super::filetype::FileKind::Unknown,
+        size,
+        extension_mismatch: false,
+        depth,
+        ..super::Attachment::default()
+    });
+    ctx.unscannable(loc, Reason::Encrypted, how);
 }
 
 /// A gzip file: the one member (its name from the header, or the archive name without `.gz`).
@@ -334,7 +340,8 @@ pub(crate) fn sevenz(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32)
             }
         }
         Err(e) => {
-            sevenz_error(ctx, location, e);
+            let (reason, detail) = sevenz_reason(&e);
+            ctx.unscannable(location, reason, detail);
             return;
         }
     };
@@ -494,20 +501,8 @@ pub(crate) fn sevenz(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32)
             });
             if let Err(e) = result {
                 if failure.is_none() {
-                    failure = Some((location.to_string(), Reason::Corrupt, sevenz_error_text(&e)));
-                    if let SzError::MaxMemLimited { .. } = e {
-                        failure = Some((
-                            location.to_string(),
-                            Reason::LimitExceeded,
-                            "decoder_memory".into(),
-                        ));
-                    } else if let SzError::UnsupportedCompressionMethod(m) = &e {
-                        failure = Some((
-                            location.to_string(),
-                            Reason::UnsupportedFormat,
-                            format!("7z method {m}"),
-                        ));
-                    }
+                    let (reason, detail) = sevenz_reason(&e);
+                    failure = Some((location.to_string(), reason, detail));
                 }
             }
             if encrypted && failure.is_some() {
@@ -544,39 +539,22 @@ pub(crate) fn sevenz(ctx: &mut Ctx<'_>, location: &str, data: &[u8], depth: u32)
                     stop = true;
                     break;
                 }
-                ctx.out.attachments.push(super::Attachment {
-                    location: loc.clone(),
-                    name: base.clone(),
-                    kind: super::filetype::FileKind::Unknown,
-                    size: *size,
-                    extension_mismatch: false,
-                    depth: depth + 1,
-                    ..super::Attachment::default()
-                });
-                ctx.unscannable(loc, Reason::Encrypted, "7z_aes");
+                encrypted_member(ctx, loc, base, *size, depth + 1, "7z_aes");
             }
         }
     }
 }
 
-fn sevenz_error_text(e: &sevenz_rust2::Error) -> String {
-    format!("7z: {e}")
-}
-
-/// Reports an archive that could not be opened: too much header memory is a limit, an
-/// unknown method unsupported, the rest corrupt.
-fn sevenz_error(ctx: &mut Ctx<'_>, location: &str, e: sevenz_rust2::Error) {
+/// How a 7z error is reported: too much decoder or header memory is a limit, an unknown method
+/// unsupported, the rest corrupt.
+fn sevenz_reason(e: &sevenz_rust2::Error) -> (Reason, String) {
     use sevenz_rust2::Error as SzError;
     match e {
-        SzError::MaxMemLimited { .. } => {
-            ctx.unscannable(location, Reason::LimitExceeded, "decoder_memory")
+        SzError::MaxMemLimited { .. } => (Reason::LimitExceeded, "decoder_memory".into()),
+        SzError::UnsupportedCompressionMethod(m) => {
+            (Reason::UnsupportedFormat, format!("7z method {m}"))
         }
-        SzError::UnsupportedCompressionMethod(m) => ctx.unscannable(
-            location,
-            Reason::UnsupportedFormat,
-            format!("7z method {m}"),
-        ),
-        e => ctx.unscannable(location, Reason::Corrupt, sevenz_error_text(&e)),
+        e => (Reason::Corrupt, format!("7z: {e}")),
     }
 }
 
