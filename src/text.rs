@@ -128,12 +128,19 @@ pub fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
 }
 
+/// Bytes of a text that `guess` looks at.
+const GUESS_SAMPLE: usize = 32 * 1024;
+
 /// Guesses a legacy encoding, preferring Japanese ones.
 pub fn guess(bytes: &[u8]) -> &'static Encoding {
     let mut det = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Allow);
-    // Feed a bounded prefix: a few hundred KiB decide as well as the whole file.
-    let sample = &bytes[..bytes.len().min(256 * 1024)];
-    det.feed(sample, sample.len() == bytes.len());
+    // Feed a bounded sample (chardetng costs about as much as decoding ten times over): 32 KiB
+    // from a little before the first non-ASCII byte. The ASCII bytes before it tell nothing
+    // apart, so a file whose Japanese starts late is judged on its Japanese.
+    let first = bytes.iter().position(|b| *b >= 0x80).unwrap_or(0);
+    let start = first.saturating_sub(1024);
+    let end = bytes.len().min(start + GUESS_SAMPLE);
+    det.feed(&bytes[start..end], end == bytes.len());
     det.guess(Some(b"jp"), chardetng::Utf8Detection::Allow)
 }
 
@@ -183,6 +190,19 @@ mod tests {
         let d = decode_text(&utf16);
         assert_eq!(d.text, s);
         assert_eq!(d.bom_len, 2);
+    }
+
+    #[test]
+    fn late_japanese_after_a_long_ascii_prefix_is_still_recognised() {
+        // 300 KiB of ASCII (past the sample size), then Shift_JIS and EUC-JP text.
+        let body = "個人番号：１２３４ 社外秘の資料です。よろしくお願いいたします。\n".repeat(50);
+        for enc in [encoding_rs::SHIFT_JIS, encoding_rs::EUC_JP] {
+            let mut bytes = b"id,value,note\n".repeat(300 * 1024 / 14);
+            bytes.extend_from_slice(&enc.encode(&body).0);
+            let d = decode_text(&bytes);
+            assert_eq!(d.encoding, enc.name());
+            assert!(d.text.ends_with(&body));
+        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod validate;
 pub use build::EngineBuilder;
 pub use image::EngineImageError;
 pub use mask::mask as mask_value;
+pub(crate) use scan::fnv;
 pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 pub use table::GridCell;
 #[cfg(test)]

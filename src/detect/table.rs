@@ -17,6 +17,8 @@
 //! The scorer then takes context for a cell from the cell itself, its column's header cells and
 //! its row label, instead of a character window that would reach into other columns' headers.
 
+use std::cell::Cell;
+
 /// One cell of a table: its bytes `[start, end)` in the text and its grid position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GridCell {
@@ -64,6 +66,33 @@ pub(crate) struct Layout {
     blocks: Vec<Block>,
     /// Each row's label cell, sorted by row.
     labels: Vec<GridCell>,
+    /// Where the last lookups ended in `cells` and `labels`: values are looked up in text order,
+    /// so the next answer is usually at or just after the last one.
+    cell_hint: Cell<usize>,
+    label_hint: Cell<usize>,
+}
+
+/// `v.partition_point(before)` (`before` holds for a prefix of `v`), starting from the index
+/// remembered in `hint`: a few steps forward when lookups move forward, a binary search when
+/// they jump.
+fn seek<T>(v: &[T], hint: &Cell<usize>, before: impl Fn(&T) -> bool) -> usize {
+    let h = hint.get().min(v.len());
+    let i = if h > 0 && !before(&v[h - 1]) {
+        v[..h].partition_point(&before)
+    } else {
+        let mut i = h;
+        let stop = (h + 8).min(v.len());
+        while i < stop && before(&v[i]) {
+            i += 1;
+        }
+        if i == stop && i < v.len() {
+            i + v[i..].partition_point(&before)
+        } else {
+            i
+        }
+    };
+    hint.set(i);
+    i
 }
 
 /// Cells with six or more digits (ASCII or full-width) are values, not headers or labels.
@@ -132,6 +161,7 @@ impl Layout {
             cells,
             blocks,
             labels,
+            ..Layout::default()
         }
     }
 
@@ -179,7 +209,7 @@ impl Layout {
 
     /// The cell that holds byte `at`, with what speaks for it.
     pub fn cell_at(&self, at: usize) -> Option<(GridCell, CellContext)> {
-        let i = self.cells.partition_point(|c| c.start <= at);
+        let i = seek(&self.cells, &self.cell_hint, |c| c.start <= at);
         let c = *self.cells.get(i.checked_sub(1)?)?;
         if at >= c.end {
             return None;
@@ -202,7 +232,7 @@ impl Layout {
                 cc.header[1] = lookup(u, c.col, hlast);
             }
         }
-        let li = self.labels.partition_point(|l| l.row < c.row);
+        let li = seek(&self.labels, &self.label_hint, |l| l.row < c.row);
         if let Some(l) = self
             .labels
             .get(li)
@@ -217,6 +247,27 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seek_answers_like_partition_point_whatever_the_order_of_lookups() {
+        let v: Vec<usize> = (0..200).map(|i| i * 8 + (i % 7)).collect();
+        let hint = Cell::new(0);
+        // Forward in small steps, jumps both ways, past both ends.
+        let mut at = 0usize;
+        let mut x = 12345u64;
+        for n in 0..5000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            at = match n % 5 {
+                0 => (x >> 33) as usize % 1700,
+                _ => at + (x >> 60) as usize,
+            };
+            let want = v.partition_point(|e| *e <= at);
+            assert_eq!(seek(&v, &hint, |e| *e <= at), want, "at {at}");
+        }
+        assert_eq!(seek(&[] as &[usize], &hint, |e| *e <= 3), 0);
+    }
 
     /// Cells of a text written as rows of `\t`-separated cells (empty cells kept as positions).
     fn grid(text: &str) -> Vec<GridCell> {

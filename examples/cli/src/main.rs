@@ -150,12 +150,18 @@ struct ScanArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// The file to scan (read once, decoded once, outside the timing).
-    #[arg(long)]
-    input: PathBuf,
-    /// Timed scans (after one untimed warm-up scan).
+    /// The file to scan (read once, decoded once, outside the timing). Repeatable: with several,
+    /// each timed round inspects every file once, and the numbers are per round.
+    #[arg(long, required = true)]
+    input: Vec<PathBuf>,
+    /// Timed rounds (after one untimed warm-up round).
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// Time the whole inspection of text files too (sniffing, charset detection, CSV tables), as
+    /// `scan` does, instead of the detection engine over text decoded outside the timing. Always
+    /// so with several inputs.
+    #[arg(long)]
+    inspect: bool,
     #[command(flatten)]
     rules: RuleArgs,
 }
@@ -551,22 +557,29 @@ fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io
 }
 
 fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
-    let bytes = std::fs::read(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
-    let name = a
-        .input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Text files: the detection engine over the decoded text (decoding outside the timing).
-    // Anything else (a message, a document, an archive): the whole inspection, extraction included.
-    let text_mode = matches!(
-        ping32dlp::extract::sniff(&bytes, &name),
-        FileKind::Text | FileKind::Csv
-    );
-    let decoded = if text_mode {
-        Some(ping32dlp::text::decode_text(&bytes))
-    } else {
-        None
+    let mut inputs = Vec::with_capacity(a.input.len());
+    for path in &a.input {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        inputs.push((name, bytes));
+    }
+    // One text file: the detection engine over the decoded text (decoding outside the timing).
+    // Anything else (a message, a document, an archive, several files, `--inspect`): the whole
+    // inspection, extraction included.
+    let decoded = match inputs.as_slice() {
+        [(name, bytes)]
+            if !a.inspect
+                && matches!(
+                    ping32dlp::extract::sniff(bytes, name),
+                    FileKind::Text | FileKind::Csv
+                ) =>
+        {
+            Some(ping32dlp::text::decode_text(bytes))
+        }
+        _ => None,
     };
     let t0 = Instant::now();
     let engine = Arc::new(build_engine(&a.rules)?);
@@ -575,15 +588,21 @@ fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
     let opts = ExtractOptions::default();
     let run = |scanner: &mut Scanner| -> Map<String, Value> {
         let mut counts = Map::new();
+        let mut add = |detector: &str, n: usize| {
+            let total = counts.get(detector).and_then(Value::as_u64).unwrap_or(0) + n as u64;
+            counts.insert(detector.to_string(), json!(total));
+        };
         match &decoded {
             Some(d) => {
                 for c in scanner.scan_str(&d.text).counts {
-                    counts.insert(c.detector.to_string(), json!(c.findings));
+                    add(c.detector, c.findings);
                 }
             }
             None => {
-                for c in scanner.inspect_file(&name, &bytes, &opts).counts {
-                    counts.insert(c.detector.clone(), json!(c.findings));
+                for (name, bytes) in &inputs {
+                    for c in scanner.inspect_file(name, bytes, &opts).counts {
+                        add(&c.detector, c.findings);
+                    }
                 }
             }
         }
@@ -604,14 +623,18 @@ fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
     } else {
         (times[repeat / 2 - 1] + times[repeat / 2]) / 2.0
     };
-    let size = decoded.as_ref().map_or(bytes.len(), |d| d.text.len());
+    let size = decoded.as_ref().map_or_else(
+        || inputs.iter().map(|(_, b)| b.len()).sum(),
+        |d| d.text.len(),
+    );
     let v = json!({
         "bytes": size,
-        "mode": if text_mode { "text" } else { "inspect" },
+        "files": inputs.len(),
+        "mode": if decoded.is_some() { "text" } else { "inspect" },
         "seconds_median": median,
         "seconds_min": times[0],
         "mb_per_s": if median > 0.0 { size as f64 / 1e6 / median } else { 0.0 },
-        "objects_per_s": if median > 0.0 { 1.0 / median } else { 0.0 },
+        "objects_per_s": if median > 0.0 { inputs.len() as f64 / median } else { 0.0 },
         "repeat": repeat,
         "build_seconds": build_seconds,
         "engine_heap_bytes": engine.heap_bytes(),

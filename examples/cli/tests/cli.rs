@@ -364,6 +364,44 @@ fn bench_prints_one_json_line() {
     assert_eq!(v["findings"]["credit_card"], 1000);
 }
 
+#[test]
+fn bench_takes_several_inputs_and_inspects_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let txt = dir.path().join("in.txt");
+    std::fs::write(&txt, "カード番号 4742180967929089 です。\n".repeat(10)).unwrap();
+    // A CSV whose numbers have their label only in the column header: found only when the
+    // file is inspected whole (the table), not as plain text.
+    let csv = dir.path().join("list.csv");
+    let mut rows = String::from("氏名,個人番号\n");
+    for _ in 0..20 {
+        rows.push_str("山田,768426846565\n");
+    }
+    for _ in 0..60 {
+        rows.push_str("山田,\n");
+    }
+    rows.push_str("鈴木,768426846565\n");
+    std::fs::write(&csv, rows).unwrap();
+    let (t, c) = (txt.to_str().unwrap(), csv.to_str().unwrap());
+    let out = run(&["bench", "--input", t, "--input", c, "--repeat", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = &json_lines(&out)[0];
+    assert_eq!(v["mode"], "inspect");
+    assert_eq!(v["files"], 2);
+    let size = std::fs::metadata(&txt).unwrap().len() + std::fs::metadata(&csv).unwrap().len();
+    assert_eq!(v["bytes"].as_u64().unwrap(), size);
+    assert_eq!(v["findings"]["credit_card"], 10);
+    assert_eq!(v["findings"]["jp_my_number"], 21);
+    // One text file: the engine over the text, unless --inspect.
+    let plain = run(&["bench", "--input", t, "--repeat", "1"]);
+    assert_eq!(json_lines(&plain)[0]["mode"], "text");
+    let whole = run(&["bench", "--input", t, "--inspect", "--repeat", "1"]);
+    assert_eq!(json_lines(&whole)[0]["mode"], "inspect");
+}
+
 fn bench_rss(path: &Path) -> u64 {
     let out = run(&["bench", "--input", path.to_str().unwrap(), "--repeat", "1"]);
     assert!(
