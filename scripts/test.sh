@@ -2,8 +2,8 @@
 # Runs every test of libping32dlp: formatting, clippy, unit / integration / doc / property tests,
 # the CLI tests, the benchmarks' compilation, the C ABI (header drift, symbols, C tests under
 # sanitizers, valgrind, the Python binding), the milter and the SMTP proxy with a real Postfix,
-# the ICAP webmail hook with a real Squid, the web console in Chromium, fuzz smoke runs, and the differential test against
-# python-stdnum.
+# the ICAP webmail hook with a real Squid, the web console in Chromium, fuzz smoke runs, the differential test
+# against python-stdnum, and the extraction peers script in its quick mode.
 # Installs what the tests need (idempotent). `.ci/run` calls exactly this script.
 #
 #   scripts/test.sh
@@ -94,5 +94,8 @@ VENV=$ROOT/target/test-venv
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c 'import stdnum' 2>/dev/null || "$VENV/bin/pip" install -q 'python-stdnum==2.2'
 "$VENV/bin/python" tests/stdnum/diff.py target/release/ping32dlp --n 10000
+
+step "extraction peers, quick mode (Apache Tika via extractous, kreuzberg; five files)"
+scripts/bench-extract-peers.sh --quick
 
 step "all tests passed"
