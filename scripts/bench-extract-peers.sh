@@ -26,7 +26,13 @@ if ! have; then
   "$venv/bin/pip" install -q --disable-pip-version-check $want
   have || { echo "bench-extract-peers: could not install $want into $venv" >&2; exit 1; }
 fi
-cargo build --release --locked -q -p ping32dlp-cli
+# PING32DLP_BIN: a release CLI already built (the test command's, built beside the daemons:
+# building the CLI alone would unify dependency features differently and compile again).
+bin=${PING32DLP_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --locked -q -p ping32dlp-cli
+  bin=$(pwd)/target/release/ping32dlp
+fi
 mkdir -p target
-exec "$venv/bin/python" scripts/extract_peers.py --bin "$(pwd)/target/release/ping32dlp" \
+exec "$venv/bin/python" scripts/extract_peers.py --bin "$bin" \
   --corpus corpus/extract --out target/extract-peers.md "$@"

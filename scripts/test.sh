@@ -96,6 +96,6 @@ VENV=$ROOT/target/test-venv
 "$VENV/bin/python" tests/stdnum/diff.py target/release/ping32dlp --n 10000
 
 step "extraction peers, quick mode (Apache Tika via extractous, kreuzberg; five files)"
-scripts/bench-extract-peers.sh --quick
+PING32DLP_BIN=$ROOT/target/release/ping32dlp scripts/bench-extract-peers.sh --quick
 
 step "all tests passed"
