@@ -7,7 +7,7 @@
 //! kept raw in the report for callers that need them; [`Report::to_json`] prints them only when
 //! asked.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
@@ -190,28 +190,27 @@ fn count_findings<'a>(
     order: impl Iterator<Item = &'a str>,
     findings: &[ReportFinding],
 ) -> Vec<ReportCount> {
-    let mut keys: Vec<(&str, u64)> = findings
+    let order: Vec<&str> = order.collect();
+    let index: HashMap<&str, usize> = order.iter().enumerate().map(|(i, d)| (*d, i)).collect();
+    // (detector's place in `order`, value hash): integers sort fast; findings of a detector
+    // that is not in `order` are not counted.
+    let mut keys: Vec<(usize, u64)> = findings
         .iter()
-        .map(|f| {
-            (
-                f.detector.as_str(),
-                crate::detect::fnv(f.normalized.as_bytes()),
-            )
+        .filter_map(|f| {
+            let d = *index.get(f.detector.as_str())?;
+            Some((d, crate::detect::fnv(f.normalized.as_bytes())))
         })
         .collect();
     keys.sort_unstable();
-    order
-        .filter_map(|d| {
-            let from = keys.partition_point(|k| k.0 < d);
-            let to = keys.partition_point(|k| k.0 <= d);
-            let same = &keys[from..to];
-            (!same.is_empty()).then(|| ReportCount {
-                detector: d.to_string(),
-                findings: same.len(),
-                unique: 1 + same.windows(2).filter(|w| w[0].1 != w[1].1).count(),
-            })
-        })
-        .collect()
+    let mut counts = Vec::new();
+    for group in keys.chunk_by(|a, b| a.0 == b.0) {
+        counts.push(ReportCount {
+            detector: order[group[0].0].to_string(),
+            findings: group.len(),
+            unique: 1 + group.windows(2).filter(|w| w[0].1 != w[1].1).count(),
+        });
+    }
+    counts
 }
 
 impl Report {

@@ -251,17 +251,35 @@ pub(crate) fn ooxml(
 }
 
 /// Column letters of a 0-based column index (0 → A, 26 → AA).
-pub(crate) fn column_name(mut c: u32) -> String {
-    let mut s = Vec::new();
+#[cfg(test)]
+fn column_name(c: u32) -> String {
+    let mut s = String::with_capacity(4);
+    push_column(&mut s, c);
+    s
+}
+
+/// Appends the letters of column `c` (0 = `A`; a u32 needs at most 7).
+fn push_column(s: &mut String, mut c: u32) {
+    let mut letters = [0u8; 8];
+    let mut n = 0;
     loop {
-        s.push(b'A' + (c % 26) as u8);
+        letters[n] = b'A' + (c % 26) as u8;
+        n += 1;
         if c < 26 {
             break;
         }
         c = c / 26 - 1;
     }
-    s.reverse();
-    String::from_utf8(s).unwrap_or_default()
+    s.extend(letters[..n].iter().rev().map(|&b| char::from(b)));
+}
+
+/// `B12` for column 1, row 12, in one allocation (a worksheet names every cell it places).
+fn cell_name(col: u32, row: u32) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(16);
+    push_column(&mut s, col);
+    let _ = write!(s, "{row}");
+    s
 }
 
 /// Splits `B12` into (column index, row number).
@@ -311,8 +329,7 @@ impl SheetText {
             None => {}
         }
         self.row = Some(row);
-        self.cells
-            .push((self.text.len(), format!("{}{row}", column_name(col))));
+        self.cells.push((self.text.len(), cell_name(col, row)));
         if self.grid.len() < super::GRID_CELLS {
             self.grid.push(crate::detect::GridCell {
                 start: self.text.len(),
@@ -663,6 +680,9 @@ mod tests {
         assert_eq!(column_name(25), "Z");
         assert_eq!(column_name(26), "AA");
         assert_eq!(column_name(16383), "XFD");
+        assert_eq!(column_name(u32::MAX), "MWLQKWV");
+        assert_eq!(cell_name(1, 12), "B12");
+        assert_eq!(cell_name(16383, 1_048_576), "XFD1048576");
         assert_eq!(parse_ref("XFD1048576"), Some((16383, 1048576)));
         assert_eq!(parse_ref("B2"), Some((1, 2)));
         assert_eq!(number_text("1.23456789012E+11"), "123456789012");
