@@ -283,6 +283,11 @@ def warm_all(a, me, paths, listfile):
     return out
 
 
+def table_head(*columns):
+    """The first two lines of a Markdown table."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def render(a, expected, rels, status, pairs, notes, same, speed):
     formats = sorted({fmt_of(r) for r in rels}, key=lambda f: (f == "hostile", f))
     bin_version = subprocess.run([a.bin, "--version"], capture_output=True).stdout.decode().strip()
@@ -300,10 +305,12 @@ def render(a, expected, rels, status, pairs, notes, same, speed):
         f"{a.timeout:.0f} s): read / failed / reported a reason; silent = files with something "
         "unreadable inside (encrypted, over a limit) passed without a word.",
         "",
-        "| format | files | with unreadable parts | "
-        + " | ".join(f"{t} read / failed / reported / silent" for t in TOOLS)
-        + " |",
-        "|---|---|---|" + "---|" * len(TOOLS),
+        *table_head(
+            "format",
+            "files",
+            "with unreadable parts",
+            *(f"{t} read / failed / reported / silent" for t in TOOLS),
+        ),
     ]
     totals = {t: [0, 0, 0, 0] for t in TOOLS}
     values = {t: [0, 0] for t in TOOLS}
@@ -323,14 +330,13 @@ def render(a, expected, rels, status, pairs, notes, same, speed):
             totals[t] = [x + y for x, y in zip(totals[t], c)]
             cells.append(" / ".join(map(str, c)))
         out.append(f"| {f} | {len(rs)} | {len(unread)} | " + " | ".join(cells) + " |")
-        planted = 0
+        planted = sum(score(expected[r], [])[0] for r in rs)
         vc = []
         for t in TOOLS:
-            p_sum = f_sum = d_sum = 0
+            f_sum = d_sum = 0
             for r in rs:
-                p, fnd, dec = score(expected[r], pairs[t].get(r, []))
-                p_sum, f_sum, d_sum = p_sum + p, f_sum + fnd, d_sum + dec
-            planted = p_sum
+                _, fnd, dec = score(expected[r], pairs[t].get(r, []))
+                f_sum, d_sum = f_sum + fnd, d_sum + dec
             values[t][0] += f_sum
             values[t][1] += d_sum
             vc.append(f"{f_sum}" + (f" ({d_sum} decoys)" if d_sum else ""))
@@ -348,8 +354,7 @@ def render(a, expected, rels, status, pairs, notes, same, speed):
         "Values: planted values found by ping32dlp's detectors (over each peer's text; "
         "ping32dlp's own pipeline over the file).",
         "",
-        "| format | planted | " + " | ".join(TOOLS) + " |",
-        "|---|---|" + "---|" * len(TOOLS),
+        *table_head("format", "planted", *TOOLS),
         *rows_v,
         f"| all | {all_planted} | "
         + " | ".join(
@@ -369,10 +374,9 @@ def render(a, expected, rels, status, pairs, notes, same, speed):
             "extraction alone, default configuration, from Python. Per format: the same, over "
             "that format's files.",
             "",
-            "| files | bytes | ping32dlp MB/s | "
-            + " | ".join(f"{p} MB/s (ping32dlp is ×)" for p in PEERS)
-            + " |",
-            "|---|---|---|" + "---|" * len(PEERS),
+            *table_head(
+                "files", "bytes", "ping32dlp MB/s", *(f"{p} MB/s (ping32dlp is ×)" for p in PEERS)
+            ),
         ]
         for name, tools in speed.items():
             def mbs(t):

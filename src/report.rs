@@ -221,9 +221,10 @@ impl Report {
             return;
         }
         self.findings.retain(|f| f.confidence >= min);
-        let order: Vec<String> = self.counts.iter().map(|c| c.detector.clone()).collect();
-        let counts = count_findings(order.iter().map(String::as_str), &self.findings);
-        self.counts = counts;
+        self.counts = count_findings(
+            self.counts.iter().map(|c| c.detector.as_str()),
+            &self.findings,
+        );
     }
 
     /// The report as JSON (the CLI's `scan --json` object without `path`): raw values and

@@ -137,7 +137,10 @@ pub fn guess(bytes: &[u8]) -> &'static Encoding {
     // Feed a bounded sample (chardetng costs about as much as decoding ten times over): 32 KiB
     // from a little before the first non-ASCII byte. The ASCII bytes before it tell nothing
     // apart, so a file whose Japanese starts late is judged on its Japanese.
-    let first = bytes.iter().position(|b| *b >= 0x80).unwrap_or(0);
+    let first = match Encoding::ascii_valid_up_to(bytes) {
+        n if n == bytes.len() => 0,
+        n => n,
+    };
     let start = first.saturating_sub(1024);
     let end = bytes.len().min(start + GUESS_SAMPLE);
     det.feed(&bytes[start..end], end == bytes.len());
