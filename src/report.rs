@@ -147,7 +147,7 @@ impl Scanner {
                     end: seg.byte_base + f.end,
                     page: seg.page,
                     sheet: seg.sheet.clone(),
-                    cell: seg.cell_at(f.start).map(str::to_string),
+                    cell: seg.cell_at(f.start),
                     value: f.value.to_string(),
                     normalized: f.normalized.to_string(),
                     value_masked: f.value_masked.to_string(),

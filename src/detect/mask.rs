@@ -22,28 +22,38 @@ fn maskable(c: char) -> bool {
 
 /// Masks `value` with `style`.
 pub fn mask(value: &str, style: MaskStyle) -> String {
+    let mut out = String::with_capacity(value.len());
+    mask_into(value, style, &mut out);
+    out
+}
+
+/// [`mask`], appended to `out` (a scan masks every finding through one reused buffer).
+pub(crate) fn mask_into(value: &str, style: MaskStyle, out: &mut String) {
     match style {
-        MaskStyle::None => value.to_string(),
-        MaskStyle::Full => value
-            .chars()
-            .map(|c| if maskable(c) { '*' } else { c })
-            .collect(),
-        MaskStyle::Last4 => keep_ends(value, 0, 4),
-        MaskStyle::First4Last4 => keep_ends(value, 4, 4),
+        MaskStyle::None => out.push_str(value),
+        MaskStyle::Full => out.extend(value.chars().map(|c| if maskable(c) { '*' } else { c })),
+        MaskStyle::Last4 => keep_ends(value, 0, 4, out),
+        MaskStyle::First4Last4 => keep_ends(value, 4, 4, out),
         MaskStyle::First1 => match value.split_once('@') {
             Some((local, domain)) if !local.is_empty() => {
-                format!("{}@{}", keep_ends(local, 1, 0), domain)
+                keep_ends(local, 1, 0, out);
+                out.push('@');
+                out.push_str(domain);
             }
-            _ => keep_ends(value, 1, 0),
+            _ => keep_ends(value, 1, 0, out),
         },
-        MaskStyle::Secret => secret(value),
+        MaskStyle::Secret => out.push_str(&secret(value)),
     }
 }
 
 /// Keeps the first `head` and the last `tail` maskable characters; never reveals more than half
 /// of them (so a short value is mostly hidden).
-fn keep_ends(value: &str, head: usize, tail: usize) -> String {
-    let total = value.chars().filter(|&c| maskable(c)).count();
+fn keep_ends(value: &str, head: usize, tail: usize, out: &mut String) {
+    let total = if value.is_ascii() {
+        value.bytes().filter(u8::is_ascii_alphanumeric).count()
+    } else {
+        value.chars().filter(|&c| maskable(c)).count()
+    };
     let (mut head, mut tail) = (head, tail);
     while head + tail > total / 2 && head + tail > 0 {
         if tail >= head && tail > 0 {
@@ -53,21 +63,16 @@ fn keep_ends(value: &str, head: usize, tail: usize) -> String {
         }
     }
     let mut k = 0;
-    value
-        .chars()
-        .map(|c| {
-            if !maskable(c) {
-                return c;
-            }
-            let shown = k < head || k >= total - tail;
-            k += 1;
-            if shown {
-                c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    out.reserve(value.len());
+    for c in value.chars() {
+        if !maskable(c) {
+            out.push(c);
+            continue;
+        }
+        let shown = k < head || k >= total - tail;
+        k += 1;
+        out.push(if shown { c } else { '*' });
+    }
 }
 
 fn secret(value: &str) -> String {

@@ -6,7 +6,7 @@ use bumpalo::Bump;
 
 use super::context::{back_chars, chars_between, forward_chars, ContextIndex, ContextWords};
 use super::literals::LitHit;
-use super::mask::mask;
+use super::mask::mask_into;
 use super::normalize::{fold_char, needs_folding, normalize};
 use super::table::{GridCell, Layout};
 use super::{digits, secrets, trigger, BuiltinKind, DetId, Engine, TermAction};
@@ -747,6 +747,8 @@ fn emit<'s>(
     }
     let words = &engine.context.words;
     let mut findings = bumpalo::collections::Vec::new_in(arena);
+    // Masked values and evidence texts are built here, then copied into the arena.
+    let mut scratch = String::new();
     for s in scored.iter().filter(|s| s.keep) {
         let c = &cands[s.cand];
         if !allowed[c.det as usize] {
@@ -757,20 +759,20 @@ fn emit<'s>(
         let normalized = arena.alloc_str(&String::from_utf8_lossy(
             &canon[c.canon.0 as usize..c.canon.1 as usize],
         ));
-        let masked = arena.alloc_str(&mask(value, info.params.mask));
+        scratch.clear();
+        mask_into(value, info.params.mask, &mut scratch);
+        let masked = arena.alloc_str(&scratch);
         let mut ev = bumpalo::collections::Vec::new_in(arena);
-        let word = |w: u32, d: usize| -> (&str, Option<usize>) {
-            match s.via {
-                Via::Window => (arena.alloc_str(&words[w as usize]), Some(d)),
-                Via::ColumnHeader => (
-                    arena.alloc_str(&format!("column header {}", words[w as usize])),
-                    None,
-                ),
-                Via::RowLabel => (
-                    arena.alloc_str(&format!("row label {}", words[w as usize])),
-                    None,
-                ),
-            }
+        let mut word = |w: u32, d: usize| -> (&str, Option<usize>) {
+            let (prefix, distance) = match s.via {
+                Via::Window => ("", Some(d)),
+                Via::ColumnHeader => ("column header ", None),
+                Via::RowLabel => ("row label ", None),
+            };
+            scratch.clear();
+            scratch.push_str(prefix);
+            scratch.push_str(&words[w as usize]);
+            (arena.alloc_str(&scratch), distance)
         };
         if let Some((w, d)) = s.pos {
             let (detail, distance) = word(w, d);

@@ -189,8 +189,8 @@ pub struct Segment {
     pub page: Option<u32>,
     /// Spreadsheet sheet name, if any.
     pub sheet: Option<String>,
-    /// Spreadsheet cells: (byte offset in `text` where the cell starts, `B2`), sorted.
-    pub cells: Vec<(usize, String)>,
+    /// Spreadsheet cells by where they start in `text`, sorted (`cell_at` names them `B2`).
+    pub cells: Vec<CellStart>,
     /// Alternatives of one `multipart/alternative` share a group: a value found in an earlier
     /// alternative is not reported again.
     pub alternative_group: Option<u32>,
@@ -202,10 +202,29 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// The cell holding byte offset `at`, if the segment is a sheet.
-    pub fn cell_at(&self, at: usize) -> Option<&str> {
-        let i = self.cells.partition_point(|(o, _)| *o <= at);
-        (i > 0).then(|| self.cells[i - 1].1.as_str())
+    /// The name (`B2`) of the cell holding byte offset `at`, if the segment is a sheet.
+    pub fn cell_at(&self, at: usize) -> Option<String> {
+        let i = self.cells.partition_point(|c| c.at <= at);
+        (i > 0).then(|| self.cells[i - 1].name())
+    }
+}
+
+/// Where a worksheet cell starts in its segment's text. Kept as numbers: a 10,000-row sheet
+/// places 80,000 cells, and only the few holding a finding are ever named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CellStart {
+    /// Byte offset in the segment's text.
+    pub at: usize,
+    /// Column, from 0 (`A`).
+    pub col: u32,
+    /// Row number, from 1.
+    pub row: u32,
+}
+
+impl CellStart {
+    /// The cell's name: `B12` for column 1, row 12.
+    pub fn name(&self) -> String {
+        ooxml::cell_name(self.col, self.row)
     }
 }
 
@@ -334,7 +353,7 @@ impl<'o> Ctx<'o> {
             };
             let cut = floor_boundary(&seg.text, allowed);
             seg.text.truncate(cut);
-            seg.cells.retain(|(o, _)| *o < cut);
+            seg.cells.retain(|c| c.at < cut);
             self.unscannable(&seg.location, Reason::LimitExceeded, which);
         }
         self.text_left -= seg.text.len();

@@ -3,13 +3,14 @@
 //! with cells A1 and XFD1048576 costs two cells), each sheet one segment with rows as lines and
 //! cells separated by tabs, every cell's position kept for locations like `Sheet1!B2`.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use zip::ZipArchive;
 
 use super::archive::{read_entry, Entry};
 use super::filetype::FileKind;
-use super::xml::{attr, walk, xml_text, Node};
+use super::xml::{attr, attr_ref, walk, xml_text, Node};
 use super::{Ctx, Reason, Segment};
 
 type Zip<'a> = ZipArchive<Cursor<&'a [u8]>>;
@@ -274,7 +275,7 @@ fn push_column(s: &mut String, mut c: u32) {
 }
 
 /// `B12` for column 1, row 12, in one allocation (a worksheet names every cell it places).
-fn cell_name(col: u32, row: u32) -> String {
+pub(crate) fn cell_name(col: u32, row: u32) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(16);
     push_column(&mut s, col);
@@ -284,10 +285,10 @@ fn cell_name(col: u32, row: u32) -> String {
 
 /// Splits `B12` into (column index, row number).
 fn parse_ref(r: &str) -> Option<(u32, u32)> {
-    let letters: String = r.chars().take_while(char::is_ascii_alphabetic).collect();
-    let row: u32 = r[letters.len()..].parse().ok()?;
+    let n = r.bytes().take_while(u8::is_ascii_alphabetic).count();
+    let row: u32 = r[n..].parse().ok()?;
     let mut col = 0u32;
-    for c in letters.bytes() {
+    for c in r[..n].bytes() {
         col = col
             .checked_mul(26)?
             .checked_add(u32::from(c.to_ascii_uppercase() - b'A') + 1)?;
@@ -296,22 +297,22 @@ fn parse_ref(r: &str) -> Option<(u32, u32)> {
 }
 
 /// Excel stores numbers as doubles: `1.23456789012E+11` is the integer `123456789012`.
-fn number_text(v: &str) -> String {
+fn number_text(v: &str) -> Cow<'_, str> {
     if v.contains(['E', 'e']) {
         if let Ok(f) = v.parse::<f64>() {
             if f.fract() == 0.0 && f.abs() < 1e15 {
-                return format!("{}", f as i64);
+                return Cow::Owned(format!("{}", f as i64));
             }
         }
     }
-    v.to_string()
+    Cow::Borrowed(v)
 }
 
 /// A sheet being built: text with rows as lines and the start offset of each cell.
 #[derive(Default)]
 pub(crate) struct SheetText {
     pub text: String,
-    pub cells: Vec<(usize, String)>,
+    pub cells: Vec<super::CellStart>,
     /// The same cells with their spans and grid positions, for header context.
     pub grid: Vec<crate::detect::GridCell>,
     row: Option<u32>,
@@ -329,7 +330,11 @@ impl SheetText {
             None => {}
         }
         self.row = Some(row);
-        self.cells.push((self.text.len(), cell_name(col, row)));
+        self.cells.push(super::CellStart {
+            at: self.text.len(),
+            col,
+            row,
+        });
         if self.grid.len() < super::GRID_CELLS {
             self.grid.push(crate::detect::GridCell {
                 start: self.text.len(),
@@ -443,7 +448,7 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
         let res = walk(&xml, |n| match n {
             Node::Start { name, e } => match name {
                 "row" => {
-                    row_no = attr(e, "r")
+                    row_no = attr_ref(e, "r")
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(row_no + 1);
                     next_col = 0;
@@ -451,8 +456,11 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
                 "c" => {
                     in_cell = true;
                     val.clear();
-                    t_attr = attr(e, "t").unwrap_or_default();
-                    match attr(e, "r").and_then(|v| parse_ref(&v)) {
+                    t_attr.clear();
+                    if let Some(t) = attr_ref(e, "t") {
+                        t_attr.push_str(&t);
+                    }
+                    match attr_ref(e, "r").and_then(|v| parse_ref(&v)) {
                         Some((col, row)) => (c, r) = (col, row),
                         None => (c, r) = (next_col, row_no),
                     }
@@ -470,16 +478,15 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
                         return;
                     }
                     cells_left -= 1;
-                    let text = match t_attr.as_str() {
+                    let text: Cow<'_, str> = match t_attr.as_str() {
                         "s" => val
                             .trim()
                             .parse::<usize>()
                             .ok()
                             .and_then(|i| shared.get(i))
-                            .cloned()
-                            .unwrap_or_default(),
-                        "inlineStr" | "str" | "e" => val.clone(),
-                        "b" => String::new(),
+                            .map_or(Cow::Borrowed(""), |s| Cow::Borrowed(s.as_str())),
+                        "inlineStr" | "str" | "e" => Cow::Borrowed(val.as_str()),
+                        "b" => Cow::Borrowed(""),
                         _ => number_text(val.trim()),
                     };
                     sheet.cell(r, c, &text);
@@ -596,7 +603,8 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
     let (mut row_repeat, mut col_repeat) = (1u32, 1u32);
     let mut in_cell = false;
     let mut cell_text = String::new();
-    let mut value: Option<String> = None;
+    // office:value (a number or date cell's value); both buffers are reused from cell to cell.
+    let mut value = String::new();
     let mut over = false;
     let r = walk(xml, |n| match n {
         Node::Start { name, e } => match name {
@@ -607,7 +615,7 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
             "table-row" => {
                 row += 1;
                 col = 0;
-                row_repeat = attr(e, "number-rows-repeated")
+                row_repeat = attr_ref(e, "number-rows-repeated")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1)
                     .max(1);
@@ -615,8 +623,11 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
             "table-cell" | "covered-table-cell" => {
                 in_cell = true;
                 cell_text.clear();
-                value = attr(e, "value");
-                col_repeat = attr(e, "number-columns-repeated")
+                value.clear();
+                if let Some(v) = attr_ref(e, "value") {
+                    value.push_str(&v);
+                }
+                col_repeat = attr_ref(e, "number-columns-repeated")
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1)
                     .max(1);
@@ -628,9 +639,9 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
             "table-cell" | "covered-table-cell" => {
                 in_cell = false;
                 let v = if cell_text.is_empty() {
-                    value.take().unwrap_or_default()
+                    &value
                 } else {
-                    std::mem::take(&mut cell_text)
+                    &cell_text
                 };
                 if !v.is_empty() {
                     // A repeated non-empty cell is stored once: it is one value to inspect.
@@ -638,7 +649,7 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
                         over = true;
                     } else if let Some((_, s)) = sheets.last_mut() {
                         cells_left -= 1;
-                        s.cell(row, col, &v);
+                        s.cell(row, col, v);
                     }
                 }
                 col = col.saturating_add(col_repeat);

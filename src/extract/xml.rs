@@ -92,14 +92,17 @@ pub(crate) fn resolve_entity(name: &str) -> Option<Cow<'static, str>> {
 
 /// The value of the attribute with local name `name`.
 pub(crate) fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
+    attr_ref(e, name).map(Cow::into_owned)
+}
+
+/// [`attr`] without a copy when the value holds no entity (a worksheet reads two attributes
+/// per cell).
+pub(crate) fn attr_ref<'e>(e: &'e BytesStart<'_>, name: &str) -> Option<Cow<'e, str>> {
     for a in e.attributes().with_checks(false).flatten() {
         let local = a.key.local_name();
         let key: &str = local.as_ref();
         if key == name {
-            return a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(Cow::into_owned);
+            return a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok();
         }
     }
     None
