@@ -81,6 +81,8 @@ console_url = "http://127.0.0.1:$CONSOLE_PORT"
 EOF
 cat > "$BASE/milter.toml" <<EOF
 listen = "inet:127.0.0.1:$MILTER_PORT"
+
+[dlp]
 state_dir = "$STATE"
 policy = "policy.toml"
 EOF
@@ -92,9 +94,11 @@ boss_hash=$(printf '%s\n' "$BOSS_PW" | "$CONSOLE" hash-password)
 admin_hash=$(printf '%s\n' "$ADMIN_PW" | "$CONSOLE" hash-password)
 cat > "$BASE/console.toml" <<EOF
 listen = "127.0.0.1:$CONSOLE_PORT"
+language = "ja"
+
+[dlp]
 state_dir = "$STATE"
 policy = "policy.toml"
-language = "ja"
 
 [[account]]
 name = "boss@example.co.jp"
@@ -164,6 +168,14 @@ status, _, body = use(opener())
 assert status == 403 and "使用済み" in body, status
 print("PASS: the mailed one-time link signs the approver in to the request, and only once")
 EOF
+
+# SIGHUP: the console reads the policy again and keeps serving.
+kill -HUP "$(cat "$BASE/console.pid")"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reloaded on SIGHUP: policy" "$BASE/console.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+grep -q "reloaded on SIGHUP: policy" "$BASE/console.log" && kill -0 "$(cat "$BASE/console.pid")" \
+  && wait_port "$CONSOLE_PORT" 5 || die "the console did not reload on SIGHUP (see $BASE/console.log)"
+echo "PASS: SIGHUP: $(grep -o "reloaded on SIGHUP: .*" "$BASE/console.log" | tail -n1), still serving"
 
 # The browser.
 CONSOLE_URL="http://127.0.0.1:$CONSOLE_PORT" WEBDRIVER_URL="http://127.0.0.1:$WEBDRIVER_PORT" \

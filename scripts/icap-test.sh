@@ -80,6 +80,8 @@ notify_command = ""
 EOT
 cat > "$BASE/icap.toml" <<EOT
 listen = "127.0.0.1:$ICAP_PORT"
+
+[dlp]
 state_dir = "state"
 policy = "policy.toml"
 EOT
@@ -240,6 +242,34 @@ code=$(pcurl -o /dev/null -w "%{http_code}" "$ORIGIN/inbox")
 [ "$code" = 200 ] && ok "GET via Squid -> 200" || bad "GET: $code"
 n=$("$ROOT/target/release/ping32dlp" audit search --state "$BASE/state" --format json --verdict block | wc -l)
 [ "$n" -ge 4 ] && ok "$n blocked uploads recorded (channel webmail)" || bad "audit: $n blocked"
+
+# 5b. SIGHUP reloads the policy: the next upload gets the new verdict; a broken file changes nothing
+printf '極秘 来期の計画\n' > "$BASE/secret.txt"
+up_secret() { pcurl -o /dev/null -w "%{http_code}" -F "attachment=@$BASE/secret.txt" "$ORIGIN/upload" || true; }
+before=$(up_secret)
+cp "$BASE/policy.toml" "$BASE/policy.orig"
+cat >> "$BASE/policy.toml" <<'EOT'
+
+[[rule]]
+id = "block-confidential"
+action = "block"
+when = { detector = ["confidential_marking"] }
+EOT
+IPID=$(cat "$BASE/icap.pid")
+kill -HUP "$IPID"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reloaded on SIGHUP: policy icap-test (2 rules)" "$BASE/icap.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+after=$(up_secret)
+printf '\n[[rule]]\nid = "broken"\naction = "explode"\n' >> "$BASE/policy.toml"
+kill -HUP "$IPID"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reload on SIGHUP failed" "$BASE/icap.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+broken=$(up_secret)
+if [ "$before" = 200 ] && [ "$after" = 403 ] && [ "$broken" = 403 ] && kill -0 "$IPID" 2>/dev/null \
+   && grep "reload on SIGHUP failed" "$BASE/icap.log" | grep -q "policy.toml:[0-9]*:[0-9]*"; then
+  ok "SIGHUP: 極秘 upload $before before, $after after the new policy, $broken after a broken one (positioned error logged, same process)"
+else bad "SIGHUP reload: $before / $after / $broken"; tail -n 3 "$BASE/icap.log"; fi
+cp "$BASE/policy.orig" "$BASE/policy.toml"
 
 # 6. ICAP server down, bypass=off -> Squid's 500, origin not contacted
 kill_pidfile "$BASE/icap.pid" ping32dlp-icap; sleep 0.5

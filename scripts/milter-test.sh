@@ -73,6 +73,8 @@ notify_from = "dlp-noreply@dlp.test"
 EOF
 cat > "$BASE/milter.toml" <<EOF
 listen = "inet:127.0.0.1:$MILTER_PORT"
+
+[dlp]
 state_dir = "$STATE"
 policy = "policy.toml"
 EOF
@@ -224,6 +226,67 @@ while [ "$(delivered_count bob)" -lt $((n0 + 100)) ] && [ "$(date +%s)" -le "$en
 if grep -q "^RESULT ok=100 failed=0" <<<"$out" && [ "$(delivered_count bob)" -ge $((n0 + 100)) ]; then
   ok "100 concurrent sessions: $(head -n1 <<<"$out"), all delivered"
 else bad "concurrent: $(head -n3 <<<"$out"); delivered $(( $(delivered_count bob) - n0 ))"; fi
+
+# ------------------------------------------------------------------ 7b. SIGHUP reloads the policy
+# A milter connection opened before the reload must still be answered after it.
+MPID=$(cat "$BASE/milter.pid")
+rm -f "$BASE/hup.go"
+python3 - "$MILTER_PORT" "$BASE/hup.go" > "$BASE/hup.conn" 2>&1 <<'EOF' &
+import os, socket, struct, sys, time
+def pkt(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+def read(s):
+    n = struct.unpack(">I", s.recv(4, socket.MSG_WAITALL))[0]
+    return s.recv(n, socket.MSG_WAITALL)
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+s.sendall(pkt(b"O", struct.pack(">III", 6, 0x1FF, 0)))
+print("optneg", read(s)[:1].decode())
+sys.stdout.flush()
+end = time.time() + 60
+while not os.path.exists(sys.argv[2]) and time.time() < end:
+    time.sleep(0.05)
+s.sendall(pkt(b"C", b"pc1.example.co.jp\0U"))
+print("connect", read(s)[:1].decode())
+EOF
+HUPCONN=$!
+send_secret() {  # subject -> RESULT line
+  "${PY[@]}" send --port "$SMTP_PORT" --user ichiro --password secret --subject "$1" --body "極秘 資料です" || true
+}
+out=$(send_secret "secret before reload")
+if grep -q "^RESULT 250" <<<"$out"; then ok "before the reload a 極秘 mail passes ($out)"
+else bad "before reload: $out"; fi
+cp "$BASE/policy.toml" "$BASE/policy.orig"
+cat >> "$BASE/policy.toml" <<'EOF'
+
+[[rule]]
+id = "block-confidential-after-reload"
+action = "block"
+message_en = "Reloaded: confidential mail stays inside."
+when = { all = [{ recipients = "any_external" }, { detector = ["confidential_marking"] }] }
+EOF
+kill -HUP "$MPID"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reloaded on SIGHUP: policy milter-test (4 rules)" "$BASE/milter.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+out=$(send_secret "secret after reload")
+if grep -q "^RESULT 550 5.7.1 Reloaded: confidential mail stays inside." <<<"$out" && kill -0 "$MPID" 2>/dev/null; then
+  ok "SIGHUP with a new policy: the next mail gets the new verdict, same process ($out)"
+else bad "after SIGHUP: $out"; tail -n 3 "$BASE/milter.log"; fi
+printf '\n[[rule]]\nid = "broken"\naction = "explode"\n' >> "$BASE/policy.toml"
+kill -HUP "$MPID"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reload on SIGHUP failed" "$BASE/milter.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+err=$(grep "reload on SIGHUP failed" "$BASE/milter.log" | tail -n1)
+out=$(send_secret "secret after a broken reload")
+if grep -q "policy.toml:[0-9]*:[0-9]*" <<<"$err" && grep -q "^RESULT 550 5.7.1 Reloaded" <<<"$out" && kill -0 "$MPID" 2>/dev/null; then
+  ok "SIGHUP with a broken policy: logged with its position, the running policy stays ($out)"
+  echo "   log: ${err#*: }"
+else bad "broken reload: log '$err', mail $out"; fi
+cp "$BASE/policy.orig" "$BASE/policy.toml"
+touch "$BASE/hup.go"
+wait "$HUPCONN" || true
+if [ "$(cat "$BASE/hup.conn" | tr '\n' ' ')" = "optneg O connect c " ]; then
+  ok "a milter connection opened before both reloads is still served after them"
+else bad "connection across the reload: $(cat "$BASE/hup.conn")"; fi
 
 # ------------------------------------------------------------------ 8. milter down -> 451
 kill "$(cat "$BASE/milter.pid")"; rm -f "$BASE/milter.pid"; sleep 0.3

@@ -72,9 +72,11 @@ cat > "$BASE/proxy.toml" <<EOT
 listen = "127.0.0.1:$PLAIN_PORT"
 listen_tls = "127.0.0.1:$TLS_PORT"
 hostname = "localhost"
+release_interval_seconds = 1
+
+[dlp]
 state_dir = "state"
 policy = "policy.toml"
-release_interval_seconds = 1
 
 [upstream]
 host = "127.0.0.1"
@@ -262,6 +264,35 @@ if [ "$(sed -n 1p <<<"$out" | cut -c1-3)" = 500 ] && [ "$(sed -n 2p <<<"$out" | 
    && ! wait_delivered bob "quoted-recipient" 2 >/dev/null; then
   ok "a bare CR in RCPT -> 500; a quoted local part is judged external ($rec) and never reaches bob"
 else bad "quoted recipient: $out / $rec"; fi
+
+# 11. SIGHUP reloads the policy: the next mail gets the new verdict; a broken file changes nothing
+secret() { "${PY[@]}" send --port "$PLAIN_PORT" --tls starttls --ca "$PCA" "${AUTH[@]}" --subject "$1" --body "極秘 資料" || true; }
+before=$(secret "secret before reload")
+cp "$BASE/policy.toml" "$BASE/policy.orig"
+cat >> "$BASE/policy.toml" <<'EOT'
+
+[[rule]]
+id = "block-confidential"
+action = "block"
+message_en = "Reloaded: confidential mail stays inside."
+when = { all = [{ recipients = "any_external" }, { detector = ["confidential_marking"] }] }
+EOT
+PPID_=$(cat "$BASE/proxy.pid")
+kill -HUP "$PPID_"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reloaded on SIGHUP" "$BASE/proxy.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+after=$(secret "secret after reload")
+printf '\n[[rule]]\nid = "broken"\naction = "explode"\n' >> "$BASE/policy.toml"
+kill -HUP "$PPID_"
+end=$(( $(date +%s) + 20 ))
+until grep -q "reload on SIGHUP failed" "$BASE/proxy.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+broken=$(secret "secret after a broken reload")
+if grep -q "^RESULT 250" <<<"$before" && grep -q "^RESULT 550 5.7.1 Reloaded" <<<"$after" \
+   && grep -q "^RESULT 550 5.7.1 Reloaded" <<<"$broken" && kill -0 "$PPID_" 2>/dev/null \
+   && grep "reload on SIGHUP failed" "$BASE/proxy.log" | grep -q "policy.toml:[0-9]*:[0-9]*"; then
+  ok "SIGHUP: a 極秘 mail passes before, is refused after the new policy and after a broken one (positioned error logged)"
+else bad "SIGHUP reload: $before / $after / $broken"; tail -n 3 "$BASE/proxy.log"; fi
+cp "$BASE/policy.orig" "$BASE/policy.toml"
 
 echo "--- proxy log (last lines)"; tail -n 6 "$BASE/proxy.log"
 echo "$PASS passed, $FAILS failed"

@@ -95,11 +95,17 @@ pub struct PreviewPart {
 
 /// Engine, policy and workflow, shared by all connections of an integration.
 pub struct Pipeline {
-    engine: Arc<Engine>,
-    policy: RwLock<Arc<Policy>>,
+    /// Rules and policy, replaced together by a reload.
+    current: RwLock<Current>,
     workflow: Arc<Workflow>,
     options: ExtractOptions,
     scanners: Mutex<Vec<Scanner>>,
+}
+
+#[derive(Clone)]
+struct Current {
+    engine: Arc<Engine>,
+    policy: Arc<Policy>,
 }
 
 impl Pipeline {
@@ -111,27 +117,51 @@ impl Pipeline {
         options: ExtractOptions,
     ) -> Pipeline {
         Pipeline {
-            engine,
-            policy: RwLock::new(Arc::new(policy)),
+            current: RwLock::new(Current {
+                engine,
+                policy: Arc::new(policy),
+            }),
             workflow,
             options,
             scanners: Mutex::new(Vec::new()),
         }
     }
 
+    fn current(&self) -> Current {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(e) => e.into_inner().clone(),
+        }
+    }
+
+    fn set_current(&self, f: impl FnOnce(&mut Current)) {
+        match self.current.write() {
+            Ok(mut g) => f(&mut g),
+            Err(e) => f(&mut e.into_inner()),
+        }
+    }
+
     /// The current policy.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
+        self.current().policy
     }
 
     /// Replaces the policy (a reload); calls in flight finish with the old one.
     pub fn set_policy(&self, p: Policy) {
-        match self.policy.write() {
-            Ok(mut g) => *g = Arc::new(p),
-            Err(e) => *e.into_inner() = Arc::new(p),
+        self.set_current(|c| c.policy = Arc::new(p));
+    }
+
+    /// Replaces rules and policy together (a reload: SIGHUP on the daemons). Calls in flight
+    /// finish with the old ones; the next call inspects with `engine` and decides by `policy`.
+    /// The caller has checked `policy` against `engine` ([`Policy::check_detectors`]).
+    pub fn reload(&self, engine: Arc<Engine>, policy: Policy) {
+        self.set_current(|c| {
+            c.engine = engine;
+            c.policy = Arc::new(policy);
+        });
+        // Pooled scanners hold the old engine.
+        if let Ok(mut v) = self.scanners.lock() {
+            v.clear();
         }
     }
 
@@ -140,20 +170,24 @@ impl Pipeline {
         &self.workflow
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    /// The current engine.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.current().engine
     }
 
-    fn scanner(&self) -> Scanner {
-        self.scanners
-            .lock()
-            .ok()
-            .and_then(|mut v| v.pop())
-            .unwrap_or_else(|| Scanner::new(self.engine.clone()))
+    /// A pooled scanner over `engine` (the one that goes with the policy in use).
+    fn scanner(&self, engine: &Arc<Engine>) -> Scanner {
+        let pooled = self.scanners.lock().ok().and_then(|mut v| v.pop());
+        match pooled {
+            Some(s) if Arc::ptr_eq(s.engine(), engine) => s,
+            _ => Scanner::new(engine.clone()),
+        }
     }
 
     fn give_back(&self, s: Scanner) {
+        if !Arc::ptr_eq(s.engine(), &self.engine()) {
+            return; // a reload happened while it worked
+        }
         if let Ok(mut v) = self.scanners.lock() {
             if v.len() < 64 {
                 v.push(s);
@@ -197,9 +231,9 @@ impl Pipeline {
         ctx: &Context,
         extra: Extra<'_>,
     ) -> Result<Decision> {
-        let policy = self.policy();
+        let Current { engine, policy } = self.current();
         let opts = self.options(&policy, extra.passwords);
-        let mut scanner = self.scanner();
+        let mut scanner = self.scanner(&engine);
         let mut report = scanner.inspect_message(raw, &opts);
         self.give_back(scanner);
         report.unscannable.extend(extra.unscannable);
@@ -219,11 +253,11 @@ impl Pipeline {
     /// text in all. For approvers who must see what is being sent without the console showing
     /// raw values.
     pub fn preview_file(&self, name: &str, data: &[u8], max_bytes: usize) -> Preview {
-        let policy = self.policy();
+        let Current { engine, policy } = self.current();
         let mut opts = self.options(&policy, &[]);
         opts.keep_attachments = false;
         let ex = crate::extract::extract_file(name, data, &opts);
-        let mut scanner = self.scanner();
+        let mut scanner = self.scanner(&engine);
         let mut out = Preview {
             unscannable: ex
                 .unscannable
@@ -279,9 +313,9 @@ impl Pipeline {
 
     /// Inspects one uploaded file (webmail) and decides.
     pub fn process_file(&self, name: &str, data: &[u8], ctx: &Context) -> Result<Decision> {
-        let policy = self.policy();
+        let Current { engine, policy } = self.current();
         let opts = self.options(&policy, &[]);
-        let mut scanner = self.scanner();
+        let mut scanner = self.scanner(&engine);
         let report = scanner.inspect_file(name, data, &opts);
         self.give_back(scanner);
         self.decide(report, ctx, &policy, None, Some((name, data)))

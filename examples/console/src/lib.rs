@@ -287,6 +287,18 @@ pub fn main() {
         app.pipeline().workflow().clone(),
         Duration::from_secs(cfg.expire_every_seconds.max(5)),
     );
+    // SIGHUP: rules, dictionaries and policy read again (accounts and listeners need a restart).
+    let reload_app = app.clone();
+    let reload_from = config.clone();
+    if let Err(e) = service::reload_on_sighup(PROGRAM, move || {
+        let cfg = match &reload_from {
+            Some(p) => Config::load(p)?,
+            None => Config::default(),
+        };
+        service::reload(reload_app.pipeline(), &cfg.dlp)
+    }) {
+        service::log(PROGRAM, &format!("warning: {e}"));
+    }
     service::log(
         PROGRAM,
         &format!(
