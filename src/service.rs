@@ -148,13 +148,7 @@ impl DlpSettings {
             Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
             None => Policy::default_monitor(),
         };
-        policy.check_detectors(&engine).map_err(|e| {
-            let file = self
-                .policy
-                .as_deref()
-                .unwrap_or(Path::new("<default policy>"));
-            format!("{}: {e}", file.display())
-        })?;
+        policy.check_detectors(&engine)?;
         if !self.internal_domains.is_empty() {
             policy.internal_domains = self.internal_domains.clone();
         }

@@ -133,20 +133,12 @@ fn check_against(
     file: Option<&std::path::Path>,
     error_out: *mut *mut ping32dlp_error,
 ) -> Result<(), Fail> {
-    let Some((rule, detector)) = p.unknown_detector(engine) else {
+    let Some(mut err) = p.detector_error(engine) else {
         return Ok(());
     };
-    let index = p.rules.iter().position(|r| r.id == rule).unwrap_or(0);
-    let err = dlp::RuleError {
-        document: "policy",
-        file: file.map(|f| f.to_path_buf()),
-        line: 0,
-        column: 0,
-        field: format!("rule[{index}].when.detector"),
-        message: format!(
-            "rule `{rule}`: unknown detector `{detector}` (not in the engine: a typo, or the rules file that defines it was not added to the engine)"
-        ),
-    };
+    if err.file.is_none() {
+        err.file = file.map(|f| f.to_path_buf());
+    }
     let msg = err.to_string();
     if !error_out.is_null() {
         out_handle(error_out, "error_out", ping32dlp_error::new(err))?;
@@ -266,23 +258,7 @@ pub extern "C" fn ping32dlp_policy_check(
     guard(|| {
         let p = arg(policy, "policy")?;
         let e = arg(engine, "engine")?;
-        match p.p.check_detectors(&e.inner) {
-            Ok(()) => Ok(()),
-            Err(msg) => {
-                if !error_out.is_null() {
-                    let err = dlp::RuleError {
-                        document: "policy",
-                        file: None,
-                        line: 0,
-                        column: 0,
-                        field: String::new(),
-                        message: msg.clone(),
-                    };
-                    out_handle(error_out, "error_out", ping32dlp_error::new(err))?;
-                }
-                Err(Fail(PING32DLP_ERR_POLICY, msg))
-            }
-        }
+        check_against(&p.p, &e.inner, None, error_out)
     })
 }
 

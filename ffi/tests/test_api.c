@@ -588,7 +588,8 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     CHECK(p2 == NULL && err != NULL);
     CHECK(str_has(ping32dlp_error_message(err), "credit_crad"));
     CHECK(str_has(ping32dlp_error_message(err), "cards"));
-    CHECK(str_has(ping32dlp_error_field(err), "rule[0]"));
+    CHECK(str_has(ping32dlp_error_field(err), "rule[0].when.detector[0]"));
+    CHECK(ping32dlp_error_line(err) == 4 && ping32dlp_error_column(err) > 1);
     ping32dlp_error_free(err);
     err = NULL;
     CHECK(ping32dlp_policy_parse_for_engine((const uint8_t *)typo, strlen(typo), NULL, &p2, &err) == PING32DLP_ERR_NULL);

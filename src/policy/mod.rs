@@ -655,6 +655,20 @@ pub struct Policy {
     /// A sender may approve their own held mail (`[approval] allow_self_approval`, for a site
     /// with one administrator).
     pub allow_self_approval: bool,
+    /// The file it was read from, for positioned errors found after parsing.
+    file: Option<std::path::PathBuf>,
+    /// Where the rules name detectors (line, column, field), for [`Policy::detector_error`].
+    detector_refs: Vec<DetectorRef>,
+}
+
+/// A detector id written in a rule's condition, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct DetectorRef {
+    pub rule: usize,
+    pub id: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
 }
 
 /// One weighted signal of the risk score.
@@ -854,15 +868,37 @@ impl Policy {
     }
 
     /// Checks that every detector the rules name exists in `engine`: a misspelt id would
-    /// never match.
+    /// never match. The error names the policy's file, line, column and field itself (see
+    /// [`Policy::detector_error`]).
     pub fn check_detectors(&self, engine: &crate::Engine) -> Result<(), String> {
-        match self.unknown_detector(engine) {
-            Some((rule, id)) => Err(format!(
-                "rule `{rule}`: unknown detector `{id}` (not in the engine: a typo, or the rules \
-                 file that defines it was not added; `ping32dlp detectors` lists an engine's)"
-            )),
+        match self.detector_error(engine) {
+            Some(e) => Err(e.to_string()),
             None => Ok(()),
         }
+    }
+
+    /// The first detector a rule names that `engine` lacks, as an error with the policy's file,
+    /// the line and column where the id is written and the field (`rule[2].when.all[1].detector[0]`);
+    /// `None` when every detector exists. Its text (`Display`) is what
+    /// [`Policy::check_detectors`] returns.
+    pub fn detector_error(&self, engine: &crate::Engine) -> Option<crate::RuleError> {
+        let (rule, id) = self.unknown_detector(engine)?;
+        let index = self.rules.iter().position(|r| r.id == rule).unwrap_or(0);
+        let at = self
+            .detector_refs
+            .iter()
+            .find(|d| d.rule == index && d.id == id);
+        Some(crate::RuleError {
+            document: "policy",
+            file: self.file.clone(),
+            line: at.map_or(0, |d| d.line),
+            column: at.map_or(0, |d| d.column),
+            field: at.map_or_else(|| format!("rule[{index}]"), |d| d.field.clone()),
+            message: format!(
+                "rule `{rule}`: unknown detector `{id}` (not in the engine: a typo, or the rules \
+                 file that defines it was not added; `ping32dlp detectors` lists an engine's)"
+            ),
+        })
     }
 
     /// The built-in default policy: every rule in monitor mode.

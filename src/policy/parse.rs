@@ -19,6 +19,10 @@ type V<'i> = Spanned<DeValue<'i>>;
 
 struct P<'a> {
     src: Source<'a>,
+    /// Where each rule names each detector (checked against an engine later).
+    detectors: std::cell::RefCell<Vec<super::DetectorRef>>,
+    /// The rule being read.
+    rule: std::cell::Cell<usize>,
 }
 
 impl<'a> P<'a> {
@@ -211,6 +215,20 @@ impl<'a> P<'a> {
             "attachment_size" => Cond::AttachmentSize(self.range(x, &f)?),
             "detector" | "detector_in" => {
                 let ids = self.strings(x, &f)?;
+                let spans: Vec<Span<usize>> = match x.get_ref() {
+                    DeValue::Array(a) => a.iter().map(|e| e.span()).collect(),
+                    _ => vec![x.span(); ids.len()],
+                };
+                for (n, (id, span)) in ids.iter().zip(spans).enumerate() {
+                    let at = self.src.error(Some(span), &format!("{f}[{n}]"), "");
+                    self.detectors.borrow_mut().push(super::DetectorRef {
+                        rule: self.rule.get(),
+                        id: id.clone(),
+                        line: at.line,
+                        column: at.column,
+                        field: at.field,
+                    });
+                }
                 let min_confidence = match Self::get(t, "min_confidence") {
                     Some(c) => {
                         let s = self.str(c, &format!("{field}.min_confidence"))?;
@@ -366,6 +384,8 @@ fn non_empty(s: &str) -> Option<String> {
 pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError> {
     let p = P {
         src: Source { file, text },
+        detectors: Default::default(),
+        rule: Default::default(),
     };
     let doc = DeTable::parse(text).map_err(|e| {
         let span = e.span();
@@ -389,6 +409,8 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         notify_from: None,
         console_url: None,
         allow_self_approval: false,
+        file: file.map(Path::to_path_buf),
+        detector_refs: Vec::new(),
     };
     let mut default_mode = Mode::Enforce;
     for (k, v) in doc.get_ref().iter() {
@@ -484,6 +506,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     return Err(p.err(v.span(), "rule", "use [[rule]] tables"));
                 };
                 for (i, r) in rules.iter().enumerate() {
+                    p.rule.set(i);
                     policy.rules.push(rule(&p, r, i, default_mode)?);
                 }
             }
@@ -504,6 +527,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
             });
         }
     }
+    policy.detector_refs = p.detectors.into_inner();
     Ok(policy)
 }
 

@@ -231,7 +231,8 @@ def test_policy_errors(engine, tmp_path):
     typo = '[[rule]]\nid = "cards"\naction = "block"\nwhen = { detector = ["credit_crad"] }\n'
     with pytest.raises(ping32dlp.PolicyError, match="credit_crad") as e:
         Policy.parse(typo, engine)
-    assert "cards" in str(e.value) and "rule[0]" in e.value.field
+    assert "cards" in str(e.value) and "rule[0].when.detector[0]" in e.value.field
+    assert e.value.line == 4  # where the id is written
     (tmp_path / "typo.toml").write_text(typo)
     with pytest.raises(ping32dlp.PolicyError, match="credit_crad") as e:
         Policy.load(tmp_path / "typo.toml", engine)

@@ -205,15 +205,7 @@ pub fn process(a: ProcessArgs) -> Result<u8, AnyErr> {
     let pol = load_policy(a.policy.as_deref())?;
     let ctx = a.context.build("cli", pol.utc_offset_min)?;
     let engine = Arc::new(build_engine(&a.rules)?);
-    pol.check_detectors(&engine).map_err(|e| {
-        format!(
-            "{}: {e}",
-            a.policy
-                .as_deref()
-                .unwrap_or(Path::new("built-in policy"))
-                .display()
-        )
-    })?;
+    pol.check_detectors(&engine)?;
     let wf = Arc::new(workflow_for(&a.state, &pol)?);
     let pipeline = Arc::new(Pipeline::new(
         engine,
@@ -385,8 +377,7 @@ pub fn policy_cmd(cmd: PolicyCmd) -> Result<u8, AnyErr> {
     match cmd {
         PolicyCmd::Check { file, rules } => {
             let p = policy::Policy::from_file(&file)?;
-            p.check_detectors(&build_engine(&rules)?)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            p.check_detectors(&build_engine(&rules)?)?;
             let (mut enforce, mut monitor) = (0, 0);
             for r in &p.rules {
                 match r.mode {
@@ -430,8 +421,7 @@ fn policy_test(a: PolicyTestArgs) -> Result<u8, AnyErr> {
     let pol = policy::Policy::from_file(&a.policy)?;
     let ctx = a.context.build("cli", pol.utc_offset_min)?;
     let engine = Arc::new(build_engine(&a.rules)?);
-    pol.check_detectors(&engine)
-        .map_err(|e| format!("{}: {e}", a.policy.display()))?;
+    pol.check_detectors(&engine)?;
     let raw = std::fs::read(&a.message).map_err(|e| format!("{}: {e}", a.message.display()))?;
     let mut scanner = Scanner::new(engine);
     let opts = ExtractOptions {

@@ -805,18 +805,28 @@ fn policy_check_names_file_line_and_field() {
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("alerts") && e.contains("udp://"), "{e}");
-    // A detector that does not exist would never match: refused, with the rule named.
+    // A detector that does not exist would never match: refused, with the rule named and the
+    // place where the id is written (file, line, column, field), once.
     let p = write_policy(
         dir.path(),
-        "[[rule]]\nid = \"typo\"\naction = \"block\"\nwhen = { detector = [\"jp_mynumber\"] }\n",
+        "[[rule]]\nid = \"typo\"\naction = \"block\"\n\
+         when = { all = [{ recipients = \"any_external\" }, { detector = [\"credit_card\", \"jp_mynumber\"] }] }\n",
     );
     let o = bin().args(["policy", "check"]).arg(&p).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
+    let text = std::fs::read_to_string(&p).unwrap();
+    let line = text[..text.find("jp_mynumber").unwrap()].lines().count();
+    assert!(
+        e.contains(&format!("policy.toml:{line}:"))
+            && e.contains("rule[0].when.all[1].detector[1]: "),
+        "{e}"
+    );
     assert!(
         e.contains("rule `typo`: unknown detector `jp_mynumber`"),
         "{e}"
     );
+    assert_eq!(e.matches("policy.toml").count(), 1, "{e}");
     // The default policy checks, and `policy default` prints it.
     let o = bin().args(["policy", "default"]).output().unwrap();
     let d = dir.path().join("default.toml");
