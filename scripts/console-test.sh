@@ -171,8 +171,7 @@ EOF
 
 # SIGHUP: the console reads the policy again and keeps serving.
 kill -HUP "$(cat "$BASE/console.pid")"
-end=$(( $(date +%s) + 20 ))
-until grep -q "reloaded on SIGHUP: policy" "$BASE/console.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+wait_log "$BASE/console.log" "reloaded on SIGHUP: policy" 20
 grep -q "reloaded on SIGHUP: policy" "$BASE/console.log" && kill -0 "$(cat "$BASE/console.pid")" \
   && wait_port "$CONSOLE_PORT" 5 || die "the console did not reload on SIGHUP (see $BASE/console.log)"
 echo "PASS: SIGHUP: $(grep -o "reloaded on SIGHUP: .*" "$BASE/console.log" | tail -n1), still serving"

@@ -265,16 +265,14 @@ message_en = "Reloaded: confidential mail stays inside."
 when = { all = [{ recipients = "any_external" }, { detector = ["confidential_marking"] }] }
 EOF
 kill -HUP "$MPID"
-end=$(( $(date +%s) + 20 ))
-until grep -q "reloaded on SIGHUP: policy milter-test (4 rules)" "$BASE/milter.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+wait_log "$BASE/milter.log" "reloaded on SIGHUP: policy milter-test (4 rules)" 20
 out=$(send_secret "secret after reload")
 if grep -q "^RESULT 550 5.7.1 Reloaded: confidential mail stays inside." <<<"$out" && kill -0 "$MPID" 2>/dev/null; then
   ok "SIGHUP with a new policy: the next mail gets the new verdict, same process ($out)"
 else bad "after SIGHUP: $out"; tail -n 3 "$BASE/milter.log"; fi
 printf '\n[[rule]]\nid = "broken"\naction = "explode"\n' >> "$BASE/policy.toml"
 kill -HUP "$MPID"
-end=$(( $(date +%s) + 20 ))
-until grep -q "reload on SIGHUP failed" "$BASE/milter.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+wait_log "$BASE/milter.log" "reload on SIGHUP failed" 20
 err=$(grep "reload on SIGHUP failed" "$BASE/milter.log" | tail -n1)
 out=$(send_secret "secret after a broken reload")
 if grep -q "policy.toml:[0-9]*:[0-9]*" <<<"$err" && grep -q "^RESULT 550 5.7.1 Reloaded" <<<"$out" && kill -0 "$MPID" 2>/dev/null; then

@@ -279,13 +279,11 @@ when = { all = [{ recipients = "any_external" }, { detector = ["confidential_mar
 EOT
 PPID_=$(cat "$BASE/proxy.pid")
 kill -HUP "$PPID_"
-end=$(( $(date +%s) + 20 ))
-until grep -q "reloaded on SIGHUP" "$BASE/proxy.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+wait_log "$BASE/proxy.log" "reloaded on SIGHUP" 20
 after=$(secret "secret after reload")
 printf '\n[[rule]]\nid = "broken"\naction = "explode"\n' >> "$BASE/policy.toml"
 kill -HUP "$PPID_"
-end=$(( $(date +%s) + 20 ))
-until grep -q "reload on SIGHUP failed" "$BASE/proxy.log" || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+wait_log "$BASE/proxy.log" "reload on SIGHUP failed" 20
 broken=$(secret "secret after a broken reload")
 if grep -q "^RESULT 250" <<<"$before" && grep -q "^RESULT 550 5.7.1 Reloaded" <<<"$after" \
    && grep -q "^RESULT 550 5.7.1 Reloaded" <<<"$broken" && kill -0 "$PPID_" 2>/dev/null \

@@ -221,6 +221,28 @@ pub fn reload_on_sighup(
     Ok(())
 }
 
+/// The daemons' SIGHUP wiring: on each signal `load` reads `config` again (the embedded
+/// defaults when the daemon runs without one) and its `[dlp]` settings go into `pipeline`
+/// ([`reload`]); a handler that cannot be installed is logged, the daemon runs on.
+#[cfg(unix)]
+pub fn reload_config_on_sighup<C: Configured + Default + 'static>(
+    program: &'static str,
+    config: Option<PathBuf>,
+    load: fn(&Path) -> Result<C, String>,
+    pipeline: impl std::ops::Deref<Target = Pipeline> + Send + 'static,
+) {
+    let installed = reload_on_sighup(program, move || {
+        let mut cfg = match &config {
+            Some(p) => load(p)?,
+            None => C::default(),
+        };
+        reload(&pipeline, cfg.dlp())
+    });
+    if let Err(e) = installed {
+        log(program, &format!("warning: {e}"));
+    }
+}
+
 /// What an integration answers when a mail or upload cannot be judged (the store is down or
 /// too slow, a history question fails).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]

@@ -136,6 +136,11 @@ pfenv_stop() {
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_log() {  # file pattern seconds: until the file has a line matching the pattern
+  local end=$(( $(date +%s) + $3 ))
+  until grep -q -- "$2" "$1" 2>/dev/null || [ "$(date +%s)" -gt "$end" ]; do sleep 0.1; done
+}
+
 wait_port() {  # port seconds
   local end=$(( $(date +%s) + $2 ))
   while [ "$(date +%s)" -le "$end" ]; do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done

@@ -274,7 +274,7 @@ fn push_column(s: &mut String, mut c: u32) {
     s.extend(letters[..n].iter().rev().map(|&b| char::from(b)));
 }
 
-/// `B12` for column 1, row 12, in one allocation (a worksheet names every cell it places).
+/// `B12` for column 1, row 12, in one allocation (only cells holding a finding are named).
 pub(crate) fn cell_name(col: u32, row: u32) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(16);

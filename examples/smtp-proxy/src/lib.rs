@@ -496,16 +496,12 @@ pub fn main() {
     }
     let shared: &'static Shared = Box::leak(Box::new(shared));
     // SIGHUP: rules, dictionaries and policy read again from the same file (README, "Reload").
-    let reload_from = config.clone();
-    if let Err(e) = service::reload_on_sighup("ping32dlp-proxy", move || {
-        let cfg = match &reload_from {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        service::reload(&shared.pipeline, &cfg.dlp)
-    }) {
-        service::log("ping32dlp-proxy", &format!("warning: {e}"));
-    }
+    service::reload_config_on_sighup(
+        "ping32dlp-proxy",
+        config.clone(),
+        Config::load,
+        &shared.pipeline,
+    );
     let started = listen(&shared.cfg.listen, shared, false).and_then(|_| {
         if shared.cfg.listen_tls.is_empty() {
             Ok(())

@@ -823,16 +823,7 @@ pub fn main() {
     }
     let sh: &'static Shared = Box::leak(Box::new(sh));
     // SIGHUP: rules, dictionaries and policy read again from the same file (README, "Reload").
-    let reload_from = config.clone();
-    if let Err(e) = service::reload_on_sighup("ping32dlp-icap", move || {
-        let cfg = match &reload_from {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        service::reload(&sh.pipeline, &cfg.dlp)
-    }) {
-        service::log("ping32dlp-icap", &format!("warning: {e}"));
-    }
+    service::reload_config_on_sighup("ping32dlp-icap", config.clone(), Config::load, &sh.pipeline);
     service::spawn_maintenance(
         "ping32dlp-icap",
         sh.pipeline.workflow().clone(),
