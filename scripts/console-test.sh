@@ -19,6 +19,7 @@ SMTP_PORT=${SMTP_PORT:-2535}
 SMTPS_PORT=${SMTPS_PORT:-2475}
 MILTER_PORT=${MILTER_PORT:-8897}
 CONSOLE_PORT=${CONSOLE_PORT:-8026}
+METRICS_PORT=${METRICS_PORT:-9704}
 WEBDRIVER_PORT=${WEBDRIVER_PORT:-9515}
 CONF=$BASE/etc
 VMAIL=$BASE/vmail
@@ -94,6 +95,7 @@ boss_hash=$(printf '%s\n' "$BOSS_PW" | "$CONSOLE" hash-password)
 admin_hash=$(printf '%s\n' "$ADMIN_PW" | "$CONSOLE" hash-password)
 cat > "$BASE/console.toml" <<EOF
 listen = "127.0.0.1:$CONSOLE_PORT"
+metrics_listen = "127.0.0.1:$METRICS_PORT"
 language = "ja"
 
 [dlp]
@@ -186,3 +188,14 @@ ADMIN_USER="security-admin" ADMIN_PASSWORD="$ADMIN_PW" RECIPIENT_MAILDIR="$VMAIL
 postqueue -c "$CONF" -p | grep -q "^${qid}" && die "$qid is still queued after approval"
 ls -l "$ARTIFACTS"
 echo "PASS: console end to end in Chromium (screenshots in $ARTIFACTS)"
+
+# The approval is counted on the console's metrics listener; the hold no longer waits.
+MV=(python3 "$ROOT/scripts/metrics_value.py")
+M="http://127.0.0.1:$METRICS_PORT"
+approved=$("${MV[@]}" "$M/metrics" ping32dlp_approval_decisions_total decision=approve)
+waiting=$("${MV[@]}" "$M/metrics" ping32dlp_holds_waiting)
+conns=$("${MV[@]}" "$M/metrics" ping32dlp_connections_open)
+ready=$("${MV[@]}" "$M/readyz")
+[ "$approved" = 1 ] && [ "$waiting" = 0 ] && [ "$conns" != none ] && grep -q "^200 ready:" <<<"$ready" \
+  || die "console metrics: approved $approved, waiting $waiting, connections $conns, readyz $ready"
+echo "PASS: console metrics: 1 approval counted, $waiting holds waiting, $conns connections open; /readyz: $ready"

@@ -17,6 +17,7 @@ BASE=${BASE:-/tmp/ping32dlp-icap-test}
 PROXY_PORT=${PROXY_PORT:-3129}
 ICAP_PORT=${ICAP_PORT:-1345}
 ORIGIN_PORT=${ORIGIN_PORT:-8081}
+METRICS_PORT=${METRICS_PORT:-9703}
 SQ=$BASE/squid
 ICAP=$ROOT/target/release/ping32dlp-icap
 export DEBIAN_FRONTEND=noninteractive
@@ -80,6 +81,7 @@ notify_command = ""
 EOT
 cat > "$BASE/icap.toml" <<EOT
 listen = "127.0.0.1:$ICAP_PORT"
+metrics_listen = "127.0.0.1:$METRICS_PORT"
 
 [dlp]
 state_dir = "state"
@@ -270,6 +272,10 @@ if [ "$before" = 200 ] && [ "$after" = 403 ] && [ "$broken" = 403 ] && kill -0 "
   ok "SIGHUP: 極秘 upload $before before, $after after the new policy, $broken after a broken one (positioned error logged, same process)"
 else bad "SIGHUP reload: $before / $after / $broken"; tail -n 3 "$BASE/icap.log"; fi
 cp "$BASE/policy.orig" "$BASE/policy.toml"
+
+# Metrics and health on the hook's metrics listener.
+if out=$(python3 "$ROOT/scripts/metrics_value.py" --check "http://127.0.0.1:$METRICS_PORT" webmail icap-test); then ok "$out"
+else bad "$out"; fi
 
 # 6. ICAP server down, bypass=off -> Squid's 500, origin not contacted
 kill_pidfile "$BASE/icap.pid" ping32dlp-icap; sleep 0.5

@@ -7,10 +7,11 @@
 #   My Numbers -> hold queue, `ping32dlp approvals approve` delivers it byte-identical (body
 #   SHA-256), reject deletes it and the sender gets a notice; audit rows carry user, client,
 #   TLS, envelope and queue id; a 50 MB message with bounded milter memory; 100 concurrent
-#   sessions; milter down -> 451 (fail closed).
+#   sessions; SIGHUP reloads; a real Prometheus scrapes the milter's metrics while mail flows;
+#   milter down -> 451 (fail closed).
 #
 # Run as root (installs postfix, swaks, Cyrus SASL tools; idempotent). Called by scripts/test.sh
-# after the release build. Env: BASE, SMTP_PORT, SMTPS_PORT, MILTER_PORT.
+# after the release build. Env: BASE, SMTP_PORT, SMTPS_PORT, MILTER_PORT, METRICS_PORT, PROM_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -18,6 +19,8 @@ BASE=${BASE:-/tmp/ping32dlp-milter-test}
 SMTP_PORT=${SMTP_PORT:-2525}
 SMTPS_PORT=${SMTPS_PORT:-2465}
 MILTER_PORT=${MILTER_PORT:-8899}
+METRICS_PORT=${METRICS_PORT:-9701}
+PROM_PORT=${PROM_PORT:-9790}
 CONF=$BASE/etc
 VMAIL=$BASE/vmail
 STATE=$BASE/state
@@ -36,7 +39,12 @@ die() { echo "FATAL: $*" >&2; exit 1; }
 
 . "$ROOT/scripts/milter/postfix-env.sh"
 pfenv_setup
-trap pfenv_stop EXIT
+# Debian's Prometheus (section 7c), started below as a private instance; never the system one.
+command -v prometheus >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+  --no-install-recommends prometheus >/dev/null || die "cannot install prometheus"
+PROM_PID=
+cleanup() { [ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null; pfenv_stop; }
+trap cleanup EXIT
 
 # The policy and the milter's configuration.
 cat > "$BASE/policy.toml" <<EOF
@@ -73,6 +81,7 @@ notify_from = "dlp-noreply@dlp.test"
 EOF
 cat > "$BASE/milter.toml" <<EOF
 listen = "inet:127.0.0.1:$MILTER_PORT"
+metrics_listen = "127.0.0.1:$METRICS_PORT"
 
 [dlp]
 state_dir = "$STATE"
@@ -285,6 +294,90 @@ wait "$HUPCONN" || true
 if [ "$(cat "$BASE/hup.conn" | tr '\n' ' ')" = "optneg O connect c " ]; then
   ok "a milter connection opened before both reloads is still served after them"
 else bad "connection across the reload: $(cat "$BASE/hup.conn")"; fi
+
+# ------------------------------------------------------------------ 7c. Prometheus scrapes the milter
+# A real Prometheus scrapes the milter every second while mail flows through Postfix; its HTTP
+# API must show the inspected-messages counter grown by exactly the mails sent, the latency
+# histogram filled, and the holds and reloads of the sections above.
+http_get() {  # url -> "status body"
+  python3 - "$1" <<'EOF'
+import sys, urllib.request, urllib.error
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=10); print(r.status, r.read().decode().strip())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode().strip())
+except Exception as e:
+    print("000", e)
+EOF
+}
+promq() {  # PromQL -> the value of the first result, or "none"
+  python3 - "http://127.0.0.1:$PROM_PORT/api/v1/query" "$1" <<'EOF'
+import json, sys, urllib.parse, urllib.request
+try:
+    u = sys.argv[1] + "?" + urllib.parse.urlencode({"query": sys.argv[2]})
+    r = json.load(urllib.request.urlopen(u, timeout=10))["data"]["result"]
+    print(r[0]["value"][1] if r else "none")
+except Exception:
+    print("none")
+EOF
+}
+prom_wait() {  # PromQL expected seconds -> 0 when the value reaches what is expected
+  local end=$(( $(date +%s) + $3 )) v=none
+  while [ "$(date +%s)" -le "$end" ]; do
+    v=$(promq "$1"); [ "$v" = "$2" ] && return 0; sleep 0.5
+  done
+  echo "   $1 = $v (expected $2)"; return 1
+}
+mkdir -p "$BASE/prometheus"
+cat > "$BASE/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: ping32dlp-milter
+    static_configs:
+      - targets: ["127.0.0.1:$METRICS_PORT"]
+EOF
+prometheus --config.file="$BASE/prometheus/prometheus.yml" --storage.tsdb.path="$BASE/prometheus/data" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" > "$BASE/prometheus/log" 2>&1 &
+PROM_PID=$!
+INSP='sum(ping32dlp_inspected_total{job="ping32dlp-milter",channel="milter"})'
+# The baseline: Prometheus sees the target up and the same count as the milter itself.
+direct=$(http_get "http://127.0.0.1:$METRICS_PORT/metrics" | grep -o 'ping32dlp_inspected_total{channel="milter",action="[a-z]*"} [0-9]*' | awk '{s+=$2} END {print s+0}')
+if prom_wait 'up{job="ping32dlp-milter"}' 1 30 && prom_wait "$INSP" "$direct" 20; then
+  ok "Prometheus scrapes the milter: up, ${direct} messages inspected so far"
+else bad "Prometheus does not scrape the milter"; tail -n 5 "$BASE/prometheus/log"; fi
+before=$(promq "$INSP")
+lat_before=$(promq 'sum(ping32dlp_inspection_duration_seconds_count{channel="milter"})')
+sent=0
+for i in 1 2 3 4 5 6 7; do
+  out=$("${PY[@]}" send --port "$SMTP_PORT" --user ichiro --password secret --subject "metrics $i" --body "hello $i" || true)
+  grep -q "^RESULT 250" <<<"$out" && sent=$((sent + 1))
+done
+if [ "$sent" = 7 ] && prom_wait "$INSP" "$((before + 7))" 20 \
+   && prom_wait 'sum(ping32dlp_inspection_duration_seconds_count{channel="milter"})' "$((lat_before + 7))" 10; then
+  ok "7 mails through Postfix: Prometheus' inspected counter went $before -> $((before + 7)), latency histogram count +7"
+else bad "inspected counter after 7 mails (sent $sent): $(promq "$INSP") from $before"; fi
+p99=$(promq 'histogram_quantile(0.99, sum by (le) (ping32dlp_inspection_duration_seconds_bucket{channel="milter"}))')
+le1=$(promq 'sum(ping32dlp_inspection_duration_seconds_bucket{channel="milter",le="1.0"})')
+if python3 -c "import sys; v=float(sys.argv[1]); sys.exit(0 if 0 < v < 60 else 1)" "$p99" 2>/dev/null && [ "$le1" != none ] && [ "$le1" -gt 0 ]; then
+  ok "latency histogram filled: p99 ${p99} s, ${le1} inspections under 1 s"
+else bad "latency histogram: p99 '$p99', le=1 '$le1'"; fi
+blocked=$(promq 'sum(ping32dlp_inspected_total{action="block"})')
+cards=$(promq 'sum(ping32dlp_findings_total{detector="credit_card"})')
+closed=$(promq 'sum(ping32dlp_holds_closed_total)')
+failed=$(promq 'ping32dlp_reloads_total{outcome="failed"}')
+if [ "$blocked" != none ] && [ "$blocked" -ge 1 ] && [ "$cards" != none ] && [ "$cards" -ge 1 ] \
+   && [ "$closed" != none ] && [ "$closed" -ge 2 ] && [ "$failed" = 1 ]; then
+  ok "by action, detector, hold outcome and reload: blocked $blocked, credit_card findings $cards, holds closed $closed, failed reloads $failed"
+else bad "labelled series: blocked $blocked, cards $cards, closed $closed, failed reloads $failed"; fi
+labels=$(http_get "http://127.0.0.1:$METRICS_PORT/metrics" | grep -o '{[^}]*}' | sort -u)
+if grep -Eq '[0-9]{6,}' <<<"$labels"; then bad "a number from mail in the metric labels: $(grep -E '[0-9]{6,}' <<<"$labels" | head -n 2)"
+else ok "no value from mail in the metrics ($(wc -l <<<"$labels") label sets)"; fi
+h=$(http_get "http://127.0.0.1:$METRICS_PORT/healthz"); r=$(http_get "http://127.0.0.1:$METRICS_PORT/readyz")
+if [ "$h" = "200 ok" ] && grep -q "^200 ready: policy milter-test" <<<"$r"; then ok "/healthz: $h; /readyz: $r"
+else bad "health: '$h' / '$r'"; fi
+kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null || true; PROM_PID=
 
 # ------------------------------------------------------------------ 8. milter down -> 451
 kill "$(cat "$BASE/milter.pid")"; rm -f "$BASE/milter.pid"; sleep 0.3

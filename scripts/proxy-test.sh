@@ -20,6 +20,7 @@ SMTPS_PORT=${SMTPS_PORT:-2467}
 MILTER_PORT=${MILTER_PORT:-8897}     # unused: the upstream runs without a milter
 PLAIN_PORT=${PLAIN_PORT:-10587}
 TLS_PORT=${TLS_PORT:-10465}
+METRICS_PORT=${METRICS_PORT:-9702}
 CONF=$BASE/etc
 VMAIL=$BASE/vmail
 STATE=$BASE/state
@@ -73,6 +74,7 @@ listen = "127.0.0.1:$PLAIN_PORT"
 listen_tls = "127.0.0.1:$TLS_PORT"
 hostname = "localhost"
 release_interval_seconds = 1
+metrics_listen = "127.0.0.1:$METRICS_PORT"
 
 [dlp]
 state_dir = "state"
@@ -291,6 +293,10 @@ if grep -q "^RESULT 250" <<<"$before" && grep -q "^RESULT 550 5.7.1 Reloaded" <<
   ok "SIGHUP: a 極秘 mail passes before, is refused after the new policy and after a broken one (positioned error logged)"
 else bad "SIGHUP reload: $before / $after / $broken"; tail -n 3 "$BASE/proxy.log"; fi
 cp "$BASE/policy.orig" "$BASE/policy.toml"
+
+# Metrics and health on the proxy's metrics listener.
+if out=$(python3 "$ROOT/scripts/metrics_value.py" --check "http://127.0.0.1:$METRICS_PORT" proxy proxy-test); then ok "$out"
+else bad "$out"; fi
 
 echo "--- proxy log (last lines)"; tail -n 6 "$BASE/proxy.log"
 echo "$PASS passed, $FAILS failed"

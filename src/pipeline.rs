@@ -93,6 +93,29 @@ pub struct PreviewPart {
     pub findings: usize,
 }
 
+/// One inspection as an [`Observer`] sees it: no values, only what metrics count.
+pub struct Inspected<'a> {
+    /// The integration's channel (`milter`, `proxy`, `webmail`, ...).
+    pub channel: &'a str,
+    /// Bytes of the message or file.
+    pub bytes: usize,
+    /// Seconds from the call to the committed record.
+    pub seconds: f64,
+    /// The decision, or why none could be made and recorded (the store failed).
+    pub outcome: std::result::Result<&'a Decision, &'a crate::workflow::WorkflowError>,
+}
+
+/// Told about every inspection of a [`Pipeline`] and the daemons' background work: how the
+/// daemons feed their Prometheus metrics. Called on the inspecting thread: keep it cheap.
+pub trait Observer: Send + Sync {
+    /// One message or file was inspected (or could not be recorded).
+    fn inspected(&self, i: &Inspected<'_>);
+    /// One round of [`Workflow::maintain`] ended (holds carried out, expired, errors).
+    fn maintained(&self, _m: &crate::workflow::Maintenance) {}
+    /// A reload was tried: `Ok` with what now runs, or the error (the old rules stay).
+    fn reloaded(&self, _r: std::result::Result<&str, &str>) {}
+}
+
 /// Engine, policy and workflow, shared by all connections of an integration.
 pub struct Pipeline {
     /// Rules and policy, replaced together by a reload.
@@ -100,6 +123,7 @@ pub struct Pipeline {
     workflow: Arc<Workflow>,
     options: ExtractOptions,
     scanners: Mutex<Vec<Scanner>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 #[derive(Clone)]
@@ -124,7 +148,36 @@ impl Pipeline {
             workflow,
             options,
             scanners: Mutex::new(Vec::new()),
+            observer: None,
         }
+    }
+
+    /// Tells `observer` about every inspection from now on (the daemons' metrics).
+    pub fn set_observer(&mut self, observer: Arc<dyn Observer>) {
+        self.observer = Some(observer);
+    }
+
+    /// The observer, if one is set.
+    pub fn observer(&self) -> Option<&Arc<dyn Observer>> {
+        self.observer.as_ref()
+    }
+
+    fn observed(
+        &self,
+        channel: &str,
+        bytes: usize,
+        started: std::time::Instant,
+        r: Result<Decision>,
+    ) -> Result<Decision> {
+        if let Some(o) = &self.observer {
+            o.inspected(&Inspected {
+                channel,
+                bytes,
+                seconds: started.elapsed().as_secs_f64(),
+                outcome: r.as_ref(),
+            });
+        }
+        r
     }
 
     fn current(&self) -> Current {
@@ -231,6 +284,17 @@ impl Pipeline {
         ctx: &Context,
         extra: Extra<'_>,
     ) -> Result<Decision> {
+        let started = std::time::Instant::now();
+        let r = self.process_message_inner(raw, ctx, extra);
+        self.observed(&ctx.channel, raw.len(), started, r)
+    }
+
+    fn process_message_inner(
+        &self,
+        raw: &[u8],
+        ctx: &Context,
+        extra: Extra<'_>,
+    ) -> Result<Decision> {
         let Current { engine, policy } = self.current();
         let opts = self.options(&policy, extra.passwords);
         let mut scanner = self.scanner(&engine);
@@ -313,12 +377,14 @@ impl Pipeline {
 
     /// Inspects one uploaded file (webmail) and decides.
     pub fn process_file(&self, name: &str, data: &[u8], ctx: &Context) -> Result<Decision> {
+        let started = std::time::Instant::now();
         let Current { engine, policy } = self.current();
         let opts = self.options(&policy, &[]);
         let mut scanner = self.scanner(&engine);
         let report = scanner.inspect_file(name, data, &opts);
         self.give_back(scanner);
-        self.decide(report, ctx, &policy, None, Some((name, data)))
+        let r = self.decide(report, ctx, &policy, None, Some((name, data)));
+        self.observed(&ctx.channel, data.len(), started, r)
     }
 
     fn decide(

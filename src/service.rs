@@ -232,11 +232,15 @@ pub fn reload_config_on_sighup<C: Configured + Default + 'static>(
     pipeline: impl std::ops::Deref<Target = Pipeline> + Send + 'static,
 ) {
     let installed = reload_on_sighup(program, move || {
-        let mut cfg = match &config {
-            Some(p) => load(p)?,
-            None => C::default(),
-        };
-        reload(&pipeline, cfg.dlp())
+        let r = match &config {
+            Some(p) => load(p),
+            None => Ok(C::default()),
+        }
+        .and_then(|mut cfg| reload(&pipeline, cfg.dlp()));
+        if let Some(o) = pipeline.observer() {
+            o.reloaded(r.as_deref().map_err(|e| e.as_str()));
+        }
+        r
     });
     if let Err(e) = installed {
         log(program, &format!("warning: {e}"));
@@ -477,11 +481,24 @@ pub fn command_line(program: &str, usage: &str) -> (Option<PathBuf>, bool) {
 /// gateway's decisions, the daily purge) on a thread of its own, every `every`; what it does is
 /// logged.
 pub fn spawn_maintenance(program: &'static str, wf: Arc<Workflow>, every: std::time::Duration) {
+    spawn_maintenance_observed(program, wf, every, None)
+}
+
+/// [`spawn_maintenance`], telling `observer` what each round did (the daemons' metrics).
+pub fn spawn_maintenance_observed(
+    program: &'static str,
+    wf: Arc<Workflow>,
+    every: std::time::Duration,
+    observer: Option<Arc<dyn crate::pipeline::Observer>>,
+) {
     let actor = format!("{}/{program}", crate::workflow::host_name());
     let _ = std::thread::Builder::new()
         .name("ping32dlp-maintenance".into())
         .spawn(move || loop {
             let m = wf.maintain(&actor);
+            if let Some(o) = &observer {
+                o.maintained(&m);
+            }
             for a in &m.expired {
                 log(program, &format!("request {} expired", a.id));
             }

@@ -41,6 +41,7 @@ pub struct Settings {
 /// The console.
 pub struct App {
     pipeline: Pipeline,
+    metrics: std::sync::Arc<ping32dlp_ops::Metrics>,
     accounts: Vec<Account>,
     sessions: Sessions,
     throttle: Throttle,
@@ -59,15 +60,23 @@ type Res = Result<Response, Response>;
 
 impl App {
     /// A console over a pipeline (its workflow's store, its engine for previews).
-    pub fn new(pipeline: Pipeline, accounts: Vec<Account>, settings: Settings) -> App {
+    pub fn new(mut pipeline: Pipeline, accounts: Vec<Account>, settings: Settings) -> App {
         let store = pipeline.workflow().store().clone();
+        let metrics = std::sync::Arc::new(ping32dlp_ops::Metrics::new("ping32dlp-console"));
+        pipeline.set_observer(metrics.clone());
         App {
+            metrics,
             sessions: Sessions::new(store.clone(), settings.session_idle, settings.session_max),
             throttle: Throttle::new(store, settings.login_window),
             pipeline,
             accounts,
             settings,
         }
+    }
+
+    /// The console's metrics (served when `metrics_listen` is set).
+    pub fn metrics(&self) -> &std::sync::Arc<ping32dlp_ops::Metrics> {
+        &self.metrics
     }
 
     /// The pipeline (for the expiry thread).
@@ -812,6 +821,8 @@ impl App {
             s.role == Role::Admin,
         ) {
             Ok(_) => {
+                self.metrics
+                    .decision(if approve { "approve" } else { "reject" });
                 log(&format!(
                     "{} {} request {}",
                     s.user,

@@ -336,6 +336,7 @@ pub fn serve(
     limits: Limits,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: Arc<Handler>,
+    metrics: Option<Arc<ping32dlp_ops::Metrics>>,
 ) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -349,7 +350,27 @@ pub fn serve(
             return;
         }
     };
-    rt.block_on(accept_loop(listener, limits, tls, handler));
+    rt.block_on(accept_loop(listener, limits, tls, handler, metrics));
+}
+
+/// A served connection, counted in the metrics while it lives.
+struct Counted(Option<Arc<ping32dlp_ops::Metrics>>);
+
+impl Counted {
+    fn new(m: &Option<Arc<ping32dlp_ops::Metrics>>) -> Counted {
+        if let Some(m) = m {
+            m.connection_opened();
+        }
+        Counted(m.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            m.connection_closed();
+        }
+    }
 }
 
 async fn accept_loop(
@@ -357,7 +378,13 @@ async fn accept_loop(
     limits: Limits,
     tls: Option<Arc<rustls::ServerConfig>>,
     handler: Arc<Handler>,
+    metrics: Option<Arc<ping32dlp_ops::Metrics>>,
 ) {
+    let refused = |reason: &str| {
+        if let Some(m) = &metrics {
+            m.connection_refused(reason);
+        }
+    };
     let limits = Arc::new(limits);
     if listener.set_nonblocking(true).is_err() {
         return;
@@ -379,15 +406,18 @@ async fn accept_loop(
             }
         };
         let Ok(permit) = all.clone().try_acquire_owned() else {
+            refused("max_connections");
             continue; // dropped: closed at once
         };
         let Some(slot) = per_client.take(addr.ip(), limits.max_per_client) else {
+            refused("max_connections_per_client");
             continue;
         };
+        let counted = Counted::new(&metrics);
         let _ = tcp.set_nodelay(true);
         let (limits, handler, tls) = (limits.clone(), handler.clone(), tls.clone());
         tokio::spawn(async move {
-            let _held = (permit, slot);
+            let _held = (permit, slot, counted);
             let peer = addr.ip();
             let svc = {
                 let (limits, handler) = (limits.clone(), handler.clone());
@@ -445,7 +475,7 @@ mod tests {
                 ),
             )
         });
-        std::thread::spawn(move || serve(l, limits, None, h));
+        std::thread::spawn(move || serve(l, limits, None, h, None));
         addr
     }
 

@@ -79,6 +79,12 @@ pub struct Config {
     /// Local accounts.
     #[serde(rename = "account")]
     pub accounts: Vec<Account>,
+    /// `127.0.0.1:9704`: serve Prometheus metrics and `/healthz`, `/readyz` there (off when
+    /// not given; loopback only unless `metrics_allow_remote`). The console's own `/healthz`
+    /// stays on its main listener.
+    pub metrics_listen: Option<String>,
+    /// Allow `metrics_listen` on an address other than loopback.
+    pub metrics_allow_remote: bool,
 }
 
 impl Default for Config {
@@ -98,6 +104,8 @@ impl Default for Config {
             max_connections_per_client: 256,
             expire_every_seconds: 30,
             accounts: Vec::new(),
+            metrics_listen: None,
+            metrics_allow_remote: false,
         }
     }
 }
@@ -114,6 +122,14 @@ impl Config {
         Ok(c)
     }
 
+    /// The metrics listener's settings.
+    pub fn metrics(&self) -> ping32dlp_ops::Settings {
+        ping32dlp_ops::Settings {
+            listen: self.metrics_listen.clone(),
+            allow_remote: self.metrics_allow_remote,
+        }
+    }
+
     fn check(&self) -> Result<(), String> {
         if Lang::parse(&self.language).is_none() {
             return Err(format!("language `{}`: use ja or en", self.language));
@@ -121,6 +137,7 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("tls_cert and tls_key go together".into());
         }
+        self.metrics().address()?;
         if self.max_connections == 0
             || self.max_connections_per_client == 0
             || self.session_idle_minutes == 0
@@ -282,20 +299,26 @@ pub fn main() {
     });
     let app = Arc::new(App::new(pipeline, accounts, cfg.settings()));
     // Expiry (one process of all on the store does it at a time) and the daily purge.
-    service::spawn_maintenance(
+    service::spawn_maintenance_observed(
         PROGRAM,
         app.pipeline().workflow().clone(),
         Duration::from_secs(cfg.expire_every_seconds.max(5)),
+        Some(app.metrics().clone()),
     );
     // SIGHUP: rules, dictionaries and policy read again (accounts and listeners need a restart).
     let reload_app = app.clone();
     let reload_from = config.clone();
     if let Err(e) = service::reload_on_sighup(PROGRAM, move || {
-        let cfg = match &reload_from {
-            Some(p) => Config::load(p)?,
-            None => Config::default(),
-        };
-        service::reload(reload_app.pipeline(), &cfg.dlp)
+        let r = match &reload_from {
+            Some(p) => Config::load(p),
+            None => Ok(Config::default()),
+        }
+        .and_then(|cfg| service::reload(reload_app.pipeline(), &cfg.dlp));
+        ping32dlp::pipeline::Observer::reloaded(
+            reload_app.metrics().as_ref(),
+            r.as_deref().map_err(|e| e.as_str()),
+        );
+        r
     }) {
         service::log(PROGRAM, &format!("warning: {e}"));
     }
@@ -311,6 +334,12 @@ pub fn main() {
             app.pipeline().workflow().config().state_dir.display()
         ),
     );
+    let probe_app = app.clone();
+    let probe = ping32dlp_ops::pipeline_probe(
+        ProbeTarget(probe_app),
+        true, // the console sees every gateway's holds
+    );
+    ping32dlp_ops::start_or_exit(PROGRAM, &cfg.metrics(), app.metrics(), probe);
     let handler = app.clone();
     http::serve(
         listener,
@@ -321,7 +350,18 @@ pub fn main() {
         },
         tls,
         Arc::new(move |req| handler.handle(req)),
+        Some(app.metrics().clone()),
     );
+}
+
+/// The console's pipeline, for the readiness probe.
+struct ProbeTarget(Arc<App>);
+
+impl std::ops::Deref for ProbeTarget {
+    type Target = ping32dlp::pipeline::Pipeline;
+    fn deref(&self) -> &ping32dlp::pipeline::Pipeline {
+        self.0.pipeline()
+    }
 }
 
 /// Fuzzing entry: any bytes as one HTTP request (parsed by httparse, as hyper does) to a

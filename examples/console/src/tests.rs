@@ -157,6 +157,7 @@ fn fixture_full(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let h = app.clone();
+    let h2 = app.metrics().clone();
     let tls = tls.clone();
     std::thread::spawn(move || {
         crate::http::serve(
@@ -164,6 +165,7 @@ fn fixture_full(
             crate::http::Limits::default(),
             tls,
             Arc::new(move |r| h.handle(r)),
+            Some(h2),
         )
     });
     Fixture {

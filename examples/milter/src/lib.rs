@@ -20,11 +20,12 @@ pub mod session;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use ping32dlp::pipeline::Pipeline;
 use ping32dlp::service;
+use ping32dlp_ops::Metrics;
 use serde::Deserialize;
 
 /// What to answer when a mail cannot be judged (the store is down, say): `tempfail`
@@ -62,6 +63,11 @@ pub struct Config {
     pub max_recipients: usize,
     /// Headers per message; a message with more is refused.
     pub max_headers: usize,
+    /// `127.0.0.1:9701`: serve Prometheus metrics and `/healthz`, `/readyz` there (off when
+    /// not given; loopback only unless `metrics_allow_remote`).
+    pub metrics_listen: Option<String>,
+    /// Allow `metrics_listen` on an address other than loopback.
+    pub metrics_allow_remote: bool,
 }
 
 impl Default for Config {
@@ -78,6 +84,8 @@ impl Default for Config {
             read_timeout_seconds: 600,
             max_recipients: 1000,
             max_headers: 10_000,
+            metrics_listen: None,
+            metrics_allow_remote: false,
         }
     }
 }
@@ -100,8 +108,17 @@ impl Config {
         Ok(c)
     }
 
+    /// The metrics listener's settings.
+    pub fn metrics(&self) -> ping32dlp_ops::Settings {
+        ping32dlp_ops::Settings {
+            listen: self.metrics_listen.clone(),
+            allow_remote: self.metrics_allow_remote,
+        }
+    }
+
     fn check(&self) -> Result<(), String> {
         Listen::parse(&self.listen).map_err(|m| format!("listen: {m}"))?;
+        self.metrics().address()?;
         if self.max_connections == 0 {
             return Err("max_connections: must be at least 1".into());
         }
@@ -198,6 +215,8 @@ pub struct Shared {
     pub cfg: Config,
     /// The pipeline.
     pub pipeline: Pipeline,
+    /// The metrics (served when `metrics_listen` is set).
+    pub metrics: Arc<Metrics>,
     spool_dir: PathBuf,
     big_gate: Gate,
 }
@@ -212,7 +231,9 @@ impl Shared {
 /// Builds the shared state: the pipeline and the spool directory.
 pub fn build(cfg: Config) -> Result<Shared, String> {
     // The milter holds mail in the MTA's queue: its decisions are carried out here.
-    let pipeline = cfg.dlp.open(|w| w.carries_out = true)?;
+    let mut pipeline = cfg.dlp.open(|w| w.carries_out = true)?;
+    let metrics = Arc::new(Metrics::new("ping32dlp-milter").with_channel("milter"));
+    pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
         service::log(
             "ping32dlp-milter",
@@ -224,6 +245,7 @@ pub fn build(cfg: Config) -> Result<Shared, String> {
     let big_gate = Gate::new(cfg.max_large_inspections);
     Ok(Shared {
         pipeline,
+        metrics,
         cfg,
         spool_dir,
         big_gate,
@@ -283,10 +305,17 @@ pub fn main() {
         Config::load,
         &shared.pipeline,
     );
-    service::spawn_maintenance(
+    service::spawn_maintenance_observed(
         "ping32dlp-milter",
         shared.pipeline.workflow().clone(),
         Duration::from_secs(2),
+        Some(shared.metrics.clone()),
+    );
+    ping32dlp_ops::start_or_exit(
+        "ping32dlp-milter",
+        &shared.cfg.metrics(),
+        &shared.metrics,
+        ping32dlp_ops::pipeline_probe(&shared.pipeline, false),
     );
     if let Err(e) = serve(listen, shared) {
         eprintln!("ping32dlp-milter: {e}");
@@ -302,11 +331,12 @@ pub fn active_connections() -> usize {
 }
 
 /// A connection slot, given back when dropped, on every path (a panic included).
-struct Slot;
+struct Slot(&'static Shared);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -373,10 +403,12 @@ pub fn spawn<C: session::Conn + 'static>(conn: C, shared: &'static Shared) {
     if ACTIVE.fetch_add(1, Ordering::AcqRel) >= shared.cfg.max_connections {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
         shared.log("too many connections: closing one (the MTA applies milter_default_action)");
+        shared.metrics.connection_refused("max_connections");
         conn.close();
         return;
     }
-    let slot = Slot;
+    shared.metrics.connection_opened();
+    let slot = Slot(shared);
     let r = std::thread::Builder::new()
         .name("milter-conn".into())
         .stack_size(1 << 20)

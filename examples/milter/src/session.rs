@@ -521,6 +521,9 @@ impl<'a, C: Conn> Session<'a, C> {
                     queue_id.as_deref().unwrap_or("-"),
                     self.shared.cfg.fail_mode.as_str()
                 ));
+                self.shared
+                    .metrics
+                    .fail_mode_answer("milter", self.shared.cfg.fail_mode.as_str());
                 match self.shared.cfg.fail_mode {
                     crate::FailMode::Tempfail => self.send(
                         reply::REPLYCODE,

@@ -34,6 +34,7 @@ use std::time::Duration;
 use ping32dlp::pipeline::Pipeline;
 use ping32dlp::service;
 use ping32dlp::workflow::ApprovalState;
+use ping32dlp_ops::Metrics;
 use serde::Deserialize;
 
 /// How to reach the upstream server.
@@ -129,6 +130,11 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// The upstream server.
     pub upstream: Upstream,
+    /// `127.0.0.1:9702`: serve Prometheus metrics and `/healthz`, `/readyz` there (off when
+    /// not given; loopback only unless `metrics_allow_remote`).
+    pub metrics_listen: Option<String>,
+    /// Allow `metrics_listen` on an address other than loopback.
+    pub metrics_allow_remote: bool,
 }
 
 impl Default for Config {
@@ -151,6 +157,8 @@ impl Default for Config {
             cert_file: None,
             key_file: None,
             upstream: Upstream::default(),
+            metrics_listen: None,
+            metrics_allow_remote: false,
         }
     }
 }
@@ -184,7 +192,18 @@ impl Config {
         }
         c.check_exposure()
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        c.metrics()
+            .address()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(c)
+    }
+
+    /// The metrics listener's settings.
+    pub fn metrics(&self) -> ping32dlp_ops::Settings {
+        ping32dlp_ops::Settings {
+            listen: self.metrics_listen.clone(),
+            allow_remote: self.metrics_allow_remote,
+        }
     }
 
     /// TLS is required on a listener (by setting, or by default off loopback).
@@ -245,6 +264,8 @@ pub struct Shared {
     pub cfg: Config,
     /// The pipeline.
     pub pipeline: Pipeline,
+    /// The metrics (served when `metrics_listen` is set).
+    pub metrics: Arc<Metrics>,
     server_tls: Arc<rustls::ServerConfig>,
     client_tls: Arc<rustls::ClientConfig>,
 }
@@ -266,12 +287,14 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
     // The proxy keeps held mail itself (this gateway carries out the decisions on it): the
     // release worker sends it and the sender's notices through the upstream, so no MTA
     // commands here.
-    let pipeline = cfg.dlp.open(|w| {
+    let mut pipeline = cfg.dlp.open(|w| {
         w.release_command = None;
         w.discard_command = None;
         w.notify_command = None;
         w.carries_out = true;
     })?;
+    let metrics = Arc::new(Metrics::new("ping32dlp-proxy").with_channel("proxy"));
+    pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
         service::log(
             "ping32dlp-proxy",
@@ -293,6 +316,7 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
     Ok((
         Shared {
             pipeline,
+            metrics,
             cfg,
             server_tls,
             client_tls,
@@ -309,11 +333,12 @@ pub fn active_connections() -> usize {
 }
 
 /// A connection slot, given back when dropped, on every path (a panic included).
-struct Slot;
+struct Slot(&'static Shared);
 
 impl Drop for Slot {
     fn drop(&mut self) {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -341,9 +366,11 @@ pub fn serve_listener(
                     ACTIVE.fetch_sub(1, Ordering::AcqRel);
                     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
                     let _ = s.write_all(b"421 4.7.0 Too many connections, try again later\r\n");
+                    shared.metrics.connection_refused("max_connections");
                     continue;
                 }
-                let slot = Slot;
+                shared.metrics.connection_opened();
+                let slot = Slot(shared);
                 // On a spawn failure the closure and its slot are dropped: the slot comes back.
                 let _ = std::thread::Builder::new()
                     .name("smtp-client".into())
@@ -513,6 +540,12 @@ pub fn main() {
         eprintln!("ping32dlp-proxy: {e}");
         std::process::exit(1);
     }
+    ping32dlp_ops::start_or_exit(
+        "ping32dlp-proxy",
+        &shared.cfg.metrics(),
+        &shared.metrics,
+        ping32dlp_ops::pipeline_probe(&shared.pipeline, false),
+    );
     shared.log(&format!(
         "listening on {} (STARTTLS) and {} (TLS), relaying to {}:{} ({:?}), policy {}, state {}",
         shared.cfg.listen,
@@ -527,10 +560,11 @@ pub fn main() {
         shared.pipeline.policy().name,
         shared.pipeline.workflow().config().state_dir.display()
     ));
-    service::spawn_maintenance(
+    service::spawn_maintenance_observed(
         "ping32dlp-proxy",
         shared.pipeline.workflow().clone(),
         Duration::from_secs(shared.cfg.release_interval_seconds.max(1)),
+        Some(shared.metrics.clone()),
     );
     loop {
         release_pass(shared);

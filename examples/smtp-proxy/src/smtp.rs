@@ -844,6 +844,7 @@ impl<'a> Session<'a> {
                 // Relayed unjudged and marked, as the administrator chose (`fail_mode = "accept"`).
                 self.shared
                     .log(&format!("not judged ({e}); fail mode accept: relayed"));
+                self.shared.metrics.fail_mode_answer("proxy", "accept");
                 let mut msg = b"X-Ping32DLP-Verdict: error; not inspected\r\n".to_vec();
                 msg.extend_from_slice(&raw);
                 let out = match self.up.as_mut().map(|u| u.data(&msg)) {
@@ -859,6 +860,7 @@ impl<'a> Session<'a> {
             Ok(Err(e)) => {
                 self.shared
                     .log(&format!("not judged ({e}); fail mode tempfail: 451"));
+                self.shared.metrics.fail_mode_answer("proxy", "tempfail");
                 self.abort_upstream();
                 self.reset();
                 return self.reply(
@@ -868,6 +870,7 @@ impl<'a> Session<'a> {
             }
             Err(_) => {
                 self.shared.log("not judged: internal error (panic)");
+                self.shared.metrics.fail_mode_answer("proxy", "tempfail");
                 self.abort_upstream();
                 self.reset();
                 return self.reply(

@@ -18,6 +18,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ping32dlp::extract::{Reason, Unscannable};
@@ -25,6 +26,7 @@ use ping32dlp::pipeline::{Extra, Pipeline};
 use ping32dlp::policy::{Action, Context, Facts, Verdict};
 use ping32dlp::service;
 use ping32dlp::text::html_escape;
+use ping32dlp_ops::Metrics;
 use serde::Deserialize;
 
 use crate::icap::{Error, Head, HttpHead};
@@ -82,6 +84,11 @@ pub struct Config {
     pub max_chunked_uploads: usize,
     /// Minutes a chunked upload may wait for its next chunk.
     pub chunked_idle_minutes: u64,
+    /// `127.0.0.1:9703`: serve Prometheus metrics and `/healthz`, `/readyz` there (off when
+    /// not given; loopback only unless `metrics_allow_remote`).
+    pub metrics_listen: Option<String>,
+    /// Allow `metrics_listen` on an address other than loopback.
+    pub metrics_allow_remote: bool,
 }
 
 impl Default for Config {
@@ -106,6 +113,8 @@ impl Default for Config {
             max_chunked_bytes: 512 << 20,
             max_chunked_uploads: 256,
             chunked_idle_minutes: 60,
+            metrics_listen: None,
+            metrics_allow_remote: false,
         }
     }
 }
@@ -140,7 +149,16 @@ impl Config {
         if self.max_connections == 0 || self.max_body_bytes == 0 {
             return Err("max_connections and max_body_bytes must be above 0".into());
         }
+        self.metrics().address()?;
         Ok(())
+    }
+
+    /// The metrics listener's settings.
+    pub fn metrics(&self) -> ping32dlp_ops::Settings {
+        ping32dlp_ops::Settings {
+            listen: self.metrics_listen.clone(),
+            allow_remote: self.metrics_allow_remote,
+        }
     }
 }
 
@@ -156,6 +174,8 @@ pub struct Shared {
     pub cfg: Config,
     /// The pipeline.
     pub pipeline: Pipeline,
+    /// The metrics (served when `metrics_listen` is set).
+    pub metrics: Arc<Metrics>,
     istag: String,
     fragments: fragments::Fragments,
     active: AtomicUsize,
@@ -170,10 +190,12 @@ impl Shared {
 /// Builds the shared state: the pipeline (rules, policy, state directory) and the limits.
 pub fn build(cfg: Config) -> Result<Shared, String> {
     // Uploads cannot be held in a queue: nothing to release or delete by command.
-    let pipeline = cfg.dlp.open(|w| {
+    let mut pipeline = cfg.dlp.open(|w| {
         w.release_command = None;
         w.discard_command = None;
     })?;
+    let metrics = Arc::new(Metrics::new("ping32dlp-icap").with_channel("webmail"));
+    pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
         service::log(
             "ping32dlp-icap",
@@ -193,6 +215,7 @@ pub fn build(cfg: Config) -> Result<Shared, String> {
     );
     Ok(Shared {
         pipeline,
+        metrics,
         cfg,
         istag,
         fragments,
@@ -229,11 +252,12 @@ impl Read for Timed {
 }
 
 /// A connection slot, given back when dropped, on every path (a panic included).
-struct Slot<'a>(&'a AtomicUsize);
+struct Slot<'a>(&'a Shared);
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -594,6 +618,8 @@ fn reqmod(
                 http.method,
                 sh.cfg.fail_mode.as_str()
             ));
+            sh.metrics
+                .fail_mode_answer("webmail", sh.cfg.fail_mode.as_str());
             match sh.cfg.fail_mode {
                 service::FailMode::Accept => return Ok(pass(w, &body)?),
                 service::FailMode::Tempfail => simple(w, &sh.istag, "500 Server Error", false)?,
@@ -742,9 +768,11 @@ pub fn run(listener: TcpListener, sh: &'static Shared) {
             let _ = s.write_all(
                 b"ICAP/1.0 503 Service Unavailable\r\nConnection: close\r\nEncapsulated: null-body=0\r\n\r\n",
             );
+            sh.metrics.connection_refused("max_connections");
             continue;
         }
-        let slot = Slot(&sh.active);
+        sh.metrics.connection_opened();
+        let slot = Slot(sh);
         let spawned = std::thread::Builder::new()
             .name("icap-conn".into())
             .spawn(move || {
@@ -824,15 +852,22 @@ pub fn main() {
     let sh: &'static Shared = Box::leak(Box::new(sh));
     // SIGHUP: rules, dictionaries and policy read again from the same file (README, "Reload").
     service::reload_config_on_sighup("ping32dlp-icap", config.clone(), Config::load, &sh.pipeline);
-    service::spawn_maintenance(
+    service::spawn_maintenance_observed(
         "ping32dlp-icap",
         sh.pipeline.workflow().clone(),
         Duration::from_secs(5),
+        Some(sh.metrics.clone()),
     );
     let l = TcpListener::bind(&sh.cfg.listen).unwrap_or_else(|e| {
         eprintln!("ping32dlp-icap: {}: {e}", sh.cfg.listen);
         std::process::exit(1);
     });
+    ping32dlp_ops::start_or_exit(
+        "ping32dlp-icap",
+        &sh.cfg.metrics(),
+        &sh.metrics,
+        ping32dlp_ops::pipeline_probe(&sh.pipeline, false),
+    );
     sh.log(&format!(
         "listening on icap://{}/reqmod, policy {}",
         sh.cfg.listen,
