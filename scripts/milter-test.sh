@@ -379,6 +379,19 @@ if [ "$h" = "200 ok" ] && grep -q "^200 ready: policy milter-test" <<<"$r"; then
 else bad "health: '$h' / '$r'"; fi
 kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null || true; PROM_PID=
 
+# ------------------------------------------------------------------ 7d. log lines: one per event, key=value
+# Every line of the milter's log is `time=... program=ping32dlp-milter event=<id> ...`, each mail
+# judged gives one `event=inspected` line with channel, action and record, and no value from a
+# mail (the My Number 1234 5678 9018 of sections 3 and 4) is in the log.
+lines=$(wc -l < "$BASE/milter.log")
+odd=$(grep -Evc '^time=[0-9T:-]+Z program=ping32dlp-milter event=[a-z_]+( |$)' "$BASE/milter.log" || true)
+insp=$(grep -Ec '^time=\S+ program=ping32dlp-milter event=inspected channel=milter action=(allow|audit|tag|alert|hold|block) record=[0-9]+ ' "$BASE/milter.log" || true)
+counted=$(python3 "$ROOT/scripts/metrics_value.py" "http://127.0.0.1:$METRICS_PORT/metrics" ping32dlp_inspected_total channel=milter)
+if [ "$odd" = 0 ] && [ "$insp" -ge 100 ] && [ "$insp" = "$counted" ] && ! grep -Eq '1234 ?5678 ?9018|123456789018' "$BASE/milter.log"; then
+  ok "log: $lines lines all key=value with an event id, $insp event=inspected lines (= the metrics' count), no value from mail"
+  echo "   $(grep -m1 'event=inspected' "$BASE/milter.log")"
+else bad "log: $odd lines not key=value, $insp inspected lines, metrics count $counted"; grep -Ev '^time=' "$BASE/milter.log" | head -n 3; fi
+
 # ------------------------------------------------------------------ 8. milter down -> 451
 kill "$(cat "$BASE/milter.pid")"; rm -f "$BASE/milter.pid"; sleep 0.3
 out=$("${PY[@]}" send --port "$SMTP_PORT" --subject "milter down" || true)

@@ -75,6 +75,7 @@ listen_tls = "127.0.0.1:$TLS_PORT"
 hostname = "localhost"
 release_interval_seconds = 1
 metrics_listen = "127.0.0.1:$METRICS_PORT"
+log_format = "json"
 
 [dlp]
 state_dir = "state"
@@ -297,6 +298,26 @@ cp "$BASE/policy.orig" "$BASE/policy.toml"
 # Metrics and health on the proxy's metrics listener.
 if out=$(python3 "$ROOT/scripts/metrics_value.py" --check "http://127.0.0.1:$METRICS_PORT" proxy proxy-test); then ok "$out"
 else bad "$out"; fi
+
+# log_format = "json": every line of the proxy's log is one JSON object with time, program and
+# event; each judged mail one `inspected` event with channel, action and record; no value from
+# a mail (the My Number 1234 5678 9018 above) anywhere in the log.
+if out=$(python3 - "$BASE/proxy.log" "$METRICS_PORT" <<'EOF'
+import json, re, sys, urllib.request
+lines = open(sys.argv[1], encoding="utf-8").read().splitlines()
+events = [json.loads(l) for l in lines]
+assert all({"time", "program", "event"} <= e.keys() and e["program"] == "ping32dlp-proxy" for e in events)
+insp = [e for e in events if e["event"] == "inspected"]
+assert all(e["channel"] == "proxy" and e["action"] and e["record"].isdigit() for e in insp)
+metrics = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[2]).read().decode()
+counted = sum(float(m) for m in re.findall(r'^ping32dlp_inspected_total\{channel="proxy",action="[a-z]+"\} (\S+)$', metrics, re.M))
+assert len(insp) == counted, (len(insp), counted)
+text = open(sys.argv[1], encoding="utf-8").read()
+assert not re.search(r"1234 ?5678 ?9018|123456789018", text)
+print("%d lines, all JSON objects with an event id; %d inspected events (= the metrics' count); kinds: %s"
+      % (len(events), len(insp), ", ".join(sorted({e["event"] for e in events}))))
+EOF
+); then ok "log: $out"; else bad "JSON log: $out"; tail -n 3 "$BASE/proxy.log"; fi
 
 echo "--- proxy log (last lines)"; tail -n 6 "$BASE/proxy.log"
 echo "$PASS passed, $FAILS failed"

@@ -209,9 +209,16 @@ pub fn reload_on_sighup(
         .spawn(move || {
             for _ in signals.forever() {
                 match reload() {
-                    Ok(what) => log(program, &format!("reloaded on SIGHUP: {what}")),
-                    Err(e) => log(
+                    Ok(what) => log_event(
                         program,
+                        "reload",
+                        &[],
+                        &format!("reloaded on SIGHUP: {what}"),
+                    ),
+                    Err(e) => log_event(
+                        program,
+                        "reload_failed",
+                        &[],
                         &format!("reload on SIGHUP failed, the running rules and policy stay: {e}"),
                     ),
                 }
@@ -243,7 +250,7 @@ pub fn reload_config_on_sighup<C: Configured + Default + 'static>(
         r
     });
     if let Err(e) = installed {
-        log(program, &format!("warning: {e}"));
+        log_event(program, "warning", &[], &e);
     }
 }
 
@@ -500,42 +507,149 @@ pub fn spawn_maintenance_observed(
                 o.maintained(&m);
             }
             for a in &m.expired {
-                log(program, &format!("request {} expired", a.id));
+                log_event(
+                    program,
+                    "hold_expired",
+                    &[("approval", &a.id), ("record", &a.record_id)],
+                    "",
+                );
             }
             for a in &m.carried_out {
-                log(
+                log_event(
                     program,
+                    "hold_closed",
+                    &[
+                        ("approval", &a.id),
+                        ("record", &a.record_id),
+                        ("state", &a.state.as_str()),
+                    ],
                     &format!("request {} {} here", a.id, a.state.as_str()),
                 );
             }
             if let Some(p) = &m.purge {
-                log(
+                log_event(
                     program,
-                    &format!(
-                        "daily purge: {} records ({} monthly partitions), {} approvals, {} evidence copies",
-                        p.records, p.partitions, p.approvals, p.evidence
-                    ),
+                    "purge",
+                    &[
+                        ("records", &p.records),
+                        ("partitions", &p.partitions),
+                        ("approvals", &p.approvals),
+                        ("evidence", &p.evidence),
+                    ],
+                    "daily purge",
                 );
             }
             for e in &m.errors {
-                log(program, &format!("background work: {e}"));
+                log_event(program, "background_error", &[], e);
             }
             std::thread::sleep(every);
         });
 }
 
-/// One log line on standard error: time, program, text (callers never pass sensitive values).
-/// Control characters are escaped ([`crate::text::escape_line`]), so that a user name or a
-/// subject with a line break cannot write a second, forged log line.
-pub fn log(program: &str, line: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{}", log_line(program, line));
+/// How the daemons write their log lines (`log_format` in each daemon's file): one line per
+/// event on standard error (journald takes it from there), never a value found in mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `time=... program=... event=inspected channel=milter action=block record=42 ...`
+    /// (logfmt: `key=value`, values with spaces, `"` or `=` in double quotes, `\"` and `\\`
+    /// escaped). The default.
+    #[default]
+    Kv,
+    /// One JSON object per line with the same keys.
+    Json,
 }
 
-/// The text of one [`log`] line (without its line end).
+static LOG_FORMAT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the format of every later log line of this process.
+pub fn set_log_format(f: LogFormat) {
+    LOG_FORMAT.store(f as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The format log lines are written in now.
+pub fn log_format() -> LogFormat {
+    match LOG_FORMAT.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => LogFormat::Json,
+        _ => LogFormat::Kv,
+    }
+}
+
+/// One log event on standard error: `event` is its id (README, "Logs": `inspected`,
+/// `reload_failed`, ...), `fields` what a log pipeline filters on (ids, actions, counts;
+/// callers never pass values found in mail), `msg` the sentence for a human (left out when
+/// empty). Control and bidi characters are escaped, so that a user name or an error text
+/// with a line break cannot write a second, forged line.
+pub fn log_event(program: &str, event: &str, fields: &[(&str, &dyn std::fmt::Display)], msg: &str) {
+    use std::io::Write as _;
+    let line = event_line(log_format(), program, event, fields, msg);
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// A free-text log line: [`log_event`] with the event id `message`.
+pub fn log(program: &str, line: &str) {
+    log_event(program, "message", &[], line);
+}
+
+/// The text of one [`log`] line in the current format (without its line end).
 pub fn log_line(program: &str, line: &str) -> String {
-    let t = crate::timeutil::rfc3339(crate::timeutil::now(), 0);
-    format!("{t} {program}: {}", crate::text::escape_line(line))
+    event_line(log_format(), program, "message", &[], line)
+}
+
+/// The text of one [`log_event`] line (without its line end).
+pub fn event_line(
+    format: LogFormat,
+    program: &str,
+    event: &str,
+    fields: &[(&str, &dyn std::fmt::Display)],
+    msg: &str,
+) -> String {
+    let time = crate::timeutil::rfc3339(crate::timeutil::now(), 0);
+    let mut pairs: Vec<(&str, String)> = Vec::with_capacity(fields.len() + 4);
+    pairs.push(("time", time));
+    pairs.push(("program", program.to_string()));
+    pairs.push(("event", event.to_string()));
+    for (k, v) in fields {
+        pairs.push((k, v.to_string()));
+    }
+    if !msg.is_empty() {
+        pairs.push(("msg", msg.to_string()));
+    }
+    let mut out = String::with_capacity(128);
+    match format {
+        LogFormat::Kv => {
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push('=');
+                let v = crate::text::escape_line(v);
+                if v.is_empty() || v.contains([' ', '"', '=']) {
+                    out.push('"');
+                    out.push_str(&v.replace('"', "\\\""));
+                    out.push('"');
+                } else {
+                    out.push_str(&v);
+                }
+            }
+        }
+        LogFormat::Json => {
+            out.push('{');
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let k = serde_json::to_string(k).unwrap_or_default();
+                let v = serde_json::to_string(v).unwrap_or_default();
+                out.push_str(&k);
+                out.push(':');
+                out.push_str(&crate::workflow::plain_json(&v));
+            }
+            out.push('}');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -640,12 +754,69 @@ mod tests {
 
     #[test]
     fn a_user_name_cannot_forge_a_log_line() {
-        let l = log_line(
+        let l = event_line(
+            LogFormat::Kv,
             "ping32dlp-console",
+            "message",
+            &[],
             "sign-in failed for user:x\n2026-01-01T00:00:00Z ping32dlp-console: admin signed in",
         );
         assert!(!l.contains('\n'), "{l}");
-        assert!(l.ends_with("user:x\\n2026-01-01T00:00:00Z ping32dlp-console: admin signed in"));
+        assert!(
+            l.ends_with(r#"user:x\n2026-01-01T00:00:00Z ping32dlp-console: admin signed in""#),
+            "{l}"
+        );
+        let j = event_line(
+            LogFormat::Json,
+            "ping32dlp-console",
+            "sign_in_failed",
+            &[("user", &"x\n{\"event\":\"forged\"}\u{202e}")],
+            "",
+        );
+        assert!(!j.contains('\n') && !j.contains('\u{202e}'), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["event"], "sign_in_failed");
+        assert_eq!(v["user"], "x\n{\"event\":\"forged\"}\u{202e}");
+    }
+
+    #[test]
+    fn log_events_in_both_formats() {
+        let fields: &[(&str, &dyn std::fmt::Display)] = &[
+            ("channel", &"milter"),
+            ("action", &"block"),
+            ("record", &42),
+            ("user", &"山田 太郎"),
+            ("error", &"a=\"b\" c\\d"),
+        ];
+        let kv = event_line(LogFormat::Kv, "ping32dlp-milter", "inspected", fields, "");
+        let (time, rest) = kv.split_once(' ').unwrap();
+        assert!(time.starts_with("time=20") && time.ends_with('Z'), "{kv}");
+        assert_eq!(
+            rest,
+            r#"program=ping32dlp-milter event=inspected channel=milter action=block record=42 user="山田 太郎" error="a=\"b\" c\\d""#
+        );
+        let with_msg = event_line(LogFormat::Kv, "p", "reload", &[], "reloaded on SIGHUP: x");
+        assert!(
+            with_msg.ends_with(r#" event=reload msg="reloaded on SIGHUP: x""#),
+            "{with_msg}"
+        );
+        let j = event_line(
+            LogFormat::Json,
+            "ping32dlp-milter",
+            "inspected",
+            fields,
+            "done",
+        );
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["program"], "ping32dlp-milter");
+        assert_eq!(v["record"], "42");
+        assert_eq!(v["user"], "山田 太郎");
+        assert_eq!(v["error"], "a=\"b\" c\\d");
+        assert_eq!(v["msg"], "done");
+        assert!(j.starts_with(r#"{"time":"#), "{j}");
+        set_log_format(LogFormat::Json);
+        assert_eq!(log_format(), LogFormat::Json);
+        set_log_format(LogFormat::Kv);
     }
 
     #[test]

@@ -575,8 +575,10 @@ pub fn start_for_pipeline(
         return Ok(None);
     };
     let l = serve(addr, metrics.clone(), probe)?;
-    ping32dlp::service::log(
+    ping32dlp::service::log_event(
         program,
+        "metrics_listening",
+        &[],
         &format!(
             "metrics and health on http://{}/metrics, /healthz, /readyz",
             l.addr

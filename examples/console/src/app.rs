@@ -289,7 +289,7 @@ impl App {
     }
 
     fn internal(&self, cx: &Cx, why: impl std::fmt::Display) -> Response {
-        log(&format!("error: {why}"));
+        log("internal_error", &format!("error: {why}"));
         self.error(cx, 500, "Something went wrong; the log says what.")
     }
 
@@ -349,10 +349,13 @@ impl App {
             })
         });
         if let Err(wait) = taken {
-            log(&format!(
-                "sign-in refused for {user_key} from {}: too many failures",
-                cx.req.peer
-            ));
+            log(
+                "sign_in_refused",
+                &format!(
+                    "sign-in refused for {user_key} from {}: too many failures",
+                    cx.req.peer
+                ),
+            );
             let msg = match cx.l {
                 Lang::Ja => format!("失敗が続いたため、{} 秒後にもう一度お試しください。", wait),
                 Lang::En => format!("Too many failed attempts. Try again in {wait} s."),
@@ -366,10 +369,10 @@ impl App {
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(&user));
         if !auth::verify(acct.map(|a| a.password_hash.as_str()), password) {
-            log(&format!(
-                "sign-in failed for {user_key} from {}",
-                cx.req.peer
-            ));
+            log(
+                "sign_in_failed",
+                &format!("sign-in failed for {user_key} from {}", cx.req.peer),
+            );
             return Err(self.login_page(
                 cx,
                 Some(t(cx.l, "The account or the password is wrong.")),
@@ -386,7 +389,10 @@ impl App {
             .sessions
             .create(&a.name, a.role, a.groups.clone(), None)
             .map_err(|e| self.internal(cx, e))?;
-        log(&format!("{} signed in from {}", a.name, cx.req.peer));
+        log(
+            "signed_in",
+            &format!("{} signed in from {}", a.name, cx.req.peer),
+        );
         let next = field(&form, "next")
             .and_then(safe_next)
             .unwrap_or_else(|| "/".to_string());
@@ -461,10 +467,13 @@ impl App {
                     .sessions
                     .create(&who, Role::Approver, groups, Some(a.id.clone()))
                     .map_err(|e| self.internal(cx, e))?;
-                log(&format!(
-                    "{who} signed in with the link of request {id} from {}",
-                    cx.req.peer
-                ));
+                log(
+                    "signed_in_link",
+                    &format!(
+                        "{who} signed in with the link of request {id} from {}",
+                        cx.req.peer
+                    ),
+                );
                 Ok(Response::redirect(&format!("/requests/{}", a.id))
                     .with("Set-Cookie", self.cookie(SESSION_COOKIE, &sid, None))
                     .with("Set-Cookie", self.cookie(PRE_COOKIE, "", Some(0))))
@@ -823,12 +832,17 @@ impl App {
             Ok(_) => {
                 self.metrics
                     .decision(if approve { "approve" } else { "reject" });
-                log(&format!(
-                    "{} {} request {}",
-                    s.user,
-                    if approve { "approved" } else { "rejected" },
-                    a.id
-                ));
+                ping32dlp::service::log_event(
+                    "ping32dlp-console",
+                    "decided",
+                    &[
+                        ("approval", &a.id),
+                        ("record", &a.record_id),
+                        ("decision", &if approve { "approve" } else { "reject" }),
+                        ("actor", &s.user),
+                    ],
+                    "",
+                );
                 Ok(Response::redirect(&format!(
                     "/requests/{}?done={}",
                     a.id,
@@ -839,10 +853,13 @@ impl App {
                 Err(self.error(cx, 409, "This request was already decided or has expired."))
             }
             Err(WorkflowError::Forbidden(why)) if why.contains("may not approve it") => {
-                log(&format!(
-                    "{} tried to approve their own request {}: refused",
-                    s.user, a.id
-                ));
+                log(
+                    "self_approval_refused",
+                    &format!(
+                        "{} tried to approve their own request {}: refused",
+                        s.user, a.id
+                    ),
+                );
                 Err(self.error(
                     cx,
                     403,
@@ -1384,8 +1401,8 @@ fn period_days(now: i64, days: i64, offset_min: i32) -> Vec<String> {
         .collect()
 }
 
-fn log(line: &str) {
-    ping32dlp::service::log("ping32dlp-console", line);
+fn log(event: &str, line: &str) {
+    ping32dlp::service::log_event("ping32dlp-console", event, &[], line);
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {

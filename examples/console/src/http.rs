@@ -346,7 +346,12 @@ pub fn serve(
     {
         Ok(rt) => rt,
         Err(e) => {
-            ping32dlp::service::log("ping32dlp-console", &format!("cannot start: {e}"));
+            ping32dlp::service::log_event(
+                "ping32dlp-console",
+                "start_error",
+                &[],
+                &format!("cannot start: {e}"),
+            );
             return;
         }
     };

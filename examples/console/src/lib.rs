@@ -85,6 +85,9 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// Allow `metrics_listen` on an address other than loopback.
     pub metrics_allow_remote: bool,
+    /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
+    /// error (README, "Logs").
+    pub log_format: service::LogFormat,
 }
 
 impl Default for Config {
@@ -106,6 +109,7 @@ impl Default for Config {
             accounts: Vec::new(),
             metrics_listen: None,
             metrics_allow_remote: false,
+            log_format: service::LogFormat::Kv,
         }
     }
 }
@@ -114,7 +118,7 @@ impl Config {
     fn load(path: &Path) -> Result<Config, String> {
         let (mut c, warnings): (Config, _) = service::load_config(path)?;
         for w in warnings {
-            service::log(PROGRAM, &format!("warning: {w}"));
+            service::log_event(PROGRAM, "config_warning", &[], &format!("warning: {w}"));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         service::resolve(base, c.tls_cert.iter_mut().chain(c.tls_key.iter_mut()));
@@ -214,8 +218,8 @@ fn initial_admin(state_dir: &Path) -> Result<Account, String> {
     let _ = std::fs::remove_file(&pw_file);
     write(&pw_file, &password)?;
     write(&file, &hash)?;
-    service::log(
-        PROGRAM,
+    service::log_event(
+        PROGRAM, "initial_admin", &[],
         &format!(
             "no [[account]] configured: sign in as `admin` with the password in {} (mode 0600; \
              delete the file once you have it, and configure accounts with `ping32dlp-console hash-password`)",
@@ -268,6 +272,7 @@ pub fn main() {
         eprintln!("{PROGRAM}: {e}");
         std::process::exit(2);
     });
+    service::set_log_format(cfg.log_format);
     let pipeline = cfg.dlp.open(|_| {}).unwrap_or_else(|e| {
         eprintln!("{PROGRAM}: {e}");
         std::process::exit(2);
@@ -320,10 +325,12 @@ pub fn main() {
         );
         r
     }) {
-        service::log(PROGRAM, &format!("warning: {e}"));
+        service::log_event(PROGRAM, "warning", &[], &format!("warning: {e}"));
     }
-    service::log(
+    service::log_event(
         PROGRAM,
+        "listening",
+        &[],
         &format!(
             "listening on {}://{} (state {})",
             if tls.is_some() { "https" } else { "http" },

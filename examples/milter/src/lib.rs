@@ -68,6 +68,9 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// Allow `metrics_listen` on an address other than loopback.
     pub metrics_allow_remote: bool,
+    /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
+    /// error (README, "Logs").
+    pub log_format: service::LogFormat,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             max_headers: 10_000,
             metrics_listen: None,
             metrics_allow_remote: false,
+            log_format: service::LogFormat::Kv,
         }
     }
 }
@@ -102,7 +106,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, String> {
         let (c, warnings): (Config, _) = service::load_config(path)?;
         for w in warnings {
-            service::log("ping32dlp-milter", &format!("warning: {w}"));
+            service::log_event(
+                "ping32dlp-milter",
+                "config_warning",
+                &[],
+                &format!("warning: {w}"),
+            );
         }
         c.check().map_err(|m| format!("{}: {m}", path.display()))?;
         Ok(c)
@@ -223,8 +232,13 @@ pub struct Shared {
 
 impl Shared {
     /// One log line on standard error (no sensitive values: ids, actions, counts).
-    pub fn log(&self, line: &str) {
-        service::log("ping32dlp-milter", line);
+    pub fn log(&self, event: &str, line: &str) {
+        service::log_event("ping32dlp-milter", event, &[], line);
+    }
+
+    /// One log event with fields (README, "Logs").
+    pub fn event(&self, event: &str, fields: &[(&str, &dyn std::fmt::Display)], msg: &str) {
+        service::log_event("ping32dlp-milter", event, fields, msg);
     }
 }
 
@@ -235,8 +249,10 @@ pub fn build(cfg: Config) -> Result<Shared, String> {
     let metrics = Arc::new(Metrics::new("ping32dlp-milter").with_channel("milter"));
     pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
-        service::log(
+        service::log_event(
             "ping32dlp-milter",
+            "state_repaired",
+            &[],
             &format!("warning: state directory was readable by others, fixed {fix}"),
         );
     }
@@ -276,6 +292,7 @@ pub fn main() {
         std::process::exit(2);
     });
     let listen = Listen::parse(&cfg.listen).expect("checked when loaded");
+    service::set_log_format(cfg.log_format);
     let shared = build(cfg).unwrap_or_else(|e| {
         eprintln!("ping32dlp-milter: {e}");
         std::process::exit(2);
@@ -346,11 +363,14 @@ pub fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
     match listen {
         Listen::Inet(addr) => {
             let l = std::net::TcpListener::bind(&addr).map_err(|e| format!("{addr}: {e}"))?;
-            shared.log(&format!(
-                "listening on inet:{addr}, policy {}, state {}",
-                shared.pipeline.policy().name,
-                shared.pipeline.workflow().config().state_dir.display()
-            ));
+            shared.log(
+                "listening",
+                &format!(
+                    "listening on inet:{addr}, policy {}, state {}",
+                    shared.pipeline.policy().name,
+                    shared.pipeline.workflow().config().state_dir.display()
+                ),
+            );
             for s in l.incoming() {
                 match s {
                     Ok(s) => {
@@ -359,7 +379,7 @@ pub fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
                         spawn(s, shared);
                     }
                     Err(e) => {
-                        shared.log(&format!("accept: {e}"));
+                        shared.log("accept_error", &format!("accept: {e}"));
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
@@ -377,7 +397,10 @@ pub fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
             }
             let l = std::os::unix::net::UnixListener::bind(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            shared.log(&format!("listening on unix:{}", path.display()));
+            shared.log(
+                "listening",
+                &format!("listening on unix:{}", path.display()),
+            );
             for s in l.incoming() {
                 match s {
                     Ok(s) => {
@@ -385,7 +408,7 @@ pub fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
                         spawn(s, shared);
                     }
                     Err(e) => {
-                        shared.log(&format!("accept: {e}"));
+                        shared.log("accept_error", &format!("accept: {e}"));
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
@@ -402,7 +425,10 @@ pub fn serve(listen: Listen, shared: &'static Shared) -> Result<(), String> {
 pub fn spawn<C: session::Conn + 'static>(conn: C, shared: &'static Shared) {
     if ACTIVE.fetch_add(1, Ordering::AcqRel) >= shared.cfg.max_connections {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
-        shared.log("too many connections: closing one (the MTA applies milter_default_action)");
+        shared.log(
+            "connection_refused",
+            "too many connections: closing one (the MTA applies milter_default_action)",
+        );
         shared.metrics.connection_refused("max_connections");
         conn.close();
         return;
@@ -418,14 +444,22 @@ pub fn spawn<C: session::Conn + 'static>(conn: C, shared: &'static Shared) {
                 session::Session::new(conn, shared).run()
             }));
             match r {
-                Ok(session::End::Error(e)) => shared.log(&format!("connection closed: {e}")),
+                Ok(session::End::Error(e)) => {
+                    shared.log("connection_error", &format!("connection closed: {e}"))
+                }
                 Ok(session::End::Quit) => {}
-                Err(_) => shared.log("internal error (panic) on a connection; it was closed"),
+                Err(_) => shared.log(
+                    "panic",
+                    "internal error (panic) on a connection; it was closed",
+                ),
             }
         });
     // On a spawn failure the closure (and its slot) was dropped: the slot is back.
     if let Err(e) = r {
-        shared.log(&format!("cannot start a connection thread: {e}"));
+        shared.log(
+            "thread_error",
+            &format!("cannot start a connection thread: {e}"),
+        );
     }
 }
 

@@ -448,21 +448,27 @@ impl<'a, C: Conn> Session<'a, C> {
         };
         let queue_id = self.macro_value("i");
         if let Some(why) = m.refuse {
-            self.shared.log(&format!(
-                "{} cannot be judged: {why}; refused",
-                queue_id.as_deref().unwrap_or("-")
-            ));
+            self.shared.log(
+                "not_judged",
+                &format!(
+                    "{} cannot be judged: {why}; refused",
+                    queue_id.as_deref().unwrap_or("-")
+                ),
+            );
             return self.send(
                 reply::REPLYCODE,
                 format!("550 5.7.1 Message refused by data-loss prevention: {why}\0").as_bytes(),
             );
         }
         if self.overflow > 0 {
-            self.shared.log(&format!(
-                "{} too big to inspect: {} bytes over max_message_bytes, refused",
-                queue_id.as_deref().unwrap_or("-"),
-                self.overflow
-            ));
+            self.shared.log(
+                "too_big",
+                &format!(
+                    "{} too big to inspect: {} bytes over max_message_bytes, refused",
+                    queue_id.as_deref().unwrap_or("-"),
+                    self.overflow
+                ),
+            );
             return self.send(
                 reply::REPLYCODE,
                 b"552 5.3.4 Message too big for data-loss-prevention inspection\0",
@@ -504,23 +510,36 @@ impl<'a, C: Conn> Session<'a, C> {
         let ms = started.elapsed().as_millis();
         match result {
             Ok(d) => {
-                self.shared.log(&format!(
-                    "{} {} record={} risk={} user={} {} ms",
-                    queue_id.as_deref().unwrap_or("-"),
-                    d.verdict.action.as_str(),
-                    d.record.id,
-                    d.verdict.risk,
-                    ctx.user.as_deref().unwrap_or("-"),
-                    ms
-                ));
+                self.shared.event(
+                    "inspected",
+                    &[
+                        ("channel", &"milter"),
+                        ("action", &d.verdict.action.as_str()),
+                        ("record", &d.record.id),
+                        ("risk", &d.verdict.risk),
+                        ("queue_id", &queue_id.as_deref().unwrap_or("-")),
+                        ("user", &ctx.user.as_deref().unwrap_or("-")),
+                        (
+                            "approval",
+                            &d.approval.as_ref().map_or("-", |a| a.id.as_str()),
+                        ),
+                        ("findings", &d.report.findings.len()),
+                        ("ms", &ms),
+                    ],
+                    "",
+                );
                 self.apply(&d, &subjects)
             }
             Err(e) => {
-                self.shared.log(&format!(
-                    "{} not judged ({e}); fail mode {}",
-                    queue_id.as_deref().unwrap_or("-"),
-                    self.shared.cfg.fail_mode.as_str()
-                ));
+                self.shared.event(
+                    "fail_mode",
+                    &[
+                        ("channel", &"milter"),
+                        ("mode", &self.shared.cfg.fail_mode.as_str()),
+                        ("queue_id", &queue_id.as_deref().unwrap_or("-")),
+                    ],
+                    &format!("not judged: {e}"),
+                );
                 self.shared
                     .metrics
                     .fail_mode_answer("milter", self.shared.cfg.fail_mode.as_str());

@@ -135,6 +135,9 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// Allow `metrics_listen` on an address other than loopback.
     pub metrics_allow_remote: bool,
+    /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
+    /// error (README, "Logs").
+    pub log_format: service::LogFormat,
 }
 
 impl Default for Config {
@@ -159,6 +162,7 @@ impl Default for Config {
             upstream: Upstream::default(),
             metrics_listen: None,
             metrics_allow_remote: false,
+            log_format: service::LogFormat::Kv,
         }
     }
 }
@@ -168,7 +172,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, String> {
         let (mut c, warnings): (Config, _) = service::load_config(path)?;
         for w in warnings {
-            service::log("ping32dlp-proxy", &format!("warning: {w}"));
+            service::log_event(
+                "ping32dlp-proxy",
+                "config_warning",
+                &[],
+                &format!("warning: {w}"),
+            );
         }
         let base = path.parent().unwrap_or(Path::new("."));
         service::resolve(
@@ -272,8 +281,13 @@ pub struct Shared {
 
 impl Shared {
     /// One log line on standard error (ids, actions, counts; never credentials or values).
-    pub fn log(&self, line: &str) {
-        service::log("ping32dlp-proxy", line);
+    pub fn log(&self, event: &str, line: &str) {
+        service::log_event("ping32dlp-proxy", event, &[], line);
+    }
+
+    /// One log event with fields (README, "Logs").
+    pub fn event(&self, event: &str, fields: &[(&str, &dyn std::fmt::Display)], msg: &str) {
+        service::log_event("ping32dlp-proxy", event, fields, msg);
     }
 }
 
@@ -296,8 +310,10 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
     let metrics = Arc::new(Metrics::new("ping32dlp-proxy").with_channel("proxy"));
     pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
-        service::log(
+        service::log_event(
             "ping32dlp-proxy",
+            "state_repaired",
+            &[],
             &format!("warning: state directory was readable by others, fixed {fix}"),
         );
     }
@@ -382,9 +398,12 @@ pub fn serve_listener(
                         match r {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) if e.contains("timed out") || e.contains("reset") => {}
-                            Ok(Err(e)) => shared.log(&format!("client session ended: {e}")),
-                            Err(_) => shared
-                                .log("internal error (panic) in a client session; it was closed"),
+                            Ok(Err(e)) => shared
+                                .log("connection_error", &format!("client session ended: {e}")),
+                            Err(_) => shared.log(
+                                "panic",
+                                "internal error (panic) in a client session; it was closed",
+                            ),
                         }
                     });
             }
@@ -419,7 +438,7 @@ pub fn release_pass(shared: &Shared) {
                         continue;
                     }
                     Err(e) => {
-                        shared.log(&format!("release {}: {e}", a.id));
+                        shared.log("release_failed", &format!("release {}: {e}", a.id));
                         continue;
                     }
                 };
@@ -427,18 +446,19 @@ pub fn release_pass(shared: &Shared) {
                     Ok(r) => {
                         let _ = wf
                             .mark_closed(&a.id, &format!("relayed upstream by {me}: {}", r.text()));
-                        shared.log(&format!(
-                            "released {} (record {}): {}",
-                            a.id,
-                            a.record_id,
-                            r.text()
-                        ));
+                        shared.log(
+                            "released",
+                            &format!("released {} (record {}): {}", a.id, a.record_id, r.text()),
+                        );
                     }
-                    Err(e) => shared.log(&format!("release {} failed, will retry: {e}", a.id)),
+                    Err(e) => shared.log(
+                        "release_failed",
+                        &format!("release {} failed, will retry: {e}", a.id),
+                    ),
                 }
             }
         }
-        Err(e) => shared.log(&format!("release: {e}")),
+        Err(e) => shared.log("release_failed", &format!("release: {e}")),
     }
     if let Ok(list) = store.approvals(Some(ApprovalState::Discarded), None) {
         for a in list
@@ -495,6 +515,7 @@ pub fn main() {
         eprintln!("ping32dlp-proxy: {e}");
         std::process::exit(2);
     });
+    service::set_log_format(cfg.log_format);
     let (shared, ca) = build(cfg).unwrap_or_else(|e| {
         eprintln!("ping32dlp-proxy: {e}");
         std::process::exit(2);
@@ -546,7 +567,9 @@ pub fn main() {
         &shared.metrics,
         ping32dlp_ops::pipeline_probe(&shared.pipeline, false),
     );
-    shared.log(&format!(
+    shared.log(
+        "listening",
+        &format!(
         "listening on {} (STARTTLS) and {} (TLS), relaying to {}:{} ({:?}), policy {}, state {}",
         shared.cfg.listen,
         if shared.cfg.listen_tls.is_empty() {
@@ -559,7 +582,8 @@ pub fn main() {
         shared.cfg.upstream.tls,
         shared.pipeline.policy().name,
         shared.pipeline.workflow().config().state_dir.display()
-    ));
+    ),
+    );
     service::spawn_maintenance_observed(
         "ping32dlp-proxy",
         shared.pipeline.workflow().clone(),

@@ -525,10 +525,13 @@ impl<'a> Session<'a> {
                 Err(r) => {
                     self.reply(r.code, &r.text)?;
                     if r.close {
-                        self.shared.log(&format!(
-                            "client {} sent a bare line feed; connection closed",
-                            self.peer.map(|p| p.to_string()).unwrap_or_default()
-                        ));
+                        self.shared.log(
+                            "protocol_error",
+                            &format!(
+                                "client {} sent a bare line feed; connection closed",
+                                self.peer.map(|p| p.to_string()).unwrap_or_default()
+                            ),
+                        );
                         return Ok(());
                     }
                     continue;
@@ -700,8 +703,10 @@ impl<'a> Session<'a> {
             return self.reply(501, "5.5.2 Invalid user name or password");
         }
         if let Err(e) = self.ensure_upstream() {
-            self.shared
-                .log(&format!("upstream unavailable for AUTH: {e}"));
+            self.shared.log(
+                "upstream_error",
+                &format!("upstream unavailable for AUTH: {e}"),
+            );
             return self.reply(
                 454,
                 "4.7.0 Temporary authentication failure (upstream unavailable)",
@@ -719,8 +724,10 @@ impl<'a> Session<'a> {
             }
             Err(e) => {
                 self.up = None;
-                self.shared
-                    .log(&format!("upstream failed during AUTH: {e}"));
+                self.shared.log(
+                    "upstream_error",
+                    &format!("upstream failed during AUTH: {e}"),
+                );
                 self.reply(
                     454,
                     "4.7.0 Temporary authentication failure (upstream unavailable)",
@@ -743,7 +750,8 @@ impl<'a> Session<'a> {
             return self.reply(552, "5.3.4 Message size exceeds fixed limit");
         }
         if let Err(e) = self.ensure_upstream() {
-            self.shared.log(&format!("upstream unavailable: {e}"));
+            self.shared
+                .log("upstream_error", &format!("upstream unavailable: {e}"));
             return self.fail_reply();
         }
         // What goes upstream is written from the parsed command, not the client's line.
@@ -757,7 +765,8 @@ impl<'a> Session<'a> {
             }
             Err(e) => {
                 self.up = None;
-                self.shared.log(&format!("upstream failed at MAIL: {e}"));
+                self.shared
+                    .log("upstream_error", &format!("upstream failed at MAIL: {e}"));
                 self.fail_reply()
             }
         }
@@ -805,16 +814,19 @@ impl<'a> Session<'a> {
         )? {
             Data::Message(raw) => raw,
             Data::TooBig(over) => {
-                self.shared.log(&format!(
-                    "message refused: {over} bytes over max_message_bytes"
-                ));
+                self.shared.log(
+                    "refused",
+                    &format!("message refused: {over} bytes over max_message_bytes"),
+                );
                 self.abort_upstream();
                 self.reset();
                 return self.reply(552, "5.3.4 Message too big");
             }
             Data::BareNewline => {
-                self.shared
-                    .log("message refused: bare <CR> or <LF> in it (bare_newline = reject)");
+                self.shared.log(
+                    "refused",
+                    "message refused: bare <CR> or <LF> in it (bare_newline = reject)",
+                );
                 self.abort_upstream();
                 self.reset();
                 return self.reply(550, "5.5.2 Bare <CR> or <LF> in the message; use CRLF");
@@ -842,8 +854,10 @@ impl<'a> Session<'a> {
             Ok(Ok(d)) => d,
             Ok(Err(e)) if self.shared.cfg.fail_mode == ping32dlp::service::FailMode::Accept => {
                 // Relayed unjudged and marked, as the administrator chose (`fail_mode = "accept"`).
-                self.shared
-                    .log(&format!("not judged ({e}); fail mode accept: relayed"));
+                self.shared.log(
+                    "fail_mode",
+                    &format!("not judged ({e}); fail mode accept: relayed"),
+                );
                 self.shared.metrics.fail_mode_answer("proxy", "accept");
                 let mut msg = b"X-Ping32DLP-Verdict: error; not inspected\r\n".to_vec();
                 msg.extend_from_slice(&raw);
@@ -858,8 +872,10 @@ impl<'a> Session<'a> {
                 return out;
             }
             Ok(Err(e)) => {
-                self.shared
-                    .log(&format!("not judged ({e}); fail mode tempfail: 451"));
+                self.shared.log(
+                    "fail_mode",
+                    &format!("not judged ({e}); fail mode tempfail: 451"),
+                );
                 self.shared.metrics.fail_mode_answer("proxy", "tempfail");
                 self.abort_upstream();
                 self.reset();
@@ -869,7 +885,8 @@ impl<'a> Session<'a> {
                 );
             }
             Err(_) => {
-                self.shared.log("not judged: internal error (panic)");
+                self.shared
+                    .log("panic", "not judged: internal error (panic)");
                 self.shared.metrics.fail_mode_answer("proxy", "tempfail");
                 self.abort_upstream();
                 self.reset();
@@ -880,14 +897,23 @@ impl<'a> Session<'a> {
             }
         };
         let v = &d.verdict;
-        self.shared.log(&format!(
-            "{} record={} risk={} user={} {} bytes",
-            v.action.as_str(),
-            d.record.id,
-            v.risk,
-            ctx.user.as_deref().unwrap_or("-"),
-            raw.len()
-        ));
+        self.shared.event(
+            "inspected",
+            &[
+                ("channel", &"proxy"),
+                ("action", &v.action.as_str()),
+                ("record", &d.record.id),
+                ("risk", &v.risk),
+                ("user", &ctx.user.as_deref().unwrap_or("-")),
+                (
+                    "approval",
+                    &d.approval.as_ref().map_or("-", |a| a.id.as_str()),
+                ),
+                ("findings", &d.report.findings.len()),
+                ("bytes", &raw.len()),
+            ],
+            "",
+        );
         let out = match v.action {
             Action::Block => {
                 self.abort_upstream();
@@ -917,8 +943,10 @@ impl<'a> Session<'a> {
                     Some(Ok(r)) => self.relay(&r),
                     Some(Err(e)) => {
                         self.up = None;
-                        self.shared
-                            .log(&format!("upstream failed during DATA: {e}"));
+                        self.shared.log(
+                            "upstream_error",
+                            &format!("upstream failed during DATA: {e}"),
+                        );
                         self.reply(
                             451,
                             "4.4.2 Upstream server failed; the message was not sent, try again",
@@ -962,10 +990,10 @@ pub fn deliver(shared: &Shared, from: &str, to: &[String], raw: &[u8]) -> Result
         if r.ok() {
             any = true;
         } else {
-            shared.log(&format!(
-                "release: upstream refused a recipient: {}",
-                r.text()
-            ));
+            shared.log(
+                "release_failed",
+                &format!("release: upstream refused a recipient: {}", r.text()),
+            );
         }
     }
     if !any {

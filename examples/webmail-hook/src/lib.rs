@@ -89,6 +89,9 @@ pub struct Config {
     pub metrics_listen: Option<String>,
     /// Allow `metrics_listen` on an address other than loopback.
     pub metrics_allow_remote: bool,
+    /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
+    /// error (README, "Logs").
+    pub log_format: service::LogFormat,
 }
 
 impl Default for Config {
@@ -115,6 +118,7 @@ impl Default for Config {
             chunked_idle_minutes: 60,
             metrics_listen: None,
             metrics_allow_remote: false,
+            log_format: service::LogFormat::Kv,
         }
     }
 }
@@ -124,7 +128,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, String> {
         let (c, warnings): (Config, _) = service::load_config(path)?;
         for w in warnings {
-            service::log("ping32dlp-icap", &format!("warning: {w}"));
+            service::log_event(
+                "ping32dlp-icap",
+                "config_warning",
+                &[],
+                &format!("warning: {w}"),
+            );
         }
         c.check().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(c)
@@ -182,8 +191,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn log(&self, line: &str) {
-        service::log("ping32dlp-icap", line);
+    pub fn log(&self, event: &str, line: &str) {
+        service::log_event("ping32dlp-icap", event, &[], line);
+    }
+
+    /// One log event with fields (README, "Logs").
+    pub fn event(&self, event: &str, fields: &[(&str, &dyn std::fmt::Display)], msg: &str) {
+        service::log_event("ping32dlp-icap", event, fields, msg);
     }
 }
 
@@ -197,8 +211,10 @@ pub fn build(cfg: Config) -> Result<Shared, String> {
     let metrics = Arc::new(Metrics::new("ping32dlp-icap").with_channel("webmail"));
     pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
-        service::log(
+        service::log_event(
             "ping32dlp-icap",
+            "state_repaired",
+            &[],
             &format!("warning: state directory was readable by others, fixed {fix}"),
         );
     }
@@ -613,11 +629,16 @@ fn reqmod(
     let d = match result {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => {
-            sh.log(&format!(
-                "{} {host}: not judged ({e}); fail mode {}",
-                http.method,
-                sh.cfg.fail_mode.as_str()
-            ));
+            sh.event(
+                "fail_mode",
+                &[
+                    ("channel", &"webmail"),
+                    ("mode", &sh.cfg.fail_mode.as_str()),
+                    ("method", &http.method),
+                    ("host", &host),
+                ],
+                &format!("not judged: {e}"),
+            );
             sh.metrics
                 .fail_mode_answer("webmail", sh.cfg.fail_mode.as_str());
             match sh.cfg.fail_mode {
@@ -638,28 +659,30 @@ fn reqmod(
             return Ok(());
         }
         Err(_) => {
-            sh.log(&format!(
-                "{} {host}: internal error (panic); refusing",
-                http.method
-            ));
+            sh.log(
+                "panic",
+                &format!("{} {host}: internal error (panic); refusing", http.method),
+            );
             simple(w, &sh.istag, "500 Server Error", false)?;
             return Ok(());
         }
     };
     let v = &d.verdict;
-    sh.log(&format!(
-        "{} {host} {} bytes: {} record={} risk={}{}",
-        http.method,
-        body.len() as u64 + over,
-        v.action.as_str(),
-        d.record.id,
-        v.risk,
-        if piece {
-            " (piece of a chunked upload)"
-        } else {
-            ""
-        }
-    ));
+    sh.event(
+        "inspected",
+        &[
+            ("channel", &"webmail"),
+            ("action", &v.action.as_str()),
+            ("record", &d.record.id),
+            ("risk", &v.risk),
+            ("method", &http.method),
+            ("host", &host),
+            ("bytes", &(body.len() as u64 + over)),
+            ("findings", &d.report.findings.len()),
+            ("piece", &piece),
+        ],
+        "",
+    );
     match v.action {
         Action::Block => {
             let title = if too_big {
@@ -780,9 +803,10 @@ pub fn run(listener: TcpListener, sh: &'static Shared) {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(s, sh)));
                 match r {
                     Ok(Ok(())) | Ok(Err(Error::Closed)) => {}
-                    Ok(Err(Error::Bad(m))) => {
-                        sh.log(&format!("bad request, connection closed: {m}"))
-                    }
+                    Ok(Err(Error::Bad(m))) => sh.log(
+                        "protocol_error",
+                        &format!("bad request, connection closed: {m}"),
+                    ),
                     Ok(Err(Error::Io(e)))
                         if matches!(
                             e.kind(),
@@ -790,6 +814,7 @@ pub fn run(listener: TcpListener, sh: &'static Shared) {
                         ) =>
                     {
                         sh.log(
+                            "timeout",
                             "client too slow (request deadline or idle timeout), connection closed",
                         )
                     }
@@ -800,10 +825,13 @@ pub fn run(listener: TcpListener, sh: &'static Shared) {
                                 | io::ErrorKind::ConnectionReset
                                 | io::ErrorKind::BrokenPipe
                         ) {
-                            sh.log(&format!("connection error: {e}"));
+                            sh.log("connection_error", &format!("connection error: {e}"));
                         }
                     }
-                    Err(_) => sh.log("internal error (panic) on a connection; it was closed"),
+                    Err(_) => sh.log(
+                        "panic",
+                        "internal error (panic) on a connection; it was closed",
+                    ),
                 }
             });
         // On a spawn failure the closure (and its slot) is dropped, which gives the slot back.
@@ -835,6 +863,7 @@ pub fn main() {
         eprintln!("ping32dlp-icap: {e}");
         std::process::exit(2);
     });
+    service::set_log_format(cfg.log_format);
     let sh = build(cfg).unwrap_or_else(|e| {
         eprintln!("ping32dlp-icap: {e}");
         std::process::exit(2);
@@ -868,11 +897,14 @@ pub fn main() {
         &sh.metrics,
         ping32dlp_ops::pipeline_probe(&sh.pipeline, false),
     );
-    sh.log(&format!(
-        "listening on icap://{}/reqmod, policy {}",
-        sh.cfg.listen,
-        sh.pipeline.policy().name
-    ));
+    sh.log(
+        "listening",
+        &format!(
+            "listening on icap://{}/reqmod, policy {}",
+            sh.cfg.listen,
+            sh.pipeline.policy().name
+        ),
+    );
     run(l, sh);
 }
 
