@@ -86,6 +86,13 @@ else
   echo "SKIPPED: scripts/console-test.sh needs root (CI runs as root)" >&2
 fi
 
+step "Debian packages: cargo-deb, dpkg -i, files, user, modes, systemd-analyze verify, daemons as the service user, remove, purge"
+if [ "$(id -u)" = 0 ]; then
+  scripts/package-test.sh
+else
+  echo "SKIPPED: scripts/package-test.sh needs root (CI runs as root)" >&2
+fi
+
 step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
 

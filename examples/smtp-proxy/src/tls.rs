@@ -38,7 +38,9 @@ fn write_private(path: &Path, data: &str) -> Result<(), String> {
 /// Loads the local CA and server certificate from `dir`, making them on first use: a CA
 /// ("ping32dlp local CA", 10 years) and a server certificate for `names` (2 years).
 pub fn local_ca(dir: &Path, names: &[String]) -> Result<LocalCa, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // In the state directory: private like the rest of it (0700, files 0600), so that the state
+    // check at the next start has nothing to repair. Give ca.pem to clients as root.
+    ping32dlp::workflow::private::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let ca = LocalCa {
         ca_pem: dir.join("ca.pem"),
         cert_pem: dir.join("server.pem"),
@@ -76,11 +78,9 @@ pub fn local_ca(dir: &Path, names: &[String]) -> Result<LocalCa, String> {
     params.not_before = now;
     params.not_after = rcgen::date_time_ymd(2028, 1, 1);
     let cert = params.signed_by(&key, &issuer).map_err(err)?;
-    std::fs::write(&ca.ca_pem, ca_cert.pem())
-        .map_err(|e| format!("{}: {e}", ca.ca_pem.display()))?;
+    write_private(&ca.ca_pem, &ca_cert.pem())?;
     write_private(&ca.key_pem, &key.serialize_pem())?;
-    std::fs::write(&ca.cert_pem, format!("{}{}", cert.pem(), ca_cert.pem()))
-        .map_err(|e| format!("{}: {e}", ca.cert_pem.display()))?;
+    write_private(&ca.cert_pem, &format!("{}{}", cert.pem(), ca_cert.pem()))?;
     Ok(LocalCa {
         created: true,
         ..ca
