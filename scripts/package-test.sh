@@ -3,7 +3,9 @@
 # binaries, installed with dpkg -i on this machine, then checked: files, conffiles, the system
 # user, modes, `systemd-analyze verify` on the units; each daemon is started from its installed
 # path with its packaged configuration as the service user (without systemd) and answers on its
-# port; then the packages are removed (configuration kept) and purged (configuration gone).
+# port; a mail held by the installed milter in a private Postfix is released by the installed
+# release helper after an approval with the installed command; then the packages are removed
+# (configuration kept) and purged (configuration gone).
 #
 # Run as root after the release build (scripts/test.sh does both). cargo-deb is installed into
 # target/tools (pinned version) when missing. Leaves no package, user or state behind.
@@ -40,7 +42,9 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   dpkg -P "${PKGS[@]}" >/dev/null 2>&1 || true
-  rm -rf /var/lib/ping32dlp
+  [ -n "${CONF:-}" ] && pfenv_stop 2>/dev/null || true
+  rm -rf /var/lib/ping32dlp /etc/ping32dlp/policy.toml
+  rmdir /etc/ping32dlp 2>/dev/null || true
   getent passwd ping32dlp >/dev/null && deluser --system --quiet ping32dlp >/dev/null 2>&1 || true
   getent group ping32dlp >/dev/null && delgroup --system --quiet ping32dlp >/dev/null 2>&1 || true
 }
@@ -68,6 +72,7 @@ missing=""
 [ -x /usr/bin/ping32dlp ] || missing+=" /usr/bin/ping32dlp"
 for d in "${DAEMONS[@]}"; do
   for f in "/usr/sbin/ping32dlp-$d" "/etc/ping32dlp/$d.toml" "/lib/systemd/system/ping32dlp-$d.service" \
+           "/lib/systemd/system/ping32dlp-milter-release.service" \
            "/usr/share/doc/ping32dlp-$d/copyright" "/usr/share/doc/ping32dlp-$d/THIRD_PARTY_NOTICES.md"; do
     [ -e "$f" ] || missing+=" $f"
   done
@@ -88,8 +93,8 @@ want="/var/lib/ping32dlp 700 ping32dlp:ping32dlp
 [ "$modes" = "$want" ] && ok "modes: state 0700 ping32dlp, config 0750/0640 root:ping32dlp, root's leftovers handed over" \
   || bad "modes: $(tr '\n' ';' <<<"$modes")"
 
-if systemd-analyze verify /lib/systemd/system/ping32dlp-{milter,proxy,icap,console}.service > "$LOGS/verify.log" 2>&1; then
-  ok "systemd-analyze verify: the 4 units are valid"
+if systemd-analyze verify /lib/systemd/system/ping32dlp-{milter,milter-release,proxy,icap,console}.service > "$LOGS/verify.log" 2>&1; then
+  ok "systemd-analyze verify: the 5 units are valid"
 else bad "systemd-analyze verify: $(head -n 5 "$LOGS/verify.log")"; fi
 sandbox=$(grep -c -E '^(User=ping32dlp|NoNewPrivileges=yes|ProtectSystem=strict|ReadWritePaths=/var/lib/ping32dlp|PrivateTmp=yes|Restart=on-failure)$' \
   /lib/systemd/system/ping32dlp-{milter,proxy,icap,console}.service | awk -F: '{s+=$2} END {print s}')
@@ -101,10 +106,10 @@ for d in "${DAEMONS[@]}"; do
   runuser -u ping32dlp -- "/usr/sbin/ping32dlp-$d" --config "/etc/ping32dlp/$d.toml" 2> "$LOGS/$d.log" &
   PIDS+=($!)
 done
-wait_port() { local end=$(( $(date +%s) + 30 )); until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+wait_up() { local end=$(( $(date +%s) + 30 )); until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
   [ "$(date +%s)" -gt "$end" ] && return 1; sleep 0.2; done; }
 up=""
-for port in 8899 10587 10465 1344 8025; do wait_port "$port" && up+=" $port"; done
+for port in 8899 10587 10465 1344 8025; do wait_up "$port" && up+=" $port"; done
 answers=$(python3 - <<'EOF'
 import socket, ssl, struct, urllib.request
 out = []
@@ -140,6 +145,61 @@ else bad "CLI: $(head -n 3 "$LOGS/cli.txt")"; fi
 for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 PIDS=()
 
+# ------------------------------------------------------------------ hold, approve, release (installed)
+# A private Postfix (scripts/milter/postfix-env.sh) with the installed milter running as
+# ping32dlp and the installed release helper running as root, both from the packaged
+# configuration edited as an admin would: a mail with a My Number is held; approving it with
+# the installed command releases it from the hold queue, and it is delivered.
+BASE=/tmp/ping32dlp-package-test; CONF=$BASE/etc; VMAIL=$BASE/vmail
+SMTP_PORT=${SMTP_PORT:-2545}; SMTPS_PORT=${SMTPS_PORT:-2485}; MILTER_PORT=8899
+export DEBIAN_FRONTEND=noninteractive
+. "$ROOT/scripts/milter/postfix-env.sh"
+pfenv_setup
+# The admin's policy: My Numbers wait for the boss; the approval commands address the private
+# Postfix (-c), as the packaged defaults address the system one.
+printf '%s\n' '[policy]' 'name = "package-test"' '[[rule]]' 'id = "my-numbers-wait"' \
+  'action = "hold"' 'approvers = ["boss@example.co.jp"]' 'when = { detector = ["jp_my_number"] }' \
+  '[approval]' "release_command = \"postsuper -c $CONF -H {queue_id} && postqueue -c $CONF -i {queue_id}\"" \
+  "discard_command = \"postsuper -c $CONF -d {queue_id} hold\"" "notify_command = \"sendmail -C $CONF -t -i\"" \
+  > /etc/ping32dlp/policy.toml
+chgrp ping32dlp /etc/ping32dlp/policy.toml; chmod 0640 /etc/ping32dlp/policy.toml
+sed -i 's|^# policy = "/etc/ping32dlp/policy.toml".*|policy = "/etc/ping32dlp/policy.toml"|' /etc/ping32dlp/milter.toml
+runuser -u ping32dlp -- /usr/sbin/ping32dlp-milter --config /etc/ping32dlp/milter.toml 2> "$LOGS/milter-postfix.log" &
+PIDS+=($!)
+/usr/sbin/ping32dlp-milter --release-helper --config /etc/ping32dlp/milter.toml 2> "$LOGS/release-helper.log" &
+PIDS+=($!)
+wait_up 8899 || die "the installed milter did not listen ($LOGS/milter-postfix.log)"
+pfenv_start_postfix
+CLIENT=(python3 "$ROOT/scripts/milter/smtp_client.py")
+out=$("${CLIENT[@]}" send --port "$SMTP_PORT" --user ichiro --password secret --subject "package hold" \
+  --body "個人番号 1234 5678 9018 を送ります。" || true)
+qid=$(sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' <<<"$out" | head -n1)
+held=$(postqueue -c "$CONF" -p 2>/dev/null | grep -c "^${qid:-none}!" || true)
+DLP=(runuser -u ping32dlp -- /usr/bin/ping32dlp)
+aid=$("${DLP[@]}" approvals list --state /var/lib/ping32dlp --json 2>/dev/null \
+  | head -n1 | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['id'])" 2>/dev/null || true)
+if grep -q "^RESULT 250" <<<"$out" && [ "$held" = 1 ] && [ -n "$aid" ]; then
+  ok "installed milter (as ping32dlp): a My Number mail is held ($qid in the hold queue, request $aid)"
+else bad "hold through the installed milter: $out; held $held; request '$aid'"; tail -n 3 "$LOGS/milter-postfix.log"; fi
+"${DLP[@]}" approvals approve "$aid" --state /var/lib/ping32dlp --as boss@example.co.jp --comment "ok" >/dev/null 2>&1 || true
+delivered=""
+for _ in $(seq 1 60); do
+  delivered=$(grep -rl "package hold" "$VMAIL/bob/Maildir/new" 2>/dev/null | head -n1 || true)
+  [ -n "$delivered" ] && break; sleep 0.25
+done
+if [ -n "$delivered" ] && grep -q "request $aid released here" "$LOGS/release-helper.log" \
+   && ! grep -q "released here" "$LOGS/milter-postfix.log"; then
+  ok "approved with /usr/bin/ping32dlp -> the root release helper ran postsuper, the mail was delivered"
+else bad "release: delivered '${delivered}'; helper log: $(tail -n 2 "$LOGS/release-helper.log")"; fi
+out=$("${CLIENT[@]}" send --port "$SMTP_PORT" --user ichiro --password secret --subject "after release" --body "hello" || true)
+notmine=$(find /var/lib/ping32dlp ! -user ping32dlp | head -n 3)
+if grep -q "^RESULT 250" <<<"$out" && [ -z "$notmine" ]; then
+  ok "after the root helper wrote the store the milter still records mail; every state file is ping32dlp's"
+else bad "after release: $out; not ping32dlp's: $notmine"; fi
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+PIDS=()
+pfenv_stop
+
 # ------------------------------------------------------------------ remove, purge
 echo "# edited by the admin" >> /etc/ping32dlp/milter.toml
 dpkg -r "${PKGS[@]}" > "$LOGS/dpkg-remove.log" 2>&1 || { cat "$LOGS/dpkg-remove.log"; die "dpkg -r failed"; }
@@ -149,9 +209,11 @@ if [ ! -e /usr/sbin/ping32dlp-milter ] && [ ! -e /usr/bin/ping32dlp ] && [ ! -e 
 else bad "after dpkg -r: $(ls /usr/sbin/ping32dlp-* /etc/ping32dlp 2>&1 | head -n 5)"; fi
 dpkg -P "${PKGS[@]}" > "$LOGS/dpkg-purge.log" 2>&1 || { cat "$LOGS/dpkg-purge.log"; die "dpkg -P failed"; }
 left=$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -v "not-installed" || true)
-if [ ! -e /etc/ping32dlp ] && [ -z "$left" ] && [ -s /var/lib/ping32dlp/audit.db ]; then
-  ok "dpkg -P: configuration and /etc/ping32dlp gone, packages purged; the audit trail in /var/lib/ping32dlp is kept"
-else bad "after purge: /etc/ping32dlp $(ls -d /etc/ping32dlp 2>&1); packages: $left"; fi
+etc_left=$(ls /etc/ping32dlp 2>/dev/null | tr '\n' ' ')
+if [ "$etc_left" = "policy.toml " ] && [ -z "$left" ] && [ -s /var/lib/ping32dlp/audit.db ]; then
+  ok "dpkg -P: the packaged configuration files are gone (the admin's own policy.toml stays), packages purged; the audit trail in /var/lib/ping32dlp is kept"
+else bad "after purge: /etc/ping32dlp holds '$etc_left'; packages: $left"; fi
+rm -rf /etc/ping32dlp
 
 echo "$PASS passed, $FAILS failed"
 [ "$FAILS" = 0 ]

@@ -452,11 +452,27 @@ pub fn smtp_text(s: &str, fallback: &str) -> String {
 /// `--version`. Returns the config file (if any) and whether only to check it; prints and exits
 /// for help, version and mistakes (status 2).
 pub fn command_line(program: &str, usage: &str) -> (Option<PathBuf>, bool) {
+    let (config, check_only, _) = command_line_with(program, usage, &[]);
+    (config, check_only)
+}
+
+/// [`command_line`] that also accepts the switches in `flags` (no value); returns those given.
+pub fn command_line_with(
+    program: &str,
+    usage: &str,
+    flags: &[&'static str],
+) -> (Option<PathBuf>, bool, Vec<&'static str>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut config = None;
     let mut check_only = false;
+    let mut given = Vec::new();
     let mut i = 0;
     while i < args.len() {
+        if let Some(f) = flags.iter().find(|f| **f == args[i]) {
+            given.push(*f);
+            i += 1;
+            continue;
+        }
         match args[i].as_str() {
             "--config" | "-c" | "--check-config" => {
                 check_only |= args[i] == "--check-config";
@@ -481,7 +497,7 @@ pub fn command_line(program: &str, usage: &str) -> (Option<PathBuf>, bool) {
             }
         }
     }
-    (config, check_only)
+    (config, check_only, given)
 }
 
 /// Starts the background work of a long-running process ([`Workflow::maintain`]: expiry, this

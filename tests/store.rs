@@ -845,6 +845,51 @@ fn gateways_share_history_holds_and_evidence() {
 }
 
 #[test]
+fn a_release_helper_carries_out_what_an_unprivileged_milter_leaves() {
+    for p in places("helper") {
+        let gw = |elsewhere: bool| {
+            let mut c = p.config();
+            c.gateway = Some("mx1".into());
+            c.carries_out = true;
+            c.carry_out_elsewhere = elsewhere;
+            c.release_command = Some(format!(
+                "touch {}/released-{}",
+                p.dir.path().display(),
+                if elsewhere { "by-milter" } else { "by-helper" }
+            ));
+            pipeline(c)
+        };
+        // The milter as `ping32dlp` (release_helper = true), the helper as root.
+        let (milter, helper) = (gw(true), gw(false));
+        let ctx = Context {
+            channel: "milter".into(),
+            queue_id: Some("Q7".into()),
+            ..Context::default()
+        };
+        let d = milter
+            .process_message(&corpus("mixed.eml"), &ctx, &[], false)
+            .unwrap();
+        let held = d.approval.unwrap();
+        assert_eq!(held.gateway.as_deref(), Some("mx1"), "{}", p.name);
+        milter
+            .workflow()
+            .decide(&held.id, "boss@example.co.jp", true, "", false)
+            .unwrap();
+        let m = milter.workflow().maintain("mx1/milter");
+        assert!(
+            m.carried_out.is_empty() && m.errors.is_empty(),
+            "{}",
+            p.name
+        );
+        let h = helper.workflow().maintain("mx1/helper");
+        assert_eq!(h.carried_out.len(), 1, "{}: {:?}", p.name, h.errors);
+        assert_eq!(h.carried_out[0].state, ApprovalState::Released);
+        assert!(p.dir.path().join("released-by-helper").exists());
+        assert!(!p.dir.path().join("released-by-milter").exists());
+    }
+}
+
+#[test]
 fn upgrades_from_the_previous_schema() {
     // SQLite: a database made with the schema of the previous release (2 migrations).
     let dir = tempfile::tempdir().unwrap();

@@ -831,6 +831,10 @@ pub struct WorkflowConfig {
     /// MTA queue, the proxy's spool) and runs a worker ([`Workflow::carry_out`]) for the
     /// decisions made anywhere on the store.
     pub carries_out: bool,
+    /// With `carries_out`: the decisions are carried out by another process of this gateway
+    /// (a privileged release helper, `ping32dlp-milter --release-helper`), so
+    /// [`Workflow::maintain`] here leaves them alone. The holds still name this gateway.
+    pub carry_out_elsewhere: bool,
     /// Retention of the store.
     pub retention: Retention,
 }
@@ -851,6 +855,7 @@ impl WorkflowConfig {
             store: None,
             gateway: None,
             carries_out: false,
+            carry_out_elsewhere: false,
             retention: Retention::default(),
         }
     }
@@ -870,6 +875,7 @@ impl WorkflowConfig {
             store: None,
             gateway: None,
             carries_out: false,
+            carry_out_elsewhere: false,
             retention: Retention::default(),
         }
     }
@@ -1660,7 +1666,7 @@ impl Workflow {
             Ok(false) => {}
             Err(e) => m.errors.push(format!("expiry: {e}")),
         }
-        if self.cfg.carries_out {
+        if self.cfg.carries_out && !self.cfg.carry_out_elsewhere {
             match self.carry_out() {
                 Ok(v) => m.carried_out = v,
                 Err(e) => m.errors.push(format!("decisions: {e}")),

@@ -63,6 +63,10 @@ pub struct Config {
     pub max_recipients: usize,
     /// Headers per message; a message with more is refused.
     pub max_headers: usize,
+    /// Decisions on this milter's holds are carried out by `ping32dlp-milter --release-helper`
+    /// (run as root beside it), not by the milter: for a milter that runs as an unprivileged
+    /// user, which cannot run `postsuper` or `sendmail` (the Debian package's unit).
+    pub release_helper: bool,
     /// `127.0.0.1:9701`: serve Prometheus metrics and `/healthz`, `/readyz` there (off when
     /// not given; loopback only unless `metrics_allow_remote`).
     pub metrics_listen: Option<String>,
@@ -87,6 +91,7 @@ impl Default for Config {
             read_timeout_seconds: 600,
             max_recipients: 1000,
             max_headers: 10_000,
+            release_helper: false,
             metrics_listen: None,
             metrics_allow_remote: false,
             log_format: service::LogFormat::Kv,
@@ -245,7 +250,10 @@ impl Shared {
 /// Builds the shared state: the pipeline and the spool directory.
 pub fn build(cfg: Config) -> Result<Shared, String> {
     // The milter holds mail in the MTA's queue: its decisions are carried out here.
-    let mut pipeline = cfg.dlp.open(|w| w.carries_out = true)?;
+    let mut pipeline = cfg.dlp.open(|w| {
+        w.carries_out = true;
+        w.carry_out_elsewhere = cfg.release_helper;
+    })?;
     let metrics = Arc::new(Metrics::new("ping32dlp-milter").with_channel("milter"));
     pipeline.set_observer(metrics.clone());
     for fix in pipeline.workflow().permission_fixes() {
@@ -269,6 +277,7 @@ pub fn build(cfg: Config) -> Result<Shared, String> {
 }
 
 const USAGE: &str = "usage: ping32dlp-milter [--config FILE] [--check-config FILE]
+       ping32dlp-milter --release-helper --config FILE   (as root: carries out decisions)
 
 Without --config it starts on embedded defaults: listens on inet:127.0.0.1:8899, built-in
 detectors, the monitor-mode policy, the audit database in the state directory
@@ -278,11 +287,17 @@ Postfix (main.cf):
   smtpd_milters = inet:127.0.0.1:8899
   non_smtpd_milters = $smtpd_milters
   milter_default_action = tempfail
-  milter_content_timeout = 300s";
+  milter_content_timeout = 300s
+
+With release_helper = true in the file, the milter (as an unprivileged, sandboxed user) leaves
+approved and rejected holds to `ping32dlp-milter --release-helper` with the same file, run as
+root: it runs release_command / discard_command (postsuper) and notify_command (sendmail) for
+this gateway's holds every 2 seconds.";
 
 /// The program: parse the command line and the configuration, build, listen, serve.
 pub fn main() {
-    let (config, check_only) = service::command_line("ping32dlp-milter", USAGE);
+    let (config, check_only, flags) =
+        service::command_line_with("ping32dlp-milter", USAGE, &["--release-helper"]);
     let cfg = match &config {
         Some(p) => Config::load(p),
         None => Ok(Config::default()),
@@ -293,6 +308,9 @@ pub fn main() {
     });
     let listen = Listen::parse(&cfg.listen).expect("checked when loaded");
     service::set_log_format(cfg.log_format);
+    if flags.contains(&"--release-helper") {
+        release_helper(&cfg, check_only);
+    }
     let shared = build(cfg).unwrap_or_else(|e| {
         eprintln!("ping32dlp-milter: {e}");
         std::process::exit(2);
@@ -337,6 +355,32 @@ pub fn main() {
     if let Err(e) = serve(listen, shared) {
         eprintln!("ping32dlp-milter: {e}");
         std::process::exit(1);
+    }
+}
+
+/// `--release-helper`: carries out the decisions on this milter's holds (release, discard,
+/// notices: the policy's commands, which need root for `postsuper`) every 2 seconds, forever.
+/// The same configuration file as the milter, so the same store and gateway name.
+fn release_helper(cfg: &Config, check_only: bool) -> ! {
+    const PROGRAM: &str = "ping32dlp-milter-release";
+    let pipeline = cfg.dlp.open(|w| w.carries_out = true).unwrap_or_else(|e| {
+        eprintln!("{PROGRAM}: {e}");
+        std::process::exit(2);
+    });
+    let wf = pipeline.workflow().clone();
+    if check_only {
+        println!("ok: release helper for gateway {}", wf.gateway_name());
+        std::process::exit(0);
+    }
+    service::log_event(
+        PROGRAM,
+        "listening",
+        &[("gateway", &wf.gateway_name())],
+        "carrying out the decisions on this gateway's held mail every 2 s",
+    );
+    service::spawn_maintenance(PROGRAM, wf, Duration::from_secs(2));
+    loop {
+        std::thread::park();
     }
 }
 
