@@ -18,7 +18,7 @@ CARGO_DEB=$TOOLS/bin/cargo-deb
 CARGO_DEB_VERSION=3.8.0
 LOGS=$ROOT/target/package-test
 CRATES=(ping32dlp-cli ping32dlp-milter ping32dlp-proxy ping32dlp-icap ping32dlp-console)
-PKGS=(ping32dlp ping32dlp-milter ping32dlp-proxy ping32dlp-icap ping32dlp-console)
+PKGS=(ping32dlp ping32dlp-milter ping32dlp-proxy ping32dlp-icap ping32dlp-console libping32dlp0 libping32dlp-dev)
 DAEMONS=(milter proxy icap console)
 
 PASS=0; FAILS=0
@@ -59,14 +59,28 @@ rm -rf "$OUT" "$LOGS"; mkdir -p "$OUT" "$LOGS"
 for c in "${CRATES[@]}"; do
   "$CARGO_DEB" -p "$c" --no-build --fast --strip --quiet -o "$OUT/" >/dev/null
 done
+# The C library as `make install` makes it (stripped, symbols confined), staged for cargo-deb.
+STAGE=$ROOT/target/deb-stage
+MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+rm -rf "$STAGE"
+make -s install DESTDIR="$STAGE" PREFIX=/usr LIBDIR="/usr/lib/$MA" >/dev/null
+cp -a "$STAGE/usr/lib/$MA" "$STAGE/lib"
+for v in "" "--variant dev"; do
+  # shellcheck disable=SC2086
+  "$CARGO_DEB" -p ping32dlp-ffi --no-build --multiarch same --fast --quiet $v -o "$OUT/" >/dev/null 2>&1
+done
 n=$(ls "$OUT"/*.deb | wc -l)
-[ "$n" = 5 ] && ok "cargo-deb built $n packages: $(cd "$OUT" && ls *.deb | tr '\n' ' ')" || bad "built $n packages"
+[ "$n" = 7 ] && ok "cargo-deb built $n packages: $(cd "$OUT" && ls *.deb | tr '\n' ' ')" || bad "built $n packages"
+libver=$(dpkg-deb -f "$OUT"/libping32dlp0_*.deb Version)
+devdep=$(dpkg-deb -f "$OUT"/libping32dlp-dev_*.deb Depends)
+[ "$devdep" = "libping32dlp0 (= $libver)" ] && ok "libping32dlp-dev depends on libping32dlp0 (= $libver)" \
+  || bad "libping32dlp-dev Depends '$devdep', library version $libver (update ffi/Cargo.toml)"
 
 # ------------------------------------------------------------------ install
 DEBIAN_FRONTEND=noninteractive dpkg -i "$OUT"/*.deb > "$LOGS/dpkg-install.log" 2>&1 \
   || { cat "$LOGS/dpkg-install.log"; die "dpkg -i failed"; }
 status=$(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" | grep -c "install ok installed" || true)
-[ "$status" = 5 ] && ok "dpkg -i: all 5 installed" || bad "installed: $status of 5"
+[ "$status" = 7 ] && ok "dpkg -i: all 7 installed" || bad "installed: $status of 7"
 
 missing=""
 [ -x /usr/bin/ping32dlp ] || missing+=" /usr/bin/ping32dlp"
@@ -100,6 +114,19 @@ sandbox=$(grep -c -E '^(User=ping32dlp|NoNewPrivileges=yes|ProtectSystem=strict|
   /lib/systemd/system/ping32dlp-{milter,proxy,icap,console}.service | awk -F: '{s+=$2} END {print s}')
 [ "$sandbox" = 24 ] && ok "units: service user, NoNewPrivileges, ProtectSystem=strict, ReadWritePaths state only, PrivateTmp, Restart=on-failure (each of 4)" \
   || bad "units: $sandbox of 24 sandbox settings"
+
+# The C library: SONAME in the linker cache, pkg-config from the system path, README's agent
+# built against the installed header and library and run.
+soname=$(objdump -p "/usr/lib/$MA/libping32dlp.so.0" 2>/dev/null | awk '/SONAME/ {print $2}')
+cached=$(ldconfig -p | grep -c "libping32dlp.so.0 " || true)
+cflags=$(pkg-config --cflags --libs ping32dlp 2>&1 | xargs || true)
+verdict=$(cc -std=c11 -Wall -Werror examples/c/verdict.c -o "$LOGS/verdict" $cflags 2>&1 \
+  && "$LOGS/verdict" corpus/extract/mail/01-iso2022jp-attachments.eml 2>&1 || true)
+if [ "$soname" = libping32dlp.so.0 ] && [ "$cached" -ge 1 ] && [ "$cflags" = "-lping32dlp" ] \
+   && grep -Eq '^[0-9]+ findings: allow now, hold when enforced' <<<"$verdict" \
+   && [ -f /usr/include/ping32dlp.h ] && [ -f "/usr/lib/$MA/libping32dlp.a" ]; then
+  ok "libping32dlp0 / -dev: SONAME $soname in ldconfig's cache, pkg-config '$cflags', examples/c/verdict.c builds and runs: $verdict"
+else bad "C library: soname '$soname', cached $cached, pkg-config '$cflags', verdict '$verdict'"; fi
 
 # ------------------------------------------------------------------ run as the service user
 for d in "${DAEMONS[@]}"; do
@@ -204,6 +231,7 @@ pfenv_stop
 echo "# edited by the admin" >> /etc/ping32dlp/milter.toml
 dpkg -r "${PKGS[@]}" > "$LOGS/dpkg-remove.log" 2>&1 || { cat "$LOGS/dpkg-remove.log"; die "dpkg -r failed"; }
 if [ ! -e /usr/sbin/ping32dlp-milter ] && [ ! -e /usr/bin/ping32dlp ] && [ ! -e /lib/systemd/system/ping32dlp-milter.service ] \
+   && [ ! -e "/usr/lib/$MA/libping32dlp.so.0" ] && ! ldconfig -p | grep -q libping32dlp \
    && grep -q "edited by the admin" /etc/ping32dlp/milter.toml && [ -d /var/lib/ping32dlp ]; then
   ok "dpkg -r: programs and units gone; the edited configuration and the state directory stay"
 else bad "after dpkg -r: $(ls /usr/sbin/ping32dlp-* /etc/ping32dlp 2>&1 | head -n 5)"; fi
