@@ -34,6 +34,16 @@ for port in 8899 10587 10465 1344 8025; do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && die "port $port is taken: the packaged defaults need it"
 done
 
+# What the packages depend on and what the checks use (a fresh Debian may lack systemd).
+need=()
+for c in adduser:adduser systemd-analyze:systemd objdump:binutils pkg-config:pkg-config runuser:util-linux; do
+  command -v "${c%%:*}" >/dev/null || need+=("${c#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}" >/dev/null \
+    || die "cannot install ${need[*]}"
+fi
+
 if ! "$CARGO_DEB" --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
   cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION" --root "$TOOLS"
 fi
@@ -61,7 +71,7 @@ for c in "${CRATES[@]}"; do
 done
 # The C library as `make install` makes it (stripped, symbols confined), staged for cargo-deb.
 STAGE=$ROOT/target/deb-stage
-MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+MA=$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)
 rm -rf "$STAGE"
 make -s install DESTDIR="$STAGE" PREFIX=/usr LIBDIR="/usr/lib/$MA" >/dev/null
 cp -a "$STAGE/usr/lib/$MA" "$STAGE/lib"
