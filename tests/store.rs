@@ -871,10 +871,17 @@ fn a_release_helper_carries_out_what_an_unprivileged_milter_leaves() {
             .unwrap();
         let held = d.approval.unwrap();
         assert_eq!(held.gateway.as_deref(), Some("mx1"), "{}", p.name);
+        // What the holds_waiting metric counts: this gateway's, another's, all.
+        let store = milter.workflow().store();
+        let counts = |s: &std::sync::Arc<dyn ping32dlp::workflow::Store>| {
+            [Some("mx1"), Some("mx2"), None].map(|g| s.count_pending(g).unwrap())
+        };
+        assert_eq!(counts(store), [1, 0, 1], "{}", p.name);
         milter
             .workflow()
             .decide(&held.id, "boss@example.co.jp", true, "", false)
             .unwrap();
+        assert_eq!(counts(store), [0, 0, 0], "{}", p.name);
         let m = milter.workflow().maintain("mx1/milter");
         assert!(
             m.carried_out.is_empty() && m.errors.is_empty(),

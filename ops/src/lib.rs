@@ -21,7 +21,7 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ping32dlp::pipeline::{Inspected, Observer};
-use ping32dlp::workflow::{ApprovalState, Maintenance};
+use ping32dlp::workflow::Maintenance;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -362,16 +362,8 @@ pub fn holds_waiting(
     store: &dyn ping32dlp::workflow::Store,
     gateway: Option<&str>,
 ) -> Result<usize, String> {
-    let pending = store
-        .approvals(Some(ApprovalState::Pending), None)
-        .map_err(|e| e.to_string())?;
-    Ok(pending
-        .iter()
-        .filter(|a| match (gateway, a.gateway.as_deref()) {
-            (Some(me), Some(g)) => g == me,
-            _ => true,
-        })
-        .count())
+    let n = store.count_pending(gateway).map_err(|e| e.to_string())?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// The settings every daemon has for this listener (top-level keys of its file).

@@ -663,6 +663,18 @@ pub trait Store: History + Send + Sync {
     fn backend(&self) -> &'static str;
     /// Decided or expired approvals whose mail `gateway` holds (for its worker), oldest first.
     fn approvals_to_carry_out(&self, gateway: &str) -> Result<Vec<Approval>>;
+    /// Pending approvals: those `gateway` holds (and those of no gateway), or all with `None`.
+    /// One counting query (the daemons' `holds_waiting` metric asks it at every scrape).
+    fn count_pending(&self, gateway: Option<&str>) -> Result<u64> {
+        let all = self.approvals(Some(ApprovalState::Pending), None)?;
+        Ok(all
+            .iter()
+            .filter(|a| match (gateway, a.gateway.as_deref()) {
+                (Some(me), Some(g)) => g == me,
+                _ => true,
+            })
+            .count() as u64)
+    }
     /// Appends an event unless one with the same approval, kind and detail exists (a one-time
     /// link's nonce): `false` when it did. Atomic across processes and hosts.
     fn add_event_once(&self, approval: &str, e: &ApprovalEvent) -> Result<bool>;

@@ -1152,6 +1152,18 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn count_pending(&self, gateway: Option<&str>) -> Result<u64> {
+        let row = self
+            .conn()?
+            .query_one(
+                "SELECT COUNT(*) FROM approvals WHERE state = 'pending'
+                 AND ($1::text IS NULL OR gateway IS NULL OR gateway = $1)",
+                &[&gateway],
+            )
+            .map_err(db)?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     fn approvals_to_carry_out(&self, gateway: &str) -> Result<Vec<Approval>> {
         let rows = self
             .conn()?

@@ -853,6 +853,18 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn count_pending(&self, gateway: Option<&str>) -> Result<u64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM approvals WHERE state = 'pending'
+                 AND (?1 IS NULL OR gateway IS NULL OR gateway = ?1)",
+                [gateway],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n.max(0) as u64)
+    }
+
     fn approvals_to_carry_out(&self, gateway: &str) -> Result<Vec<Approval>> {
         self.with(|c| {
             let mut st = c.prepare_cached(

@@ -663,6 +663,7 @@ fn reqmod(
                 "panic",
                 &format!("{} {host}: internal error (panic); refusing", http.method),
             );
+            sh.metrics.fail_mode_answer("webmail", "tempfail");
             simple(w, &sh.istag, "500 Server Error", false)?;
             return Ok(());
         }
