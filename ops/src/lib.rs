@@ -593,5 +593,16 @@ pub fn start_or_exit(
     }
 }
 
+/// [`start_or_exit`] for a mail gateway (milter, proxy, ICAP hook): `/readyz` and each scrape
+/// ask `pipeline`'s store for this gateway's holds ([`pipeline_probe`]).
+pub fn start_gateway(
+    program: &str,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    pipeline: &'static ping32dlp::pipeline::Pipeline,
+) {
+    start_or_exit(program, settings, metrics, pipeline_probe(pipeline, false));
+}
+
 #[cfg(test)]
 mod tests;

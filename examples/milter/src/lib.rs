@@ -346,11 +346,11 @@ pub fn main() {
         Duration::from_secs(2),
         Some(shared.metrics.clone()),
     );
-    ping32dlp_ops::start_or_exit(
+    ping32dlp_ops::start_gateway(
         "ping32dlp-milter",
         &shared.cfg.metrics(),
         &shared.metrics,
-        ping32dlp_ops::pipeline_probe(&shared.pipeline, false),
+        &shared.pipeline,
     );
     if let Err(e) = serve(listen, shared) {
         eprintln!("ping32dlp-milter: {e}");

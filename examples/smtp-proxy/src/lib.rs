@@ -561,11 +561,11 @@ pub fn main() {
         eprintln!("ping32dlp-proxy: {e}");
         std::process::exit(1);
     }
-    ping32dlp_ops::start_or_exit(
+    ping32dlp_ops::start_gateway(
         "ping32dlp-proxy",
         &shared.cfg.metrics(),
         &shared.metrics,
-        ping32dlp_ops::pipeline_probe(&shared.pipeline, false),
+        &shared.pipeline,
     );
     shared.log(
         "listening",

@@ -892,11 +892,11 @@ pub fn main() {
         eprintln!("ping32dlp-icap: {}: {e}", sh.cfg.listen);
         std::process::exit(1);
     });
-    ping32dlp_ops::start_or_exit(
+    ping32dlp_ops::start_gateway(
         "ping32dlp-icap",
         &sh.cfg.metrics(),
         &sh.metrics,
-        ping32dlp_ops::pipeline_probe(&sh.pipeline, false),
+        &sh.pipeline,
     );
     sh.log(
         "listening",
