@@ -648,6 +648,151 @@ fn approvals_events_outbox_secrets_sessions_turns() {
 }
 
 #[test]
+fn fleet_enrolment_uploads_and_revocation() {
+    use ping32dlp::workflow::fleet::{self, Agent, AgentStatus, Enrolment};
+    let now = ping32dlp::timeutil::now();
+    for p in places("fleet") {
+        let s = p.store();
+        let other = p.store();
+        let (token, t) = fleet::new_enrol_token("sales PC", "admin", now, 7);
+        s.enrol_token_add(&t).unwrap();
+        let (old, mut ot) = fleet::new_enrol_token("old", "admin", now - 10 * 86_400, 1);
+        ot.expires = now - 1;
+        s.enrol_token_add(&ot).unwrap();
+        let agent = |name: &str| Agent {
+            name: name.into(),
+            secret_sha256: fleet::secret_digest("s"),
+            created: 0,
+            label: String::new(),
+            last_seen: None,
+            last_seq: 0,
+            revoked: None,
+            status: AgentStatus {
+                host: Some("pc1".into()),
+                ..Default::default()
+            },
+        };
+        let sha = fleet::secret_digest(&token);
+        // A token works once, however many try at once.
+        let outcomes: Vec<Enrolment> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..6)
+                .map(|i| {
+                    let st = if i % 2 == 0 { s.clone() } else { other.clone() };
+                    let (sha, a) = (sha.clone(), agent(&format!("pc{i}")));
+                    sc.spawn(move || st.enrol(&sha, now, &a).unwrap())
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won = outcomes
+            .iter()
+            .filter(|o| **o == Enrolment::Enrolled)
+            .count();
+        assert_eq!(won, 1, "{}: {outcomes:?}", p.name);
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Enrolment::Enrolled | Enrolment::BadToken)));
+        let winner = s.agents().unwrap().remove(0);
+        assert_eq!(winner.label, "sales PC");
+        assert_eq!(winner.status.host.as_deref(), Some("pc1"));
+        assert_eq!(
+            s.enrol(&fleet::secret_digest(&old), now, &agent("late"))
+                .unwrap(),
+            Enrolment::BadToken,
+            "{}: an expired token",
+            p.name
+        );
+        let (t2, e2) = fleet::new_enrol_token("second", "admin", now, 7);
+        s.enrol_token_add(&e2).unwrap();
+        assert_eq!(
+            s.enrol(&fleet::secret_digest(&t2), now, &agent(&winner.name))
+                .unwrap(),
+            Enrolment::NameTaken
+        );
+        // The name was taken, so the token is still good.
+        assert_eq!(
+            s.enrol(&fleet::secret_digest(&t2), now, &agent("pc-b"))
+                .unwrap(),
+            Enrolment::Enrolled
+        );
+        let toks = s.enrol_tokens(10).unwrap();
+        assert_eq!(toks.len(), 3);
+        assert!(toks.iter().all(|t| !t.sha256.contains(&token)));
+
+        // Uploads: stored once, in order, under the agent's name.
+        let n = &winner.name;
+        let items: Vec<(i64, AuditRecord)> = (1..=5)
+            .map(|i| {
+                let mut r = rec(
+                    now - 100 + i,
+                    &format!("u{i}@corp.example"),
+                    &[("x@ext.example", true)],
+                    Some("ab12"),
+                    "forged",
+                );
+                r.id = 1000 + i;
+                (i, r)
+            })
+            .collect();
+        let (last, recs) = fleet::prepare_upload(n, 0, items.clone()).unwrap();
+        let ids = s.ingest(n, 0, last, &recs, now).unwrap().unwrap();
+        assert_eq!(ids.len(), 5);
+        // The same batch again, through the other handle: the number has moved on.
+        assert_eq!(other.ingest(n, 0, last, &recs, now).unwrap(), None);
+        let a = s.agent(n).unwrap().unwrap();
+        let (last2, recs2) = fleet::prepare_upload(n, a.last_seq, items).unwrap();
+        assert_eq!((last2, recs2.len()), (5, 0));
+        let found = s
+            .search(&AuditQuery {
+                gateway: Some(n.clone()),
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(found.len(), 5, "{}", p.name);
+        assert!(found
+            .iter()
+            .all(|r| r.gateway.as_deref() == Some(n.as_str())));
+        let mut senders: Vec<_> = found.iter().map(|r| (r.id, r.sender.clone())).collect();
+        senders.sort();
+        let order: Vec<_> = senders.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(
+            order,
+            (1..=5)
+                .map(|i| format!("u{i}@corp.example"))
+                .collect::<Vec<_>>()
+        );
+        // The server's history counts uploaded mail.
+        assert_eq!(s.external_sends_of("ab12", now - 1000, now + 1).unwrap(), 5);
+
+        s.agent_seen(
+            n,
+            now + 5,
+            &AgentStatus {
+                version: Some("ping32dlp-proxy 0.1.0".into()),
+                policy_version: Some("p1".into()),
+                backlog: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let a = other.agent(n).unwrap().unwrap();
+        assert_eq!(
+            (a.last_seen, a.last_seq, a.status.backlog),
+            (Some(now + 5), 5, 3)
+        );
+        // Revoked: refused uploads.
+        assert!(s.agent_revoke(n, now + 6).unwrap());
+        assert!(!s.agent_revoke(n, now + 7).unwrap());
+        let mut r = rec(now, "late@corp.example", &[], None, "x");
+        r.gateway = Some(n.clone());
+        assert_eq!(s.ingest(n, 5, 6, &[r], now).unwrap(), None);
+        assert_eq!(s.agent(n).unwrap().unwrap().revoked, Some(now + 6));
+        assert!(s.agent("nobody").unwrap().is_none());
+    }
+}
+
+#[test]
 fn concurrent_attempts_count_exactly() {
     let now = ping32dlp::timeutil::now();
     for p in places("attempts") {

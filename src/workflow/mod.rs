@@ -16,6 +16,7 @@
 
 mod alerts;
 mod evidence;
+pub mod fleet;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -736,6 +737,34 @@ pub trait Store: History + Send + Sync {
     fn log_purge(&self, rep: &PurgeReport) -> Result<()>;
     /// The latest purges, newest first.
     fn purges(&self, limit: usize) -> Result<Vec<PurgeReport>>;
+
+    /// Stores a new enrolment token.
+    fn enrol_token_add(&self, t: &fleet::EnrolToken) -> Result<()>;
+    /// Enrolment tokens, newest first.
+    fn enrol_tokens(&self, limit: usize) -> Result<Vec<fleet::EnrolToken>>;
+    /// Uses the token with SHA-256 `token_sha256` (unused, not expired at `now`) to enrol
+    /// `agent`, in one transaction: a token works once, however many try at once.
+    fn enrol(&self, token_sha256: &str, now: i64, agent: &fleet::Agent)
+        -> Result<fleet::Enrolment>;
+    /// One agent.
+    fn agent(&self, name: &str) -> Result<Option<fleet::Agent>>;
+    /// Every agent, by name.
+    fn agents(&self) -> Result<Vec<fleet::Agent>>;
+    /// Notes an agent's request and what it reports about itself.
+    fn agent_seen(&self, name: &str, now: i64, status: &fleet::AgentStatus) -> Result<()>;
+    /// Revokes an agent's credential; false when it was not enrolled or already revoked.
+    fn agent_revoke(&self, name: &str, now: i64) -> Result<bool>;
+    /// Stores an agent's records (already numbered past `after`, gateway set) and advances its
+    /// last record number from `after` to `last`, in one transaction; `Ok(None)` when its number
+    /// is no longer `after` (a concurrent upload took them) or it is revoked. Returns the ids.
+    fn ingest(
+        &self,
+        agent: &str,
+        after: i64,
+        last: i64,
+        recs: &[AuditRecord],
+        now: i64,
+    ) -> Result<Option<Vec<i64>>>;
 }
 
 /// A console session as the store keeps it.

@@ -34,6 +34,7 @@ use postgres::types::ToSql;
 use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment};
 use super::{
     Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
     Result, Retention, Stats, Store, StoreConfig, StoredSession, WorkflowError,
@@ -44,6 +45,7 @@ use crate::policy::{domain_of, History, HistoryError, HistoryResult};
 const MIGRATIONS: &[(&str, &str)] = &[
     ("001_schema", include_str!("postgres/001_schema.sql")),
     ("002_indexes", include_str!("postgres/002_indexes.sql")),
+    ("003_fleet", include_str!("postgres/003_fleet.sql")),
 ];
 
 /// The schema version this program writes.
@@ -215,7 +217,7 @@ impl PgStore {
         let mut c = self.conn()?;
         let mut known = BTreeSet::new();
         let st = Inserts::prepare(&mut c)?;
-        insert_records(&mut c, &st, recs, &mut known)
+        insert_records(&mut c, &st, recs, &mut known, None).map(|ids| ids.unwrap_or_default())
     }
 
     /// An audit search, with the plan of every statement it runs added to `plans` when given
@@ -376,7 +378,7 @@ fn writer_loop(pool: Pool, rx: Receiver<Job>) {
                 conn = Some((c, st));
             }
             let (c, st) = conn.as_mut().expect("set above");
-            insert_records(c, st, &recs, &mut known)
+            insert_records(c, st, &recs, &mut known, None).map(|ids| ids.unwrap_or_default())
         })();
         match result {
             Ok(ids) => {
@@ -440,19 +442,41 @@ impl Inserts {
     }
 }
 
-/// Inserts records and their rows in one transaction; returns their ids in order.
+/// An agent's upload: its last record number moves from `after` to `last` in the records'
+/// transaction (`Store::ingest`).
+struct Advance<'a> {
+    agent: &'a str,
+    after: i64,
+    last: i64,
+    now: i64,
+}
+
+/// Inserts records and their rows in one transaction; returns their ids in order, or `None`
+/// when `advance` is given and the agent's number is no longer `after` (nothing is written).
 fn insert_records(
     c: &mut postgres::Client,
     st: &Inserts,
     recs: &[AuditRecord],
     known: &mut BTreeSet<i64>,
-) -> Result<Vec<i64>> {
+    advance: Option<&Advance<'_>>,
+) -> Result<Option<Vec<i64>>> {
     let mut months = BTreeSet::new();
     for r in recs {
         months.insert(month_of(r.time)?.0);
     }
     ensure_partitions(c, &months, known)?;
     let mut tx = c.transaction().map_err(db)?;
+    if let Some(a) = advance {
+        let n = tx
+            .execute(
+                "UPDATE agents SET last_seq = $3, last_seen = $4 WHERE name = $1 AND last_seq = $2 AND revoked IS NULL",
+                &[&a.agent, &a.after, &a.last, &a.now],
+            )
+            .map_err(db)?;
+        if n != 1 {
+            return Ok(None);
+        }
+    }
     let n = recs.len() as i64;
     let ids: Vec<i64> = tx
         .query(&st.ids, &[&n])
@@ -562,7 +586,7 @@ fn insert_records(
             .map_err(db)?;
     }
     tx.commit().map_err(db)?;
-    Ok(ids)
+    Ok(Some(ids))
 }
 
 /// The `records` columns of a batch.
@@ -633,6 +657,23 @@ impl RecordCols {
         ];
         tx.execute(st, &params).map_err(db)?;
         Ok(())
+    }
+}
+
+const AGENT_COLS: &str =
+    "name, secret_sha256, created, label, last_seen, last_seq, revoked, status";
+
+fn agent_from(r: &postgres::Row) -> Agent {
+    let status: String = r.get(7);
+    Agent {
+        name: r.get(0),
+        secret_sha256: r.get(1),
+        created: r.get(2),
+        label: r.get(3),
+        last_seen: r.get(4),
+        last_seq: r.get(5),
+        revoked: r.get(6),
+        status: serde_json::from_str(&status).unwrap_or_default(),
     }
 }
 
@@ -1250,6 +1291,129 @@ impl Store for PgStore {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn enrol_token_add(&self, t: &EnrolToken) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO enrol_tokens (sha256, label, created, expires, created_by) VALUES ($1, $2, $3, $4, $5)",
+                &[&t.sha256, &t.label, &t.created, &t.expires, &t.created_by],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn enrol_tokens(&self, limit: usize) -> Result<Vec<EnrolToken>> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT sha256, label, created, expires, created_by, used, agent FROM enrol_tokens ORDER BY created DESC, sha256 LIMIT $1",
+                &[&(limit as i64)],
+            )
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| EnrolToken {
+                sha256: r.get(0),
+                label: r.get(1),
+                created: r.get(2),
+                expires: r.get(3),
+                created_by: r.get(4),
+                used: r.get(5),
+                agent: r.get(6),
+            })
+            .collect())
+    }
+
+    fn enrol(&self, token_sha256: &str, now: i64, a: &Agent) -> Result<Enrolment> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(db)?;
+        let label = tx
+            .query(
+                "UPDATE enrol_tokens SET used = $2, agent = $3 WHERE sha256 = $1 AND used IS NULL AND expires > $2 RETURNING label",
+                &[&token_sha256, &now, &a.name],
+            )
+            .map_err(db)?;
+        let Some(label) = label.first().map(|r| r.get::<_, String>(0)) else {
+            return Ok(Enrolment::BadToken);
+        };
+        let status = serde_json::to_string(&a.status).unwrap_or_default();
+        let n = tx
+            .execute(
+                "INSERT INTO agents (name, secret_sha256, created, label, last_seen, last_seq, status)
+                 VALUES ($1, $2, $3, $4, $3, 0, $5) ON CONFLICT (name) DO NOTHING",
+                &[&a.name, &a.secret_sha256, &now, &label, &status],
+            )
+            .map_err(db)?;
+        if n != 1 {
+            // The token stays unused (the transaction is rolled back).
+            return Ok(Enrolment::NameTaken);
+        }
+        tx.commit().map_err(db)?;
+        Ok(Enrolment::Enrolled)
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<Agent>> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE name = $1"),
+                &[&name],
+            )
+            .map_err(db)?;
+        Ok(rows.first().map(agent_from))
+    }
+
+    fn agents(&self) -> Result<Vec<Agent>> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!("SELECT {AGENT_COLS} FROM agents ORDER BY name"),
+                &[],
+            )
+            .map_err(db)?;
+        Ok(rows.iter().map(agent_from).collect())
+    }
+
+    fn agent_seen(&self, name: &str, now: i64, status: &AgentStatus) -> Result<()> {
+        let status = serde_json::to_string(status).unwrap_or_default();
+        self.conn()?
+            .execute(
+                "UPDATE agents SET last_seen = $2, status = $3 WHERE name = $1",
+                &[&name, &now, &status],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn agent_revoke(&self, name: &str, now: i64) -> Result<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE agents SET revoked = $2 WHERE name = $1 AND revoked IS NULL",
+                &[&name, &now],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn ingest(
+        &self,
+        agent: &str,
+        after: i64,
+        last: i64,
+        recs: &[AuditRecord],
+        now: i64,
+    ) -> Result<Option<Vec<i64>>> {
+        let mut c = self.conn()?;
+        let st = Inserts::prepare(&mut c)?;
+        let advance = Advance {
+            agent,
+            after,
+            last,
+            now,
+        };
+        insert_records(&mut c, &st, recs, &mut BTreeSet::new(), Some(&advance))
     }
 
     fn session_get(

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment};
 use super::{
     Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
     Result, Retention, Stats, Store, StoredSession, WorkflowError,
@@ -69,6 +70,11 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE login_attempts (key TEXT PRIMARY KEY, n INTEGER NOT NULL, since INTEGER NOT NULL);
      CREATE TABLE turns (name TEXT PRIMARY KEY, last INTEGER NOT NULL);
      CREATE TABLE purges (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, detail TEXT NOT NULL);",
+    // 4: the endpoint fleet: enrolment tokens and enrolled agents (`fleet`).
+    "CREATE TABLE enrol_tokens (sha256 TEXT PRIMARY KEY, label TEXT NOT NULL, created INTEGER NOT NULL,
+        expires INTEGER NOT NULL, created_by TEXT NOT NULL, used INTEGER, agent TEXT);
+     CREATE TABLE agents (name TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, created INTEGER NOT NULL,
+        label TEXT NOT NULL, last_seen INTEGER, last_seq INTEGER NOT NULL, revoked INTEGER, status TEXT NOT NULL);",
 ];
 
 /// The schema version this program writes (the number of [`MIGRATIONS`]).
@@ -333,6 +339,23 @@ fn record_from_detail(id: i64, detail: &str) -> Option<AuditRecord> {
     let mut r: AuditRecord = serde_json::from_str(detail).ok()?;
     r.id = id;
     Some(r)
+}
+
+const AGENT_COLS: &str =
+    "name, secret_sha256, created, label, last_seen, last_seq, revoked, status";
+
+fn agent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
+    let status: String = r.get(7)?;
+    Ok(Agent {
+        name: r.get(0)?,
+        secret_sha256: r.get(1)?,
+        created: r.get(2)?,
+        label: r.get(3)?,
+        last_seen: r.get(4)?,
+        last_seq: r.get(5)?,
+        revoked: r.get(6)?,
+        status: serde_json::from_str(&status).unwrap_or_default(),
+    })
 }
 
 fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
@@ -1059,6 +1082,146 @@ impl Store for SqliteStore {
             )
             .map(|_| ())
         })
+    }
+
+    fn enrol_token_add(&self, t: &EnrolToken) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO enrol_tokens (sha256, label, created, expires, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.sha256, t.label, t.created, t.expires, t.created_by],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn enrol_tokens(&self, limit: usize) -> Result<Vec<EnrolToken>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT sha256, label, created, expires, created_by, used, agent FROM enrol_tokens ORDER BY created DESC, sha256 LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit as i64], |r| {
+                Ok(EnrolToken {
+                    sha256: r.get(0)?,
+                    label: r.get(1)?,
+                    created: r.get(2)?,
+                    expires: r.get(3)?,
+                    created_by: r.get(4)?,
+                    used: r.get(5)?,
+                    agent: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn enrol(&self, token_sha256: &str, now: i64, a: &Agent) -> Result<Enrolment> {
+        let mut c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let taken: bool = tx
+            .query_row(
+                "SELECT 1 FROM agents WHERE name = ?1",
+                [&a.name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if taken {
+            return Ok(Enrolment::NameTaken);
+        }
+        let used = tx.execute(
+            "UPDATE enrol_tokens SET used = ?2, agent = ?3 WHERE sha256 = ?1 AND used IS NULL AND expires > ?2",
+            params![token_sha256, now, a.name],
+        )?;
+        if used != 1 {
+            return Ok(Enrolment::BadToken);
+        }
+        let label: String = tx.query_row(
+            "SELECT label FROM enrol_tokens WHERE sha256 = ?1",
+            [token_sha256],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO agents (name, secret_sha256, created, label, last_seen, last_seq, status) VALUES (?1, ?2, ?3, ?4, ?3, 0, ?5)",
+            params![
+                a.name,
+                a.secret_sha256,
+                now,
+                label,
+                serde_json::to_string(&a.status).unwrap_or_default()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(Enrolment::Enrolled)
+    }
+
+    fn agent(&self, name: &str) -> Result<Option<Agent>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {AGENT_COLS} FROM agents WHERE name = ?1"),
+                [name],
+                agent_row,
+            )
+            .optional()
+        })
+    }
+
+    fn agents(&self) -> Result<Vec<Agent>> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {AGENT_COLS} FROM agents ORDER BY name"))?;
+            let rows = st.query_map([], agent_row)?;
+            rows.collect()
+        })
+    }
+
+    fn agent_seen(&self, name: &str, now: i64, status: &AgentStatus) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET last_seen = ?2, status = ?3 WHERE name = ?1",
+                params![name, now, serde_json::to_string(status).unwrap_or_default()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn agent_revoke(&self, name: &str, now: i64) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE agents SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+                params![name, now],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn ingest(
+        &self,
+        agent: &str,
+        after: i64,
+        last: i64,
+        recs: &[AuditRecord],
+        now: i64,
+    ) -> Result<Option<Vec<i64>>> {
+        let mut c = self
+            .reader
+            .lock()
+            .map_err(|_| WorkflowError::Db("reader lock poisoned".into()))?;
+        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE agents SET last_seq = ?3, last_seen = ?4 WHERE name = ?1 AND last_seq = ?2 AND revoked IS NULL",
+            params![agent, after, last, now],
+        )?;
+        if n != 1 {
+            return Ok(None);
+        }
+        let ids = recs
+            .iter()
+            .map(|r| insert_record(&tx, r))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        tx.commit()?;
+        Ok(Some(ids))
     }
 
     fn purges(&self, limit: usize) -> Result<Vec<PurgeReport>> {

@@ -1,0 +1,204 @@
+//! Endpoint fleet, server side: enrolment tokens, enrolled agents and the records they upload.
+//!
+//! An admin makes an enrolment token (shown once; the store keeps its SHA-256). An agent
+//! exchanges it once for its own credential, `name:secret` (the store keeps the secret's
+//! SHA-256). Uploads are idempotent: an agent numbers its records (`seq`, its local record id,
+//! which never goes back) and the store keeps the highest it has taken, advanced in the same
+//! transaction as the records, so a batch sent twice is stored once. The agent's name is the
+//! `gateway` of everything it uploads, set by the server from the credential, never taken from
+//! the upload.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{random_hex, AuditRecord};
+
+/// What an agent last reported about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// The user signed in on the PC, as the agent knows it.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The PC's host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The agent's program and version (`ping32dlp-proxy 0.1.0`).
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The policy version it runs.
+    #[serde(default)]
+    pub policy_version: Option<String>,
+    /// Records judged on the PC and not yet uploaded.
+    #[serde(default)]
+    pub backlog: u64,
+}
+
+/// An enrolled agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Unique name (`[A-Za-z0-9._-]`, 1 to 64): the gateway of its records and holds.
+    pub name: String,
+    /// SHA-256 (hex) of its secret.
+    pub secret_sha256: String,
+    /// Unix seconds of the enrolment.
+    pub created: i64,
+    /// The enrolment token's label (who or what the admin made it for).
+    pub label: String,
+    /// Unix seconds of its last request.
+    pub last_seen: Option<i64>,
+    /// The highest record number taken from it.
+    pub last_seq: i64,
+    /// Unix seconds of the revocation.
+    pub revoked: Option<i64>,
+    /// What it last reported.
+    pub status: AgentStatus,
+}
+
+/// An enrolment token (its SHA-256; the token itself is shown once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolToken {
+    /// SHA-256 (hex) of the token.
+    pub sha256: String,
+    /// What the admin made it for (`sales PC 12`).
+    pub label: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds after which it is refused.
+    pub expires: i64,
+    /// The admin who made it.
+    pub created_by: String,
+    /// Unix seconds of its one use.
+    pub used: Option<i64>,
+    /// The agent that used it.
+    pub agent: Option<String>,
+}
+
+/// What an enrolment came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enrolment {
+    /// The agent is enrolled and the token used up.
+    Enrolled,
+    /// The token is unknown, used or expired.
+    BadToken,
+    /// Another agent has that name.
+    NameTaken,
+}
+
+/// SHA-256 of a token or secret, hex.
+pub fn secret_digest(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new enrolment token (24 random bytes, hex) and its stored form.
+pub fn new_enrol_token(label: &str, created_by: &str, now: i64, days: i64) -> (String, EnrolToken) {
+    let token = random_hex(24);
+    let t = EnrolToken {
+        sha256: secret_digest(&token),
+        label: label.to_string(),
+        created: now,
+        expires: now + days.max(1) * 86_400,
+        created_by: created_by.to_string(),
+        used: None,
+        agent: None,
+    };
+    (token, t)
+}
+
+/// A new agent secret (32 random bytes, hex).
+pub fn new_agent_secret() -> String {
+    random_hex(32)
+}
+
+/// Whether `name` can name an agent: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`
+/// or `-`.
+pub fn valid_agent_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with(['.', '-'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Splits an agent credential `name:secret`.
+pub fn split_credential(cred: &str) -> Option<(&str, &str)> {
+    let (name, secret) = cred.trim().rsplit_once(':')?;
+    (valid_agent_name(name) && secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some((name, secret))
+}
+
+/// The records of an upload, prepared for storing: numbered, in order, past `after`, with the
+/// agent as their gateway. `Err` names what is wrong with the upload.
+pub fn prepare_upload(
+    agent: &str,
+    after: i64,
+    items: Vec<(i64, AuditRecord)>,
+) -> Result<(i64, Vec<AuditRecord>), String> {
+    let mut last = after;
+    let mut out = Vec::with_capacity(items.len());
+    let mut prev = i64::MIN;
+    for (seq, mut rec) in items {
+        if seq <= prev {
+            return Err(format!("record numbers must increase ({seq} after {prev})"));
+        }
+        prev = seq;
+        if seq <= after {
+            continue; // already taken: a batch sent again
+        }
+        rec.id = 0;
+        rec.gateway = Some(agent.to_string());
+        last = seq;
+        out.push(rec);
+    }
+    Ok((last, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_credentials() {
+        assert!(valid_agent_name("pc-0012.sales"));
+        assert!(!valid_agent_name(""));
+        assert!(!valid_agent_name("-x"));
+        assert!(!valid_agent_name("a b"));
+        assert!(!valid_agent_name("a:b"));
+        assert!(!valid_agent_name(&"a".repeat(65)));
+        let s = new_agent_secret();
+        assert_eq!(
+            split_credential(&format!("pc1:{s}")),
+            Some(("pc1", s.as_str()))
+        );
+        assert_eq!(split_credential("pc1:short"), None);
+        assert_eq!(split_credential(&format!("a b:{s}")), None);
+        assert_ne!(secret_digest(&s), s);
+        assert_eq!(secret_digest(&s).len(), 64);
+    }
+
+    #[test]
+    fn uploads_skip_what_was_taken() {
+        let rec = |s: &str| AuditRecord {
+            id: 99,
+            sender: s.into(),
+            gateway: Some("someone-else".into()),
+            ..Default::default()
+        };
+        let (last, recs) =
+            prepare_upload("pc1", 2, vec![(1, rec("a")), (2, rec("b")), (5, rec("c"))]).unwrap();
+        assert_eq!(last, 5);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].sender, "c");
+        assert_eq!(recs[0].gateway.as_deref(), Some("pc1"));
+        assert_eq!(recs[0].id, 0);
+        let (last, recs) = prepare_upload("pc1", 5, vec![(4, rec("a"))]).unwrap();
+        assert_eq!((last, recs.len()), (5, 0));
+        assert!(prepare_upload("pc1", 0, vec![(3, rec("a")), (3, rec("b"))]).is_err());
+        let (t, et) = new_enrol_token("x", "admin", 100, 7);
+        assert_eq!(et.sha256, secret_digest(&t));
+        assert_eq!(et.expires, 100 + 7 * 86_400);
+    }
+}

@@ -1,0 +1,21 @@
+-- 003: the endpoint fleet (`workflow::fleet`): enrolment tokens (SHA-256 only; a token works
+-- once) and enrolled agents (SHA-256 of the secret, the highest record number taken, status).
+CREATE TABLE enrol_tokens (
+    sha256 text PRIMARY KEY,
+    label text NOT NULL,
+    created bigint NOT NULL,
+    expires bigint NOT NULL,
+    created_by text NOT NULL,
+    used bigint,
+    agent text
+);
+CREATE TABLE agents (
+    name text PRIMARY KEY,
+    secret_sha256 text NOT NULL,
+    created bigint NOT NULL,
+    label text NOT NULL,
+    last_seen bigint,
+    last_seq bigint NOT NULL,
+    revoked bigint,
+    status text NOT NULL
+);
