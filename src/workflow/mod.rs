@@ -14,6 +14,7 @@
 //! [`Workflow`] ties them together: `process()` records a verdict, keeps evidence, opens the
 //! approval of a held mail and sends alerts.
 
+pub mod agent;
 mod alerts;
 mod evidence;
 pub mod fleet;
@@ -1121,7 +1122,9 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Opens the store: SQLite in `state_dir` when `store` is `None`, else the database server it
-/// names (migrated at open under a lock, so that gateways starting at once do not race).
+/// names (migrated at open under a lock, so that gateways starting at once do not race), or,
+/// for `https://`, this agent's local store with a forwarder to that fleet server
+/// ([`agent`]).
 pub fn open_store(state_dir: &Path, store: Option<&StoreConfig>) -> Result<Arc<dyn Store>> {
     match store {
         None => {
@@ -1133,8 +1136,9 @@ pub fn open_store(state_dir: &Path, store: Option<&StoreConfig>) -> Result<Arc<d
         Some(c) if c.url.starts_with("postgres://") || c.url.starts_with("postgresql://") => {
             Ok(Arc::new(postgres::PgStore::open(c)?))
         }
+        Some(c) if agent::is_server_url(&c.url) => Ok(agent::open_agent_store(state_dir, c)?),
         Some(c) => Err(WorkflowError::Db(format!(
-            "store `{}`: use postgres://user@host:port/database (or leave it out for SQLite in the state directory)",
+            "store `{}`: use postgres://user@host:port/database, a fleet server https://host:port (an endpoint agent), or leave it out for SQLite in the state directory",
             c.redacted()
         ))),
     }

@@ -52,6 +52,18 @@ pub fn precreate_file(path: &Path) -> Result<()> {
     }
 }
 
+/// Writes a new file with mode 0600 and syncs it (refused when it exists).
+pub fn write_file(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut f = file_options()
+        .create_new(true)
+        .open(path)
+        .map_err(|e| io(path, e))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(path, e))
+}
+
 /// Walks `dir` (without following symbolic links) and removes group and other permission bits
 /// from every directory and file that has them, the directory itself included. Returns the
 /// changes made, one line each (`path: 0644 -> 0600`); an unreadable entry is an error.

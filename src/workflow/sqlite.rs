@@ -194,6 +194,33 @@ impl SqliteStore {
         Ok(ids)
     }
 
+    /// Up to `limit` records with ids above `after`, in id order, with their ids (an agent's
+    /// forwarder: local ids never go back, `AUTOINCREMENT`).
+    pub fn records_after(&self, after: i64, limit: usize) -> Result<Vec<(i64, AuditRecord)>> {
+        let rows: Vec<(i64, String)> = self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, detail FROM records WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let rows =
+                st.query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, d)| record_from_detail(id, &d).map(|r| (id, r)))
+            .collect())
+    }
+
+    /// How many records have ids above `after`.
+    pub fn count_after(&self, after: i64) -> Result<u64> {
+        self.with(|c| {
+            c.query_row("SELECT count(*) FROM records WHERE id > ?1", [after], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .map(|n| n.max(0) as u64)
+    }
+
     /// Updates the query planner's statistics (after a large import).
     pub fn analyze(&self) -> Result<()> {
         self.with(|c| c.execute_batch("ANALYZE"))

@@ -14,6 +14,7 @@ use ping32dlp::extract::FileKind;
 use ping32dlp::{Confidence, Engine, ExtractOptions, Report, Scanner};
 use serde_json::{json, Map, Value};
 
+mod fleet;
 mod storebench;
 mod work;
 
@@ -69,6 +70,16 @@ enum Cmd {
     Evidence {
         #[command(subcommand)]
         cmd: work::EvidenceCmd,
+    },
+    /// This PC as an endpoint agent of the company's fleet server: enrol.
+    Agent {
+        #[command(subcommand)]
+        cmd: fleet::AgentCmd,
+    },
+    /// Endpoint agents (admin, on the server's store): enrolment tokens, list, revoke.
+    Fleet {
+        #[command(subcommand)]
+        cmd: fleet::FleetCmd,
     },
     /// Store measurements for scripts/bench-store.sh.
     #[command(hide = true)]
@@ -198,6 +209,8 @@ fn main() -> ExitCode {
         Cmd::Audit { cmd } => work::audit_cmd(cmd),
         Cmd::Approvals { cmd } => work::approvals_cmd(cmd),
         Cmd::Evidence { cmd } => work::evidence_cmd(cmd),
+        Cmd::Agent { cmd } => fleet::agent_cmd(cmd),
+        Cmd::Fleet { cmd } => fleet::fleet_cmd(cmd),
         Cmd::StoreBench { cmd } => storebench::run(cmd),
         Cmd::Rules {
             cmd:

@@ -60,6 +60,11 @@ impl StateArgs {
         self.store()
     }
 
+    /// The store, made when missing (a new state directory).
+    pub fn open_or_create_store(&self) -> Result<Arc<dyn Store>, AnyErr> {
+        Ok(open_store(&self.dir(), self.store_config().as_ref())?)
+    }
+
     fn store(&self) -> Result<Arc<dyn Store>, AnyErr> {
         if let Some(c) = self.store_config() {
             return Ok(open_store(&self.dir(), Some(&c))?);

@@ -14,6 +14,9 @@ use crate::html::{self, badge, esc, page};
 use crate::http::{Request, Response};
 use crate::i18n::{t, Lang};
 
+mod agents;
+pub use agents::MAX_UPLOAD_RECORDS;
+
 /// Cookie names.
 const SESSION_COOKIE: &str = "p32_session";
 const PRE_COOKIE: &str = "p32_pre";
@@ -36,6 +39,10 @@ pub struct Settings {
     pub session_idle: Duration,
     /// Longest session.
     pub session_max: Duration,
+    /// Serve the agents' API (`/agent/v1/...`): enrolment and uploads of endpoint agents.
+    pub agent_api: bool,
+    /// The console's address as agents and browsers reach it (shown in enrolment commands).
+    pub public_url: String,
 }
 
 /// The console.
@@ -60,7 +67,10 @@ type Res = Result<Response, Response>;
 
 impl App {
     /// A console over a pipeline (its workflow's store, its engine for previews).
-    pub fn new(mut pipeline: Pipeline, accounts: Vec<Account>, settings: Settings) -> App {
+    pub fn new(mut pipeline: Pipeline, accounts: Vec<Account>, mut settings: Settings) -> App {
+        if let Some(u) = &pipeline.workflow().config().console_url {
+            settings.public_url = u.clone();
+        }
         let store = pipeline.workflow().store().clone();
         let metrics = std::sync::Arc::new(ping32dlp_ops::Metrics::new("ping32dlp-console"));
         pipeline.set_observer(metrics.clone());
@@ -101,10 +111,16 @@ impl App {
 
     fn route(&self, cx: &Cx) -> Res {
         let segs: Vec<&str> = cx.req.path.split('/').filter(|s| !s.is_empty()).collect();
+        if segs.first() == Some(&"agent") {
+            return Ok(self.agent_api(cx.req, &segs));
+        }
         // Which methods each address takes; anything else is 404 or 405.
         let allow = match segs.as_slice() {
             ["login"] | ["link", _] => "GET, HEAD, POST",
-            ["logout"] | ["requests", _, "decide"] => "POST",
+            ["logout"]
+            | ["requests", _, "decide"]
+            | ["agents", "tokens"]
+            | ["agents", _, "revoke"] => "POST",
             ["style.css"]
             | ["healthz"]
             | []
@@ -115,7 +131,8 @@ impl App {
             | ["requests", _, "attachments", _, "download"]
             | ["audit"]
             | ["audit", _]
-            | ["dashboard"] => "GET, HEAD",
+            | ["dashboard"]
+            | ["agents"] => "GET, HEAD",
             _ => return Err(self.error(cx, 404, "There is no such page.")),
         };
         let m = cx.req.method.as_str();
@@ -160,6 +177,9 @@ impl App {
             (["audit"], _) => self.audit(cx),
             (["audit", id], _) => self.audit_record(cx, id),
             (["dashboard"], _) => self.dashboard(cx),
+            (["agents"], _) => self.agents_page(cx),
+            (["agents", "tokens"], _) => self.agents_new_token(cx),
+            (["agents", name, "revoke"], _) => self.agents_revoke(cx, name),
             _ => Err(self.error(cx, 404, "There is no such page.")),
         }
     }

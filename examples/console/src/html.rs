@@ -104,6 +104,7 @@ pub fn page(l: Lang, title: &str, s: Option<&Session>, active: &str, body: &str)
         if s.role == Role::Admin {
             link("/audit", "audit", "Audit log");
             link("/dashboard", "dashboard", "Dashboard");
+            link("/agents", "agents", "Agents");
         }
         let _ = write!(
             o,

@@ -150,6 +150,8 @@ pub struct Limits {
     pub max_per_client: usize,
     /// Largest request body.
     pub max_body: usize,
+    /// Largest request body of the agents' API (`/agent/...`: batches of audit records).
+    pub max_api_body: usize,
     /// Largest request head.
     pub max_head: usize,
     /// Time for a request's head to arrive (and for the next one on a kept-alive connection).
@@ -168,6 +170,7 @@ impl Default for Limits {
             max_connections: 1024,
             max_per_client: 256,
             max_body: 64 * 1024,
+            max_api_body: 16 * 1024 * 1024,
             max_head: MAX_HEAD,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
@@ -207,18 +210,23 @@ async fn read(
     limits: &Limits,
 ) -> Result<Request, u16> {
     let (parts, body) = req.into_parts();
+    let max_body = if parts.uri.path().starts_with("/agent/") {
+        limits.max_api_body
+    } else {
+        limits.max_body
+    };
     if parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limits.max_body as u64)
+        .is_some_and(|n| n > max_body as u64)
     {
         return Err(413);
     }
     let collected = tokio::time::timeout(
         limits.body_timeout,
-        http_body_util::Limited::new(body, limits.max_body).collect(),
+        http_body_util::Limited::new(body, max_body).collect(),
     )
     .await;
     let body = match collected {

@@ -251,6 +251,33 @@ const JA: &[(&str, &str)] = &[
     ("corrupt", "破損"),
     ("limit_exceeded", "上限超過"),
     ("not_inspected", "検査対象外"),
+    // the endpoint fleet
+    ("Agents", "エージェント"),
+    ("Agent", "エージェント名"),
+    ("A token enrols one agent, once, before it expires. It is shown once; the console keeps only its SHA-256.", "トークン1つで、有効期限までに1台のエージェントを1回だけ登録できます。表示は一度きりで、コンソールにはSHA-256だけが残ります。"),
+    ("Copy it now: it is not shown again. It enrols one agent.", "今すぐコピーしてください。再表示はできません。1台のエージェントを登録できます。"),
+    ("Enrolment token", "登録トークン"),
+    ("Expires", "有効期限"),
+    ("For (PC, user)", "用途（PC・利用者）"),
+    ("Last seen", "最終接続"),
+    ("Made", "作成"),
+    ("Make a token", "トークンを作成"),
+    ("New enrolment token", "新しい登録トークン"),
+    ("No agent is enrolled yet.", "登録済みのエージェントはまだありません。"),
+    ("Not yet uploaded", "未送信"),
+    ("On the PC, as the agent's user:", "PC上で、エージェントの実行ユーザーとして:"),
+    ("Policy version", "ポリシー版"),
+    ("Records", "記録数"),
+    ("Revoke", "失効させる"),
+    ("Say whom the token is for.", "トークンの用途を入力してください。"),
+    ("The agent API is off: set agent_api = true in the console's file to let agents enrol.", "エージェントAPIは無効です。エージェントを登録するには、コンソールの設定ファイルで agent_api = true にしてください。"),
+    ("There is no such agent, or it is already revoked.", "そのエージェントは存在しないか、すでに失効しています。"),
+    ("Used by", "使用したエージェント"),
+    ("Valid days", "有効日数"),
+    ("Version", "バージョン"),
+    ("active", "有効"),
+    ("not used yet", "未使用"),
+    ("revoked", "失効"),
 ];
 
 #[cfg(test)]
@@ -280,11 +307,15 @@ mod tests {
     #[test]
     fn every_page_text_has_japanese() {
         // Whitespace runs as one space, so that calls rustfmt split over lines are found too.
-        let src = [include_str!("app.rs"), include_str!("html.rs")]
-            .concat()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
+        let src = [
+            include_str!("app.rs"),
+            include_str!("app/agents.rs"),
+            include_str!("html.rs"),
+        ]
+        .concat()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
         let mut missing = Vec::new();
         let mut found = 0;
         for marker in [

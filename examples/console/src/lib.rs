@@ -88,6 +88,10 @@ pub struct Config {
     /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
     /// error (README, "Logs").
     pub log_format: service::LogFormat,
+    /// Serve the agents' API (`/agent/v1/...`) for endpoint agents (README, "The endpoint
+    /// fleet"). Needs `tls_cert` (agents send their credential), or a loopback `listen`, or
+    /// `secure_cookies` (TLS ends at a reverse proxy in front).
+    pub agent_api: bool,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             metrics_listen: None,
             metrics_allow_remote: false,
             log_format: service::LogFormat::Kv,
+            agent_api: false,
         }
     }
 }
@@ -142,6 +147,18 @@ impl Config {
             return Err("tls_cert and tls_key go together".into());
         }
         self.metrics().address()?;
+        if self.agent_api && self.tls_cert.is_none() && !self.secure_cookies {
+            let loopback = self
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                return Err(format!(
+                    "agent_api: agents send their credential with every call; serve it over TLS (tls_cert, tls_key), behind a TLS proxy (secure_cookies = true) or on loopback only (listen is `{}`)",
+                    self.listen
+                ));
+            }
+        }
         if self.max_connections == 0
             || self.max_connections_per_client == 0
             || self.session_idle_minutes == 0
@@ -173,6 +190,16 @@ impl Config {
             login_window: Duration::from_secs(self.login_pause_minutes.max(1) * 60),
             session_idle: Duration::from_secs(self.session_idle_minutes * 60),
             session_max: Duration::from_secs(self.session_hours * 3600),
+            agent_api: self.agent_api,
+            public_url: format!(
+                "{}://{}",
+                if self.tls_cert.is_some() || self.secure_cookies {
+                    "https"
+                } else {
+                    "http"
+                },
+                self.listen
+            ),
         }
     }
 }

@@ -145,6 +145,8 @@ fn fixture_full(
         login_window: Duration::from_secs(600),
         session_idle: Duration::from_secs(600),
         session_max: Duration::from_secs(3600),
+        agent_api: true,
+        public_url: "http://127.0.0.1:8025".into(),
     };
     settings(&mut s);
     let accounts = vec![
@@ -1105,4 +1107,220 @@ fn fuzz_findings_stay_fixed() {
             crate::fuzz_request(&std::fs::read(e.unwrap().path()).unwrap());
         }
     }
+}
+
+/// Endpoint fleet: an admin makes tokens on the Agents page, agents enrol once, their
+/// forwarders upload the records of their local stores (once, under their own names), and a
+/// credential reaches nothing else.
+#[test]
+fn agents_enrol_once_upload_their_own_records_and_can_be_revoked() {
+    use ping32dlp::workflow::{agent, fleet, open_store, AuditRecord, Recipient, StoreConfig};
+    let f = fixture();
+    let mut admin = Browser::signed_in(&f, ADMIN);
+    let page = admin.get("/agents");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("No agent is enrolled yet."),
+        "{}",
+        page.text()
+    );
+    let token_of = |admin: &mut Browser, label: &str| -> String {
+        let page = admin.get("/agents");
+        let g = admin.post(
+            "/agents/tokens",
+            &format!("csrf={}&label={}&days=2", page.csrf(), enc(label)),
+        );
+        assert_eq!(g.status, 200, "{}", g.text());
+        assert_eq!(g.header("cache-control"), Some("no-store"));
+        let t = g.text();
+        let i = t.find(r#"<p class="mono big">"#).expect("the token") + 20;
+        t[i..i + 48].to_string()
+    };
+    // Without the CSRF token, no token.
+    assert_eq!(admin.post("/agents/tokens", "label=x").status, 403);
+    let token = token_of(&mut admin, "sales PC 1");
+    let server = format!("http://{}", f.addr);
+    let cfg = StoreConfig::new(server.clone());
+    let dir_a = f.dir.join("agent-a");
+    let (name, cred_path) = agent::enrol(&dir_a, &cfg, &token, "pc-a").unwrap();
+    assert_eq!(name, "pc-a");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cred_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A token works once.
+    let e = agent::enrol(&f.dir.join("agent-x"), &cfg, &token, "pc-x")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown, used or expired"), "{e}");
+    // Enrolled already: refused locally.
+    let e = agent::enrol(&dir_a, &cfg, &token, "pc-a")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("enrolled already"), "{e}");
+    let dir_b = f.dir.join("agent-b");
+    let token_b = token_of(&mut admin, "sales PC 2");
+    // A taken name leaves the token good.
+    let e = agent::enrol(&dir_b, &cfg, &token_b, "pc-a")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another agent has that name"), "{e}");
+    agent::enrol(&dir_b, &cfg, &token_b, "pc-b").unwrap();
+    let cred_b = std::fs::read_to_string(dir_b.join(agent::CREDENTIAL_FILE)).unwrap();
+    let cred_b = cred_b.trim();
+
+    // Agent a judges mail into its local store; its forwarder uploads it.
+    let local = open_store(&dir_a, Some(&cfg)).unwrap();
+    let rec = |i: usize| AuditRecord {
+        time: ping32dlp::timeutil::now(),
+        channel: "proxy".into(),
+        sender: format!("u{i}@example.co.jp"),
+        recipients: vec![Recipient {
+            address: "x@partner.example.com".into(),
+            external: true,
+        }],
+        subject: format!("mail {i}"),
+        action: "allow".into(),
+        would_action: "allow".into(),
+        gateway: Some("pc-b".into()), // what the agent says is not what is stored
+        ..AuditRecord::default()
+    };
+    for i in 0..5 {
+        local.record(&rec(i)).unwrap();
+    }
+    let server_store = f.app.pipeline().workflow().store().clone();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server_store.agent("pc-a").unwrap().unwrap().last_seq < 5 {
+        assert!(std::time::Instant::now() < deadline, "not uploaded in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let q = |gw: &str| ping32dlp::workflow::AuditQuery {
+        gateway: Some(gw.into()),
+        limit: 100,
+        ..Default::default()
+    };
+    let got = server_store.search(&q("pc-a")).unwrap();
+    assert_eq!(got.len(), 5);
+    assert!(server_store.search(&q("pc-b")).unwrap().is_empty());
+    let a = server_store.agent("pc-a").unwrap().unwrap();
+    assert_eq!(a.status.host, Some(ping32dlp::workflow::host_name()));
+    assert!(a
+        .status
+        .version
+        .unwrap()
+        .contains(env!("CARGO_PKG_VERSION")));
+    drop(local);
+
+    // The same batch twice (an answer lost on the way) is stored once.
+    let auth_b = format!("Bearer {cred_b}");
+    let body = serde_json::json!({"records": [{"seq": 1, "record": rec(9)}, {"seq": 2, "record": rec(10)}]})
+        .to_string();
+    for stored in [2, 0] {
+        let g = send(
+            f.addr,
+            "POST",
+            "/agent/v1/records",
+            &[("Authorization", &auth_b)],
+            &body,
+        );
+        assert_eq!(g.status, 200, "{}", g.text());
+        let v: serde_json::Value = serde_json::from_slice(&g.body).unwrap();
+        assert_eq!(
+            (v["last_seq"].as_i64(), v["stored"].as_u64()),
+            (Some(2), Some(stored))
+        );
+    }
+    assert_eq!(server_store.search(&q("pc-b")).unwrap().len(), 2);
+    // Out of order: refused whole.
+    let bad = serde_json::json!({"records": [{"seq": 4, "record": rec(1)}, {"seq": 3, "record": rec(2)}]})
+        .to_string();
+    let g = send(
+        f.addr,
+        "POST",
+        "/agent/v1/records",
+        &[("Authorization", &auth_b)],
+        &bad,
+    );
+    assert_eq!(g.status, 400, "{}", g.text());
+
+    // A credential reaches nothing but its own calls.
+    let (name_b, secret_b) = fleet::split_credential(cred_b).unwrap();
+    assert_eq!(name_b, "pc-b");
+    for (auth, status) in [
+        (format!("Bearer pc-a:{secret_b}"), 401), // b's secret under a's name
+        (format!("Bearer pc-b:{}", "0".repeat(64)), 401),
+        ("Bearer nonsense".to_string(), 401),
+        (String::new(), 401),
+    ] {
+        let h: Vec<(&str, &str)> = if auth.is_empty() {
+            vec![]
+        } else {
+            vec![("Authorization", auth.as_str())]
+        };
+        let g = send(f.addr, "POST", "/agent/v1/status", &h, r#"{"status": {}}"#);
+        assert_eq!(g.status, status, "{auth}: {}", g.text());
+    }
+    for path in ["/audit", "/agents", "/requests", "/dashboard"] {
+        let g = send(f.addr, "GET", path, &[("Authorization", &auth_b)], "");
+        assert_eq!(
+            g.status, 303,
+            "{path}: an agent credential is no console session"
+        );
+    }
+    assert_eq!(
+        send(
+            f.addr,
+            "GET",
+            "/agent/v1/records",
+            &[("Authorization", &auth_b)],
+            ""
+        )
+        .status,
+        405
+    );
+
+    // The Agents page lists both; revoking b shuts it out.
+    let page = admin.get("/agents");
+    let t = page.text();
+    assert!(
+        t.contains("pc-a") && t.contains("pc-b") && t.contains("sales PC 2"),
+        "{t}"
+    );
+    let g = admin.post("/agents/pc-b/revoke", &format!("csrf={}", page.csrf()));
+    assert_eq!(g.status, 303);
+    let g = send(
+        f.addr,
+        "POST",
+        "/agent/v1/records",
+        &[("Authorization", &auth_b)],
+        &body,
+    );
+    assert_eq!(g.status, 403, "{}", g.text());
+    assert!(g.text().contains("revoked"));
+    assert_eq!(
+        admin
+            .post("/agents/pc-b/revoke", &format!("csrf={}", page.csrf()))
+            .status,
+        404
+    );
+    // Approvers do not see the Agents page.
+    let mut boss = Browser::signed_in(&f, BOSS);
+    assert_eq!(boss.get("/agents").status, 403);
+}
+
+#[test]
+fn the_agent_api_is_off_unless_asked_for() {
+    let f = fixture_with(|s| s.agent_api = false);
+    let g = send(
+        f.addr,
+        "POST",
+        "/agent/v1/enrol",
+        &[],
+        r#"{"token": "x", "name": "pc"}"#,
+    );
+    assert_eq!(g.status, 404);
+    let mut admin = Browser::signed_in(&f, ADMIN);
+    assert!(admin.get("/agents").text().contains("The agent API is off"));
 }

@@ -1,0 +1,400 @@
+//! Endpoint fleet, agent side: enrolment with the company server and the forwarder that ships
+//! this PC's audit records to it.
+//!
+//! With `store = "https://console.example.co.jp:8025"` an agent (the SMTP proxy on a PC, a
+//! vendor agent through the C ABI) keeps judging mail exactly as before, into its local SQLite
+//! store in the state directory, which is also the spool: nothing waits for the server, and a
+//! PC that is offline or on a train loses nothing. A forwarder thread reads the records past
+//! the server's last record number for this agent (the local record ids, which never go back)
+//! and uploads them in order, in batches, with backoff when the server cannot be reached; the
+//! server takes each number once, so a batch sent again after a lost answer is stored once.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::fleet::AgentStatus;
+use super::{private, AuditRecord, Result, SqliteStore, StoreConfig, WorkflowError};
+
+/// Records per upload.
+const BATCH: usize = 200;
+/// Longest wait between tries while the server cannot be reached.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// A status report at least this often while there is nothing to upload.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+/// The file in the state directory that holds this agent's credential (`NAME:SECRET`, 0600).
+pub const CREDENTIAL_FILE: &str = "agent.credential";
+
+/// Whether a store URL names a fleet server (`https://...`, or `http://` on loopback for
+/// tests and a TLS proxy on the same host).
+pub fn is_server_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+/// Talks to the fleet server's agent API.
+pub struct AgentClient {
+    base: String,
+    http: ureq::Agent,
+    credential: Option<String>,
+}
+
+fn err(url: &str, e: impl std::fmt::Display) -> WorkflowError {
+    WorkflowError::Db(format!("fleet server `{url}`: {e}"))
+}
+
+fn root_certs(ca_file: Option<&Path>) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let file: PathBuf = match ca_file {
+        Some(p) => p.to_path_buf(),
+        None => crate::net::SYSTEM_ROOTS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                WorkflowError::Db("no system trust store found; set store_ca_file".into())
+            })?,
+    };
+    let pem =
+        std::fs::read(&file).map_err(|e| WorkflowError::Io(format!("{}: {e}", file.display())))?;
+    let mut out = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+            out.push(c);
+        }
+    }
+    if out.is_empty() {
+        return Err(WorkflowError::Io(format!(
+            "{}: no certificates",
+            file.display()
+        )));
+    }
+    Ok(out)
+}
+
+impl AgentClient {
+    /// A client of the server at `url`, verifying its certificate with `ca_file` (default: the
+    /// system's trust store); `credential` is `NAME:SECRET` (none before enrolment).
+    pub fn new(
+        url: &str,
+        ca_file: Option<&Path>,
+        credential: Option<String>,
+    ) -> Result<AgentClient> {
+        let base = url.trim_end_matches('/').to_string();
+        if !is_server_url(&base) {
+            return Err(err(&base, "use https://host:port"));
+        }
+        if let Some(rest) = base.strip_prefix("http://") {
+            let host = rest.split('/').next().unwrap_or("");
+            let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+            if !matches!(host, "localhost" | "[::1]") && !host.starts_with("127.") {
+                return Err(err(
+                    &base,
+                    "the agent's credential goes with every call: use https:// (plain http:// only on loopback)",
+                ));
+            }
+        }
+        let mut b = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(15)))
+            .http_status_as_error(false)
+            .user_agent(format!("ping32dlp-agent/{}", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("https://") {
+            let tls = ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::Rustls)
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&root_certs(ca_file)?))
+                .build();
+            b = b.tls_config(tls);
+        }
+        Ok(AgentClient {
+            base,
+            http: b.build().into(),
+            credential,
+        })
+    }
+
+    /// The server's address.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn post(&self, path: &str, body: &serde_json::Value) -> Result<(u16, serde_json::Value)> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self
+            .http
+            .post(&url)
+            .header("Content-Type", "application/json");
+        if let Some(c) = &self.credential {
+            req = req.header("Authorization", &format!("Bearer {c}"));
+        }
+        let mut resp = req
+            .send(body.to_string().as_bytes())
+            .map_err(|e| err(&self.base, e))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1024 * 1024)
+            .read_to_string()
+            .map_err(|e| err(&self.base, e))?;
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| {
+            serde_json::json!({ "error": format!("HTTP {status}: {}", text.trim().chars().take(200).collect::<String>()) })
+        });
+        Ok((status, v))
+    }
+
+    fn refused(&self, status: u16, v: &serde_json::Value) -> WorkflowError {
+        let why = v["error"].as_str().unwrap_or("no reason given");
+        match status {
+            401 | 403 => WorkflowError::Forbidden(format!("fleet server `{}`: {why}", self.base)),
+            _ => err(&self.base, format!("HTTP {status}: {why}")),
+        }
+    }
+
+    /// Enrols with a one-time token; returns the credential `NAME:SECRET`.
+    pub fn enrol(&self, token: &str, name: &str, status: &AgentStatus) -> Result<String> {
+        let (code, v) = self.post(
+            "/agent/v1/enrol",
+            &serde_json::json!({ "token": token.trim(), "name": name, "status": status }),
+        )?;
+        match (code, v["credential"].as_str()) {
+            (201, Some(c)) => Ok(c.to_string()),
+            _ => Err(self.refused(code, &v)),
+        }
+    }
+
+    /// Reports the agent's status; returns the server's last record number for it.
+    pub fn status(&self, status: &AgentStatus) -> Result<i64> {
+        let (code, v) = self.post("/agent/v1/status", &serde_json::json!({ "status": status }))?;
+        match (code, v["last_seq"].as_i64()) {
+            (200, Some(n)) => Ok(n),
+            _ => Err(self.refused(code, &v)),
+        }
+    }
+
+    /// Uploads numbered records (in increasing order); returns the server's last record number.
+    pub fn upload(&self, items: &[(i64, AuditRecord)], status: &AgentStatus) -> Result<i64> {
+        let records: Vec<serde_json::Value> = items
+            .iter()
+            .map(|(seq, r)| serde_json::json!({ "seq": seq, "record": r }))
+            .collect();
+        let (code, v) = self.post(
+            "/agent/v1/records",
+            &serde_json::json!({ "records": records, "status": status }),
+        )?;
+        match (code, v["last_seq"].as_i64()) {
+            (200, Some(n)) => Ok(n),
+            _ => Err(self.refused(code, &v)),
+        }
+    }
+}
+
+/// The program's name, for log lines and the status.
+fn program() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "ping32dlp".into())
+}
+
+/// What this agent says about itself.
+pub fn local_status(backlog: u64) -> AgentStatus {
+    AgentStatus {
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty()),
+        host: Some(super::host_name()),
+        version: Some(format!("{} {}", program(), env!("CARGO_PKG_VERSION"))),
+        policy_version: None,
+        backlog,
+    }
+}
+
+/// Where the credential of an agent with this state directory and store settings is.
+pub fn credential_path(state_dir: &Path, c: &StoreConfig) -> PathBuf {
+    c.password_file
+        .clone()
+        .unwrap_or_else(|| state_dir.join(CREDENTIAL_FILE))
+}
+
+/// Enrols this PC with the server and writes its credential to `credential_path` (0600).
+/// Refuses when a credential is already there.
+pub fn enrol(
+    state_dir: &Path,
+    c: &StoreConfig,
+    token: &str,
+    name: &str,
+) -> Result<(String, PathBuf)> {
+    let path = credential_path(state_dir, c);
+    if path.exists() {
+        return Err(WorkflowError::Io(format!(
+            "{}: this agent is enrolled already (remove the file to enrol again)",
+            path.display()
+        )));
+    }
+    let client = AgentClient::new(&c.url, c.ca_file.as_deref(), None)?;
+    let cred = client.enrol(token, name, &local_status(0))?;
+    if let Some(dir) = path.parent() {
+        private::create_dir(dir)?;
+    }
+    private::write_file(&path, format!("{cred}\n").as_bytes())?;
+    let name = cred
+        .rsplit_once(':')
+        .map_or(cred.as_str(), |(n, _)| n)
+        .to_string();
+    Ok((name, path))
+}
+
+/// Opens an agent's store: the local SQLite store in `state_dir` (which is the spool), with a
+/// forwarder thread shipping its records to the server `c.url` names. The thread ends when the
+/// store is dropped.
+pub fn open_agent_store(state_dir: &Path, c: &StoreConfig) -> Result<Arc<SqliteStore>> {
+    let path = credential_path(state_dir, c);
+    let cred = std::fs::read_to_string(&path)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| {
+            WorkflowError::Io(format!(
+                "store `{}`: this agent is not enrolled ({}: {e}); run `ping32dlp agent enrol --server {} --token TOKEN` first",
+                c.redacted(),
+                path.display(),
+                c.url
+            ))
+        })?;
+    if super::fleet::split_credential(&cred).is_none() {
+        return Err(WorkflowError::Io(format!(
+            "{}: not an agent credential (NAME:SECRET)",
+            path.display()
+        )));
+    }
+    let client = AgentClient::new(&c.url, c.ca_file.as_deref(), Some(cred))?;
+    private::create_dir(state_dir)?;
+    let db = state_dir.join("audit.db");
+    private::precreate_file(&db)?;
+    let store = Arc::new(SqliteStore::open(&db)?);
+    let weak = Arc::downgrade(&store);
+    std::thread::Builder::new()
+        .name("ping32dlp-forwarder".into())
+        .spawn(move || forward(weak, client))
+        .map_err(|e| WorkflowError::Io(e.to_string()))?;
+    Ok(store)
+}
+
+/// The forwarder: uploads what the server has not taken, in order; backs off while it cannot.
+fn forward(store: Weak<SqliteStore>, client: AgentClient) {
+    let prog = program();
+    let mut server_last: Option<i64> = None;
+    let mut backoff = Duration::from_secs(1);
+    let mut next_status = Instant::now();
+    let mut failing = false;
+    let mut wait = Duration::ZERO;
+    loop {
+        // Sleep in short steps, so that the thread ends soon after the store is dropped.
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if store.strong_count() == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+        }
+        let Some(s) = store.upgrade() else { return };
+        let step = (|| -> Result<usize> {
+            let after = match server_last {
+                Some(n) => n,
+                None => {
+                    let backlog = s.count_after(0)?;
+                    let n = client.status(&local_status(backlog))?;
+                    server_last = Some(n);
+                    n
+                }
+            };
+            let batch = s.records_after(after, BATCH)?;
+            let backlog = s.count_after(after)?;
+            if batch.is_empty() {
+                if Instant::now() >= next_status {
+                    server_last = Some(client.status(&local_status(backlog))?);
+                    next_status = Instant::now() + STATUS_EVERY;
+                }
+                return Ok(0);
+            }
+            let sent = batch.len() as u64;
+            let n = client.upload(&batch, &local_status(backlog.saturating_sub(sent)))?;
+            server_last = Some(n);
+            next_status = Instant::now() + STATUS_EVERY;
+            Ok(batch.len())
+        })();
+        drop(s);
+        match step {
+            Ok(n) => {
+                if failing {
+                    crate::service::log_event(
+                        &prog,
+                        "forwarder_resumed",
+                        &[("server", &client.url())],
+                        "the fleet server answers again; uploading what waited",
+                    );
+                    failing = false;
+                }
+                backoff = Duration::from_secs(1);
+                wait = if n == BATCH {
+                    Duration::ZERO
+                } else {
+                    Duration::from_millis(500)
+                };
+            }
+            Err(e) => {
+                if !failing {
+                    crate::service::log_event(
+                        &prog,
+                        "forwarder_failed",
+                        &[("server", &client.url())],
+                        &format!(
+                            "{e}; records wait in the local store and are sent when it answers"
+                        ),
+                    );
+                    failing = true;
+                }
+                // Ask the server where it is before the next upload (a concurrent upload, or
+                // an answer lost on the way).
+                server_last = None;
+                wait = backoff;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(is_server_url("https://dlp.example.co.jp:8025"));
+        assert!(is_server_url("http://127.0.0.1:8025"));
+        assert!(!is_server_url("postgres://dlp@db/dlp"));
+        assert!(AgentClient::new("ftp://x", None, None).is_err());
+        let e = AgentClient::new("http://dlp.example.co.jp:8025", None, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("use https://"), "{e}");
+        assert!(AgentClient::new("http://127.0.0.1:8025/", None, None).is_ok());
+    }
+
+    #[test]
+    fn unenrolled_agent_is_told_what_to_do() {
+        let d = tempfile::tempdir().unwrap();
+        let c = StoreConfig::new("http://127.0.0.1:9");
+        let e = open_agent_store(d.path(), &c).err().unwrap().to_string();
+        assert!(
+            e.contains("not enrolled") && e.contains("ping32dlp agent enrol"),
+            "{e}"
+        );
+        std::fs::write(d.path().join(CREDENTIAL_FILE), "nonsense").unwrap();
+        let e = open_agent_store(d.path(), &c).err().unwrap().to_string();
+        assert!(e.contains("not an agent credential"), "{e}");
+    }
+}
