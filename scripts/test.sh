@@ -79,6 +79,13 @@ else
   echo "SKIPPED: scripts/store-test.sh needs root (CI runs as root)" >&2
 fi
 
+step "endpoint fleet: a server (console + PostgreSQL), three proxy agents, a real Postfix; offline, revoked"
+if [ "$(id -u)" = 0 ]; then
+  scripts/fleet-test.sh
+else
+  echo "SKIPPED: scripts/fleet-test.sh needs root (CI runs as root)" >&2
+fi
+
 step "web console in a real browser (Chromium over WebDriver, a real Postfix and the milter)"
 if [ "$(id -u)" = 0 ]; then
   scripts/console-test.sh

@@ -937,7 +937,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
             }
         }
         "csv" => {
-            writeln!(o, "id,time,channel,user,sender,recipients,subject,attachments,detectors,action,would_action,risk,rules")?;
+            writeln!(o, "id,time,channel,user,sender,recipients,subject,attachments,detectors,action,would_action,risk,rules,gateway")?;
             for r in &rows {
                 let fields = [
                     r.id.to_string(),
@@ -957,6 +957,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                         .map(|m| m.rule.clone())
                         .collect::<Vec<_>>()
                         .join(" "),
+                    r.gateway.clone().unwrap_or_default(),
                 ];
                 writeln!(
                     o,
@@ -972,7 +973,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
         _ => {
             writeln!(
                 o,
-                "{:>7}  {:<25} {:<6} {:<28} {:<40} subject / attachments / detectors",
+                "{:>7}  {:<25} {:<6} {:<28} {:<40} subject / attachments / detectors / @ gateway",
                 "id", "time", "action", "sender", "recipients"
             )?;
             for r in &rows {
@@ -993,6 +994,9 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                 let d = detectors(r);
                 if !d.is_empty() {
                     writeln!(o, "{:>42}found: {}", "", d)?;
+                }
+                if let Some(g) = &r.gateway {
+                    writeln!(o, "{:>42}@ {}", "", g)?;
                 }
             }
             writeln!(o, "{} record(s)", rows.len())?;
