@@ -192,29 +192,86 @@ if [ "$uploaded" = 1 ] && [ "$listed" = yes ] && grep -q "@ pc-2" <<<"$table"; t
   ok "the server's audit trail has all six mails, each under its agent (audit search --store: @ pc-1..3)"
 else bad "server trail: uploaded=$uploaded listed=$listed"; fi
 
-# The console: the Agents page and an audit search by agent, signed in as the admin, over HTTPS.
-console_check() {
-  python3 - "$SERVER" "$BASE/tls/ca.pem" "$ADMIN_PW" <<'EOT'
-import http.cookiejar, re, ssl, sys, urllib.parse, urllib.request
-base, ca, pw = sys.argv[1:4]
+# The console, signed in as the admin over HTTPS: `console check` (the Agents page, an audit
+# search by agent), `console policy FILE` (upload a policy for the agents; prints the status
+# and the page's error text).
+console() {
+  python3 - "$SERVER" "$BASE/tls/ca.pem" "$ADMIN_PW" "$@" <<'EOT'
+import html, http.cookiejar, re, ssl, sys, urllib.error, urllib.parse, urllib.request
+base, ca, pw, action = sys.argv[1:5]
 ctx = ssl.create_default_context(cafile=ca)
 jar = http.cookiejar.CookieJar()
-op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=ctx))
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k): return None
+op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=ctx), NoRedirect())
 get = lambda p: op.open(base + p, timeout=20).read().decode()
-page = get("/login")
-csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-op.open(base + "/login", urllib.parse.urlencode({"csrf": csrf, "user": "security-admin", "password": pw}).encode(), timeout=20)
-agents = get("/agents")
-missing = [f"pc-{n}" for n in (1, 2, 3) if f">pc-{n}<" not in agents]
-audit = get("/audit?gateway=pc-2&since=1d")
-assert not missing, f"Agents page lacks {missing}"
-assert "fleet clean 2" in audit and "fleet cards 2" in audit and "fleet clean 1" not in audit, "audit by agent"
-print("yes")
+def post(p, data):
+    try:
+        r = op.open(base + p, urllib.parse.urlencode(data).encode(), timeout=20)
+        return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+csrf = lambda page: re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+st, _ = post("/login", {"csrf": csrf(get("/login")), "user": "security-admin", "password": pw})
+assert st == 303, st
+if action == "check":
+    agents = get("/agents")
+    missing = [f"pc-{n}" for n in (1, 2, 3) if f">pc-{n}<" not in agents]
+    audit = get("/audit?gateway=pc-2&since=1d")
+    assert not missing, f"Agents page lacks {missing}"
+    assert "fleet clean 2" in audit and "fleet cards 2" in audit and "fleet clean 1" not in audit, "audit by agent"
+    print("yes")
+elif action == "policy":
+    st, page = post("/agents/policy", {"csrf": csrf(get("/agents")), "policy": open(sys.argv[5]).read()})
+    err = re.search(r'<pre class="mono small">(.*?)</pre>', page, re.S)
+    print(st, html.unescape(err.group(1)) if err else "")
 EOT
 }
-if [ "$(console_check 2>&1 | tail -n1)" = yes ]; then
+if [ "$(console check 2>&1 | tail -n1)" = yes ]; then
   ok "the console lists the three agents and searches the audit trail by agent (HTTPS)"
-else bad "console: $(console_check 2>&1 | tail -n3)"; fi
+else bad "console: $(console check 2>&1 | tail -n3)"; fi
+
+# 2b. a policy pushed from the console reaches every agent, which applies it without a restart
+out=$("${PY[@]}" send --port 10602 --subject "before push" --body "個人番号 1234 5678 9018 です。" || true)
+grep -q "^RESULT 250" <<<"$out" || bad "before the push, a My Number passes: $out"
+cp "$BASE/policy.toml" "$BASE/pushed.toml"
+cat >> "$BASE/pushed.toml" <<'EOF'
+
+[[rule]]
+id = "block-my-number-outside"
+action = "block"
+message_en = "My Numbers may not be sent outside."
+when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_numbr"] }] }
+EOF
+bad_out=$(console policy "$BASE/pushed.toml")
+sed -i 's/jp_my_numbr/jp_my_number/' "$BASE/pushed.toml"
+good_out=$(console policy "$BASE/pushed.toml")
+if grep -q "^400 uploaded policy:[0-9]*:[0-9]*: .*jp_my_numbr" <<<"$bad_out" && [ "${good_out%% *}" = 303 ]; then
+  ok "a policy with an error is refused with its line and column ($(cut -c5-48 <<<"$bad_out")...); the fixed one is stored"
+else bad "policy upload: bad [$bad_out] good [$good_out]"; fi
+end=$(( $(date +%s) + 40 ))
+while :; do
+  running=$("$CLI" fleet list --store "$URL" --state "$BASE/cli-state" \
+    | python3 -c "import json,sys; print(sum(1 for l in sys.stdin if json.loads(l)['policy_version']=='1'))")
+  { [ "$running" = 3 ] || [ "$(date +%s)" -ge "$end" ]; } && break
+  sleep 0.5
+done
+refused=0
+for n in 1 2 3; do
+  out=$("${PY[@]}" send --port "1060$n" --subject "after push $n" --body "個人番号 1234 5678 9018 です。" || true)
+  grep -q "^RESULT 550 5.7.1 My Numbers may not be sent outside" <<<"$out" && refused=$((refused + 1))
+done
+if [ "$running" = 3 ] && [ "$refused" = 3 ] && grep -q "event=fleet_policy_applied version=1" "$BASE/agent1.log"; then
+  ok "the pushed policy reached all three agents (they report version 1); the next My Number is refused on each"
+else bad "policy push: $running agents run version 1, $refused refused"; fi
+
+kill_pidfile "$BASE/agent2.pid" ping32dlp-proxy
+start_agent 2
+wait_port 10602 20 || die "agent 2 did not listen again (see $BASE/agent2.log)"
+out=$("${PY[@]}" send --port 10602 --subject "after restart" --body "個人番号 1234 5678 9018 です。" || true)
+if grep -q "^RESULT 550 5.7.1 My Numbers may not be sent outside" <<<"$out" && [ -f "$BASE/agent2/fleet-policy.toml" ]; then
+  ok "restarted, agent 2 runs the pushed policy it kept (fleet-policy.toml), not its own file"
+else bad "after a restart: $out"; fi
 
 # 3. offline: 200 mails through agent 1 while the server is down, then the server comes back
 kill_pidfile "$BASE/server.pid" ping32dlp-console
@@ -230,7 +287,7 @@ if grep -q "^RESULT ok=200 failed=0" <<<"$out" && [ "$(delivered "Subject: offli
   ok "server down: 200 mails judged and delivered through agent 1 in $(python3 -c "print(round($t1-$t0,1))") s, 200 records in its local store"
 else bad "offline: $(head -n1 <<<"$out"), delivered $(delivered "Subject: offline "), local $local_n"; fi
 start_server
-if wait_records pc-1 202 90 >/dev/null; then
+if wait_records pc-1 203 90 >/dev/null; then
   "$CLI" audit search --store "$URL" --state "$BASE/cli-state" --gateway pc-1 --format json --limit 1000 > "$BASE/pc1.json"
   "$CLI" audit search --state "$BASE/agent1" --format json --limit 1000 > "$BASE/pc1-local.json"
   order=$(python3 - "$BASE/pc1.json" "$BASE/pc1-local.json" <<'EOT'
@@ -245,7 +302,7 @@ EOT
   if [ "$order" = yes ] && grep -q "event=forwarder_resumed" "$BASE/agent1.log"; then
     ok "server back: all 200 records arrived once, in the agent's order"
   else bad "after the server came back: $order"; fi
-else bad "the server did not get agent 1's records back: $(wait_records pc-1 202 1)"; fi
+else bad "the server did not get agent 1's records back: $(wait_records pc-1 203 1)"; fi
 
 # 4. a revoked agent is refused; its PC keeps judging mail
 "$CLI" fleet revoke pc-3 --store "$URL" --state "$BASE/cli-state" >/dev/null
@@ -255,8 +312,8 @@ n3=$("$CLI" fleet list --store "$URL" --state "$BASE/cli-state" | python3 -c "im
 for l in sys.stdin:
     a=json.loads(l)
     if a['name']=='pc-3': print(a['records'], a['revoked'] is not None)")
-if grep -q "^RESULT 250" <<<"$out" && grep -q "revoked" "$BASE/agent3.log" && [ "$n3" = "2 True" ]; then
-  ok "revoked agent: its uploads are refused (records stay at 2), mail on its PC is still judged"
+if grep -q "^RESULT 250" <<<"$out" && grep -q "revoked" "$BASE/agent3.log" && [ "$n3" = "3 True" ]; then
+  ok "revoked agent: its uploads are refused (records stay at 3), mail on its PC is still judged"
 else bad "revocation: $out / $n3"; fi
 
 echo "fleet-test: $PASS passed, $FAILS failed"

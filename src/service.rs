@@ -132,6 +132,22 @@ impl DlpSettings {
         }
     }
 
+    /// On an endpoint agent (`store = "https://..."`), the policy from the fleet server that
+    /// this agent runs (`fleet-policy.toml` in the state directory), when it has one: it
+    /// replaces `policy`.
+    pub fn fleet_policy_file(&self) -> Option<PathBuf> {
+        let c = self.store_config()?;
+        if !crate::workflow::agent::is_server_url(&c.url) {
+            return None;
+        }
+        let f = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(default_state_dir)
+            .join(crate::workflow::fleet::POLICY_FILE);
+        f.exists().then_some(f)
+    }
+
     /// Builds the engine from the rules and dictionaries, loads the policy and checks it against
     /// the engine (what a reload reads again). Errors name the file, and the line and column
     /// where the file has them.
@@ -144,9 +160,10 @@ impl DlpSettings {
             b = b.dictionary_file(d);
         }
         let engine = Arc::new(b.build().map_err(|e| e.to_string())?);
-        let mut policy = match &self.policy {
-            Some(p) => Policy::from_file(p).map_err(|e| e.to_string())?,
-            None => Policy::default_monitor(),
+        let mut policy = match (self.fleet_policy_file(), &self.policy) {
+            (Some(f), _) => Policy::from_file(&f).map_err(|e| e.to_string())?,
+            (None, Some(p)) => Policy::from_file(p).map_err(|e| e.to_string())?,
+            (None, None) => Policy::default_monitor(),
         };
         policy.check_detectors(&engine)?;
         if !self.internal_domains.is_empty() {
@@ -192,6 +209,68 @@ pub fn reload(pipeline: &Pipeline, dlp: &DlpSettings) -> Result<String, String> 
     );
     pipeline.reload(engine, policy);
     Ok(what)
+}
+
+/// On an endpoint agent (`store = "https://..."`), applies each policy the forwarder fetches
+/// from the fleet server, without a restart: every 2 seconds, a new
+/// `fleet-policy.new.toml` in the state directory is checked against the running engine
+/// and swapped in (the organisation domains of `[dlp]` still win); it then becomes
+/// `fleet-policy.toml`, which a restart or SIGHUP loads instead of `policy`. A policy that
+/// does not fit the engine is refused (logged, kept as `fleet-policy.refused.toml`) and the
+/// running one stays. Does nothing for other stores.
+pub fn follow_fleet_policy(
+    program: &'static str,
+    dlp: &DlpSettings,
+    pipeline: impl std::ops::Deref<Target = Pipeline> + Send + 'static,
+) {
+    use crate::workflow::fleet;
+    let Some(c) = dlp.store_config() else { return };
+    if !crate::workflow::agent::is_server_url(&c.url) {
+        return;
+    }
+    let dir = dlp.state_dir.clone().unwrap_or_else(default_state_dir);
+    let domains = dlp.internal_domains.clone();
+    let _ = std::thread::Builder::new()
+        .name("ping32dlp-fleet-policy".into())
+        .spawn(move || loop {
+            let new = dir.join(fleet::POLICY_NEW_FILE);
+            if let Ok(text) = std::fs::read_to_string(&new) {
+                let version = fleet::policy_file_version(&text).unwrap_or(0);
+                let engine = pipeline.engine();
+                match fleet::check_policy_text(&text, &new, &engine) {
+                    Ok(mut p) => {
+                        if !domains.is_empty() {
+                            p.internal_domains = domains.clone();
+                        }
+                        let what = format!("policy {} ({} rules)", p.name, p.rules.len());
+                        pipeline.set_policy(p);
+                        let _ = std::fs::rename(&new, dir.join(fleet::POLICY_FILE));
+                        if let Some(o) = pipeline.observer() {
+                            o.reloaded(Ok(&what));
+                        }
+                        log_event(
+                            program,
+                            "fleet_policy_applied",
+                            &[("version", &version)],
+                            &what,
+                        );
+                    }
+                    Err(e) => {
+                        if let Some(o) = pipeline.observer() {
+                            o.reloaded(Err(&e));
+                        }
+                        let _ = std::fs::rename(&new, dir.join("fleet-policy.refused.toml"));
+                        log_event(
+                            program,
+                            "fleet_policy_refused",
+                            &[("version", &version)],
+                            &format!("{e}; the running policy stays"),
+                        );
+                    }
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        });
 }
 
 /// Calls `reload` on every SIGHUP, in a thread of its own, and logs what it answers: a daemon

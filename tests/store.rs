@@ -789,6 +789,19 @@ fn fleet_enrolment_uploads_and_revocation() {
         assert_eq!(s.ingest(n, 5, 6, &[r], now).unwrap(), None);
         assert_eq!(s.agent(n).unwrap().unwrap().revoked, Some(now + 6));
         assert!(s.agent("nobody").unwrap().is_none());
+        // Policies for the agents: versions in order, the latest is current.
+        assert!(s.fleet_policy().unwrap().is_none());
+        let v1 = s
+            .fleet_policy_put("[policy]\nname = \"a\"\n", "admin", now)
+            .unwrap();
+        let v2 = other
+            .fleet_policy_put("[policy]\nname = \"b\"\n", "admin2", now + 1)
+            .unwrap();
+        assert!(v2 > v1);
+        let cur = s.fleet_policy().unwrap().unwrap();
+        assert_eq!((cur.version, cur.actor.as_str()), (v2, "admin2"));
+        assert!(cur.text.contains("\"b\""));
+        assert_eq!(cur.sha256, fleet::secret_digest(&cur.text));
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::fleet::AgentStatus;
+use super::fleet::{self, AgentStatus, FleetPolicy};
 use super::{private, AuditRecord, Result, SqliteStore, StoreConfig, WorkflowError};
 
 /// Records per upload.
@@ -22,6 +22,8 @@ const BATCH: usize = 200;
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// A status report at least this often while there is nothing to upload.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
+/// How often the agent asks for a new policy.
+const POLICY_EVERY: Duration = Duration::from_secs(10);
 
 /// The file in the state directory that holds this agent's credential (`NAME:SECRET`, 0600).
 pub const CREDENTIAL_FILE: &str = "agent.credential";
@@ -170,6 +172,24 @@ impl AgentClient {
         }
     }
 
+    /// The agents' policy when the server has one other than version `have`.
+    pub fn policy(&self, have: Option<i64>) -> Result<Option<FleetPolicy>> {
+        let (code, v) = self.post("/agent/v1/policy", &serde_json::json!({ "have": have }))?;
+        if code != 200 {
+            return Err(self.refused(code, &v));
+        }
+        match (v["version"].as_i64(), v["text"].as_str()) {
+            (Some(version), Some(text)) => Ok(Some(FleetPolicy {
+                version,
+                text: text.to_string(),
+                sha256: v["sha256"].as_str().unwrap_or("").to_string(),
+                created: 0,
+                actor: v["actor"].as_str().unwrap_or("").to_string(),
+            })),
+            _ => Ok(None),
+        }
+    }
+
     /// Uploads numbered records (in increasing order); returns the server's last record number.
     pub fn upload(&self, items: &[(i64, AuditRecord)], status: &AgentStatus) -> Result<i64> {
         let records: Vec<serde_json::Value> = items
@@ -199,7 +219,23 @@ fn program() -> String {
         .unwrap_or_else(|| "ping32dlp".into())
 }
 
-/// What this agent says about itself.
+/// The version of the fleet policy file in `dir` named `file`, if there is one.
+fn file_version(dir: &Path, file: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    fleet::policy_file_version(&text)
+}
+
+/// Writes a fetched policy where the daemon picks it up ([`fleet::POLICY_NEW_FILE`]): a
+/// temporary file, synced, then renamed, so that a reader never sees half of it.
+fn stage_policy(dir: &Path, p: &FleetPolicy) -> Result<()> {
+    let tmp = dir.join(format!("{}.tmp", fleet::POLICY_NEW_FILE));
+    let _ = std::fs::remove_file(&tmp);
+    private::write_file(&tmp, fleet::policy_file_text(p).as_bytes())?;
+    std::fs::rename(&tmp, dir.join(fleet::POLICY_NEW_FILE))
+        .map_err(|e| WorkflowError::Io(format!("{}: {e}", tmp.display())))
+}
+
+/// What this agent says about itself (`policy_version`: see [`status_of`]).
 pub fn local_status(backlog: u64) -> AgentStatus {
     AgentStatus {
         user: std::env::var("USER")
@@ -210,6 +246,14 @@ pub fn local_status(backlog: u64) -> AgentStatus {
         version: Some(format!("{} {}", program(), env!("CARGO_PKG_VERSION"))),
         policy_version: None,
         backlog,
+    }
+}
+
+/// [`local_status`] with the version of the fleet policy this agent runs.
+fn status_of(dir: &Path, backlog: u64) -> AgentStatus {
+    AgentStatus {
+        policy_version: file_version(dir, fleet::POLICY_FILE).map(|v| v.to_string()),
+        ..local_status(backlog)
     }
 }
 
@@ -277,15 +321,22 @@ pub fn open_agent_store(state_dir: &Path, c: &StoreConfig) -> Result<Arc<SqliteS
     let weak = Arc::downgrade(&store);
     std::thread::Builder::new()
         .name("ping32dlp-forwarder".into())
-        .spawn(move || forward(weak, client))
+        .spawn({
+            let dir = state_dir.to_path_buf();
+            move || forward(weak, client, dir)
+        })
         .map_err(|e| WorkflowError::Io(e.to_string()))?;
     Ok(store)
 }
 
 /// The forwarder: uploads what the server has not taken, in order; backs off while it cannot.
-fn forward(store: Weak<SqliteStore>, client: AgentClient) {
+fn forward(store: Weak<SqliteStore>, client: AgentClient, dir: PathBuf) {
     let prog = program();
     let mut server_last: Option<i64> = None;
+    let mut next_policy = Instant::now();
+    let mut reported_policy: Option<String> = None;
+    let mut have_policy =
+        file_version(&dir, fleet::POLICY_NEW_FILE).max(file_version(&dir, fleet::POLICY_FILE));
     let mut backoff = Duration::from_secs(1);
     let mut next_status = Instant::now();
     let mut failing = false;
@@ -301,11 +352,24 @@ fn forward(store: Weak<SqliteStore>, client: AgentClient) {
         }
         let Some(s) = store.upgrade() else { return };
         let step = (|| -> Result<usize> {
+            if Instant::now() >= next_policy {
+                if let Some(p) = client.policy(have_policy)? {
+                    stage_policy(&dir, &p)?;
+                    crate::service::log_event(
+                        &prog,
+                        "fleet_policy_fetched",
+                        &[("version", &p.version), ("server", &client.url())],
+                        "",
+                    );
+                    have_policy = Some(p.version);
+                }
+                next_policy = Instant::now() + POLICY_EVERY;
+            }
             let after = match server_last {
                 Some(n) => n,
                 None => {
                     let backlog = s.count_after(0)?;
-                    let n = client.status(&local_status(backlog))?;
+                    let n = client.status(&status_of(&dir, backlog))?;
                     server_last = Some(n);
                     n
                 }
@@ -313,14 +377,16 @@ fn forward(store: Weak<SqliteStore>, client: AgentClient) {
             let batch = s.records_after(after, BATCH)?;
             let backlog = s.count_after(after)?;
             if batch.is_empty() {
-                if Instant::now() >= next_status {
-                    server_last = Some(client.status(&local_status(backlog))?);
+                let st = status_of(&dir, backlog);
+                if Instant::now() >= next_status || st.policy_version != reported_policy {
+                    server_last = Some(client.status(&st)?);
+                    reported_policy = st.policy_version;
                     next_status = Instant::now() + STATUS_EVERY;
                 }
                 return Ok(0);
             }
             let sent = batch.len() as u64;
-            let n = client.upload(&batch, &local_status(backlog.saturating_sub(sent)))?;
+            let n = client.upload(&batch, &status_of(&dir, backlog.saturating_sub(sent)))?;
             server_last = Some(n);
             next_status = Instant::now() + STATUS_EVERY;
             Ok(batch.len())

@@ -73,6 +73,63 @@ pub struct EnrolToken {
     pub agent: Option<String>,
 }
 
+/// A policy for the agents, as the admin uploaded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetPolicy {
+    /// 1, 2, ...: each upload is a new version.
+    pub version: i64,
+    /// The policy file's text.
+    pub text: String,
+    /// SHA-256 (hex) of the text.
+    pub sha256: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Who uploaded it.
+    pub actor: String,
+}
+
+/// The first line of a fleet policy file an agent keeps (`fleet-policy.toml`).
+pub const POLICY_HEADER: &str = "# ping32dlp fleet policy version ";
+
+/// The file an agent's forwarder writes a newly fetched policy to, in the state directory.
+pub const POLICY_NEW_FILE: &str = "fleet-policy.new.toml";
+/// The file of the policy an agent runs (renamed from [`POLICY_NEW_FILE`] once applied).
+pub const POLICY_FILE: &str = "fleet-policy.toml";
+
+/// The version written in a fleet policy file's first line.
+pub fn policy_file_version(text: &str) -> Option<i64> {
+    text.lines()
+        .next()?
+        .strip_prefix(POLICY_HEADER)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A fleet policy's text as an agent keeps it: the header line, then the text.
+pub fn policy_file_text(p: &FleetPolicy) -> String {
+    format!(
+        "{POLICY_HEADER}{} (sha256 {}, uploaded by {})\n{}",
+        p.version,
+        p.sha256,
+        p.actor.replace(['\n', '\r'], " "),
+        p.text
+    )
+}
+
+/// Parses a policy text for the agents and checks it against `engine` (the detectors it
+/// names exist); errors carry the line, column and field like `ping32dlp policy check`.
+pub fn check_policy_text(
+    text: &str,
+    name: &std::path::Path,
+    engine: &crate::Engine,
+) -> Result<crate::policy::Policy, String> {
+    let p = crate::policy::parse_policy(text, Some(name)).map_err(|e| e.to_string())?;
+    p.check_detectors(engine)?;
+    Ok(p)
+}
+
 /// What an enrolment came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enrolment {
@@ -197,6 +254,18 @@ mod tests {
         let (last, recs) = prepare_upload("pc1", 5, vec![(4, rec("a"))]).unwrap();
         assert_eq!((last, recs.len()), (5, 0));
         assert!(prepare_upload("pc1", 0, vec![(3, rec("a")), (3, rec("b"))]).is_err());
+        let fp = FleetPolicy {
+            version: 12,
+            text: "[policy]\nname = \"x\"\n".into(),
+            sha256: "ab".into(),
+            created: 0,
+            actor: "admin\nforged".into(),
+        };
+        let t = policy_file_text(&fp);
+        assert_eq!(policy_file_version(&t), Some(12));
+        assert_eq!(t.lines().count(), 3);
+        assert!(t.ends_with(&fp.text));
+        assert_eq!(policy_file_version("[policy]"), None);
         let (t, et) = new_enrol_token("x", "admin", 100, 7);
         assert_eq!(et.sha256, secret_digest(&t));
         assert_eq!(et.expires, 100 + 7 * 86_400);

@@ -755,6 +755,10 @@ pub trait Store: History + Send + Sync {
     fn agent_seen(&self, name: &str, now: i64, status: &fleet::AgentStatus) -> Result<()>;
     /// Revokes an agent's credential; false when it was not enrolled or already revoked.
     fn agent_revoke(&self, name: &str, now: i64) -> Result<bool>;
+    /// Stores a new policy for the agents; returns its version.
+    fn fleet_policy_put(&self, text: &str, actor: &str, now: i64) -> Result<i64>;
+    /// The agents' current policy (the latest upload).
+    fn fleet_policy(&self) -> Result<Option<fleet::FleetPolicy>>;
     /// Stores an agent's records (already numbered past `after`, gateway set) and advances its
     /// last record number from `after` to `last`, in one transaction; `Ok(None)` when its number
     /// is no longer `after` (a concurrent upload took them) or it is revoked. Returns the ids.

@@ -34,7 +34,7 @@ use postgres::types::ToSql;
 use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment};
+use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment, FleetPolicy};
 use super::{
     Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
     Result, Retention, Stats, Store, StoreConfig, StoredSession, WorkflowError,
@@ -1395,6 +1395,35 @@ impl Store for PgStore {
             )
             .map_err(db)?;
         Ok(n == 1)
+    }
+
+    fn fleet_policy_put(&self, text: &str, actor: &str, now: i64) -> Result<i64> {
+        let sha = super::fleet::secret_digest(text);
+        let row = self
+            .conn()?
+            .query_one(
+                "INSERT INTO fleet_policies (text, sha256, created, actor) VALUES ($1, $2, $3, $4) RETURNING version",
+                &[&text, &sha, &now, &actor],
+            )
+            .map_err(db)?;
+        Ok(row.get(0))
+    }
+
+    fn fleet_policy(&self) -> Result<Option<FleetPolicy>> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT version, text, sha256, created, actor FROM fleet_policies ORDER BY version DESC LIMIT 1",
+                &[],
+            )
+            .map_err(db)?;
+        Ok(rows.first().map(|r| FleetPolicy {
+            version: r.get(0),
+            text: r.get(1),
+            sha256: r.get(2),
+            created: r.get(3),
+            actor: r.get(4),
+        }))
     }
 
     fn ingest(

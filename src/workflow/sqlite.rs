@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment};
+use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment, FleetPolicy};
 use super::{
     Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
     Result, Retention, Stats, Store, StoredSession, WorkflowError,
@@ -74,7 +74,9 @@ const MIGRATIONS: &[&str] = &[
     "CREATE TABLE enrol_tokens (sha256 TEXT PRIMARY KEY, label TEXT NOT NULL, created INTEGER NOT NULL,
         expires INTEGER NOT NULL, created_by TEXT NOT NULL, used INTEGER, agent TEXT);
      CREATE TABLE agents (name TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, created INTEGER NOT NULL,
-        label TEXT NOT NULL, last_seen INTEGER, last_seq INTEGER NOT NULL, revoked INTEGER, status TEXT NOT NULL);",
+        label TEXT NOT NULL, last_seen INTEGER, last_seq INTEGER NOT NULL, revoked INTEGER, status TEXT NOT NULL);
+     CREATE TABLE fleet_policies (version INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL, sha256 TEXT NOT NULL,
+        created INTEGER NOT NULL, actor TEXT NOT NULL);",
 ];
 
 /// The schema version this program writes (the number of [`MIGRATIONS`]).
@@ -1220,6 +1222,35 @@ impl Store for SqliteStore {
                 params![name, now],
             )
             .map(|n| n == 1)
+        })
+    }
+
+    fn fleet_policy_put(&self, text: &str, actor: &str, now: i64) -> Result<i64> {
+        self.with(|c| {
+            c.query_row(
+                "INSERT INTO fleet_policies (text, sha256, created, actor) VALUES (?1, ?2, ?3, ?4) RETURNING version",
+                params![text, super::fleet::secret_digest(text), now, actor],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn fleet_policy(&self) -> Result<Option<FleetPolicy>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT version, text, sha256, created, actor FROM fleet_policies ORDER BY version DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(FleetPolicy {
+                        version: r.get(0)?,
+                        text: r.get(1)?,
+                        sha256: r.get(2)?,
+                        created: r.get(3)?,
+                        actor: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
         })
     }
 

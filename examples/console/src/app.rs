@@ -120,6 +120,7 @@ impl App {
             ["logout"]
             | ["requests", _, "decide"]
             | ["agents", "tokens"]
+            | ["agents", "policy"]
             | ["agents", _, "revoke"] => "POST",
             ["style.css"]
             | ["healthz"]
@@ -179,6 +180,7 @@ impl App {
             (["dashboard"], _) => self.dashboard(cx),
             (["agents"], _) => self.agents_page(cx),
             (["agents", "tokens"], _) => self.agents_new_token(cx),
+            (["agents", "policy"], _) => self.agents_policy(cx),
             (["agents", name, "revoke"], _) => self.agents_revoke(cx, name),
             _ => Err(self.error(cx, 404, "There is no such page.")),
         }

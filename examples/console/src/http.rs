@@ -150,7 +150,8 @@ pub struct Limits {
     pub max_per_client: usize,
     /// Largest request body.
     pub max_body: usize,
-    /// Largest request body of the agents' API (`/agent/...`: batches of audit records).
+    /// Largest request body of the agents' API (`/agent/...`: batches of audit records) and of
+    /// a policy upload for the agents.
     pub max_api_body: usize,
     /// Largest request head.
     pub max_head: usize,
@@ -210,11 +211,12 @@ async fn read(
     limits: &Limits,
 ) -> Result<Request, u16> {
     let (parts, body) = req.into_parts();
-    let max_body = if parts.uri.path().starts_with("/agent/") {
-        limits.max_api_body
-    } else {
-        limits.max_body
-    };
+    let max_body =
+        if parts.uri.path().starts_with("/agent/") || parts.uri.path() == "/agents/policy" {
+            limits.max_api_body
+        } else {
+            limits.max_body
+        };
     if parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)

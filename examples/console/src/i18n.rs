@@ -278,6 +278,14 @@ const JA: &[(&str, &str)] = &[
     ("active", "有効"),
     ("not used yet", "未使用"),
     ("revoked", "失効"),
+    ("Policy for agents", "エージェントのポリシー"),
+    ("The policy was not stored: it has an error.", "ポリシーに誤りがあるため保存しませんでした。"),
+    ("Paste the policy file's text.", "ポリシーファイルの内容を貼り付けてください。"),
+    ("uploaded by", "登録者"),
+    ("Agents running it", "適用済みのエージェント"),
+    ("No policy uploaded: agents use their own policy file.", "ポリシーは未登録です。各エージェントは自身のポリシーファイルを使います。"),
+    ("A policy file (TOML), checked against this console's rules before it is stored; agents apply it without restarting.", "ポリシーファイル（TOML）。保存前にこのコンソールのルールで検査し、各エージェントは再起動せずに適用します。"),
+    ("Upload for all agents", "全エージェントに配布"),
 ];
 
 #[cfg(test)]

@@ -1308,6 +1308,61 @@ fn agents_enrol_once_upload_their_own_records_and_can_be_revoked() {
     // Approvers do not see the Agents page.
     let mut boss = Browser::signed_in(&f, BOSS);
     assert_eq!(boss.get("/agents").status, 403);
+
+    // A policy for the agents: refused with its position when wrong, else stored and served.
+    let auth_a = format!(
+        "Bearer {}",
+        std::fs::read_to_string(dir_a.join(agent::CREDENTIAL_FILE))
+            .unwrap()
+            .trim()
+    );
+    let ask = |have: &str| {
+        let g = send(
+            f.addr,
+            "POST",
+            "/agent/v1/policy",
+            &[("Authorization", &auth_a)],
+            &format!(r#"{{"have": {have}}}"#),
+        );
+        assert_eq!(g.status, 200, "{}", g.text());
+        serde_json::from_slice::<serde_json::Value>(&g.body).unwrap()
+    };
+    assert!(ask("null")["version"].is_null());
+    let bad = "[policy]\nname = \"fleet\"\n\n[[rule]]\nid = \"x\"\naction = \"block\"\nwhen = { detector = [\"no_such_detector\"] }\n";
+    let page = admin.get("/agents");
+    let g = admin.post(
+        "/agents/policy",
+        &format!("csrf={}&policy={}", page.csrf(), enc(bad)),
+    );
+    assert_eq!(g.status, 400);
+    assert!(
+        g.text().contains("uploaded policy:7:") && g.text().contains("no_such_detector"),
+        "{}",
+        g.text()
+    );
+    let good = bad.replace("no_such_detector", "credit_card");
+    let g = admin.post(
+        "/agents/policy",
+        &format!("csrf={}&policy={}", page.csrf(), enc(&good)),
+    );
+    assert_eq!(g.status, 303, "{}", g.text());
+    let v = ask("null");
+    assert_eq!(v["text"].as_str(), Some(good.as_str()));
+    let version = v["version"].as_i64().unwrap();
+    assert!(
+        ask(&version.to_string())["text"].is_null(),
+        "unchanged: no text"
+    );
+    // A revoked agent gets no policy either.
+    let g = send(
+        f.addr,
+        "POST",
+        "/agent/v1/policy",
+        &[("Authorization", &auth_b)],
+        r#"{"have": null}"#,
+    );
+    assert_eq!(g.status, 403);
+    assert!(admin.get("/agents").text().contains("Policy for agents"));
 }
 
 #[test]

@@ -550,6 +550,8 @@ pub fn main() {
         Config::load,
         &shared.pipeline,
     );
+    // An endpoint agent (store = "https://..."): policies pushed from the fleet server.
+    service::follow_fleet_policy("ping32dlp-proxy", &shared.cfg.dlp, &shared.pipeline);
     let started = listen(&shared.cfg.listen, shared, false).and_then(|_| {
         if shared.cfg.listen_tls.is_empty() {
             Ok(())

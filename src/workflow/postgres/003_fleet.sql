@@ -19,3 +19,11 @@ CREATE TABLE agents (
     revoked bigint,
     status text NOT NULL
 );
+-- Policies for the agents: each upload a new version; agents fetch the latest.
+CREATE TABLE fleet_policies (
+    version bigserial PRIMARY KEY,
+    text text NOT NULL,
+    sha256 text NOT NULL,
+    created bigint NOT NULL,
+    actor text NOT NULL
+);

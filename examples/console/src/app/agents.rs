@@ -7,6 +7,8 @@
 //! POST /agent/v1/enrol    {"token", "name", "status"}           -> 201 {"name", "credential"}
 //! POST /agent/v1/records  {"records": [{"seq", "record"}], "status"?}  -> {"last_seq", "stored"}
 //! POST /agent/v1/status   {"status"}                             -> {"last_seq"}
+//! POST /agent/v1/policy   {"have": VERSION | null}  -> {"version", "sha256", "text"}, or
+//!                         {"version"} when the agent has it, {"version": null} when none
 //! ```
 //!
 //! Every call but `enrol` carries `Authorization: Bearer NAME:SECRET`. An agent can only add
@@ -55,6 +57,13 @@ struct UploadBody {
     records: Vec<UploadItem>,
     #[serde(default)]
     status: Option<AgentStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyBody {
+    #[serde(default)]
+    have: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +117,7 @@ impl App {
             ["agent", "v1", "enrol"] => self.api_enrol(req),
             ["agent", "v1", "records"] => self.api_records(req),
             ["agent", "v1", "status"] => self.api_status(req),
+            ["agent", "v1", "policy"] => self.api_policy(req),
             _ => Err(api_error(404, "no such call")),
         };
         match r {
@@ -275,6 +285,69 @@ impl App {
         Ok(json(200, serde_json::json!({ "last_seq": a.last_seq })))
     }
 
+    fn api_policy(&self, req: &Request) -> Res {
+        self.authenticated(req)?;
+        let b: PolicyBody = serde_json::from_slice(&req.body)
+            .map_err(|e| api_error(400, &format!("policy: {e}")))?;
+        let cur = self
+            .store()
+            .fleet_policy()
+            .map_err(|e| self.api_internal(e))?;
+        Ok(json(
+            200,
+            match cur {
+                None => serde_json::json!({ "version": null }),
+                Some(p) if Some(p.version) == b.have => serde_json::json!({ "version": p.version }),
+                Some(p) => serde_json::json!({
+                    "version": p.version,
+                    "sha256": p.sha256,
+                    "actor": p.actor,
+                    "text": p.text,
+                }),
+            },
+        ))
+    }
+
+    /// `POST /agents/policy`: a new policy for the agents, checked like `ping32dlp policy
+    /// check` (against this console's rules) before it is stored.
+    pub(super) fn agents_policy(&self, cx: &Cx) -> Res {
+        let s = self.need(cx, true)?;
+        let form = cx.req.form();
+        self.csrf(cx, &form, Some(&s.csrf))?;
+        let text = field(&form, "policy").unwrap_or("").replace("\r\n", "\n");
+        if text.trim().is_empty() {
+            return Err(self.error(cx, 400, "Paste the policy file's text."));
+        }
+        let engine = self.pipeline.engine();
+        if let Err(e) =
+            fleet::check_policy_text(&text, std::path::Path::new("uploaded policy"), &engine)
+        {
+            let l = cx.l;
+            let body = format!(
+                r#"<p><a href="/agents">← {back}</a></p><div class="card"><h1>{title}</h1>{err}<pre class="mono small">{e}</pre></div>"#,
+                back = esc(t(l, "Agents")),
+                title = esc(t(l, "Policy for agents")),
+                err = html::notice("error", t(l, "The policy was not stored: it has an error.")),
+                e = esc(&e),
+            );
+            return Err(Response::html(
+                400,
+                page(l, t(l, "Policy for agents"), Some(&s), "agents", &body),
+            ));
+        }
+        let v = self
+            .store()
+            .fleet_policy_put(&text, &s.user, timeutil::now())
+            .map_err(|e| self.internal(cx, e))?;
+        ping32dlp::service::log_event(
+            "ping32dlp-console",
+            "fleet_policy_uploaded",
+            &[("version", &v), ("actor", &s.user), ("bytes", &text.len())],
+            "",
+        );
+        Ok(Response::redirect("/agents"))
+    }
+
     // ------------------------------------------------------------ the Agents page
 
     /// `GET /agents`: enrolled agents, the form for a new enrolment token, recent tokens.
@@ -349,6 +422,48 @@ impl App {
             o.push_str("</table>");
         }
         o.push_str("</div>");
+        let pol = store.fleet_policy().map_err(|e| self.internal(cx, e))?;
+        let _ = write!(
+            o,
+            r#"<div class="card"><h2>{}</h2>"#,
+            esc(t(l, "Policy for agents"))
+        );
+        match &pol {
+            Some(p) => {
+                let running = agents
+                    .iter()
+                    .filter(|a| a.revoked.is_none())
+                    .filter(|a| a.status.policy_version.as_deref() == Some(&p.version.to_string()))
+                    .count();
+                let _ = write!(
+                    o,
+                    r#"<p>{ver} <b>{v}</b> · {by} {actor} · {at} · <span class="mono small">{sha}</span></p><p class="small muted">{run}: {running} / {all}</p>"#,
+                    ver = esc(t(l, "Version")),
+                    v = p.version,
+                    by = esc(t(l, "uploaded by")),
+                    actor = esc(&p.actor),
+                    at = esc(&html::time(p.created, off)),
+                    sha = esc(&p.sha256[..16.min(p.sha256.len())]),
+                    run = esc(t(l, "Agents running it")),
+                    all = agents.iter().filter(|a| a.revoked.is_none()).count(),
+                );
+            }
+            None => o.push_str(&html::muted(t(
+                l,
+                "No policy uploaded: agents use their own policy file.",
+            ))),
+        }
+        let _ = write!(
+            o,
+            r#"<form method="post" action="/agents/policy"><input type="hidden" name="csrf" value="{csrf}"><label class="small muted" for="policy">{lbl}</label><textarea id="policy" name="policy" rows="12" class="mono" required>{cur}</textarea><p><button class="btn btn-plain">{up}</button></p></form></div>"#,
+            csrf = esc(&s.csrf),
+            lbl = esc(t(
+                l,
+                "A policy file (TOML), checked against this console's rules before it is stored; agents apply it without restarting."
+            )),
+            cur = esc(pol.as_ref().map_or("", |p| p.text.as_str())),
+            up = esc(t(l, "Upload for all agents")),
+        );
         let _ = write!(
             o,
             r#"<div class="card"><h2>{title}</h2><p class="small muted">{hint}</p><form method="post" action="/agents/tokens" class="filters"><input type="hidden" name="csrf" value="{csrf}"><label>{lbl}<input name="label" maxlength="100" required></label><label>{days}<input name="days" type="number" min="1" max="90" value="7"></label><button class="btn btn-plain">{make}</button></form>"#,
