@@ -204,7 +204,11 @@ jar = http.cookiejar.CookieJar()
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *a, **k): return None
 op = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), urllib.request.HTTPSHandler(context=ctx), NoRedirect())
-get = lambda p: op.open(base + p, timeout=20).read().decode()
+def get(p):
+    try:
+        return op.open(base + p, timeout=20).read().decode()
+    except urllib.error.HTTPError as e:
+        return e.read().decode()
 def post(p, data):
     try:
         r = op.open(base + p, urllib.parse.urlencode(data).encode(), timeout=20)
@@ -221,6 +225,19 @@ if action == "check":
     assert not missing, f"Agents page lacks {missing}"
     assert "fleet clean 2" in audit and "fleet cards 2" in audit and "fleet clean 1" not in audit, "audit by agent"
     print("yes")
+elif action == "decide":
+    aid, what = sys.argv[5], sys.argv[6]
+    st, _ = post(f"/requests/{aid}/decide", {"csrf": csrf(get(f"/requests/{aid}")), "decision": what, "comment": "from the fleet test"})
+    print(st)
+elif action == "attachment":
+    aid = sys.argv[5]
+    try:
+        r = op.open(f"{base}/requests/{aid}/attachments/0", timeout=20)
+        page = r.read().decode()
+        name = re.search(r"<h1>([^<]*)</h1>", page)
+        print(r.status, name.group(1) if name else "")
+    except urllib.error.HTTPError as e:
+        print(e.code, "")
 elif action == "policy":
     st, page = post("/agents/policy", {"csrf": csrf(get("/agents")), "policy": open(sys.argv[5]).read()})
     err = re.search(r'<pre class="mono small">(.*?)</pre>', page, re.S)
@@ -242,6 +259,12 @@ id = "block-my-number-outside"
 action = "block"
 message_en = "My Numbers may not be sent outside."
 when = { all = [{ recipients = "any_external" }, { detector = ["jp_my_numbr"] }] }
+
+[[rule]]
+id = "hold-confidential"
+action = "hold"
+approvers = ["boss@example.co.jp"]
+when = { all = [{ recipients = "any_external" }, { detector = ["confidential_marking"] }] }
 EOF
 bad_out=$(console policy "$BASE/pushed.toml")
 sed -i 's/jp_my_numbr/jp_my_number/' "$BASE/pushed.toml"
@@ -264,6 +287,52 @@ done
 if [ "$running" = 3 ] && [ "$refused" = 3 ] && grep -q "event=fleet_policy_applied version=1" "$BASE/agent1.log"; then
   ok "the pushed policy reached all three agents (they report version 1); the next My Number is refused on each"
 else bad "policy push: $running agents run version 1, $refused refused"; fi
+
+# 2c. mail held on agent 2: the request is on the server; approved in the console, agent 2
+#     delivers it byte-identical; rejected, it is never delivered
+held_send() {  # subject [attachment]: prints the request id
+  local out att=()
+  [ -n "${2:-}" ] && att=(--attach "$2")
+  out=$("${PY[@]}" send --port 10602 --subject "$1" --body "社外秘: 来期の価格表です。" "${att[@]}" --save "$BASE/$1.eml" || true)
+  sed -n 's/.*request \([0-9a-f]*\).*/\1/p' <<<"$out"
+}
+on_server() {  # approval-id seconds: until the server lists the request
+  local end=$(( $(date +%s) + $2 ))
+  until "$CLI" approvals list --store "$URL" --state "$BASE/cli-state" 2>/dev/null | grep -q "^$1"; do
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.3
+  done
+}
+server_state() {
+  "$CLI" approvals list --store "$URL" --state "$BASE/cli-state" --status all 2>/dev/null | awk -v id="$1" '$1==id {print $2}'
+}
+a_ok=$(held_send "held approve" "$ROOT/corpus/extract/docs/logo.png")
+a_no=$(held_send "held reject")
+if [ -n "$a_ok" ] && [ -n "$a_no" ] && on_server "$a_ok" 20 && on_server "$a_no" 20; then
+  ok "two mails held on agent 2 ($a_ok, $a_no): their requests are on the server, pending"
+else bad "held on agent 2: [$a_ok] [$a_no] not on the server"; fi
+att=$(console attachment "$a_ok")
+if [ "$att" = "200 logo.png" ]; then
+  ok "the approver opens the held mail's attachment in the console (uploaded from the PC as evidence)"
+else bad "attachment of $a_ok: $att"; fi
+d1=$(console decide "$a_ok" approve); d2=$(console decide "$a_no" reject)
+end=$(( $(date +%s) + 30 ))
+until [ "$(delivered "held approve")" = 1 ] || [ "$(date +%s)" -ge "$end" ]; do sleep 0.3; done
+f=$(grep -rlF -- "held approve" "$VMAIL/bob/Maildir/new" 2>/dev/null | head -n1 || true)
+end=$(( $(date +%s) + 30 ))
+until [ "$(server_state "$a_ok")" = released ] && [ "$(server_state "$a_no")" = discarded ] || [ "$(date +%s)" -ge "$end" ]; do sleep 0.3; done
+if [ "$d1 $d2" = "303 303" ] && [ -n "$f" ] && python3 - "$f" "$BASE/held approve.eml" <<'EOT'
+import sys
+d = open(sys.argv[1], "rb").read().replace(b"\r\n", b"\n")
+s = open(sys.argv[2], "rb").read().replace(b"\r\n", b"\n")
+sys.exit(0 if d.endswith(s) and len(s) > 100 else 1)
+EOT
+then
+  ok "approved in the console -> agent 2 delivered it byte-identical; the server shows it $(server_state "$a_ok")"
+else bad "approve on the server: decide $d1, delivered [$f], state $(server_state "$a_ok")"; fi
+if [ "$(delivered "held reject")" = 0 ] && [ "$(server_state "$a_no")" = discarded ]; then
+  ok "rejected in the console -> never delivered by agent 2; the server shows it discarded"
+else bad "reject on the server: delivered $(delivered "held reject"), state $(server_state "$a_no")"; fi
 
 kill_pidfile "$BASE/agent2.pid" ping32dlp-proxy
 start_agent 2
@@ -307,7 +376,7 @@ else bad "the server did not get agent 1's records back: $(wait_records pc-1 203
 # 4. a revoked agent is refused; its PC keeps judging mail
 "$CLI" fleet revoke pc-3 --store "$URL" --state "$BASE/cli-state" >/dev/null
 out=$("${PY[@]}" send --port 10603 --subject "after revocation" --body "hello" || true)
-wait_log "$BASE/agent3.log" "revoked" 20
+wait_log "$BASE/agent3.log" "revoked" 70
 n3=$("$CLI" fleet list --store "$URL" --state "$BASE/cli-state" | python3 -c "import json,sys
 for l in sys.stdin:
     a=json.loads(l)

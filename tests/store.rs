@@ -721,7 +721,7 @@ fn fleet_enrolment_uploads_and_revocation() {
 
         // Uploads: stored once, in order, under the agent's name.
         let n = &winner.name;
-        let items: Vec<(i64, AuditRecord)> = (1..=5)
+        let items: Vec<(i64, AuditRecord, ())> = (1..=5)
             .map(|i| {
                 let mut r = rec(
                     now - 100 + i,
@@ -731,14 +731,34 @@ fn fleet_enrolment_uploads_and_revocation() {
                     "forged",
                 );
                 r.id = 1000 + i;
-                (i, r)
+                (i, r, ())
             })
             .collect();
         let (last, recs) = fleet::prepare_upload(n, 0, items.clone()).unwrap();
-        let ids = s.ingest(n, 0, last, &recs, now).unwrap().unwrap();
+        let recs: Vec<AuditRecord> = recs.into_iter().map(|(r, ())| r).collect();
+        // The third mail is held on the PC: its request comes with it.
+        let mut held = approval("a1b2c3d4e5f6", 0, Some(n));
+        held.created = now;
+        let ids = s
+            .ingest(n, 0, last, &recs, &[(2, held.clone())], now)
+            .unwrap()
+            .unwrap();
         assert_eq!(ids.len(), 5);
+        let got = other.approval("a1b2c3d4e5f6").unwrap().unwrap();
+        assert_eq!(
+            (got.record_id, got.gateway.as_deref()),
+            (ids[2], Some(n.as_str()))
+        );
+        let ev = s.events("a1b2c3d4e5f6").unwrap();
+        assert_eq!(
+            (ev[0].kind.as_str(), ev[0].actor.clone()),
+            ("created", format!("agent:{n}"))
+        );
         // The same batch again, through the other handle: the number has moved on.
-        assert_eq!(other.ingest(n, 0, last, &recs, now).unwrap(), None);
+        assert_eq!(
+            other.ingest(n, 0, last, &recs, &[(2, held)], now).unwrap(),
+            None
+        );
         let a = s.agent(n).unwrap().unwrap();
         let (last2, recs2) = fleet::prepare_upload(n, a.last_seq, items).unwrap();
         assert_eq!((last2, recs2.len()), (5, 0));
@@ -786,7 +806,7 @@ fn fleet_enrolment_uploads_and_revocation() {
         assert!(!s.agent_revoke(n, now + 7).unwrap());
         let mut r = rec(now, "late@corp.example", &[], None, "x");
         r.gateway = Some(n.clone());
-        assert_eq!(s.ingest(n, 5, 6, &[r], now).unwrap(), None);
+        assert_eq!(s.ingest(n, 5, 6, &[r], &[], now).unwrap(), None);
         assert_eq!(s.agent(n).unwrap().unwrap().revoked, Some(now + 6));
         assert!(s.agent("nobody").unwrap().is_none());
         // Policies for the agents: versions in order, the latest is current.

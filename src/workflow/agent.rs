@@ -13,8 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::fleet::{self, AgentStatus, FleetPolicy};
-use super::{private, AuditRecord, Result, SqliteStore, StoreConfig, WorkflowError};
+use super::fleet::{self, AgentStatus, EvidenceItem, FleetPolicy, HeldItem};
+use super::{
+    private, Approval, ApprovalEvent, ApprovalState, AuditRecord, EvidenceStore, Result,
+    SqliteStore, Store, StoreConfig, WorkflowError,
+};
 
 /// Records per upload.
 const BATCH: usize = 200;
@@ -24,6 +27,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// How often the agent asks for a new policy.
 const POLICY_EVERY: Duration = Duration::from_secs(10);
+/// How often the agent asks for decisions while it holds mail.
+const DECISIONS_EVERY: Duration = Duration::from_secs(2);
+/// How long a held mail's record waits for its request to be written before it is sent
+/// without one (a process that died between the two).
+const REQUEST_GRACE: i64 = 60;
 
 /// The file in the state directory that holds this agent's credential (`NAME:SECRET`, 0600).
 pub const CREDENTIAL_FILE: &str = "agent.credential";
@@ -190,11 +198,37 @@ impl AgentClient {
         }
     }
 
-    /// Uploads numbered records (in increasing order); returns the server's last record number.
-    pub fn upload(&self, items: &[(i64, AuditRecord)], status: &AgentStatus) -> Result<i64> {
+    /// The decided requests of mails this agent holds (approved, rejected, expired).
+    pub fn decisions(&self) -> Result<Vec<Approval>> {
+        let (code, v) = self.post("/agent/v1/decisions", &serde_json::json!({}))?;
+        if code != 200 {
+            return Err(self.refused(code, &v));
+        }
+        serde_json::from_value(v["approvals"].clone()).map_err(|e| err(&self.base, e))
+    }
+
+    /// Tells the server which requests were carried out here.
+    pub fn closed(&self, closed: &[fleet::Closed]) -> Result<()> {
+        let (code, v) = self.post("/agent/v1/closed", &serde_json::json!({ "closed": closed }))?;
+        if code != 200 {
+            return Err(self.refused(code, &v));
+        }
+        Ok(())
+    }
+
+    /// Uploads numbered records (in increasing order), with the requests of the mails held
+    /// here; returns the server's last record number.
+    pub fn upload(
+        &self,
+        items: &[(i64, AuditRecord, Option<HeldItem>)],
+        status: &AgentStatus,
+    ) -> Result<i64> {
         let records: Vec<serde_json::Value> = items
             .iter()
-            .map(|(seq, r)| serde_json::json!({ "seq": seq, "record": r }))
+            .map(|(seq, r, held)| match held {
+                Some(h) => serde_json::json!({ "seq": seq, "record": r, "held": h }),
+                None => serde_json::json!({ "seq": seq, "record": r }),
+            })
             .collect();
         let (code, v) = self.post(
             "/agent/v1/records",
@@ -329,17 +363,146 @@ pub fn open_agent_store(state_dir: &Path, c: &StoreConfig) -> Result<Arc<SqliteS
     Ok(store)
 }
 
+/// The attachments kept for the approver of the mail recorded as `record_id`, with their data
+/// up to [`fleet::MAX_EVIDENCE_UPLOAD`] in all.
+fn evidence_for(store: &Arc<SqliteStore>, dir: &Path, record_id: i64) -> Result<Vec<EvidenceItem>> {
+    let refs = store.evidence_of(record_id)?;
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let st: Arc<dyn Store> = store.clone();
+    let ev = EvidenceStore::open(&dir.join("evidence"), st)?;
+    let mut budget = fleet::MAX_EVIDENCE_UPLOAD;
+    let mut out = Vec::with_capacity(refs.len());
+    for (location, sha256) in refs {
+        let data = ev.get(&sha256).ok().flatten();
+        let size = data.as_ref().map_or(0, |d| d.len() as u64);
+        let data = data.filter(|_| size <= budget).map(|d| {
+            budget -= size;
+            crate::text::base64_encode(&d)
+        });
+        out.push(EvidenceItem {
+            location,
+            sha256,
+            size,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// The next upload: records past `after`, each held mail with its request and attachments;
+/// a batch ends after a held mail with attachment data (bounded bodies) and before a held
+/// mail whose request is still being written.
+fn next_batch(
+    s: &Arc<SqliteStore>,
+    dir: &Path,
+    after: i64,
+) -> Result<Vec<(i64, AuditRecord, Option<HeldItem>)>> {
+    let now = crate::timeutil::now();
+    let mut items = Vec::new();
+    for (seq, rec) in s.records_after(after, BATCH)? {
+        let held = match &rec.approval {
+            None => None,
+            Some(id) => match s.approval(id)? {
+                Some(approval) => Some(HeldItem {
+                    approval,
+                    evidence: evidence_for(s, dir, seq)?,
+                }),
+                None if now - rec.time < REQUEST_GRACE => break,
+                None => None,
+            },
+        };
+        let big = held
+            .as_ref()
+            .is_some_and(|h| h.evidence.iter().any(|e| e.data.is_some()));
+        items.push((seq, rec, held));
+        if big {
+            break;
+        }
+    }
+    Ok(items)
+}
+
+/// Takes the server's decisions on the mails held here into the local store (where the
+/// daemon's own maintenance carries them out: the proxy delivers or discards), and reports
+/// what was carried out.
+fn sync_holds(s: &Arc<SqliteStore>, client: &AgentClient, prog: &str) -> Result<()> {
+    if s.count_pending(None)? > 0 {
+        for d in client.decisions()? {
+            let Some(local) = s.approval(&d.id)? else {
+                continue;
+            };
+            if local.state != ApprovalState::Pending
+                || !matches!(
+                    d.state,
+                    ApprovalState::Approved | ApprovalState::Rejected | ApprovalState::Expired
+                )
+            {
+                continue;
+            }
+            let mut a = local.clone();
+            a.state = d.state;
+            a.decided_by = d.decided_by.clone();
+            a.decided_at = d.decided_at;
+            a.comment = d.comment.clone();
+            if s.transition(&a, ApprovalState::Pending)? {
+                s.add_event(
+                    &a.id,
+                    &ApprovalEvent {
+                        time: crate::timeutil::now(),
+                        actor: d.decided_by.clone().unwrap_or_else(|| "server".into()),
+                        kind: "decided".into(),
+                        detail: format!("{} on the fleet server", d.state.as_str()),
+                    },
+                )?;
+                crate::service::log_event(
+                    prog,
+                    "fleet_decision",
+                    &[("approval", &a.id), ("state", &d.state.as_str())],
+                    "",
+                );
+            }
+        }
+    }
+    let closed = s.closed_unreported(100)?;
+    if !closed.is_empty() {
+        let report: Vec<fleet::Closed> = closed
+            .iter()
+            .map(|a| fleet::Closed {
+                id: a.id.clone(),
+                state: a.state,
+                time: a.closed_at.unwrap_or_else(crate::timeutil::now),
+            })
+            .collect();
+        client.closed(&report)?;
+        for a in &closed {
+            s.add_event_once(
+                &a.id,
+                &ApprovalEvent {
+                    time: crate::timeutil::now(),
+                    actor: "forwarder".into(),
+                    kind: "reported_closed".into(),
+                    detail: client.url().to_string(),
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// The forwarder: uploads what the server has not taken, in order; backs off while it cannot.
 fn forward(store: Weak<SqliteStore>, client: AgentClient, dir: PathBuf) {
     let prog = program();
     let mut server_last: Option<i64> = None;
     let mut next_policy = Instant::now();
+    let mut next_decisions = Instant::now();
     let mut reported_policy: Option<String> = None;
     let mut have_policy =
         file_version(&dir, fleet::POLICY_NEW_FILE).max(file_version(&dir, fleet::POLICY_FILE));
     let mut backoff = Duration::from_secs(1);
     let mut next_status = Instant::now();
-    let mut failing = false;
+    let mut failing: Option<String> = None;
     let mut wait = Duration::ZERO;
     loop {
         // Sleep in short steps, so that the thread ends soon after the store is dropped.
@@ -365,6 +528,10 @@ fn forward(store: Weak<SqliteStore>, client: AgentClient, dir: PathBuf) {
                 }
                 next_policy = Instant::now() + POLICY_EVERY;
             }
+            if Instant::now() >= next_decisions {
+                sync_holds(&s, &client, &prog)?;
+                next_decisions = Instant::now() + DECISIONS_EVERY;
+            }
             let after = match server_last {
                 Some(n) => n,
                 None => {
@@ -374,7 +541,7 @@ fn forward(store: Weak<SqliteStore>, client: AgentClient, dir: PathBuf) {
                     n
                 }
             };
-            let batch = s.records_after(after, BATCH)?;
+            let batch = next_batch(&s, &dir, after)?;
             let backlog = s.count_after(after)?;
             if batch.is_empty() {
                 let st = status_of(&dir, backlog);
@@ -394,14 +561,13 @@ fn forward(store: Weak<SqliteStore>, client: AgentClient, dir: PathBuf) {
         drop(s);
         match step {
             Ok(n) => {
-                if failing {
+                if failing.take().is_some() {
                     crate::service::log_event(
                         &prog,
                         "forwarder_resumed",
                         &[("server", &client.url())],
                         "the fleet server answers again; uploading what waited",
                     );
-                    failing = false;
                 }
                 backoff = Duration::from_secs(1);
                 wait = if n == BATCH {
@@ -411,16 +577,18 @@ fn forward(store: Weak<SqliteStore>, client: AgentClient, dir: PathBuf) {
                 };
             }
             Err(e) => {
-                if !failing {
+                // Logged when it starts failing and when the reason changes, not every retry.
+                let why = e.to_string();
+                if failing.as_deref() != Some(why.as_str()) {
                     crate::service::log_event(
                         &prog,
                         "forwarder_failed",
                         &[("server", &client.url())],
                         &format!(
-                            "{e}; records wait in the local store and are sent when it answers"
+                            "{why}; records wait in the local store and are sent when it answers"
                         ),
                     );
-                    failing = true;
+                    failing = Some(why);
                 }
                 // Ask the server where it is before the next upload (a concurrent upload, or
                 // an answer lost on the way).

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{random_hex, AuditRecord};
+use super::{random_hex, Approval, AuditRecord};
 
 /// What an agent last reported about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +71,45 @@ pub struct EnrolToken {
     pub used: Option<i64>,
     /// The agent that used it.
     pub agent: Option<String>,
+}
+
+/// A mail an agent holds on its PC, uploaded with its record: the approval request and the
+/// attachments the approver may open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldItem {
+    /// The request as the agent made it (its id is kept; the server sets record and gateway).
+    pub approval: Approval,
+    /// The attachments kept for the approver.
+    #[serde(default)]
+    pub evidence: Vec<EvidenceItem>,
+}
+
+/// An attachment kept for the approver of a mail held on a PC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvidenceItem {
+    /// Location in the message.
+    pub location: String,
+    /// SHA-256 (hex) of the data.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The data, base64; `None` when it stays on the PC (larger than [`MAX_EVIDENCE_UPLOAD`]).
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+/// Largest attachment data uploaded with one held mail (the rest stays on the PC).
+pub const MAX_EVIDENCE_UPLOAD: u64 = 8 * 1024 * 1024;
+
+/// A request carried out on the PC that holds it, reported to the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Closed {
+    /// The request.
+    pub id: String,
+    /// `released` or `discarded`.
+    pub state: super::ApprovalState,
+    /// Unix seconds.
+    pub time: i64,
 }
 
 /// A policy for the agents, as the admin uploaded it.
@@ -149,6 +188,14 @@ pub fn secret_digest(secret: &str) -> String {
         .collect()
 }
 
+/// SHA-256 of bytes, hex.
+pub fn secret_digest_bytes(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A new enrolment token (24 random bytes, hex) and its stored form.
 pub fn new_enrol_token(label: &str, created_by: &str, now: i64, days: i64) -> (String, EnrolToken) {
     let token = random_hex(24);
@@ -189,15 +236,16 @@ pub fn split_credential(cred: &str) -> Option<(&str, &str)> {
 
 /// The records of an upload, prepared for storing: numbered, in order, past `after`, with the
 /// agent as their gateway. `Err` names what is wrong with the upload.
-pub fn prepare_upload(
+/// Each record may carry something (`T`: a held mail) that stays with it.
+pub fn prepare_upload<T>(
     agent: &str,
     after: i64,
-    items: Vec<(i64, AuditRecord)>,
-) -> Result<(i64, Vec<AuditRecord>), String> {
+    items: Vec<(i64, AuditRecord, T)>,
+) -> Result<(i64, Vec<(AuditRecord, T)>), String> {
     let mut last = after;
     let mut out = Vec::with_capacity(items.len());
     let mut prev = i64::MIN;
-    for (seq, mut rec) in items {
+    for (seq, mut rec, extra) in items {
         if seq <= prev {
             return Err(format!("record numbers must increase ({seq} after {prev})"));
         }
@@ -208,7 +256,7 @@ pub fn prepare_upload(
         rec.id = 0;
         rec.gateway = Some(agent.to_string());
         last = seq;
-        out.push(rec);
+        out.push((rec, extra));
     }
     Ok((last, out))
 }
@@ -244,16 +292,21 @@ mod tests {
             gateway: Some("someone-else".into()),
             ..Default::default()
         };
-        let (last, recs) =
-            prepare_upload("pc1", 2, vec![(1, rec("a")), (2, rec("b")), (5, rec("c"))]).unwrap();
+        let (last, recs) = prepare_upload(
+            "pc1",
+            2,
+            vec![(1, rec("a"), 1), (2, rec("b"), 2), (5, rec("c"), 3)],
+        )
+        .unwrap();
         assert_eq!(last, 5);
         assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].sender, "c");
-        assert_eq!(recs[0].gateway.as_deref(), Some("pc1"));
-        assert_eq!(recs[0].id, 0);
-        let (last, recs) = prepare_upload("pc1", 5, vec![(4, rec("a"))]).unwrap();
+        assert_eq!(recs[0].0.sender, "c");
+        assert_eq!(recs[0].1, 3);
+        assert_eq!(recs[0].0.gateway.as_deref(), Some("pc1"));
+        assert_eq!(recs[0].0.id, 0);
+        let (last, recs) = prepare_upload("pc1", 5, vec![(4, rec("a"), ())]).unwrap();
         assert_eq!((last, recs.len()), (5, 0));
-        assert!(prepare_upload("pc1", 0, vec![(3, rec("a")), (3, rec("b"))]).is_err());
+        assert!(prepare_upload("pc1", 0, vec![(3, rec("a"), ()), (3, rec("b"), ())]).is_err());
         let fp = FleetPolicy {
             version: 12,
             text: "[policy]\nname = \"x\"\n".into(),

@@ -759,15 +759,19 @@ pub trait Store: History + Send + Sync {
     fn fleet_policy_put(&self, text: &str, actor: &str, now: i64) -> Result<i64>;
     /// The agents' current policy (the latest upload).
     fn fleet_policy(&self) -> Result<Option<fleet::FleetPolicy>>;
-    /// Stores an agent's records (already numbered past `after`, gateway set) and advances its
-    /// last record number from `after` to `last`, in one transaction; `Ok(None)` when its number
-    /// is no longer `after` (a concurrent upload took them) or it is revoked. Returns the ids.
+    /// Stores an agent's records (already numbered past `after`, gateway set) and the approval
+    /// requests of the mails it holds (`holds`: the index of the record in `recs` and the
+    /// request, whose `record_id` is set here, with its `created` event), and advances its
+    /// last record number from `after` to `last`, all in one transaction; `Ok(None)` when its
+    /// number is no longer `after` (a concurrent upload took them) or it is revoked. Returns
+    /// the records' ids.
     fn ingest(
         &self,
         agent: &str,
         after: i64,
         last: i64,
         recs: &[AuditRecord],
+        holds: &[(usize, Approval)],
         now: i64,
     ) -> Result<Option<Vec<i64>>>;
 }
@@ -1479,6 +1483,12 @@ impl Workflow {
             ));
         }
         Ok(a)
+    }
+
+    /// Tells the approvers of a request made elsewhere (a mail held on an endpoint agent's PC,
+    /// uploaded to the fleet server) as if it had been made here: [`Self::notify_approvers`].
+    pub fn announce(&self, a: &Approval) -> Result<()> {
+        self.notify_approvers(a)
     }
 
     /// Mails every approver with an address a one-time sign-in link to a new request (when

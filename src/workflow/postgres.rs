@@ -449,6 +449,7 @@ struct Advance<'a> {
     after: i64,
     last: i64,
     now: i64,
+    holds: &'a [(usize, Approval)],
 }
 
 /// Inserts records and their rows in one transaction; returns their ids in order, or `None`
@@ -584,6 +585,22 @@ fn insert_records(
         }
         tx.execute(&st.rates, &[&k, &key, &minute, &n, &bytes])
             .map_err(db)?;
+    }
+    for (i, a) in advance.map_or(&[][..], |a| a.holds) {
+        let mut a = a.clone();
+        a.record_id = ids.get(*i).copied().unwrap_or(0);
+        let detail = serde_json::to_string(&a).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO approvals (id, record_id, state, created, expires, gateway, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&a.id, &a.record_id, &a.state.as_str(), &a.created, &a.expires, &a.gateway, &detail],
+        )
+        .map_err(db)?;
+        let actor = format!("agent:{}", advance.map_or("", |x| x.agent));
+        tx.execute(
+            "INSERT INTO approval_events (approval, time, actor, kind, detail) VALUES ($1, $2, $3, 'created', $4)",
+            &[&a.id, &a.created, &actor, &a.rule],
+        )
+        .map_err(db)?;
     }
     tx.commit().map_err(db)?;
     Ok(Some(ids))
@@ -1432,6 +1449,7 @@ impl Store for PgStore {
         after: i64,
         last: i64,
         recs: &[AuditRecord],
+        holds: &[(usize, Approval)],
         now: i64,
     ) -> Result<Option<Vec<i64>>> {
         let mut c = self.conn()?;
@@ -1441,6 +1459,7 @@ impl Store for PgStore {
             after,
             last,
             now,
+            holds,
         };
         insert_records(&mut c, &st, recs, &mut BTreeSet::new(), Some(&advance))
     }

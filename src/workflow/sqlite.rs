@@ -213,6 +213,20 @@ impl SqliteStore {
             .collect())
     }
 
+    /// Requests released or discarded here that the fleet server has not been told about
+    /// (no `reported_closed` event yet): an agent's forwarder reports them.
+    pub fn closed_unreported(&self, limit: usize) -> Result<Vec<Approval>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT a.id, a.detail, a.state FROM approvals a WHERE a.state IN ('released', 'discarded')
+                 AND NOT EXISTS (SELECT 1 FROM approval_events e WHERE e.approval = a.id AND e.kind = 'reported_closed')
+                 ORDER BY a.created LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit as i64], approval_row)?;
+            rows.collect()
+        })
+    }
+
     /// How many records have ids above `after`.
     pub fn count_after(&self, after: i64) -> Result<u64> {
         self.with(|c| {
@@ -1260,6 +1274,7 @@ impl Store for SqliteStore {
         after: i64,
         last: i64,
         recs: &[AuditRecord],
+        holds: &[(usize, Approval)],
         now: i64,
     ) -> Result<Option<Vec<i64>>> {
         let mut c = self
@@ -1278,6 +1293,19 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| insert_record(&tx, r))
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        for (i, a) in holds {
+            let mut a = a.clone();
+            a.record_id = ids.get(*i).copied().unwrap_or(0);
+            let detail = serde_json::to_string(&a).unwrap_or_default();
+            tx.execute(
+                "INSERT INTO approvals (id, record_id, state, created, expires, detail, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail, a.gateway],
+            )?;
+            tx.execute(
+                "INSERT INTO approval_events (approval, time, actor, kind, detail) VALUES (?1, ?2, ?3, 'created', ?4)",
+                params![a.id, a.created, format!("agent:{agent}"), a.rule],
+            )?;
+        }
         tx.commit()?;
         Ok(Some(ids))
     }

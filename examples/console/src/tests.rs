@@ -1233,8 +1233,100 @@ fn agents_enrol_once_upload_their_own_records_and_can_be_revoked() {
         );
     }
     assert_eq!(server_store.search(&q("pc-b")).unwrap().len(), 2);
+    // A mail held on b's PC: its request is stored with it; only b learns the decision and
+    // only b can say it was carried out.
+    let mut held_rec = rec(11);
+    held_rec.approval = Some("abcdef012345".into());
+    let now = ping32dlp::timeutil::now();
+    let held = serde_json::json!({
+        "approval": {
+            "id": "abcdef012345", "record_id": 77, "state": "pending", "created": now,
+            "expires": now + 3600, "approvers": ["boss@example.co.jp"], "approver_group": null,
+            "rule": "hold-x", "channel": "proxy", "queue_id": null, "sender": "u11@example.co.jp",
+            "recipients": ["x@partner.example.com"], "subject": "mail 11", "decided_by": null,
+            "decided_at": null, "comment": null, "closed_at": null, "gateway": "pc-a"
+        },
+        "evidence": [{"location": "a.txt", "sha256": fleet::secret_digest("hello"), "size": 5,
+                      "data": ping32dlp::text::base64_encode(b"hello")}]
+    });
+    let up =
+        serde_json::json!({"records": [{"seq": 3, "record": held_rec, "held": held}]}).to_string();
+    let g = send(
+        f.addr,
+        "POST",
+        "/agent/v1/records",
+        &[("Authorization", &auth_b)],
+        &up,
+    );
+    assert_eq!(g.status, 200, "{}", g.text());
+    let ap = server_store.approval("abcdef012345").unwrap().unwrap();
+    assert_eq!(
+        ap.gateway.as_deref(),
+        Some("pc-b"),
+        "the server names the holder"
+    );
+    let rec_b = server_store.get_record(ap.record_id).unwrap().unwrap();
+    assert_eq!(rec_b.approval.as_deref(), Some("abcdef012345"));
+    assert_eq!(server_store.evidence_of(ap.record_id).unwrap().len(), 1);
+    f.app
+        .pipeline()
+        .workflow()
+        .decide("abcdef012345", "admin", true, "ok", true)
+        .unwrap();
+    let auth_a0 = format!(
+        "Bearer {}",
+        std::fs::read_to_string(dir_a.join(agent::CREDENTIAL_FILE))
+            .unwrap()
+            .trim()
+    );
+    let decisions = |auth: &str| -> Vec<String> {
+        let g = send(
+            f.addr,
+            "POST",
+            "/agent/v1/decisions",
+            &[("Authorization", auth)],
+            "{}",
+        );
+        assert_eq!(g.status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&g.body).unwrap();
+        v["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(
+        decisions(&auth_a0).is_empty(),
+        "a does not see b's decisions"
+    );
+    assert_eq!(decisions(&auth_b), vec!["abcdef012345".to_string()]);
+    let closed =
+        format!(r#"{{"closed": [{{"id": "abcdef012345", "state": "released", "time": {now}}}]}}"#);
+    let done = |auth: &str| -> i64 {
+        let g = send(
+            f.addr,
+            "POST",
+            "/agent/v1/closed",
+            &[("Authorization", auth)],
+            &closed,
+        );
+        serde_json::from_slice::<serde_json::Value>(&g.body).unwrap()["done"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(done(&auth_a0), 0, "a cannot close b's request");
+    assert_eq!(done(&auth_b), 1);
+    assert_eq!(
+        server_store
+            .approval("abcdef012345")
+            .unwrap()
+            .unwrap()
+            .state,
+        ping32dlp::workflow::ApprovalState::Released
+    );
     // Out of order: refused whole.
-    let bad = serde_json::json!({"records": [{"seq": 4, "record": rec(1)}, {"seq": 3, "record": rec(2)}]})
+    let bad = serde_json::json!({"records": [{"seq": 5, "record": rec(1)}, {"seq": 4, "record": rec(2)}]})
         .to_string();
     let g = send(
         f.addr,

@@ -7,6 +7,8 @@
 //! POST /agent/v1/enrol    {"token", "name", "status"}           -> 201 {"name", "credential"}
 //! POST /agent/v1/records  {"records": [{"seq", "record"}], "status"?}  -> {"last_seq", "stored"}
 //! POST /agent/v1/status   {"status"}                             -> {"last_seq"}
+//! POST /agent/v1/decisions {}                    -> {"approvals": [decided requests it holds]}
+//! POST /agent/v1/closed   {"closed": [{"id", "state", "time"}]}  -> {"done"}
 //! POST /agent/v1/policy   {"have": VERSION | null}  -> {"version", "sha256", "text"}, or
 //!                         {"version"} when the agent has it, {"version": null} when none
 //! ```
@@ -20,8 +22,8 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use ping32dlp::timeutil;
-use ping32dlp::workflow::fleet::{self, Agent, AgentStatus, Enrolment};
-use ping32dlp::workflow::AuditRecord;
+use ping32dlp::workflow::fleet::{self, Agent, AgentStatus, Enrolment, HeldItem};
+use ping32dlp::workflow::{ApprovalEvent, ApprovalState, AuditRecord};
 
 use super::{field, App, Cx, Res};
 use crate::html::{self, esc, page};
@@ -49,6 +51,14 @@ struct EnrolBody {
 struct UploadItem {
     seq: i64,
     record: AuditRecord,
+    #[serde(default)]
+    held: Option<HeldItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClosedBody {
+    closed: Vec<fleet::Closed>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +128,8 @@ impl App {
             ["agent", "v1", "records"] => self.api_records(req),
             ["agent", "v1", "status"] => self.api_status(req),
             ["agent", "v1", "policy"] => self.api_policy(req),
+            ["agent", "v1", "decisions"] => self.api_decisions(req),
+            ["agent", "v1", "closed"] => self.api_closed(req),
             _ => Err(api_error(404, "no such call")),
         };
         match r {
@@ -241,26 +253,86 @@ impl App {
             .map(|i| {
                 let mut r = i.record;
                 r.time = r.time.clamp(now - MAX_AGE, now + MAX_AHEAD);
-                // The agent's own approval ids mean nothing here.
-                r.approval = None;
-                (i.seq, r)
+                // An approval id stays only with the request it names, uploaded with it.
+                if i.held.as_ref().map(|h| &h.approval.id) != r.approval.as_ref() {
+                    r.approval = None;
+                }
+                (i.seq, r, i.held)
             })
             .collect();
-        let (last, recs) =
+        let (last, items) =
             fleet::prepare_upload(&a.name, a.last_seq, items).map_err(|e| api_error(400, &e))?;
-        let stored = recs.len();
+        let stored = items.len();
+        let mut holds = Vec::new();
+        let mut evidence = Vec::new();
+        for (i, (_, held)) in items.iter().enumerate() {
+            let Some(h) = held else { continue };
+            let mut ap = h.approval.clone();
+            if ap.id.is_empty() || ap.id.len() > 64 || !ap.id.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(api_error(400, "a held mail's request id must be hex"));
+            }
+            ap.gateway = Some(a.name.clone());
+            ap.channel = "proxy".into();
+            holds.push((i, ap));
+            evidence.push((i, h));
+        }
+        let recs: Vec<AuditRecord> = items.iter().map(|(r, _)| r.clone()).collect();
         if !recs.is_empty() {
-            match self
+            let ids = match self
                 .store()
-                .ingest(&a.name, a.last_seq, last, &recs, now)
+                .ingest(&a.name, a.last_seq, last, &recs, &holds, now)
                 .map_err(|e| self.api_internal(e))?
             {
-                Some(_) => {}
+                Some(ids) => ids,
                 None => {
                     return Err(api_error(
                         409,
                         "another upload of this agent changed its record number; send again",
                     ))
+                }
+            };
+            // The attachments the approver may open, kept as the gateways keep theirs.
+            let wf = self.pipeline.workflow();
+            for (i, h) in evidence {
+                let Some(&record_id) = ids.get(i) else {
+                    continue;
+                };
+                let ap = &h.approval;
+                let days = ping32dlp::policy::HOLD_EVIDENCE_EXTRA_DAYS
+                    + ((ap.expires - ap.created).max(0) as u64).div_ceil(86_400) as u32;
+                for e in &h.evidence {
+                    let data = e
+                        .data
+                        .as_deref()
+                        .and_then(ping32dlp::text::base64_decode)
+                        .filter(|d| fleet::secret_digest_bytes(d) == e.sha256.to_ascii_lowercase());
+                    let event = match data {
+                        Some(d) => wf
+                            .evidence()
+                            .put(&d, days, record_id, &e.location)
+                            .map(|_| None)
+                            .map_err(|x| self.api_internal(x))?,
+                        None => Some(format!("{} ({} bytes) stays on the PC", e.location, e.size)),
+                    };
+                    if let Some(detail) = event {
+                        let _ = self.store().add_event(
+                            &ap.id,
+                            &ApprovalEvent {
+                                time: now,
+                                actor: format!("agent:{}", a.name),
+                                kind: "evidence_skipped".into(),
+                                detail,
+                            },
+                        );
+                    }
+                }
+            }
+            for (_, ap) in &holds {
+                if ap.state == ApprovalState::Pending {
+                    if let Err(e) = wf.announce(ap) {
+                        super::log("notify_failed", &format!("request {}: {e}", ap.id));
+                    }
                 }
             }
         }
@@ -273,6 +345,64 @@ impl App {
             200,
             serde_json::json!({ "last_seq": last, "stored": stored }),
         ))
+    }
+
+    fn api_decisions(&self, req: &Request) -> Res {
+        let a = self.authenticated(req)?;
+        let decided = self
+            .store()
+            .approvals_to_carry_out(&a.name)
+            .map_err(|e| self.api_internal(e))?;
+        Ok(json(200, serde_json::json!({ "approvals": decided })))
+    }
+
+    fn api_closed(&self, req: &Request) -> Res {
+        let a = self.authenticated(req)?;
+        let b: ClosedBody = serde_json::from_slice(&req.body)
+            .map_err(|e| api_error(400, &format!("closed: {e}")))?;
+        let store = self.store();
+        let mut done = 0;
+        for c in b.closed.iter().take(MAX_UPLOAD_RECORDS) {
+            let kind = match c.state {
+                ApprovalState::Released => "release",
+                ApprovalState::Discarded => "discard",
+                _ => return Err(api_error(400, "a closed request is released or discarded")),
+            };
+            let Some(mut ap) = store.approval(&c.id).map_err(|e| self.api_internal(e))? else {
+                continue;
+            };
+            // Only what this agent holds; a released request stays released.
+            if ap.gateway.as_deref() != Some(a.name.as_str())
+                || matches!(ap.state, ApprovalState::Released | ApprovalState::Discarded)
+            {
+                continue;
+            }
+            // Released means an approver said yes: never from pending or a no.
+            if c.state == ApprovalState::Released && ap.state != ApprovalState::Approved {
+                continue;
+            }
+            let from = ap.state;
+            ap.state = c.state;
+            ap.closed_at = Some(c.time.min(timeutil::now()));
+            if store
+                .transition(&ap, from)
+                .map_err(|e| self.api_internal(e))?
+            {
+                store
+                    .add_event(
+                        &ap.id,
+                        &ApprovalEvent {
+                            time: timeutil::now(),
+                            actor: format!("agent:{}", a.name),
+                            kind: kind.into(),
+                            detail: "carried out on the PC".into(),
+                        },
+                    )
+                    .map_err(|e| self.api_internal(e))?;
+                done += 1;
+            }
+        }
+        Ok(json(200, serde_json::json!({ "done": done })))
     }
 
     fn api_status(&self, req: &Request) -> Res {
