@@ -21,6 +21,28 @@ pub enum StoreBenchCmd {
     Queries(QueryArgs),
     /// EXPLAIN (ANALYZE, BUFFERS) of each audit search (PostgreSQL).
     Explain(QueryArgs),
+    /// Records per second a fleet server ingests: one simulated agent per credential file,
+    /// each uploading `records` synthetic records in batches of `batch`, all at once.
+    FleetUpload(FleetUploadArgs),
+}
+
+#[derive(Args)]
+pub struct FleetUploadArgs {
+    /// The fleet server (the console with agent_api = true).
+    #[arg(long)]
+    server: String,
+    /// CA certificates for an https:// server.
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
+    /// One agent credential file per simulated agent (`ping32dlp agent enrol` writes them).
+    #[arg(long = "credential", required = true)]
+    credentials: Vec<std::path::PathBuf>,
+    /// Records each agent uploads.
+    #[arg(long, default_value_t = 10_000)]
+    records: usize,
+    /// Records per upload.
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
 }
 
 #[derive(Args)]
@@ -64,6 +86,7 @@ pub struct QueryArgs {
 
 pub fn run(cmd: StoreBenchCmd) -> Result<u8, AnyErr> {
     match cmd {
+        StoreBenchCmd::FleetUpload(a) => fleet_upload(a),
         StoreBenchCmd::Write(a) => {
             let store = a.state.open_store()?;
             let per = a.records / a.threads.max(1);
@@ -190,4 +213,70 @@ pub fn run(cmd: StoreBenchCmd) -> Result<u8, AnyErr> {
             Ok(0)
         }
     }
+}
+
+fn fleet_upload(a: FleetUploadArgs) -> Result<u8, AnyErr> {
+    use ping32dlp::workflow::agent::{local_status, AgentClient};
+    let mut clients = Vec::new();
+    for f in &a.credentials {
+        let cred = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        clients.push(AgentClient::new(
+            &a.server,
+            a.ca_file.as_deref(),
+            Some(cred.trim().to_string()),
+        )?);
+    }
+    let t = Instant::now();
+    let lats: Vec<Vec<f64>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = clients
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let (records, batch) = (a.records, a.batch.max(1));
+                sc.spawn(move || -> Result<Vec<f64>, String> {
+                    let mut r = Rng::seeded(9000 + k as u64);
+                    let now = ping32dlp::timeutil::now();
+                    let mut seq = c.status(&local_status(0)).map_err(|e| e.to_string())?;
+                    let mut lats = Vec::new();
+                    let mut i = 0;
+                    while i < records {
+                        let n = batch.min(records - i);
+                        let items: Vec<_> = (0..n)
+                            .map(|j| {
+                                let mut rec = synthetic(&mut r, i + j, now, 0);
+                                rec.time = now;
+                                (seq + 1 + j as i64, rec, None)
+                            })
+                            .collect();
+                        let t0 = Instant::now();
+                        seq = c
+                            .upload(&items, &local_status(0))
+                            .map_err(|e| e.to_string())?;
+                        lats.push(t0.elapsed().as_secs_f64() * 1000.0);
+                        i += n;
+                    }
+                    Ok(lats)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("agent thread").unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let mut all: Vec<f64> = lats.into_iter().flatten().collect();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+    let total = a.records * clients.len();
+    println!(
+        "{{\"agents\":{},\"records\":{},\"batch\":{},\"seconds\":{:.3},\"per_second\":{:.0},\"upload_ms_p50\":{:.1},\"upload_ms_p99\":{:.1}}}",
+        clients.len(),
+        total,
+        a.batch,
+        secs,
+        total as f64 / secs,
+        pct(0.5),
+        pct(0.99)
+    );
+    Ok(0)
 }
