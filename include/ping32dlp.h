@@ -354,6 +354,53 @@ const char *ping32dlp_last_error(void);
 // Ownership: takes back what the library handed out; it must not be used afterwards.
 void ping32dlp_string_free(char *s);
 
+// Enrols this PC with the fleet server (`https://host:port`, the console with `agent_api`)
+// with a one-time `token` from its Agents page, as `name` (NULL: the host name), and writes
+// the agent's credential to `agent.credential` in `state_dir` (mode 0600). `ca_file` (NULL:
+// the system's trust store) verifies the server. Errors: `PING32DLP_ERR_INVALID_ARGUMENT` (a
+// bad URL or name), `PING32DLP_ERR_FORBIDDEN` (the token is unknown, used or expired),
+// `PING32DLP_ERR_IO` (already enrolled: the credential file exists), `PING32DLP_ERR_DATABASE`
+// (the server cannot be reached or refused otherwise; `ping32dlp_last_error` says why).
+// Ownership: `*name_out` (may be NULL) receives the enrolled name, the caller's
+// (`ping32dlp_string_free`), written only on success. Arguments are copied.
+ping32dlp_result ping32dlp_agent_enrol(const char *server_url,
+                                       const char *ca_file,
+                                       const char *token,
+                                       const char *name,
+                                       const char *state_dir,
+                                       char **name_out);
+
+// Opens a workflow for an enrolled agent: records go to the SQLite store in `state_dir` (the
+// spool: nothing waits for the network) and a background thread uploads them to the fleet
+// server in order, exactly once, retrying while it cannot be reached; requests of held mail go
+// with them and decisions come back into this store (carry them out as with
+// `ping32dlp_workflow_open`); new policies are fetched for `ping32dlp_agent_policy_update`.
+// `policy` and `ca_file` may be NULL. Errors: as `ping32dlp_workflow_open`, and
+// `PING32DLP_ERR_IO` when this state directory is not enrolled.
+// Ownership: `*workflow_out` is the caller's (`ping32dlp_workflow_free`, which also ends the
+// upload thread), written only on success; the policy is copied.
+ping32dlp_result ping32dlp_agent_open(const char *server_url,
+                                      const char *ca_file,
+                                      const char *state_dir,
+                                      const struct ping32dlp_policy *policy,
+                                      struct ping32dlp_workflow **workflow_out);
+
+// Takes the policy the fleet server pushed, if a new one arrived in `state_dir` since the last
+// call: checks it against `engine` (the one that scans the mail) and, when it fits, writes it
+// to `*policy_out` and its version to `*version_out` (may be NULL), and keeps it as the
+// agent's policy (`fleet-policy.toml`, which is the version the agent reports). Nothing new:
+// `PING32DLP_OK` with `*policy_out` set to NULL. A policy that does not fit:
+// `PING32DLP_ERR_POLICY` with the position in `*error_out` (may be NULL); it is set aside and
+// the caller keeps the policy it runs. Call it every few seconds; swap policies between
+// messages.
+// Ownership: `*policy_out` is the caller's (`ping32dlp_policy_free`); `*error_out` is the
+// caller's (`ping32dlp_error_free`), written only on `PING32DLP_ERR_POLICY`.
+ping32dlp_result ping32dlp_agent_policy_update(const char *state_dir,
+                                               const struct ping32dlp_engine *engine,
+                                               struct ping32dlp_policy **policy_out,
+                                               int64_t *version_out,
+                                               struct ping32dlp_error **error_out);
+
 // Builds the engine of the built-in detectors with their default settings.
 // Ownership: `*engine_out` is the caller's (`ping32dlp_engine_free`), written only on success. Arguments are copied; nothing of them is kept.
 ping32dlp_result ping32dlp_engine_new_builtin(struct ping32dlp_engine **engine_out);

@@ -12,7 +12,10 @@
 #   3. offline: the server stopped, 200 mails through agent 1 (every one judged, delivered by
 #      Postfix, none refused, none lost); the server restarted: every record arrives once, in
 #      the order the agent judged them;
-#   4. a revoked agent keeps judging mail on its PC, and the server refuses its uploads.
+#   4. a revoked agent keeps judging mail on its PC, and the server refuses its uploads;
+#   and in between: a policy pushed from the console reaches every agent; mail held on an
+#   agent is approved or rejected in the console and delivered (byte-identical) or not by that
+#   agent; a vendor agent on the C ABI (ffi/tests/fleet/agent.c) enrols and records.
 #
 # Run as root (installs postgresql, postfix; idempotent). Called by scripts/test.sh.
 set -euo pipefail
@@ -287,6 +290,24 @@ done
 if [ "$running" = 3 ] && [ "$refused" = 3 ] && grep -q "event=fleet_policy_applied version=1" "$BASE/agent1.log"; then
   ok "the pushed policy reached all three agents (they report version 1); the next My Number is refused on each"
 else bad "policy push: $running agents run version 1, $refused refused"; fi
+
+# 2d. a vendor agent on the C ABI (ffi/tests/fleet/agent.c against the installed library):
+#     enrols, takes the pushed policy, records three mails; the server has them under its name
+if [ -f "$ROOT/target/ffi-prefix/lib/pkgconfig/ping32dlp.pc" ]; then
+  export PKG_CONFIG_PATH=$ROOT/target/ffi-prefix/lib/pkgconfig
+  cc -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags ping32dlp) "$ROOT/ffi/tests/fleet/agent.c" \
+    -o "$BASE/c-agent" $(pkg-config --libs ping32dlp)
+  "$CLI" fleet token --store "$URL" --state "$BASE/cli-state" --label "vendor agent" > "$BASE/token-c.json"
+  tok=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['token'])" "$BASE/token-c.json")
+  rc=0; LD_LIBRARY_PATH=$ROOT/target/ffi-prefix/lib "$BASE/c-agent" "$SERVER" "$BASE/tls/ca.pem" "$tok" \
+    "$BASE/c-agent-state" "$ROOT" > "$BASE/c-agent.out" 2>&1 || rc=$?
+  held_c=$("$CLI" approvals list --store "$URL" --state "$BASE/cli-state" --json 2>/dev/null \
+    | python3 -c "import json,sys; print(sum(1 for l in sys.stdin if json.loads(l).get('gateway')=='c-agent'))")
+  if [ "$rc" = 0 ] && wait_records c-agent 3 20 >/dev/null && [ "$held_c" = 1 ] \
+     && grep -q "RECORD .* block" "$BASE/c-agent.out" && grep -q "RECORD .* hold" "$BASE/c-agent.out"; then
+    ok "a C agent (libping32dlp): enrolled, took the pushed policy (block, hold), its 3 records and 1 request are on the server"
+  else bad "C agent (rc=$rc, held on server $held_c): $(tr '\n' ' ' < "$BASE/c-agent.out")"; fi
+else echo "(the C library is not installed: scripts/ffi-test.sh runs first in scripts/test.sh)"; fi
 
 # 2c. mail held on agent 2: the request is on the server; approved in the console, agent 2
 #     delivers it byte-identical; rejected, it is never delivered

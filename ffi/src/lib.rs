@@ -46,6 +46,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+mod agent;
 mod engine;
 mod policy;
 mod scan;

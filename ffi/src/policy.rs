@@ -77,7 +77,7 @@ pub struct ping32dlp_rule_match {
     _private: [u8; 0],
 }
 
-fn policy_result(
+pub(crate) fn policy_result(
     r: Result<Policy, dlp::RuleError>,
     policy_out: *mut *mut ping32dlp_policy,
     error_out: *mut *mut ping32dlp_error,
@@ -127,7 +127,7 @@ fn read_policy_file(path: &std::path::Path) -> Result<String, Fail> {
 
 /// Fails with `PING32DLP_ERR_POLICY` (and the error in `*error_out`) when the policy names a
 /// detector the engine lacks.
-fn check_against(
+pub(crate) fn check_against(
     p: &Policy,
     engine: &dlp::Engine,
     file: Option<&std::path::Path>,

@@ -40,6 +40,12 @@ pub struct ping32dlp_decision {
     approval_token: Option<String>,
 }
 
+impl ping32dlp_workflow {
+    pub(crate) fn new(wf: Arc<Workflow>) -> ping32dlp_workflow {
+        ping32dlp_workflow { wf }
+    }
+}
+
 fn wf<'a>(w: *const ping32dlp_workflow) -> Result<&'a Workflow, Fail> {
     Ok(&arg(w, "workflow")?.wf)
 }
@@ -101,9 +107,12 @@ pub extern "C" fn ping32dlp_workflow_open_store(
             None => WorkflowConfig::new(dir),
         };
         if let Some(u) = url {
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || dlp::workflow::agent::is_server_url(&u))
+            {
                 return Err(Fail::invalid(format!(
-                    "store_url `{}`: use postgres://user@host:port/database",
+                    "store_url `{}`: use postgres://user@host:port/database, or https://host:port for an enrolled agent (ping32dlp_agent_open takes a CA file)",
                     dlp::workflow::redact_url(&u)
                 )));
             }

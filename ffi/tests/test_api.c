@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 static int failures = 0;
 static int checks = 0;
@@ -896,6 +897,59 @@ static void test_message_stream(const char *root) {
     free(mail);
 }
 
+/* The endpoint fleet without a server: clear errors, and the pushed-policy hand-over. */
+static void test_agent_offline(const char *tmp) {
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/agent", tmp);
+    ping32dlp_workflow *wf = NULL;
+    CHECK(ping32dlp_agent_open("ftp://x", NULL, dir, NULL, &wf) == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_agent_open(NULL, NULL, dir, NULL, &wf) == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_agent_open("http://127.0.0.1:9", NULL, dir, NULL, &wf) == PING32DLP_ERR_IO);
+    CHECK(strstr(ping32dlp_last_error(), "not enrolled") != NULL);
+    CHECK(wf == NULL);
+    CHECK(ping32dlp_agent_enrol("http://127.0.0.1:9", NULL, "token", "bad name", dir, NULL) == PING32DLP_ERR_INVALID_ARGUMENT);
+    /* plain http:// only on loopback: the credential must not cross a network in clear */
+    CHECK(ping32dlp_agent_enrol("http://dlp.example.co.jp:8025", NULL, "token", "pc1", dir, NULL) != PING32DLP_OK);
+    CHECK(strstr(ping32dlp_last_error(), "https://") != NULL);
+    /* nobody listens on port 9: an error, not a hang and not a credential */
+    CHECK(ping32dlp_agent_enrol("http://127.0.0.1:9", NULL, "token", "pc1", dir, NULL) == PING32DLP_ERR_DATABASE);
+    snprintf(path, sizeof path, "%s/agent.credential", dir);
+    CHECK(access(path, F_OK) != 0);
+
+    ping32dlp_engine *e = NULL;
+    OK(ping32dlp_engine_new_builtin(&e));
+    ping32dlp_policy *p = (ping32dlp_policy *)1;
+    int64_t version = 0;
+    ping32dlp_error *err = NULL;
+    /* nothing fetched yet: OK and no policy */
+    OK(ping32dlp_agent_policy_update(dir, e, &p, &version, &err));
+    CHECK(p == NULL && version == 0);
+    CHECK(ping32dlp_agent_policy_update(dir, NULL, &p, &version, &err) == PING32DLP_ERR_NULL);
+    /* a pushed policy that names a detector this engine lacks: refused with its position */
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/fleet-policy.new.toml", dir);
+    write_file(path, "# ping32dlp fleet policy version 4 (sha256 x, uploaded by admin)\n[policy]\nname = \"pushed\"\n\n"
+                     "[[rule]]\nid = \"r\"\naction = \"block\"\nwhen = { detector = [\"credit_crad\"] }\n");
+    CHECK(ping32dlp_agent_policy_update(dir, e, &p, &version, &err) == PING32DLP_ERR_POLICY);
+    CHECK(p == NULL && err != NULL);
+    CHECK(err != NULL && ping32dlp_error_line(err) == 8);
+    CHECK(access(path, F_OK) != 0); /* set aside, not retried */
+    ping32dlp_error_free(err);
+    err = NULL;
+    /* a good one: taken, with its version, and kept as the agent's policy */
+    write_file(path, "# ping32dlp fleet policy version 5 (sha256 x, uploaded by admin)\n[policy]\nname = \"pushed\"\n\n"
+                     "[[rule]]\nid = \"r\"\naction = \"block\"\nwhen = { detector = [\"credit_card\"] }\n");
+    OK(ping32dlp_agent_policy_update(dir, e, &p, &version, &err));
+    CHECK(p != NULL && version == 5 && err == NULL);
+    snprintf(path, sizeof path, "%s/fleet-policy.toml", dir);
+    CHECK(access(path, F_OK) == 0);
+    ping32dlp_policy_free(p);
+    p = NULL;
+    OK(ping32dlp_agent_policy_update(dir, e, &p, NULL, NULL));
+    CHECK(p == NULL);
+    ping32dlp_engine_free(e);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s REPO_ROOT\n", argv[0]);
@@ -909,6 +963,7 @@ int main(int argc, char **argv) {
     test_context();
     test_scan(argv[1]);
     test_policy_and_workflow(argv[1], tmp);
+    test_agent_offline(tmp);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);

@@ -260,7 +260,11 @@ fn fleet_upload(a: FleetUploadArgs) -> Result<u8, AnyErr> {
             })
             .collect();
         hs.into_iter()
-            .map(|h| h.join().expect("agent thread").unwrap_or_else(|e| panic!("{e}")))
+            .map(|h| {
+                h.join()
+                    .expect("agent thread")
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
             .collect()
     });
     let secs = t.elapsed().as_secs_f64();
