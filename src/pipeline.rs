@@ -426,7 +426,15 @@ fn record_gated(
 ) -> Result<Decision> {
     let facts = Facts::from_report(&report, ctx);
     let store = workflow.store().clone();
-    let mut verdict = policy.evaluate(&facts, &*store)?;
+    let tracked;
+    let history: &dyn crate::policy::History = match workflow.agent_history() {
+        Some(a) => {
+            tracked = a.tracked();
+            &tracked
+        }
+        None => &*store,
+    };
+    let mut verdict = policy.evaluate(&facts, history)?;
     if let Some(g) = gate {
         g(&facts, &mut verdict);
     }

@@ -239,3 +239,123 @@ proptest! {
         }
     }
 }
+
+/// History whose answers come from partial records (an endpoint agent whose fleet server did
+/// not answer): every question says "never seen" and marks the evaluation offline.
+struct OfflineHistory(std::cell::Cell<bool>);
+
+impl ping32dlp::policy::History for OfflineHistory {
+    fn domain_seen(&self, _: &str, _: i64) -> ping32dlp::policy::HistoryResult<bool> {
+        self.0.set(true);
+        Ok(false)
+    }
+    fn external_sends_of(&self, _: &str, _: i64, _: i64) -> ping32dlp::policy::HistoryResult<u64> {
+        self.0.set(true);
+        Ok(0)
+    }
+    fn sender_external(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+    ) -> ping32dlp::policy::HistoryResult<(u64, u64)> {
+        self.0.set(true);
+        Ok((0, 0))
+    }
+    fn ppap_partner(
+        &self,
+        _: &str,
+        _: &[String],
+        _: i64,
+        _: i64,
+        _: bool,
+    ) -> ping32dlp::policy::HistoryResult<bool> {
+        self.0.set(true);
+        Ok(false)
+    }
+    fn offline(&self) -> bool {
+        self.0.get()
+    }
+    fn clear_offline(&self) {
+        self.0.set(false);
+    }
+}
+
+#[test]
+fn rules_say_what_they_do_when_history_is_offline() {
+    let text = |offline: &str| {
+        format!(
+            r#"[policy]
+internal_domains = ["example.co.jp"]
+
+[[rule]]
+id = "same-file"
+action = "alert"
+{offline}
+approvers = ["boss@example.co.jp"]
+when = {{ same_attachment_sent_external = {{ min = 2, within = "1h" }} }}
+
+[[rule]]
+id = "no-history"
+action = "audit"
+when = {{ recipients = "any_external" }}
+"#
+        )
+    };
+    let f = Facts {
+        sender: "a@example.co.jp".into(),
+        recipients: vec!["x@partner.example.com".into()],
+        attachments: vec![AttachmentFact {
+            location: "a.xlsx".into(),
+            name: "a.xlsx".into(),
+            kind: "xlsx".into(),
+            size: 100,
+            sha256: "ab".repeat(32),
+            extension_mismatch: false,
+            depth: 0,
+            origin: None,
+        }],
+        ..Facts::default()
+    };
+    let eval = |offline: &str| {
+        parse_policy(&text(offline), None)
+            .unwrap()
+            .evaluate(&f, &OfflineHistory(std::cell::Cell::new(false)))
+            .unwrap()
+    };
+    // Default (allow): judged on the partial history; the rule does not match.
+    let v = eval("");
+    assert_eq!(v.action, Action::Audit);
+    assert!(v.matched.iter().all(|m| m.rule != "same-file"));
+    // hold / block: the rule matches with that action and says why.
+    for (word, action) in [("hold", Action::Hold), ("block", Action::Block)] {
+        let v = eval(&format!("offline = \"{word}\""));
+        assert_eq!(v.action, action, "{word}");
+        let m = v.matched.iter().find(|m| m.rule == "same-file").unwrap();
+        assert_eq!(m.action, action);
+        assert!(
+            m.reasons
+                .iter()
+                .any(|r| r.contains("fleet server did not answer")),
+            "{:?}",
+            m.reasons
+        );
+        // A rule without history questions is not touched.
+        let other = v.matched.iter().find(|m| m.rule == "no-history").unwrap();
+        assert!(other.reasons.iter().all(|r| !r.contains("fleet server")));
+    }
+    // Online history (NoHistory never goes offline): no match, no note.
+    let v = parse_policy(&text("offline = \"hold\""), None)
+        .unwrap()
+        .evaluate(&f, &NoHistory)
+        .unwrap();
+    assert_eq!(v.action, Action::Audit);
+    // A wrong word is an error with its place.
+    let e = parse_policy(&text("offline = \"maybe\""), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("offline") && e.contains("use allow, hold or block"),
+        "{e}"
+    );
+}

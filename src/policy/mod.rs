@@ -70,6 +70,31 @@ impl Action {
     }
 }
 
+/// What a rule does on an endpoint agent when a history question it asks cannot be put to the
+/// fleet server (`offline = ...` in the rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Offline {
+    /// Judge with the PC's own history (the default): the rule matches only if that does, and
+    /// the verdict says that the history was the PC's only.
+    #[default]
+    Allow,
+    /// Hold the mail for approval (the request reaches the console when the server is back).
+    Hold,
+    /// Block the mail.
+    Block,
+}
+
+impl Offline {
+    /// `allow`, `hold` or `block`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Offline::Allow => "allow",
+            Offline::Hold => "hold",
+            Offline::Block => "block",
+        }
+    }
+}
+
 /// Whether a rule acts or only records what it would have done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -432,6 +457,13 @@ pub trait History {
         until: i64,
         want_password: bool,
     ) -> HistoryResult<bool>;
+    /// Whether an answer since the last [`History::clear_offline`] came from partial history
+    /// (an endpoint agent's own records, its fleet server not answering).
+    fn offline(&self) -> bool {
+        false
+    }
+    /// Starts a new question (see [`History::offline`]).
+    fn clear_offline(&self) {}
 }
 
 /// No history (a policy test without an audit database): nothing was seen before.
@@ -599,6 +631,8 @@ pub struct Rule {
     pub subject_prefix: Option<String>,
     /// Keep copies of the attachments for this many days.
     pub evidence_days: Option<u32>,
+    /// On an endpoint agent whose fleet server does not answer a history question.
+    pub offline: Offline,
 }
 
 impl Rule {
@@ -1106,30 +1140,55 @@ impl Policy {
         for rule in &self.rules {
             let mut reasons = Vec::new();
             let mut dets = Vec::new();
-            if !self.eval(&rule.when, f, h, risk, &mut reasons, &mut dets)? {
-                continue;
-            }
-            if let Some(u) = &rule.unless {
-                if self.eval(u, f, h, risk, &mut Vec::new(), &mut Vec::new())? {
-                    continue;
+            h.clear_offline();
+            let mut matched = self.eval(&rule.when, f, h, risk, &mut reasons, &mut dets)?;
+            if matched {
+                if let Some(u) = &rule.unless {
+                    matched = !self.eval(u, f, h, risk, &mut Vec::new(), &mut Vec::new())?;
                 }
+            }
+            // An endpoint agent whose fleet server did not answer a history question.
+            let mut action = rule.action;
+            if h.offline() {
+                match rule.offline {
+                    Offline::Allow if matched => reasons.push(
+                        "history of this PC only: the fleet server did not answer".to_string(),
+                    ),
+                    Offline::Allow => {}
+                    Offline::Hold | Offline::Block => {
+                        matched = true;
+                        action = if rule.offline == Offline::Hold {
+                            Action::Hold
+                        } else {
+                            Action::Block
+                        };
+                        reasons.push(format!(
+                            "the fleet server did not answer a history question: {} (offline = \"{}\")",
+                            action.as_str(),
+                            rule.offline.as_str()
+                        ));
+                    }
+                }
+            }
+            if !matched {
+                continue;
             }
             dets.sort();
             dets.dedup();
             v.matched.push(RuleMatch {
                 rule: rule.id.clone(),
-                action: rule.action,
+                action,
                 mode: rule.mode,
                 severity: rule.severity.clone(),
                 reasons,
                 detectors: dets,
             });
             if rule.mode == Mode::Enforce {
-                if rule.action > v.action {
-                    v.action = rule.action;
+                if action > v.action {
+                    v.action = action;
                     v.message_ja = rule.message_ja.clone();
                     v.message_en = rule.message_en.clone();
-                    if rule.action == Action::Hold {
+                    if action == Action::Hold {
                         v.approvers = if rule.approvers.is_empty() {
                             self.approvers.clone()
                         } else {

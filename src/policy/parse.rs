@@ -8,7 +8,7 @@ use std::path::Path;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::{Action, Cond, Mode, Policy, Range, Rule, Scope};
+use super::{Action, Cond, Mode, Offline, Policy, Range, Rule, Scope};
 use crate::rules::{Confidence, RuleError, Source};
 
 /// The policy used when none is given: monitor mode everywhere, so that nothing is blocked until
@@ -551,6 +551,7 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
         add_header: None,
         subject_prefix: None,
         evidence_days: None,
+        offline: Offline::Allow,
     };
     let mut has_when = false;
     for (k, x) in t.iter() {
@@ -593,6 +594,16 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
             }
             "unless" => r.unless = Some(p.cond(x, &f)?),
             "stop" => r.stop = p.bool(x, &f)?,
+            "offline" => {
+                r.offline = match p.str(x, &f)? {
+                    "allow" => Offline::Allow,
+                    "hold" => Offline::Hold,
+                    "block" => Offline::Block,
+                    s => {
+                        return Err(p.err(x.span(), &f, format!("`{s}`: use allow, hold or block")))
+                    }
+                }
+            }
             "message_ja" => r.message_ja = Some(p.str(x, &f)?.to_string()),
             "message_en" => r.message_en = Some(p.str(x, &f)?.to_string()),
             "approvers" => r.approvers = p.strings(x, &f)?,

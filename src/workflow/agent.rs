@@ -47,6 +47,7 @@ pub struct AgentClient {
     base: String,
     http: ureq::Agent,
     credential: Option<String>,
+    tls: Option<ureq::tls::TlsConfig>,
 }
 
 fn err(url: &str, e: impl std::fmt::Display) -> WorkflowError {
@@ -103,22 +104,36 @@ impl AgentClient {
                 ));
             }
         }
+        let tls = if base.starts_with("https://") {
+            Some(
+                ureq::tls::TlsConfig::builder()
+                    .provider(ureq::tls::TlsProvider::Rustls)
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&root_certs(ca_file)?))
+                    .build(),
+            )
+        } else {
+            None
+        };
+        let mut c = AgentClient {
+            base,
+            http: ureq::Agent::new_with_defaults(),
+            credential,
+            tls,
+        };
+        c.http = c.http_with_timeout(Duration::from_secs(15))?;
+        Ok(c)
+    }
+
+    /// An HTTP agent for this server whose calls end after `timeout`.
+    fn http_with_timeout(&self, timeout: Duration) -> Result<ureq::Agent> {
         let mut b = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(15)))
+            .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .user_agent(format!("ping32dlp-agent/{}", env!("CARGO_PKG_VERSION")));
-        if base.starts_with("https://") {
-            let tls = ureq::tls::TlsConfig::builder()
-                .provider(ureq::tls::TlsProvider::Rustls)
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&root_certs(ca_file)?))
-                .build();
-            b = b.tls_config(tls);
+        if let Some(t) = &self.tls {
+            b = b.tls_config(t.clone());
         }
-        Ok(AgentClient {
-            base,
-            http: b.build().into(),
-            credential,
-        })
+        Ok(b.build().into())
     }
 
     /// The server's address.
@@ -241,6 +256,145 @@ impl AgentClient {
     }
 }
 
+/// How long one history question may take before the PC's own history answers instead.
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(2);
+/// After the server failed to answer one, how long history questions go straight to the PC's
+/// own records (so that an offline PC does not wait on every mail).
+const HISTORY_PAUSE: Duration = Duration::from_secs(15);
+
+/// History questions asked of the fleet server (every gateway's and agent's mail), answered
+/// from this PC's own store when the server does not answer in time.
+pub struct AgentHistory {
+    local: Arc<SqliteStore>,
+    base: String,
+    http: ureq::Agent,
+    credential: String,
+    paused_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl AgentHistory {
+    fn ask(&self, q: serde_json::Value) -> Option<serde_json::Value> {
+        if let Ok(p) = self.paused_until.lock() {
+            if p.is_some_and(|t| Instant::now() < t) {
+                return None;
+            }
+        }
+        let r = (|| -> std::result::Result<serde_json::Value, String> {
+            let mut resp = self
+                .http
+                .post(&format!("{}/agent/v1/history", self.base))
+                .header("Content-Type", "application/json")
+                .header("Authorization", &format!("Bearer {}", self.credential))
+                .send(q.to_string().as_bytes())
+                .map_err(|e| e.to_string())?;
+            if resp.status().as_u16() != 200 {
+                return Err(format!("HTTP {}", resp.status().as_u16()));
+            }
+            let text = resp
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .map_err(|e| e.to_string())?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            Ok(v["answer"].clone())
+        })();
+        match r {
+            Ok(v) => {
+                if let Ok(mut p) = self.paused_until.lock() {
+                    *p = None;
+                }
+                Some(v)
+            }
+            Err(_) => {
+                if let Ok(mut p) = self.paused_until.lock() {
+                    *p = Some(Instant::now() + HISTORY_PAUSE);
+                }
+                None
+            }
+        }
+    }
+
+    /// A view for one evaluation that notes when the PC's own history answered.
+    pub fn tracked(&self) -> TrackedHistory<'_> {
+        TrackedHistory {
+            h: self,
+            offline: std::cell::Cell::new(false),
+        }
+    }
+}
+
+/// [`AgentHistory`] for one evaluation ([`crate::policy::History::offline`]).
+pub struct TrackedHistory<'a> {
+    h: &'a AgentHistory,
+    offline: std::cell::Cell<bool>,
+}
+
+impl TrackedHistory<'_> {
+    fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        q: serde_json::Value,
+        local: impl FnOnce(&SqliteStore) -> crate::policy::HistoryResult<T>,
+    ) -> crate::policy::HistoryResult<T> {
+        if let Some(v) = self.h.ask(q).and_then(|v| serde_json::from_value(v).ok()) {
+            return Ok(v);
+        }
+        self.offline.set(true);
+        local(&self.h.local)
+    }
+}
+
+impl crate::policy::History for TrackedHistory<'_> {
+    fn domain_seen(&self, domain: &str, until: i64) -> crate::policy::HistoryResult<bool> {
+        self.answer(
+            serde_json::json!({"q": "domain_seen", "domain": domain, "until": until}),
+            |l| l.domain_seen(domain, until),
+        )
+    }
+    fn external_sends_of(
+        &self,
+        sha256: &str,
+        since: i64,
+        until: i64,
+    ) -> crate::policy::HistoryResult<u64> {
+        self.answer(
+            serde_json::json!({"q": "external_sends_of", "sha256": sha256, "since": since, "until": until}),
+            |l| l.external_sends_of(sha256, since, until),
+        )
+    }
+    fn sender_external(
+        &self,
+        sender: &str,
+        since: i64,
+        until: i64,
+    ) -> crate::policy::HistoryResult<(u64, u64)> {
+        self.answer(
+            serde_json::json!({"q": "sender_external", "sender": sender, "since": since, "until": until}),
+            |l| l.sender_external(sender, since, until),
+        )
+    }
+    fn ppap_partner(
+        &self,
+        sender: &str,
+        recipients: &[String],
+        since: i64,
+        until: i64,
+        want_password: bool,
+    ) -> crate::policy::HistoryResult<bool> {
+        self.answer(
+            serde_json::json!({"q": "ppap_partner", "sender": sender, "recipients": recipients,
+                "since": since, "until": until, "want_password": want_password}),
+            |l| l.ppap_partner(sender, recipients, since, until, want_password),
+        )
+    }
+    fn offline(&self) -> bool {
+        self.offline.get()
+    }
+    fn clear_offline(&self) {
+        self.offline.set(false);
+    }
+}
+
 /// The program's name, for log lines and the status.
 fn program() -> String {
     std::env::args()
@@ -330,6 +484,14 @@ pub fn enrol(
 /// forwarder thread shipping its records to the server `c.url` names. The thread ends when the
 /// store is dropped.
 pub fn open_agent_store(state_dir: &Path, c: &StoreConfig) -> Result<Arc<SqliteStore>> {
+    Ok(open_agent(state_dir, c)?.0)
+}
+
+/// [`open_agent_store`], and the history that asks the server ([`AgentHistory`]).
+pub fn open_agent(
+    state_dir: &Path,
+    c: &StoreConfig,
+) -> Result<(Arc<SqliteStore>, Arc<AgentHistory>)> {
     let path = credential_path(state_dir, c);
     let cred = std::fs::read_to_string(&path)
         .map(|s| s.trim().to_string())
@@ -347,11 +509,18 @@ pub fn open_agent_store(state_dir: &Path, c: &StoreConfig) -> Result<Arc<SqliteS
             path.display()
         )));
     }
-    let client = AgentClient::new(&c.url, c.ca_file.as_deref(), Some(cred))?;
+    let client = AgentClient::new(&c.url, c.ca_file.as_deref(), Some(cred.clone()))?;
     private::create_dir(state_dir)?;
     let db = state_dir.join("audit.db");
     private::precreate_file(&db)?;
     let store = Arc::new(SqliteStore::open(&db)?);
+    let history = Arc::new(AgentHistory {
+        local: store.clone(),
+        base: client.base.clone(),
+        http: client.http_with_timeout(HISTORY_TIMEOUT)?,
+        credential: cred,
+        paused_until: std::sync::Mutex::new(None),
+    });
     let weak = Arc::downgrade(&store);
     std::thread::Builder::new()
         .name("ping32dlp-forwarder".into())
@@ -360,7 +529,7 @@ pub fn open_agent_store(state_dir: &Path, c: &StoreConfig) -> Result<Arc<SqliteS
             move || forward(weak, client, dir)
         })
         .map_err(|e| WorkflowError::Io(e.to_string()))?;
-    Ok(store)
+    Ok((store, history))
 }
 
 /// The attachments kept for the approver of the mail recorded as `record_id`, with their data

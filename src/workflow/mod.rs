@@ -1210,6 +1210,8 @@ pub struct Outcome {
 /// The workflow: store, evidence, approvals, alerts.
 pub struct Workflow {
     store: Arc<dyn Store>,
+    /// On an endpoint agent: history asked of the fleet server.
+    agent_history: Option<Arc<agent::AgentHistory>>,
     evidence: EvidenceStore,
     alerts: AlertSinks,
     key: [u8; 32],
@@ -1224,8 +1226,19 @@ impl Workflow {
     /// is made private (0700, files 0600) and an existing one is checked and repaired; what
     /// was repaired is in [`Workflow::permission_fixes`].
     pub fn open(cfg: WorkflowConfig) -> Result<Workflow> {
+        if let Some(c) = cfg.store.as_ref().filter(|c| agent::is_server_url(&c.url)) {
+            let (store, history) = agent::open_agent(&cfg.state_dir, c)?;
+            let mut w = Workflow::with_store(cfg, store)?;
+            w.agent_history = Some(history);
+            return Ok(w);
+        }
         let store = open_store(&cfg.state_dir, cfg.store.as_ref())?;
         Workflow::with_store(cfg, store)
+    }
+
+    /// On an endpoint agent, the history that asks the fleet server first.
+    pub fn agent_history(&self) -> Option<&agent::AgentHistory> {
+        self.agent_history.as_deref()
     }
 
     /// A workflow over another store.
@@ -1237,6 +1250,7 @@ impl Workflow {
         let alerts = AlertSinks::new(cfg.alerts.clone(), store.clone())?;
         Ok(Workflow {
             store,
+            agent_history: None,
             evidence,
             alerts,
             key,

@@ -9,6 +9,8 @@
 //! POST /agent/v1/status   {"status"}                             -> {"last_seq"}
 //! POST /agent/v1/decisions {}                    -> {"approvals": [decided requests it holds]}
 //! POST /agent/v1/closed   {"closed": [{"id", "state", "time"}]}  -> {"done"}
+//! POST /agent/v1/history  {"q": "domain_seen" | "external_sends_of" | "sender_external" |
+//!                         "ppap_partner", ...}                  -> {"answer"} (every gateway's mail)
 //! POST /agent/v1/policy   {"have": VERSION | null}  -> {"version", "sha256", "text"}, or
 //!                         {"version"} when the agent has it, {"version": null} when none
 //! ```
@@ -129,6 +131,7 @@ impl App {
             ["agent", "v1", "status"] => self.api_status(req),
             ["agent", "v1", "policy"] => self.api_policy(req),
             ["agent", "v1", "decisions"] => self.api_decisions(req),
+            ["agent", "v1", "history"] => self.api_history(req),
             ["agent", "v1", "closed"] => self.api_closed(req),
             _ => Err(api_error(404, "no such call")),
         };
@@ -345,6 +348,56 @@ impl App {
             200,
             serde_json::json!({ "last_seq": last, "stored": stored }),
         ))
+    }
+
+    /// A policy's history question, answered over the whole store (counts and yes/no only:
+    /// the same answers a gateway's policy gets, never records).
+    fn api_history(&self, req: &Request) -> Res {
+        self.authenticated(req)?;
+        let v: serde_json::Value = serde_json::from_slice(&req.body)
+            .map_err(|e| api_error(400, &format!("history: {e}")))?;
+        let s = |k: &str| v[k].as_str().unwrap_or("");
+        let n = |k: &str| v[k].as_i64().unwrap_or(0);
+        let h = self.store();
+        let bad = |e: ping32dlp::policy::HistoryError| self.api_internal(e);
+        let answer = match s("q") {
+            "domain_seen" => {
+                serde_json::json!(h.domain_seen(s("domain"), n("until")).map_err(bad)?)
+            }
+            "external_sends_of" => serde_json::json!(h
+                .external_sends_of(s("sha256"), n("since"), n("until"))
+                .map_err(bad)?),
+            "sender_external" => serde_json::json!(h
+                .sender_external(s("sender"), n("since"), n("until"))
+                .map_err(bad)?),
+            "ppap_partner" => {
+                let rcpts: Vec<String> = v["recipients"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .take(1000)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                serde_json::json!(h
+                    .ppap_partner(
+                        s("sender"),
+                        &rcpts,
+                        n("since"),
+                        n("until"),
+                        v["want_password"].as_bool().unwrap_or(false)
+                    )
+                    .map_err(bad)?)
+            }
+            other => {
+                return Err(api_error(
+                    400,
+                    &format!("unknown history question `{other}`"),
+                ))
+            }
+        };
+        Ok(json(200, serde_json::json!({ "answer": answer })))
     }
 
     fn api_decisions(&self, req: &Request) -> Res {
