@@ -4,6 +4,7 @@
 #   1. records/s a fleet server (the console, agent_api, on a private PostgreSQL) ingests from
 #      AGENTS simulated agents on loopback (`ping32dlp store-bench fleet-upload`: each agent
 #      uploads RECORDS synthetic records in batches of 200, all at once, durably);
+#      then 1000 history questions one after another over the 50,000 records (p50, p99);
 #   2. the latency an agent adds per mail: N mails one after another through ping32dlp-proxy
 #      to a real Postfix, with its own SQLite store only, as an agent with the server up, and
 #      as an agent with the server down (the mail path must not wait for the server).
@@ -60,7 +61,7 @@ for n in $(seq "$AGENTS") x; do
 done
 
 echo "== 1. ingestion: $AGENTS agents x $RECORDS records, batches of 200 (PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}'), durable commits)"
-"$CLI" store-bench fleet-upload --server "$SERVER" "${creds[@]}" --records "$RECORDS" | tee "$BASE/ingest.json"
+"$CLI" store-bench fleet-upload --server "$SERVER" "${creds[@]}" --records "$RECORDS" --history 1000 | tee "$BASE/ingest.json"
 
 echo "== 2. added latency per mail, $N mails one after another (connect .. 250 after DATA)"
 run_proxy() {  # name store-line

@@ -213,6 +213,15 @@ impl AgentClient {
         }
     }
 
+    /// One history question (`/agent/v1/history`); its answer.
+    pub fn history(&self, q: &serde_json::Value) -> Result<serde_json::Value> {
+        let (code, v) = self.post("/agent/v1/history", q)?;
+        if code != 200 {
+            return Err(self.refused(code, &v));
+        }
+        Ok(v["answer"].clone())
+    }
+
     /// The decided requests of mails this agent holds (approved, rejected, expired).
     pub fn decisions(&self) -> Result<Vec<Approval>> {
         let (code, v) = self.post("/agent/v1/decisions", &serde_json::json!({}))?;
@@ -266,9 +275,7 @@ const HISTORY_PAUSE: Duration = Duration::from_secs(15);
 /// from this PC's own store when the server does not answer in time.
 pub struct AgentHistory {
     local: Arc<SqliteStore>,
-    base: String,
-    http: ureq::Agent,
-    credential: String,
+    client: AgentClient,
     paused_until: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -279,27 +286,7 @@ impl AgentHistory {
                 return None;
             }
         }
-        let r = (|| -> std::result::Result<serde_json::Value, String> {
-            let mut resp = self
-                .http
-                .post(&format!("{}/agent/v1/history", self.base))
-                .header("Content-Type", "application/json")
-                .header("Authorization", &format!("Bearer {}", self.credential))
-                .send(q.to_string().as_bytes())
-                .map_err(|e| e.to_string())?;
-            if resp.status().as_u16() != 200 {
-                return Err(format!("HTTP {}", resp.status().as_u16()));
-            }
-            let text = resp
-                .body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
-                .map_err(|e| e.to_string())?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            Ok(v["answer"].clone())
-        })();
-        match r {
+        match self.client.history(&q) {
             Ok(v) => {
                 if let Ok(mut p) = self.paused_until.lock() {
                     *p = None;
@@ -514,11 +501,11 @@ pub fn open_agent(
     let db = state_dir.join("audit.db");
     private::precreate_file(&db)?;
     let store = Arc::new(SqliteStore::open(&db)?);
+    let mut asker = AgentClient::new(&c.url, c.ca_file.as_deref(), Some(cred))?;
+    asker.http = asker.http_with_timeout(HISTORY_TIMEOUT)?;
     let history = Arc::new(AgentHistory {
         local: store.clone(),
-        base: client.base.clone(),
-        http: client.http_with_timeout(HISTORY_TIMEOUT)?,
-        credential: cred,
+        client: asker,
         paused_until: std::sync::Mutex::new(None),
     });
     let weak = Arc::downgrade(&store);

@@ -43,6 +43,10 @@ pub struct FleetUploadArgs {
     /// Records per upload.
     #[arg(long, default_value_t = 200)]
     batch: usize,
+    /// Then time this many history questions (one after another, the first agent), as a
+    /// policy on an agent asks them.
+    #[arg(long, default_value_t = 0)]
+    history: usize,
 }
 
 #[derive(Args)]
@@ -282,5 +286,34 @@ fn fleet_upload(a: FleetUploadArgs) -> Result<u8, AnyErr> {
         pct(0.5),
         pct(0.99)
     );
+    if a.history > 0 {
+        let c = &clients[0];
+        let now = ping32dlp::timeutil::now();
+        let mut lat = Vec::with_capacity(a.history);
+        for i in 0..a.history {
+            let q = match i % 3 {
+                0 => {
+                    serde_json::json!({"q": "domain_seen", "domain": format!("d{i}.example.com"), "until": now})
+                }
+                1 => {
+                    serde_json::json!({"q": "external_sends_of", "sha256": format!("{i:064x}"), "since": now - 86_400, "until": now})
+                }
+                _ => {
+                    serde_json::json!({"q": "sender_external", "sender": format!("u{}@example.co.jp", i % 50), "since": now - 3600, "until": now})
+                }
+            };
+            let t0 = Instant::now();
+            c.history(&q)?;
+            lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        lat.sort_by(f64::total_cmp);
+        let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "{{\"history_questions\":{},\"ms_p50\":{:.2},\"ms_p99\":{:.2}}}",
+            lat.len(),
+            p(0.5),
+            p(0.99)
+        );
+    }
     Ok(0)
 }
