@@ -196,7 +196,7 @@ fn records_search_stats_and_history() {
             }),
             vec![old]
         );
-        let st = s.stats(now - 86_400, now + 1, 540, 5).unwrap();
+        let st = s.stats(now - 86_400, now + 1, 540, 5, None).unwrap();
         assert_eq!(st.per_day.iter().map(|d| d.1).sum::<u64>(), 3, "{}", p.name);
         assert_eq!(st.top_senders[0], ("ichiro@example.co.jp".to_string(), 3));
         assert_eq!(st.repeated_files[0].2, 3);
@@ -474,7 +474,9 @@ fn searches_return_what_a_scan_returns() {
             p.name
         );
         // The dashboard's counts: the same on both stores, and what the records say.
-        let mut st = s.stats(start + 20 * 86_400, end + 1, 540, 50).unwrap();
+        let mut st = s
+            .stats(start + 20 * 86_400, end + 1, 540, 50, None)
+            .unwrap();
         st.per_action.sort();
         st.top_senders.sort();
         st.top_domains.sort();
@@ -781,6 +783,22 @@ fn fleet_enrolment_uploads_and_revocation() {
             (1..=5)
                 .map(|i| format!("u{i}@corp.example"))
                 .collect::<Vec<_>>()
+        );
+        // The dashboard for one agent: its mail only, on both stores.
+        let st = s.stats(now - 1000, now + 1, 540, 10, Some(n)).unwrap();
+        let total: u64 = st.per_day.iter().map(|d| d.1).sum();
+        assert_eq!(total, 5, "{}", p.name);
+        assert_eq!(st.top_senders.len(), 5);
+        assert_eq!(st.top_domains, vec![("ext.example".to_string(), 5)]);
+        assert_eq!(st.top_detectors, vec![("jp_my_number".to_string(), 5)]);
+        assert_eq!(st.repeated_files.len(), 1);
+        let none = s
+            .stats(now - 1000, now + 1, 540, 10, Some("nobody"))
+            .unwrap();
+        assert!(
+            none.per_day.is_empty()
+                && none.top_detectors.is_empty()
+                && none.repeated_files.is_empty()
         );
         // The server's history counts uploaded mail.
         assert_eq!(s.external_sends_of("ab12", now - 1000, now + 1).unwrap(), 5);

@@ -615,7 +615,14 @@ pub trait Store: History + Send + Sync {
     /// Records matching a query, newest first.
     fn search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Counts for dashboards.
-    fn stats(&self, since: i64, until: i64, utc_offset_min: i32, top: usize) -> Result<Stats>;
+    fn stats(
+        &self,
+        since: i64,
+        until: i64,
+        utc_offset_min: i32,
+        top: usize,
+        gateway: Option<&str>,
+    ) -> Result<Stats>;
     /// Every record since `since`, oldest first.
     fn each_record(&self, since: i64, f: &mut dyn FnMut(AuditRecord)) -> Result<()>;
     /// Stores a new approval.

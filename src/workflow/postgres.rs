@@ -905,26 +905,37 @@ impl Store for PgStore {
         self.search_traced(q, None)
     }
 
-    fn stats(&self, since: i64, until: i64, off: i32, top: usize) -> Result<Stats> {
+    fn stats(
+        &self,
+        since: i64,
+        until: i64,
+        off: i32,
+        top: usize,
+        gateway: Option<&str>,
+    ) -> Result<Stats> {
         // Six aggregates over the window, each on a connection of its own at once: the
         // dashboard waits for the slowest, not for the sum (each scans the window's rows of
         // one table; see DESIGN for the numbers).
         const SQL: [&str; 6] = [
             "SELECT ((time + $3) / 86400)::text, count(*)::text, (count(*) FILTER (WHERE external))::text, ''
-             FROM records WHERE time >= $1 AND time < $2 GROUP BY 1 ORDER BY min(time)",
-            "SELECT action, count(*)::text, '', '' FROM records WHERE time >= $1 AND time < $2
+             FROM records WHERE time >= $1 AND time < $2 AND ($4::text IS NULL OR gateway = $4) GROUP BY 1 ORDER BY min(time)",
+            "SELECT action, count(*)::text, '', '' FROM records WHERE time >= $1 AND time < $2 AND ($3::text IS NULL OR gateway = $3)
              GROUP BY action ORDER BY count(*) DESC",
             "SELECT sender, count(*)::text, '', '' FROM records WHERE time >= $1 AND time < $2 AND external
+             AND ($4::text IS NULL OR gateway = $4)
              GROUP BY sender ORDER BY count(*) DESC, sender LIMIT $3",
             "SELECT domain, count(*)::text, '', '' FROM
                 (SELECT DISTINCT domain, record_id FROM record_recipients
-                 WHERE time >= $1 AND time < $2 AND external) x
+                 WHERE time >= $1 AND time < $2 AND external
+                 AND ($4::text IS NULL OR (time, record_id) IN (SELECT time, id FROM records WHERE gateway = $4 AND time >= $1 AND time < $2))) x
              GROUP BY domain ORDER BY count(*) DESC, domain LIMIT $3",
             "SELECT detector, count(*)::text, '', '' FROM record_detectors WHERE time >= $1 AND time < $2
+             AND ($4::text IS NULL OR (time, record_id) IN (SELECT time, id FROM records WHERE gateway = $4 AND time >= $1 AND time < $2))
              GROUP BY detector ORDER BY count(*) DESC, detector LIMIT $3",
             "SELECT sha256, count(*)::text, min(name), '' FROM
                 (SELECT sha256, record_id, min(name) AS name FROM record_attachments
                  WHERE time >= $1 AND time < $2 AND external AND depth = 0 AND sha256 != ''
+                 AND ($4::text IS NULL OR (time, record_id) IN (SELECT time, id FROM records WHERE gateway = $4 AND time >= $1 AND time < $2))
                  GROUP BY sha256, record_id) x
              GROUP BY sha256 HAVING count(*) > 1 ORDER BY count(*) DESC, sha256 LIMIT $3",
         ];
@@ -938,9 +949,9 @@ impl Store for PgStore {
                     t.spawn(move || -> Result<Vec<[String; 4]>> {
                         // The first takes the UTC offset, the tops the number of rows.
                         let params: Vec<&(dyn ToSql + Sync)> = match i {
-                            0 => vec![&since, &until, &off_s],
-                            1 => vec![&since, &until],
-                            _ => vec![&since, &until, &top],
+                            0 => vec![&since, &until, &off_s, &gateway],
+                            1 => vec![&since, &until, &gateway],
+                            _ => vec![&since, &until, &top, &gateway],
                         };
                         let rows = self.conn()?.query(*sql, &params).map_err(db)?;
                         Ok(rows

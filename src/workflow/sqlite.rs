@@ -680,45 +680,54 @@ impl Store for SqliteStore {
         })
     }
 
-    fn stats(&self, since: i64, until: i64, off: i32, top: usize) -> Result<Stats> {
+    fn stats(
+        &self,
+        since: i64,
+        until: i64,
+        off: i32,
+        top: usize,
+        gateway: Option<&str>,
+    ) -> Result<Stats> {
         let off_s = i64::from(off) * 60;
         let top = top.max(1) as i64;
         self.with(|c| {
             let mut s = Stats::default();
-            let mut st = c.prepare("SELECT (time + ?3) / 86400 AS d, count(*), sum(external) FROM records WHERE time >= ?1 AND time < ?2 GROUP BY d ORDER BY d")?;
-            for row in st.query_map(params![since, until, off_s], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
+            let mut st = c.prepare("SELECT (time + ?3) / 86400 AS d, count(*), sum(external) FROM records WHERE time >= ?1 AND time < ?2 AND (?4 IS NULL OR gateway = ?4) GROUP BY d ORDER BY d")?;
+            for row in st.query_map(params![since, until, off_s, gateway], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
                 let (d, n, e) = row?;
                 let (y, m, dd) = crate::timeutil::civil(d);
                 s.per_day.push((format!("{y:04}-{m:02}-{dd:02}"), n as u64, e as u64));
             }
-            let mut st = c.prepare("SELECT action, count(*) FROM records WHERE time >= ?1 AND time < ?2 GROUP BY action ORDER BY 2 DESC")?;
-            for row in st.query_map(params![since, until], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let mut st = c.prepare("SELECT action, count(*) FROM records WHERE time >= ?1 AND time < ?2 AND (?3 IS NULL OR gateway = ?3) GROUP BY action ORDER BY 2 DESC")?;
+            for row in st.query_map(params![since, until, gateway], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (a, n) = row?;
                 s.per_action.push((a, n as u64));
             }
-            let mut st = c.prepare("SELECT sender, count(*) FROM records WHERE time >= ?1 AND time < ?2 AND external = 1 GROUP BY sender ORDER BY 2 DESC LIMIT ?3")?;
-            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let mut st = c.prepare("SELECT sender, count(*) FROM records WHERE time >= ?1 AND time < ?2 AND external = 1 AND (?4 IS NULL OR gateway = ?4) GROUP BY sender ORDER BY 2 DESC LIMIT ?3")?;
+            for row in st.query_map(params![since, until, top, gateway], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (a, n) = row?;
                 s.top_senders.push((a, n as u64));
             }
             let mut st = c.prepare(
                 "SELECT rr.domain, count(DISTINCT rr.record_id) FROM record_recipients rr JOIN records r ON r.id = rr.record_id
-                 WHERE r.time >= ?1 AND r.time < ?2 AND rr.external = 1 GROUP BY rr.domain ORDER BY 2 DESC LIMIT ?3",
+                 WHERE r.time >= ?1 AND r.time < ?2 AND rr.external = 1 AND (?4 IS NULL OR r.gateway = ?4) GROUP BY rr.domain ORDER BY 2 DESC LIMIT ?3",
             )?;
-            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            for row in st.query_map(params![since, until, top, gateway], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (a, n) = row?;
                 s.top_domains.push((a, n as u64));
             }
-            let mut st = c.prepare("SELECT detector, count(*) FROM record_detectors WHERE time >= ?1 AND time < ?2 GROUP BY detector ORDER BY 2 DESC LIMIT ?3")?;
-            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let mut st = c.prepare("SELECT detector, count(*) FROM record_detectors WHERE time >= ?1 AND time < ?2
+                AND (?4 IS NULL OR record_id IN (SELECT id FROM records WHERE gateway = ?4 AND time >= ?1 AND time < ?2)) GROUP BY detector ORDER BY 2 DESC LIMIT ?3")?;
+            for row in st.query_map(params![since, until, top, gateway], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
                 let (a, n) = row?;
                 s.top_detectors.push((a, n as u64));
             }
             let mut st = c.prepare(
                 "SELECT sha256, min(name), count(DISTINCT record_id) FROM record_attachments WHERE time >= ?1 AND time < ?2 AND external = 1
-                 AND depth = 0 AND sha256 != '' GROUP BY sha256 HAVING count(DISTINCT record_id) > 1 ORDER BY 3 DESC LIMIT ?3",
+                 AND depth = 0 AND sha256 != '' AND (?4 IS NULL OR record_id IN (SELECT id FROM records WHERE gateway = ?4 AND time >= ?1 AND time < ?2))
+                 GROUP BY sha256 HAVING count(DISTINCT record_id) > 1 ORDER BY 3 DESC LIMIT ?3",
             )?;
-            for row in st.query_map(params![since, until, top], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
+            for row in st.query_map(params![since, until, top, gateway], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))? {
                 let (h, n, k) = row?;
                 s.repeated_files.push((h, n, k as u64));
             }

@@ -833,6 +833,9 @@ pub struct StatsArgs {
     /// Entries per top list.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Only the mail of this gateway or endpoint agent.
+    #[arg(long)]
+    gateway: Option<String>,
     /// UTC offset of the days.
     #[arg(long, default_value = "+09:00")]
     timezone: String,
@@ -1027,7 +1030,7 @@ fn stats(a: StatsArgs) -> Result<u8, AnyErr> {
         None => timeutil::now() + 1,
     };
     let store = a.state.store()?;
-    let s = store.stats(since, until, off, a.top)?;
+    let s = store.stats(since, until, off, a.top, a.gateway.as_deref())?;
     let (waiting, failed) = store.outbox_counts()?;
     if a.json {
         let mut v = serde_json::to_value(&s)?;

@@ -1306,9 +1306,11 @@ impl App {
         let since =
             local - local.rem_euclid(86_400) - i64::from(self.offset()) * 60 - (days - 1) * 86_400;
         let wf = self.pipeline.workflow();
+        // One gateway or endpoint agent (`?gateway=pc-12`), or all.
+        let gateway = cx.req.q("gateway").map(|g| g.trim().to_string());
         let st = wf
             .store()
-            .stats(since, now + 1, self.offset(), 10)
+            .stats(since, now + 1, self.offset(), 10, gateway.as_deref())
             .map_err(|e| self.internal(cx, e))?;
         let pending = wf
             .store()
@@ -1316,19 +1318,32 @@ impl App {
             .map_err(|e| self.internal(cx, e))?
             .iter()
             .filter(|a| a.expires > now)
+            .filter(|a| gateway.is_none() || a.gateway == gateway)
             .count();
+        let gw_q = gateway
+            .as_deref()
+            .map(|g| format!("&amp;gateway={}", esc(&ping32dlp::text::percent_encode(g))))
+            .unwrap_or_default();
         let total: u64 = st.per_day.iter().map(|d| d.1).sum();
         let external: u64 = st.per_day.iter().map(|d| d.2).sum();
         let count = |a: &str| st.per_action.iter().find(|x| x.0 == a).map_or(0, |x| x.1);
         let mut o = format!(
-            r#"<div class="head"><h1>{}</h1><div class="tabs">"#,
-            esc(t(l, "Dashboard"))
+            r#"<div class="head"><h1>{}</h1>{}<div class="tabs">"#,
+            esc(t(l, "Dashboard")),
+            match &gateway {
+                Some(g) => format!(
+                    r#"<span class="badge b-info">@ {}</span> <a class="small muted" href="/dashboard?days={days}">{}</a>"#,
+                    esc(g),
+                    esc(t(l, "all gateways and agents"))
+                ),
+                None => String::new(),
+            }
         );
         for d in [7, 30, 90] {
             let on = if d == days { " class=\"on\"" } else { "" };
             let _ = write!(
                 o,
-                r#"<a href="/dashboard?days={d}"{on}>{}</a>"#,
+                r#"<a href="/dashboard?days={d}{gw_q}"{on}>{}</a>"#,
                 esc(&match l {
                     Lang::Ja => format!("{d}日間"),
                     Lang::En => format!("{d} days"),

@@ -286,6 +286,7 @@ const JA: &[(&str, &str)] = &[
     ("No policy uploaded: agents use their own policy file.", "ポリシーは未登録です。各エージェントは自身のポリシーファイルを使います。"),
     ("A policy file (TOML), checked against this console's rules before it is stored; agents apply it without restarting.", "ポリシーファイル（TOML）。保存前にこのコンソールのルールで検査し、各エージェントは再起動せずに適用します。"),
     ("Upload for all agents", "全エージェントに配布"),
+    ("all gateways and agents", "すべてのゲートウェイとエージェント"),
 ];
 
 #[cfg(test)]

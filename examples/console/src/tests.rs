@@ -1373,6 +1373,16 @@ fn agents_enrol_once_upload_their_own_records_and_can_be_revoked() {
         405
     );
 
+    // The dashboard of one agent counts its mail only.
+    let d = admin.get("/dashboard?days=7&gateway=pc-a").text();
+    assert!(d.contains("@ pc-a") && d.contains("gateway=pc-a"), "{d}");
+    let tile = |page: &str| -> String {
+        let i = page.find(r#"<div class="tile"><b>"#).unwrap() + 21;
+        page[i..i + page[i..].find('<').unwrap()].to_string()
+    };
+    assert_eq!(tile(&d), "5", "pc-a's mails");
+    let all = admin.get("/dashboard?days=7").text();
+    assert!(tile(&all).parse::<u64>().unwrap() > 5);
     // The Agents page lists both; revoking b shuts it out.
     let page = admin.get("/agents");
     let t = page.text();

@@ -590,7 +590,7 @@ impl App {
                 };
                 let _ = write!(
                     o,
-                    r#"<tr class="row"><td><a href="/audit?gateway={q}&amp;since=30d">{name}</a><br><span class="small muted">{label} {host}</span></td><td>{user}</td><td>{seen}</td><td class="small">{ver}</td><td class="small mono">{pol}</td><td>{backlog}</td><td>{seq}</td><td>{state}</td></tr>"#,
+                    r#"<tr class="row"><td><a href="/audit?gateway={q}&amp;since=30d">{name}</a> <a class="small muted" href="/dashboard?days=30&amp;gateway={q}">▤</a><br><span class="small muted">{label} {host}</span></td><td>{user}</td><td>{seen}</td><td class="small">{ver}</td><td class="small mono">{pol}</td><td>{backlog}</td><td>{seq}</td><td>{state}</td></tr>"#,
                     q = ping32dlp::text::percent_encode(&a.name),
                     name = esc(&a.name),
                     label = esc(&a.label),
