@@ -182,18 +182,12 @@ pub enum Enrolment {
 
 /// SHA-256 of a token or secret, hex.
 pub fn secret_digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    secret_digest_bytes(secret.as_bytes())
 }
 
 /// SHA-256 of bytes, hex.
 pub fn secret_digest_bytes(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(&Sha256::digest(data))
 }
 
 /// A new enrolment token (24 random bytes, hex) and its stored form.

@@ -589,12 +589,7 @@ fn insert_records(
     for (i, a) in advance.map_or(&[][..], |a| a.holds) {
         let mut a = a.clone();
         a.record_id = ids.get(*i).copied().unwrap_or(0);
-        let detail = serde_json::to_string(&a).unwrap_or_default();
-        tx.execute(
-            "INSERT INTO approvals (id, record_id, state, created, expires, gateway, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[&a.id, &a.record_id, &a.state.as_str(), &a.created, &a.expires, &a.gateway, &detail],
-        )
-        .map_err(db)?;
+        insert_approval(&mut tx, &a)?;
         let actor = format!("agent:{}", advance.map_or("", |x| x.agent));
         tx.execute(
             "INSERT INTO approval_events (approval, time, actor, kind, detail) VALUES ($1, $2, $3, 'created', $4)",
@@ -675,6 +670,18 @@ impl RecordCols {
         tx.execute(st, &params).map_err(db)?;
         Ok(())
     }
+}
+
+/// One approval row (the store's `insert_approval`, and the requests of an agent's upload
+/// inside its transaction).
+fn insert_approval(c: &mut impl postgres::GenericClient, a: &Approval) -> Result<()> {
+    let detail = serde_json::to_string(a).unwrap_or_default();
+    c.execute(
+        "INSERT INTO approvals (id, record_id, state, created, expires, gateway, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&a.id, &a.record_id, &a.state.as_str(), &a.created, &a.expires, &a.gateway, &detail],
+    )
+    .map_err(db)?;
+    Ok(())
 }
 
 const AGENT_COLS: &str =
@@ -1015,14 +1022,7 @@ impl Store for PgStore {
     }
 
     fn insert_approval(&self, a: &Approval) -> Result<()> {
-        let detail = serde_json::to_string(a).unwrap_or_default();
-        self.conn()?
-            .execute(
-                "INSERT INTO approvals (id, record_id, state, created, expires, gateway, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&a.id, &a.record_id, &a.state.as_str(), &a.created, &a.expires, &a.gateway, &detail],
-            )
-            .map_err(db)?;
-        Ok(())
+        insert_approval(&mut *self.conn()?, a)
     }
 
     fn approval(&self, id: &str) -> Result<Option<Approval>> {

@@ -384,6 +384,17 @@ fn record_from_detail(id: i64, detail: &str) -> Option<AuditRecord> {
     Some(r)
 }
 
+/// One approval row (the store's `insert_approval`, and the requests of an agent's upload
+/// inside its transaction).
+fn insert_approval(c: &Connection, a: &Approval) -> rusqlite::Result<()> {
+    let detail = serde_json::to_string(a).unwrap_or_default();
+    c.execute(
+        "INSERT INTO approvals (id, record_id, state, created, expires, detail, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail, a.gateway],
+    )
+    .map(|_| ())
+}
+
 const AGENT_COLS: &str =
     "name, secret_sha256, created, label, last_seen, last_seq, revoked, status";
 
@@ -759,14 +770,7 @@ impl Store for SqliteStore {
     }
 
     fn insert_approval(&self, a: &Approval) -> Result<()> {
-        let detail = serde_json::to_string(a).unwrap_or_default();
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO approvals (id, record_id, state, created, expires, detail, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail, a.gateway],
-            )
-            .map(|_| ())
-        })
+        self.with(|c| insert_approval(c, a))
     }
 
     fn approval(&self, id: &str) -> Result<Option<Approval>> {
@@ -1305,11 +1309,7 @@ impl Store for SqliteStore {
         for (i, a) in holds {
             let mut a = a.clone();
             a.record_id = ids.get(*i).copied().unwrap_or(0);
-            let detail = serde_json::to_string(&a).unwrap_or_default();
-            tx.execute(
-                "INSERT INTO approvals (id, record_id, state, created, expires, detail, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![a.id, a.record_id, a.state.as_str(), a.created, a.expires, detail, a.gateway],
-            )?;
+            insert_approval(&tx, &a)?;
             tx.execute(
                 "INSERT INTO approval_events (approval, time, actor, kind, detail) VALUES (?1, ?2, ?3, 'created', ?4)",
                 params![a.id, a.created, format!("agent:{agent}"), a.rule],
