@@ -9,7 +9,7 @@
 #   Squid: a zstd-encoded upload, a .docx in a multipart part without filename=, an encoding
 #   nobody can decode, and a .docx uploaded in three Content-Range pieces (the last is refused).
 #
-# Run as root (installs squid, c-icap, curl; idempotent). Called by scripts/test.sh.
+# Run as root (installs squid-openssl, c-icap, curl; idempotent). Called by scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,11 +28,13 @@ die() { echo "FATAL: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
 [ -x "$ICAP" ] || die "build first: cargo build --release -p ping32dlp-icap"
 
-if ! command -v squid >/dev/null || ! command -v c-icap-client >/dev/null || ! command -v curl >/dev/null; then
+# squid-openssl (Debian's Squid built with OpenSSL; it replaces squid): transparent-test.sh needs
+# its ssl-bump, and one Squid serves both suites.
+if ! command -v squid >/dev/null || ! squid -v | grep -q -- '--with-openssl' || ! command -v c-icap-client >/dev/null || ! command -v curl >/dev/null; then
   made=0
   [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made=1; }
   apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends squid c-icap curl >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends squid-openssl c-icap curl >/dev/null
   [ "$made" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 

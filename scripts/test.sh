@@ -86,6 +86,13 @@ else
   echo "SKIPPED: scripts/fleet-test.sh needs root (CI runs as root)" >&2
 fi
 
+step "transparent mode: nftables redirect, SMTP STARTTLS / TLS interception, Squid ssl-bump + ICAP, in network namespaces"
+if [ "$(id -u)" = 0 ]; then
+  scripts/transparent-test.sh
+else
+  echo "SKIPPED: scripts/transparent-test.sh needs root (CI runs as root)" >&2
+fi
+
 step "web console in a real browser (Chromium over WebDriver, a real Postfix and the milter)"
 if [ "$(id -u)" = 0 ]; then
   scripts/console-test.sh

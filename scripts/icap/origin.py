@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""The webmail origin for scripts/icap-test.sh: answers every request with 200 and logs one line
-per request with the method, path, body length and SHA-256 of the body it received."""
+"""The webmail origin for scripts/icap-test.sh and scripts/transparent-test.sh: answers every
+request with 200 and logs one line per request with the method, path, body length and SHA-256 of
+the body it received.
+
+usage: origin.py PORT LOG [ADDRESS CERT KEY]   (HTTPS with CERT and KEY; default 127.0.0.1, HTTP)"""
 import hashlib
 import http.server
 import sys
@@ -35,4 +38,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+server = http.server.ThreadingHTTPServer((sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1", int(sys.argv[1])), Handler)
+if len(sys.argv) > 5:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

@@ -23,6 +23,7 @@
 pub mod command;
 pub mod smtp;
 pub mod tls;
+pub mod transparent;
 
 use std::io::Write as _;
 use std::net::{TcpListener, ToSocketAddrs};
@@ -130,6 +131,9 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// The upstream server.
     pub upstream: Upstream,
+    /// Transparent mode (Linux): outbound SMTP redirected here by nftables and relayed to
+    /// each connection's original destination (README, "Transparent mode").
+    pub transparent: transparent::TransparentCfg,
     /// `127.0.0.1:9702`: serve Prometheus metrics and `/healthz`, `/readyz` there (off when
     /// not given; loopback only unless `metrics_allow_remote`).
     pub metrics_listen: Option<String>,
@@ -160,6 +164,7 @@ impl Default for Config {
             cert_file: None,
             key_file: None,
             upstream: Upstream::default(),
+            transparent: transparent::TransparentCfg::default(),
             metrics_listen: None,
             metrics_allow_remote: false,
             log_format: service::LogFormat::Kv,
@@ -185,7 +190,10 @@ impl Config {
             c.cert_file
                 .iter_mut()
                 .chain(c.key_file.iter_mut())
-                .chain(c.upstream.ca_file.iter_mut()),
+                .chain(c.upstream.ca_file.iter_mut())
+                .chain(c.transparent.ca_file.iter_mut())
+                .chain(c.transparent.ca_cert.iter_mut())
+                .chain(c.transparent.ca_key.iter_mut()),
         );
         if c.cert_file.is_some() != c.key_file.is_some() {
             return Err(format!(
@@ -228,6 +236,7 @@ impl Config {
     /// A listener reachable from other machines must require TLS and authentication: without
     /// them the proxy takes passwords in the clear and relays for anyone.
     pub fn check_exposure(&self) -> Result<(), String> {
+        self.transparent.check()?;
         for (key, addr, implicit) in [
             ("listen", &self.listen, false),
             ("listen_tls", &self.listen_tls, true),
@@ -277,6 +286,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     server_tls: Arc<rustls::ServerConfig>,
     client_tls: Arc<rustls::ClientConfig>,
+    /// Transparent mode's interception CA and upstream verification (when it is on).
+    pub transparent: Option<transparent::Interceptor>,
 }
 
 impl Shared {
@@ -329,6 +340,14 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
     };
     let server_tls = tls::server_config(&cert, &key)?;
     let client_tls = tls::client_config(cfg.upstream.ca_file.as_deref())?;
+    let transparent = if cfg.transparent.listen.is_empty() {
+        None
+    } else {
+        Some(transparent::Interceptor::new(
+            &cfg.transparent,
+            &state.join("tls"),
+        )?)
+    };
     Ok((
         Shared {
             pipeline,
@@ -336,6 +355,7 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
             cfg,
             server_tls,
             client_tls,
+            transparent,
         },
         ca,
     ))
@@ -358,12 +378,24 @@ impl Drop for Slot {
     }
 }
 
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// SMTP with STARTTLS (`listen`).
+    Plain,
+    /// Implicit TLS (`listen_tls`).
+    Tls,
+    /// Connections redirected by nftables, relayed to their original destination
+    /// (`transparent.listen`).
+    Transparent,
+}
+
 /// Serves a bound listener on a thread of its own: one thread per client, at most
-/// `max_connections` at a time.
+/// `max_connections` at a time (all listeners together).
 pub fn serve_listener(
     l: TcpListener,
     shared: &'static Shared,
-    implicit_tls: bool,
+    kind: Listener,
 ) -> Result<(), String> {
     let local = l
         .local_addr()
@@ -393,7 +425,11 @@ pub fn serve_listener(
                     .spawn(move || {
                         let _slot = slot;
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            smtp::Session::new(s, shared, implicit_tls, local).and_then(|s| s.run())
+                            match kind {
+                                Listener::Transparent => smtp::Session::transparent(s, shared),
+                                _ => smtp::Session::new(s, shared, kind == Listener::Tls, local),
+                            }
+                            .and_then(|s| s.run())
                         }));
                         match r {
                             Ok(Ok(())) => {}
@@ -412,9 +448,9 @@ pub fn serve_listener(
     Ok(())
 }
 
-fn listen(addr: &str, shared: &'static Shared, implicit_tls: bool) -> Result<(), String> {
+fn listen(addr: &str, shared: &'static Shared, kind: Listener) -> Result<(), String> {
     let l = TcpListener::bind(addr).map_err(|e| format!("{addr}: {e}"))?;
-    serve_listener(l, shared, implicit_tls)
+    serve_listener(l, shared, kind)
 }
 
 /// One pass of the release worker: expire what is due, send approved mail, tell the senders
@@ -529,6 +565,12 @@ pub fn main() {
             );
         }
     }
+    if let Some(t) = shared.transparent.as_ref().filter(|t| t.created) {
+        eprintln!(
+            "ping32dlp-proxy: made the interception CA for transparent mode: {}\n  every PC whose mail is intercepted must trust it (as for the local CA below)",
+            t.ca_pem.display()
+        );
+    }
     if check_only {
         println!(
             "ok: listen {} and {}, upstream {}:{} ({:?}), policy {} ({} rules)",
@@ -552,13 +594,22 @@ pub fn main() {
     );
     // An endpoint agent (store = "https://..."): policies pushed from the fleet server.
     service::follow_fleet_policy("ping32dlp-proxy", &shared.cfg.dlp, &shared.pipeline);
-    let started = listen(&shared.cfg.listen, shared, false).and_then(|_| {
-        if shared.cfg.listen_tls.is_empty() {
-            Ok(())
-        } else {
-            listen(&shared.cfg.listen_tls, shared, true)
-        }
-    });
+    let started = listen(&shared.cfg.listen, shared, Listener::Plain)
+        .and_then(|_| {
+            if shared.cfg.listen_tls.is_empty() {
+                Ok(())
+            } else {
+                listen(&shared.cfg.listen_tls, shared, Listener::Tls)
+            }
+        })
+        .and_then(|_| match &shared.transparent {
+            None => Ok(()),
+            Some(_) => listen(
+                &shared.cfg.transparent.listen,
+                shared,
+                Listener::Transparent,
+            ),
+        });
     if let Err(e) = started {
         eprintln!("ping32dlp-proxy: {e}");
         std::process::exit(1);
@@ -586,6 +637,15 @@ pub fn main() {
         shared.pipeline.workflow().config().state_dir.display()
     ),
     );
+    if shared.transparent.is_some() {
+        shared.log(
+            "listening",
+            &format!(
+                "transparent mode on {}: redirected SMTP relayed to its original destination, TLS on ports {:?} intercepted from the first byte, STARTTLS elsewhere",
+                shared.cfg.transparent.listen, shared.cfg.transparent.tls_ports
+            ),
+        );
+    }
     service::spawn_maintenance_observed(
         "ping32dlp-proxy",
         shared.pipeline.workflow().clone(),

@@ -2,7 +2,7 @@
 //! client session the proxy serves, and the upstream client it relays through.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -302,6 +302,7 @@ pub struct Upstream {
     c: Conn,
     /// EHLO keywords (upper case).
     pub caps: Vec<String>,
+    _own: crate::transparent::Outbound,
 }
 
 impl Upstream {
@@ -318,7 +319,7 @@ impl Upstream {
             .next()
             .ok_or_else(|| format!("{}:{}: no address", cfg.host, cfg.port))?;
         let timeout = Duration::from_secs(cfg.timeout_seconds.max(1));
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        let (tcp, own) = crate::transparent::connect(addr, Duration::from_secs(10))
             .map_err(|e| format!("{addr}: {e}"))?;
         let _ = tcp.set_read_timeout(Some(timeout));
         let _ = tcp.set_write_timeout(Some(timeout));
@@ -338,6 +339,7 @@ impl Upstream {
         let mut up = Upstream {
             c: Conn::new(stream),
             caps: Vec::new(),
+            _own: own,
         };
         let greet = read_reply(&mut up.c).map_err(|e| format!("{addr}: greeting: {e}"))?;
         if greet.code != 220 {
@@ -441,6 +443,11 @@ pub struct Session<'a> {
     up: Option<Upstream>,
     from: Option<smtp_proto::MailFrom<String>>,
     rcpts: Vec<String>,
+    /// Transparent mode: the connection's original destination, relayed to instead of the
+    /// configured upstream.
+    target: Option<UpstreamCfg>,
+    /// Transparent mode: answered with 421 and closed (the reason is logged).
+    refuse: Option<String>,
 }
 
 impl<'a> Session<'a> {
@@ -464,18 +471,162 @@ impl<'a> Session<'a> {
         } else {
             Stream::Plain(tcp)
         };
-        Ok(Session {
+        Ok(Session::new_on(s, peer, shared, !implicit_tls, local))
+    }
+
+    /// A session on a connection redirected to the transparent listener: relayed to its
+    /// original destination; TLS on the configured ports is intercepted at once (module
+    /// `transparent`).
+    pub fn transparent(mut tcp: TcpStream, shared: &'a Shared) -> Result<Session<'a>, String> {
+        let t = shared
+            .transparent
+            .as_ref()
+            .ok_or("transparent mode is off")?;
+        let peer = tcp.peer_addr().map_err(|e| e.to_string())?;
+        let dst = crate::transparent::original_dst(&tcp).map_err(|e| {
+            format!("{peer}: no original destination (not redirected by nftables?): {e}")
+        })?;
+        if Some(dst) == tcp.local_addr().ok() {
+            return Err(format!(
+                "{peer}: connected to the transparent listener itself, not redirected; refused"
+            ));
+        }
+        if crate::transparent::is_own(peer) {
+            return Err(format!(
+                "{peer}: redirect loop: the proxy's own connection to {dst} was redirected back \
+                 to it; exempt the proxy's user in the nftables rule (meta skuid != ...)"
+            ));
+        }
+        let _ = tcp.set_read_timeout(Some(Duration::from_secs(
+            shared.cfg.read_timeout_seconds.max(1),
+        )));
+        let mut target = UpstreamCfg {
+            host: dst.ip().to_string(),
+            port: dst.port(),
+            tls: UpstreamTls::None,
+            ca_file: None,
+            server_name: t.configured_name(dst.ip()),
+            release_user: None,
+            release_password: None,
+            timeout_seconds: shared.cfg.upstream.timeout_seconds,
+        };
+        if !t.implicit(dst.port()) {
+            let mut s = Session::new(tcp, shared, false, true)?;
+            s.target = Some(target);
+            return Ok(s);
+        }
+        let hello = crate::transparent::read_hello(&mut tcp).map_err(|e| format!("{peer}: {e}"))?;
+        let Some(name) = t.name_for(hello.client_hello().server_name(), dst.ip()) else {
+            return Err(format!(
+                "{peer} to {dst}: TLS without a server name (SNI) and no transparent.names entry for {}; refused",
+                dst.ip()
+            ));
+        };
+        target.tls = UpstreamTls::Implicit;
+        target.server_name = Some(name.clone());
+        let up = Upstream::connect(&target, &t.client_tls, &shared.cfg.hostname);
+        let tls = crate::transparent::accept_as(t, hello, &name, tcp)
+            .map_err(|e| format!("{peer} as {name}: {e}"))?;
+        let mut s = Session::new_on(
+            Stream::Server(Box::new(tls)),
+            Some(peer),
+            shared,
+            false,
+            true,
+        );
+        s.target = Some(target);
+        match up {
+            Ok(up) => s.up = Some(up),
+            Err(e) => s.refuse = Some(format!("{dst} ({name}): {e}")),
+        }
+        Ok(s)
+    }
+
+    fn new_on(
+        s: Stream,
+        peer: Option<SocketAddr>,
+        shared: &'a Shared,
+        starttls_allowed: bool,
+        local: bool,
+    ) -> Session<'a> {
+        Session {
             c: Conn::new(s),
             shared,
             peer,
             local,
-            starttls_allowed: !implicit_tls,
+            starttls_allowed,
             helo: None,
             user: None,
             up: None,
             from: None,
             rcpts: Vec::new(),
-        })
+            target: None,
+            refuse: None,
+        }
+    }
+
+    /// The client's EHLO name when it is usable upstream, else the proxy's host name.
+    fn ehlo_name(&self) -> String {
+        self.helo
+            .clone()
+            .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.is_empty())
+            .unwrap_or_else(|| self.shared.cfg.hostname.clone())
+    }
+
+    /// Transparent mode, after `220` to the client's STARTTLS: read its ClientHello, connect
+    /// to the original destination with STARTTLS verified against the name it asked for,
+    /// then finish the client's handshake as that name. A failure upstream is answered with
+    /// 421 inside the TLS session (the client sees why).
+    fn intercept_starttls(&mut self, mut tcp: TcpStream) -> io::Result<()> {
+        let t = self
+            .shared
+            .transparent
+            .as_ref()
+            .expect("transparent session");
+        let mut target = self.target.clone().expect("transparent session");
+        let dst = format!("{}:{}", target.host, target.port);
+        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        let hello = crate::transparent::read_hello(&mut tcp)
+            .map_err(|e| io::Error::other(format!("{peer}: {e}")))?;
+        let ip: IpAddr = target.host.parse().map_err(io::Error::other)?;
+        let Some(name) = t.name_for(hello.client_hello().server_name(), ip) else {
+            return Err(io::Error::other(format!(
+                "{peer} to {dst}: STARTTLS without a server name (SNI) and no transparent.names entry for {ip}; refused"
+            )));
+        };
+        target.tls = UpstreamTls::Starttls;
+        target.server_name = Some(name.clone());
+        if let Some(up) = self.up.take() {
+            up.quit();
+        }
+        let up = Upstream::connect(&target, &t.client_tls, &self.ehlo_name());
+        let tls = crate::transparent::accept_as(t, hello, &name, tcp)
+            .map_err(|e| io::Error::other(format!("{peer} as {name}: {e}")))?;
+        self.c.s = Stream::Server(Box::new(tls));
+        self.target = Some(target);
+        match up {
+            Ok(up) => self.up = Some(up),
+            Err(e) => self.refuse = Some(format!("{dst} ({name}): {e}")),
+        }
+        Ok(())
+    }
+
+    /// Answers 421 with the reason a transparent session cannot go on.
+    fn refused(&mut self) -> io::Result<bool> {
+        let Some(why) = self.refuse.take() else {
+            return Ok(false);
+        };
+        self.shared.event(
+            "upstream_error",
+            &[(
+                "peer",
+                &self.peer.map(|p| p.to_string()).unwrap_or_default(),
+            )],
+            &format!("transparent: original destination refused: {why}"),
+        );
+        let text = ping32dlp::service::smtp_text(&why, "upstream unavailable");
+        self.reply(421, &format!("4.7.0 Cannot relay to the server: {text}"))?;
+        Ok(true)
     }
 
     fn reply(&mut self, code: u16, text: &str) -> io::Result<()> {
@@ -509,6 +660,9 @@ impl<'a> Session<'a> {
     /// Serves the client until QUIT or the connection ends.
     pub fn run(mut self) -> Result<(), String> {
         let host = self.shared.cfg.hostname.clone();
+        if self.refused().map_err(|e| e.to_string())? {
+            return Ok(());
+        }
         self.reply(220, &format!("{host} ESMTP ping32dlp-proxy"))
             .map_err(|e| e.to_string())?;
         let r = self.serve(&host);
@@ -520,6 +674,11 @@ impl<'a> Session<'a> {
 
     fn serve(&mut self, host: &str) -> io::Result<()> {
         while let Some((line, crlf)) = self.c.line()? {
+            // Transparent STARTTLS whose upstream failed: the first command inside TLS is
+            // answered with 421 (written before it, the reply could be lost to a reset).
+            if self.refused()? {
+                return Ok(());
+            }
             let cmd = match command::parse(&line, crlf) {
                 Ok(c) => c,
                 Err(r) => {
@@ -583,9 +742,13 @@ impl<'a> Session<'a> {
                     let Stream::Plain(tcp) = std::mem::replace(&mut self.c.s, Stream::Gone) else {
                         return Err(io::ErrorKind::InvalidInput.into());
                     };
-                    let conn = ServerConnection::new(self.shared.server_tls.clone())
-                        .map_err(|e| io::Error::other(e.to_string()))?;
-                    self.c.s = Stream::Server(Box::new(StreamOwned::new(conn, tcp)));
+                    if self.target.is_some() {
+                        self.intercept_starttls(tcp)?;
+                    } else {
+                        let conn = ServerConnection::new(self.shared.server_tls.clone())
+                            .map_err(|e| io::Error::other(e.to_string()))?;
+                        self.c.s = Stream::Server(Box::new(StreamOwned::new(conn, tcp)));
+                    }
                     self.starttls_allowed = false;
                     self.helo = None;
                     self.user = None;
@@ -621,16 +784,11 @@ impl<'a> Session<'a> {
 
     fn ensure_upstream(&mut self) -> Result<(), String> {
         if self.up.is_none() {
-            let ehlo = self
-                .helo
-                .clone()
-                .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()) && !h.is_empty())
-                .unwrap_or_else(|| self.shared.cfg.hostname.clone());
-            self.up = Some(Upstream::connect(
-                &self.shared.cfg.upstream,
-                &self.shared.client_tls,
-                &ehlo,
-            )?);
+            let ehlo = self.ehlo_name();
+            self.up = Some(match (&self.target, &self.shared.transparent) {
+                (Some(t), Some(i)) => Upstream::connect(t, &i.client_tls, &ehlo)?,
+                _ => Upstream::connect(&self.shared.cfg.upstream, &self.shared.client_tls, &ehlo)?,
+            });
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ pub struct LocalCa {
     pub created: bool,
 }
 
-fn write_private(path: &Path, data: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, data: &str) -> Result<(), String> {
     use std::io::Write as _;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);

@@ -105,7 +105,7 @@ fn start(tweak: impl FnOnce(&mut Config)) -> Proxy {
     let sh: &'static Shared = Box::leak(Box::new(sh));
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    ping32dlp_proxy::serve_listener(l, sh, false).unwrap();
+    ping32dlp_proxy::serve_listener(l, sh, ping32dlp_proxy::Listener::Plain).unwrap();
     Proxy {
         addr,
         sh,
