@@ -118,6 +118,9 @@ table ip ping32dlp {
 }
 NFT
 
+check "the shipped nftables rules (packaging/etc/ping32dlp-transparent.nft) load (nft -c)" \
+  'sed "s/\"ping32dlp\"/\"root\"/" "$ROOT/packaging/etc/ping32dlp-transparent.nft" | inc nft -c -f - >/dev/null 2>&1'
+
 # ---------------------------------------------------------------- the remote side
 inr python3 "$ROOT/scripts/transparent/smtp_sink.py" "$BASE/sink" "$BASE/remote.pem" "$BASE/remote.key" 2>"$BASE/sink.err" &
 inr python3 "$ROOT/scripts/icap/origin.py" 443 "$BASE/origin.log" 0.0.0.0 "$BASE/remote.pem" "$BASE/remote.key" 2>"$BASE/origin.err" &
@@ -227,6 +230,14 @@ for port_mode in "587 starttls" "465 tls" "25 plain" "25 starttls"; do
   check "sensitive mail, port $port $mode: refused with 550 ($out)" '[[ "$out" == "REFUSED 550"* ]]'
   check "sensitive mail, port $port $mode: never reached the remote server" '[ "$(received)" = "$before" ]'
 done
+
+out=$(as_employee python3 -c "
+import smtplib, ssl
+s = smtplib.SMTP('smtp.test', 587, timeout=20); s.ehlo('pc')
+plain = s.has_extn('auth')
+s.starttls(context=ssl.create_default_context(cafile='$BASE/pc-trusts.pem')); s.ehlo('pc')
+print('plain-auth', plain, 'tls-auth', s.has_extn('auth')); s.quit()" 2>&1)
+check "AUTH is offered only inside TLS in transparent mode ($out)" '[ "$out" = "plain-auth False tls-auth True" ]'
 
 before=$(received)
 m=$BASE/wrong.eml; mkmsg "$m" "wrong name" "hello"

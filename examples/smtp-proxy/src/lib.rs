@@ -573,9 +573,13 @@ pub fn main() {
     }
     if check_only {
         println!(
-            "ok: listen {} and {}, upstream {}:{} ({:?}), policy {} ({} rules)",
+            "ok: listen {} and {}{}, upstream {}:{} ({:?}), policy {} ({} rules)",
             shared.cfg.listen,
             shared.cfg.listen_tls,
+            match &shared.transparent {
+                Some(_) => format!(", transparent {}", shared.cfg.transparent.listen),
+                None => String::new(),
+            },
             shared.cfg.upstream.host,
             shared.cfg.upstream.port,
             shared.cfg.upstream.tls,

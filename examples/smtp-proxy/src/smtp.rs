@@ -653,7 +653,12 @@ impl<'a> Session<'a> {
 
     /// AUTH is offered only over TLS, or in the clear on a loopback listener that does not
     /// require TLS (credentials never cross a network unencrypted).
+    /// In transparent mode only inside TLS: the leg to the real server is plain when the
+    /// client's is, and a password must not cross the network in the clear because of us.
     fn auth_offered(&self) -> bool {
+        if self.target.is_some() {
+            return self.tls_active();
+        }
         self.tls_active() || (self.local && !self.needs_tls())
     }
 
