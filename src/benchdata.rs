@@ -56,11 +56,13 @@ pub fn synthetic(r: &mut Rng, i: usize, start: i64, step: i64) -> AuditRecord {
                 Recipient {
                     address: format!("u{}@example.co.jp", r.below(5000)),
                     external: false,
+                    role: None,
                 }
             } else {
                 Recipient {
                     address: format!("c{}@partner{}.example.com", r.below(10), r.below(2000)),
                     external: true,
+                    role: None,
                 }
             }
         })

@@ -61,16 +61,31 @@ pub fn rules(data: &[u8]) {
 }
 
 /// Parses `data` as a policy file; a parsed policy is checked against the engine and
-/// evaluated on empty facts.
+/// evaluated on small facts. The first two lines are also compared as look-alike domains.
 pub fn policy(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // Look-alike domains (Punycode decoding is ours): the first two lines as a recipient domain
+    // and a protected one.
+    let mut lines = text.lines();
+    let (a, b) = (
+        lines.next().unwrap_or(""),
+        lines.next().unwrap_or("example.co.jp"),
+    );
+    let _ = crate::policy::lookalike::looks_like(a, b);
+    let _ = crate::policy::lookalike::punycode_decode(a.strip_prefix("xn--").unwrap_or(a));
     if let Ok(p) = crate::policy::parse_policy(text, None) {
         let _ = p.check_detectors(&engine());
         let f = crate::policy::Facts {
             sender: "a@example.co.jp".into(),
-            recipients: vec!["b@partner.example".into()],
+            recipients: vec![
+                "b@partner.example".into(),
+                "c@xn--xample-2of.co.jp".into(),
+                format!("d@{a}"),
+            ],
+            roles: vec![crate::policy::Role::To, crate::policy::Role::Bcc],
+            header_from: Some("boss@example.co.jp".into()),
             destination_host: Some("files.example.net".into()),
             ..Default::default()
         };

@@ -3,8 +3,9 @@
 //! ends the evaluation, the risk score is the capped sum of its signals, and no input panics
 //! (the parser included).
 
+use ping32dlp::policy::lookalike::{looks_like, punycode_decode, Likeness};
 use ping32dlp::policy::{
-    parse_policy, Action, AttachmentFact, Facts, FindingSummary, Mode, NoHistory,
+    parse_policy, Action, AttachmentFact, Facts, FindingSummary, Mode, NoHistory, Role,
 };
 use proptest::prelude::*;
 
@@ -18,6 +19,10 @@ const CONDS: &[&str] = &[
     r#"{ recipient_count = { min = 2 } }"#,
     r#"{ external_recipient_count = { min = 1, max = 2 } }"#,
     r#"{ mixed_external_domains = true }"#,
+    r#"{ to_external_count = { min = 2 } }"#,
+    r#"{ bcc_external_count = { min = 1 } }"#,
+    r#"{ from_differs_from_envelope = true }"#,
+    r#"{ lookalike_domain = true }"#,
     r#"{ sender_in = ["a@example.co.jp"] }"#,
     r#"{ sender_domain_in = ["example.co.jp"] }"#,
     r#"{ sender_group = "sales" }"#,
@@ -51,6 +56,7 @@ fn addr() -> impl Strategy<Value = String> {
             "partner.example.com",
             "other.example.org",
             "gmail.com",
+            "examp1e.co.jp",
         ]),
     )
         .prop_map(|(u, d)| format!("{u}@{d}"))
@@ -87,9 +93,28 @@ fn facts() -> impl Strategy<Value = Facts> {
         ),
         prop::option::of(prop::sample::select(vec!["encrypted", "corrupt"])),
         1_700_000_000i64..1_900_000_000,
+        (
+            prop::collection::vec(
+                prop::sample::select(vec![Role::To, Role::Cc, Role::Bcc]),
+                0..5,
+            ),
+            prop::option::of(addr()),
+        ),
     )
         .prop_map(
-            |(sender, recipients, channel, subject, body, size, atts, finds, unscannable, time)| {
+            |(
+                sender,
+                recipients,
+                channel,
+                subject,
+                body,
+                size,
+                atts,
+                finds,
+                unscannable,
+                time,
+                (roles, header_from),
+            )| {
                 let mut f = Facts {
                     time,
                     channel: channel.into(),
@@ -98,6 +123,8 @@ fn facts() -> impl Strategy<Value = Facts> {
                     subject: subject.into(),
                     body: body.map(String::from),
                     size,
+                    roles,
+                    header_from,
                     ..Facts::default()
                 };
                 f.recipients.dedup();
@@ -358,4 +385,68 @@ when = {{ recipients = "any_external" }}
         e.contains("offline") && e.contains("use allow, hold or block"),
         "{e}"
     );
+}
+
+fn count_of(p: &ping32dlp::policy::Policy, f: &Facts, cond: &str) -> u64 {
+    // The count a range condition saw, read back from its evidence ("N external ...").
+    let text = format!("[policy]\ninternal_domains = [\"example.co.jp\"]\n[[rule]]\nid = \"c\"\naction = \"alert\"\nwhen = {{ {cond} = {{ min = 0 }} }}\n");
+    let q = parse_policy(&text, None).unwrap();
+    let _ = p;
+    let v = q.evaluate(f, &NoHistory).unwrap();
+    v.matched[0].reasons[0]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+proptest! {
+    /// Visible (To/Cc) and hidden (Bcc) external recipients add up to all external recipients,
+    /// whatever the roles (a missing role is To).
+    #[test]
+    fn roles_split_the_external_recipients(f in facts()) {
+        let p = parse_policy("[policy]\ninternal_domains = [\"example.co.jp\"]\n", None).unwrap();
+        let all = count_of(&p, &f, "external_recipient_count");
+        let to = count_of(&p, &f, "to_external_count");
+        let bcc = count_of(&p, &f, "bcc_external_count");
+        prop_assert_eq!(to + bcc, all);
+    }
+
+    /// A domain is never a look-alike of itself or of a domain it is under; one changed letter,
+    /// a Cyrillic twin or a digit for a letter makes one; full-width forms are the name itself;
+    /// nothing panics on any input.
+    #[test]
+    fn lookalikes(
+        label in "[a-z]{5,12}",
+        tld in prop::sample::select(vec!["co.jp", "com", "ne.jp", "example"]),
+        at in any::<prop::sample::Index>(),
+        letter in "[a-z]",
+        junk in ".{0,80}",
+        junk2 in ".{0,80}",
+    ) {
+        let d = format!("{label}.{tld}");
+        prop_assert_eq!(looks_like(&d, &d), None);
+        prop_assert_eq!(looks_like(&format!("mail.{d}"), &d), None);
+        prop_assert_eq!(looks_like(&d.to_uppercase(), &d), None);
+        let wide: String = d.chars().map(|c| if c.is_ascii_alphanumeric() { char::from_u32(c as u32 + 0xFEE0).unwrap() } else { c }).collect();
+        prop_assert_eq!(looks_like(&wide, &d), None);
+        let i = at.index(label.len());
+        let mut changed: Vec<char> = d.chars().collect();
+        let new = letter.chars().next().unwrap();
+        if changed[i] != new {
+            changed[i] = new;
+            let c: String = changed.iter().collect();
+            prop_assert!(looks_like(&c, &d).is_some(), "{} vs {}", c, d);
+        }
+        if label.contains('o') {
+            let twin = d.replacen('o', "о", 1); // Cyrillic
+            prop_assert_eq!(looks_like(&twin, &d), Some(Likeness::Homoglyph));
+            let digit = d.replacen('o', "0", 1);
+            prop_assert_eq!(looks_like(&digit, &d), Some(Likeness::Homoglyph));
+        }
+        let _ = looks_like(&junk, &junk2);
+        let _ = looks_like(&junk, &d);
+        let _ = punycode_decode(&junk);
+    }
 }

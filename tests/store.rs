@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ping32dlp::pipeline::Pipeline;
-use ping32dlp::policy::{parse_policy, Context};
+use ping32dlp::policy::{parse_policy, Context, Role};
 use ping32dlp::workflow::{
     open_store, Approval, ApprovalEvent, ApprovalState, AttachmentRow, AuditQuery, AuditRecord,
     FindingRow, Recipient, Retention, Store, StoreConfig, StoredSession, Workflow, WorkflowConfig,
@@ -90,9 +90,11 @@ fn rec(
         sender: sender.into(),
         recipients: to
             .iter()
-            .map(|(a, e)| Recipient {
+            .enumerate()
+            .map(|(i, (a, e))| Recipient {
                 address: a.to_string(),
                 external: *e,
+                role: Some(if i == 0 { Role::To } else { Role::Cc }),
             })
             .collect(),
         subject: "見積".into(),
@@ -182,6 +184,24 @@ fn records_search_stats_and_history() {
             3
         );
         assert_eq!(q(&|q| q.detector = Some("jp_my_number".into())).len(), 4);
+        // Recipient roles (kept in their own column; NULL for records from before).
+        let role = |r: &str| Role::parse(r);
+        let by = |a: Option<&str>, r: &str| {
+            q(&|q| {
+                q.recipient = a.map(String::from);
+                q.recipient_role = role(r)
+            })
+            .len()
+        };
+        assert_eq!(by(Some("hanako@example.co.jp"), "cc"), 3, "{}", p.name);
+        assert_eq!(by(Some("bob@partner.example"), "cc"), 0, "{}", p.name);
+        assert_eq!(by(Some("bob@partner.example"), "to"), 3, "{}", p.name);
+        assert_eq!(by(None, "to"), 4, "{}", p.name);
+        assert_eq!(by(None, "bcc"), 0, "{}", p.name);
+        assert_eq!(
+            s.get_record(ids[0]).unwrap().unwrap().recipients[1].role,
+            Some(Role::Cc)
+        );
         assert_eq!(
             q(&|q| {
                 q.since = Some(now - 86_400);
@@ -246,6 +266,7 @@ fn searches_return_what_a_scan_returns() {
                 Recipient {
                     address: format!("r{}@{d}", rnd(4)),
                     external: d != "example.co.jp",
+                    role: None,
                 }
             })
             .collect();

@@ -648,3 +648,136 @@ fn alert_json_has_no_raw_control_or_bidi_characters() {
     let back: serde_json::Value = serde_json::from_str(&s).unwrap();
     assert_eq!(back["subject"], "a\u{7f}b\u{202e}c\u{9b}d");
 }
+
+#[test]
+fn recipient_roles_and_the_header_from_are_judged_kept_and_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[rule]]
+id = "many-visible"
+action = "hold"
+approvers = ["boss@example.co.jp"]
+when = { to_external_count = { min = 2 } }
+
+[[rule]]
+id = "spoofed-from"
+action = "block"
+when = { from_differs_from_envelope = true }
+
+[[rule]]
+id = "lookalike"
+action = "block"
+when = { lookalike_domain = true }
+"#;
+    let p = pipeline(dir.path(), extra, None);
+    let mail = |from: &str, to: &str, cc: &str, bcc: &str| {
+        format!(
+            "From: {from}\r\nTo: {to}\r\nCc: {cc}\r\n{bcc}Subject: roles\r\nMessage-ID: <r@example.co.jp>\r\n\r\nhello\r\n"
+        )
+        .into_bytes()
+    };
+    // One external in To, one in Cc (visible: 2), one in a Bcc header, one envelope-only.
+    let raw = mail(
+        "Taro <taro@example.co.jp>",
+        "a@partner.example.com",
+        "b@other.example.org, jiro@example.co.jp",
+        "Bcc: c@third.example.net\r\n",
+    );
+    let mut c = ctx("proxy");
+    c.envelope_from = Some("taro@example.co.jp".into());
+    c.envelope_to = [
+        "a@partner.example.com",
+        "b@other.example.org",
+        "jiro@example.co.jp",
+        "c@third.example.net",
+        "hidden@fourth.example.net",
+    ]
+    .map(String::from)
+    .to_vec();
+    let d = p.process_message(&raw, &c, &[], true).unwrap();
+    assert_eq!(d.verdict.action.as_str(), "hold", "{:?}", d.verdict.matched);
+    let why: Vec<&String> = d
+        .verdict
+        .matched
+        .iter()
+        .filter(|m| m.rule == "many-visible")
+        .flat_map(|m| &m.reasons)
+        .collect();
+    assert!(
+        why.iter()
+            .any(|e| e.contains("2 external recipients in To/Cc")),
+        "{why:?}"
+    );
+    let roles: Vec<(String, Option<&str>)> = d
+        .record
+        .recipients
+        .iter()
+        .map(|r| (r.address.clone(), r.role.map(|x| x.as_str())))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("a@partner.example.com".into(), Some("to")),
+            ("b@other.example.org".into(), Some("cc")),
+            ("jiro@example.co.jp".into(), Some("cc")),
+            ("c@third.example.net".into(), Some("bcc")),
+            ("hidden@fourth.example.net".into(), Some("bcc")),
+        ]
+    );
+    assert_eq!(d.record.header_from.as_deref(), Some("taro@example.co.jp"));
+    // Search by role: the store keeps them (and a stored record replays with them).
+    let store = p.workflow().store();
+    let q = |recipient: Option<&str>, role: &str| AuditQuery {
+        recipient: recipient.map(String::from),
+        recipient_role: ping32dlp::policy::Role::parse(role),
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        store
+            .search(&q(Some("b@other.example.org"), "cc"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .search(&q(Some("b@other.example.org"), "to"))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(store.search(&q(None, "bcc")).unwrap().len(), 1);
+    let stored = store.get_record(d.record.id).unwrap().unwrap();
+    assert_eq!(stored.facts().roles, d.record.facts().roles);
+    // The From header is not the envelope sender: blocked, and the evidence says both.
+    let raw = mail(
+        "Boss <boss@example.co.jp>",
+        "a@partner.example.com",
+        "x@example.co.jp",
+        "",
+    );
+    c.envelope_to = vec!["a@partner.example.com".into()];
+    let d = p.process_message(&raw, &c, &[], true).unwrap();
+    assert_eq!(d.verdict.action.as_str(), "block");
+    assert!(d.verdict.matched.iter().any(|m| m.rule == "spoofed-from"
+        && m.reasons
+            .iter()
+            .any(|e| e.contains("boss@example.co.jp") && e.contains("taro@example.co.jp"))));
+    // A look-alike of the company's own domain.
+    let raw = mail(
+        "taro@example.co.jp",
+        "cfo@examp1e.co.jp",
+        "x@example.co.jp",
+        "",
+    );
+    c.envelope_to = vec!["cfo@examp1e.co.jp".into()];
+    let d = p.process_message(&raw, &c, &[], true).unwrap();
+    assert!(
+        d.verdict.matched.iter().any(|m| m.rule == "lookalike"
+            && m.reasons
+                .iter()
+                .any(|e| e.contains("examp1e.co.jp looks like example.co.jp"))),
+        "{:?}",
+        d.verdict.matched
+    );
+}

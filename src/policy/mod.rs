@@ -12,6 +12,7 @@
 //! a new policy without the raw mail (only `body_contains` needs the body; in replay it is false).
 
 mod alerts;
+pub mod lookalike;
 mod parse;
 
 pub use alerts::{syslog_target, AlertConfig};
@@ -200,6 +201,41 @@ impl AttachmentFact {
     }
 }
 
+/// How a recipient was addressed: in the `To` or `Cc` header, or neither (`Bcc`: a `Bcc`
+/// header, or an envelope recipient no header names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// In the `To` header (the default when nothing says otherwise).
+    #[default]
+    To,
+    /// In the `Cc` header.
+    Cc,
+    /// Hidden from the other recipients.
+    Bcc,
+}
+
+impl Role {
+    /// `to`, `cc` or `bcc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::To => "to",
+            Role::Cc => "cc",
+            Role::Bcc => "bcc",
+        }
+    }
+
+    /// Parses `to`, `cc` or `bcc` (any case).
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.to_ascii_lowercase().as_str() {
+            "to" => Some(Role::To),
+            "cc" => Some(Role::Cc),
+            "bcc" => Some(Role::Bcc),
+            _ => None,
+        }
+    }
+}
+
 /// Everything rules look at, from a report and its context, or from a stored audit record.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -217,6 +253,10 @@ pub struct Facts {
     pub sender: String,
     /// Recipient addresses, lower case, deduplicated.
     pub recipients: Vec<String>,
+    /// The role of each recipient, by index (a missing entry is `To`).
+    pub roles: Vec<Role>,
+    /// The `From` header's address, lower case (`None` without a message or a From).
+    pub header_from: Option<String>,
     /// Subject.
     pub subject: String,
     /// Body text (None when replaying stored records).
@@ -283,15 +323,26 @@ impl Facts {
             .map(envelope_address)
             .or_else(|| msg.and_then(|m| m.from.first()).map(|f| bare_address(f)))
             .unwrap_or_default();
+        let header = |list: Option<&Vec<String>>| -> Vec<String> {
+            list.map(|l| l.iter().map(|a| bare_address(a)).collect())
+                .unwrap_or_default()
+        };
+        let (to, cc, bcc) = (
+            header(msg.map(|m| &m.to)),
+            header(msg.map(|m| &m.cc)),
+            header(msg.map(|m| &m.bcc)),
+        );
+        let role_of = |r: &str| {
+            if to.iter().any(|x| x == r) {
+                Role::To
+            } else if cc.iter().any(|x| x == r) {
+                Role::Cc
+            } else {
+                Role::Bcc
+            }
+        };
         let mut recipients: Vec<String> = if ctx.envelope_to.is_empty() {
-            msg.map(|m| {
-                m.to.iter()
-                    .chain(&m.cc)
-                    .chain(&m.bcc)
-                    .map(|a| bare_address(a))
-                    .collect()
-            })
-            .unwrap_or_default()
+            to.iter().chain(&cc).chain(&bcc).cloned().collect()
         } else {
             ctx.envelope_to
                 .iter()
@@ -300,6 +351,11 @@ impl Facts {
         };
         let mut seen = HashSet::new();
         recipients.retain(|r| !r.is_empty() && seen.insert(r.clone()));
+        let roles = recipients.iter().map(|r| role_of(r)).collect();
+        let header_from = msg
+            .and_then(|m| m.from.first())
+            .map(|f| bare_address(f))
+            .filter(|f| !f.is_empty());
         let attachments = report
             .attachments
             .iter()
@@ -350,6 +406,8 @@ impl Facts {
             user: ctx.user.clone(),
             sender,
             recipients,
+            roles,
+            header_from,
             subject: msg.and_then(|m| m.subject.clone()).unwrap_or_default(),
             body: Some(report.body_text.clone()),
             size: report.size,
@@ -540,6 +598,15 @@ pub enum Cond {
     MixedExternalDomains,
     /// An external domain never mailed before.
     NewExternalDomain,
+    /// Number of external recipients every recipient sees (To and Cc).
+    VisibleExternalCount(Range),
+    /// Number of external recipients in Bcc (with envelope recipients no header names).
+    BccExternalCount(Range),
+    /// The From header's address is not the envelope sender.
+    FromDiffersFromEnvelope,
+    /// An external recipient's domain looks like an internal or partner domain
+    /// ([`lookalike`]).
+    LookalikeDomain,
     /// Sender address in the list.
     SenderIn(Vec<String>),
     /// Sender domain in the list.
@@ -661,6 +728,8 @@ pub struct Policy {
     pub name: String,
     /// Internal (organisation) domains; subdomains are internal too.
     pub internal_domains: Vec<String>,
+    /// Partners' domains (external), protected from look-alikes like the internal ones.
+    pub partner_domains: Vec<String>,
     /// The company's own web hosts (`intranet.example.co.jp`, `*.example.co.jp`) besides those
     /// under `internal_domains`: uploads to them are not external.
     pub internal_hosts: Vec<String>,
@@ -1318,6 +1387,63 @@ impl Policy {
                 (
                     r.contains(n),
                     format!("{n} external recipients ({})", r.describe()),
+                )
+            }
+            Cond::VisibleExternalCount(r) | Cond::BccExternalCount(r) => {
+                let bcc = matches!(c, Cond::BccExternalCount(_));
+                let ext: Vec<&str> = f
+                    .recipients
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, a)| {
+                        let role = f.roles.get(*i).copied().unwrap_or_default();
+                        (role == Role::Bcc) == bcc && !self.is_internal(a, &f.sender)
+                    })
+                    .map(|(_, a)| a.as_str())
+                    .collect();
+                let n = ext.len() as u64;
+                (
+                    r.contains(n),
+                    format!(
+                        "{n} external recipients in {} ({}){}",
+                        if bcc { "Bcc" } else { "To/Cc" },
+                        r.describe(),
+                        if ext.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ": {}",
+                                ext.iter().take(3).copied().collect::<Vec<_>>().join(", ")
+                            )
+                        }
+                    ),
+                )
+            }
+            Cond::FromDiffersFromEnvelope => match &f.header_from {
+                Some(h) if !f.sender.is_empty() && *h != f.sender => (
+                    true,
+                    format!("From header {h} is not the envelope sender {}", f.sender),
+                ),
+                _ => (false, "From header is the envelope sender".into()),
+            },
+            Cond::LookalikeDomain => {
+                let mut hits: Vec<String> = Vec::new();
+                for d in self.external_domains(f) {
+                    let protected = self.internal_domains.iter().chain(&self.partner_domains);
+                    if let Some((p, why)) = protected
+                        .filter_map(|p| lookalike::looks_like(&d, p).map(|w| (p, w)))
+                        .next()
+                    {
+                        hits.push(format!("{d} looks like {p} ({})", why.as_str()));
+                    }
+                }
+                (
+                    !hits.is_empty(),
+                    if hits.is_empty() {
+                        "no look-alike recipient domain".into()
+                    } else {
+                        format!("look-alike recipient domain: {}", hits.join("; "))
+                    },
                 )
             }
             Cond::MixedExternalDomains => {

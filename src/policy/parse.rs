@@ -199,6 +199,10 @@ impl<'a> P<'a> {
             "external_recipient_count" => Cond::ExternalRecipientCount(self.range(x, &f)?),
             "mixed_external_domains" => self.flag(x, &f, Cond::MixedExternalDomains)?,
             "new_external_domain" => self.flag(x, &f, Cond::NewExternalDomain)?,
+            "to_external_count" => Cond::VisibleExternalCount(self.range(x, &f)?),
+            "bcc_external_count" => Cond::BccExternalCount(self.range(x, &f)?),
+            "from_differs_from_envelope" => self.flag(x, &f, Cond::FromDiffersFromEnvelope)?,
+            "lookalike_domain" => self.flag(x, &f, Cond::LookalikeDomain)?,
             "sender_in" => Cond::SenderIn(self.strings(x, &f)?),
             "sender_domain_in" => Cond::SenderDomainIn(self.strings(x, &f)?),
             "sender_group" => Cond::SenderGroup(self.str(x, &f)?.to_string()),
@@ -397,6 +401,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
     let mut policy = Policy {
         name: "policy".into(),
         internal_domains: Vec::new(),
+        partner_domains: Vec::new(),
         internal_hosts: Vec::new(),
         utc_offset_min: 9 * 60,
         groups: BTreeMap::new(),
@@ -422,6 +427,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     match k2.get_ref().as_ref() {
                         "name" => policy.name = p.str(v2, &f)?.to_string(),
                         "internal_domains" => policy.internal_domains = p.strings(v2, &f)?.into_iter().map(|d| d.to_lowercase()).collect(),
+                        "partner_domains" => policy.partner_domains = p.strings(v2, &f)?.into_iter().map(|d| d.to_lowercase()).collect(),
                         "internal_hosts" => policy.internal_hosts = p.strings(v2, &f)?.into_iter().map(|d| d.to_lowercase()).collect(),
                         "timezone" => {
                             let s = p.str(v2, &f)?;

@@ -107,6 +107,9 @@ pub struct Recipient {
     pub address: String,
     /// Outside the organisation's domains.
     pub external: bool,
+    /// To, Cc or Bcc (`None` in records from before roles were kept, and for an upload's host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<crate::policy::Role>,
 }
 
 /// An attachment row of an audit record.
@@ -221,6 +224,9 @@ pub struct AuditRecord {
     /// The gateway (milter, proxy, hook instance) that saw the mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// The From header's address when the message has one (the envelope sender is `sender`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_from: Option<String>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -268,11 +274,14 @@ impl AuditRecord {
             recipients: facts
                 .recipients
                 .iter()
-                .map(|r| Recipient {
+                .enumerate()
+                .map(|(i, r)| Recipient {
                     address: r.clone(),
                     external: !policy.is_internal(r, &facts.sender),
+                    role: Some(facts.roles.get(i).copied().unwrap_or_default()),
                 })
                 .collect(),
+            header_from: facts.header_from.clone(),
             subject,
             body_digest: hex(&sha2::Sha256::digest(report.body_text.as_bytes())),
             size: facts.size,
@@ -346,6 +355,7 @@ impl AuditRecord {
             destination: facts.destination_host.as_ref().map(|h| Recipient {
                 address: h.clone(),
                 external: !policy.is_internal_host(h),
+                role: None,
             }),
             gateway: None,
         }
@@ -360,6 +370,12 @@ impl AuditRecord {
             user: self.user.clone(),
             sender: self.sender.clone(),
             recipients: self.recipients.iter().map(|r| r.address.clone()).collect(),
+            roles: self
+                .recipients
+                .iter()
+                .map(|r| r.role.unwrap_or_default())
+                .collect(),
+            header_from: self.header_from.clone(),
             subject: self.subject.clone(),
             body: None,
             size: self.size,
@@ -415,6 +431,9 @@ pub struct AuditQuery {
     pub sender: Option<String>,
     /// A recipient address.
     pub recipient: Option<String>,
+    /// A recipient role: with `recipient`, that recipient in that role; alone, a mail with
+    /// a recipient in that role (records from before roles were kept have none).
+    pub recipient_role: Option<crate::policy::Role>,
     /// A recipient or sender domain.
     pub domain: Option<String>,
     /// An attachment SHA-256.

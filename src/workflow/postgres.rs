@@ -46,6 +46,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("001_schema", include_str!("postgres/001_schema.sql")),
     ("002_indexes", include_str!("postgres/002_indexes.sql")),
     ("003_fleet", include_str!("postgres/003_fleet.sql")),
+    ("004_roles", include_str!("postgres/004_roles.sql")),
 ];
 
 /// The schema version this program writes.
@@ -422,8 +423,8 @@ impl Inserts {
                     $15::integer[], $16::text[], $17::text[])",
             )?,
             recipients: p(
-                "INSERT INTO record_recipients (record_id, time, address, domain, external)
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::boolean[])",
+                "INSERT INTO record_recipients (record_id, time, address, domain, external, role)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::boolean[], $6::text[])",
             )?,
             attachments: p(
                 "INSERT INTO record_attachments (record_id, time, location, name, kind, size, sha256, depth, external)
@@ -489,6 +490,7 @@ fn insert_records(
     let mut r_cols = RecordCols::default();
     let (mut rr_id, mut rr_time, mut rr_addr, mut rr_dom, mut rr_ext) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let mut rr_role: Vec<Option<String>> = vec![];
     let (mut ra_id, mut ra_time, mut ra_loc, mut ra_name, mut ra_kind, mut ra_size, mut ra_sha) =
         (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
     let (mut ra_depth, mut ra_ext) = (vec![], vec![]);
@@ -511,6 +513,7 @@ fn insert_records(
             rr_addr.push(r.address.clone());
             rr_dom.push(domain_of(&r.address).to_string());
             rr_ext.push(r.external);
+            rr_role.push(r.role.map(|x| x.as_str().to_string()));
         }
         for a in &rec.attachments {
             ra_id.push(*id);
@@ -554,7 +557,7 @@ fn insert_records(
     if !rr_id.is_empty() {
         tx.execute(
             &st.recipients,
-            &[&rr_id, &rr_time, &rr_addr, &rr_dom, &rr_ext],
+            &[&rr_id, &rr_time, &rr_addr, &rr_dom, &rr_ext, &rr_role],
         )
         .map_err(db)?;
     }
@@ -1913,6 +1916,18 @@ fn build_search(
         } else {
             from.push_str(&format!(" CROSS JOIN {probe}"));
         }
+    }
+    if let Some(role) = q.recipient_role {
+        let mut cond = format!("x.role = {}", param(Param::Text(role.as_str().into())));
+        if let Some(a) = &q.recipient {
+            cond.push_str(&format!(
+                " AND x.address = {}",
+                param(Param::Text(a.to_lowercase()))
+            ));
+        }
+        from.push_str(&format!(
+            " CROSS JOIN LATERAL (SELECT true AS hit FROM record_recipients x WHERE {cond} AND x.time = r.time AND x.record_id = r.id LIMIT 1) srole"
+        ));
     }
     format!(
         "SELECT r.id, r.detail FROM {from}{sql} ORDER BY r.time DESC, r.id DESC LIMIT {}",

@@ -77,6 +77,8 @@ const MIGRATIONS: &[&str] = &[
         label TEXT NOT NULL, last_seen INTEGER, last_seq INTEGER NOT NULL, revoked INTEGER, status TEXT NOT NULL);
      CREATE TABLE fleet_policies (version INTEGER PRIMARY KEY AUTOINCREMENT, text TEXT NOT NULL, sha256 TEXT NOT NULL,
         created INTEGER NOT NULL, actor TEXT NOT NULL);",
+    // 5: recipient roles (to, cc, bcc; NULL in records from before).
+    "ALTER TABLE record_recipients ADD COLUMN role TEXT;",
 ];
 
 /// The schema version this program writes (the number of [`MIGRATIONS`]).
@@ -318,14 +320,15 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &AuditRecord) -> rusqlite:
     )?;
     let id = tx.last_insert_rowid();
     {
-        let mut st = tx.prepare_cached("INSERT INTO record_recipients (record_id, address, domain, external, time) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut st = tx.prepare_cached("INSERT INTO record_recipients (record_id, address, domain, external, time, role) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         for r in &rec.recipients {
             st.execute(params![
                 id,
                 r.address,
                 domain_of(&r.address),
                 r.external,
-                rec.time
+                rec.time,
+                r.role.map(|x| x.as_str())
             ])?;
         }
     }
@@ -670,6 +673,18 @@ impl Store for SqliteStore {
             } else {
                 arg(&mut sql, &format!(" AND {test}"), v.into());
             }
+        }
+        // A role: of the recipient searched for, or of any recipient (checked per candidate).
+        if let Some(role) = q.recipient_role {
+            arg(
+                &mut sql,
+                " AND EXISTS (SELECT 1 FROM record_recipients x WHERE x.record_id = r.id AND x.role = ?",
+                role.as_str().to_string().into(),
+            );
+            if let Some(a) = &q.recipient {
+                arg(&mut sql, " AND x.address = ?", a.to_lowercase().into());
+            }
+            sql.push(')');
         }
         sql.push_str(&format!(
             " ORDER BY r.time DESC, r.id DESC LIMIT {}",

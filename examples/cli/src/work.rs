@@ -414,6 +414,8 @@ fn verdict_json(v: &Verdict, facts: &Facts) -> Value {
         "channel": facts.channel,
         "sender": facts.sender,
         "recipients": facts.recipients,
+        "roles": facts.recipients.iter().enumerate().map(|(i, _)| facts.roles.get(i).copied().unwrap_or_default().as_str()).collect::<Vec<_>>(),
+        "header_from": facts.header_from,
         "attachments": facts.attachments.iter().map(|a| json!({"location": a.location, "type": a.kind, "size": a.size, "extension_mismatch": a.extension_mismatch, "origin": a.origin})).collect::<Vec<_>>(),
         "findings": facts.findings.iter().filter(|f| f.location == "*").map(|f| json!({"detector": f.detector, "count": f.count, "unique": f.unique[0], "samples": f.samples})).collect::<Vec<_>>(),
         "unscannable": facts.unscannable.iter().map(|(l, r)| json!({"location": l, "reason": r})).collect::<Vec<_>>(),
@@ -788,6 +790,10 @@ pub struct SearchArgs {
     /// Recipient address.
     #[arg(long)]
     recipient: Option<String>,
+    /// Recipient role: to, cc or bcc (with --recipient: that recipient so addressed; alone:
+    /// mails with such a recipient)
+    #[arg(long)]
+    role: Option<String>,
     /// Sender or recipient domain.
     #[arg(long)]
     domain: Option<String>,
@@ -879,10 +885,18 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
     if !["table", "json", "csv"].contains(&a.format.as_str()) {
         return Err(format!("--format `{}`: use table, json or csv", a.format).into());
     }
+    let recipient_role = match a.role.as_deref() {
+        None => None,
+        Some(r) => Some(
+            ping32dlp::policy::Role::parse(r)
+                .ok_or_else(|| format!("--role `{r}`: use to, cc or bcc"))?,
+        ),
+    };
     let q = AuditQuery {
         user: a.user.clone(),
         sender: a.sender.clone(),
         recipient: a.recipient.clone(),
+        recipient_role,
         domain: a.domain.clone(),
         sha256: a.sha256.clone(),
         detector: a.detector.clone(),
@@ -916,10 +930,15 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
         r.recipients
             .iter()
             .map(|x| {
+                let role = match x.role {
+                    Some(ping32dlp::policy::Role::Cc) => "cc:",
+                    Some(ping32dlp::policy::Role::Bcc) => "bcc:",
+                    _ => "",
+                };
                 if x.external {
-                    format!("{} (ext)", x.address)
+                    format!("{role}{} (ext)", x.address)
                 } else {
-                    x.address.clone()
+                    format!("{role}{}", x.address)
                 }
             })
             .collect::<Vec<_>>()
@@ -940,7 +959,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
             }
         }
         "csv" => {
-            writeln!(o, "id,time,channel,user,sender,recipients,subject,attachments,detectors,action,would_action,risk,rules,gateway")?;
+            writeln!(o, "id,time,channel,user,sender,recipients,subject,attachments,detectors,action,would_action,risk,rules,gateway,header_from")?;
             for r in &rows {
                 let fields = [
                     r.id.to_string(),
@@ -961,6 +980,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                         .collect::<Vec<_>>()
                         .join(" "),
                     r.gateway.clone().unwrap_or_default(),
+                    r.header_from.clone().unwrap_or_default(),
                 ];
                 writeln!(
                     o,
@@ -1000,6 +1020,9 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                 }
                 if let Some(g) = &r.gateway {
                     writeln!(o, "{:>42}@ {}", "", g)?;
+                }
+                if let Some(h) = r.header_from.as_ref().filter(|h| **h != r.sender) {
+                    writeln!(o, "{:>42}From header: {}", "", h)?;
                 }
             }
             writeln!(o, "{} record(s)", rows.len())?;

@@ -1060,6 +1060,11 @@ impl App {
                 errors.push(format!("verdict `{v}`"));
             }
         }
+        let role = get("role").filter(|r| !r.is_empty());
+        let recipient_role = role.as_deref().and_then(ping32dlp::policy::Role::parse);
+        if let (Some(r), None) = (&role, recipient_role) {
+            errors.push(format!("role `{r}`"));
+        }
         let limit = get("limit")
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(100)
@@ -1068,6 +1073,7 @@ impl App {
             user: get("user"),
             sender: get("sender"),
             recipient: get("recipient"),
+            recipient_role,
             domain: get("domain"),
             sha256: get("sha256"),
             detector: get("detector"),
@@ -1122,6 +1128,20 @@ impl App {
                 ""
             };
             let _ = write!(o, r#"<option value="{a}"{sel}>{}</option>"#, esc(t(l, a)));
+        }
+        let _ = write!(
+            o,
+            r#"</select></label><label>{}<select name="role"><option value="">{}</option>"#,
+            esc(t(l, "Recipient role")),
+            esc(t(l, "(any)"))
+        );
+        for (v, label) in [("to", "To"), ("cc", "Cc"), ("bcc", "Bcc")] {
+            let sel = if recipient_role.map(|r| r.as_str()) == Some(v) {
+                " selected"
+            } else {
+                ""
+            };
+            let _ = write!(o, r#"<option value="{v}"{sel}>{label}</option>"#);
         }
         let _ = write!(
             o,
@@ -1237,7 +1257,7 @@ impl App {
         let rcpts = r
             .recipients
             .iter()
-            .map(|x| recipient_html(&x.address, x.external, l))
+            .map(|x| role_html(x) + &recipient_html(&x.address, x.external, l))
             .collect::<Vec<_>>()
             .join(", ");
         for (k, v) in [
@@ -1255,7 +1275,18 @@ impl App {
                 )),
             ),
             ("TLS", esc(r.tls.as_deref().unwrap_or("-"))),
-            ("Sender", esc(&r.sender)),
+            (
+                "Sender",
+                match &r.header_from {
+                    Some(h) if *h != r.sender => format!(
+                        r#"{} <span class="tag-ext">{} {}</span>"#,
+                        esc(&r.sender),
+                        esc(t(l, "From header")),
+                        esc(h)
+                    ),
+                    _ => esc(&r.sender),
+                },
+            ),
             ("Recipients", rcpts),
             ("Size", esc(&html::size(r.size))),
             ("Message-ID", esc(r.message_id.as_deref().unwrap_or("-"))),
@@ -1562,12 +1593,21 @@ fn recipient_html(addr: &str, external: bool, l: Lang) -> String {
     }
 }
 
+/// `Cc` / `Bcc` before a recipient so addressed (nothing for To and for old records).
+fn role_html(x: &ping32dlp::workflow::Recipient) -> String {
+    match x.role {
+        Some(ping32dlp::policy::Role::Cc) => r#"<span class="small muted">Cc </span>"#.into(),
+        Some(ping32dlp::policy::Role::Bcc) => r#"<span class="small muted">Bcc </span>"#.into(),
+        _ => String::new(),
+    }
+}
+
 fn recipients_html(a: &Approval, rec: Option<&AuditRecord>, l: Lang) -> String {
     match rec {
         Some(r) if !r.recipients.is_empty() => r
             .recipients
             .iter()
-            .map(|x| recipient_html(&x.address, x.external, l))
+            .map(|x| role_html(x) + &recipient_html(&x.address, x.external, l))
             .collect::<Vec<_>>()
             .join("<br>"),
         _ => esc(&a.recipients.join(", ")),

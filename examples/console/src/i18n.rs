@@ -191,6 +191,8 @@ const JA: &[(&str, &str)] = &[
     ("Until", "終了"),
     ("Rows", "件数"),
     ("Verdict", "判定"),
+    ("Recipient role", "宛先の種類"),
+    ("From header", "ヘッダーの差出人"),
     ("(any)", "(すべて)"),
     ("Search", "検索"),
     ("records", "件"),

@@ -744,6 +744,13 @@ fn admin_search_record_pages_dashboard_and_histories() {
     );
     assert_eq!(admin.get("/audit?since=yesterday-ish").status, 400);
     assert_eq!(admin.get("/audit?verdict=maybe").status, 400);
+    // Recipient roles: a filter of their own (To here; an unknown role is refused).
+    let t = admin.get("/audit?role=to&since=30d").text();
+    assert!(
+        t.contains(r#"<option value="to" selected>To</option>"#) && !t.contains(">0 records"),
+        "{t}"
+    );
+    assert_eq!(admin.get("/audit?role=sometimes").status, 400);
     let rid = f.ids.record_id;
     let t = admin.get(&format!("/audit/{rid}")).text();
     assert!(t.contains("Q1A2B3") && t.contains(&f.ids.id));
@@ -1180,6 +1187,7 @@ fn agents_enrol_once_upload_their_own_records_and_can_be_revoked() {
         recipients: vec![Recipient {
             address: "x@partner.example.com".into(),
             external: true,
+            role: None,
         }],
         subject: format!("mail {i}"),
         action: "allow".into(),
