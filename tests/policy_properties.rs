@@ -42,6 +42,8 @@ const CONDS: &[&str] = &[
     r#"{ unscannable = ["encrypted"] }"#,
     r#"{ time_of_day = { from = "22:00", to = "06:00" } }"#,
     r#"{ weekday_in = ["sat", "sun"] }"#,
+    r#"{ outside_business_hours = true }"#,
+    r#"{ holiday = true }"#,
     r#"{ risk_score = { min = 40 } }"#,
 ];
 

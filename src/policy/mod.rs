@@ -12,6 +12,7 @@
 //! a new policy without the raw mail (only `body_contains` needs the body; in replay it is false).
 
 mod alerts;
+pub mod calendar;
 pub mod lookalike;
 mod parse;
 
@@ -653,6 +654,11 @@ pub enum Cond {
     TimeOfDay { from: u32, to: u32 },
     /// Local weekday (0 = Monday) in the list.
     WeekdayIn(Vec<u32>),
+    /// Outside the business calendar: a weekend day, a public holiday, a company day off, or
+    /// outside business hours.
+    OutsideBusinessHours,
+    /// A public holiday or a company day off.
+    Holiday,
     /// The same attachment went outside at least `min` times within `within` seconds.
     SameAttachmentSentExternal { min: u64, within: i64 },
     /// The sender's external messages within the window reach `min`.
@@ -735,6 +741,8 @@ pub struct Policy {
     pub internal_hosts: Vec<String>,
     /// Local time offset for time conditions, in minutes (default +09:00).
     pub utc_offset_min: i32,
+    /// Business calendar: public holidays, company days off, weekend, hours (`[calendar]`).
+    pub calendar: calendar::Calendar,
     /// Sender groups.
     pub groups: BTreeMap<String, Vec<String>>,
     /// Default approvers for holds.
@@ -1152,10 +1160,8 @@ impl Policy {
         if f.attachments.iter().any(AttachmentFact::filename_spoofing) {
             add("file name hides its extension (bidi override)".into(), 25);
         }
-        let (minute, weekday) =
-            crate::timeutil::local_minute_and_weekday(f.time, self.utc_offset_min);
-        if !(6 * 60..22 * 60).contains(&minute) || weekday >= 5 {
-            add("outside business hours".into(), 5);
+        if let Some(why) = self.calendar.outside_business(f.time, self.utc_offset_min) {
+            add(format!("outside business hours ({why})"), 5);
         }
         let score = sig.iter().map(|s| s.weight).sum::<u32>().min(100);
         Ok((score, sig))
@@ -1641,6 +1647,16 @@ impl Policy {
                 };
                 (ok, format!("sent at {:02}:{:02}", m / 60, m % 60))
             }
+            Cond::OutsideBusinessHours => {
+                match self.calendar.outside_business(f.time, self.utc_offset_min) {
+                    Some(why) => (true, format!("outside business hours: {why}")),
+                    None => (false, "within business hours".into()),
+                }
+            }
+            Cond::Holiday => match self.calendar.day_off_at(f.time, self.utc_offset_min) {
+                Some(why) => (true, why),
+                None => (false, "not a holiday or day off".into()),
+            },
             Cond::WeekdayIn(days) => {
                 let (_, w) = crate::timeutil::local_minute_and_weekday(f.time, self.utc_offset_min);
                 (

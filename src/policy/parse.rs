@@ -305,6 +305,8 @@ impl<'a> P<'a> {
                     to: hm("to")?,
                 }
             }
+            "outside_business_hours" => self.flag(x, &f, Cond::OutsideBusinessHours)?,
+            "holiday" => self.flag(x, &f, Cond::Holiday)?,
             "weekday_in" => {
                 let days = self.strings(x, &f)?;
                 let mut out = Vec::new();
@@ -404,6 +406,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         partner_domains: Vec::new(),
         internal_hosts: Vec::new(),
         utc_offset_min: 9 * 60,
+        calendar: super::calendar::Calendar::default(),
         groups: BTreeMap::new(),
         approvers: Vec::new(),
         rules: Vec::new(),
@@ -442,6 +445,68 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                             }
                         }
                         other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`"))),
+                    }
+                }
+            }
+            "calendar" => {
+                let c = &mut policy.calendar;
+                for (k2, v2) in p.table(v, "calendar")?.iter() {
+                    let f = format!("calendar.{}", k2.get_ref());
+                    match k2.get_ref().as_ref() {
+                        "holidays" => {
+                            c.holidays = match p.str(v2, &f)? {
+                                "jp" | "japan" => super::calendar::Holidays::Japan,
+                                "none" => super::calendar::Holidays::None,
+                                s => return Err(p.err(v2.span(), &f, format!("`{s}`: use jp or none"))),
+                            }
+                        }
+                        "business_hours" => {
+                            let t = p.table(v2, &f)?;
+                            let hm = |k: &str| -> Result<u32, RuleError> {
+                                let x = P::get(t, k).ok_or_else(|| p.err(v2.span(), &f, format!("missing `{k}` (HH:MM)")))?;
+                                let s = p.str(x, &format!("{f}.{k}"))?;
+                                hhmm(s).ok_or_else(|| p.err(x.span(), &format!("{f}.{k}"), format!("`{s}` is not HH:MM")))
+                            };
+                            c.hours = (hm("from")?, hm("to")?);
+                            if let Some((k3, _)) = t.iter().find(|(k3, _)| !matches!(k3.get_ref().as_ref(), "from" | "to")) {
+                                return Err(p.err(k3.span(), &format!("{f}.{}", k3.get_ref()), "unknown key: use from and to".to_string()));
+                            }
+                        }
+                        "weekend" => {
+                            let mut out = Vec::new();
+                            for d in p.strings(v2, &f)? {
+                                let i = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().position(|w| d.to_lowercase().starts_with(w));
+                                out.push(i.ok_or_else(|| p.err(v2.span(), &f, format!("`{d}` is not a weekday (mon .. sun)")))? as u32);
+                            }
+                            c.weekend = out;
+                        }
+                        "days_off" => {
+                            for d in p.strings(v2, &f)? {
+                                let parts: Vec<&str> = d.split('-').collect();
+                                let num = |x: &str| x.parse::<u32>().ok();
+                                let ok = match parts[..] {
+                                    [y, m, dd] if y.len() == 4 => match (y.parse::<i64>().ok(), num(m), num(dd)) {
+                                        (Some(y), Some(m), Some(dd)) if valid_day(m, dd) => {
+                                            c.days_off.insert((y, m, dd));
+                                            true
+                                        }
+                                        _ => false,
+                                    },
+                                    [m, dd] => match (num(m), num(dd)) {
+                                        (Some(m), Some(dd)) if valid_day(m, dd) => {
+                                            c.annual_days_off.insert((m, dd));
+                                            true
+                                        }
+                                        _ => false,
+                                    },
+                                    _ => false,
+                                };
+                                if !ok {
+                                    return Err(p.err(v2.span(), &f, format!("`{d}`: use YYYY-MM-DD, or MM-DD for every year")));
+                                }
+                            }
+                        }
+                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}` (holidays, business_hours, weekend, days_off)"))),
                     }
                 }
             }
@@ -651,6 +716,18 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
     Ok(r)
 }
 
+/// `HH:MM` (00:00 to 24:00) as minutes of the day.
+fn hhmm(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 || h == 24 && m == 0).then_some(h * 60 + m)
+}
+
+fn valid_day(m: u32, d: u32) -> bool {
+    (1..=12).contains(&m)
+        && (1..=[31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m as usize - 1]).contains(&d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -676,6 +753,67 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("one condition per table"), "{e}");
+    }
+
+    #[test]
+    fn the_business_calendar_is_read_checked_and_used() {
+        use crate::policy::{Facts, NoHistory};
+        let text = "[policy]\ninternal_domains = [\"example.co.jp\"]\n\n\
+             [calendar]\nholidays = \"jp\"\nbusiness_hours = { from = \"09:00\", to = \"18:00\" }\n\
+             weekend = [\"sat\", \"sun\"]\ndays_off = [\"12-29\", \"2026-12-07\"]\n\n\
+             [[rule]]\nid = \"after-hours\"\naction = \"hold\"\nwhen = { outside_business_hours = true }\n\n\
+             [[rule]]\nid = \"holiday\"\naction = \"alert\"\nwhen = { holiday = true }\n";
+        let p = parse_policy(text, None).unwrap();
+        let at =
+            |y, m, d, h: i64| crate::timeutil::days_from_civil(y, m, d) * 86_400 + (h - 9) * 3600;
+        let judge = |t: i64| {
+            let f = Facts {
+                time: t,
+                sender: "a@example.co.jp".into(),
+                ..Facts::default()
+            };
+            let v = p.evaluate(&f, &NoHistory).unwrap();
+            (
+                v.matched.iter().map(|m| m.rule.clone()).collect::<Vec<_>>(),
+                v.matched
+                    .iter()
+                    .flat_map(|m| m.reasons.clone())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                v.signals
+                    .iter()
+                    .any(|s| s.name.starts_with("outside business hours")),
+            )
+        };
+        assert_eq!(judge(at(2026, 12, 4, 10)).0, Vec::<String>::new()); // Friday 10:00
+        let (rules, why, signal) = judge(at(2026, 11, 23, 10)); // 勤労感謝の日
+        assert_eq!(rules, ["after-hours", "holiday"]);
+        assert!(
+            why.contains("public holiday (勤労感謝の日)") && signal,
+            "{why}"
+        );
+        assert!(judge(at(2026, 12, 29, 11)).1.contains("company day off"));
+        assert_eq!(judge(at(2026, 12, 4, 19)).0, ["after-hours"]);
+        // Errors name the field.
+        for (bad, field) in [
+            ("[calendar]\nholidays = \"us\"\n", "calendar.holidays"),
+            (
+                "[calendar]\nbusiness_hours = { from = \"9\", to = \"18:00\" }\n",
+                "calendar.business_hours.from",
+            ),
+            (
+                "[calendar]\nweekend = [\"friday-ish\", \"zzz\"]\n",
+                "calendar.weekend",
+            ),
+            (
+                "[calendar]\ndays_off = [\"2026-02-30\"]\n",
+                "calendar.days_off",
+            ),
+            ("[calendar]\nhoilday = \"jp\"\n", "calendar.hoilday"),
+        ] {
+            let e = parse_policy(bad, None).unwrap_err();
+            assert_eq!(e.field, field, "{bad}: {e}");
+        }
     }
 
     #[test]
