@@ -55,6 +55,13 @@
 // Context field: MTA queue id (for holding and releasing).
 #define PING32DLP_CTX_QUEUE_ID 10
 
+// Context field: the sender's department (from a directory), for `sender_department`.
+#define PING32DLP_CTX_DEPARTMENT 11
+
+// Context field: the sender's manager's address (from a directory), for
+// `approvers = ["manager"]`.
+#define PING32DLP_CTX_MANAGER 12
+
 // Message header: decoded Subject.
 #define PING32DLP_HEADER_SUBJECT 1
 
@@ -674,6 +681,12 @@ ping32dlp_result ping32dlp_context_set(struct ping32dlp_context *context,
 ping32dlp_result ping32dlp_context_add_origin(struct ping32dlp_context *context,
                                               const char *attachment,
                                               const char *origin);
+
+// Adds a group of one recipient (from a directory), for `recipient_group`.
+// Ownership: changes the context; the strings are copied.
+ping32dlp_result ping32dlp_context_add_recipient_group(struct ping32dlp_context *context,
+                                                       const char *recipient,
+                                                       const char *group);
 
 // Sets the message's time (Unix seconds); without it, now.
 // Ownership: changes the context.

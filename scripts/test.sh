@@ -86,6 +86,13 @@ else
   echo "SKIPPED: scripts/fleet-test.sh needs root (CI runs as root)" >&2
 fi
 
+step "company directory: a private OpenLDAP, a real Postfix with the milter, the manager approves in the console"
+if [ "$(id -u)" = 0 ]; then
+  scripts/directory-test.sh
+else
+  echo "SKIPPED: scripts/directory-test.sh needs root (CI runs as root)" >&2
+fi
+
 step "transparent mode: nftables redirect, SMTP STARTTLS / TLS interception, Squid ssl-bump + ICAP, in network namespaces"
 if [ "$(id -u)" = 0 ]; then
   scripts/transparent-test.sh

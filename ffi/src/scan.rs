@@ -37,6 +37,11 @@ pub const PING32DLP_CTX_ENVELOPE_TO: u32 = 8;
 pub const PING32DLP_CTX_GROUP: u32 = 9;
 /// Context field: MTA queue id (for holding and releasing).
 pub const PING32DLP_CTX_QUEUE_ID: u32 = 10;
+/// Context field: the sender's department (from a directory), for `sender_department`.
+pub const PING32DLP_CTX_DEPARTMENT: u32 = 11;
+/// Context field: the sender's manager's address (from a directory), for
+/// `approvers = ["manager"]`.
+pub const PING32DLP_CTX_MANAGER: u32 = 12;
 
 /// Message header: decoded Subject.
 pub const PING32DLP_HEADER_SUBJECT: u32 = 1;
@@ -174,6 +179,8 @@ pub extern "C" fn ping32dlp_context_set(
             PING32DLP_CTX_ENVELOPE_TO => c.envelope_to.push(v),
             PING32DLP_CTX_GROUP => c.groups.push(v),
             PING32DLP_CTX_QUEUE_ID => c.queue_id = Some(v),
+            PING32DLP_CTX_DEPARTMENT => c.department = Some(v),
+            PING32DLP_CTX_MANAGER => c.manager = Some(v),
             other => return Err(Fail::invalid(format!("unknown context field {other}"))),
         }
         Ok(())
@@ -194,6 +201,26 @@ pub extern "C" fn ping32dlp_context_add_origin(
         let a = str_arg(attachment, "attachment")?;
         let o = str_arg(origin, "origin")?;
         c.origins.push((a, o));
+        Ok(())
+    })
+}
+
+/// Adds a group of one recipient (from a directory), for `recipient_group`.
+/// Ownership: changes the context; the strings are copied.
+#[no_mangle]
+pub extern "C" fn ping32dlp_context_add_recipient_group(
+    context: *mut ping32dlp_context,
+    recipient: *const c_char,
+    group: *const c_char,
+) -> ping32dlp_result {
+    guard(|| {
+        let c = ctx_mut(context)?;
+        let r = str_arg(recipient, "recipient")?;
+        let g = str_arg(group, "group")?;
+        match c.recipient_groups.iter_mut().find(|(a, _)| *a == r) {
+            Some((_, gs)) => gs.push(g),
+            None => c.recipient_groups.push((r, vec![g])),
+        }
         Ok(())
     })
 }

@@ -233,6 +233,13 @@ static void test_context(void) {
     OK(ping32dlp_context_set(c, PING32DLP_CTX_ENVELOPE_TO, "b@example.co.jp"));
     OK(ping32dlp_context_set(c, PING32DLP_CTX_GROUP, "sales"));
     OK(ping32dlp_context_set(c, PING32DLP_CTX_QUEUE_ID, "4F1A2B3C"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_DEPARTMENT, "営業部"));
+    OK(ping32dlp_context_set(c, PING32DLP_CTX_MANAGER, "bucho@example.co.jp"));
+    CHECK(ping32dlp_context_set(c, 99, "x") == PING32DLP_ERR_INVALID_ARGUMENT);
+    CHECK(ping32dlp_context_add_recipient_group(c, NULL, "役員") == PING32DLP_ERR_NULL);
+    CHECK(ping32dlp_context_add_recipient_group(NULL, "b@example.co.jp", "役員") == PING32DLP_ERR_NULL);
+    OK(ping32dlp_context_add_recipient_group(c, "b@example.co.jp", "役員"));
+    OK(ping32dlp_context_add_recipient_group(c, "b@example.co.jp", "sales"));
     OK(ping32dlp_context_set(c, PING32DLP_CTX_USER, "\xff\xfe not utf-8")); /* replaced, kept */
     CHECK(ping32dlp_context_add_origin(c, NULL, "x") == PING32DLP_ERR_NULL);
     CHECK(ping32dlp_context_add_origin(NULL, "a", "x") == PING32DLP_ERR_NULL);

@@ -139,6 +139,12 @@ pub struct Context {
     pub origins: Vec<(String, String)>,
     /// Groups of the sender known to the caller (a directory lookup), added to the policy's.
     pub groups: Vec<String>,
+    /// The sender's department (a directory lookup).
+    pub department: Option<String>,
+    /// The sender's manager's address (a directory lookup): `approvers = ["manager"]`.
+    pub manager: Option<String>,
+    /// Groups of recipients known to the caller (a directory lookup): (address, groups).
+    pub recipient_groups: Vec<(String, Vec<String>)>,
     /// MTA queue id (milter), for holding and releasing.
     pub queue_id: Option<String>,
     /// Time of the message (Unix seconds); now when absent.
@@ -274,6 +280,12 @@ pub struct Facts {
     pub password_candidates: usize,
     /// Extra sender groups from the context.
     pub groups: Vec<String>,
+    /// The sender's department (from the context).
+    pub department: Option<String>,
+    /// The sender's manager's address (from the context).
+    pub manager: Option<String>,
+    /// Recipients' groups from the context: (address, lower case; groups).
+    pub recipient_groups: Vec<(String, Vec<String>)>,
     /// Host an upload goes to (webmail), lower case.
     pub destination_host: Option<String>,
 }
@@ -421,6 +433,13 @@ impl Facts {
                 .collect(),
             password_candidates: report.password_candidates.len(),
             groups: ctx.groups.clone(),
+            department: ctx.department.clone(),
+            manager: ctx.manager.as_deref().map(bare_address),
+            recipient_groups: ctx
+                .recipient_groups
+                .iter()
+                .map(|(a, g)| (envelope_address(a), g.clone()))
+                .collect(),
             destination_host: ctx
                 .destination_host
                 .as_deref()
@@ -614,6 +633,10 @@ pub enum Cond {
     SenderDomainIn(Vec<String>),
     /// Sender in a group (policy `[groups]` or context groups).
     SenderGroup(String),
+    /// The sender's department (from the directory) is one of these.
+    SenderDepartment(Vec<String>),
+    /// Some recipient is in the group (policy `[groups]` or the directory).
+    RecipientGroup(String),
     /// Channel in the list.
     ChannelIn(Vec<String>),
     /// Number of attachments attached to the message itself.
@@ -1073,6 +1096,25 @@ impl Policy {
             .collect()
     }
 
+    /// A recipient in `group`: listed in the policy's `[groups]` (address or `@domain`), or in
+    /// that group in the directory.
+    fn recipient_in_group<'f>(&self, f: &'f Facts, group: &str) -> Option<&'f str> {
+        f.recipients
+            .iter()
+            .find(|r| {
+                f.recipient_groups
+                    .iter()
+                    .any(|(a, g)| a == *r && g.iter().any(|x| x == group))
+                    || self.groups.get(group).is_some_and(|members| {
+                        members.iter().any(|m| {
+                            let m = m.to_ascii_lowercase();
+                            m == **r || m.strip_prefix('@').is_some_and(|d| domain_of(r) == d)
+                        })
+                    })
+            })
+            .map(String::as_str)
+    }
+
     fn in_group(&self, f: &Facts, group: &str) -> bool {
         f.groups.iter().any(|g| g == group)
             || self.groups.get(group).is_some_and(|members| {
@@ -1269,6 +1311,29 @@ impl Policy {
                         } else {
                             rule.approvers.clone()
                         };
+                        // "manager": the sender's manager from the directory; without one,
+                        // the policy's default approvers decide (the reasons say so).
+                        if v.approvers
+                            .iter()
+                            .any(|a| a.eq_ignore_ascii_case("manager"))
+                        {
+                            let manager = f.manager.clone();
+                            v.approvers.retain(|a| !a.eq_ignore_ascii_case("manager"));
+                            match manager {
+                                Some(m) if !v.approvers.contains(&m) => v.approvers.insert(0, m),
+                                Some(_) => {}
+                                None => {
+                                    if v.approvers.is_empty() {
+                                        v.approvers = self.approvers.clone();
+                                    }
+                                    if let Some(last) = v.matched.last_mut() {
+                                        last.reasons.push(
+                                            "no manager known for the sender (directory): default approvers".into(),
+                                        );
+                                    }
+                                }
+                            }
+                        }
                         v.approver_group = rule.approver_group.clone();
                         v.expires = rule.expires;
                     }
@@ -1647,6 +1712,17 @@ impl Policy {
                 };
                 (ok, format!("sent at {:02}:{:02}", m / 60, m % 60))
             }
+            Cond::SenderDepartment(list) => match &f.department {
+                Some(d) if list.iter().any(|x| x == d) => {
+                    (true, format!("sender's department {d}"))
+                }
+                Some(d) => (false, format!("sender's department {d}")),
+                None => (false, "sender's department not known".into()),
+            },
+            Cond::RecipientGroup(g) => match self.recipient_in_group(f, g) {
+                Some(r) => (true, format!("recipient {r} in group {g}")),
+                None => (false, format!("no recipient in group {g}")),
+            },
             Cond::OutsideBusinessHours => {
                 match self.calendar.outside_business(f.time, self.utc_offset_min) {
                     Some(why) => (true, format!("outside business hours: {why}")),

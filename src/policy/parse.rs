@@ -206,6 +206,10 @@ impl<'a> P<'a> {
             "sender_in" => Cond::SenderIn(self.strings(x, &f)?),
             "sender_domain_in" => Cond::SenderDomainIn(self.strings(x, &f)?),
             "sender_group" => Cond::SenderGroup(self.str(x, &f)?.to_string()),
+            "sender_department" | "sender_department_in" => {
+                Cond::SenderDepartment(self.strings(x, &f)?)
+            }
+            "recipient_group" => Cond::RecipientGroup(self.str(x, &f)?.to_string()),
             "channel_in" => Cond::ChannelIn(self.strings(x, &f)?),
             "attachment_count" => Cond::AttachmentCount(self.range(x, &f)?),
             "true_type_in" => Cond::TrueTypeIn(self.strings(x, &f)?),
@@ -753,6 +757,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("one condition per table"), "{e}");
+    }
+
+    #[test]
+    fn the_typical_company_policy_in_the_docs_is_valid() {
+        let doc = include_str!("../../docs/policy.md");
+        let at = doc.find("## A typical Japanese company").unwrap();
+        let block = &doc[at..];
+        let start = block.find("```toml\n").unwrap() + 8;
+        let text = &block[start..start + block[start..].find("```").unwrap()];
+        let p = parse_policy(text, None).unwrap();
+        assert_eq!(p.rules.len(), 7);
+        p.check_detectors(&crate::Engine::builtin()).unwrap();
     }
 
     #[test]

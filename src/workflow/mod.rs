@@ -227,6 +227,9 @@ pub struct AuditRecord {
     /// The From header's address when the message has one (the envelope sender is `sender`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header_from: Option<String>,
+    /// The sender's department from the directory, when it was looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -282,6 +285,7 @@ impl AuditRecord {
                 })
                 .collect(),
             header_from: facts.header_from.clone(),
+            department: facts.department.clone(),
             subject,
             body_digest: hex(&sha2::Sha256::digest(report.body_text.as_bytes())),
             size: facts.size,
@@ -376,6 +380,9 @@ impl AuditRecord {
                 .map(|r| r.role.unwrap_or_default())
                 .collect(),
             header_from: self.header_from.clone(),
+            department: self.department.clone(),
+            manager: None,
+            recipient_groups: Vec::new(),
             subject: self.subject.clone(),
             body: None,
             size: self.size,

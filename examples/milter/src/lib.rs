@@ -75,6 +75,9 @@ pub struct Config {
     /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
     /// error (README, "Logs").
     pub log_format: service::LogFormat,
+    /// The company directory (LDAP / Active Directory): the sender's groups, department and
+    /// manager for the policy (README, "Directory"). Off unless `url` is set.
+    pub directory: ping32dlp_directory::DirectoryCfg,
 }
 
 impl Default for Config {
@@ -95,6 +98,7 @@ impl Default for Config {
             metrics_listen: None,
             metrics_allow_remote: false,
             log_format: service::LogFormat::Kv,
+            directory: ping32dlp_directory::DirectoryCfg::default(),
         }
     }
 }
@@ -109,7 +113,8 @@ impl Config {
     /// Reads a config file; errors name the file, line, column and field. Warnings (keys of
     /// `[dlp]` still at the top level) are logged.
     pub fn load(path: &Path) -> Result<Config, String> {
-        let (c, warnings): (Config, _) = service::load_config(path)?;
+        let (mut c, warnings): (Config, _) = service::load_config(path)?;
+        c.directory.resolve(path.parent().unwrap_or(Path::new(".")));
         for w in warnings {
             service::log_event(
                 "ping32dlp-milter",
@@ -132,6 +137,7 @@ impl Config {
 
     fn check(&self) -> Result<(), String> {
         Listen::parse(&self.listen).map_err(|m| format!("listen: {m}"))?;
+        self.directory.check()?;
         self.metrics().address()?;
         if self.max_connections == 0 {
             return Err("max_connections: must be at least 1".into());
@@ -233,6 +239,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     spool_dir: PathBuf,
     big_gate: Gate,
+    /// The company directory, when configured.
+    pub directory: Option<ping32dlp_directory::Directory>,
 }
 
 impl Shared {
@@ -267,7 +275,9 @@ pub fn build(cfg: Config) -> Result<Shared, String> {
     let spool_dir = pipeline.workflow().config().state_dir.join("spool");
     ping32dlp::workflow::private::create_dir(&spool_dir).map_err(|e| e.to_string())?;
     let big_gate = Gate::new(cfg.max_large_inspections);
+    let directory = ping32dlp_directory::Directory::new(&cfg.directory)?;
     Ok(Shared {
+        directory,
         pipeline,
         metrics,
         cfg,

@@ -494,6 +494,32 @@ impl<'a, C: Conn> Session<'a, C> {
             queue_id: queue_id.clone(),
             ..Context::default()
         };
+        let mut ctx = ctx;
+        if let Some(dir) = &self.shared.directory {
+            let policy = self.shared.pipeline.policy();
+            let sender = ctx
+                .envelope_from
+                .as_deref()
+                .map(ping32dlp::policy::envelope_address)
+                .unwrap_or_default();
+            if let Err(e) = dir.fill(&mut ctx, &|r| policy.is_internal(r, &sender)) {
+                let tempfail = dir.config().fail_mode == ping32dlp_directory::FailMode::Tempfail;
+                self.shared.event(
+                    "directory_error",
+                    &[
+                        ("queue_id", &queue_id.as_deref().unwrap_or("-")),
+                        ("mode", &if tempfail { "tempfail" } else { "continue" }),
+                    ],
+                    &format!("directory unavailable: {e}"),
+                );
+                if tempfail {
+                    return self.send(
+                        reply::REPLYCODE,
+                        b"451 4.7.1 Company directory unavailable, try again later\0",
+                    );
+                }
+            }
+        }
         let big = m.spool.spilled();
         let subjects = m.subjects;
         let _gate = big.then(|| self.shared.big_gate.enter());

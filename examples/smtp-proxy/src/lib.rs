@@ -142,6 +142,9 @@ pub struct Config {
     /// `kv` (`key=value`, the default) or `json`: the format of the log lines on standard
     /// error (README, "Logs").
     pub log_format: service::LogFormat,
+    /// The company directory (LDAP / Active Directory): the sender's groups, department and
+    /// manager for the policy (README, "The company directory"). Off unless `url` is set.
+    pub directory: ping32dlp_directory::DirectoryCfg,
 }
 
 impl Default for Config {
@@ -168,6 +171,7 @@ impl Default for Config {
             metrics_listen: None,
             metrics_allow_remote: false,
             log_format: service::LogFormat::Kv,
+            directory: ping32dlp_directory::DirectoryCfg::default(),
         }
     }
 }
@@ -195,6 +199,10 @@ impl Config {
                 .chain(c.transparent.ca_cert.iter_mut())
                 .chain(c.transparent.ca_key.iter_mut()),
         );
+        c.directory.resolve(base);
+        c.directory
+            .check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         if c.cert_file.is_some() != c.key_file.is_some() {
             return Err(format!(
                 "{}: cert_file and key_file go together",
@@ -288,6 +296,8 @@ pub struct Shared {
     client_tls: Arc<rustls::ClientConfig>,
     /// Transparent mode's interception CA and upstream verification (when it is on).
     pub transparent: Option<transparent::Interceptor>,
+    /// The company directory, when configured.
+    pub directory: Option<ping32dlp_directory::Directory>,
 }
 
 impl Shared {
@@ -340,6 +350,7 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
     };
     let server_tls = tls::server_config(&cert, &key)?;
     let client_tls = tls::client_config(cfg.upstream.ca_file.as_deref())?;
+    let cfg_directory = cfg.directory.clone();
     let transparent = if cfg.transparent.listen.is_empty() {
         None
     } else {
@@ -356,6 +367,7 @@ pub fn build(mut cfg: Config) -> Result<(Shared, Option<tls::LocalCa>), String> 
             server_tls,
             client_tls,
             transparent,
+            directory: ping32dlp_directory::Directory::new(&cfg_directory)?,
         },
         ca,
     ))

@@ -1010,6 +1010,30 @@ impl<'a> Session<'a> {
             envelope_to: self.rcpts.clone(),
             ..Context::default()
         };
+        let mut ctx = ctx;
+        if let Some(dir) = &self.shared.directory {
+            let policy = self.shared.pipeline.policy();
+            let sender = ctx
+                .envelope_from
+                .as_deref()
+                .map(ping32dlp::policy::envelope_address)
+                .unwrap_or_default();
+            if let Err(e) = dir.fill(&mut ctx, &|r| policy.is_internal(r, &sender)) {
+                let tempfail = dir.config().fail_mode == ping32dlp_directory::FailMode::Tempfail;
+                self.shared.log(
+                    "directory_error",
+                    &format!(
+                        "directory unavailable ({}): {e}",
+                        if tempfail { "tempfail" } else { "continue" }
+                    ),
+                );
+                if tempfail {
+                    self.abort_upstream();
+                    self.reset();
+                    return self.reply(451, "4.7.1 Company directory unavailable; try again later");
+                }
+            }
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.shared.pipeline.process_message(&raw, &ctx, &[], true)
         }));

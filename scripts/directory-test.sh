@@ -1,0 +1,331 @@
+#!/usr/bin/env bash
+# The company directory end to end: a private OpenLDAP (slapd, Debian) with an Active-Directory-
+# like tree (people with mail, departmentNumber and manager; groups with member; memberOf from
+# the memberof overlay), a real Postfix with ping32dlp-milter reading it, and the console:
+#
+#   a mail from 営業部's taro to an outside recipient with a My Number is held for his manager
+#   (from the directory), who approves it through the console's mailed one-time link, and
+#   Postfix delivers it; the sender's department and a recipient's group are conditions; the
+#   directory stopped: fail_mode "continue" judges without it (logged), "tempfail" answers 451.
+#
+# Run as root (installs slapd, ldap-utils and what the private Postfix needs; idempotent).
+# Called by scripts/test.sh after the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BASE=${BASE:-/tmp/ping32dlp-directory-test}
+SMTP_PORT=${SMTP_PORT:-2537}
+SMTPS_PORT=${SMTPS_PORT:-2477}
+MILTER_PORT=${MILTER_PORT:-8895}
+CONSOLE_PORT=${CONSOLE_PORT:-8028}
+LDAP_PORT=${LDAP_PORT:-3390}
+CONF=$BASE/etc
+VMAIL=$BASE/vmail
+STATE=$BASE/state
+LDAP=$BASE-ldap
+MILTER=$ROOT/target/release/ping32dlp-milter
+CONSOLE=$ROOT/target/release/ping32dlp-console
+CLI=$ROOT/target/release/ping32dlp
+CLIENT=$ROOT/scripts/milter/smtp_client.py
+SUFFIX="dc=example,dc=co,dc=jp"
+export DEBIAN_FRONTEND=noninteractive
+PASS=0; FAILS=0
+ok() { PASS=$((PASS + 1)); echo "PASS: $*"; }
+bad() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
+die() { echo "FATAL: $*" >&2; exit 1; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+[ "$(id -u)" = 0 ] || die "run as root"
+for b in "$MILTER" "$CONSOLE" "$CLI"; do [ -x "$b" ] || die "build first: cargo build --release ($b)"; done
+if ! command -v slapd >/dev/null || ! command -v ldapadd >/dev/null; then
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+  made=0
+  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made=1; }
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends slapd ldap-utils >/dev/null
+  [ "$made" = 1 ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+. "$ROOT/scripts/milter/postfix-env.sh"
+stop_slapd() {
+  if [ -f "$LDAP/slapd.pid" ]; then
+    local pid; pid=$(cat "$LDAP/slapd.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$LDAP/slapd.pid"
+  fi
+}
+stop_all() {
+  if [ -f "$BASE/console.pid" ]; then kill "$(cat "$BASE/console.pid")" 2>/dev/null || true; fi
+  rm -f "$BASE/console.pid"
+  stop_slapd
+  pfenv_stop
+}
+stop_slapd
+pfenv_setup
+port_free "$CONSOLE_PORT" || die "127.0.0.1:$CONSOLE_PORT is in use"
+port_free "$LDAP_PORT" || die "127.0.0.1:$LDAP_PORT is in use"
+trap stop_all EXIT
+
+# ---------------------------------------------------------------- the directory
+rm -rf "$LDAP"; mkdir -p "$LDAP/db" "$LDAP/conf.d"
+LDAP_PW="ldap-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+cat > "$LDAP/slapd.ldif" <<LDIF
+dn: cn=config
+objectClass: olcGlobal
+cn: config
+olcPidFile: $LDAP/slapd.pid
+
+dn: cn=module{0},cn=config
+objectClass: olcModuleList
+cn: module{0}
+olcModulePath: /usr/lib/ldap
+olcModuleLoad: back_mdb
+olcModuleLoad: memberof
+
+dn: cn=schema,cn=config
+objectClass: olcSchemaConfig
+cn: schema
+
+include: file:///etc/ldap/schema/core.ldif
+include: file:///etc/ldap/schema/cosine.ldif
+include: file:///etc/ldap/schema/inetorgperson.ldif
+
+dn: olcDatabase={1}mdb,cn=config
+objectClass: olcDatabaseConfig
+objectClass: olcMdbConfig
+olcDatabase: {1}mdb
+olcSuffix: $SUFFIX
+olcDbDirectory: $LDAP/db
+olcRootDN: cn=admin,$SUFFIX
+olcRootPW: $(slappasswd -s "$LDAP_PW")
+olcAccess: {0}to * by dn.exact="cn=admin,$SUFFIX" manage by users read by anonymous auth
+
+dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcMemberOf
+olcOverlay: {0}memberof
+olcMemberOfRefInt: TRUE
+LDIF
+slapadd -n 0 -F "$LDAP/conf.d" -l "$LDAP/slapd.ldif" >/dev/null
+start_slapd() {
+  slapd -F "$LDAP/conf.d" -h "ldap://127.0.0.1:$LDAP_PORT/" -u root -g root
+  for _ in $(seq 1 50); do
+    ldapsearch -x -H "ldap://127.0.0.1:$LDAP_PORT" -b "" -s base >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  die "slapd did not start"
+}
+start_slapd
+ldapadd -x -H "ldap://127.0.0.1:$LDAP_PORT" -D "cn=admin,$SUFFIX" -w "$LDAP_PW" >/dev/null <<LDIF
+dn: $SUFFIX
+objectClass: dcObject
+objectClass: organization
+o: Example KK
+dc: example
+
+dn: ou=people,$SUFFIX
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,$SUFFIX
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=bucho,ou=people,$SUFFIX
+objectClass: inetOrgPerson
+uid: bucho
+cn: 営業 部長
+sn: 部長
+mail: bucho@example.co.jp
+departmentNumber: 営業部
+
+dn: uid=taro,ou=people,$SUFFIX
+objectClass: inetOrgPerson
+uid: taro
+cn: 山田 太郎
+sn: 山田
+mail: taro@example.co.jp
+departmentNumber: 営業部
+manager: uid=bucho,ou=people,$SUFFIX
+
+dn: uid=keiri,ou=people,$SUFFIX
+objectClass: inetOrgPerson
+uid: keiri
+cn: 経理 花子
+sn: 経理
+mail: hanako@example.co.jp
+departmentNumber: 経理部
+
+dn: cn=sales,ou=groups,$SUFFIX
+objectClass: groupOfNames
+cn: sales
+description: 営業部
+member: uid=taro,ou=people,$SUFFIX
+member: uid=bucho,ou=people,$SUFFIX
+
+dn: cn=officers,ou=groups,$SUFFIX
+objectClass: groupOfNames
+cn: officers
+description: 役員
+member: uid=bucho,ou=people,$SUFFIX
+LDIF
+printf '%s\n' "$LDAP_PW" > "$BASE/ldap.secret"
+chmod 600 "$BASE/ldap.secret"
+
+# ---------------------------------------------------------------- policy, milter, console
+cat > "$BASE/policy.toml" <<POLICY
+[policy]
+name = "directory-test"
+internal_domains = ["example.co.jp"]
+approvers = ["security@example.co.jp"]
+
+[[rule]]
+id = "sales-ids-outside"
+description = "営業部から社外へのマイナンバー: 上長承認"
+action = "hold"
+approvers = ["manager"]
+expires = "1d"
+when = { all = [{ sender_group = "sales" }, { recipients = "any_external" }, { detector = ["jp_my_number"] }] }
+
+[[rule]]
+id = "accounting-sender"
+action = "alert"
+when = { sender_department = ["経理部"] }
+
+[[rule]]
+id = "to-officers"
+action = "audit"
+when = { recipient_group = "officers" }
+
+[approval]
+release_command = "postsuper -c $CONF -H {queue_id} && postqueue -c $CONF -i {queue_id}"
+discard_command = "postsuper -c $CONF -d {queue_id} hold"
+notify_command = "cat >> $BASE/notices.log"
+notify_from = "dlp-noreply@dlp.test"
+console_url = "http://127.0.0.1:$CONSOLE_PORT"
+POLICY
+milter_conf() {  # fail mode
+  cat > "$BASE/milter.toml" <<MILTER
+listen = "inet:127.0.0.1:$MILTER_PORT"
+
+[dlp]
+state_dir = "$STATE"
+policy = "policy.toml"
+
+[directory]
+url = "ldap://127.0.0.1:$LDAP_PORT"
+bind_dn = "cn=admin,$SUFFIX"
+password_file = "ldap.secret"
+base = "$SUFFIX"
+cache_seconds = 1
+timeout_seconds = 2
+fail_mode = "$1"
+MILTER
+}
+milter_conf continue
+cat > "$BASE/console.toml" <<CONSOLE
+listen = "127.0.0.1:$CONSOLE_PORT"
+language = "ja"
+
+[dlp]
+state_dir = "$STATE"
+policy = "policy.toml"
+CONSOLE
+"$MILTER" --check-config "$BASE/milter.toml" >/dev/null
+pfenv_start_milter "$BASE/milter.toml"
+pfenv_start_postfix
+"$CONSOLE" --config "$BASE/console.toml" 2>>"$BASE/console.log" &
+echo $! > "$BASE/console.pid"
+wait_port "$CONSOLE_PORT" 20 || die "the console did not listen (see $BASE/console.log)"
+
+send() {  # from to subject body: prints the client's output
+  python3 "$CLIENT" send --port "$SMTP_PORT" --user ichiro --password secret --from "$1" --to "$2" \
+    --subject "$3" --body "$4" 2>&1 || true
+}
+qid_of() { sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' <<<"$1" | head -n1; }
+approval_json() {  # queue id
+  "$CLI" approvals list --state "$STATE" --json | python3 -c "
+import json,sys
+for l in sys.stdin:
+    a=json.loads(l)
+    if a.get('queue_id')=='$1': print(json.dumps(a))"
+}
+rules_of() {  # queue id: the matched rules of its record
+  "$CLI" audit search --state "$STATE" --format json --limit 50 | python3 -c "
+import json,sys
+for l in sys.stdin:
+    r=json.loads(l)
+    if r.get('queue_id')=='$1': print(' '.join(m['rule'] for m in r['matched'])); break"
+}
+
+# 1. taro (営業部, manager bucho) sends a My Number outside: held for bucho.
+SUBJECT="customer-list-$(date +%s)"
+out=$(send taro@example.co.jp bob@dlp.test "$SUBJECT" "マイナンバー: 7684 2684 6565 を送付します。")
+qid=$(qid_of "$out")
+[ -n "$qid" ] || die "not queued: $out"
+sleep 0.5
+a=$(approval_json "$qid")
+check "taro's mail is held for his manager from the directory ($a)" \
+  'python3 -c "import json,sys; a=json.loads(sys.argv[1]); assert a[\"approvers\"]==[\"bucho@example.co.jp\"], a" "$a"'
+aid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['id'])" "$a")
+check "it waits in Postfix's hold queue" 'postqueue -c "$CONF" -p | grep -q "^${qid}!"'
+# 2. bucho approves in the console through the mailed one-time link.
+link=$(grep -m1 -o "http://127.0.0.1:$CONSOLE_PORT/link/$aid?[^ ]*" "$BASE/notices.log" || true)
+check "bucho was mailed a one-time sign-in link" '[ -n "$link" ] && grep -q "^To: bucho@example.co.jp" "$BASE/notices.log"'
+out=$(python3 - "$link" "$aid" <<'PY' 2>&1
+import http.cookiejar, re, sys, urllib.parse, urllib.request
+link, aid = sys.argv[1], sys.argv[2]
+o = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+page = o.open(link).read().decode()
+form = dict(re.findall(r'name="(csrf|u|t)" value="([^"]*)"', page))
+base = link.split("/link/")[0]
+r = o.open(urllib.request.Request(f"{base}/link/{aid}", data=urllib.parse.urlencode(form).encode()))
+page = r.read().decode()
+csrf = re.search(r'name="csrf" value="([^"]*)"', page).group(1)
+data = urllib.parse.urlencode({"csrf": csrf, "decision": "approve", "comment": "確認しました"}).encode()
+r = o.open(urllib.request.Request(f"{base}/requests/{aid}/decide", data=data))
+print(r.status, r.geturl())
+PY
+)
+check "bucho approved it in the console ($out)" '[[ "$out" == 200* ]]'
+for _ in $(seq 1 100); do
+  grep -lqs "$SUBJECT" "$VMAIL"/bob/Maildir/new/* 2>/dev/null && break
+  sleep 0.1
+done
+check "Postfix delivered it after the approval" 'grep -lqs "$SUBJECT" "$VMAIL"/bob/Maildir/new/* && ! postqueue -c "$CONF" -p | grep -q "^${qid}"'
+check "the decision is recorded as bucho's" \
+  '"$CLI" approvals list --state "$STATE" --status all --json | grep "\"$aid\"" | grep -q "\"decided_by\":\"bucho@example.co.jp\""'
+
+# 3. The sender's department and a recipient's group.
+out=$(send hanako@example.co.jp alice@dlp.test "expenses" "今月の精算です。")
+q=$(qid_of "$out"); sleep 0.3
+check "hanako (経理部) matches sender_department ($(rules_of "$q"))" '[[ " $(rules_of "$q") " == *" accounting-sender "* ]]'
+out=$(send taro@example.co.jp bucho@example.co.jp "report" "本日の報告です。")
+q=$(qid_of "$out"); sleep 0.3
+check "a mail to bucho (officers) matches recipient_group ($(rules_of "$q"))" '[[ " $(rules_of "$q") " == *" to-officers "* ]]'
+check "the record keeps the sender's department" \
+  '"$CLI" audit search --state "$STATE" --sender hanako@example.co.jp --format json | grep -q "\"department\":\"経理部\""'
+
+# 4. The directory stopped. fail_mode = "continue": judged without it (not held for a manager
+#    nobody knows), and logged.
+stop_slapd
+sleep 1.2   # past cache_seconds
+out=$(send taro@example.co.jp bob@dlp.test "directory-down" "マイナンバー: 7684 2684 6565")
+q=$(qid_of "$out"); sleep 0.3
+check "directory down, continue: the mail is judged without it (not held: $(rules_of "$q"))" \
+  '[ -n "$q" ] && [ -z "$(approval_json "$q")" ]'
+check "the milter logged the directory error" 'grep -q "event=directory_error" "$BASE/milter.log"'
+# fail_mode = "tempfail": 451, the MTA tells the client to try again.
+pid=$(cat "$BASE/milter.pid"); kill "$pid"
+for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+milter_conf tempfail
+pfenv_start_milter "$BASE/milter.toml"
+out=$(send taro@example.co.jp bob@dlp.test "directory-down-2" "hello")
+check "directory down, tempfail: 451 ($(grep -o "451[^\"']*" <<<"$out" | head -n1))" 'grep -q "451" <<<"$out" && [ -z "$(qid_of "$out")" ]'
+start_slapd
+out=$(send taro@example.co.jp bob@dlp.test "directory-back" "hello")
+check "directory back: accepted again" '[ -n "$(qid_of "$out")" ]'
+check "no bind password in the milter's log" '! grep -q "$LDAP_PW" "$BASE/milter.log"'
+
+echo "directory-test: $PASS passed, $FAILS failed"
+[ "$FAILS" = 0 ]
