@@ -201,6 +201,9 @@ enum ping32dlp_action
   PING32DLP_ACTION_HOLD = 4,
   // Refuse it.
   PING32DLP_ACTION_BLOCK = 5,
+  // Send it after a delay during which the sender can cancel it (in the order of strictness
+  // between alert and hold; a new value, so at the end).
+  PING32DLP_ACTION_DELAY = 6,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -197,6 +197,20 @@ id = "to-officers"
 action = "audit"
 when = { recipient_group = "officers" }
 
+[[rule]]
+id = "delay-outside"
+description = "社外宛ては 3 秒遅らせて送信 (送信者が取り消せる)"
+action = "delay"
+delay = "3s"
+when = { all = [{ recipients = "any_external" }, { subject_contains = ["[delay]"] }] }
+
+[[rule]]
+id = "confirm-outside"
+description = "送信者本人の確認"
+action = "hold"
+approvers = ["sender"]
+when = { all = [{ recipients = "any_external" }, { subject_contains = ["[confirm]"] }] }
+
 [approval]
 release_command = "postsuper -c $CONF -H {queue_id} && postqueue -c $CONF -i {queue_id}"
 discard_command = "postsuper -c $CONF -d {queue_id} hold"
@@ -272,9 +286,10 @@ check "it waits in Postfix's hold queue" 'postqueue -c "$CONF" -p | grep -q "^${
 # 2. bucho approves in the console through the mailed one-time link.
 link=$(grep -m1 -o "http://127.0.0.1:$CONSOLE_PORT/link/$aid?[^ ]*" "$BASE/notices.log" || true)
 check "bucho was mailed a one-time sign-in link" '[ -n "$link" ] && grep -q "^To: bucho@example.co.jp" "$BASE/notices.log"'
-out=$(python3 - "$link" "$aid" <<'PY' 2>&1
+decide_by_link() {  # link approval decision: prints the final status and URL
+  python3 - "$1" "$2" "$3" <<'PY' 2>&1
 import http.cookiejar, re, sys, urllib.parse, urllib.request
-link, aid = sys.argv[1], sys.argv[2]
+link, aid, decision = sys.argv[1], sys.argv[2], sys.argv[3]
 o = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
 page = o.open(link).read().decode()
 form = dict(re.findall(r'name="(csrf|u|t)" value="([^"]*)"', page))
@@ -282,11 +297,12 @@ base = link.split("/link/")[0]
 r = o.open(urllib.request.Request(f"{base}/link/{aid}", data=urllib.parse.urlencode(form).encode()))
 page = r.read().decode()
 csrf = re.search(r'name="csrf" value="([^"]*)"', page).group(1)
-data = urllib.parse.urlencode({"csrf": csrf, "decision": "approve", "comment": "確認しました"}).encode()
+data = urllib.parse.urlencode({"csrf": csrf, "decision": decision, "comment": "確認しました"}).encode()
 r = o.open(urllib.request.Request(f"{base}/requests/{aid}/decide", data=data))
 print(r.status, r.geturl())
 PY
-)
+}
+out=$(decide_by_link "$link" "$aid" approve)
 check "bucho approved it in the console ($out)" '[[ "$out" == 200* ]]'
 for _ in $(seq 1 100); do
   grep -lqs "$SUBJECT" "$VMAIL"/bob/Maildir/new/* 2>/dev/null && break
@@ -306,7 +322,40 @@ check "a mail to bucho (officers) matches recipient_group ($(rules_of "$q"))" '[
 check "the record keeps the sender's department" \
   '"$CLI" audit search --state "$STATE" --sender hanako@example.co.jp --format json | grep -q "\"department\":\"経理部\""'
 
-# 4. The directory stopped. fail_mode = "continue": judged without it (not held for a manager
+# 4. Delayed sending: the sender is told and may cancel; what is not cancelled goes out after
+#    the delay, what is cancelled never does. Self-confirmation through the sender's link.
+link_for() {  # approval id: the newest link in the notices
+  grep -o "http://127.0.0.1:$CONSOLE_PORT/link/$1?[^ ]*" "$BASE/notices.log" | tail -n1
+}
+KEEP="delay-keep-$(date +%s)"; DROP="delay-cancel-$(date +%s)"; CONFIRM="confirm-$(date +%s)"
+out=$(send taro@example.co.jp bob@dlp.test "[delay] $KEEP" "hello")
+qk=$(qid_of "$out")
+out=$(send taro@example.co.jp bob@dlp.test "[delay] $DROP" "hello")
+qd=$(qid_of "$out")
+out=$(send taro@example.co.jp bob@dlp.test "[confirm] $CONFIRM" "hello")
+qc=$(qid_of "$out")
+sleep 0.5
+ak=$(approval_json "$qk" | python3 -c "import json,sys; print(json.load(sys.stdin)['id'])" || true)
+ad=$(approval_json "$qd" | python3 -c "import json,sys; print(json.load(sys.stdin)['id'])" || true)
+ac=$(approval_json "$qc" | python3 -c "import json,sys; print(json.load(sys.stdin)['id'])" || true)
+check "two delayed mails and one for self-confirmation wait in the hold queue" \
+  '[ -n "$ak" ] && [ -n "$ad" ] && [ -n "$ac" ] && postqueue -c "$CONF" -p | grep -q "^${qk}!" && postqueue -c "$CONF" -p | grep -q "^${qd}!"'
+check "the sender was mailed a link listing the external recipients" \
+  'grep -q "に送信されます" "$BASE/notices.log" && grep -q "社外の宛先 / External recipients: bob@dlp.test" "$BASE/notices.log"'
+out=$(decide_by_link "$(link_for "$ad")" "$ad" reject)
+check "the sender cancelled one in the console ($out)" '[[ "$out" == 200* ]]'
+out=$(decide_by_link "$(link_for "$ac")" "$ac" approve)
+check "the sender confirmed the self-confirmation mail ($out)" '[[ "$out" == 200* ]]'
+for _ in $(seq 1 400); do
+  grep -lqs "$KEEP" "$VMAIL"/bob/Maildir/new/* 2>/dev/null && break
+  sleep 0.1
+done
+check "the delayed mail nobody cancelled was delivered after its delay" 'grep -lqs "$KEEP" "$VMAIL"/bob/Maildir/new/*'
+check "the self-confirmed mail was delivered" 'grep -lqs "$CONFIRM" "$VMAIL"/bob/Maildir/new/*'
+check "the cancelled one was never delivered, and is gone from the queue" \
+  '! grep -lqs "$DROP" "$VMAIL"/bob/Maildir/new/* && ! postqueue -c "$CONF" -p | grep -q "^${qd}"'
+
+# 5. The directory stopped. fail_mode = "continue": judged without it (not held for a manager
 #    nobody knows), and logged.
 stop_slapd
 sleep 1.2   # past cache_seconds

@@ -558,6 +558,7 @@ fn approval(id: &str, record_id: i64, gateway: Option<&str>) -> Approval {
         comment: None,
         closed_at: None,
         gateway: gateway.map(str::to_string),
+        release_on_expiry: false,
     }
 }
 

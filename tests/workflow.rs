@@ -781,3 +781,107 @@ when = { lookalike_domain = true }
         d.verdict.matched
     );
 }
+
+#[test]
+fn delayed_mail_goes_out_when_the_delay_is_over_unless_the_sender_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[rule]]
+id = "delay-outside"
+action = "delay"
+delay = "5m"
+when = { all = [{ recipients = "any_external" }, { subject_contains = ["[delay]"] }] }
+
+[[rule]]
+id = "confirm-outside"
+action = "hold"
+approvers = ["sender"]
+when = { all = [{ recipients = "any_external" }, { subject_contains = ["[confirm]"] }] }
+"#;
+    let notices = dir.path().join("notices.log");
+    let mut policy = parse_policy(&format!("{POLICY}\n{extra}"), None).unwrap();
+    let mut cfg = WorkflowConfig::new(dir.path());
+    cfg.console_url = Some("https://dlp.example.co.jp".into());
+    cfg.notify_command = Some(format!("cat >> {}", notices.display()));
+    policy.release_command = None;
+    let p = Pipeline::new(
+        Arc::new(Engine::builtin()),
+        policy,
+        Arc::new(Workflow::open(cfg).unwrap()),
+        ExtractOptions::default(),
+    );
+    let mail = |subject: &str| {
+        format!("From: taro@example.co.jp\r\nTo: bob@partner.example.com\r\nSubject: {subject}\r\n\r\nhello\r\n").into_bytes()
+    };
+    let mut c = ctx("proxy");
+    c.envelope_from = Some("taro@example.co.jp".into());
+    c.envelope_to = vec!["bob@partner.example.com".into()];
+    let keep = p
+        .process_message(&mail("[delay] keep"), &c, &[], true)
+        .unwrap();
+    let cancel = p
+        .process_message(&mail("[delay] cancel"), &c, &[], true)
+        .unwrap();
+    assert_eq!(keep.verdict.action.as_str(), "delay");
+    let (k, x) = (keep.approval.unwrap(), cancel.approval.unwrap());
+    assert!(k.release_on_expiry && k.approvers == ["sender"]);
+    assert!(
+        (k.expires - k.created - 300).abs() <= 1,
+        "{}",
+        k.expires - k.created
+    );
+    // The sender was told, with a link, the external recipients and when it goes out.
+    let n = std::fs::read_to_string(&notices).unwrap();
+    assert!(
+        n.contains("To: taro@example.co.jp")
+            && n.contains("bob@partner.example.com")
+            && n.contains("/link/"),
+        "{n}"
+    );
+    // Somebody else cannot cancel it; the sender can.
+    let wf = p.workflow();
+    assert!(wf
+        .decide(&x.id, "jiro@example.co.jp", false, "", false)
+        .is_err());
+    let done = wf
+        .decide(&x.id, "taro@example.co.jp", false, "wrong recipient", false)
+        .unwrap();
+    assert!(matches!(
+        done.state,
+        ApprovalState::Rejected | ApprovalState::Discarded
+    ));
+    // When the delay is over, the other goes out (approved by the system); the cancelled one
+    // stays cancelled.
+    let due = wf.expire_due(k.expires).unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        [k.id.as_str()]
+    );
+    let k2 = wf.store().approval(&k.id).unwrap().unwrap();
+    assert!(
+        matches!(k2.state, ApprovalState::Approved | ApprovalState::Released),
+        "{:?}",
+        k2.state
+    );
+    assert_eq!(k2.decided_by.as_deref(), Some("system"));
+    let x2 = wf.store().approval(&x.id).unwrap().unwrap();
+    assert!(matches!(
+        x2.state,
+        ApprovalState::Rejected | ApprovalState::Discarded
+    ));
+    // Self-confirmation: held for the sender, who confirms it.
+    let conf = p
+        .process_message(&mail("[confirm] report"), &c, &[], true)
+        .unwrap();
+    let a = conf.approval.unwrap();
+    assert!(!a.release_on_expiry);
+    let n = std::fs::read_to_string(&notices).unwrap();
+    assert!(n.contains("送信前にあなたの確認が必要です"), "{n}");
+    let ok = wf
+        .decide(&a.id, "taro@example.co.jp", true, "", false)
+        .unwrap();
+    assert!(matches!(
+        ok.state,
+        ApprovalState::Approved | ApprovalState::Released
+    ));
+}

@@ -28,6 +28,9 @@ pub enum ping32dlp_action {
     PING32DLP_ACTION_HOLD = 4,
     /// Refuse it.
     PING32DLP_ACTION_BLOCK = 5,
+    /// Send it after a delay during which the sender can cancel it (in the order of strictness
+    /// between alert and hold; a new value, so at the end).
+    PING32DLP_ACTION_DELAY = 6,
 }
 
 pub(crate) fn action(a: Action) -> ping32dlp_action {
@@ -37,6 +40,7 @@ pub(crate) fn action(a: Action) -> ping32dlp_action {
         Action::Audit => PING32DLP_ACTION_AUDIT,
         Action::Tag => PING32DLP_ACTION_TAG,
         Action::Alert => PING32DLP_ACTION_ALERT,
+        Action::Delay => PING32DLP_ACTION_DELAY,
         Action::Hold => PING32DLP_ACTION_HOLD,
         Action::Block => PING32DLP_ACTION_BLOCK,
     }

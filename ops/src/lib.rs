@@ -225,6 +225,7 @@ impl Metrics {
             Action::Audit,
             Action::Tag,
             Action::Alert,
+            Action::Delay,
             Action::Hold,
             Action::Block,
         ] {

@@ -39,6 +39,9 @@ pub enum Action {
     Tag,
     /// Let it through and send an alert.
     Alert,
+    /// Send it after a delay (`delay = "10m"`) during which the sender can cancel it (or send
+    /// it at once): the misdirection guard. Stricter than alert, less strict than hold.
+    Delay,
     /// Hold it until an approver decides.
     Hold,
     /// Refuse it.
@@ -46,13 +49,14 @@ pub enum Action {
 }
 
 impl Action {
-    /// `allow`, `audit`, `tag`, `alert`, `hold`, `block`.
+    /// `allow`, `audit`, `tag`, `alert`, `delay`, `hold`, `block`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
             Action::Audit => "audit",
             Action::Tag => "tag",
             Action::Alert => "alert",
+            Action::Delay => "delay",
             Action::Hold => "hold",
             Action::Block => "block",
         }
@@ -65,6 +69,7 @@ impl Action {
             "audit" => Action::Audit,
             "tag" => Action::Tag,
             "alert" => Action::Alert,
+            "delay" => Action::Delay,
             "hold" | "hold_for_approval" => Action::Hold,
             "block" => Action::Block,
             _ => return None,
@@ -717,6 +722,8 @@ pub struct Rule {
     pub message_en: Option<String>,
     /// Approvers (hold).
     pub approvers: Vec<String>,
+    /// Seconds a `delay` rule holds the mail before it goes out (default 10 minutes).
+    pub delay: i64,
     /// Approver group (hold).
     pub approver_group: Option<String>,
     /// Seconds until a hold expires.
@@ -933,6 +940,7 @@ impl Verdict {
         m.unwrap_or_else(|| match self.action {
             Action::Block => "このメールは情報漏えい防止ポリシーにより送信できません / Message refused by the data-loss-prevention policy".into(),
             Action::Hold => "このメールは承認待ちです / Message held for approval".into(),
+            Action::Delay => "このメールは送信を保留しています。取り消す場合は通知のリンクから / Message delayed; it can be cancelled from the link in the notice".into(),
             _ => String::new(),
         })
     }
@@ -1305,6 +1313,13 @@ impl Policy {
                     v.action = action;
                     v.message_ja = rule.message_ja.clone();
                     v.message_en = rule.message_en.clone();
+                    if action == Action::Delay {
+                        // The sender may cancel it (or send it at once); it goes out when the
+                        // delay is over.
+                        v.approvers = vec!["sender".into()];
+                        v.approver_group = None;
+                        v.expires = rule.delay;
+                    }
                     if action == Action::Hold {
                         v.approvers = if rule.approvers.is_empty() {
                             self.approvers.clone()

@@ -623,6 +623,7 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
         approvers: Vec::new(),
         approver_group: None,
         expires: 3 * 86_400,
+        delay: 600,
         add_header: None,
         subject_prefix: None,
         evidence_days: None,
@@ -684,6 +685,12 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
             "approvers" => r.approvers = p.strings(x, &f)?,
             "approver_group" => r.approver_group = Some(p.str(x, &f)?.to_string()),
             "expires" => r.expires = p.duration(x, &f)?,
+            "delay" => {
+                r.delay = p.duration(x, &f)?;
+                if !(1..=7 * 86_400).contains(&r.delay) {
+                    return Err(p.err(x.span(), &f, "use 1s to 7d"));
+                }
+            }
             "add_header" => {
                 let s = p.str(x, &f)?;
                 let (n, val) = s

@@ -586,6 +586,10 @@ pub struct Approval {
     /// that hold nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// A delayed mail (`action = "delay"`): when it is due it is approved and goes out, where a
+    /// hold would expire. The sender may cancel it (reject) or send it at once (approve).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub release_on_expiry: bool,
 }
 
 impl Approval {
@@ -594,7 +598,17 @@ impl Approval {
     /// `who` is in; `None` when the caller does not know them (the CLI, the C API), and then a
     /// request that only names a group is open like one that names nobody.
     pub fn assigned_to(&self, who: &str, groups: Option<&[String]>) -> bool {
-        if self.approvers.iter().any(|x| x.eq_ignore_ascii_case(who)) {
+        // `sender`: the sender confirms (or cancels) their own mail.
+        let sender = |x: &String| {
+            x.eq_ignore_ascii_case("sender")
+                && !self.sender.is_empty()
+                && self.sender.eq_ignore_ascii_case(who)
+        };
+        if self
+            .approvers
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(who) || sender(x))
+        {
             return true;
         }
         match (&self.approver_group, groups) {
@@ -1095,6 +1109,73 @@ fn approver_message(
     auto_mail(from, to, &subject, &a.id, &body)
 }
 
+/// The sender's own notice: a delayed mail they can cancel or send at once, or a mail held for
+/// their own confirmation; with the external recipients and the attached files.
+fn sender_message(
+    a: &Approval,
+    rec: Option<&AuditRecord>,
+    from: &str,
+    link: &str,
+    utc_offset_min: i32,
+) -> Vec<u8> {
+    let until = crate::timeutil::rfc3339(a.expires, utc_offset_min);
+    let external: Vec<&str> = match rec {
+        Some(r) => r
+            .recipients
+            .iter()
+            .filter(|x| x.external)
+            .map(|x| x.address.as_str())
+            .collect(),
+        None => a.recipients.iter().map(String::as_str).collect(),
+    };
+    let files: Vec<&str> = rec
+        .map(|r| {
+            r.attachments
+                .iter()
+                .filter(|x| x.depth == 0)
+                .map(|x| x.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let list = |v: &[&str]| {
+        if v.is_empty() {
+            "(なし / none)".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let (subject, ja, en) = if a.release_on_expiry {
+        (
+            format!("【ping32dlp】送信保留中 / Delayed: {}", a.subject),
+            format!("このメールは {until} に送信されます。宛先や添付ファイルに誤りがあれば、それまでに次のリンクから送信を取り消してください (すぐに送信することもできます)。"),
+            format!("This message goes out at {until}. If a recipient or a file is wrong, cancel it from the link below before then (or send it now)."),
+        )
+    } else {
+        (
+            format!("【ping32dlp】送信前の確認 / Please confirm: {}", a.subject),
+            format!("このメールは送信前にあなたの確認が必要です。社外の宛先と添付ファイルを確認し、次のリンクから送信または取り消しをしてください ({until} まで)。"),
+            format!("This message needs your confirmation before it goes out. Check the external recipients and files, then send or cancel it from the link below (before {until})."),
+        )
+    };
+    let body = format!(
+        "{ja}\r\n\
+         件名: {s}\r\n\
+         社外の宛先 / External recipients: {ext}\r\n\
+         添付ファイル / Files: {files}\r\n\
+         \r\n\
+         {link}\r\n\
+         (このリンクは一度だけ使えます。/ This link works once.)\r\n\
+         \r\n\
+         {en}\r\n\
+         Request: {id}\r\n",
+        s = a.subject,
+        ext = list(&external),
+        files = list(&files),
+        id = a.id,
+    );
+    auto_mail(from, &a.sender, &subject, &a.id, &body)
+}
+
 /// This machine's name (`/proc/sys/kernel/hostname`, `$HOSTNAME`), `localhost` when unknown:
 /// the default gateway name.
 pub fn host_name() -> String {
@@ -1329,7 +1410,9 @@ impl Workflow {
         attachments: &[(&str, &[u8])],
         keep_raw: Option<&[u8]>,
     ) -> Result<Outcome> {
-        let approval = if verdict.action == Action::Hold {
+        // A delay is for mail: an upload cannot wait (the hook lets it through, recorded).
+        let delayed = verdict.action == Action::Delay && rec.channel != "webmail";
+        let approval = if verdict.action == Action::Hold || delayed {
             let id = random_hex(12);
             rec.approval = Some(id.clone());
             Some(id)
@@ -1351,7 +1434,9 @@ impl Workflow {
                 let rule = verdict
                     .matched
                     .iter()
-                    .filter(|m| m.action == Action::Hold && m.mode == crate::policy::Mode::Enforce)
+                    .filter(|m| {
+                        m.action == verdict.action && m.mode == crate::policy::Mode::Enforce
+                    })
                     .map(|m| m.rule.clone())
                     .next()
                     .unwrap_or_default();
@@ -1360,7 +1445,7 @@ impl Workflow {
                     record_id,
                     state: ApprovalState::Pending,
                     created: rec.time,
-                    expires: rec.time + verdict.expires.max(60),
+                    expires: rec.time + verdict.expires.max(if delayed { 1 } else { 60 }),
                     approvers: verdict.approvers.clone(),
                     approver_group: verdict.approver_group.clone(),
                     rule,
@@ -1374,6 +1459,7 @@ impl Workflow {
                     comment: None,
                     closed_at: None,
                     gateway: self.cfg.carries_out.then(|| self.gateway_name()),
+                    release_on_expiry: delayed,
                 };
                 self.store.insert_approval(&a)?;
                 if let Some(raw) = keep_raw {
@@ -1545,9 +1631,29 @@ impl Workflow {
             return Ok(());
         };
         let from = self.cfg.notify_from.as_deref().unwrap_or("postmaster");
-        for who in a.approvers.iter().filter(|w| w.contains('@')) {
+        // `sender` among the approvers: the sender gets a link to confirm or cancel (a
+        // delayed mail, or self-confirmation), listing the external recipients and files.
+        let sender = a
+            .approvers
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case("sender"))
+            .then(|| a.sender.clone())
+            .filter(|s| s.contains('@'));
+        let mut to: Vec<String> = a
+            .approvers
+            .iter()
+            .filter(|w| w.contains('@'))
+            .cloned()
+            .collect();
+        to.extend(sender.clone());
+        for who in &to {
             let link = self.link_url(base, a, who);
-            let msg = approver_message(a, who, from, &link, self.cfg.utc_offset_min);
+            let msg = if Some(who) == sender.as_ref() {
+                let rec = self.store.get_record(a.record_id)?;
+                sender_message(a, rec.as_ref(), from, &link, self.cfg.utc_offset_min)
+            } else {
+                approver_message(a, who, from, &link, self.cfg.utc_offset_min)
+            };
             let detail = match run_shell(cmd, Some(&msg)) {
                 Ok(()) => format!("sign-in link sent to {who}"),
                 Err(e) => format!("FAILED: link to {who}: {cmd}: {e}"),
@@ -1693,7 +1799,14 @@ impl Workflow {
         let mut out = Vec::new();
         for mut a in self.store.approvals(Some(ApprovalState::Pending), None)? {
             if a.expires <= now {
-                a.state = ApprovalState::Expired;
+                // A delayed mail whose delay is over goes out; a hold expires.
+                let (state, kind) = if a.release_on_expiry {
+                    a.decided_by = Some("system".into());
+                    (ApprovalState::Approved, "delay_over")
+                } else {
+                    (ApprovalState::Expired, "expire")
+                };
+                a.state = state;
                 a.decided_at = Some(now);
                 if self.store.transition(&a, ApprovalState::Pending)? {
                     self.store.add_event(
@@ -1701,7 +1814,7 @@ impl Workflow {
                         &ApprovalEvent {
                             time: now,
                             actor: "system".into(),
-                            kind: "expire".into(),
+                            kind: kind.into(),
                             detail: String::new(),
                         },
                     )?;

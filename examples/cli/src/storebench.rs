@@ -168,6 +168,7 @@ pub fn run(cmd: StoreBenchCmd) -> Result<u8, AnyErr> {
                     comment: None,
                     closed_at: None,
                     gateway: rec.gateway.clone(),
+                    release_on_expiry: false,
                 })?;
             }
             // Statistics for the planner (longer than the store's statement timeout at 10M rows).

@@ -531,6 +531,13 @@ fn policy_test(a: PolicyTestArgs) -> Result<u8, AnyErr> {
             v.expires
         )?;
     }
+    if v.action == Action::Delay {
+        writeln!(
+            o,
+            "delay: sent after {} s unless the sender cancels it",
+            v.expires
+        )?;
+    }
     if let Some(d) = v.evidence_days {
         writeln!(o, "evidence: attachments kept {d} days")?;
     }

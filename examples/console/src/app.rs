@@ -817,8 +817,22 @@ impl App {
             csrf = esc(&s.csrf),
             cl = esc(t(l, "Comment (sent to the sender when rejected)")),
             ph = esc(t(l, "e.g. checked with the customer's contract")),
-            ap = esc(t(l, "Approve and send")),
-            rj = esc(t(l, "Reject")),
+            ap = esc(t(
+                l,
+                if a.release_on_expiry {
+                    "Send now"
+                } else {
+                    "Approve and send"
+                }
+            )),
+            rj = esc(t(
+                l,
+                if a.release_on_expiry {
+                    "Cancel sending"
+                } else {
+                    "Reject"
+                }
+            )),
             note = esc(t(
                 l,
                 "Your views and your decision are recorded with your name and the time."

@@ -152,6 +152,8 @@ const JA: &[(&str, &str)] = &[
     ("Comment (sent to the sender when rejected)", "コメント (却下の場合は送信者に通知されます)"),
     ("e.g. checked with the customer's contract", "例: 顧客との契約を確認済み"),
     ("Approve and send", "承認して送信"),
+    ("Send now", "今すぐ送信"),
+    ("Cancel sending", "送信を取り消す"),
     ("Reject", "却下"),
     ("Your views and your decision are recorded with your name and the time.", "閲覧と判断は、あなたの名前と日時とともに記録されます。"),
     // record details

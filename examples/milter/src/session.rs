@@ -642,7 +642,9 @@ impl<'a, C: Conn> Session<'a, C> {
                 let line = format!("550 5.7.1 {text} (incident {})\0", d.record.id);
                 return self.send(reply::REPLYCODE, line.as_bytes());
             }
-            Action::Hold if self.agreed.actions & protocol::action::QUARANTINE == 0 => {
+            Action::Hold | Action::Delay
+                if self.agreed.actions & protocol::action::QUARANTINE == 0 =>
+            {
                 // The MTA cannot hold mail: refuse it for now rather than let it through.
                 return self.send(
                     reply::REPLYCODE,
@@ -669,9 +671,14 @@ impl<'a, C: Conn> Session<'a, C> {
             }
             self.add_header("X-Ping32DLP-Verdict", &value)?;
         }
-        if v.action == Action::Hold {
+        if matches!(v.action, Action::Hold | Action::Delay) {
             let id = d.approval.as_ref().map(|a| a.id.as_str()).unwrap_or("-");
-            let reason = format!("ping32dlp approval {id} (record {})\0", d.record.id);
+            let what = if v.action == Action::Delay {
+                "delayed"
+            } else {
+                "approval"
+            };
+            let reason = format!("ping32dlp {what} {id} (record {})\0", d.record.id);
             self.send(reply::QUARANTINE, reason.as_bytes())?;
         }
         self.send(reply::CONTINUE, &[])

@@ -1110,19 +1110,22 @@ impl<'a> Session<'a> {
                 );
                 self.reply(550, &format!("5.7.1 {text} (incident {})", d.record.id))
             }
-            Action::Hold => {
+            Action::Hold | Action::Delay => {
                 self.abort_upstream();
                 let id = d
                     .approval
                     .as_ref()
                     .map(|a| a.id.clone())
                     .unwrap_or_default();
-                self.reply(
-                    250,
-                    &format!(
-                        "2.0.0 Held for approval (request {id}); it will be sent when approved"
-                    ),
-                )
+                let text = if v.action == Action::Delay {
+                    format!(
+                        "2.0.0 Delayed (request {id}): it will be sent in {} min unless you cancel it",
+                        (v.expires + 59) / 60
+                    )
+                } else {
+                    format!("2.0.0 Held for approval (request {id}); it will be sent when approved")
+                };
+                self.reply(250, &text)
             }
             _ => {
                 let msg = ping32dlp::pipeline::apply_tags(&raw, v);
