@@ -828,6 +828,10 @@ pub struct SearchArgs {
     /// table, json (one record per line) or csv.
     #[arg(long, default_value = "table")]
     format: String,
+    /// CSV encoding: utf-8, utf-8-bom (what Excel opens as UTF-8) or cp932 (Shift_JIS for
+    /// older Japanese Excel; characters it lacks become &#NNNN;).
+    #[arg(long, default_value = "utf-8")]
+    csv_encoding: String,
     /// UTC offset for shown times.
     #[arg(long, default_value = "+09:00")]
     timezone: String,
@@ -891,6 +895,13 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
     }
     if !["table", "json", "csv"].contains(&a.format.as_str()) {
         return Err(format!("--format `{}`: use table, json or csv", a.format).into());
+    }
+    if !["utf-8", "utf8", "utf-8-bom", "cp932", "shift_jis"].contains(&a.csv_encoding.as_str()) {
+        return Err(format!(
+            "--csv-encoding `{}`: use utf-8, utf-8-bom or cp932",
+            a.csv_encoding
+        )
+        .into());
     }
     let recipient_role = match a.role.as_deref() {
         None => None,
@@ -966,7 +977,11 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
             }
         }
         "csv" => {
-            writeln!(o, "id,time,channel,user,sender,recipients,subject,attachments,detectors,action,would_action,risk,rules,gateway,header_from")?;
+            // Written to memory first, then encoded as asked.
+            let mut text = String::new();
+            let w = &mut text;
+            use std::fmt::Write as _;
+            writeln!(w, "id,time,channel,user,sender,recipients,subject,attachments,detectors,action,would_action,risk,rules,gateway,header_from")?;
             for r in &rows {
                 let fields = [
                     r.id.to_string(),
@@ -990,7 +1005,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                     r.header_from.clone().unwrap_or_default(),
                 ];
                 writeln!(
-                    o,
+                    w,
                     "{}",
                     fields
                         .iter()
@@ -999,6 +1014,20 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                         .join(",")
                 )?;
             }
+            // For Excel: CRLF line ends and a BOM, or CP932.
+            let bytes: Vec<u8> = match a.csv_encoding.as_str() {
+                "utf-8-bom" => [
+                    &[0xEF, 0xBB, 0xBF][..],
+                    text.replace('\n', "\r\n").as_bytes(),
+                ]
+                .concat(),
+                "cp932" | "shift_jis" => encoding_rs::SHIFT_JIS
+                    .encode(&text.replace('\n', "\r\n"))
+                    .0
+                    .into_owned(),
+                _ => text.into_bytes(),
+            };
+            o.write_all(&bytes)?;
         }
         _ => {
             writeln!(

@@ -238,6 +238,50 @@ fn search_filters_formats_and_stats() {
     assert_eq!(rows.len(), 4);
     assert!(rows[0].starts_with("id,time,channel,user,sender,recipients,subject"));
     assert!(rows[1].contains("見積書"), "{csv}");
+    // For Japanese Excel: UTF-8 with a BOM and CRLF, or CP932.
+    let raw = |enc: &str| {
+        let o = bin()
+            .args([
+                "audit",
+                "search",
+                "--state",
+                st,
+                "--format",
+                "csv",
+                "--user",
+                "ichiro",
+                "--csv-encoding",
+                enc,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let bom = raw("utf-8-bom");
+    assert!(bom.starts_with(&[0xEF, 0xBB, 0xBF]) && bom.ends_with(b"\r\n"));
+    assert_eq!(
+        String::from_utf8_lossy(&bom[3..]).replace("\r\n", "\n"),
+        csv
+    );
+    let sjis = raw("cp932");
+    let (back, _, bad) = encoding_rs::SHIFT_JIS.decode(&sjis);
+    assert!(!bad && back.replace("\r\n", "\n") == csv, "{back}");
+    assert!(sjis.windows(2).any(|w| w == [0x8C, 0xA9]), "見 in CP932");
+    let o = bin()
+        .args([
+            "audit",
+            "search",
+            "--state",
+            st,
+            "--format",
+            "csv",
+            "--csv-encoding",
+            "latin1",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--csv-encoding `latin1`"));
     // Table.
     let table = run(&[
         "audit",
