@@ -660,7 +660,7 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
                     p.err(
                         x.span(),
                         &f,
-                        format!("`{s}`: use allow, audit, tag, alert, hold or block"),
+                        format!("`{s}`: use allow, audit, tag, alert, delay, hold or block"),
                     )
                 })?;
             }

@@ -810,7 +810,7 @@ pub struct SearchArgs {
     /// Detector with findings.
     #[arg(long)]
     detector: Option<String>,
-    /// Final action (verdict): allow, audit, alert, hold, block.
+    /// Final action (verdict): allow, audit, tag, alert, delay, hold, block.
     #[arg(long = "verdict", alias = "action")]
     verdict: Option<String>,
     /// The gateway that saw the mail.
@@ -890,7 +890,10 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
     let off = offset(&a.timezone)?;
     if let Some(v) = &a.verdict {
         if Action::parse(v).is_none() {
-            return Err(format!("--verdict `{v}`: use allow, audit, alert, hold or block").into());
+            return Err(format!(
+                "--verdict `{v}`: use allow, audit, tag, alert, delay, hold or block"
+            )
+            .into());
         }
     }
     if !["table", "json", "csv"].contains(&a.format.as_str()) {

@@ -1135,7 +1135,7 @@ impl App {
             esc(t(l, "Verdict")),
             esc(t(l, "(any)"))
         );
-        for a in ["allow", "audit", "tag", "alert", "hold", "block"] {
+        for a in ["allow", "audit", "tag", "alert", "delay", "hold", "block"] {
             let sel = if verdict.as_deref() == Some(a) {
                 " selected"
             } else {

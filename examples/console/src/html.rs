@@ -78,7 +78,7 @@ pub fn badge(l: Lang, what: &str) -> String {
         "approved" | "released" | "allow" => "b-ok",
         "rejected" | "discarded" | "block" => "b-bad",
         "expired" => "b-muted",
-        "hold" => "b-hold",
+        "hold" | "delay" => "b-hold",
         "alert" | "tag" => "b-warn",
         _ => "b-info",
     };

@@ -234,6 +234,7 @@ const JA: &[(&str, &str)] = &[
     ("tag", "タグ付け"),
     ("alert", "警告"),
     ("hold", "保留"),
+    ("delay", "送信遅延"),
     ("block", "ブロック"),
     ("enforce", "適用"),
     ("monitor", "監視のみ"),
