@@ -147,11 +147,13 @@ pub fn parse_offset(s: &str) -> Option<i32> {
 /// Local minute of the day (0..1440) and weekday (0 = Monday) at an offset.
 pub fn local_minute_and_weekday(secs: i64, offset_min: i32) -> (u32, u32) {
     let local = secs + i64::from(offset_min) * 60;
-    let days = local.div_euclid(86_400);
     let minute = (local.rem_euclid(86_400) / 60) as u32;
-    // 1970-01-01 was a Thursday (weekday 3 when Monday is 0).
-    let weekday = (days + 3).rem_euclid(7) as u32;
-    (minute, weekday)
+    (minute, weekday_of_day(local.div_euclid(86_400)))
+}
+
+/// The weekday (0 = Monday) of a day counted from 1970-01-01 (a Thursday).
+pub fn weekday_of_day(days: i64) -> u32 {
+    (days + 3).rem_euclid(7) as u32
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ldap3::{ldap_escape, LdapConn, LdapConnSettings, Scope, SearchEntry};
-use ping32dlp::policy::Context;
+use ping32dlp::policy::{Context, Policy};
 use serde::Deserialize;
 
 /// What a daemon does with a mail when the directory cannot answer.
@@ -353,9 +353,25 @@ impl Directory {
     }
 
     /// Adds what the directory knows to a mail's context: the sender's groups, department
-    /// and manager, and the groups of up to `max_recipient_lookups` internal recipients
-    /// (`internal` says which). An error is the directory's failure (see [`FailMode`]).
-    pub fn fill(&self, ctx: &mut Context, internal: &dyn Fn(&str) -> bool) -> Result<(), String> {
+    /// and manager, and the groups of up to `max_recipient_lookups` recipients the policy
+    /// calls internal. An error is the directory's failure; whether the mail waits for it is
+    /// [`Directory::tempfail`].
+    pub fn enrich(&self, ctx: &mut Context, policy: &Policy) -> Result<(), String> {
+        let sender = ctx
+            .envelope_from
+            .as_deref()
+            .map(ping32dlp::policy::envelope_address)
+            .unwrap_or_default();
+        self.fill(ctx, &|r| policy.is_internal(r, &sender))
+    }
+
+    /// `fail_mode = "tempfail"`: a mail the directory could not answer for is refused for now.
+    pub fn tempfail(&self) -> bool {
+        self.cfg.fail_mode == FailMode::Tempfail
+    }
+
+    /// [`Directory::enrich`] with the test for internal recipients given.
+    fn fill(&self, ctx: &mut Context, internal: &dyn Fn(&str) -> bool) -> Result<(), String> {
         if let Some(from) = ctx.envelope_from.clone() {
             if let Some(p) = self.lookup(&ping32dlp::policy::envelope_address(&from))? {
                 for g in p.groups {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::timeutil::{civil, days_from_civil};
+use crate::timeutil::{civil, days_from_civil, local_minute_and_weekday, weekday_of_day};
 
 /// Which public holidays count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,11 +60,8 @@ const WEEKDAYS: [&str; 7] = [
 impl Calendar {
     /// Why local time `secs` (at `offset_min`) is not business time, or `None` when it is.
     pub fn outside_business(&self, secs: i64, offset_min: i32) -> Option<String> {
-        let local = secs + i64::from(offset_min) * 60;
-        let days = local.div_euclid(86_400);
-        let minute = (local.rem_euclid(86_400) / 60) as u32;
-        let weekday = (days + 3).rem_euclid(7) as u32;
-        if let Some(why) = self.day_off(days) {
+        let (minute, weekday) = local_minute_and_weekday(secs, offset_min);
+        if let Some(why) = self.day_off_at(secs, offset_min) {
             return Some(why);
         }
         if self.weekend.contains(&weekday) {
@@ -110,13 +107,9 @@ impl Calendar {
     }
 }
 
-fn weekday(y: i64, m: u32, d: u32) -> u32 {
-    (days_from_civil(y, m, d) + 3).rem_euclid(7) as u32
-}
-
 /// Day of the month of the `n`th Monday.
 fn nth_monday(y: i64, m: u32, n: u32) -> u32 {
-    let first = weekday(y, m, 1);
+    let first = weekday_of_day(days_from_civil(y, m, 1));
     1 + (7 - first) % 7 + 7 * (n - 1)
 }
 
@@ -199,13 +192,13 @@ pub fn jp_holiday(y: i64, m: u32, d: u32) -> Option<&'static str> {
     // 振替休日: walk back over named holidays to a Sunday one.
     let mut back = day - 1;
     while named_day(back) {
-        if (back + 3).rem_euclid(7) == 6 {
+        if weekday_of_day(back) == 6 {
             return Some("振替休日");
         }
         back -= 1;
     }
     // 国民の休日: a weekday (not Sunday) between two named holidays.
-    if (day + 3).rem_euclid(7) != 6 && named_day(day - 1) && named_day(day + 1) {
+    if weekday_of_day(day) != 6 && named_day(day - 1) && named_day(day + 1) {
         return Some("国民の休日");
     }
     None

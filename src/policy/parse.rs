@@ -128,6 +128,26 @@ impl<'a> P<'a> {
         Ok(r)
     }
 
+    /// A list of weekdays (`mon` .. `sun`, any case, longer forms too) as 0 = Monday.
+    fn weekdays(&self, v: &V<'_>, field: &str) -> Result<Vec<u32>, RuleError> {
+        self.strings(v, field)?
+            .iter()
+            .map(|d| {
+                ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+                    .iter()
+                    .position(|w| d.to_lowercase().starts_with(w))
+                    .map(|i| i as u32)
+                    .ok_or_else(|| {
+                        self.err(
+                            v.span(),
+                            field,
+                            format!("`{d}` is not a weekday (mon .. sun)"),
+                        )
+                    })
+            })
+            .collect()
+    }
+
     fn get<'v, 'i>(t: &'v DeTable<'i>, key: &str) -> Option<&'v V<'i>> {
         t.iter()
             .find(|(k, _)| k.get_ref().as_ref() == key)
@@ -311,19 +331,7 @@ impl<'a> P<'a> {
             }
             "outside_business_hours" => self.flag(x, &f, Cond::OutsideBusinessHours)?,
             "holiday" => self.flag(x, &f, Cond::Holiday)?,
-            "weekday_in" => {
-                let days = self.strings(x, &f)?;
-                let mut out = Vec::new();
-                for d in days {
-                    let i = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-                        .iter()
-                        .position(|w| d.to_lowercase().starts_with(w));
-                    out.push(i.ok_or_else(|| {
-                        self.err(x.span(), &f, format!("`{d}` is not a weekday (mon .. sun)"))
-                    })? as u32);
-                }
-                Cond::WeekdayIn(out)
-            }
+            "weekday_in" => Cond::WeekdayIn(self.weekdays(x, &f)?),
             "same_attachment_sent_external" | "sender_external_mails" | "sender_external_bytes" => {
                 let tt = self.table(x, &f)?;
                 let min =
@@ -476,14 +484,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                                 return Err(p.err(k3.span(), &format!("{f}.{}", k3.get_ref()), "unknown key: use from and to".to_string()));
                             }
                         }
-                        "weekend" => {
-                            let mut out = Vec::new();
-                            for d in p.strings(v2, &f)? {
-                                let i = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"].iter().position(|w| d.to_lowercase().starts_with(w));
-                                out.push(i.ok_or_else(|| p.err(v2.span(), &f, format!("`{d}` is not a weekday (mon .. sun)")))? as u32);
-                            }
-                            c.weekend = out;
-                        }
+                        "weekend" => c.weekend = p.weekdays(v2, &f)?,
                         "days_off" => {
                             for d in p.strings(v2, &f)? {
                                 let parts: Vec<&str> = d.split('-').collect();

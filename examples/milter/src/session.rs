@@ -496,14 +496,8 @@ impl<'a, C: Conn> Session<'a, C> {
         };
         let mut ctx = ctx;
         if let Some(dir) = &self.shared.directory {
-            let policy = self.shared.pipeline.policy();
-            let sender = ctx
-                .envelope_from
-                .as_deref()
-                .map(ping32dlp::policy::envelope_address)
-                .unwrap_or_default();
-            if let Err(e) = dir.fill(&mut ctx, &|r| policy.is_internal(r, &sender)) {
-                let tempfail = dir.config().fail_mode == ping32dlp_directory::FailMode::Tempfail;
+            if let Err(e) = dir.enrich(&mut ctx, &self.shared.pipeline.policy()) {
+                let tempfail = dir.tempfail();
                 self.shared.event(
                     "directory_error",
                     &[

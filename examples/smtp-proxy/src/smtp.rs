@@ -477,7 +477,7 @@ impl<'a> Session<'a> {
     /// A session on a connection redirected to the transparent listener: relayed to its
     /// original destination; TLS on the configured ports is intercepted at once (module
     /// `transparent`).
-    pub fn transparent(mut tcp: TcpStream, shared: &'a Shared) -> Result<Session<'a>, String> {
+    pub fn transparent(tcp: TcpStream, shared: &'a Shared) -> Result<Session<'a>, String> {
         let t = shared
             .transparent
             .as_ref()
@@ -515,29 +515,19 @@ impl<'a> Session<'a> {
             s.target = Some(target);
             return Ok(s);
         }
-        let hello = crate::transparent::read_hello(&mut tcp).map_err(|e| format!("{peer}: {e}"))?;
-        let Some(name) = t.name_for(hello.client_hello().server_name(), dst.ip()) else {
-            return Err(format!(
-                "{peer} to {dst}: TLS without a server name (SNI) and no transparent.names entry for {}; refused",
-                dst.ip()
-            ));
-        };
-        target.tls = UpstreamTls::Implicit;
-        target.server_name = Some(name.clone());
-        let up = Upstream::connect(&target, &t.client_tls, &shared.cfg.hostname);
-        let tls = crate::transparent::accept_as(t, hello, &name, tcp)
-            .map_err(|e| format!("{peer} as {name}: {e}"))?;
-        let mut s = Session::new_on(
-            Stream::Server(Box::new(tls)),
-            Some(peer),
-            shared,
-            false,
-            true,
-        );
+        let (stream, up) = intercept(
+            t,
+            tcp,
+            &mut target,
+            UpstreamTls::Implicit,
+            &shared.cfg.hostname,
+            &peer.to_string(),
+        )?;
+        let mut s = Session::new_on(stream, Some(peer), shared, false, true);
         s.target = Some(target);
         match up {
             Ok(up) => s.up = Some(up),
-            Err(e) => s.refuse = Some(format!("{dst} ({name}): {e}")),
+            Err(e) => s.refuse = Some(e),
         }
         Ok(s)
     }
@@ -577,36 +567,31 @@ impl<'a> Session<'a> {
     /// to the original destination with STARTTLS verified against the name it asked for,
     /// then finish the client's handshake as that name. A failure upstream is answered with
     /// 421 inside the TLS session (the client sees why).
-    fn intercept_starttls(&mut self, mut tcp: TcpStream) -> io::Result<()> {
+    fn intercept_starttls(&mut self, tcp: TcpStream) -> io::Result<()> {
         let t = self
             .shared
             .transparent
             .as_ref()
             .expect("transparent session");
         let mut target = self.target.clone().expect("transparent session");
-        let dst = format!("{}:{}", target.host, target.port);
-        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
-        let hello = crate::transparent::read_hello(&mut tcp)
-            .map_err(|e| io::Error::other(format!("{peer}: {e}")))?;
-        let ip: IpAddr = target.host.parse().map_err(io::Error::other)?;
-        let Some(name) = t.name_for(hello.client_hello().server_name(), ip) else {
-            return Err(io::Error::other(format!(
-                "{peer} to {dst}: STARTTLS without a server name (SNI) and no transparent.names entry for {ip}; refused"
-            )));
-        };
-        target.tls = UpstreamTls::Starttls;
-        target.server_name = Some(name.clone());
         if let Some(up) = self.up.take() {
             up.quit();
         }
-        let up = Upstream::connect(&target, &t.client_tls, &self.ehlo_name());
-        let tls = crate::transparent::accept_as(t, hello, &name, tcp)
-            .map_err(|e| io::Error::other(format!("{peer} as {name}: {e}")))?;
-        self.c.s = Stream::Server(Box::new(tls));
+        let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+        let (stream, up) = intercept(
+            t,
+            tcp,
+            &mut target,
+            UpstreamTls::Starttls,
+            &self.ehlo_name(),
+            &peer,
+        )
+        .map_err(io::Error::other)?;
+        self.c.s = stream;
         self.target = Some(target);
         match up {
             Ok(up) => self.up = Some(up),
-            Err(e) => self.refuse = Some(format!("{dst} ({name}): {e}")),
+            Err(e) => self.refuse = Some(e),
         }
         Ok(())
     }
@@ -1012,14 +997,8 @@ impl<'a> Session<'a> {
         };
         let mut ctx = ctx;
         if let Some(dir) = &self.shared.directory {
-            let policy = self.shared.pipeline.policy();
-            let sender = ctx
-                .envelope_from
-                .as_deref()
-                .map(ping32dlp::policy::envelope_address)
-                .unwrap_or_default();
-            if let Err(e) = dir.fill(&mut ctx, &|r| policy.is_internal(r, &sender)) {
-                let tempfail = dir.config().fail_mode == ping32dlp_directory::FailMode::Tempfail;
+            if let Err(e) = dir.enrich(&mut ctx, &self.shared.pipeline.policy()) {
+                let tempfail = dir.tempfail();
                 self.shared.log(
                     "directory_error",
                     &format!(
@@ -1157,6 +1136,36 @@ impl<'a> Session<'a> {
             }
         }
     }
+}
+
+/// Transparent TLS on `tcp` (implicit, or just after `220` to STARTTLS): reads the client's
+/// ClientHello, takes the name it asked for (SNI, else `[transparent.names]`; neither refuses
+/// the connection), connects to the original destination `target` with `tls` verified
+/// against that name, then finishes the client's handshake as that name. The upstream's
+/// failure is returned beside the client's stream, to be answered with 421 inside TLS.
+fn intercept(
+    t: &crate::transparent::Interceptor,
+    mut tcp: TcpStream,
+    target: &mut UpstreamCfg,
+    tls: UpstreamTls,
+    ehlo: &str,
+    peer: &str,
+) -> Result<(Stream, Result<Upstream, String>), String> {
+    let dst = format!("{}:{}", target.host, target.port);
+    let hello = crate::transparent::read_hello(&mut tcp).map_err(|e| format!("{peer}: {e}"))?;
+    let ip: IpAddr = target.host.parse().map_err(|e| format!("{dst}: {e}"))?;
+    let Some(name) = t.name_for(hello.client_hello().server_name(), ip) else {
+        return Err(format!(
+            "{peer} to {dst}: TLS without a server name (SNI) and no transparent.names entry for {ip}; refused"
+        ));
+    };
+    target.tls = tls;
+    target.server_name = Some(name.clone());
+    let up =
+        Upstream::connect(target, &t.client_tls, ehlo).map_err(|e| format!("{dst} ({name}): {e}"));
+    let client = crate::transparent::accept_as(t, hello, &name, tcp)
+        .map_err(|e| format!("{peer} as {name}: {e}"))?;
+    Ok((Stream::Server(Box::new(client)), up))
 }
 
 /// Sends a stored message through a fresh upstream connection (the release worker).
