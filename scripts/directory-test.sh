@@ -28,21 +28,12 @@ CONSOLE=$ROOT/target/release/ping32dlp-console
 CLI=$ROOT/target/release/ping32dlp
 CLIENT=$ROOT/scripts/milter/smtp_client.py
 SUFFIX="dc=example,dc=co,dc=jp"
-export DEBIAN_FRONTEND=noninteractive
-PASS=0; FAILS=0
-ok() { PASS=$((PASS + 1)); echo "PASS: $*"; }
-bad() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
-die() { echo "FATAL: $*" >&2; exit 1; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-[ "$(id -u)" = 0 ] || die "run as root"
-for b in "$MILTER" "$CONSOLE" "$CLI"; do [ -x "$b" ] || die "build first: cargo build --release ($b)"; done
+. "$ROOT/scripts/lib.sh"
+need_root
+need_built "$MILTER" "$CONSOLE" "$CLI"
 if ! command -v slapd >/dev/null || ! command -v ldapadd >/dev/null; then
   echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
-  made=0
-  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made=1; }
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends slapd ldap-utils >/dev/null
-  [ "$made" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  apt_install slapd ldap-utils
 fi
 
 . "$ROOT/scripts/milter/postfix-env.sh"

@@ -23,14 +23,9 @@ PROXY=$ROOT/target/release/ping32dlp-proxy
 ICAP=$ROOT/target/release/ping32dlp-icap
 CLI=$ROOT/target/release/ping32dlp
 C=p32c; R=p32r
-export DEBIAN_FRONTEND=noninteractive
-PASS=0; FAILS=0
-ok() { PASS=$((PASS + 1)); echo "PASS: $*"; }
-bad() { FAILS=$((FAILS + 1)); echo "FAIL: $*"; }
-die() { echo "FATAL: $*" >&2; exit 1; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-[ "$(id -u)" = 0 ] || die "run as root"
-for b in "$PROXY" "$ICAP" "$CLI"; do [ -x "$b" ] || die "build first: cargo build --release --workspace ($b)"; done
+. "$ROOT/scripts/lib.sh"
+need_root
+need_built "$PROXY" "$ICAP" "$CLI"
 
 need=()
 command -v nft >/dev/null || need+=(nftables)
@@ -38,13 +33,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
 # ssl-bump needs Squid built with OpenSSL (Debian's squid-openssl; it replaces squid).
 if ! command -v squid >/dev/null || ! squid -v | grep -q -- '--with-openssl'; then need+=(squid-openssl); fi
-if [ ${#need[@]} -gt 0 ]; then
-  made=0
-  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; made=1; }
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}" >/dev/null
-  [ "$made" = 1 ] && rm -f /usr/sbin/policy-rc.d
-fi
+apt_install "${need[@]}"
 CERTGEN=$(ls /usr/lib/squid/security_file_certgen 2>/dev/null) || die "squid-openssl has no security_file_certgen"
 
 inc() { ip netns exec "$C" "$@"; }
