@@ -11,7 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 T0=$(date +%s)
-step() { printf '\n== [%4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+free_gib() { df -Pk "$ROOT" | awk 'NR==2 { printf "%d", $4 / 1048576 }'; }
+step() { printf '\n== [%4ss] %s (disk: %s GiB free)\n' "$(( $(date +%s) - T0 ))" "$*" "$(free_gib)"; }
+
+# A run from a clean clone writes about 15 GB under target/ (debug, release, the sanitizer
+# build of the fuzz targets). It builds everything once, so incremental-compilation caches are
+# only disk, and line tables are all the tests' backtraces need.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 
 apt_install() {  # apt_install PACKAGE... (only what is missing)
   local missing=()
@@ -115,6 +122,12 @@ else
 fi
 
 step "fuzz smoke runs (every cargo-fuzz target, seeded from corpus/)"
+# No step from here on uses the debug build; on a small disk it makes room for the sanitizer
+# build (about 4 GB). A CI run once failed here with "No space left on device".
+if [ "$(free_gib)" -lt 12 ] && [ -d target/debug ]; then
+  echo "only $(free_gib) GiB free: removing target/debug (the remaining steps do not use it)"
+  rm -rf target/debug
+fi
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-15}"
 
 step "differential test against python-stdnum"
