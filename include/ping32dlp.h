@@ -204,6 +204,10 @@ enum ping32dlp_action
   // Send it after a delay during which the sender can cancel it (in the order of strictness
   // between alert and hold; a new value, so at the end).
   PING32DLP_ACTION_DELAY = 6,
+  // Send it with the external `To` / `Cc` recipients taken out of those headers (they
+  // still receive it, as Bcc): see `ping32dlp_verdict_bcc`. In the order of strictness
+  // between tag and alert; a new value, so at the end.
+  PING32DLP_ACTION_BCC = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -660,6 +664,16 @@ struct ping32dlp_str ping32dlp_verdict_header_value(const struct ping32dlp_verdi
 // The prefix to put before the subject (empty when none).
 // Ownership: borrowed from the verdict.
 struct ping32dlp_str ping32dlp_verdict_subject_prefix(const struct ping32dlp_verdict *v);
+
+// Number of external recipients to take out of the `To` and `Cc` headers (an enforced `bcc`
+// rule matched, whatever the final action): they stay envelope recipients, so they receive
+// the mail as Bcc. Rewrite those headers before the mail goes out.
+// Ownership: reads the verdict; nothing is kept.
+size_t ping32dlp_verdict_bcc_count(const struct ping32dlp_verdict *v);
+
+// External recipient `index` to take out of `To` / `Cc` (a lower-case address).
+// Ownership: borrowed from the verdict.
+struct ping32dlp_str ping32dlp_verdict_bcc(const struct ping32dlp_verdict *v, size_t index);
 
 // The verdict as JSON (action, would-be action, risk and signals, matched rules with reasons,
 // messages, tags); no sensitive values. Release `*json_out` with `ping32dlp_string_free`.

@@ -202,6 +202,12 @@ action = "hold"
 approvers = ["sender"]
 when = { all = [{ recipients = "any_external" }, { subject_contains = ["[confirm]"] }] }
 
+[[rule]]
+id = "visible-to-bcc"
+description = "社外宛先が To/Cc に並んだら社外宛先を Bcc に移して送信"
+action = "bcc"
+when = { all = [{ to_external_count = { min = 2 } }, { subject_contains = ["[bcc]"] }] }
+
 [approval]
 release_command = "postsuper -c $CONF -H {queue_id} && postqueue -c $CONF -i {queue_id}"
 discard_command = "postsuper -c $CONF -d {queue_id} hold"
@@ -345,6 +351,27 @@ check "the delayed mail nobody cancelled was delivered after its delay" 'grep -l
 check "the self-confirmed mail was delivered" 'grep -lqs "$CONFIRM" "$VMAIL"/bob/Maildir/new/*'
 check "the cancelled one was never delivered, and is gone from the queue" \
   '! grep -lqs "$DROP" "$VMAIL"/bob/Maildir/new/* && ! postqueue -c "$CONF" -p | grep -q "^${qd}"'
+
+# 4b. Action bcc: two outside addresses in To and Cc are taken out of the headers by the
+#     milter (CHGHEADER); both still receive the mail, and neither sees the other's address.
+BCC="bcc-$(date +%s)"
+printf 'From: Taro <taro@example.co.jp>\r\nTo: "Alice Partner" <alice@dlp.test>, =?UTF-8?B?5qyh6YOO?= <jiro@example.co.jp>\r\nCc: bob@dlp.test\r\nSubject: [bcc] %s\r\nMessage-ID: <%s@example.co.jp>\r\n\r\nhello both\r\n' \
+  "$BCC" "$BCC" > "$BASE/bcc.eml"
+out=$(python3 "$CLIENT" send --port "$SMTP_PORT" --user ichiro --password secret --from taro@example.co.jp \
+  --to alice@dlp.test --to bob@dlp.test --eml "$BASE/bcc.eml" 2>&1 || true)
+for _ in $(seq 1 100); do
+  grep -lqs "$BCC" "$VMAIL"/bob/Maildir/new/* && grep -lqs "$BCC" "$VMAIL"/alice/Maildir/new/* && break
+  sleep 0.1
+done
+fb=$(grep -ls "$BCC" "$VMAIL"/bob/Maildir/new/* | head -n1 || true)
+fa=$(grep -ls "$BCC" "$VMAIL"/alice/Maildir/new/* | head -n1 || true)
+hdr() { sed '/^\r\?$/q' "$1"; }  # the header block of a delivered file
+check "bcc: both outside recipients received it ($out)" '[ -n "$fb" ] && [ -n "$fa" ]'
+check "bcc: bob's copy names neither outside address; the internal one stays in To" \
+  '! hdr "$fb" | grep -v "^Delivered-To:" | grep -qi "alice@dlp.test\|^Cc:" && hdr "$fb" | grep -q "^To: .*<jiro@example.co.jp>"'
+check "bcc: alice's copy does not show bob" '! hdr "$fa" | grep -v "^Delivered-To:" | grep -qi "bob@dlp.test"'
+check "bcc: the body is unchanged and the rule is in the audit record" \
+  'grep -q "^hello both" "$fb" && [[ " $(rules_of "$(qid_of "$out")") " == *" visible-to-bcc "* ]]'
 
 # 5. The directory stopped. fail_mode = "continue": judged without it (not held for a manager
 #    nobody knows), and logged.

@@ -447,6 +447,20 @@ fn record_gated(
     if let Some((name, data)) = file {
         kept.push((name, data));
     }
+    // A held message is kept as it will go out when released: with the verdict's tags and
+    // its external To/Cc moved to Bcc.
+    let tagged;
+    let keep_raw = match keep_raw {
+        Some(raw)
+            if !verdict.headers.is_empty()
+                || verdict.subject_prefix.is_some()
+                || !verdict.bcc.is_empty() =>
+        {
+            tagged = apply_tags(raw, &verdict);
+            Some(&tagged[..])
+        }
+        other => other,
+    };
     let outcome = workflow.process(record.clone(), &verdict, &kept, keep_raw)?;
     record.id = outcome.record_id;
     record.approval = outcome.approval.as_ref().map(|a| a.id.clone());
@@ -460,9 +474,16 @@ fn record_gated(
     })
 }
 
-/// Applies a verdict's tags to a raw message: its headers are added at the top and its subject
-/// prefix is put before the subject (RFC 2047-encoded when not ASCII).
+/// Applies a verdict's tags to a raw message: its headers are added at the top, its subject
+/// prefix is put before the subject (RFC 2047-encoded when not ASCII), and its `bcc`
+/// addresses are taken out of `To` and `Cc` ([`move_to_bcc`]).
 pub fn apply_tags(raw: &[u8], v: &Verdict) -> Vec<u8> {
+    if !v.bcc.is_empty() {
+        let moved = move_to_bcc(raw, &v.bcc);
+        let mut v = v.clone();
+        v.bcc.clear();
+        return apply_tags(&moved, &v);
+    }
     if v.headers.is_empty() && v.subject_prefix.is_none() {
         return raw.to_vec();
     }
@@ -516,7 +537,116 @@ pub fn apply_tags(raw: &[u8], v: &Verdict) -> Vec<u8> {
     out
 }
 
-fn find_header_end(raw: &[u8]) -> usize {
+/// The addresses of a `To` or `Cc` header value, written out again without those in `hide`
+/// (lower-case addresses), or `None` when the value names none of them (leave it as it is).
+/// `Some` of an empty list: nothing is left (a `To` becomes `undisclosed-recipients:;`, a `Cc`
+/// goes). Names are kept, quoted or RFC 2047-encoded; groups are flattened.
+pub fn recipients_without(value: &[u8], hide: &[String]) -> Option<Vec<String>> {
+    if hide.is_empty() {
+        return None;
+    }
+    let mut mini = Vec::with_capacity(value.len() + 8);
+    mini.extend_from_slice(b"To: ");
+    mini.extend_from_slice(value);
+    mini.extend_from_slice(b"\r\n\r\n");
+    let parsed = mail_parser::MessageParser::default().parse_headers(&mini[..]);
+    let mut kept = Vec::new();
+    let mut removed = false;
+    for a in parsed
+        .as_ref()
+        .and_then(|p| p.to())
+        .into_iter()
+        .flat_map(|l| l.iter())
+    {
+        let Some(addr) = a.address() else { continue };
+        if hide.iter().any(|h| h.eq_ignore_ascii_case(addr.trim())) {
+            removed = true;
+            continue;
+        }
+        kept.push(match a.name().map(str::trim).filter(|n| !n.is_empty()) {
+            Some(n) => format!("{} <{addr}>", display_name(n)),
+            None => addr.to_string(),
+        });
+    }
+    // A value the parser cannot read whole may still show a hidden address: then it is
+    // written out again with only what was read.
+    let shown = || {
+        let lower = String::from_utf8_lossy(value).to_lowercase();
+        hide.iter().any(|h| lower.contains(h.as_str()))
+    };
+    (removed || shown()).then_some(kept)
+}
+
+/// A display name as a header can carry it: as is when it is plain ASCII words, quoted when it
+/// holds specials, RFC 2047-encoded when it is not ASCII.
+fn display_name(n: &str) -> String {
+    let n: String = n.chars().filter(|c| !c.is_control()).collect();
+    if !n.is_ascii() {
+        return encode_header_text(&n, false);
+    }
+    if n.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" !#$%&'*+-/=?^_`{|}~".contains(&b))
+    {
+        return n;
+    }
+    let escaped = n.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
+}
+
+/// Takes the verdict's `bcc` addresses (external `To` / `Cc` recipients) out of a raw message's
+/// `To` and `Cc` headers (action `bcc`); the rest of the message is unchanged.
+pub fn move_to_bcc(raw: &[u8], hide: &[String]) -> Vec<u8> {
+    if hide.is_empty() {
+        return raw.to_vec();
+    }
+    let crlf = raw.windows(2).take(8192).any(|w| w == b"\r\n");
+    let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let header_end = find_header_end(raw);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut pos = 0;
+    while pos < header_end {
+        // One field: its first line and the folded lines after it.
+        let mut end =
+            memchr::memchr(b'\n', &raw[pos..header_end]).map_or(header_end, |i| pos + i + 1);
+        while end < header_end && matches!(raw[end], b' ' | b'\t') {
+            end = memchr::memchr(b'\n', &raw[end..header_end]).map_or(header_end, |i| end + i + 1);
+        }
+        let field = &raw[pos..end];
+        pos = end;
+        let name = field.iter().position(|&b| b == b':').map(|i| &field[..i]);
+        let to = name.is_some_and(|n| n.eq_ignore_ascii_case(b"to"));
+        let cc = name.is_some_and(|n| n.eq_ignore_ascii_case(b"cc"));
+        if !(to || cc) {
+            out.extend_from_slice(field);
+            continue;
+        }
+        let value = &field[3..]; // after `To:` or `Cc:`
+        let Some(kept) = recipients_without(value.trim_ascii(), hide) else {
+            out.extend_from_slice(field);
+            continue;
+        };
+        if kept.is_empty() && cc {
+            continue;
+        }
+        out.extend_from_slice(if to { b"To: " } else { b"Cc: " });
+        if kept.is_empty() {
+            out.extend_from_slice(b"undisclosed-recipients:;");
+        }
+        for (i, k) in kept.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+                out.extend_from_slice(nl);
+                out.push(b' ');
+            }
+            out.extend_from_slice(k.as_bytes());
+        }
+        out.extend_from_slice(nl);
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out
+}
+
+pub(crate) fn find_header_end(raw: &[u8]) -> usize {
     let mut i = 0;
     while i < raw.len() {
         let line_end = memchr::memchr(b'\n', &raw[i..]).map_or(raw.len(), |k| i + k + 1);
@@ -549,6 +679,7 @@ mod tests {
             expires: 0,
             headers,
             subject_prefix: prefix.map(String::from),
+            bcc: Vec::new(),
             evidence_days: None,
         }
     }
@@ -571,5 +702,72 @@ mod tests {
         // No Subject header: one is added.
         let out = apply_tags(b"From: a@x.jp\n\nx", &verdict(vec![], Some("[EXT]")));
         assert_eq!(out, b"From: a@x.jp\nSubject: [EXT]\n\nx");
+    }
+
+    #[test]
+    fn bcc_takes_external_addresses_out_of_to_and_cc_only() {
+        let hide = vec!["a@partner.jp".to_string(), "b@other.com".to_string()];
+        let raw = "From: taro@corp.co.jp\r\n\
+To: \"Sato, A\" <A@Partner.jp>, 鈴木 <suzuki@corp.co.jp>,\r\n b@other.com\r\n\
+Cc: b@other.com\r\n\
+Cc: team: hanako@corp.co.jp, a@partner.jp;\r\n\
+Subject: To: a@partner.jp\r\n\
+\r\n\
+To: a@partner.jp in the body stays\r\n";
+        let out = String::from_utf8(move_to_bcc(raw.as_bytes(), &hide)).unwrap();
+        let m = mail_parser::MessageParser::default()
+            .parse(out.as_bytes())
+            .unwrap();
+        let addrs = |a: Option<&mail_parser::Address<'_>>| -> Vec<String> {
+            a.map(|a| {
+                a.iter()
+                    .filter_map(|x| x.address().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        assert_eq!(addrs(m.to()), ["suzuki@corp.co.jp"], "{out}");
+        assert_eq!(m.to().unwrap().first().unwrap().name(), Some("鈴木"));
+        // The first Cc named only an external address: gone; the group's member stays.
+        assert_eq!(addrs(m.cc()), ["hanako@corp.co.jp"], "{out}");
+        assert_eq!(out.matches("Cc:").count(), 1, "{out}");
+        assert!(out.contains("Subject: To: a@partner.jp\r\n"), "{out}");
+        assert!(
+            out.ends_with("\r\n\r\nTo: a@partner.jp in the body stays\r\n"),
+            "{out}"
+        );
+        // Only external recipients in To: undisclosed-recipients.
+        let out = move_to_bcc(b"To: a@partner.jp\nSubject: x\n\nbody", &hide);
+        assert_eq!(out, b"To: undisclosed-recipients:;\nSubject: x\n\nbody");
+        // Nothing to hide in a header: byte for byte the same.
+        let raw = b"To:  <x@corp.co.jp> (comment)\r\n\r\nb";
+        assert_eq!(move_to_bcc(raw, &hide), raw);
+        // Names with specials are quoted again, non-ASCII ones encoded.
+        assert_eq!(
+            recipients_without(b"\"Sato, A\" <s@corp.jp>, a@partner.jp", &hide).unwrap(),
+            ["\"Sato, A\" <s@corp.jp>"]
+        );
+        let v = recipients_without(
+            "=?UTF-8?B?6Yi05pyo?= <s@corp.jp>, a@partner.jp".as_bytes(),
+            &hide,
+        );
+        assert_eq!(v.unwrap(), ["=?UTF-8?B?6Yi05pyo?= <s@corp.jp>"]);
+    }
+
+    #[test]
+    fn bcc_never_panics_on_hostile_headers() {
+        let hide = vec!["a@x.jp".to_string()];
+        for raw in [
+            &b"To:"[..],
+            b"To: \r\n\r\n",
+            b"to:a@x.jp",
+            b"Cc:\n \n \n",
+            b"To: \"unterminated <a@x.jp>\r\n\r\n",
+            b"To: a@x.jp,,,,;;;:::<<<>>>\xff\xfe\r\n\r\n",
+            b"\r\n\r\nTo: a@x.jp",
+        ] {
+            let out = move_to_bcc(raw, &hide);
+            assert!(!String::from_utf8_lossy(&out).contains("a@x.jp") || raw.starts_with(b"\r\n"));
+        }
     }
 }

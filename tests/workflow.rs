@@ -885,3 +885,61 @@ when = { all = [{ recipients = "any_external" }, { subject_contains = ["[confirm
         ApprovalState::Approved | ApprovalState::Released
     ));
 }
+
+#[test]
+fn bcc_rule_hides_visible_external_recipients_also_in_a_held_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[rule]]
+id = "visible-to-bcc"
+action = "bcc"
+when = { to_external_count = { min = 2 } }
+"#;
+    let p = pipeline(dir.path(), extra, None);
+    let mail = |body: &str| {
+        format!(
+            "From: taro@example.co.jp\r\nTo: \"A\" <a@partner.example.com>, jiro@example.co.jp\r\nCc: b@other.example.org\r\nSubject: x\r\n\r\n{body}\r\n"
+        )
+        .into_bytes()
+    };
+    let mut c = ctx("proxy");
+    c.envelope_from = Some("taro@example.co.jp".into());
+    c.envelope_to = [
+        "a@partner.example.com",
+        "jiro@example.co.jp",
+        "b@other.example.org",
+        "c@hidden.example.net",
+    ]
+    .map(String::from)
+    .to_vec();
+    // The alert rule decides the final action; the bcc rule's change still applies.
+    let d = p.process_message(&mail("hello"), &c, &[], true).unwrap();
+    assert_eq!(d.verdict.action.as_str(), "alert");
+    assert_eq!(
+        d.verdict.bcc,
+        ["a@partner.example.com", "b@other.example.org"]
+    );
+    assert!(d.verdict.to_json()["move_to_bcc"].as_array().unwrap().len() == 2);
+    let out =
+        String::from_utf8(ping32dlp::pipeline::apply_tags(&mail("hello"), &d.verdict)).unwrap();
+    assert!(
+        out.starts_with("From: taro@example.co.jp\r\nTo: jiro@example.co.jp\r\nSubject: x\r\n"),
+        "{out}"
+    );
+    // Held (a My Number to outside): the copy kept for release already has them moved.
+    let d = p
+        .process_message(&mail("個人番号: 1234 5678 9018"), &c, &[], true)
+        .unwrap();
+    assert_eq!(d.verdict.action.as_str(), "hold");
+    let id = d.approval.as_ref().unwrap().id.clone();
+    let held = String::from_utf8(p.workflow().held_message(&id).unwrap().unwrap()).unwrap();
+    assert!(
+        !held.contains("partner.example.com") && !held.contains("other.example.org"),
+        "{held}"
+    );
+    assert!(held.contains("個人番号"), "{held}");
+    // Below the threshold nothing changes.
+    let one = b"From: taro@example.co.jp\r\nTo: a@partner.example.com\r\nSubject: x\r\n\r\nhi\r\n";
+    let d = p.process_message(one, &c, &[], true).unwrap();
+    assert!(d.verdict.bcc.is_empty());
+}

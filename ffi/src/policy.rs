@@ -31,6 +31,10 @@ pub enum ping32dlp_action {
     /// Send it after a delay during which the sender can cancel it (in the order of strictness
     /// between alert and hold; a new value, so at the end).
     PING32DLP_ACTION_DELAY = 6,
+    /// Send it with the external `To` / `Cc` recipients taken out of those headers (they
+    /// still receive it, as Bcc): see `ping32dlp_verdict_bcc`. In the order of strictness
+    /// between tag and alert; a new value, so at the end.
+    PING32DLP_ACTION_BCC = 7,
 }
 
 pub(crate) fn action(a: Action) -> ping32dlp_action {
@@ -39,6 +43,7 @@ pub(crate) fn action(a: Action) -> ping32dlp_action {
         Action::Allow => PING32DLP_ACTION_ALLOW,
         Action::Audit => PING32DLP_ACTION_AUDIT,
         Action::Tag => PING32DLP_ACTION_TAG,
+        Action::Bcc => PING32DLP_ACTION_BCC,
         Action::Alert => PING32DLP_ACTION_ALERT,
         Action::Delay => PING32DLP_ACTION_DELAY,
         Action::Hold => PING32DLP_ACTION_HOLD,
@@ -493,6 +498,27 @@ pub extern "C" fn ping32dlp_verdict_header_value(
 pub extern "C" fn ping32dlp_verdict_subject_prefix(v: *const ping32dlp_verdict) -> ping32dlp_str {
     guard_value(ping32dlp_str::empty(), || {
         Some(ping32dlp_str::opt(verdict(v)?.v.subject_prefix.as_deref()))
+    })
+}
+
+/// Number of external recipients to take out of the `To` and `Cc` headers (an enforced `bcc`
+/// rule matched, whatever the final action): they stay envelope recipients, so they receive
+/// the mail as Bcc. Rewrite those headers before the mail goes out.
+/// Ownership: reads the verdict; nothing is kept.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_bcc_count(v: *const ping32dlp_verdict) -> usize {
+    guard_value(0, || Some(verdict(v)?.v.bcc.len()))
+}
+
+/// External recipient `index` to take out of `To` / `Cc` (a lower-case address).
+/// Ownership: borrowed from the verdict.
+#[no_mangle]
+pub extern "C" fn ping32dlp_verdict_bcc(
+    v: *const ping32dlp_verdict,
+    index: usize,
+) -> ping32dlp_str {
+    guard_value(ping32dlp_str::empty(), || {
+        Some(ping32dlp_str::new(verdict(v)?.v.bcc.get(index)?))
     })
 }
 

@@ -644,6 +644,33 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
         CHECK(strcmp(ping32dlp_action_str(ping32dlp_verdict_action(mv)), "allow") == 0);
         ping32dlp_verdict_free(mv);
     }
+    {
+        /* action bcc: the external To/Cc addresses to take out of the headers */
+        static const char *BCC_POLICY =
+            "[policy]\ninternal_domains = [\"example.co.jp\"]\n"
+            "[[rule]]\nid = \"visible-to-bcc\"\naction = \"bcc\"\n"
+            "when = { to_external_count = { min = 2 } }\n";
+        static const char *BCC_MAIL =
+            "From: ichiro@example.co.jp\r\nTo: a@partner.example.com, jiro@example.co.jp\r\n"
+            "Cc: B@Other.example.org\r\nSubject: x\r\n\r\nhello\r\n";
+        ping32dlp_policy *bp = NULL;
+        ping32dlp_error *berr = NULL;
+        OK(ping32dlp_policy_parse((const uint8_t *)BCC_POLICY, strlen(BCC_POLICY), &bp, &berr));
+        const ping32dlp_report *br = NULL;
+        ping32dlp_verdict *bv = NULL;
+        OK(ping32dlp_scanner_scan_message(s, (const uint8_t *)BCC_MAIL, strlen(BCC_MAIL), NULL, 0, &br));
+        OK(ping32dlp_policy_evaluate(bp, br, NULL, &bv));
+        CHECK(ping32dlp_verdict_action(bv) == PING32DLP_ACTION_BCC);
+        CHECK(strcmp(ping32dlp_action_str(PING32DLP_ACTION_BCC), "bcc") == 0);
+        CHECK(ping32dlp_verdict_bcc_count(bv) == 2);
+        CHECK(str_eq(ping32dlp_verdict_bcc(bv, 0), "a@partner.example.com"));
+        CHECK(str_eq(ping32dlp_verdict_bcc(bv, 1), "b@other.example.org"));
+        CHECK(ping32dlp_verdict_bcc(bv, 2).len == 0);
+        CHECK(ping32dlp_verdict_bcc_count(NULL) == 0);
+        CHECK(ping32dlp_verdict_bcc(NULL, 0).len == 0);
+        ping32dlp_verdict_free(bv);
+        ping32dlp_policy_free(bp);
+    }
     CHECK(strcmp(ping32dlp_action_str(PING32DLP_ACTION_BLOCK), "block") == 0);
     CHECK(strcmp(ping32dlp_action_str(99), "unknown") == 0);
     CHECK(strcmp(ping32dlp_confidence_str(PING32DLP_CONFIDENCE_MEDIUM), "medium") == 0);

@@ -224,6 +224,7 @@ impl Metrics {
             Action::Allow,
             Action::Audit,
             Action::Tag,
+            Action::Bcc,
             Action::Alert,
             Action::Delay,
             Action::Hold,

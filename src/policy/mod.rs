@@ -28,7 +28,8 @@ pub use parse::{
 use crate::report::Report;
 use crate::rules::Confidence;
 
-/// What to do with a message. Ordered by severity: `Allow < Audit < Tag < Alert < Hold < Block`.
+/// What to do with a message. Ordered by severity:
+/// `Allow < Audit < Tag < Bcc < Alert < Delay < Hold < Block`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
     /// Let it through.
@@ -37,6 +38,11 @@ pub enum Action {
     Audit,
     /// Let it through with a header added or the subject prefixed.
     Tag,
+    /// Let it through with its external `To` / `Cc` recipients moved to `Bcc`: they are taken
+    /// out of the headers and still receive it (the envelope is unchanged), so no external
+    /// recipient sees the others' addresses. Applied whenever an enforced `bcc` rule matched
+    /// and the mail goes out (also after a stricter alert, delay or hold).
+    Bcc,
     /// Let it through and send an alert.
     Alert,
     /// Send it after a delay (`delay = "10m"`) during which the sender can cancel it (or send
@@ -49,12 +55,13 @@ pub enum Action {
 }
 
 impl Action {
-    /// `allow`, `audit`, `tag`, `alert`, `delay`, `hold`, `block`.
+    /// `allow`, `audit`, `tag`, `bcc`, `alert`, `delay`, `hold`, `block`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
             Action::Audit => "audit",
             Action::Tag => "tag",
+            Action::Bcc => "bcc",
             Action::Alert => "alert",
             Action::Delay => "delay",
             Action::Hold => "hold",
@@ -68,6 +75,7 @@ impl Action {
             "allow" => Action::Allow,
             "audit" => Action::Audit,
             "tag" => Action::Tag,
+            "bcc" => Action::Bcc,
             "alert" => Action::Alert,
             "delay" => Action::Delay,
             "hold" | "hold_for_approval" => Action::Hold,
@@ -863,6 +871,9 @@ pub struct Verdict {
     pub headers: Vec<(String, String)>,
     /// Subject prefixes.
     pub subject_prefix: Option<String>,
+    /// External recipients named in `To` / `Cc` to take out of those headers (an enforced
+    /// `bcc` rule matched): lower-case addresses. They stay envelope recipients.
+    pub bcc: Vec<String>,
     /// Keep attachment copies for this many days (the longest of the matched rules).
     pub evidence_days: Option<u32>,
 }
@@ -929,6 +940,7 @@ impl Verdict {
             "expires_seconds": self.expires,
             "add_headers": self.headers.iter().map(|(n, x)| json!({"name": n, "value": x})).collect::<Vec<_>>(),
             "subject_prefix": self.subject_prefix,
+            "move_to_bcc": self.bcc,
             "evidence_days": self.evidence_days,
         })
     }
@@ -1084,6 +1096,16 @@ impl Policy {
             }
         }
         v
+    }
+
+    /// External recipients the headers show to everyone (role `To` or `Cc`).
+    fn external_to_cc(&self, f: &Facts) -> Vec<String> {
+        f.recipients
+            .iter()
+            .zip(f.roles.iter().chain(std::iter::repeat(&Role::To)))
+            .filter(|(r, role)| **role != Role::Bcc && !self.is_internal(r, &f.sender))
+            .map(|(r, _)| r.to_lowercase())
+            .collect()
     }
 
     /// Recipients plus the upload's host: everything a mail or upload goes to.
@@ -1260,6 +1282,7 @@ impl Policy {
             expires: 0,
             headers: Vec::new(),
             subject_prefix: None,
+            bcc: Vec::new(),
             evidence_days: None,
         };
         for rule in &self.rules {
@@ -1355,6 +1378,15 @@ impl Policy {
                 }
                 if let Some(hd) = &rule.add_header {
                     v.headers.push(hd.clone());
+                }
+                if action == Action::Bcc && v.bcc.is_empty() {
+                    v.bcc = self.external_to_cc(f);
+                    if let Some(last) = v.matched.last_mut() {
+                        last.reasons.push(format!(
+                            "{} external To/Cc recipient(s) moved to Bcc",
+                            v.bcc.len()
+                        ));
+                    }
                 }
                 if rule.subject_prefix.is_some() && v.subject_prefix.is_none() {
                     v.subject_prefix = rule.subject_prefix.clone();

@@ -661,7 +661,7 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
                     p.err(
                         x.span(),
                         &f,
-                        format!("`{s}`: use allow, audit, tag, alert, delay, hold or block"),
+                        format!("`{s}`: use allow, audit, tag, bcc, alert, delay, hold or block"),
                     )
                 })?;
             }

@@ -810,7 +810,7 @@ pub struct SearchArgs {
     /// Detector with findings.
     #[arg(long)]
     detector: Option<String>,
-    /// Final action (verdict): allow, audit, tag, alert, delay, hold, block.
+    /// Final action (verdict): allow, audit, tag, bcc, alert, delay, hold, block.
     #[arg(long = "verdict", alias = "action")]
     verdict: Option<String>,
     /// The gateway that saw the mail.
@@ -891,7 +891,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
     if let Some(v) = &a.verdict {
         if Action::parse(v).is_none() {
             return Err(format!(
-                "--verdict `{v}`: use allow, audit, tag, alert, delay, hold or block"
+                "--verdict `{v}`: use allow, audit, tag, bcc, alert, delay, hold or block"
             )
             .into());
         }

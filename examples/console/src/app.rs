@@ -1135,7 +1135,9 @@ impl App {
             esc(t(l, "Verdict")),
             esc(t(l, "(any)"))
         );
-        for a in ["allow", "audit", "tag", "alert", "delay", "hold", "block"] {
+        for a in [
+            "allow", "audit", "tag", "bcc", "alert", "delay", "hold", "block",
+        ] {
             let sel = if verdict.as_deref() == Some(a) {
                 " selected"
             } else {

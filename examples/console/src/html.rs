@@ -79,7 +79,7 @@ pub fn badge(l: Lang, what: &str) -> String {
         "rejected" | "discarded" | "block" => "b-bad",
         "expired" => "b-muted",
         "hold" | "delay" => "b-hold",
-        "alert" | "tag" => "b-warn",
+        "alert" | "tag" | "bcc" => "b-warn",
         _ => "b-info",
     };
     format!(r#"<span class="badge {class}">{}</span>"#, esc(t(l, what)))

@@ -232,6 +232,7 @@ const JA: &[(&str, &str)] = &[
     ("allow", "許可"),
     ("audit", "記録"),
     ("tag", "タグ付け"),
+    ("bcc", "Bcc変換"),
     ("alert", "警告"),
     ("hold", "保留"),
     ("delay", "送信遅延"),

@@ -103,6 +103,9 @@ pub const MAX_MACRO_VALUE: usize = 1024;
 pub const MAX_ADDRESS: usize = 2048;
 /// Subject headers remembered per message (for the subject prefix tag).
 pub const MAX_SUBJECTS: usize = 4;
+/// Bytes of `To` / `Cc` header values remembered per message (for the `bcc` action, which
+/// rewrites them); a message with more cannot be sent by a `bcc` rule (451).
+pub const MAX_ADDRESS_HEADER_BYTES: usize = 256 * 1024;
 
 /// The message being received.
 struct Message {
@@ -111,6 +114,10 @@ struct Message {
     spool: Spool,
     /// Received `Subject` headers (for the index CHGHEADER needs), the first few.
     subjects: Vec<Vec<u8>>,
+    /// Received `To` and `Cc` headers, in order (`true` for `Cc`), for the `bcc` action.
+    address_headers: Vec<(bool, Vec<u8>)>,
+    /// More `To` / `Cc` bytes came than [`MAX_ADDRESS_HEADER_BYTES`].
+    address_headers_overflow: bool,
     in_body: bool,
     /// Headers received.
     headers: usize,
@@ -359,6 +366,15 @@ impl<'a, C: Conn> Session<'a, C> {
                     if name.eq_ignore_ascii_case(b"subject") && m.subjects.len() < MAX_SUBJECTS {
                         m.subjects.push(value.to_vec());
                     }
+                    let cc = name.eq_ignore_ascii_case(b"cc");
+                    if cc || name.eq_ignore_ascii_case(b"to") {
+                        let kept: usize = m.address_headers.iter().map(|(_, v)| v.len()).sum();
+                        if kept + value.len() <= MAX_ADDRESS_HEADER_BYTES {
+                            m.address_headers.push((cc, value.to_vec()));
+                        } else {
+                            m.address_headers_overflow = true;
+                        }
+                    }
                 }
                 self.ack(code)?;
             }
@@ -404,6 +420,10 @@ impl<'a, C: Conn> Session<'a, C> {
             m.from.len()
                 + m.rcpts.iter().map(String::len).sum::<usize>()
                 + m.subjects.iter().map(Vec::len).sum::<usize>()
+                + m.address_headers
+                    .iter()
+                    .map(|(_, v)| v.len())
+                    .sum::<usize>()
         });
         m + msg
     }
@@ -415,6 +435,8 @@ impl<'a, C: Conn> Session<'a, C> {
             rcpts: Vec::new(),
             spool: Spool::Memory(Vec::new()),
             subjects: Vec::new(),
+            address_headers: Vec::new(),
+            address_headers_overflow: false,
             in_body: false,
             headers: 0,
             refuse: None,
@@ -516,6 +538,7 @@ impl<'a, C: Conn> Session<'a, C> {
         }
         let big = m.spool.spilled();
         let subjects = m.subjects;
+        let address_headers = (!m.address_headers_overflow).then_some(m.address_headers);
         let _gate = big.then(|| self.shared.big_gate.enter());
         let raw = m.spool.into_bytes().map_err(|e| format!("spool: {e}"))?;
         let started = Instant::now();
@@ -548,7 +571,7 @@ impl<'a, C: Conn> Session<'a, C> {
                     ],
                     "",
                 );
-                self.apply(&d, &subjects)
+                self.apply(&d, &subjects, address_headers.as_deref())
             }
             Err(e) => {
                 self.shared.event(
@@ -624,9 +647,28 @@ impl<'a, C: Conn> Session<'a, C> {
         self.send(reply::ADDHEADER, &data)
     }
 
-    /// The verdict as milter replies.
-    fn apply(&mut self, d: &Decision, subjects: &[Vec<u8>]) -> Result<(), String> {
+    /// The verdict as milter replies. `address_headers`: the `To` / `Cc` headers received
+    /// (`None` when there were too many to keep).
+    fn apply(
+        &mut self,
+        d: &Decision,
+        subjects: &[Vec<u8>],
+        address_headers: Option<&[(bool, Vec<u8>)]>,
+    ) -> Result<(), String> {
         let v = &d.verdict;
+        if v.action != Action::Block && !v.bcc.is_empty() {
+            let can = self.agreed.actions & protocol::action::CHGHDRS != 0;
+            match address_headers {
+                Some(h) if can => self.move_to_bcc(&v.bcc, h)?,
+                _ => {
+                    // Sending it as it is would show the addresses the policy hides.
+                    return self.send(
+                        reply::REPLYCODE,
+                        b"451 4.7.1 The policy moves external recipients to Bcc, but the headers cannot be changed here\0",
+                    );
+                }
+            }
+        }
         match v.action {
             Action::Block => {
                 let text = ping32dlp::service::smtp_text(
@@ -676,6 +718,45 @@ impl<'a, C: Conn> Session<'a, C> {
             self.send(reply::QUARANTINE, reason.as_bytes())?;
         }
         self.send(reply::CONTINUE, &[])
+    }
+
+    /// Action `bcc`: rewrites each `To` / `Cc` header that names one of `hide` without it
+    /// (CHGHEADER; an emptied `Cc` is deleted, an emptied `To` becomes
+    /// `undisclosed-recipients:;`). The envelope is not changed, so they still receive it.
+    fn move_to_bcc(&mut self, hide: &[String], headers: &[(bool, Vec<u8>)]) -> Result<(), String> {
+        let mut changes = Vec::new();
+        let (mut to_index, mut cc_index) = (0u32, 0u32);
+        for (cc, value) in headers {
+            let index = if *cc {
+                cc_index += 1;
+                cc_index
+            } else {
+                to_index += 1;
+                to_index
+            };
+            let Some(kept) = ping32dlp::pipeline::recipients_without(value, hide) else {
+                continue;
+            };
+            let new = match (kept.is_empty(), *cc) {
+                (true, true) => String::new(),
+                (true, false) => "undisclosed-recipients:;".to_string(),
+                _ => kept.join(", "),
+            };
+            changes.push((*cc, index, new));
+        }
+        // Last first: deleting a Cc must not renumber the ones still to change.
+        for (cc, index, value) in changes.into_iter().rev() {
+            let mut data = Vec::new();
+            data.extend_from_slice(&index.to_be_bytes());
+            data.extend_from_slice(if cc { b"Cc\0" } else { b"To\0" });
+            if !value.is_empty() && self.agreed.steps & step::HDR_LEADSPC != 0 {
+                data.push(b' ');
+            }
+            data.extend_from_slice(header_value(&value).as_bytes());
+            data.push(0);
+            self.send(reply::CHGHEADER, &data)?;
+        }
+        Ok(())
     }
 
     fn prefix_subject(&mut self, prefix: &str, subjects: &[Vec<u8>]) -> Result<(), String> {
