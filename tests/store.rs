@@ -1243,3 +1243,42 @@ fn history_fails_closed_when_the_server_goes_away() {
         .domain_seen("partner.example.com", 0)
         .is_err());
 }
+
+#[test]
+fn the_admin_log_keeps_who_did_what_newest_first() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("adminlog") {
+        let s = p.store();
+        let a = |i: i64, actor: &str, action: &str| ping32dlp::workflow::AdminAction {
+            time: now + i,
+            actor: actor.into(),
+            action: action.into(),
+            target: format!("{}", 100 + i),
+            detail: "sender=a@example.co.jp 個人番号".into(),
+            client: "192.0.2.7".into(),
+        };
+        s.log_admin(&a(0, "admin@example.co.jp", "audit_search"))
+            .unwrap();
+        s.log_admin(&a(1, "kansa@example.co.jp", "attachment_download"))
+            .unwrap();
+        s.log_admin(&a(2, "admin@example.co.jp", "record_view"))
+            .unwrap();
+        let all = s.admin_actions(None, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|x| x.action.as_str()).collect::<Vec<_>>(),
+            ["record_view", "attachment_download", "audit_search"],
+            "{}",
+            p.name
+        );
+        assert_eq!(
+            all[1],
+            a(1, "kansa@example.co.jp", "attachment_download"),
+            "{}",
+            p.name
+        );
+        let mine = s.admin_actions(Some("admin@example.co.jp"), 10).unwrap();
+        assert_eq!(mine.len(), 2, "{}", p.name);
+        assert_eq!(s.admin_actions(None, 1).unwrap().len(), 1);
+        assert!(s.admin_actions(Some("nobody"), 10).unwrap().is_empty());
+    }
+}

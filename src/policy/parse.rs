@@ -775,7 +775,10 @@ mod tests {
         let start = block.find("```toml\n").unwrap() + 8;
         let text = &block[start..start + block[start..].find("```").unwrap()];
         let p = parse_policy(text, None).unwrap();
-        assert_eq!(p.rules.len(), 7);
+        assert_eq!(p.rules.len(), 9);
+        for a in [Action::Hold, Action::Delay, Action::Bcc, Action::Block] {
+            assert!(p.rules.iter().any(|r| r.action == a), "{a:?}");
+        }
         p.check_detectors(&crate::Engine::builtin()).unwrap();
     }
 

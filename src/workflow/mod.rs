@@ -785,6 +785,11 @@ pub trait Store: History + Send + Sync {
     fn log_purge(&self, rep: &PurgeReport) -> Result<()>;
     /// The latest purges, newest first.
     fn purges(&self, limit: usize) -> Result<Vec<PurgeReport>>;
+    /// Records an administrator's action (a search, an export, a view of a message, evidence or
+    /// an attachment, a policy change) in the admin log, durably, before it is carried out.
+    fn log_admin(&self, a: &AdminAction) -> Result<()>;
+    /// The admin log, newest first: one actor's, or everyone's.
+    fn admin_actions(&self, actor: Option<&str>, limit: usize) -> Result<Vec<AdminAction>>;
 
     /// Stores a new enrolment token.
     fn enrol_token_add(&self, t: &fleet::EnrolToken) -> Result<()>;
@@ -872,6 +877,26 @@ impl Default for Retention {
             approval_days: DEFAULT_APPROVAL_DAYS,
         }
     }
+}
+
+/// One entry of the admin log: who did what to what, when, from where. Values are what the
+/// administrator asked for (a search's filters, a record id), never message contents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminAction {
+    /// When (Unix seconds).
+    pub time: i64,
+    /// Who: the console account, or the CLI's `user@host`.
+    pub actor: String,
+    /// What: `audit_search`, `audit_export`, `record_view`, `message_view`, `attachment_view`,
+    /// `attachment_download`, `request_view`, `policy_upload`, `enrol_token`, `agent_revoke`,
+    /// `admin_log_view` ...
+    pub action: String,
+    /// What it was done to: a record or request id, a file, an agent, a policy version.
+    pub target: String,
+    /// More: a search's filters, a file's name.
+    pub detail: String,
+    /// The client's address (console) or `cli`.
+    pub client: String,
 }
 
 /// What a purge did.
@@ -1857,6 +1882,28 @@ impl Workflow {
             }
         }
         Ok(done)
+    }
+
+    /// Writes an administrator's action to the admin log now (durable before it returns: the
+    /// caller carries the action out only on `Ok`).
+    pub fn log_admin(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+        client: &str,
+    ) -> Result<()> {
+        let clip =
+            |s: &str| -> String { s.chars().filter(|c| !c.is_control()).take(2000).collect() };
+        self.store.log_admin(&AdminAction {
+            time: crate::timeutil::now(),
+            actor: clip(actor),
+            action: clip(action),
+            target: clip(target),
+            detail: clip(detail),
+            client: clip(client),
+        })
     }
 
     /// Applies the retention of this workflow's configuration: deletes old records and final

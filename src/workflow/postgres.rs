@@ -36,8 +36,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment, FleetPolicy};
 use super::{
-    Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
-    Result, Retention, Stats, Store, StoreConfig, StoredSession, WorkflowError,
+    AdminAction, Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem,
+    PurgeReport, Result, Retention, Stats, Store, StoreConfig, StoredSession, WorkflowError,
 };
 use crate::policy::{domain_of, History, HistoryError, HistoryResult};
 
@@ -47,6 +47,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("002_indexes", include_str!("postgres/002_indexes.sql")),
     ("003_fleet", include_str!("postgres/003_fleet.sql")),
     ("004_roles", include_str!("postgres/004_roles.sql")),
+    ("005_admin_log", include_str!("postgres/005_admin_log.sql")),
 ];
 
 /// The schema version this program writes.
@@ -1663,6 +1664,38 @@ impl Store for PgStore {
         .map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(rep)
+    }
+
+    fn log_admin(&self, a: &AdminAction) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO admin_actions (time, actor, action, target, detail, client) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&a.time, &a.actor, &a.action, &a.target, &a.detail, &a.client],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn admin_actions(&self, actor: Option<&str>, limit: usize) -> Result<Vec<AdminAction>> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT time, actor, action, target, detail, client FROM admin_actions
+                 WHERE $1::text IS NULL OR actor = $1 ORDER BY id DESC LIMIT $2",
+                &[&actor, &(limit as i64)],
+            )
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| AdminAction {
+                time: r.get(0),
+                actor: r.get(1),
+                action: r.get(2),
+                target: r.get(3),
+                detail: r.get(4),
+                client: r.get(5),
+            })
+            .collect())
     }
 
     fn log_purge(&self, rep: &PurgeReport) -> Result<()> {

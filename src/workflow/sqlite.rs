@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment, FleetPolicy};
 use super::{
-    Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem, PurgeReport,
-    Result, Retention, Stats, Store, StoredSession, WorkflowError,
+    AdminAction, Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem,
+    PurgeReport, Result, Retention, Stats, Store, StoredSession, WorkflowError,
 };
 use crate::policy::{domain_of, History, HistoryError, HistoryResult};
 
@@ -79,6 +79,11 @@ const MIGRATIONS: &[&str] = &[
         created INTEGER NOT NULL, actor TEXT NOT NULL);",
     // 5: recipient roles (to, cc, bcc; NULL in records from before).
     "ALTER TABLE record_recipients ADD COLUMN role TEXT;",
+    // 6: the admin log (searches, exports, views of messages and attachments, policy changes).
+    "CREATE TABLE admin_actions (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
+        actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,
+        client TEXT NOT NULL);
+     CREATE INDEX admin_actions_actor ON admin_actions (actor, id);",
 ];
 
 /// The schema version this program writes (the number of [`MIGRATIONS`]).
@@ -1143,6 +1148,36 @@ impl Store for SqliteStore {
         )?;
         tx.commit()?;
         Ok(rep)
+    }
+
+    fn log_admin(&self, a: &AdminAction) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO admin_actions (time, actor, action, target, detail, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![a.time, a.actor, a.action, a.target, a.detail, a.client],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn admin_actions(&self, actor: Option<&str>, limit: usize) -> Result<Vec<AdminAction>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT time, actor, action, target, detail, client FROM admin_actions
+                 WHERE ?1 IS NULL OR actor = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![actor, limit as i64], |r| {
+                Ok(AdminAction {
+                    time: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    target: r.get(3)?,
+                    detail: r.get(4)?,
+                    client: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn log_purge(&self, rep: &PurgeReport) -> Result<()> {

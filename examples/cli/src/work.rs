@@ -728,6 +728,21 @@ pub enum AuditCmd {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// The admin log: searches, exports and views made in the console and with this command,
+    /// and policy and fleet changes, newest first.
+    AdminLog {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Only this administrator's actions (a console account, or `user@host` for the CLI).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Most rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Applies the retention now: deletes records older than --audit-days (whole monthly
     /// partitions on PostgreSQL), decided approvals older than --approval-days, evidence copies
     /// past their time (each capped at --evidence-days). The purge is logged in the store.
@@ -866,13 +881,93 @@ fn offset(s: &str) -> Result<i32, AnyErr> {
         .ok_or_else(|| format!("--timezone `{s}`: use an offset like +09:00").into())
 }
 
+/// A search's filters as `key=value` pairs (for the admin log).
+fn query_summary(q: &AuditQuery) -> String {
+    let mut v = Vec::new();
+    let mut add = |k: &str, x: Option<String>| {
+        if let Some(x) = x {
+            v.push(format!("{k}={x}"));
+        }
+    };
+    add("user", q.user.clone());
+    add("sender", q.sender.clone());
+    add("recipient", q.recipient.clone());
+    add("role", q.recipient_role.map(|r| r.as_str().to_string()));
+    add("domain", q.domain.clone());
+    add("sha256", q.sha256.clone());
+    add("detector", q.detector.clone());
+    add("verdict", q.action.clone());
+    add("since", q.since.map(|t| ping32dlp::timeutil::rfc3339(t, 0)));
+    add("until", q.until.map(|t| ping32dlp::timeutil::rfc3339(t, 0)));
+    add("gateway", q.gateway.clone());
+    v.join(" ")
+}
+
+/// Writes what an administrator does with this command to the admin log first (as
+/// `user@host`, from `cli`); a log that cannot be written stops the command.
+fn log_cli_admin(
+    store: &dyn Store,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), AnyErr> {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    store
+        .log_admin(&ping32dlp::workflow::AdminAction {
+            time: ping32dlp::timeutil::now(),
+            actor: format!("{user}@{}", ping32dlp::workflow::host_name()),
+            action: action.into(),
+            target: target.into(),
+            detail: detail
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(2000)
+                .collect(),
+            client: "cli".into(),
+        })
+        .map_err(|e| format!("the admin log cannot be written, so nothing was done: {e}").into())
+}
+
 pub fn audit_cmd(cmd: AuditCmd) -> Result<u8, AnyErr> {
     match cmd {
         AuditCmd::Search(a) => search(*a),
         AuditCmd::Stats(a) => stats(a),
         AuditCmd::Purge(a) => purge(a),
+        AuditCmd::AdminLog {
+            state,
+            actor,
+            limit,
+            json,
+        } => {
+            let s = state.store()?;
+            let rows = s.admin_actions(actor.as_deref(), limit.max(1))?;
+            let stdout = io::stdout();
+            let mut o = BufWriter::new(stdout.lock());
+            for r in &rows {
+                if json {
+                    writeln!(o, "{}", serde_json::to_string(r)?)?;
+                } else {
+                    writeln!(
+                        o,
+                        "{}  {:<24} {:<20} {:<12} {}  [{}]",
+                        ping32dlp::timeutil::rfc3339(r.time, 0),
+                        r.actor,
+                        r.action,
+                        r.target,
+                        r.detail,
+                        r.client
+                    )?;
+                }
+            }
+            o.flush()?;
+            Ok(0)
+        }
         AuditCmd::Show { id, state } => {
             let s = state.store()?;
+            log_cli_admin(&*s, "record_view", &id.to_string(), "")?;
             let r = s.get_record(id)?.ok_or_else(|| format!("no record {id}"))?;
             let mut v = serde_json::to_value(&r)?;
             v["evidence"] = json!(s
@@ -936,6 +1031,16 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
         limit: a.limit.max(1),
     };
     let store = a.state.store()?;
+    log_cli_admin(
+        &*store,
+        if a.format == "csv" {
+            "audit_export"
+        } else {
+            "audit_search"
+        },
+        "",
+        &query_summary(&q),
+    )?;
     let rows = store.search(&q)?;
     let stdout = io::stdout();
     let mut o = BufWriter::new(stdout.lock());
@@ -1444,6 +1549,12 @@ pub fn evidence_cmd(cmd: EvidenceCmd) -> Result<u8, AnyErr> {
     match cmd {
         EvidenceCmd::Get { sha256, out, state } => {
             let wf = open_workflow(&state, None)?;
+            log_cli_admin(
+                &**wf.store(),
+                "evidence_get",
+                &sha256,
+                &out.display().to_string(),
+            )?;
             let data = wf
                 .evidence()
                 .get(&sha256)?

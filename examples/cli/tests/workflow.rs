@@ -341,6 +341,28 @@ fn search_filters_formats_and_stats() {
         "2026-11-05",
     ]);
     assert!(text.contains("top external domains"), "{text}");
+    // Every search and export above is in the admin log, as user@host from the CLI.
+    let log = lines(&run(&[
+        "audit",
+        "admin-log",
+        "--state",
+        st,
+        "--json",
+        "--limit",
+        "1000",
+    ]));
+    assert!(log
+        .iter()
+        .all(|e| e["client"] == "cli" && e["actor"].as_str().unwrap().contains('@')));
+    assert!(
+        log.iter()
+            .any(|e| e["action"] == "audit_export" && e["detail"] == "user=ichiro"),
+        "{log:?}"
+    );
+    assert!(log.iter().any(|e| e["action"] == "audit_search"
+        && e["detail"].as_str().unwrap().contains("since=2026-11-03")));
+    let text = run(&["audit", "admin-log", "--state", st, "--limit", "1"]);
+    assert_eq!(text.lines().count(), 1, "{text}");
     // No database: a clear message.
     let o = bin()
         .args(["audit", "search", "--state"])

@@ -14,6 +14,7 @@ use crate::html::{self, badge, esc, page};
 use crate::http::{Request, Response};
 use crate::i18n::{t, Lang};
 
+mod adminlog;
 mod agents;
 pub use agents::MAX_UPLOAD_RECORDS;
 
@@ -133,6 +134,7 @@ impl App {
             | ["audit"]
             | ["audit", _]
             | ["dashboard"]
+            | ["admin-log"]
             | ["agents"] => "GET, HEAD",
             _ => return Err(self.error(cx, 404, "There is no such page.")),
         };
@@ -179,6 +181,7 @@ impl App {
             (["audit", id], _) => self.audit_record(cx, id),
             (["dashboard"], _) => self.dashboard(cx),
             (["agents"], _) => self.agents_page(cx),
+            (["admin-log"], _) => self.admin_log_page(cx),
             (["agents", "tokens"], _) => self.agents_new_token(cx),
             (["agents", "policy"], _) => self.agents_policy(cx),
             (["agents", name, "revoke"], _) => self.agents_revoke(cx, name),
@@ -661,6 +664,13 @@ impl App {
     fn request(&self, cx: &Cx, id: &str) -> Res {
         let s = self.need(cx, false)?;
         let a = self.approval(cx, id, &s)?;
+        self.admin_log(
+            cx,
+            &s,
+            "request_view",
+            &a.id,
+            &format!("record {}", a.record_id),
+        )?;
         let wf = self.pipeline.workflow();
         wf.record_view(&a.id, &s.user, "view", "")
             .map_err(|e| self.internal(cx, e))?;
@@ -945,6 +955,17 @@ impl App {
             .get(&sha)
             .map_err(|e| self.internal(cx, e))?
             .ok_or_else(|| self.error(cx, 404, "The kept copy is gone (its retention ended)."))?;
+        self.admin_log(
+            cx,
+            &s,
+            if download {
+                "attachment_download"
+            } else {
+                "attachment_view"
+            },
+            &a.id,
+            &format!("{} ({})", att.location, att.sha256),
+        )?;
         wf.record_view(
             &a.id,
             &s.user,
@@ -1042,6 +1063,13 @@ impl App {
                     "The held message is not kept here (the mail server holds it).",
                 )
             })?;
+        self.admin_log(
+            cx,
+            &s,
+            "message_view",
+            &a.id,
+            &format!("record {}", a.record_id),
+        )?;
         wf.record_view(&a.id, &s.user, "download_message", "")
             .map_err(|e| self.internal(cx, e))?;
         Ok(download_response(&format!("{}.eml", a.id), data))
@@ -1171,6 +1199,7 @@ impl App {
                 page(l, t(l, "Audit log"), Some(&s), "audit", &o),
             ));
         }
+        self.admin_log(cx, &s, "audit_search", "", &Self::query_detail(cx))?;
         let rows = self
             .pipeline
             .workflow()
@@ -1256,6 +1285,7 @@ impl App {
         let rid: i64 = id
             .parse()
             .map_err(|_| self.error(cx, 404, "There is no such record."))?;
+        self.admin_log(cx, &s, "record_view", id, "")?;
         let r = self
             .pipeline
             .workflow()

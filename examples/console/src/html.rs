@@ -105,6 +105,7 @@ pub fn page(l: Lang, title: &str, s: Option<&Session>, active: &str, body: &str)
             link("/audit", "audit", "Audit log");
             link("/dashboard", "dashboard", "Dashboard");
             link("/agents", "agents", "Agents");
+            link("/admin-log", "admin-log", "Admin log");
         }
         let _ = write!(
             o,

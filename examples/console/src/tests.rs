@@ -774,6 +774,36 @@ fn admin_search_record_pages_dashboard_and_histories() {
     for want in ["viewed the request", "approved", "released", "held"] {
         assert!(t.contains(want), "history lacks {want}");
     }
+    // Every search and view above is in the admin log, with its filters and from where.
+    admin.get(&format!("/requests/{}/attachments/0/download", f.ids.id));
+    let log = admin.get("/admin-log");
+    assert_eq!(log.status, 200);
+    let t = log.text();
+    for want in [
+        "audit_search",
+        "sender=ichiro@example.co.jp verdict=hold since=30d",
+        "record_view",
+        &format!(">{rid}<"),
+        "request_view",
+        "attachment_download",
+        "顧客一覧.xlsx",
+        "127.0.0.1",
+    ] {
+        assert!(t.contains(want), "admin log lacks {want}: {t}");
+    }
+    let t = admin.get("/admin-log?actor=nobody%40example.co.jp").text();
+    assert!(
+        !t.contains("audit_search") && t.contains("Nothing yet."),
+        "{t}"
+    );
+    let mut boss = Browser::signed_in(&f, BOSS);
+    assert_eq!(boss.get("/admin-log").status, 403);
+    // The approver's attachment view is in the admin log as well.
+    boss.get(&format!("/requests/{}/attachments/0", f.ids.id));
+    let t = admin
+        .get(&format!("/admin-log?actor={}", enc(BOSS.0)))
+        .text();
+    assert!(t.contains("attachment_view"), "{t}");
 }
 
 /// The sign-in link mailed to the approver when the mail was held.

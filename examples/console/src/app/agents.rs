@@ -518,6 +518,18 @@ impl App {
                 page(l, t(l, "Policy for agents"), Some(&s), "agents", &body),
             ));
         }
+        use sha2::Digest;
+        let sha: String = sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.admin_log(
+            cx,
+            &s,
+            "policy_upload",
+            "agents",
+            &format!("sha256 {sha}, {} bytes", text.len()),
+        )?;
         let v = self
             .store()
             .fleet_policy_put(&text, &s.user, timeutil::now())
@@ -712,6 +724,7 @@ impl App {
             .unwrap_or(7)
             .clamp(1, 90);
         let now = timeutil::now();
+        self.admin_log(cx, &s, "enrol_token", &label, &format!("valid {days} days"))?;
         let (token, row) = fleet::new_enrol_token(&label, &s.user, now, days);
         self.store()
             .enrol_token_add(&row)
@@ -750,6 +763,7 @@ impl App {
         let s = self.need(cx, true)?;
         let form = cx.req.form();
         self.csrf(cx, &form, Some(&s.csrf))?;
+        self.admin_log(cx, &s, "agent_revoke", name, "")?;
         let done = self
             .store()
             .agent_revoke(name, timeutil::now())
