@@ -1282,3 +1282,53 @@ fn the_admin_log_keeps_who_did_what_newest_first() {
         assert!(s.admin_actions(Some("nobody"), 10).unwrap().is_empty());
     }
 }
+
+#[test]
+fn searches_limited_to_departments() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("departments") {
+        let s = p.store();
+        let with = |dept: Option<&str>, i: i64| {
+            let mut r = rec(
+                now - i,
+                "a@example.co.jp",
+                &[("x@partner.example.com", true)],
+                None,
+                "mx1",
+            );
+            r.department = dept.map(String::from);
+            s.record(&r).unwrap()
+        };
+        let sales = with(Some("営業部"), 3);
+        let acct = with(Some("経理部"), 2);
+        let none = with(None, 1);
+        let q = |d: Option<Vec<&str>>| -> Vec<i64> {
+            let mut v: Vec<i64> = s
+                .search(&AuditQuery {
+                    departments: d.map(|d| d.into_iter().map(String::from).collect()),
+                    // Through the side-table path as well.
+                    domain: Some("partner.example.com".into()),
+                    ..AuditQuery::default()
+                })
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(q(None), [sales, acct, none], "{}", p.name);
+        assert_eq!(q(Some(vec!["営業部"])), [sales], "{}", p.name);
+        assert_eq!(
+            q(Some(vec!["営業部", "経理部"])),
+            [sales, acct],
+            "{}",
+            p.name
+        );
+        assert!(q(Some(vec![])).is_empty(), "{}", p.name);
+        assert_eq!(
+            s.get_record(sales).unwrap().unwrap().department.as_deref(),
+            Some("営業部")
+        );
+    }
+}

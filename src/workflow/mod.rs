@@ -455,6 +455,10 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     /// The gateway that saw the mail.
     pub gateway: Option<String>,
+    /// Only records whose sender's department (from the directory) is one of these (an admin
+    /// limited to departments); `Some(empty)` matches nothing, records without a department
+    /// match only `None`.
+    pub departments: Option<Vec<String>>,
     /// Most rows (newest first); 0 = 1,000.
     pub limit: usize,
 }

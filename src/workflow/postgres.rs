@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("003_fleet", include_str!("postgres/003_fleet.sql")),
     ("004_roles", include_str!("postgres/004_roles.sql")),
     ("005_admin_log", include_str!("postgres/005_admin_log.sql")),
+    (
+        "006_department",
+        include_str!("postgres/006_department.sql"),
+    ),
 ];
 
 /// The schema version this program writes.
@@ -418,10 +422,10 @@ impl Inserts {
             ids: p("SELECT nextval('records_id_seq') FROM generate_series(1, $1::bigint)")?,
             records: p(
                 "INSERT INTO records (id, time, channel, \"user\", gateway, sender, sender_domain, subject, action, would_action,
-                    risk, external, size, attach_bytes, flags, approval, detail)
+                    risk, external, size, attach_bytes, flags, approval, detail, department)
                  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                     $8::text[], $9::text[], $10::text[], $11::integer[], $12::boolean[], $13::bigint[], $14::bigint[],
-                    $15::integer[], $16::text[], $17::text[])",
+                    $15::integer[], $16::text[], $17::text[], $18::text[])",
             )?,
             recipients: p(
                 "INSERT INTO record_recipients (record_id, time, address, domain, external, role)
@@ -625,6 +629,7 @@ struct RecordCols {
     flags: Vec<i32>,
     approval: Vec<Option<String>>,
     detail: Vec<String>,
+    department: Vec<Option<String>>,
 }
 
 impl RecordCols {
@@ -647,12 +652,13 @@ impl RecordCols {
         self.attach_bytes.push(attach_bytes);
         self.flags.push(flags);
         self.approval.push(rec.approval.clone());
+        self.department.push(rec.department.clone());
         self.detail
             .push(serde_json::to_string(rec).unwrap_or_default());
     }
 
     fn insert(&self, tx: &mut postgres::Transaction<'_>, st: &postgres::Statement) -> Result<()> {
-        let params: [&(dyn ToSql + Sync); 17] = [
+        let params: [&(dyn ToSql + Sync); 18] = [
             &self.id,
             &self.time,
             &self.channel,
@@ -670,6 +676,7 @@ impl RecordCols {
             &self.flags,
             &self.approval,
             &self.detail,
+            &self.department,
         ];
         tx.execute(st, &params).map_err(db)?;
         Ok(())
@@ -1728,6 +1735,7 @@ enum Param {
     Text(String),
     Int(i64),
     Ints(Vec<i64>),
+    Texts(Vec<String>),
 }
 
 /// The values of one statement, numbered as they are pushed.
@@ -1740,6 +1748,7 @@ impl Args {
             Param::Text(t) => Box::new(t),
             Param::Int(i) => Box::new(i),
             Param::Ints(v) => Box::new(v),
+            Param::Texts(v) => Box::new(v),
         });
         format!("${}", self.0.len())
     }
@@ -1922,6 +1931,12 @@ fn build_search(
         sql.push_str(&format!(
             " AND r.gateway = {}",
             param(Param::Text(g.clone()))
+        ));
+    }
+    if let Some(d) = &q.departments {
+        sql.push_str(&format!(
+            " AND r.department = ANY({}::text[])",
+            param(Param::Texts(d.clone()))
         ));
     }
     if let Some(t) = q.since {

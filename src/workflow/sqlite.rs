@@ -84,6 +84,10 @@ const MIGRATIONS: &[&str] = &[
         actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, detail TEXT NOT NULL,
         client TEXT NOT NULL);
      CREATE INDEX admin_actions_actor ON admin_actions (actor, id);",
+    // 7: the sender's department (from the directory) as a column, for admins limited to
+    // departments; NULL in records from before.
+    "ALTER TABLE records ADD COLUMN department TEXT;
+     CREATE INDEX records_department ON records (department, time);",
 ];
 
 /// The schema version this program writes (the number of [`MIGRATIONS`]).
@@ -319,9 +323,9 @@ fn insert_record(tx: &rusqlite::Transaction<'_>, rec: &AuditRecord) -> rusqlite:
         + i64::from(rec.password_candidates > 0) * FLAG_PASSWORD;
     tx.prepare_cached(
         "INSERT INTO records (time, channel, user, sender, sender_domain, subject, action, would_action, risk, external, size, approval, detail,
-         attach_bytes, flags, gateway) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         attach_bytes, flags, gateway, department) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
-    .execute(params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail, attach_bytes, flags, rec.gateway],
+    .execute(params![rec.time, rec.channel, rec.user, rec.sender, domain_of(&rec.sender), rec.subject, rec.action, rec.would_action, rec.risk, external, rec.size as i64, rec.approval, detail, attach_bytes, flags, rec.gateway, rec.department],
     )?;
     let id = tx.last_insert_rowid();
     {
@@ -643,6 +647,14 @@ impl Store for SqliteStore {
         }
         if let Some(g) = &q.gateway {
             arg(&mut sql, " AND r.gateway = ?", g.clone().into());
+        }
+        if let Some(ds) = &q.departments {
+            // `IN ()` is not SQL: no department matches nothing.
+            sql.push_str(" AND (0 = 1");
+            for d in ds {
+                arg(&mut sql, " OR r.department = ?", d.clone().into());
+            }
+            sql.push(')');
         }
         if let Some(t) = q.since {
             arg(&mut sql, " AND r.time >= ?", t.into());

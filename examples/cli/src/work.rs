@@ -831,6 +831,9 @@ pub struct SearchArgs {
     /// The gateway that saw the mail.
     #[arg(long)]
     gateway: Option<String>,
+    /// The sender's department (from the company directory); repeat for several.
+    #[arg(long = "department")]
+    departments: Vec<String>,
     /// From (duration such as 7d, or a date).
     #[arg(long)]
     since: Option<String>,
@@ -900,6 +903,7 @@ fn query_summary(q: &AuditQuery) -> String {
     add("since", q.since.map(|t| ping32dlp::timeutil::rfc3339(t, 0)));
     add("until", q.until.map(|t| ping32dlp::timeutil::rfc3339(t, 0)));
     add("gateway", q.gateway.clone());
+    add("department", q.departments.as_ref().map(|d| d.join(",")));
     v.join(" ")
 }
 
@@ -1028,6 +1032,7 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
             .map(|s| parse_when(s, off, "--until"))
             .transpose()?,
         gateway: a.gateway.clone(),
+        departments: (!a.departments.is_empty()).then(|| a.departments.clone()),
         limit: a.limit.max(1),
     };
     let store = a.state.store()?;

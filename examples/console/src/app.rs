@@ -66,6 +66,9 @@ struct Cx<'r> {
 
 type Res = Result<Response, Response>;
 
+/// Pages over the whole company, closed to admins limited to departments.
+const COMPANY_WIDE: [&str; 3] = ["/dashboard", "/agents", "/admin-log"];
+
 impl App {
     /// A console over a pipeline (its workflow's store, its engine for previews).
     pub fn new(mut pipeline: Pipeline, accounts: Vec<Account>, mut settings: Settings) -> App {
@@ -103,7 +106,19 @@ impl App {
     pub fn handle(&self, req: &Request) -> Response {
         let l = Lang::pick(req.header("accept-language"), self.settings.default_lang);
         let sid = req.cookie(SESSION_COOKIE).map(str::to_string);
-        let s = sid.as_deref().and_then(|id| self.sessions.get(id));
+        let s = sid
+            .as_deref()
+            .and_then(|id| self.sessions.get(id))
+            .map(|mut s| {
+                // Department limits come from the account as configured now (a reload applies).
+                s.departments = self
+                    .accounts
+                    .iter()
+                    .find(|a| a.name == s.user && s.scope.is_none())
+                    .filter(|a| !a.departments.is_empty())
+                    .map(|a| a.departments.clone());
+                s
+            });
         let cx = Cx { req, l, sid, s };
         match self.route(&cx) {
             Ok(r) | Err(r) => r,
@@ -257,6 +272,13 @@ impl App {
         if admin && s.role != Role::Admin {
             return Err(self.error(cx, 403, "This page is for administrators."));
         }
+        if s.departments.is_some() && COMPANY_WIDE.iter().any(|p| cx.req.path.starts_with(p)) {
+            return Err(self.error(
+                cx,
+                403,
+                "Your account is limited to some departments; this page covers the whole company.",
+            ));
+        }
         if let Some(scope) = &s.scope {
             let mine = format!("/requests/{scope}");
             let home = cx.req.path == "/";
@@ -308,7 +330,18 @@ impl App {
             .map_err(|e| self.internal(cx, e))?
             .ok_or_else(|| self.error(cx, 404, "There is no such request."))?;
         if !Self::assigned(&a, s) {
-            return Err(self.error(cx, 403, "This request is not assigned to you."));
+            let rec = match s.departments {
+                Some(_) => self
+                    .pipeline
+                    .workflow()
+                    .store()
+                    .get_record(a.record_id)
+                    .map_err(|e| self.internal(cx, e))?,
+                None => None,
+            };
+            if !Self::in_departments(s, rec.as_ref()) {
+                return Err(self.error(cx, 403, "This request is not assigned to you."));
+            }
         }
         Ok(a)
     }
@@ -518,7 +551,21 @@ impl App {
     fn assigned(a: &Approval, s: &Session) -> bool {
         match &s.scope {
             Some(scope) => *scope == a.id,
-            None => s.role == Role::Admin || a.assigned_to(&s.user, Some(&s.groups)),
+            None => {
+                (s.role == Role::Admin && s.departments.is_none())
+                    || a.assigned_to(&s.user, Some(&s.groups))
+            }
+        }
+    }
+
+    /// An admin limited to departments sees a record (and its request) when its sender's
+    /// department is one of theirs; a record without a department is not theirs.
+    fn in_departments(s: &Session, rec: Option<&AuditRecord>) -> bool {
+        match &s.departments {
+            Some(ds) if s.role == Role::Admin && s.scope.is_none() => rec
+                .and_then(|r| r.department.as_ref())
+                .is_some_and(|d| ds.contains(d)),
+            _ => false,
         }
     }
 
@@ -532,9 +579,23 @@ impl App {
         let now = timeutil::now();
         // `?gateway=mx1`: the requests one gateway holds.
         let gw = cx.req.q("gateway");
+        // An admin limited to departments: the requests of mail from those departments.
+        let mut theirs = std::collections::HashSet::new();
+        if s.departments.is_some() {
+            let ids: Vec<i64> = all
+                .iter()
+                .filter(|a| !Self::assigned(a, &s))
+                .map(|a| a.record_id)
+                .collect();
+            for r in store.get_records(&ids).map_err(|e| self.internal(cx, e))? {
+                if Self::in_departments(&s, Some(&r)) {
+                    theirs.insert(r.id);
+                }
+            }
+        }
         let mine: Vec<&Approval> = all
             .iter()
-            .filter(|a| Self::assigned(a, &s))
+            .filter(|a| Self::assigned(a, &s) || theirs.contains(&a.record_id))
             .filter(|a| gw.is_none_or(|g| a.gateway.as_deref() == Some(g)))
             .collect();
         let pending_n = mine
@@ -1123,6 +1184,7 @@ impl App {
             since,
             until,
             gateway: get("gateway"),
+            departments: s.departments.clone(),
             limit,
         };
         // A search changes nothing: GET, and no CSRF token (it would end up in the URL).
@@ -1292,6 +1354,7 @@ impl App {
             .store()
             .get_record(rid)
             .map_err(|e| self.internal(cx, e))?
+            .filter(|r| s.departments.is_none() || Self::in_departments(&s, Some(r)))
             .ok_or_else(|| self.error(cx, 404, "There is no such record."))?;
         let off = self.offset();
         let mut o = format!(

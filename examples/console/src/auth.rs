@@ -31,6 +31,11 @@ pub struct Account {
     /// Approver groups the account is in (a rule's `approver_group`).
     #[serde(default)]
     pub groups: Vec<String>,
+    /// An admin limited to these departments (the sender's department from the directory):
+    /// audit search, records and requests of those departments only, and no company-wide
+    /// pages (dashboard, agents, admin log). Empty: the whole company.
+    #[serde(default)]
+    pub departments: Vec<String>,
 }
 
 /// An Argon2id hash (PHC string) of a password with a random salt.
@@ -89,6 +94,8 @@ pub struct Session {
     pub csrf: String,
     /// A sign-in link's session sees only this request.
     pub scope: Option<String>,
+    /// An admin limited to these departments (from the account; `None`: no limit).
+    pub departments: Option<Vec<String>>,
 }
 
 impl Role {
@@ -174,6 +181,7 @@ impl Sessions {
             groups: s.groups,
             csrf: s.csrf,
             scope: s.scope,
+            departments: None,
         })
     }
 

@@ -72,6 +72,7 @@ const JA: &[(&str, &str)] = &[
     ("Requests", "承認依頼"),
     ("Audit log", "監査ログ"),
     ("Admin log", "管理操作ログ"),
+    ("Your account is limited to some departments; this page covers the whole company.", "このアカウントは一部の部署に限定されています。このページは全社が対象のため表示できません。"),
     ("Administrator", "管理者"),
     ("Action", "操作内容"),
     ("Target", "対象"),

@@ -223,6 +223,7 @@ fn initial_admin(state_dir: &Path) -> Result<Account, String> {
             password_hash: h,
             role: Role::Admin,
             groups: Vec::new(),
+            departments: Vec::new(),
         });
     }
     let mut raw = [0u8; 12];
@@ -258,6 +259,7 @@ fn initial_admin(state_dir: &Path) -> Result<Account, String> {
         password_hash: hash,
         role: Role::Admin,
         groups: Vec::new(),
+        departments: Vec::new(),
     })
 }
 
@@ -418,6 +420,7 @@ pub fn fuzz_request(data: &[u8]) {
             password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$6wM0iqW1c7wCa6tFKUo6xQfWxxdbgtkR+p/kp8W3XTo".into(),
             role: Role::Admin,
             groups: Vec::new(),
+            departments: Vec::new(),
         };
         (App::new(pipeline, vec![admin], Config::default().settings()), dir)
     });

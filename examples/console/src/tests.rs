@@ -21,6 +21,8 @@ const BOSS: (&str, &str) = ("boss@example.co.jp", "boss-password-1");
 const OTHER: (&str, &str) = ("other@example.co.jp", "other-password-1");
 const LEGAL: (&str, &str) = ("legal@example.co.jp", "legal-password-1");
 const ADMIN: (&str, &str) = ("admin", "admin-password-1");
+/// An admin limited to 営業部.
+const SALES_ADMIN: (&str, &str) = ("eigyo-admin", "eigyo-password-1");
 
 fn policy(dir: &Path) -> String {
     let d = dir.display();
@@ -87,6 +89,7 @@ fn account(who: (&str, &str), role: Role, groups: &[&str]) -> Account {
         password_hash: auth::hash_password(who.1).unwrap(),
         role,
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        departments: Vec::new(),
     }
 }
 
@@ -114,7 +117,15 @@ fn fixture_full(
     // The integration's pipeline holds the mail; the console opens its own over the same state.
     let mta = open();
     let d = mta
-        .process_message(&corpus("mixed.eml"), &ctx("Q1A2B3"), &[], false)
+        .process_message(
+            &corpus("mixed.eml"),
+            &Context {
+                department: Some("営業部".into()),
+                ..ctx("Q1A2B3")
+            },
+            &[],
+            false,
+        )
         .unwrap();
     let ids = d.approval.clone().expect("held");
     // The values (not keywords such as 社外秘, which are words anyone may see).
@@ -131,7 +142,10 @@ fn fixture_full(
         .process_message(
             b"From: ichiro@example.co.jp\r\nTo: shop@partner.example.com\r\nSubject: card\r\n\r\n\
               \xe3\x82\xab\xe3\x83\xbc\xe3\x83\x89\xe7\x95\xaa\xe5\x8f\xb7 4742 1809 6792 9089\r\n",
-            &ctx("Q9C8D7"),
+            &Context {
+                department: Some("経理部".into()),
+                ..ctx("Q9C8D7")
+            },
             &[],
             false,
         )
@@ -154,6 +168,10 @@ fn fixture_full(
         account(OTHER, Role::Approver, &[]),
         account(LEGAL, Role::Approver, &["legal"]),
         account(ADMIN, Role::Admin, &[]),
+        Account {
+            departments: vec!["営業部".into()],
+            ..account(SALES_ADMIN, Role::Admin, &[])
+        },
     ];
     let app = Arc::new(App::new(open(), accounts, s));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1518,4 +1536,53 @@ fn the_agent_api_is_off_unless_asked_for() {
     assert_eq!(g.status, 404);
     let mut admin = Browser::signed_in(&f, ADMIN);
     assert!(admin.get("/agents").text().contains("The agent API is off"));
+}
+
+#[test]
+fn admins_limited_to_departments_see_only_theirs() {
+    let f = fixture();
+    let mut sales = Browser::signed_in(&f, SALES_ADMIN);
+    // Requests: the 営業部 mail's, not 経理部's.
+    let t = sales.get("/requests?status=all").text();
+    assert!(t.contains(&f.ids.id) && !t.contains(&f.cards.id), "{t}");
+    assert_eq!(sales.get(&format!("/requests/{}", f.ids.id)).status, 200);
+    assert_eq!(sales.get(&format!("/requests/{}", f.cards.id)).status, 403);
+    assert_eq!(
+        sales
+            .get(&format!("/requests/{}/attachments/0", f.cards.id))
+            .status,
+        403
+    );
+    // The audit search returns 営業部's records only; 経理部's record page is not there.
+    let t = sales.get("/audit?since=30d").text();
+    assert!(
+        t.contains(&format!("/audit/{}", f.ids.record_id))
+            && !t.contains(&format!("/audit/{}\"", f.cards.record_id)),
+        "{t}"
+    );
+    assert_eq!(
+        sales.get(&format!("/audit/{}", f.ids.record_id)).status,
+        200
+    );
+    assert_eq!(
+        sales.get(&format!("/audit/{}", f.cards.record_id)).status,
+        404
+    );
+    // No company-wide pages, and no links to them.
+    for p in ["/dashboard", "/agents", "/admin-log"] {
+        assert_eq!(sales.get(p).status, 403, "{p}");
+    }
+    let t = sales.get("/requests").text();
+    assert!(
+        t.contains(r#"href="/audit""#) && !t.contains(r#"href="/dashboard""#),
+        "{t}"
+    );
+    // The unlimited admin sees both.
+    let mut admin = Browser::signed_in(&f, ADMIN);
+    let t = admin.get("/audit?since=30d").text();
+    assert!(
+        t.contains(&format!("/audit/{}", f.ids.record_id))
+            && t.contains(&format!("/audit/{}", f.cards.record_id)),
+        "{t}"
+    );
 }
