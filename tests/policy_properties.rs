@@ -278,6 +278,10 @@ impl ping32dlp::policy::History for OfflineHistory {
         self.0.set(true);
         Ok(false)
     }
+    fn sent_to_before(&self, _: &str, _: &str, _: i64) -> ping32dlp::policy::HistoryResult<bool> {
+        self.0.set(true);
+        Ok(false)
+    }
     fn external_sends_of(&self, _: &str, _: i64, _: i64) -> ping32dlp::policy::HistoryResult<u64> {
         self.0.set(true);
         Ok(0)

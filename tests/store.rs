@@ -1332,3 +1332,56 @@ fn searches_limited_to_departments() {
         );
     }
 }
+
+#[test]
+fn first_time_recipients_are_per_sender_and_address() {
+    let now = ping32dlp::timeutil::now();
+    for p in places("firsttime") {
+        let s = p.store();
+        let id = s
+            .record(&rec(
+                now - 60,
+                "taro@example.co.jp",
+                &[("yamada@partner.example.com", true)],
+                None,
+                "mx1",
+            ))
+            .unwrap();
+        let seen =
+            |sender: &str, addr: &str, until: i64| s.sent_to_before(sender, addr, until).unwrap();
+        assert!(
+            seen("taro@example.co.jp", "yamada@partner.example.com", now),
+            "{}",
+            p.name
+        );
+        assert!(
+            seen("Taro@Example.co.jp", "YAMADA@partner.example.com", now),
+            "{}: case",
+            p.name
+        );
+        assert!(
+            !seen("jiro@example.co.jp", "yamada@partner.example.com", now),
+            "{}: other sender",
+            p.name
+        );
+        assert!(
+            !seen("taro@example.co.jp", "sato@partner.example.com", now),
+            "{}: other address",
+            p.name
+        );
+        assert!(
+            !seen(
+                "taro@example.co.jp",
+                "yamada@partner.example.com",
+                now - 120
+            ),
+            "{}: not yet",
+            p.name
+        );
+        // Replay: the history before that record has not seen it.
+        let before = s.history_before(id);
+        assert!(!before
+            .sent_to_before("taro@example.co.jp", "yamada@partner.example.com", now)
+            .unwrap());
+    }
+}

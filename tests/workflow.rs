@@ -943,3 +943,40 @@ when = { to_external_count = { min = 2 } }
     let d = p.process_message(one, &c, &[], true).unwrap();
     assert!(d.verdict.bcc.is_empty());
 }
+
+#[test]
+fn first_time_recipient_matches_until_the_sender_has_mailed_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[rule]]
+id = "first-time"
+action = "audit"
+when = { first_time_recipient = true }
+"#;
+    let p = pipeline(dir.path(), extra, None);
+    let send = |from: &str, to: &str| {
+        let raw = format!("From: {from}\r\nTo: {to}\r\nSubject: x\r\n\r\nhello\r\n");
+        let mut c = ctx("milter");
+        c.envelope_from = Some(from.into());
+        c.envelope_to = vec![to.into(), "jiro@example.co.jp".into()];
+        let d = p.process_message(raw.as_bytes(), &c, &[], false).unwrap();
+        d.verdict
+            .matched
+            .iter()
+            .find(|m| m.rule == "first-time")
+            .map(|m| m.reasons.join(" | "))
+    };
+    let first = send("taro@example.co.jp", "yamada@partner.example.com");
+    assert!(
+        first.as_deref().is_some_and(
+            |r| r.contains("first mail from taro@example.co.jp to yamada@partner.example.com")
+        ),
+        "{first:?}"
+    );
+    assert_eq!(
+        send("taro@example.co.jp", "yamada@partner.example.com"),
+        None
+    );
+    assert!(send("hanako@example.co.jp", "yamada@partner.example.com").is_some());
+    assert!(send("taro@example.co.jp", "sato@partner.example.com").is_some());
+}

@@ -534,6 +534,8 @@ impl From<HistoryError> for EvalError {
 pub trait History {
     /// Had mail gone to this domain by `until`?
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool>;
+    /// Had this sender mailed this exact address by `until`?
+    fn sent_to_before(&self, sender: &str, address: &str, until: i64) -> HistoryResult<bool>;
     /// Earlier messages in the window that sent this attachment (SHA-256) outside.
     fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> HistoryResult<u64>;
     /// Earlier external messages of the sender in the window: (messages, attachment bytes).
@@ -562,6 +564,9 @@ pub struct NoHistory;
 
 impl History for NoHistory {
     fn domain_seen(&self, _: &str, _: i64) -> HistoryResult<bool> {
+        Ok(false)
+    }
+    fn sent_to_before(&self, _: &str, _: &str, _: i64) -> HistoryResult<bool> {
         Ok(false)
     }
     fn external_sends_of(&self, _: &str, _: i64, _: i64) -> HistoryResult<u64> {
@@ -631,6 +636,8 @@ pub enum Cond {
     MixedExternalDomains,
     /// An external domain never mailed before.
     NewExternalDomain,
+    /// An external address the sender has never mailed before.
+    FirstTimeRecipient,
     /// Number of external recipients every recipient sees (To and Cc).
     VisibleExternalCount(Range),
     /// Number of external recipients in Bcc (with envelope recipients no header names).
@@ -1585,6 +1592,31 @@ impl Policy {
                     !new.is_empty(),
                     format!("never mailed before: {}", new.join(", ")),
                 )
+            }
+            Cond::FirstTimeRecipient => {
+                // At most this many recipients are looked up per mail (bounded work on a
+                // mass mail); the reason says when the rest were not.
+                const MAX: usize = 100;
+                let ext: Vec<&str> = f
+                    .recipients
+                    .iter()
+                    .filter(|r| !self.is_internal(r, &f.sender))
+                    .map(String::as_str)
+                    .collect();
+                let mut new: Vec<&str> = Vec::new();
+                for r in ext.iter().take(MAX) {
+                    if !h.sent_to_before(&f.sender, r, f.time)? {
+                        new.push(r);
+                    }
+                }
+                let mut why = format!("first mail from {} to {}", f.sender, new.join(", "));
+                if ext.len() > MAX {
+                    why.push_str(&format!(
+                        " (the first {MAX} of {} external recipients looked up)",
+                        ext.len()
+                    ));
+                }
+                (!new.is_empty(), why)
             }
             Cond::SenderIn(list) => (
                 lower(list).contains(&f.sender),

@@ -219,6 +219,7 @@ impl<'a> P<'a> {
             "external_recipient_count" => Cond::ExternalRecipientCount(self.range(x, &f)?),
             "mixed_external_domains" => self.flag(x, &f, Cond::MixedExternalDomains)?,
             "new_external_domain" => self.flag(x, &f, Cond::NewExternalDomain)?,
+            "first_time_recipient" => self.flag(x, &f, Cond::FirstTimeRecipient)?,
             "to_external_count" => Cond::VisibleExternalCount(self.range(x, &f)?),
             "bcc_external_count" => Cond::BccExternalCount(self.range(x, &f)?),
             "from_differs_from_envelope" => self.flag(x, &f, Cond::FromDiffersFromEnvelope)?,

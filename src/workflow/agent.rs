@@ -332,6 +332,17 @@ impl TrackedHistory<'_> {
 }
 
 impl crate::policy::History for TrackedHistory<'_> {
+    fn sent_to_before(
+        &self,
+        sender: &str,
+        address: &str,
+        until: i64,
+    ) -> crate::policy::HistoryResult<bool> {
+        self.answer(
+            serde_json::json!({"q": "sent_to_before", "sender": sender, "address": address, "until": until}),
+            |l| l.sent_to_before(sender, address, until),
+        )
+    }
     fn domain_seen(&self, domain: &str, until: i64) -> crate::policy::HistoryResult<bool> {
         self.answer(
             serde_json::json!({"q": "domain_seen", "domain": domain, "until": until}),

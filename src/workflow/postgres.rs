@@ -732,6 +732,10 @@ impl History for PgStore {
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.history_at(i64::MAX).domain_seen(domain, until)
     }
+    fn sent_to_before(&self, sender: &str, address: &str, until: i64) -> HistoryResult<bool> {
+        self.history_at(i64::MAX)
+            .sent_to_before(sender, address, until)
+    }
     fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> HistoryResult<u64> {
         self.history_at(i64::MAX)
             .external_sends_of(sha256, since, until)
@@ -785,6 +789,19 @@ impl HistoryAt<'_> {
 }
 
 impl History for HistoryAt<'_> {
+    fn sent_to_before(&self, sender: &str, address: &str, until: i64) -> HistoryResult<bool> {
+        // The record is in the partition of its recipients' time: joined on both.
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT 1 FROM record_recipients x JOIN records r ON r.id = x.record_id AND r.time = x.time
+                 WHERE x.address = $1 AND x.time <= $3 AND x.record_id < $4 AND r.sender = $2 LIMIT 1",
+                &[&address.to_ascii_lowercase(), &sender.to_ascii_lowercase(), &until, &self.before],
+            )
+            .map_err(hist)?;
+        Ok(!rows.is_empty())
+    }
+
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         let rows = self
             .conn()?

@@ -446,6 +446,10 @@ impl History for SqliteStore {
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.history_at(i64::MAX).domain_seen(domain, until)
     }
+    fn sent_to_before(&self, sender: &str, address: &str, until: i64) -> HistoryResult<bool> {
+        self.history_at(i64::MAX)
+            .sent_to_before(sender, address, until)
+    }
     fn external_sends_of(&self, sha256: &str, since: i64, until: i64) -> HistoryResult<u64> {
         self.history_at(i64::MAX)
             .external_sends_of(sha256, since, until)
@@ -497,6 +501,23 @@ impl HistoryAt<'_> {
 }
 
 impl History for HistoryAt<'_> {
+    fn sent_to_before(&self, sender: &str, address: &str, until: i64) -> HistoryResult<bool> {
+        self.s
+            .with(|c| {
+                c.prepare_cached(
+                    "SELECT 1 FROM record_recipients x JOIN records r ON r.id = x.record_id
+                     WHERE x.address = ?1 AND x.time <= ?3 AND x.record_id < ?4 AND r.sender = ?2 LIMIT 1",
+                )?
+                .query_row(
+                    params![address.to_ascii_lowercase(), sender.to_ascii_lowercase(), until, self.before],
+                    |_| Ok(()),
+                )
+                .optional()
+            })
+            .map(|o| o.is_some())
+            .map_err(hist_w)
+    }
+
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.s
             .with(|c| {

@@ -9,7 +9,7 @@
 //! POST /agent/v1/status   {"status"}                             -> {"last_seq"}
 //! POST /agent/v1/decisions {}                    -> {"approvals": [decided requests it holds]}
 //! POST /agent/v1/closed   {"closed": [{"id", "state", "time"}]}  -> {"done"}
-//! POST /agent/v1/history  {"q": "domain_seen" | "external_sends_of" | "sender_external" |
+//! POST /agent/v1/history  {"q": "domain_seen" | "sent_to_before" | "external_sends_of" | "sender_external" |
 //!                         "ppap_partner", ...}                  -> {"answer"} (every gateway's mail)
 //! POST /agent/v1/policy   {"have": VERSION | null}  -> {"version", "sha256", "text"}, or
 //!                         {"version"} when the agent has it, {"version": null} when none
@@ -364,6 +364,9 @@ impl App {
             "domain_seen" => {
                 serde_json::json!(h.domain_seen(s("domain"), n("until")).map_err(bad)?)
             }
+            "sent_to_before" => serde_json::json!(h
+                .sent_to_before(s("sender"), s("address"), n("until"))
+                .map_err(bad)?),
             "external_sends_of" => serde_json::json!(h
                 .external_sends_of(s("sha256"), n("since"), n("until"))
                 .map_err(bad)?),
