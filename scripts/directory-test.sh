@@ -60,6 +60,8 @@ trap stop_all EXIT
 # ---------------------------------------------------------------- the directory
 rm -rf "$LDAP"; mkdir -p "$LDAP/db" "$LDAP/conf.d"
 LDAP_PW="ldap-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+BUCHO_PW="bucho-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+TARO_PW="taro-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 cat > "$LDAP/slapd.ldif" <<LDIF
 dn: cn=config
 objectClass: olcGlobal
@@ -129,6 +131,7 @@ cn: 営業 部長
 sn: 部長
 mail: bucho@example.co.jp
 departmentNumber: 営業部
+userPassword: $BUCHO_PW
 
 dn: uid=taro,ou=people,$SUFFIX
 objectClass: inetOrgPerson
@@ -137,6 +140,7 @@ cn: 山田 太郎
 sn: 山田
 mail: taro@example.co.jp
 departmentNumber: 営業部
+userPassword: $TARO_PW
 manager: uid=bucho,ou=people,$SUFFIX
 
 dn: uid=keiri,ou=people,$SUFFIX
@@ -241,6 +245,17 @@ language = "ja"
 [dlp]
 state_dir = "$STATE"
 policy = "policy.toml"
+
+[directory]
+url = "ldap://127.0.0.1:$LDAP_PORT"
+bind_dn = "cn=admin,$SUFFIX"
+password_file = "ldap.secret"
+base = "$SUFFIX"
+timeout_seconds = 2
+
+[sign_in]
+directory = true
+admin_groups = ["officers"]
 CONSOLE
 "$MILTER" --check-config "$BASE/milter.toml" >/dev/null
 pfenv_start_milter "$BASE/milter.toml"
@@ -373,6 +388,19 @@ check "bcc: alice's copy does not show bob" '! hdr "$fa" | grep -v "^Delivered-T
 check "bcc: the body is unchanged and the rule is in the audit record" \
   'grep -q "^hello both" "$fb" && [[ " $(rules_of "$(qid_of "$out")") " == *" visible-to-bcc "* ]]'
 
+# 4c. Console sign-in with the directory password: bucho (officers) is an admin, taro an
+#     approver; a wrong or empty password, or a person without one, is refused.
+sign_in() {  # user password path: prints "<sign-in status> <status of path>"
+  python3 "$ROOT/scripts/directory/sign_in.py" "http://127.0.0.1:$CONSOLE_PORT" "$1" "$2" "$3" 2>&1
+}
+check "directory sign-in: bucho (officers) is an admin ($(sign_in bucho@example.co.jp "$BUCHO_PW" /dashboard))" \
+  '[ "$(sign_in bucho@example.co.jp "$BUCHO_PW" /dashboard)" = "303 200" ]'
+check "directory sign-in: taro is an approver, no admin pages ($(sign_in taro@example.co.jp "$TARO_PW" /dashboard))" \
+  '[ "$(sign_in taro@example.co.jp "$TARO_PW" /dashboard)" = "303 403" ] && [ "$(sign_in taro@example.co.jp "$TARO_PW" /requests)" = "303 200" ]'
+check "directory sign-in: wrong password, empty password, no password in the directory: refused" \
+  '[ "$(sign_in taro@example.co.jp wrong-password /requests)" = "403 303" ] && [ "$(sign_in taro@example.co.jp "" /requests)" = "403 303" ] && [ "$(sign_in hanako@example.co.jp x /requests)" = "403 303" ]'
+check "the console logged the directory sign-ins" 'grep -q "bucho@example.co.jp signed in from .* (company directory)" "$BASE/console.log"'
+
 # 5. The directory stopped. fail_mode = "continue": judged without it (not held for a manager
 #    nobody knows), and logged.
 stop_slapd
@@ -382,6 +410,8 @@ q=$(qid_of "$out"); sleep 0.3
 check "directory down, continue: the mail is judged without it (not held: $(rules_of "$q"))" \
   '[ -n "$q" ] && [ -z "$(approval_json "$q")" ]'
 check "the milter logged the directory error" 'grep -q "event=directory_error" "$BASE/milter.log"'
+check "directory down: console sign-in with it says so (503), a local account is not needed for that" \
+  '[ "$(sign_in taro@example.co.jp "$TARO_PW" /requests)" = "503 303" ]'
 # fail_mode = "tempfail": 451, the MTA tells the client to try again.
 pid=$(cat "$BASE/milter.pid"); kill "$pid"
 for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

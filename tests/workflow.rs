@@ -980,3 +980,65 @@ when = { first_time_recipient = true }
     assert!(send("hanako@example.co.jp", "yamada@partner.example.com").is_some());
     assert!(send("taro@example.co.jp", "sato@partner.example.com").is_some());
 }
+
+#[test]
+fn the_weekly_report_is_mailed_once_at_its_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mail.txt");
+    let text = format!(
+        "{POLICY}\n[reports]\nweekly_to = [\"security@example.co.jp\", \"cio@example.co.jp\"]\nweekday = \"friday\"\nhour = 7\ncsv_encoding = \"cp932\"\n"
+    );
+    let policy = parse_policy(&text, None).unwrap();
+    assert_eq!((policy.reports.weekday, policy.reports.hour), (4, 7));
+    let mut cfg = WorkflowConfig::from_policy(dir.path(), &policy);
+    cfg.notify_command = Some(format!("cat >> {}", out.display()));
+    let p = Pipeline::new(
+        Arc::new(Engine::builtin()),
+        policy,
+        Arc::new(Workflow::open(cfg.clone()).unwrap()),
+        ExtractOptions::default(),
+    );
+    let mut c = ctx("milter");
+    c.envelope_from = Some("taro@example.co.jp".into());
+    c.envelope_to = vec!["yamada@partner.example.com".into()];
+    c.department = Some("営業部".into());
+    let raw = b"From: taro@example.co.jp\r\nTo: yamada@partner.example.com\r\nSubject: x\r\n\r\n\xe5\x80\x8b\xe4\xba\xba\xe7\x95\xaa\xe5\x8f\xb7: 1234 5678 9018\r\n";
+    let d = p.process_message(raw, &c, &[], false).unwrap();
+    assert_eq!(d.verdict.action.as_str(), "hold");
+    // Another process on the store whose schedule says now.
+    let now = ping32dlp::timeutil::now();
+    let (minute, weekday) = ping32dlp::timeutil::local_minute_and_weekday(now, 540);
+    cfg.reports.weekday = weekday;
+    cfg.reports.hour = minute / 60;
+    let wf = Workflow::open(cfg).unwrap();
+    assert!(
+        wf.weekly_report(now - 3600).unwrap().is_empty(),
+        "not at another hour"
+    );
+    let sent = wf.weekly_report(now).unwrap();
+    assert_eq!(sent, ["security@example.co.jp", "cio@example.co.jp"]);
+    let mail = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        mail.contains("To: security@example.co.jp, cio@example.co.jp\r\n"),
+        "{mail}"
+    );
+    assert!(mail.contains("Content-Type: multipart/mixed"));
+    assert!(mail.contains("filename=\"senders-") && mail.contains("filename=\"departments-"));
+    assert!(mail.contains("text/csv; charset=Shift_JIS"));
+    let parsed = mail_parser::MessageParser::default()
+        .parse(mail.as_bytes())
+        .unwrap();
+    let html = parsed.body_html(0).unwrap();
+    assert!(
+        html.contains("taro@example.co.jp") && html.contains("営業部"),
+        "{html}"
+    );
+    assert!(html.contains("highest mail risk"), "{html}");
+    // Declared Shift_JIS and read back through that charset (so the bytes are CP932).
+    let csv = parsed.attachment(0).unwrap().text_contents().unwrap();
+    assert!(csv.starts_with("sender,department,risk"), "{csv}");
+    assert!(csv.contains("taro@example.co.jp,営業部,"), "{csv}");
+    // Once a week, however many processes ask.
+    assert!(wf.weekly_report(now).unwrap().is_empty());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), mail);
+}

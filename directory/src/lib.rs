@@ -111,13 +111,30 @@ impl DirectoryCfg {
         }
     }
 
+    /// Whether passwords sent to this directory cross the network in the clear: `ldap://`
+    /// without `starttls` to a host that is not loopback.
+    pub fn cleartext(&self) -> bool {
+        let host = self
+            .url
+            .split("://")
+            .nth(1)
+            .unwrap_or("")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|a| a.is_loopback());
+        self.url.starts_with("ldap://") && !self.starttls && !loopback
+    }
+
     /// Checks what serde cannot; errors name the field.
     pub fn check(&self) -> Result<(), String> {
         if self.url.is_empty() {
             return Ok(());
         }
-        let plain = self.url.starts_with("ldap://");
-        if !plain && !self.url.starts_with("ldaps://") {
+        if !self.url.starts_with("ldap://") && !self.url.starts_with("ldaps://") {
             return Err(format!(
                 "directory.url = \"{}\": use ldap://host:389 or ldaps://host:636",
                 self.url
@@ -132,19 +149,7 @@ impl DirectoryCfg {
                 self.user_filter
             ));
         }
-        let host = self
-            .url
-            .split("://")
-            .nth(1)
-            .unwrap_or("")
-            .split(['/', ':'])
-            .next()
-            .unwrap_or("");
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|a| a.is_loopback());
-        if plain && !self.starttls && !loopback && self.password_file.is_some() {
+        if self.cleartext() && self.password_file.is_some() {
             return Err(format!(
                 "directory.url = \"{}\": the bind password would cross the network in the clear; use ldaps:// or starttls = true",
                 self.url
@@ -350,6 +355,44 @@ impl Directory {
             groups,
             manager,
         }))
+    }
+
+    /// Signs a person in with their directory password (console sign-in): finds the entry
+    /// by `mail` with the service account (not from the cache, so that a removed group or
+    /// account counts at once), then binds as that entry with `password` on a connection of
+    /// its own. `Ok(None)`: no such person, or the password is wrong (an empty password is
+    /// refused before anything is sent: LDAP takes it as an anonymous bind that "succeeds").
+    /// `Err`: the directory cannot be asked.
+    pub fn authenticate(&self, mail: &str, password: &str) -> Result<Option<Person>, String> {
+        let key = mail.trim().to_lowercase();
+        if key.is_empty() || password.is_empty() || password.len() > 1024 {
+            return Ok(None);
+        }
+        let Some(person) = self.with_conn(|c| self.find(c, &key))? else {
+            return Ok(None);
+        };
+        let mut s = LdapConnSettings::new()
+            .set_conn_timeout(self.timeout())
+            .set_starttls(self.cfg.starttls);
+        if let Some(t) = &self.tls {
+            s = s.set_config(t.clone());
+        }
+        let mut c = LdapConn::with_settings(s, &self.cfg.url)
+            .map_err(|e| format!("directory {}: {e}", self.cfg.url))?;
+        let r = c
+            .with_timeout(self.timeout())
+            .simple_bind(&person.dn, password)
+            .map_err(|e| format!("directory bind as {}: {e}", person.dn))?;
+        let _ = c.unbind();
+        match r.rc {
+            0 => Ok(Some(person)),
+            // invalidCredentials; also a locked or disabled account in Active Directory.
+            49 => Ok(None),
+            rc => Err(format!(
+                "directory bind as {}: result {rc} {}",
+                person.dn, r.text
+            )),
+        }
     }
 
     /// Adds what the directory knows to a mail's context: the sender's groups, department

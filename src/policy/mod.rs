@@ -772,6 +772,34 @@ impl Rule {
 /// Days a held mail's attachments are kept after its request expires.
 pub const HOLD_EVIDENCE_EXTRA_DAYS: u32 = 7;
 
+/// `[reports]`: when the weekly report (risk by sender, counts by department; HTML with the two
+/// CSV files attached) is mailed, and to whom, through the approval `notify_command`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSchedule {
+    /// Recipients (`weekly_to`); none: no weekly mail.
+    pub to: Vec<String>,
+    /// Weekday, 0 = Monday (`weekday = "mon"`, the default).
+    pub weekday: u32,
+    /// Local hour (`hour = 8`, the default), in the policy's time zone.
+    pub hour: u32,
+    /// `utf-8-bom` (the default), `utf-8` or `cp932`.
+    pub csv_encoding: String,
+    /// Senders listed in the mail (`top_senders = 20`).
+    pub top_senders: usize,
+}
+
+impl Default for ReportSchedule {
+    fn default() -> ReportSchedule {
+        ReportSchedule {
+            to: Vec::new(),
+            weekday: 0,
+            hour: 8,
+            csv_encoding: "utf-8-bom".into(),
+            top_senders: 20,
+        }
+    }
+}
+
 /// A policy: organisation domains, groups and ordered rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -788,6 +816,8 @@ pub struct Policy {
     pub utc_offset_min: i32,
     /// Business calendar: public holidays, company days off, weekend, hours (`[calendar]`).
     pub calendar: calendar::Calendar,
+    /// The weekly report mailed to admins (`[reports]`).
+    pub reports: ReportSchedule,
     /// Sender groups.
     pub groups: BTreeMap<String, Vec<String>>,
     /// Default approvers for holds.

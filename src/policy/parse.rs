@@ -17,6 +17,14 @@ pub const DEFAULT_POLICY: &str = include_str!("default_policy.toml");
 
 type V<'i> = Spanned<DeValue<'i>>;
 
+/// A weekday name (`mon`, `Monday`, ...) as 0 = Monday .. 6 = Sunday.
+fn weekday(d: &str) -> Option<u32> {
+    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .position(|w| d.to_lowercase().starts_with(w))
+        .map(|i| i as u32)
+}
+
 struct P<'a> {
     src: Source<'a>,
     /// Where each rule names each detector (checked against an engine later).
@@ -133,17 +141,13 @@ impl<'a> P<'a> {
         self.strings(v, field)?
             .iter()
             .map(|d| {
-                ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-                    .iter()
-                    .position(|w| d.to_lowercase().starts_with(w))
-                    .map(|i| i as u32)
-                    .ok_or_else(|| {
-                        self.err(
-                            v.span(),
-                            field,
-                            format!("`{d}` is not a weekday (mon .. sun)"),
-                        )
-                    })
+                weekday(d).ok_or_else(|| {
+                    self.err(
+                        v.span(),
+                        field,
+                        format!("`{d}` is not a weekday (mon .. sun)"),
+                    )
+                })
             })
             .collect()
     }
@@ -420,6 +424,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         internal_hosts: Vec::new(),
         utc_offset_min: 9 * 60,
         calendar: super::calendar::Calendar::default(),
+        reports: super::ReportSchedule::default(),
         groups: BTreeMap::new(),
         approvers: Vec::new(),
         rules: Vec::new(),
@@ -516,6 +521,40 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     }
                 }
             }
+            "reports" => {
+                let r = &mut policy.reports;
+                for (k2, v2) in p.table(v, "reports")?.iter() {
+                    let f = format!("reports.{}", k2.get_ref());
+                    match k2.get_ref().as_ref() {
+                        "weekly_to" => {
+                            r.to = p.strings(v2, &f)?;
+                            if let Some(bad) = r.to.iter().find(|a| !a.contains('@') || a.chars().any(|c| c.is_control() || c == ',')) {
+                                return Err(p.err(v2.span(), &f, format!("`{bad}` is not a mail address")));
+                            }
+                        }
+                        "weekday" => {
+                            let d = p.str(v2, &f)?;
+                            r.weekday = weekday(d).ok_or_else(|| p.err(v2.span(), &f, format!("`{d}` is not a weekday (mon .. sun)")))?;
+                        }
+                        "hour" => {
+                            let h = p.uint(v2, &f)?;
+                            if h > 23 {
+                                return Err(p.err(v2.span(), &f, format!("{h}: use 0 to 23")));
+                            }
+                            r.hour = h as u32;
+                        }
+                        "csv_encoding" => {
+                            let e = p.str(v2, &f)?;
+                            if !["utf-8", "utf-8-bom", "cp932"].contains(&e) {
+                                return Err(p.err(v2.span(), &f, format!("`{e}`: use utf-8-bom, utf-8 or cp932")));
+                            }
+                            r.csv_encoding = e.to_string();
+                        }
+                        "top_senders" => r.top_senders = p.uint(v2, &f)?.clamp(1, 1000) as usize,
+                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use weekly_to, weekday, hour, csv_encoding, top_senders"))),
+                    }
+                }
+            }
             "alerts" => {
                 let a = &mut policy.alerts;
                 for (k2, v2) in p.table(v, "alerts")?.iter() {
@@ -587,7 +626,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     policy.rules.push(rule(&p, r, i, default_mode)?);
                 }
             }
-            other => return Err(p.err(k.span(), other, format!("unknown table `{other}`: use [policy], [groups], [alerts], [approval] and [[rule]]"))),
+            other => return Err(p.err(k.span(), other, format!("unknown table `{other}`: use [policy], [groups], [calendar], [alerts], [approval], [reports] and [[rule]]"))),
         }
     }
     // Ids are unique; groups used by rules exist.

@@ -18,6 +18,7 @@ pub mod agent;
 mod alerts;
 mod evidence;
 pub mod fleet;
+pub mod report;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -963,6 +964,8 @@ pub struct WorkflowConfig {
     pub carry_out_elsewhere: bool,
     /// Retention of the store.
     pub retention: Retention,
+    /// The weekly report mailed to admins (through `notify_command`).
+    pub reports: crate::policy::ReportSchedule,
 }
 
 impl WorkflowConfig {
@@ -983,6 +986,7 @@ impl WorkflowConfig {
             carries_out: false,
             carry_out_elsewhere: false,
             retention: Retention::default(),
+            reports: crate::policy::ReportSchedule::default(),
         }
     }
 
@@ -1003,6 +1007,7 @@ impl WorkflowConfig {
             carries_out: false,
             carry_out_elsewhere: false,
             retention: Retention::default(),
+            reports: p.reports.clone(),
         }
     }
 }
@@ -1337,6 +1342,8 @@ pub struct Maintenance {
     pub carried_out: Vec<Approval>,
     /// The daily purge, when it was this process's turn.
     pub purge: Option<PurgeReport>,
+    /// The weekly report, when it was sent by this process: its recipients.
+    pub report_sent_to: Vec<String>,
     /// What failed.
     pub errors: Vec<String>,
 }
@@ -1946,7 +1953,42 @@ impl Workflow {
             Ok(p) => m.purge = p,
             Err(e) => m.errors.push(format!("purge: {e}")),
         }
+        match self.weekly_report(now) {
+            Ok(to) => m.report_sent_to = to,
+            Err(e) => m.errors.push(format!("weekly report: {e}")),
+        }
         m
+    }
+
+    /// Mails the weekly report (`[reports]`) when it is the configured weekday and hour and no
+    /// process on the store has sent it in the last six days; returns whom it went to.
+    pub fn weekly_report(&self, now: i64) -> Result<Vec<String>> {
+        let r = &self.cfg.reports;
+        let Some(cmd) = &self.cfg.notify_command else {
+            return Ok(Vec::new());
+        };
+        if r.to.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (minute, weekday) =
+            crate::timeutil::local_minute_and_weekday(now, self.cfg.utc_offset_min);
+        if weekday != r.weekday || minute / 60 != r.hour {
+            return Ok(Vec::new());
+        }
+        if !self.store.take_turn("weekly_report", 6 * 86_400, now)? {
+            return Ok(Vec::new());
+        }
+        let rep = report::build(&*self.store, now - 7 * 86_400, now + 1, None)?;
+        let from = self.cfg.notify_from.as_deref().unwrap_or("postmaster");
+        let msg = rep.mail(
+            from,
+            &r.to,
+            self.cfg.utc_offset_min,
+            r.top_senders,
+            &r.csv_encoding,
+        );
+        run_shell(cmd, Some(&msg)).map_err(|e| WorkflowError::Io(format!("{cmd}: {e}")))?;
+        Ok(r.to.clone())
     }
 
     /// Runs [`Workflow::purge`] when no process on the store has done so in the last day (one

@@ -721,6 +721,9 @@ pub enum AuditCmd {
     Search(Box<SearchArgs>),
     /// Volumes and top lists: per day, senders, external domains, detectors, repeated files.
     Stats(StatsArgs),
+    /// Reports over a window: each sender's risk with what makes it up, and per department
+    /// the external mails, holds, blocks and top files (table, CSV for Excel, HTML, JSON).
+    Report(ReportArgs),
     /// One record in full (JSON).
     Show {
         /// Record id.
@@ -856,6 +859,36 @@ pub struct SearchArgs {
 }
 
 #[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    state: StateArgs,
+    /// From (duration or date).
+    #[arg(long, default_value = "7d")]
+    since: String,
+    /// Until (exclusive; default now).
+    #[arg(long)]
+    until: Option<String>,
+    /// `sender` or `department` (CSV holds one of them; the table and HTML both).
+    #[arg(long, default_value = "sender")]
+    by: String,
+    /// table, csv, html or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// CSV encoding: utf-8, utf-8-bom or cp932 (for Japanese Excel).
+    #[arg(long, default_value = "utf-8")]
+    csv_encoding: String,
+    /// Only mail of these departments; repeat for several.
+    #[arg(long = "department")]
+    departments: Vec<String>,
+    /// Senders shown in the table and HTML.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// UTC offset of the days.
+    #[arg(long, default_value = "+09:00")]
+    timezone: String,
+}
+
+#[derive(Args)]
 pub struct StatsArgs {
     #[command(flatten)]
     state: StateArgs,
@@ -939,6 +972,7 @@ pub fn audit_cmd(cmd: AuditCmd) -> Result<u8, AnyErr> {
     match cmd {
         AuditCmd::Search(a) => search(*a),
         AuditCmd::Stats(a) => stats(a),
+        AuditCmd::Report(a) => report(a),
         AuditCmd::Purge(a) => purge(a),
         AuditCmd::AdminLog {
             state,
@@ -1128,18 +1162,8 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
                 )?;
             }
             // For Excel: CRLF line ends and a BOM, or CP932.
-            let bytes: Vec<u8> = match a.csv_encoding.as_str() {
-                "utf-8-bom" => [
-                    &[0xEF, 0xBB, 0xBF][..],
-                    text.replace('\n', "\r\n").as_bytes(),
-                ]
-                .concat(),
-                "cp932" | "shift_jis" => encoding_rs::SHIFT_JIS
-                    .encode(&text.replace('\n', "\r\n"))
-                    .0
-                    .into_owned(),
-                _ => text.into_bytes(),
-            };
+            let bytes = ping32dlp::workflow::report::csv_bytes(&text, &a.csv_encoding)
+                .unwrap_or_else(|| text.into_bytes());
             o.write_all(&bytes)?;
         }
         _ => {
@@ -1181,17 +1205,113 @@ fn search(a: SearchArgs) -> Result<u8, AnyErr> {
 }
 
 fn csv_field(s: &str) -> String {
-    // Formula injection: a leading = + - @ would be run by spreadsheets.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
+    ping32dlp::workflow::report::csv_field(s)
+}
+
+fn report(a: ReportArgs) -> Result<u8, AnyErr> {
+    use ping32dlp::workflow::report;
+    let off = offset(&a.timezone)?;
+    let since = parse_when(&a.since, off, "--since")?;
+    let until = match &a.until {
+        Some(u) => parse_when(u, off, "--until")?,
+        None => timeutil::now() + 1,
     };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+    if !["sender", "department"].contains(&a.by.as_str()) {
+        return Err(format!("--by `{}`: use sender or department", a.by).into());
     }
+    if !["table", "csv", "html", "json"].contains(&a.format.as_str()) {
+        return Err(format!("--format `{}`: use table, csv, html or json", a.format).into());
+    }
+    if report::csv_bytes("", &a.csv_encoding).is_none() {
+        return Err(format!(
+            "--csv-encoding `{}`: use utf-8, utf-8-bom or cp932",
+            a.csv_encoding
+        )
+        .into());
+    }
+    let store = a.state.store()?;
+    let limit = (!a.departments.is_empty()).then_some(a.departments.as_slice());
+    log_cli_admin(
+        &*store,
+        "report",
+        &a.by,
+        &format!(
+            "since={} until={} format={}{}",
+            timeutil::rfc3339(since, 0),
+            timeutil::rfc3339(until, 0),
+            a.format,
+            limit.map_or(String::new(), |d| format!(" department={}", d.join(",")))
+        ),
+    )?;
+    let r = report::build(&*store, since, until, limit)?;
+    let stdout = io::stdout();
+    let mut o = BufWriter::new(stdout.lock());
+    match a.format.as_str() {
+        "json" => writeln!(o, "{}", serde_json::to_string(&r)?)?,
+        "html" => o.write_all(
+            r.html("情報漏洩対策 週次レポート / DLP report", off, a.top)
+                .as_bytes(),
+        )?,
+        "csv" => {
+            let text = if a.by == "department" {
+                r.departments_csv()
+            } else {
+                r.senders_csv()
+            };
+            o.write_all(&report::csv_bytes(&text, &a.csv_encoding).unwrap_or_default())?;
+        }
+        _ => {
+            writeln!(
+                o,
+                "{:<32} {:<12} {:>4} {:>6} {:>6} {:>5} {:>5}  why",
+                "sender", "department", "risk", "mails", "ext", "held", "block"
+            )?;
+            for s in r.senders.iter().take(a.top) {
+                writeln!(
+                    o,
+                    "{} {} {:>4} {:>6} {:>6} {:>5} {:>5}  {}",
+                    crate::pad(&s.sender, 32),
+                    crate::pad(s.department.as_deref().unwrap_or("-"), 12),
+                    s.risk,
+                    s.mails,
+                    s.external,
+                    s.held,
+                    s.blocked,
+                    s.why.join("; ")
+                )?;
+            }
+            writeln!(o)?;
+            writeln!(
+                o,
+                "{} {:>6} {:>6} {:>5} {:>5} {:>7}  top files sent outside",
+                crate::pad("department", 16),
+                "mails",
+                "ext",
+                "held",
+                "block",
+                "senders"
+            )?;
+            for d in &r.departments {
+                writeln!(
+                    o,
+                    "{} {:>6} {:>6} {:>5} {:>5} {:>7}  {}",
+                    crate::pad(&d.department, 16),
+                    d.mails,
+                    d.external,
+                    d.held,
+                    d.blocked,
+                    d.senders,
+                    d.top_files
+                        .iter()
+                        .map(|(n, k)| format!("{n} ({k})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )?;
+            }
+        }
+    }
+    o.flush()?;
+    Ok(0)
 }
 
 fn stats(a: StatsArgs) -> Result<u8, AnyErr> {

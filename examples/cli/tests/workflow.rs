@@ -341,6 +341,65 @@ fn search_filters_formats_and_stats() {
         "2026-11-05",
     ]);
     assert!(text.contains("top external domains"), "{text}");
+    // Reports: each sender's risk with its reasons; per department (none here).
+    let rep: Value = serde_json::from_str(&run(&[
+        "audit",
+        "report",
+        "--state",
+        st,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-06",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let senders = rep["senders"].as_array().unwrap();
+    assert!(!senders.is_empty());
+    assert!(senders
+        .windows(2)
+        .all(|w| w[0]["risk"].as_u64() >= w[1]["risk"].as_u64()));
+    assert!(
+        senders[0]["why"].as_array().is_some_and(|w| !w.is_empty()),
+        "{rep}"
+    );
+    assert_eq!(rep["departments"][0]["department"], "(none)");
+    let csv = run(&[
+        "audit",
+        "report",
+        "--state",
+        st,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-06",
+        "--format",
+        "csv",
+        "--by",
+        "department",
+    ]);
+    assert!(
+        csv.starts_with("department,mails,external,held,blocked,senders,top_files\n(none),"),
+        "{csv}"
+    );
+    let html = run(&[
+        "audit",
+        "report",
+        "--state",
+        st,
+        "--since",
+        "2026-11-01",
+        "--format",
+        "html",
+    ]);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("送信者別リスク"));
+    let o = bin()
+        .args(["audit", "report", "--state", st, "--by", "team"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--by `team`"));
     // Every search and export above is in the admin log, as user@host from the CLI.
     let log = lines(&run(&[
         "audit",

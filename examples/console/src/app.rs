@@ -16,6 +16,7 @@ use crate::i18n::{t, Lang};
 
 mod adminlog;
 mod agents;
+mod reports;
 pub use agents::MAX_UPLOAD_RECORDS;
 
 /// Cookie names.
@@ -48,6 +49,11 @@ pub struct Settings {
 
 /// The console.
 pub struct App {
+    /// Sign-in with the company directory for names that are no local account.
+    directory: Option<(
+        std::sync::Arc<ping32dlp_directory::Directory>,
+        crate::SignIn,
+    )>,
     pipeline: Pipeline,
     metrics: std::sync::Arc<ping32dlp_ops::Metrics>,
     accounts: Vec<Account>,
@@ -66,6 +72,9 @@ struct Cx<'r> {
 
 type Res = Result<Response, Response>;
 
+/// Who signed in: name, role, approver groups.
+type SignedIn = (String, Role, Vec<String>);
+
 /// Pages over the whole company, closed to admins limited to departments.
 const COMPANY_WIDE: [&str; 3] = ["/dashboard", "/agents", "/admin-log"];
 
@@ -79,6 +88,7 @@ impl App {
         let metrics = std::sync::Arc::new(ping32dlp_ops::Metrics::new("ping32dlp-console"));
         pipeline.set_observer(metrics.clone());
         App {
+            directory: None,
             metrics,
             sessions: Sessions::new(store.clone(), settings.session_idle, settings.session_max),
             throttle: Throttle::new(store, settings.login_window),
@@ -86,6 +96,54 @@ impl App {
             accounts,
             settings,
         }
+    }
+
+    /// Lets names that are no local account sign in with the company directory.
+    pub fn with_directory_sign_in(
+        mut self,
+        dir: std::sync::Arc<ping32dlp_directory::Directory>,
+        cfg: crate::SignIn,
+    ) -> App {
+        self.directory = Some((dir, cfg));
+        self
+    }
+
+    /// A directory sign-in: `Ok(None)` for a wrong name or password, `Err` for a directory
+    /// that cannot be asked or a person the settings do not let in.
+    fn directory_sign_in(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<SignedIn>, (u16, &'static str)> {
+        let Some((dir, cfg)) = &self.directory else {
+            return Ok(None);
+        };
+        let person = match dir.authenticate(user, password) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                log(
+                    "directory_error",
+                    &format!("directory sign-in of {user}: {e}"),
+                );
+                return Err((
+                    503,
+                    "The company directory cannot be reached; try again later.",
+                ));
+            }
+        };
+        let member = |gs: &[String]| {
+            gs.iter()
+                .any(|g| person.groups.iter().any(|p| p.eq_ignore_ascii_case(g)))
+        };
+        let role = if member(&cfg.admin_groups) {
+            Role::Admin
+        } else if cfg.approver_groups.is_empty() || member(&cfg.approver_groups) {
+            Role::Approver
+        } else {
+            return Err((403, "Your directory account may not use this console."));
+        };
+        Ok(Some((user.trim().to_lowercase(), role, person.groups)))
     }
 
     /// The console's metrics (served when `metrics_listen` is set).
@@ -150,6 +208,8 @@ impl App {
             | ["audit", _]
             | ["dashboard"]
             | ["admin-log"]
+            | ["reports"]
+            | ["reports", "senders.csv" | "departments.csv"]
             | ["agents"] => "GET, HEAD",
             _ => return Err(self.error(cx, 404, "There is no such page.")),
         };
@@ -197,6 +257,9 @@ impl App {
             (["dashboard"], _) => self.dashboard(cx),
             (["agents"], _) => self.agents_page(cx),
             (["admin-log"], _) => self.admin_log_page(cx),
+            (["reports"], _) => self.reports_page(cx),
+            (["reports", "senders.csv"], _) => self.reports_csv(cx, "senders"),
+            (["reports", "departments.csv"], _) => self.reports_csv(cx, "departments"),
             (["agents", "tokens"], _) => self.agents_new_token(cx),
             (["agents", "policy"], _) => self.agents_policy(cx),
             (["agents", name, "revoke"], _) => self.agents_revoke(cx, name),
@@ -426,7 +489,29 @@ impl App {
             .accounts
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(&user));
-        if !auth::verify(acct.map(|a| a.password_hash.as_str()), password) {
+        // A local account, else (when configured) the company directory.
+        let who = match acct {
+            Some(a) if auth::verify(Some(&a.password_hash), password) => {
+                Some((a.name.clone(), a.role, a.groups.clone()))
+            }
+            Some(_) => None,
+            None if self.directory.is_some() => match self.directory_sign_in(&user, password) {
+                Ok(w) => w,
+                Err((status, why)) => {
+                    log(
+                        "sign_in_failed",
+                        &format!("sign-in of {user_key} from {} refused: {why}", cx.req.peer),
+                    );
+                    return Err(self.login_page(cx, Some(t(cx.l, why)), status));
+                }
+            },
+            None => {
+                // As long as a real check, so that names cannot be told apart by time.
+                auth::verify(None, password);
+                None
+            }
+        };
+        let Some((name, role, groups)) = who else {
             log(
                 "sign_in_failed",
                 &format!("sign-in failed for {user_key} from {}", cx.req.peer),
@@ -436,8 +521,7 @@ impl App {
                 Some(t(cx.l, "The account or the password is wrong.")),
                 403,
             ));
-        }
-        let a = acct.expect("verified accounts exist");
+        };
         self.throttle.clear(&user_key);
         self.throttle.refund(&ip_key);
         if let Some(old) = &cx.sid {
@@ -445,11 +529,19 @@ impl App {
         }
         let sid = self
             .sessions
-            .create(&a.name, a.role, a.groups.clone(), None)
+            .create(&name, role, groups, None)
             .map_err(|e| self.internal(cx, e))?;
         log(
             "signed_in",
-            &format!("{} signed in from {}", a.name, cx.req.peer),
+            &format!(
+                "{name} signed in from {}{}",
+                cx.req.peer,
+                if acct.is_none() {
+                    " (company directory)"
+                } else {
+                    ""
+                }
+            ),
         );
         let next = field(&form, "next")
             .and_then(safe_next)

@@ -103,6 +103,7 @@ pub fn page(l: Lang, title: &str, s: Option<&Session>, active: &str, body: &str)
         link("/requests", "requests", "Requests");
         if s.role == Role::Admin {
             link("/audit", "audit", "Audit log");
+            link("/reports", "reports", "Reports");
         }
         if s.role == Role::Admin && s.departments.is_none() {
             link("/dashboard", "dashboard", "Dashboard");

@@ -92,6 +92,24 @@ pub struct Config {
     /// fleet"). Needs `tls_cert` (agents send their credential), or a loopback `listen`, or
     /// `secure_cookies` (TLS ends at a reverse proxy in front).
     pub agent_api: bool,
+    /// The company directory (LDAP / Active Directory), for `[sign_in] directory = true`.
+    pub directory: ping32dlp_directory::DirectoryCfg,
+    /// Sign-in with the company directory.
+    pub sign_in: SignIn,
+}
+
+/// `[sign_in]`: who may sign in with their directory password, and as what.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignIn {
+    /// Names that are no `[[account]]` sign in with the directory (`[directory]`): the name is
+    /// the person's mail address, the password is checked by binding as their entry.
+    pub directory: bool,
+    /// Directory groups whose members sign in as admins.
+    pub admin_groups: Vec<String>,
+    /// Directory groups whose members sign in as approvers; empty: every person found in the
+    /// directory (who is not an admin) may sign in as an approver.
+    pub approver_groups: Vec<String>,
 }
 
 impl Default for Config {
@@ -115,6 +133,8 @@ impl Default for Config {
             metrics_allow_remote: false,
             log_format: service::LogFormat::Kv,
             agent_api: false,
+            directory: ping32dlp_directory::DirectoryCfg::default(),
+            sign_in: SignIn::default(),
         }
     }
 }
@@ -127,6 +147,7 @@ impl Config {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         service::resolve(base, c.tls_cert.iter_mut().chain(c.tls_key.iter_mut()));
+        c.directory.resolve(base);
         c.check().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(c)
     }
@@ -140,6 +161,28 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        if !self.directory.url.is_empty() {
+            self.directory.check()?;
+        }
+        if self.sign_in.directory && self.directory.url.is_empty() {
+            return Err(
+                "sign_in.directory: needs the company directory ([directory] url = ...)".into(),
+            );
+        }
+        if self.sign_in.directory && self.directory.cleartext() {
+            return Err(format!(
+                "sign_in.directory: employees' passwords would cross the network in the clear to {}; use ldaps:// or starttls = true",
+                self.directory.url
+            ));
+        }
+        let groups =
+            !self.sign_in.admin_groups.is_empty() || !self.sign_in.approver_groups.is_empty();
+        if groups && !self.sign_in.directory {
+            return Err(
+                "sign_in.admin_groups / approver_groups: set sign_in.directory = true as well"
+                    .into(),
+            );
+        }
         if Lang::parse(&self.language).is_none() {
             return Err(format!("language `{}`: use ja or en", self.language));
         }
@@ -331,7 +374,21 @@ pub fn main() {
         eprintln!("{PROGRAM}: listen {}: {e}", cfg.listen);
         std::process::exit(2);
     });
-    let app = Arc::new(App::new(pipeline, accounts, cfg.settings()));
+    let mut app = App::new(pipeline, accounts, cfg.settings());
+    if cfg.sign_in.directory {
+        match ping32dlp_directory::Directory::new(&cfg.directory) {
+            Ok(Some(dir)) => app = app.with_directory_sign_in(Arc::new(dir), cfg.sign_in.clone()),
+            Ok(None) => {
+                eprintln!("{PROGRAM}: sign_in.directory: needs [directory] url");
+                std::process::exit(2);
+            }
+            Err(e) => {
+                eprintln!("{PROGRAM}: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let app = Arc::new(app);
     // Expiry (one process of all on the store does it at a time) and the daily purge.
     service::spawn_maintenance_observed(
         PROGRAM,

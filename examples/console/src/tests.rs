@@ -792,6 +792,23 @@ fn admin_search_record_pages_dashboard_and_histories() {
     for want in ["viewed the request", "approved", "released", "held"] {
         assert!(t.contains(want), "history lacks {want}");
     }
+    // Reports: departments and each sender's risk with its reasons; CSV for Excel.
+    let g = admin.get("/reports?days=30");
+    assert_eq!(g.status, 200);
+    let t = g.text();
+    assert!(
+        t.contains("営業部") && t.contains("経理部") && t.contains("highest mail risk"),
+        "{t}"
+    );
+    let g = admin.get("/reports/senders.csv?days=30");
+    assert_eq!(g.status, 200);
+    assert!(g.body.starts_with(&[0xEF, 0xBB, 0xBF]), "BOM for Excel");
+    assert!(String::from_utf8_lossy(&g.body).contains("ichiro@example.co.jp"));
+    let g = admin.get("/reports/departments.csv?days=30&encoding=cp932");
+    assert_eq!(
+        g.header("Content-Type"),
+        Some("text/csv; charset=Shift_JIS")
+    );
     // Every search and view above is in the admin log, with its filters and from where.
     admin.get(&format!("/requests/{}/attachments/0/download", f.ids.id));
     let log = admin.get("/admin-log");
@@ -1004,6 +1021,36 @@ fn config_errors_name_file_line_and_field() {
         .contains("language `fr`"));
     std::fs::write(&f, "tls_cert = \"c.pem\"\n").unwrap();
     assert!(crate::Config::load(&f).unwrap_err().contains("tls_key"));
+    // Directory sign-in: needs [directory]; its groups need sign_in.directory; typos named.
+    std::fs::write(&f, "[sign_in]\ndirectory = true\n").unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(
+        e.contains("sign_in.directory") && e.contains("[directory]"),
+        "{e}"
+    );
+    std::fs::write(&f, "[sign_in]\nadmin_groups = [\"it\"]\n").unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(e.contains("sign_in.directory = true"), "{e}");
+    std::fs::write(&f, "[sign_in]\ndirectory = true\nadmin_group = [\"it\"]\n").unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(
+        e.contains("console.toml:3") && e.contains("admin_group"),
+        "{e}"
+    );
+    std::fs::write(
+        &f,
+        "[directory]\nurl = \"ldap://127.0.0.1:1\"\nbase = \"dc=example,dc=co,dc=jp\"\n[sign_in]\ndirectory = true\nadmin_groups = [\"it\"]\n",
+    )
+    .unwrap();
+    let c = crate::Config::load(&f).unwrap();
+    assert!(c.sign_in.directory && c.sign_in.admin_groups == ["it"]);
+    std::fs::write(
+        &f,
+        "[directory]\nurl = \"ldap://dc1.example.co.jp\"\nbase = \"dc=example\"\n[sign_in]\ndirectory = true\n",
+    )
+    .unwrap();
+    let e = crate::Config::load(&f).unwrap_err();
+    assert!(e.contains("in the clear"), "{e}");
     std::fs::write(
         &f,
         "[[account]]\nname = \"a\"\npassword_hash = \"secret\"\nrole = \"approver\"\n",
@@ -1568,6 +1615,9 @@ fn admins_limited_to_departments_see_only_theirs() {
         sales.get(&format!("/audit/{}", f.cards.record_id)).status,
         404
     );
+    // Reports: their department only.
+    let t = sales.get("/reports?days=30").text();
+    assert!(t.contains("営業部") && !t.contains("経理部"), "{t}");
     // No company-wide pages, and no links to them.
     for p in ["/dashboard", "/agents", "/admin-log"] {
         assert_eq!(sales.get(p).status, 403, "{p}");
