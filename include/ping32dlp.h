@@ -599,8 +599,8 @@ ping32dlp_action ping32dlp_verdict_action(const struct ping32dlp_verdict *v);
 // Ownership: reads the verdict.
 ping32dlp_action ping32dlp_verdict_would_action(const struct ping32dlp_verdict *v);
 
-// The name of an action (`"allow"`, `"audit"`, `"tag"`, `"alert"`, `"hold"`, `"block"`), as
-// in JSON and logs; `"unknown"` for another value.
+// The name of an action (`"allow"`, `"audit"`, `"tag"`, `"alert"`, `"hold"`, `"block"`,
+// `"delay"`, `"bcc"`), as in JSON and logs; `"unknown"` for another value.
 // Ownership: a static string; never freed.
 const char *ping32dlp_action_str(uint32_t a);
 
@@ -1061,7 +1061,8 @@ ping32dlp_result ping32dlp_workflow_set_alert_callback(const struct ping32dlp_wo
 // approval opened for a hold, alerts sent, all before this returns. `context` may be NULL
 // (channel `api`). `raw` (may be NULL) is the message's bytes: with a hold they are kept in the
 // state directory for integrations that cannot hold mail themselves
-// (`ping32dlp_workflow_held_message`). `flags` is reserved: pass 0. Release `*decision_out`
+// (`ping32dlp_workflow_held_message`), as they are to go out when released: with the
+// verdict's headers and subject prefix added and its `bcc` addresses taken out of To / Cc. `flags` is reserved: pass 0. Release `*decision_out`
 // with `ping32dlp_decision_free`.
 // Ownership: `*decision_out` is the caller's (`ping32dlp_decision_free`), written only on success; the decision holds copies and does not depend on the policy, report, context or `raw`.
 ping32dlp_result ping32dlp_workflow_record(const struct ping32dlp_workflow *workflow,
@@ -1147,7 +1148,8 @@ ping32dlp_result ping32dlp_workflow_approval_verify_token(const struct ping32dlp
                                                           const char *approval_id,
                                                           const char *token);
 
-// The message kept with a hold (see `raw` of `ping32dlp_workflow_record`):
+// The message kept with a hold, ready to be sent when approved (the verdict's tags and `bcc`
+// change applied; see `raw` of `ping32dlp_workflow_record`):
 // `PING32DLP_ERR_NOT_FOUND` when none is kept. Release `*data_out` with `ping32dlp_bytes_free`.
 // Ownership: `*data_out` (`*len_out` bytes) is the caller's (`ping32dlp_bytes_free`), both written only on success.
 ping32dlp_result ping32dlp_workflow_held_message(const struct ping32dlp_workflow *workflow,

@@ -340,8 +340,8 @@ pub extern "C" fn ping32dlp_verdict_would_action(v: *const ping32dlp_verdict) ->
     })
 }
 
-/// The name of an action (`"allow"`, `"audit"`, `"tag"`, `"alert"`, `"hold"`, `"block"`), as
-/// in JSON and logs; `"unknown"` for another value.
+/// The name of an action (`"allow"`, `"audit"`, `"tag"`, `"alert"`, `"hold"`, `"block"`,
+/// `"delay"`, `"bcc"`), as in JSON and logs; `"unknown"` for another value.
 /// Ownership: a static string; never freed.
 #[no_mangle]
 pub extern "C" fn ping32dlp_action_str(a: u32) -> *const c_char {
@@ -352,6 +352,8 @@ pub extern "C" fn ping32dlp_action_str(a: u32) -> *const c_char {
         3 => "alert\0",
         4 => "hold\0",
         5 => "block\0",
+        6 => "delay\0",
+        7 => "bcc\0",
         _ => "unknown\0",
     };
     s.as_ptr().cast()

@@ -172,7 +172,8 @@ pub extern "C" fn ping32dlp_workflow_set_alert_callback(
 /// approval opened for a hold, alerts sent, all before this returns. `context` may be NULL
 /// (channel `api`). `raw` (may be NULL) is the message's bytes: with a hold they are kept in the
 /// state directory for integrations that cannot hold mail themselves
-/// (`ping32dlp_workflow_held_message`). `flags` is reserved: pass 0. Release `*decision_out`
+/// (`ping32dlp_workflow_held_message`), as they are to go out when released: with the
+/// verdict's headers and subject prefix added and its `bcc` addresses taken out of To / Cc. `flags` is reserved: pass 0. Release `*decision_out`
 /// with `ping32dlp_decision_free`.
 /// Ownership: `*decision_out` is the caller's (`ping32dlp_decision_free`), written only on success; the decision holds copies and does not depend on the policy, report, context or `raw`.
 #[no_mangle]
@@ -425,7 +426,8 @@ pub extern "C" fn ping32dlp_workflow_approval_verify_token(
     })
 }
 
-/// The message kept with a hold (see `raw` of `ping32dlp_workflow_record`):
+/// The message kept with a hold, ready to be sent when approved (the verdict's tags and `bcc`
+/// change applied; see `raw` of `ping32dlp_workflow_record`):
 /// `PING32DLP_ERR_NOT_FOUND` when none is kept. Release `*data_out` with `ping32dlp_bytes_free`.
 /// Ownership: `*data_out` (`*len_out` bytes) is the caller's (`ping32dlp_bytes_free`), both written only on success.
 #[no_mangle]

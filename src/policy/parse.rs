@@ -816,6 +816,7 @@ mod tests {
         let text = &block[start..start + block[start..].find("```").unwrap()];
         let p = parse_policy(text, None).unwrap();
         assert_eq!(p.rules.len(), 9);
+        assert_eq!(p.reports.to, ["security@example.co.jp"]);
         for a in [Action::Hold, Action::Delay, Action::Bcc, Action::Block] {
             assert!(p.rules.iter().any(|r| r.action == a), "{a:?}");
         }

@@ -1018,7 +1018,8 @@ class Workflow(_Handle):
             return False
 
     def held_message(self, approval_id: str) -> bytes:
-        """The raw message kept with a hold."""
+        """The message kept with a hold, as it is to go out when approved (the verdict's tags
+        and bcc change applied)."""
         data, n = ctypes.c_void_p(), _size()
         _check(_workflow_held_message(self, _b(approval_id), ctypes.byref(data), ctypes.byref(n)))
         try:

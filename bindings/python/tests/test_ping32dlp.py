@@ -265,7 +265,10 @@ def test_workflow_hold_view_approve_and_persistence(engine, tmp_path):
             assert [a["id"] for a in wf.approvals("pending")] == [d.approval_id]
             wf.view(d.approval_id, "boss@example.co.jp")
             wf.view(d.approval_id, "boss@example.co.jp", "download", "見積書.docx")
-            assert wf.held_message(d.approval_id) == raw
+            # Kept as it is to go out when approved: the verdict's tags applied, the rest as sent.
+            held = wf.held_message(d.approval_id)
+            assert held.startswith(b"X-DLP: checked") and b"Subject: [DLP] " in held
+            assert held.endswith(raw[-200:])
             with pytest.raises(ping32dlp.ForbiddenError):
                 wf.approve(d.approval_id, "mallory@example.co.jp")
             wf.approve(d.approval_id, "boss@example.co.jp", "known partner")
