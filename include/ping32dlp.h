@@ -208,6 +208,11 @@ enum ping32dlp_action
   // still receive it, as Bcc): see `ping32dlp_verdict_bcc`. In the order of strictness
   // between tag and alert; a new value, so at the end.
   PING32DLP_ACTION_BCC = 7,
+  // Let it through with its attachments replaced by download links (`[links]` of the
+  // policy). The recording calls that take the raw message (`ping32dlp_workflow_*` with a
+  // kept message) rewrite it; without the message a `link` verdict becomes a block. In the
+  // order of strictness between bcc and alert; a new value, so at the end.
+  PING32DLP_ACTION_LINK = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1090,6 +1095,15 @@ struct ping32dlp_str ping32dlp_decision_approval_id(const struct ping32dlp_decis
 // held). Sensitive: it lets its holder act on the approval.
 // Ownership: borrowed from the decision.
 struct ping32dlp_str ping32dlp_decision_approval_token(const struct ping32dlp_decision *decision);
+
+// The message as it must go out when the policy changed its body: with `action = "link"`
+// its attachments were replaced by download links (already stored; the headers are the
+// original's). Writes NULL and 0 when the message goes out as it came (then apply only the
+// verdict's tags). `PING32DLP_ERR_INVALID_ARGUMENT` for a NULL decision or output.
+// Ownership: `*data_out` is borrowed from the decision (valid as long as it); never freed.
+ping32dlp_result ping32dlp_decision_message(const struct ping32dlp_decision *decision,
+                                            const uint8_t **data_out,
+                                            size_t *len_out);
 
 // Releases a decision. NULL is a no-op.
 // Ownership: takes the handle back; it must not be used afterwards.

@@ -18,6 +18,7 @@ SMTP_PORT=${SMTP_PORT:-2537}
 SMTPS_PORT=${SMTPS_PORT:-2477}
 MILTER_PORT=${MILTER_PORT:-8895}
 CONSOLE_PORT=${CONSOLE_PORT:-8028}
+DOWNLOAD_PORT=${DOWNLOAD_PORT:-8029}
 LDAP_PORT=${LDAP_PORT:-3390}
 CONF=$BASE/etc
 VMAIL=$BASE/vmail
@@ -54,6 +55,7 @@ stop_all() {
 stop_slapd
 pfenv_setup
 port_free "$CONSOLE_PORT" || die "127.0.0.1:$CONSOLE_PORT is in use"
+port_free "$DOWNLOAD_PORT" || die "127.0.0.1:$DOWNLOAD_PORT is in use"
 port_free "$LDAP_PORT" || die "127.0.0.1:$LDAP_PORT is in use"
 trap stop_all EXIT
 
@@ -212,6 +214,23 @@ description = "社外宛先が To/Cc に並んだら社外宛先を Bcc に移�
 action = "bcc"
 when = { all = [{ to_external_count = { min = 2 } }, { subject_contains = ["[bcc]"] }] }
 
+[[rule]]
+id = "files-as-links"
+description = "社外宛ての添付ファイルはダウンロードリンクに置き換える (PPAP の代わり)"
+action = "link"
+when = { all = [{ recipients = "any_external" }, { subject_contains = ["[link]"] }] }
+
+[[rule]]
+id = "short-links"
+action = "link"
+expires = "2s"
+when = { all = [{ recipients = "any_external" }, { subject_contains = ["[link-short]"] }] }
+
+[links]
+url = "http://127.0.0.1:$DOWNLOAD_PORT"
+max_downloads = 2
+password = true
+
 [approval]
 release_command = "postsuper -c $CONF -H {queue_id} && postqueue -c $CONF -i {queue_id}"
 discard_command = "postsuper -c $CONF -d {queue_id} hold"
@@ -241,6 +260,7 @@ milter_conf continue
 cat > "$BASE/console.toml" <<CONSOLE
 listen = "127.0.0.1:$CONSOLE_PORT"
 language = "ja"
+download_listen = "127.0.0.1:$DOWNLOAD_PORT"
 
 [dlp]
 state_dir = "$STATE"
@@ -263,6 +283,7 @@ pfenv_start_postfix
 "$CONSOLE" --config "$BASE/console.toml" 2>>"$BASE/console.log" &
 echo $! > "$BASE/console.pid"
 wait_port "$CONSOLE_PORT" 20 || die "the console did not listen (see $BASE/console.log)"
+wait_port "$DOWNLOAD_PORT" 20 || die "the download listener did not listen (see $BASE/console.log)"
 
 send() {  # from to subject body: prints the client's output
   python3 "$CLIENT" send --port "$SMTP_PORT" --user ichiro --password secret --from "$1" --to "$2" \
@@ -387,6 +408,53 @@ check "bcc: bob's copy names neither outside address; the internal one stays in 
 check "bcc: alice's copy does not show bob" '! hdr "$fa" | grep -v "^Delivered-To:" | grep -qi "bob@dlp.test"'
 check "bcc: the body is unchanged and the rule is in the audit record" \
   'grep -q "^hello both" "$fb" && [[ " $(rules_of "$(qid_of "$out")") " == *" visible-to-bcc "* ]]'
+
+# 4d. Links instead of PPAP: a mail made by Python's email package with an .xlsx attached goes
+#     out with the file replaced by a download link (milter REPLBODY); the recipient's copy has
+#     no attachment and no password; the sender is mailed the password; the download listener
+#     (its own port; the console's does not serve downloads) gives the identical file on POST
+#     with the password, refuses a wrong one, stops after max_downloads, and refuses an expired
+#     link; the sender's console page lists every try with the client address.
+LINKS=$ROOT/scripts/directory/links.py
+head -c 150000 /dev/urandom > "$BASE/quote.xlsx"
+WANT=$(sha256sum "$BASE/quote.xlsx" | cut -d' ' -f1)
+LNK="link-$(date +%s)"; SHORT="link-short-$(date +%s)"
+python3 "$LINKS" make "$BASE/link.eml" taro@example.co.jp bob@dlp.test "[link] $LNK" "$BASE/quote.xlsx"
+python3 "$LINKS" make "$BASE/short.eml" taro@example.co.jp bob@dlp.test "[link-short] $SHORT" "$BASE/quote.xlsx"
+for f in link short; do
+  python3 "$CLIENT" send --port "$SMTP_PORT" --user ichiro --password secret --from taro@example.co.jp \
+    --to bob@dlp.test --eml "$BASE/$f.eml" >/dev/null 2>&1 || true
+done
+for _ in $(seq 1 100); do
+  grep -lqs "$SHORT" "$VMAIL"/bob/Maildir/new/* && grep -lqs "$LNK" "$VMAIL"/bob/Maildir/new/* && break
+  sleep 0.1
+done
+fl=$(grep -ls "$LNK" "$VMAIL"/bob/Maildir/new/* | head -n1 || true)
+fs=$(grep -ls "$SHORT" "$VMAIL"/bob/Maildir/new/* | head -n1 || true)
+check "links: both mails were delivered" '[ -n "$fl" ] && [ -n "$fs" ]'
+got=$(python3 "$LINKS" read "$fl" 2>&1 || true)
+url=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['links'][0])" "$got" 2>/dev/null || true)
+pw=$(grep -A40 "^To: taro@example.co.jp" "$BASE/notices.log" | grep -o "Password: [A-Za-z0-9]*" | head -n1 | cut -d' ' -f2 || true)
+check "links: the recipient's mail has the link and no attachment ($url)" \
+  'python3 -c "import json,sys; g=json.loads(sys.argv[1]); assert g[\"attachments\"]==[] and len(g[\"links\"])==1 and \"見積書.xlsx\" in g[\"text\"], g" "$got"'
+check "links: the sender was mailed the password; the recipient's copy does not have it" \
+  '[ ${#pw} -eq 12 ] && ! grep -q "$pw" "$fl" && grep -q "/d/" "$BASE/notices.log"'
+check "links: the landing page asks for the password and counts nothing ($(python3 "$LINKS" get "$url"))" \
+  '[ "$(python3 "$LINKS" get "$url")" = "200 1 1" ]'
+check "links: a wrong password is refused" '[[ "$(python3 "$LINKS" post "$url" wrong-password)" == 403* ]]'
+check "links: the console's listener does not serve downloads" \
+  '[[ "$(python3 "$LINKS" post "http://127.0.0.1:$CONSOLE_PORT/d/${url##*/}" "$pw")" != 200* ]]'
+check "links: the download is the identical file" '[ "$(python3 "$LINKS" post "$url" "$pw")" = "200 $WANT" ]'
+check "links: a second download works, a third is refused (max_downloads = 2)" \
+  '[ "$(python3 "$LINKS" post "$url" "$pw")" = "200 $WANT" ] && [[ "$(python3 "$LINKS" post "$url" "$pw")" == 410* ]]'
+short=$(python3 "$LINKS" read "$fs" | python3 -c "import json,sys; print(json.load(sys.stdin)['links'][0])" 2>/dev/null || true)
+spw=$(grep -A40 "^To: taro@example.co.jp" "$BASE/notices.log" | grep -o "Password: [A-Za-z0-9]*" | tail -n1 | cut -d' ' -f2 || true)
+sleep 2.1
+check "links: the expired link refuses (expires = \"2s\")" '[[ "$(python3 "$LINKS" post "$short" "$spw")" == 410* ]]'
+page=$(grep -o "http://127.0.0.1:$CONSOLE_PORT/links/[0-9]*?t=[0-9a-f]*" "$BASE/notices.log" | head -n1 || true)
+check "links: the sender's console page lists who downloaded ($page)" \
+  '[ -n "$page" ] && python3 "$LINKS" page "$page" | grep -q "127.0.0.1" && [ "$(python3 "$LINKS" page "$page" | grep -o "ダウンロード済み" | wc -l)" -eq 2 ] && python3 "$LINKS" page "$page" | grep -q "パスワード誤り"'
+check "links: the page shows nothing for a wrong token" '! python3 "$LINKS" page "${page%t=*}t=00" | grep -q "ダウンロード"'
 
 # 4c. Console sign-in with the directory password: bucho (officers) is an admin, taro an
 #     approver; a wrong or empty password, or a person without one, is refused.

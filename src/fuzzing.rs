@@ -43,6 +43,15 @@ pub fn inspect(name: &str, data: &[u8]) {
         let out = crate::pipeline::move_to_bcc(data, &hide);
         let body = &data[crate::pipeline::find_header_end(data)..];
         assert!(out.ends_with(body));
+        // Action `link` on the same bytes: the headers stay, a file is taken out for each link.
+        let settings = crate::policy::LinkSettings {
+            url: Some("https://dl.example.co.jp".into()),
+            ..crate::policy::LinkSettings::default()
+        };
+        if let Ok(Some(p)) = crate::workflow::links::prepare(data, &settings, 0, 540) {
+            assert!(!p.files.is_empty());
+            assert!(p.message.starts_with(&data[..p.body_offset]));
+        }
     }
 }
 

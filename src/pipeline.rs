@@ -39,6 +39,9 @@ pub struct Decision {
     pub approval_token: Option<String>,
     /// The inspection report (sensitive: raw values; never log it unmasked).
     pub report: Report,
+    /// With `action = "link"`: the message as it must go out, its attachments replaced by
+    /// download links (already stored; the files' bytes are not kept here).
+    pub links: Option<crate::workflow::links::PreparedLinks>,
 }
 
 impl Decision {
@@ -306,7 +309,7 @@ impl Pipeline {
             report,
             ctx,
             &policy,
-            extra.keep_raw.then_some(raw),
+            Some((raw, extra.keep_raw)),
             None,
             extra.gate,
         )
@@ -412,7 +415,15 @@ pub fn record_report(
     keep_raw: Option<&[u8]>,
     file: Option<(&str, &[u8])>,
 ) -> Result<Decision> {
-    record_gated(workflow, report, ctx, policy, keep_raw, file, None)
+    record_gated(
+        workflow,
+        report,
+        ctx,
+        policy,
+        keep_raw.map(|r| (r, true)),
+        file,
+        None,
+    )
 }
 
 fn record_gated(
@@ -420,10 +431,13 @@ fn record_gated(
     report: Report,
     ctx: &Context,
     policy: &Policy,
-    keep_raw: Option<&[u8]>,
+    message: Option<(&[u8], bool)>,
     file: Option<(&str, &[u8])>,
     gate: Option<&Gate<'_>>,
 ) -> Result<Decision> {
+    // The message's bytes, and whether to keep them with a hold (integrations that cannot
+    // hold mail themselves).
+    let keep_raw = message.and_then(|(raw, keep)| keep.then_some(raw));
     let facts = Facts::from_report(&report, ctx);
     let store = workflow.store().clone();
     let tracked;
@@ -438,6 +452,36 @@ fn record_gated(
     if let Some(g) = gate {
         g(&facts, &mut verdict);
     }
+    // `link`: the attachments are replaced by download links before anything is kept or
+    // sent. A message whose attachments cannot be taken out safely is refused (fail closed).
+    let mut links = None;
+    if verdict.link && verdict.action != Action::Block {
+        let made = match message {
+            Some((raw, _)) => crate::workflow::links::prepare(
+                raw,
+                &crate::policy::LinkSettings {
+                    expires: verdict.link_expires.unwrap_or(policy.links.expires),
+                    ..policy.links.clone()
+                },
+                crate::timeutil::now(),
+                policy.utc_offset_min,
+            ),
+            // An upload (the webmail hook) has no mail to rewrite: it goes as it is, like a
+            // delay there; the matched rule is recorded.
+            None if file.is_some() => Ok(None),
+            None => Err("this integration gives no message to rewrite".to_string()),
+        };
+        match made {
+            Ok(p) => links = p,
+            Err(why) => verdict.force(
+                "links",
+                Action::Block,
+                vec![format!("the attachments could not be replaced by download links: {why}")],
+                "添付ファイルをダウンロードリンクに置き換えられないため、送信できません",
+                "The attachments could not be replaced by download links, so the message was refused",
+            ),
+        }
+    }
     let mut record = AuditRecord::new(&report, ctx, &facts, &verdict, policy);
     let mut kept: Vec<(&str, &[u8])> = report
         .kept
@@ -450,18 +494,30 @@ fn record_gated(
     // A held message is kept as it will go out when released: with the verdict's tags and
     // its external To/Cc moved to Bcc.
     let tagged;
-    let keep_raw = match keep_raw {
-        Some(raw)
-            if !verdict.headers.is_empty()
-                || verdict.subject_prefix.is_some()
-                || !verdict.bcc.is_empty() =>
-        {
-            tagged = apply_tags(raw, &verdict);
+    let keep_raw = match (keep_raw, &links) {
+        (Some(_), Some(l)) => {
+            tagged = apply_tags(&l.message, &verdict);
             Some(&tagged[..])
         }
-        other => other,
+        (keep_raw, _) => match keep_raw {
+            Some(raw)
+                if !verdict.headers.is_empty()
+                    || verdict.subject_prefix.is_some()
+                    || !verdict.bcc.is_empty() =>
+            {
+                tagged = apply_tags(raw, &verdict);
+                Some(&tagged[..])
+            }
+            other => other,
+        },
     };
     let outcome = workflow.process(record.clone(), &verdict, &kept, keep_raw)?;
+    if let Some(l) = &mut links {
+        workflow.store_links(outcome.record_id, &record.sender, l)?;
+        for f in &mut l.files {
+            f.data = Vec::new();
+        }
+    }
     record.id = outcome.record_id;
     record.approval = outcome.approval.as_ref().map(|a| a.id.clone());
     let approval_token = outcome.approval.as_ref().map(|a| workflow.token(a));
@@ -471,6 +527,7 @@ fn record_gated(
         approval: outcome.approval,
         approval_token,
         report,
+        links,
     })
 }
 
@@ -681,6 +738,8 @@ mod tests {
             subject_prefix: prefix.map(String::from),
             bcc: Vec::new(),
             evidence_days: None,
+            link: false,
+            link_expires: None,
         }
     }
 

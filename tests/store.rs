@@ -1385,3 +1385,125 @@ fn first_time_recipients_are_per_sender_and_address() {
             .unwrap());
     }
 }
+
+#[test]
+fn download_links_replace_attachments_count_expire_and_log() {
+    use ping32dlp::workflow::links::Fetch;
+    let policy = "[policy]\ninternal_domains = [\"example.co.jp\"]\n\n\
+        [links]\nurl = \"https://dl.example.co.jp\"\nmax_downloads = 2\npassword = true\n\n\
+        [[rule]]\nid = \"files-as-links\"\nmode = \"enforce\"\naction = \"link\"\n\
+        when = { all = [{ external_recipient_count = { min = 1 } }, { attachment_count = { min = 1 } }] }\n";
+    for p in places("links") {
+        let mut cfg = p.config();
+        cfg.notify_command = None;
+        let pl = Pipeline::new(
+            Arc::new(Engine::builtin()),
+            parse_policy(policy, None).unwrap(),
+            Arc::new(Workflow::open(cfg).unwrap()),
+            ExtractOptions::default(),
+        );
+        let raw = b"From: taro@example.co.jp\r\nTo: buyer@partner.jp\r\nSubject: quote\r\n\
+            MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n\
+            Content-Type: text/plain; charset=utf-8\r\n\r\nsee the files\r\n--b1\r\n\
+            Content-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\n\
+            Content-Disposition: attachment; filename=\"a.bin\"\r\n\r\nAAECA/7/gIE=\r\n--b1\r\n\
+            Content-Type: text/plain; name=\"b.txt\"\r\nContent-Disposition: attachment; filename=\"b.txt\"\r\n\r\n\
+            second file\r\n--b1--\r\n"
+            .to_vec();
+        let ctx = Context {
+            channel: "milter".into(),
+            envelope_from: Some("taro@example.co.jp".into()),
+            envelope_to: vec!["buyer@partner.jp".into()],
+            ..Context::default()
+        };
+        let d = pl.process_message(&raw, &ctx, &[], false).unwrap();
+        let l = d.links.as_ref().expect("links made");
+        assert_eq!(
+            d.verdict.action,
+            ping32dlp::policy::Action::Link,
+            "{}",
+            p.name
+        );
+        assert!(!l.files.is_empty());
+        assert!(l.message.starts_with(&raw[..l.body_offset]));
+        let out = String::from_utf8_lossy(&l.message);
+        assert!(!out.contains("filename="), "no attachment left: {out}");
+        let password = l.password.clone().unwrap();
+        let token = l.files[0].token.clone();
+        // The file the mail had, byte for byte.
+        let original = vec![0u8, 1, 2, 3, 0xfe, 0xff, 0x80, 0x81];
+        assert_eq!(l.files.len(), 2);
+        let wf = pl.workflow();
+        let now = ping32dlp::timeutil::now();
+        assert_eq!(
+            wf.fetch_link(&token, Some("wrong"), "192.0.2.1", now)
+                .unwrap(),
+            Fetch::Refused("wrong_password")
+        );
+        match wf
+            .fetch_link(&token, Some(&password), "192.0.2.2", now)
+            .unwrap()
+        {
+            Fetch::File { data, .. } => assert_eq!(data, original, "{}", p.name),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            wf.fetch_link(&token, Some(&password), "192.0.2.3", now)
+                .unwrap(),
+            Fetch::File { .. }
+        ));
+        assert_eq!(
+            wf.fetch_link(&token, Some(&password), "192.0.2.4", now)
+                .unwrap(),
+            Fetch::Refused("limit_reached")
+        );
+        assert_eq!(
+            wf.fetch_link(&"0".repeat(48), None, "192.0.2.5", now)
+                .unwrap(),
+            Fetch::Refused("unknown")
+        );
+        // Another file's link, after its expiry.
+        if let Some(f) = l.files.get(1) {
+            assert_eq!(
+                wf.fetch_link(&f.token, Some(&password), "192.0.2.6", now + 8 * 86_400)
+                    .unwrap(),
+                Fetch::Refused("expired")
+            );
+        }
+        let (links, events) = wf.store().links_of(d.record.id).unwrap();
+        assert_eq!(links.len(), l.files.len(), "{}", p.name);
+        assert_eq!(
+            links[0]
+                .downloads
+                .max(links.get(1).map_or(0, |x| x.downloads)),
+            2
+        );
+        let outcomes: Vec<&str> = events.iter().map(|e| e.outcome.as_str()).collect();
+        assert!(
+            outcomes.starts_with(&[
+                "wrong_password",
+                "downloaded",
+                "downloaded",
+                "limit_reached"
+            ]),
+            "{outcomes:?}"
+        );
+        assert_eq!(events[1].client, "192.0.2.2");
+        // Ten wrong passwords lock the link.
+        if let Some(f) = l.files.get(1) {
+            for _ in 0..10 {
+                wf.fetch_link(&f.token, Some("x"), "192.0.2.9", now)
+                    .unwrap();
+            }
+            assert_eq!(
+                wf.fetch_link(&f.token, Some(&password), "192.0.2.9", now)
+                    .unwrap(),
+                Fetch::Refused("locked")
+            );
+        }
+        // The sender's page token.
+        let t = wf.links_page_token(d.record.id);
+        assert!(wf.verify_links_page_token(d.record.id, &t));
+        assert!(!wf.verify_links_page_token(d.record.id + 1, &t));
+    }
+}

@@ -35,6 +35,11 @@ pub enum ping32dlp_action {
     /// still receive it, as Bcc): see `ping32dlp_verdict_bcc`. In the order of strictness
     /// between tag and alert; a new value, so at the end.
     PING32DLP_ACTION_BCC = 7,
+    /// Let it through with its attachments replaced by download links (`[links]` of the
+    /// policy). The recording calls that take the raw message (`ping32dlp_workflow_*` with a
+    /// kept message) rewrite it; without the message a `link` verdict becomes a block. In the
+    /// order of strictness between bcc and alert; a new value, so at the end.
+    PING32DLP_ACTION_LINK = 8,
 }
 
 pub(crate) fn action(a: Action) -> ping32dlp_action {
@@ -44,6 +49,7 @@ pub(crate) fn action(a: Action) -> ping32dlp_action {
         Action::Audit => PING32DLP_ACTION_AUDIT,
         Action::Tag => PING32DLP_ACTION_TAG,
         Action::Bcc => PING32DLP_ACTION_BCC,
+        Action::Link => PING32DLP_ACTION_LINK,
         Action::Alert => PING32DLP_ACTION_ALERT,
         Action::Delay => PING32DLP_ACTION_DELAY,
         Action::Hold => PING32DLP_ACTION_HOLD,
@@ -354,6 +360,7 @@ pub extern "C" fn ping32dlp_action_str(a: u32) -> *const c_char {
         5 => "block\0",
         6 => "delay\0",
         7 => "bcc\0",
+        8 => "link\0",
         _ => "unknown\0",
     };
     s.as_ptr().cast()

@@ -38,6 +38,7 @@ pub struct ping32dlp_decision {
     record_id: i64,
     approval_id: Option<String>,
     approval_token: Option<String>,
+    message: Option<Vec<u8>>,
 }
 
 impl ping32dlp_workflow {
@@ -207,6 +208,7 @@ pub extern "C" fn ping32dlp_workflow_record(
                 record_id: d.record.id,
                 approval_id: d.approval.map(|a| a.id),
                 approval_token: d.approval_token,
+                message: d.links.map(|l| l.message),
             },
         )
     })
@@ -254,6 +256,30 @@ pub extern "C" fn ping32dlp_decision_approval_token(
         Some(ping32dlp_str::opt(
             opt_arg(decision)?.approval_token.as_deref(),
         ))
+    })
+}
+
+/// The message as it must go out when the policy changed its body: with `action = "link"`
+/// its attachments were replaced by download links (already stored; the headers are the
+/// original's). Writes NULL and 0 when the message goes out as it came (then apply only the
+/// verdict's tags). `PING32DLP_ERR_INVALID_ARGUMENT` for a NULL decision or output.
+/// Ownership: `*data_out` is borrowed from the decision (valid as long as it); never freed.
+#[no_mangle]
+pub extern "C" fn ping32dlp_decision_message(
+    decision: *const ping32dlp_decision,
+    data_out: *mut *const u8,
+    len_out: *mut usize,
+) -> ping32dlp_result {
+    guard(|| {
+        let d = arg(decision, "decision")?;
+        out_ok(data_out, "data_out")?;
+        out_ok(len_out, "len_out")?;
+        let (p, n) = match &d.message {
+            Some(m) => (m.as_ptr(), m.len()),
+            None => (std::ptr::null(), 0),
+        };
+        out(data_out, "data_out", p)?;
+        out(len_out, "len_out", n)
     })
 }
 

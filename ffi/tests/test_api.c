@@ -762,6 +762,15 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     snprintf(id, sizeof id, "%.*s", (int)aid.len, aid.data);
     snprintf(token, sizeof token, "%.*s", (int)tok.len, tok.data);
     CHECK(ping32dlp_decision_verdict(NULL) == NULL);
+    {
+        /* a hold with no change to the body: no rewritten message */
+        const uint8_t *body = (const uint8_t *)"x";
+        size_t body_len = 1;
+        OK(ping32dlp_decision_message(d, &body, &body_len));
+        CHECK(body == NULL && body_len == 0);
+        CHECK(ping32dlp_decision_message(NULL, &body, &body_len) == PING32DLP_ERR_NULL);
+        CHECK(ping32dlp_decision_message(d, NULL, &body_len) == PING32DLP_ERR_NULL);
+    }
     CHECK(ping32dlp_decision_record_id(NULL) == 0);
     CHECK(ping32dlp_decision_approval_id(NULL).len == 0);
 
@@ -844,6 +853,48 @@ static void test_policy_and_workflow(const char *root, const char *tmp) {
     CHECK(alerts_seen == 3);
     rec = ping32dlp_decision_record_id(d);
     ping32dlp_decision_free(d);
+    {
+        /* action link: the attachment replaced by a download link in the message to send */
+        static const char *LINK_POLICY =
+            "[policy]\ninternal_domains = [\"example.co.jp\"]\n"
+            "[links]\nurl = \"https://dl.example.co.jp\"\n"
+            "[[rule]]\nid = \"no-ppap\"\nmode = \"enforce\"\naction = \"link\"\n"
+            "when = { attachment_count = { min = 1 } }\n";
+        static const char *LINK_MAIL =
+            "From: ichiro@example.co.jp\r\nTo: a@partner.example.com\r\nSubject: q\r\n"
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+            "Content-Type: text/plain\r\n\r\nsee file\r\n--b\r\n"
+            "Content-Type: application/octet-stream; name=\"q.bin\"\r\n"
+            "Content-Transfer-Encoding: base64\r\n"
+            "Content-Disposition: attachment; filename=\"q.bin\"\r\n\r\nUVVPVEVEQVRB\r\n--b--\r\n";
+        ping32dlp_policy *lp = NULL;
+        ping32dlp_error *lerr = NULL;
+        OK(ping32dlp_policy_parse((const uint8_t *)LINK_POLICY, strlen(LINK_POLICY), &lp, &lerr));
+        const ping32dlp_report *lr = NULL;
+        OK(ping32dlp_scanner_scan_message(s, (const uint8_t *)LINK_MAIL, strlen(LINK_MAIL), NULL, 0, &lr));
+        ping32dlp_decision *ld = NULL;
+        OK(ping32dlp_workflow_record(wf, lp, lr, c, (const uint8_t *)LINK_MAIL, strlen(LINK_MAIL), 0, &ld));
+        CHECK(ping32dlp_verdict_action(ping32dlp_decision_verdict(ld)) == PING32DLP_ACTION_LINK);
+        CHECK(strcmp(ping32dlp_action_str(PING32DLP_ACTION_LINK), "link") == 0);
+        const uint8_t *out = NULL;
+        size_t out_len = 0;
+        OK(ping32dlp_decision_message(ld, &out, &out_len));
+        CHECK(out != NULL && out_len > 0);
+        if (out) {
+            char *copy = calloc(out_len + 1, 1);
+            memcpy(copy, out, out_len);
+            CHECK(strncmp(copy, LINK_MAIL, 80) == 0);     /* the headers are the original's */
+            CHECK(strstr(copy, "UVVPVEVEQVRB") == NULL);  /* the file is gone */
+            CHECK(strstr(copy, "filename=") == NULL);
+            free(copy);
+        }
+        ping32dlp_decision_free(ld);
+        /* without the message, a link verdict cannot be carried out: refused */
+        OK(ping32dlp_workflow_record(wf, lp, lr, c, NULL, 0, 0, &ld));
+        CHECK(ping32dlp_verdict_action(ping32dlp_decision_verdict(ld)) == PING32DLP_ACTION_BLOCK);
+        ping32dlp_decision_free(ld);
+        ping32dlp_policy_free(lp);
+    }
     ping32dlp_workflow_free(wf);
     ping32dlp_workflow_free(NULL);
 

@@ -29,7 +29,7 @@ use crate::report::Report;
 use crate::rules::Confidence;
 
 /// What to do with a message. Ordered by severity:
-/// `Allow < Audit < Tag < Bcc < Alert < Delay < Hold < Block`.
+/// `Allow < Audit < Tag < Bcc < Link < Alert < Delay < Hold < Block`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
     /// Let it through.
@@ -43,6 +43,12 @@ pub enum Action {
     /// recipient sees the others' addresses. Applied whenever an enforced `bcc` rule matched
     /// and the mail goes out (also after a stricter alert, delay or hold).
     Bcc,
+    /// Let it through with its attachments replaced by download links (`[links]`): the files
+    /// are kept in the evidence store and served by the download listener, with an expiry, a
+    /// download count and an optional password mailed to the sender only. The replacement for
+    /// PPAP (an encrypted zip and its password in a second mail). Applied whenever an enforced
+    /// `link` rule matched and the mail goes out (also after a stricter alert, delay or hold).
+    Link,
     /// Let it through and send an alert.
     Alert,
     /// Send it after a delay (`delay = "10m"`) during which the sender can cancel it (or send
@@ -55,13 +61,14 @@ pub enum Action {
 }
 
 impl Action {
-    /// `allow`, `audit`, `tag`, `bcc`, `alert`, `delay`, `hold`, `block`.
+    /// `allow`, `audit`, `tag`, `bcc`, `link`, `alert`, `delay`, `hold`, `block`.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
             Action::Audit => "audit",
             Action::Tag => "tag",
             Action::Bcc => "bcc",
+            Action::Link => "link",
             Action::Alert => "alert",
             Action::Delay => "delay",
             Action::Hold => "hold",
@@ -76,6 +83,7 @@ impl Action {
             "audit" => Action::Audit,
             "tag" => Action::Tag,
             "bcc" => Action::Bcc,
+            "link" => Action::Link,
             "alert" => Action::Alert,
             "delay" => Action::Delay,
             "hold" | "hold_for_approval" => Action::Hold,
@@ -743,6 +751,9 @@ pub struct Rule {
     pub approver_group: Option<String>,
     /// Seconds until a hold expires.
     pub expires: i64,
+    /// Seconds the download links of a `link` rule work: its `expires` when given, else the
+    /// policy's `[links] expires`.
+    pub link_expires: Option<i64>,
     /// Header to add (tag): name and value.
     pub add_header: Option<(String, String)>,
     /// Subject prefix (tag).
@@ -800,6 +811,31 @@ impl Default for ReportSchedule {
     }
 }
 
+/// `[links]`: how `link` rules replace attachments by download links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// The download listener's public address (`url = "https://dl.example.co.jp"`), put in
+    /// front of `/d/<token>` in the mail. Needed by every `link` rule.
+    pub url: Option<String>,
+    /// Seconds a link works (`expires = "7d"`, the default).
+    pub expires: i64,
+    /// Downloads per link (`max_downloads = 10`, the default; 0: no limit).
+    pub max_downloads: u32,
+    /// Each mail's links need a password, mailed to the sender only (`password = true`).
+    pub password: bool,
+}
+
+impl Default for LinkSettings {
+    fn default() -> LinkSettings {
+        LinkSettings {
+            url: None,
+            expires: 7 * 86_400,
+            max_downloads: 10,
+            password: false,
+        }
+    }
+}
+
 /// A policy: organisation domains, groups and ordered rules.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -818,6 +854,8 @@ pub struct Policy {
     pub calendar: calendar::Calendar,
     /// The weekly report mailed to admins (`[reports]`).
     pub reports: ReportSchedule,
+    /// Download links that replace attachments (`[links]`, `action = "link"`).
+    pub links: LinkSettings,
     /// Sender groups.
     pub groups: BTreeMap<String, Vec<String>>,
     /// Default approvers for holds.
@@ -913,6 +951,10 @@ pub struct Verdict {
     pub bcc: Vec<String>,
     /// Keep attachment copies for this many days (the longest of the matched rules).
     pub evidence_days: Option<u32>,
+    /// Replace the attachments by download links (an enforced `link` rule matched).
+    pub link: bool,
+    /// The links' lifetime in seconds when the first matched `link` rule sets one.
+    pub link_expires: Option<i64>,
 }
 
 impl Verdict {
@@ -978,6 +1020,7 @@ impl Verdict {
             "add_headers": self.headers.iter().map(|(n, x)| json!({"name": n, "value": x})).collect::<Vec<_>>(),
             "subject_prefix": self.subject_prefix,
             "move_to_bcc": self.bcc,
+            "attachments_to_links": self.link,
             "evidence_days": self.evidence_days,
         })
     }
@@ -1321,6 +1364,8 @@ impl Policy {
             subject_prefix: None,
             bcc: Vec::new(),
             evidence_days: None,
+            link: false,
+            link_expires: None,
         };
         for rule in &self.rules {
             let mut reasons = Vec::new();
@@ -1423,6 +1468,14 @@ impl Policy {
                             "{} external To/Cc recipient(s) moved to Bcc",
                             v.bcc.len()
                         ));
+                    }
+                }
+                if action == Action::Link && !v.link {
+                    v.link = true;
+                    v.link_expires = rule.link_expires;
+                    if let Some(last) = v.matched.last_mut() {
+                        last.reasons
+                            .push("attachments replaced by download links".to_string());
                     }
                 }
                 if rule.subject_prefix.is_some() && v.subject_prefix.is_none() {

@@ -31,6 +31,8 @@ struct P<'a> {
     detectors: std::cell::RefCell<Vec<super::DetectorRef>>,
     /// The rule being read.
     rule: std::cell::Cell<usize>,
+    /// The first `action = "link"`, as the error to give if `[links]` has no `url`.
+    link_rule: std::cell::RefCell<Option<RuleError>>,
 }
 
 impl<'a> P<'a> {
@@ -409,6 +411,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         src: Source { file, text },
         detectors: Default::default(),
         rule: Default::default(),
+        link_rule: Default::default(),
     };
     let doc = DeTable::parse(text).map_err(|e| {
         let span = e.span();
@@ -425,6 +428,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
         utc_offset_min: 9 * 60,
         calendar: super::calendar::Calendar::default(),
         reports: super::ReportSchedule::default(),
+        links: super::LinkSettings::default(),
         groups: BTreeMap::new(),
         approvers: Vec::new(),
         rules: Vec::new(),
@@ -555,6 +559,31 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     }
                 }
             }
+            "links" => {
+                let l = &mut policy.links;
+                for (k2, v2) in p.table(v, "links")?.iter() {
+                    let f = format!("links.{}", k2.get_ref());
+                    match k2.get_ref().as_ref() {
+                        "url" => {
+                            let u = p.str(v2, &f)?.trim_end_matches('/');
+                            let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+                            if rest.is_none_or(|r| r.is_empty() || r.contains(['?', '#']) || r.chars().any(|c| c.is_whitespace() || c.is_control())) {
+                                return Err(p.err(v2.span(), &f, format!("`{u}`: use the download listener's address, `https://host[:port][/path]`")));
+                            }
+                            l.url = Some(u.to_string());
+                        }
+                        "expires" => {
+                            l.expires = p.duration(v2, &f)?;
+                            if !(60..=366 * 86_400).contains(&l.expires) {
+                                return Err(p.err(v2.span(), &f, "use 1m to 366d"));
+                            }
+                        }
+                        "max_downloads" => l.max_downloads = p.uint(v2, &f)?.min(1_000_000) as u32,
+                        "password" => l.password = p.bool(v2, &f)?,
+                        other => return Err(p.err(k2.span(), &f, format!("unknown key `{other}`: use url, expires, max_downloads, password"))),
+                    }
+                }
+            }
             "alerts" => {
                 let a = &mut policy.alerts;
                 for (k2, v2) in p.table(v, "alerts")?.iter() {
@@ -626,7 +655,7 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                     policy.rules.push(rule(&p, r, i, default_mode)?);
                 }
             }
-            other => return Err(p.err(k.span(), other, format!("unknown table `{other}`: use [policy], [groups], [calendar], [alerts], [approval], [reports] and [[rule]]"))),
+            other => return Err(p.err(k.span(), other, format!("unknown table `{other}`: use [policy], [groups], [calendar], [alerts], [approval], [reports], [links] and [[rule]]"))),
         }
     }
     // Ids are unique; groups used by rules exist.
@@ -641,6 +670,11 @@ pub fn parse_policy(text: &str, file: Option<&Path>) -> Result<Policy, RuleError
                 field: format!("rule[{i}].id"),
                 message: format!("rule id `{}` is used by rule[{j}] too", r.id),
             });
+        }
+    }
+    if policy.links.url.is_none() {
+        if let Some(e) = p.link_rule.take() {
+            return Err(e);
         }
     }
     policy.detector_refs = p.detectors.into_inner();
@@ -664,6 +698,7 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
         approvers: Vec::new(),
         approver_group: None,
         expires: 3 * 86_400,
+        link_expires: None,
         delay: 600,
         add_header: None,
         subject_prefix: None,
@@ -671,6 +706,7 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
         offline: Offline::Allow,
     };
     let mut has_when = false;
+    let mut expires_given = false;
     for (k, x) in t.iter() {
         let key = k.get_ref().as_ref();
         let f = format!("{field}.{key}");
@@ -701,9 +737,18 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
                     p.err(
                         x.span(),
                         &f,
-                        format!("`{s}`: use allow, audit, tag, bcc, alert, delay, hold or block"),
+                        format!(
+                            "`{s}`: use allow, audit, tag, bcc, link, alert, delay, hold or block"
+                        ),
                     )
                 })?;
+                if r.action == Action::Link && p.link_rule.borrow().is_none() {
+                    *p.link_rule.borrow_mut() = Some(p.err(
+                        x.span(),
+                        &f,
+                        "`link` needs `[links] url`: the download listener's public address (`https://dl.example.co.jp`)",
+                    ));
+                }
             }
             "when" => {
                 r.when = p.cond(x, &f)?;
@@ -725,7 +770,13 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
             "message_en" => r.message_en = Some(p.str(x, &f)?.to_string()),
             "approvers" => r.approvers = p.strings(x, &f)?,
             "approver_group" => r.approver_group = Some(p.str(x, &f)?.to_string()),
-            "expires" => r.expires = p.duration(x, &f)?,
+            "expires" => {
+                r.expires = p.duration(x, &f)?;
+                expires_given = true;
+                if !(1..=366 * 86_400).contains(&r.expires) {
+                    return Err(p.err(x.span(), &f, "use 1s to 366d"));
+                }
+            }
             "delay" => {
                 r.delay = p.duration(x, &f)?;
                 if !(1..=7 * 86_400).contains(&r.delay) {
@@ -750,6 +801,9 @@ fn rule(p: &P<'_>, v: &V<'_>, i: usize, default_mode: Mode) -> Result<Rule, Rule
     }
     if r.id.is_empty() {
         return Err(p.err(v.span(), &format!("{field}.id"), "a rule needs an id"));
+    }
+    if r.action == Action::Link && expires_given {
+        r.link_expires = Some(r.expires);
     }
     if !has_when {
         return Err(p.err(
@@ -815,9 +869,15 @@ mod tests {
         let start = block.find("```toml\n").unwrap() + 8;
         let text = &block[start..start + block[start..].find("```").unwrap()];
         let p = parse_policy(text, None).unwrap();
-        assert_eq!(p.rules.len(), 9);
+        assert_eq!(p.rules.len(), 10);
         assert_eq!(p.reports.to, ["security@example.co.jp"]);
-        for a in [Action::Hold, Action::Delay, Action::Bcc, Action::Block] {
+        for a in [
+            Action::Hold,
+            Action::Delay,
+            Action::Bcc,
+            Action::Link,
+            Action::Block,
+        ] {
             assert!(p.rules.iter().any(|r| r.action == a), "{a:?}");
         }
         p.check_detectors(&crate::Engine::builtin()).unwrap();

@@ -18,6 +18,7 @@ pub mod agent;
 mod alerts;
 mod evidence;
 pub mod fleet;
+pub mod links;
 pub mod report;
 pub mod sqlite;
 
@@ -793,6 +794,22 @@ pub trait Store: History + Send + Sync {
     /// Records an administrator's action (a search, an export, a view of a message, evidence or
     /// an attachment, a policy change) in the admin log, durably, before it is carried out.
     fn log_admin(&self, a: &AdminAction) -> Result<()>;
+    /// Stores a download link ([`links`]).
+    fn link_add(&self, l: &links::DownloadLink) -> Result<()>;
+    /// The link whose token has this SHA-256.
+    fn link_get(&self, token_sha256: &str) -> Result<Option<links::DownloadLink>>;
+    /// Counts a download if the link has not expired at `now` and has downloads left, in one
+    /// statement (two clients cannot both take the last one); `false` when it may not.
+    fn link_take(&self, token_sha256: &str, now: i64) -> Result<bool>;
+    /// Counts a wrong password.
+    fn link_fail(&self, token_sha256: &str) -> Result<()>;
+    /// Logs a download attempt.
+    fn link_log(&self, e: &links::DownloadEvent) -> Result<()>;
+    /// A record's links and their download attempts (oldest first).
+    fn links_of(
+        &self,
+        record_id: i64,
+    ) -> Result<(Vec<links::DownloadLink>, Vec<links::DownloadEvent>)>;
     /// The admin log, newest first: one actor's, or everyone's.
     fn admin_actions(&self, actor: Option<&str>, limit: usize) -> Result<Vec<AdminAction>>;
 

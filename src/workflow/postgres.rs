@@ -36,8 +36,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment, FleetPolicy};
 use super::{
-    AdminAction, Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem,
-    PurgeReport, Result, Retention, Stats, Store, StoreConfig, StoredSession, WorkflowError,
+    links, AdminAction, Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord,
+    OutboxItem, PurgeReport, Result, Retention, Stats, Store, StoreConfig, StoredSession,
+    WorkflowError,
 };
 use crate::policy::{domain_of, History, HistoryError, HistoryResult};
 
@@ -52,7 +53,29 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "006_department",
         include_str!("postgres/006_department.sql"),
     ),
+    ("007_links", include_str!("postgres/007_links.sql")),
 ];
+
+/// The columns [`pg_link_row`] reads.
+const PG_LINK_COLUMNS: &str = "token_sha256, record_id, name, size, sha256, created, expires, max_downloads, downloads, failures, password, sender";
+
+fn pg_link_row(r: &postgres::Row) -> links::DownloadLink {
+    let n = |i: usize| u32::try_from(r.get::<_, i64>(i).max(0)).unwrap_or(u32::MAX);
+    links::DownloadLink {
+        token_sha256: r.get(0),
+        record_id: r.get(1),
+        name: r.get(2),
+        size: r.get::<_, i64>(3).max(0) as u64,
+        sha256: r.get(4),
+        created: r.get(5),
+        expires: r.get(6),
+        max_downloads: n(7),
+        downloads: n(8),
+        failures: n(9),
+        password: r.get(10),
+        sender: r.get(11),
+    }
+}
 
 /// The schema version this program writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -1664,6 +1687,11 @@ impl Store for PgStore {
         rep.records += tx
             .execute("DELETE FROM records WHERE time < $1", &[&cut])
             .map_err(db)?;
+        // Links that stopped working before the cut, and download tries from before it.
+        tx.execute("DELETE FROM links WHERE expires < $1", &[&cut])
+            .map_err(db)?;
+        tx.execute("DELETE FROM link_downloads WHERE time < $1", &[&cut])
+            .map_err(db)?;
         tx.execute(
             "DELETE FROM rate_counts WHERE minute < $1",
             &[&cut.div_euclid(60)],
@@ -1698,6 +1726,108 @@ impl Store for PgStore {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    fn link_add(&self, l: &links::DownloadLink) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO links (token_sha256, record_id, name, size, sha256, created, expires, max_downloads, downloads, failures, password, sender)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                &[
+                    &l.token_sha256,
+                    &l.record_id,
+                    &l.name,
+                    &(l.size as i64),
+                    &l.sha256,
+                    &l.created,
+                    &l.expires,
+                    &i64::from(l.max_downloads),
+                    &i64::from(l.downloads),
+                    &i64::from(l.failures),
+                    &l.password,
+                    &l.sender,
+                ],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn link_get(&self, token_sha256: &str) -> Result<Option<links::DownloadLink>> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!("SELECT {PG_LINK_COLUMNS} FROM links WHERE token_sha256 = $1"),
+                &[&token_sha256],
+            )
+            .map_err(db)?;
+        Ok(rows.first().map(pg_link_row))
+    }
+
+    fn link_take(&self, token_sha256: &str, now: i64) -> Result<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE links SET downloads = downloads + 1 WHERE token_sha256 = $1 AND expires > $2
+                 AND (max_downloads = 0 OR downloads < max_downloads)",
+                &[&token_sha256, &now],
+            )
+            .map_err(db)?;
+        Ok(n == 1)
+    }
+
+    fn link_fail(&self, token_sha256: &str) -> Result<()> {
+        self.conn()?
+            .execute(
+                "UPDATE links SET failures = failures + 1 WHERE token_sha256 = $1",
+                &[&token_sha256],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn link_log(&self, e: &links::DownloadEvent) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO link_downloads (time, token_sha256, record_id, name, client, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&e.time, &e.token_sha256, &e.record_id, &e.name, &e.client, &e.outcome],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn links_of(
+        &self,
+        record_id: i64,
+    ) -> Result<(Vec<links::DownloadLink>, Vec<links::DownloadEvent>)> {
+        let mut c = self.conn()?;
+        let ls = c
+            .query(
+                &format!(
+                    "SELECT {PG_LINK_COLUMNS} FROM links WHERE record_id = $1 ORDER BY created, name"
+                ),
+                &[&record_id],
+            )
+            .map_err(db)?;
+        let es = c
+            .query(
+                "SELECT time, token_sha256, record_id, name, client, outcome FROM link_downloads
+                 WHERE record_id = $1 ORDER BY id LIMIT 10000",
+                &[&record_id],
+            )
+            .map_err(db)?;
+        Ok((
+            ls.iter().map(pg_link_row).collect(),
+            es.iter()
+                .map(|r| links::DownloadEvent {
+                    time: r.get(0),
+                    token_sha256: r.get(1),
+                    record_id: r.get(2),
+                    name: r.get(3),
+                    client: r.get(4),
+                    outcome: r.get(5),
+                })
+                .collect(),
+        ))
     }
 
     fn admin_actions(&self, actor: Option<&str>, limit: usize) -> Result<Vec<AdminAction>> {

@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::fleet::{Agent, AgentStatus, EnrolToken, Enrolment, FleetPolicy};
 use super::{
-    AdminAction, Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord, OutboxItem,
-    PurgeReport, Result, Retention, Stats, Store, StoredSession, WorkflowError,
+    links, AdminAction, Approval, ApprovalEvent, ApprovalState, AuditQuery, AuditRecord,
+    OutboxItem, PurgeReport, Result, Retention, Stats, Store, StoredSession, WorkflowError,
 };
 use crate::policy::{domain_of, History, HistoryError, HistoryResult};
 
@@ -88,7 +88,37 @@ const MIGRATIONS: &[&str] = &[
     // departments; NULL in records from before.
     "ALTER TABLE records ADD COLUMN department TEXT;
      CREATE INDEX records_department ON records (department, time);",
+    // 8: download links that replaced attachments, and every download attempt.
+    "CREATE TABLE links (token_sha256 TEXT PRIMARY KEY, record_id INTEGER NOT NULL, name TEXT NOT NULL,
+        size INTEGER NOT NULL, sha256 TEXT NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,
+        max_downloads INTEGER NOT NULL, downloads INTEGER NOT NULL, failures INTEGER NOT NULL,
+        password TEXT, sender TEXT NOT NULL);
+     CREATE INDEX links_record ON links (record_id);
+     CREATE TABLE link_downloads (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,
+        token_sha256 TEXT NOT NULL, record_id INTEGER NOT NULL, name TEXT NOT NULL, client TEXT NOT NULL,
+        outcome TEXT NOT NULL);
+     CREATE INDEX link_downloads_record ON link_downloads (record_id, id);",
 ];
+
+/// The columns [`link_row`] reads.
+const LINK_COLUMNS: &str = "token_sha256, record_id, name, size, sha256, created, expires, max_downloads, downloads, failures, password, sender";
+
+fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<links::DownloadLink> {
+    Ok(links::DownloadLink {
+        token_sha256: r.get(0)?,
+        record_id: r.get(1)?,
+        name: r.get(2)?,
+        size: r.get::<_, i64>(3)?.max(0) as u64,
+        sha256: r.get(4)?,
+        created: r.get(5)?,
+        expires: r.get(6)?,
+        max_downloads: r.get(7)?,
+        downloads: r.get(8)?,
+        failures: r.get(9)?,
+        password: r.get(10)?,
+        sender: r.get(11)?,
+    })
+}
 
 /// The schema version this program writes (the number of [`MIGRATIONS`]).
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -1158,6 +1188,9 @@ impl Store for SqliteStore {
             tx.execute(&format!("DELETE FROM {t} WHERE time < ?1"), [cut])?;
         }
         rep.records = tx.execute("DELETE FROM records WHERE time < ?1", [cut])? as u64;
+        // Links that stopped working before the cut, and download tries from before it.
+        tx.execute("DELETE FROM links WHERE expires < ?1", [cut])?;
+        tx.execute("DELETE FROM link_downloads WHERE time < ?1", [cut])?;
         tx.execute(
             "DELETE FROM rate_counts WHERE minute < ?1",
             [cut.div_euclid(60)],
@@ -1190,6 +1223,90 @@ impl Store for SqliteStore {
                 params![a.time, a.actor, a.action, a.target, a.detail, a.client],
             )
             .map(|_| ())
+        })
+    }
+
+    fn link_add(&self, l: &links::DownloadLink) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO links (token_sha256, record_id, name, size, sha256, created, expires, max_downloads, downloads, failures, password, sender)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![l.token_sha256, l.record_id, l.name, l.size as i64, l.sha256, l.created, l.expires, l.max_downloads, l.downloads, l.failures, l.password, l.sender],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn link_get(&self, token_sha256: &str) -> Result<Option<links::DownloadLink>> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {LINK_COLUMNS} FROM links WHERE token_sha256 = ?1"),
+                params![token_sha256],
+                link_row,
+            )
+            .optional()
+        })
+    }
+
+    fn link_take(&self, token_sha256: &str, now: i64) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE links SET downloads = downloads + 1 WHERE token_sha256 = ?1 AND expires > ?2
+                 AND (max_downloads = 0 OR downloads < max_downloads)",
+                params![token_sha256, now],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn link_fail(&self, token_sha256: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE links SET failures = failures + 1 WHERE token_sha256 = ?1",
+                params![token_sha256],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn link_log(&self, e: &links::DownloadEvent) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO link_downloads (time, token_sha256, record_id, name, client, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.time, e.token_sha256, e.record_id, e.name, e.client, e.outcome],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn links_of(
+        &self,
+        record_id: i64,
+    ) -> Result<(Vec<links::DownloadLink>, Vec<links::DownloadEvent>)> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {LINK_COLUMNS} FROM links WHERE record_id = ?1 ORDER BY created, name"
+            ))?;
+            let ls = st
+                .query_map(params![record_id], link_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare(
+                "SELECT time, token_sha256, record_id, name, client, outcome FROM link_downloads
+                 WHERE record_id = ?1 ORDER BY id LIMIT 10000",
+            )?;
+            let es = st
+                .query_map(params![record_id], |r| {
+                    Ok(links::DownloadEvent {
+                        time: r.get(0)?,
+                        token_sha256: r.get(1)?,
+                        record_id: r.get(2)?,
+                        name: r.get(3)?,
+                        client: r.get(4)?,
+                        outcome: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((ls, es))
         })
     }
 

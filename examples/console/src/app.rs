@@ -16,6 +16,7 @@ use crate::i18n::{t, Lang};
 
 mod adminlog;
 mod agents;
+mod links;
 mod reports;
 pub use agents::MAX_UPLOAD_RECORDS;
 
@@ -209,6 +210,7 @@ impl App {
             | ["dashboard"]
             | ["admin-log"]
             | ["reports"]
+            | ["links", _]
             | ["reports", "senders.csv" | "departments.csv"]
             | ["agents"] => "GET, HEAD",
             _ => return Err(self.error(cx, 404, "There is no such page.")),
@@ -258,6 +260,7 @@ impl App {
             (["agents"], _) => self.agents_page(cx),
             (["admin-log"], _) => self.admin_log_page(cx),
             (["reports"], _) => self.reports_page(cx),
+            (["links", id], _) => self.links_page(cx, id),
             (["reports", "senders.csv"], _) => self.reports_csv(cx, "senders"),
             (["reports", "departments.csv"], _) => self.reports_csv(cx, "departments"),
             (["agents", "tokens"], _) => self.agents_new_token(cx),

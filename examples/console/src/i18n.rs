@@ -69,6 +69,16 @@ pub fn t(l: Lang, en: &str) -> &str {
 const JA: &[(&str, &str)] = &[
     // frame and sign-in
     ("DLP console", "情報漏洩対策コンソール"),
+    ("Download links", "ダウンロードリンク"),
+    ("Who downloaded", "ダウンロードの記録"),
+    ("Record", "記録"),
+    ("Downloads", "ダウンロード回数"),
+    ("Outcome", "結果"),
+    ("downloaded", "ダウンロード済み"),
+    ("limit_reached", "回数上限"),
+    ("wrong_password", "パスワード誤り"),
+    ("locked", "ロック"),
+    ("not_kept", "保管なし"),
     ("Requests", "承認依頼"),
     ("Audit log", "監査ログ"),
     ("Admin log", "管理操作ログ"),

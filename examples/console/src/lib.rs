@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod downloads;
 pub mod html;
 pub mod http;
 pub mod i18n;
@@ -96,6 +97,17 @@ pub struct Config {
     pub directory: ping32dlp_directory::DirectoryCfg,
     /// Sign-in with the company directory.
     pub sign_in: SignIn,
+    /// `0.0.0.0:8443`: serve the download links of `action = "link"` there, and nothing else
+    /// (a listener of its own, meant for a DMZ; off when not given). Needs
+    /// `download_tls_cert` / `download_tls_key`, a loopback address, or
+    /// `download_behind_tls_proxy = true`.
+    pub download_listen: Option<String>,
+    /// The PEM certificate chain of the download listener.
+    pub download_tls_cert: Option<PathBuf>,
+    /// Its private key.
+    pub download_tls_key: Option<PathBuf>,
+    /// TLS for the download listener ends at a reverse proxy in front of it.
+    pub download_behind_tls_proxy: bool,
 }
 
 /// `[sign_in]`: who may sign in with their directory password, and as what.
@@ -135,6 +147,10 @@ impl Default for Config {
             agent_api: false,
             directory: ping32dlp_directory::DirectoryCfg::default(),
             sign_in: SignIn::default(),
+            download_listen: None,
+            download_tls_cert: None,
+            download_tls_key: None,
+            download_behind_tls_proxy: false,
         }
     }
 }
@@ -146,7 +162,14 @@ impl Config {
             service::log_event(PROGRAM, "config_warning", &[], &format!("warning: {w}"));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        service::resolve(base, c.tls_cert.iter_mut().chain(c.tls_key.iter_mut()));
+        service::resolve(
+            base,
+            c.tls_cert
+                .iter_mut()
+                .chain(c.tls_key.iter_mut())
+                .chain(c.download_tls_cert.iter_mut())
+                .chain(c.download_tls_key.iter_mut()),
+        );
         c.directory.resolve(base);
         c.check().map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(c)
@@ -188,6 +211,33 @@ impl Config {
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err("tls_cert and tls_key go together".into());
+        }
+        if self.download_tls_cert.is_some() != self.download_tls_key.is_some() {
+            return Err("download_tls_cert and download_tls_key go together".into());
+        }
+        if let Some(d) = &self.download_listen {
+            let addr = d.parse::<std::net::SocketAddr>().map_err(|_| {
+                format!("download_listen `{d}`: use an address and port, such as `0.0.0.0:8443`")
+            })?;
+            if Some(addr.to_string())
+                == self
+                    .listen
+                    .parse::<std::net::SocketAddr>()
+                    .ok()
+                    .map(|a| a.to_string())
+            {
+                return Err(format!("download_listen `{d}`: the downloads need a listener of their own, not the console's"));
+            }
+            if self.download_tls_cert.is_none()
+                && !self.download_behind_tls_proxy
+                && !addr.ip().is_loopback()
+            {
+                return Err(format!(
+                    "download_listen `{d}`: links and passwords would cross the network in the clear; set download_tls_cert and download_tls_key, or download_behind_tls_proxy = true when a TLS proxy is in front"
+                ));
+            }
+        } else if self.download_tls_cert.is_some() {
+            return Err("download_tls_cert: set download_listen as well".into());
         }
         self.metrics().address()?;
         if self.agent_api && self.tls_cert.is_none() && !self.secure_cookies {
@@ -427,6 +477,42 @@ pub fn main() {
             app.pipeline().workflow().config().state_dir.display()
         ),
     );
+    if let Some(addr) = &cfg.download_listen {
+        let tls = match (&cfg.download_tls_cert, &cfg.download_tls_key) {
+            (Some(c), Some(k)) => Some(service::tls_server_config(c, k).unwrap_or_else(|e| {
+                eprintln!("{PROGRAM}: {e}");
+                std::process::exit(2);
+            })),
+            _ => None,
+        };
+        let l = TcpListener::bind(addr).unwrap_or_else(|e| {
+            eprintln!("{PROGRAM}: download_listen {addr}: {e}");
+            std::process::exit(2);
+        });
+        service::log_event(
+            PROGRAM,
+            "listening",
+            &[("listener", &"downloads")],
+            &format!(
+                "download links served on {}://{}",
+                if tls.is_some() { "https" } else { "http" },
+                l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+            ),
+        );
+        let dl = Arc::new(downloads::Downloads::new(app.pipeline().workflow().clone()));
+        let limits = http::Limits {
+            max_connections: cfg.max_connections,
+            max_per_client: cfg.max_connections_per_client,
+            ..http::Limits::default()
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("downloads".into())
+            .spawn(move || http::serve(l, limits, tls, Arc::new(move |req| dl.handle(req)), None))
+        {
+            eprintln!("{PROGRAM}: cannot start the download listener: {e}");
+            std::process::exit(2);
+        }
+    }
     let probe_app = app.clone();
     let probe = ping32dlp_ops::pipeline_probe(
         ProbeTarget(probe_app),

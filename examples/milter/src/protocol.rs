@@ -27,6 +27,7 @@ pub mod cmd {
 /// Replies, milter to MTA.
 pub mod reply {
     pub const ADDHEADER: u8 = b'h';
+    pub const REPLBODY: u8 = b'b';
     pub const CHGHEADER: u8 = b'm';
     pub const CONTINUE: u8 = b'c';
     pub const PROGRESS: u8 = b'p';
@@ -37,6 +38,7 @@ pub mod reply {
 /// Actions the milter may take (`SMFIF_*`).
 pub mod action {
     pub const ADDHDRS: u32 = 0x01;
+    pub const CHGBODY: u32 = 0x02;
     pub const CHGHDRS: u32 = 0x10;
     pub const QUARANTINE: u32 = 0x20;
 }
@@ -158,10 +160,12 @@ impl Offer {
     }
 }
 
-/// What this milter asks for: version 6, adding and changing headers and quarantine (least
-/// privilege: no body or recipient changes), no UNKNOWN commands, and leading spaces of header
-/// values kept.
-pub const WANT_ACTIONS: u32 = action::ADDHDRS | action::CHGHDRS | action::QUARANTINE;
+/// What this milter asks for: version 6, adding and changing headers, replacing the body (for
+/// `action = "link"` only: attachments replaced by download links) and quarantine (least
+/// privilege: no recipient changes), no UNKNOWN commands, and leading spaces of header values
+/// kept.
+pub const WANT_ACTIONS: u32 =
+    action::ADDHDRS | action::CHGBODY | action::CHGHDRS | action::QUARANTINE;
 /// Steps asked for (each only if offered): no reply to anything before the end of the message
 /// (one round trip per message instead of one per header), and leading spaces of header values
 /// kept. `Conn::after_read` keeps the MTA's unanswered packets from waiting on delayed ACKs.
@@ -254,7 +258,7 @@ mod tests {
             steps: 0x1fffff,
         });
         assert_eq!(agreed.version, 6);
-        assert_eq!(agreed.actions, 0x31);
+        assert_eq!(agreed.actions, 0x33);
         assert_eq!(agreed.steps, WANT_STEPS);
         assert_eq!(Offer::parse(&payload), Some(agreed));
         assert!(String::from_utf8_lossy(&payload).contains("{auth_authen}"));

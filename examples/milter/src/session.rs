@@ -669,6 +669,20 @@ impl<'a, C: Conn> Session<'a, C> {
                 }
             }
         }
+        if let (Some(l), false) = (&d.links, v.action == Action::Block) {
+            if self.agreed.actions & protocol::action::CHGBODY == 0 {
+                // Sending it as it is would send the files the policy keeps back.
+                return self.send(
+                    reply::REPLYCODE,
+                    b"451 4.7.1 The policy replaces attachments by download links, but the MTA does not allow body changes\0",
+                );
+            }
+            // The headers are the original's; only the body changes, in chunks of at most
+            // 65535 bytes (MILTER_CHUNK_SIZE).
+            for chunk in l.message[l.body_offset..].chunks(65_535) {
+                self.send(reply::REPLBODY, chunk)?;
+            }
+        }
         match v.action {
             Action::Block => {
                 let text = ping32dlp::service::smtp_text(

@@ -1107,7 +1107,9 @@ impl<'a> Session<'a> {
                 self.reply(250, &text)
             }
             _ => {
-                let msg = ping32dlp::pipeline::apply_tags(&raw, v);
+                // With `link`, its attachments are replaced by download links.
+                let out = d.links.as_ref().map_or(&raw[..], |l| &l.message[..]);
+                let msg = ping32dlp::pipeline::apply_tags(out, v);
                 match self.up.as_mut().map(|u| u.data(&msg)) {
                     Some(Ok(r)) => self.relay(&r),
                     Some(Err(e)) => {
