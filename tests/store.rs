@@ -1507,3 +1507,101 @@ fn download_links_replace_attachments_count_expire_and_log() {
         assert!(!wf.verify_links_page_token(d.record.id + 1, &t));
     }
 }
+
+#[test]
+fn frequent_partners_are_protected_from_look_alikes() {
+    let now = ping32dlp::timeutil::now();
+    let policy = "[policy]\ninternal_domains = [\"example.co.jp\"]\n\n\
+        [[rule]]\nid = \"lookalike\"\nmode = \"enforce\"\naction = \"block\"\n\
+        when = { lookalike_domain = true }\n";
+    for p in places("frequent") {
+        let s = p.store();
+        // abc-shoji.co.jp: mailed in 5 messages (a frequent partner); rare-partner.jp in 4.
+        for i in 0..5 {
+            s.record(&rec(
+                now - 3600 - i,
+                "taro@example.co.jp",
+                &[("yamada@abc-shoji.co.jp", true)],
+                None,
+                "mx1",
+            ))
+            .unwrap();
+        }
+        for i in 0..4 {
+            s.record(&rec(
+                now - 3600 - i,
+                "taro@example.co.jp",
+                &[("sato@rare-partner.jp", true)],
+                None,
+                "mx1",
+            ))
+            .unwrap();
+        }
+        // Old mail (outside 90 days) does not count.
+        for i in 0..6 {
+            s.record(&rec(
+                now - 100 * 86_400 - i,
+                "taro@example.co.jp",
+                &[("x@old-partner.jp", true)],
+                None,
+                "mx1",
+            ))
+            .unwrap();
+        }
+        use ping32dlp::policy::History;
+        assert_eq!(
+            s.frequent_domains(now - 90 * 86_400, now, 5, 500).unwrap(),
+            ["abc-shoji.co.jp"],
+            "{}",
+            p.name
+        );
+        drop(s);
+        let pl = Pipeline::new(
+            Arc::new(Engine::builtin()),
+            parse_policy(policy, None).unwrap(),
+            Arc::new(Workflow::open(p.config()).unwrap()),
+            ExtractOptions::default(),
+        );
+        let send = |to: &str| {
+            let raw =
+                format!("From: taro@example.co.jp\r\nTo: {to}\r\nSubject: s\r\n\r\nhello\r\n");
+            let ctx = Context {
+                channel: "milter".into(),
+                envelope_from: Some("taro@example.co.jp".into()),
+                envelope_to: vec![to.into()],
+                ..Context::default()
+            };
+            pl.process_message(raw.as_bytes(), &ctx, &[], false)
+                .unwrap()
+                .verdict
+        };
+        let v = send("yamada@abc-sh0ji.co.jp");
+        assert_eq!(v.action.as_str(), "block", "{}: {:?}", p.name, v.matched);
+        assert!(
+            v.matched[0]
+                .reasons
+                .iter()
+                .any(|r| r.contains("looks like abc-shoji.co.jp, a frequent partner")),
+            "{:?}",
+            v.matched
+        );
+        assert_eq!(
+            send("yamada@abc-shoji.co.jp").action.as_str(),
+            "allow",
+            "{}",
+            p.name
+        );
+        assert_eq!(
+            send("sato@rare-partrer.jp").action.as_str(),
+            "allow",
+            "{}: not frequent",
+            p.name
+        );
+        assert_eq!(
+            send("x@o1d-partner.jp").action.as_str(),
+            "allow",
+            "{}: too old",
+            p.name
+        );
+    }
+}

@@ -558,6 +558,18 @@ pub trait History {
         until: i64,
         want_password: bool,
     ) -> HistoryResult<bool>;
+    /// The company's frequent partners: the external domains mail went to in at least
+    /// `min_mails` messages in the window, most first, at most `limit` (look-alike domains are
+    /// checked against them as against `partner_domains`). Default: none known.
+    fn frequent_domains(
+        &self,
+        _since: i64,
+        _until: i64,
+        _min_mails: u64,
+        _limit: usize,
+    ) -> HistoryResult<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// Whether an answer since the last [`History::clear_offline`] came from partial history
     /// (an endpoint agent's own records, its fleet server not answering).
     fn offline(&self) -> bool {
@@ -566,6 +578,14 @@ pub trait History {
     /// Starts a new question (see [`History::offline`]).
     fn clear_offline(&self) {}
 }
+
+/// Frequent partners (for look-alike domains): external domains mailed in at least this many
+/// messages ...
+pub const FREQUENT_PARTNER_MIN_MAILS: u64 = 5;
+/// ... within this many days ...
+pub const FREQUENT_PARTNER_DAYS: i64 = 90;
+/// ... at most this many of them, most mailed first.
+pub const FREQUENT_PARTNER_LIMIT: usize = 500;
 
 /// No history (a policy test without an audit database): nothing was seen before.
 pub struct NoHistory;
@@ -1636,13 +1656,38 @@ impl Policy {
             },
             Cond::LookalikeDomain => {
                 let mut hits: Vec<String> = Vec::new();
-                for d in self.external_domains(f) {
-                    let protected = self.internal_domains.iter().chain(&self.partner_domains);
+                let domains = self.external_domains(f);
+                // Frequent partners from the audit trail join the configured ones; a domain
+                // that is itself a frequent partner is no look-alike.
+                let frequent = if domains.is_empty() {
+                    Vec::new()
+                } else {
+                    h.frequent_domains(
+                        f.time - FREQUENT_PARTNER_DAYS * 86_400,
+                        f.time,
+                        FREQUENT_PARTNER_MIN_MAILS,
+                        FREQUENT_PARTNER_LIMIT,
+                    )?
+                };
+                for d in domains {
+                    if frequent.iter().any(|x| *x == d) {
+                        continue;
+                    }
+                    let protected = self
+                        .internal_domains
+                        .iter()
+                        .chain(&self.partner_domains)
+                        .chain(&frequent);
                     if let Some((p, why)) = protected
                         .filter_map(|p| lookalike::looks_like(&d, p).map(|w| (p, w)))
                         .next()
                     {
-                        hits.push(format!("{d} looks like {p} ({})", why.as_str()));
+                        let known = if frequent.contains(p) && !self.partner_domains.contains(p) {
+                            ", a frequent partner"
+                        } else {
+                            ""
+                        };
+                        hits.push(format!("{d} looks like {p}{known} ({})", why.as_str()));
                     }
                 }
                 (

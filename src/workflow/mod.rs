@@ -942,6 +942,33 @@ pub struct PurgeReport {
     pub evidence: u64,
 }
 
+/// The frequent-partner list of a store, asked of the database at most every 10 minutes for
+/// live mail (a replay of old mail asks every time).
+#[derive(Default)]
+pub(crate) struct FrequentCache(std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>);
+
+impl FrequentCache {
+    pub(crate) fn get(
+        &self,
+        until: i64,
+        ask: impl FnOnce() -> crate::policy::HistoryResult<Vec<String>>,
+    ) -> crate::policy::HistoryResult<Vec<String>> {
+        const FRESH: std::time::Duration = std::time::Duration::from_secs(600);
+        if (crate::timeutil::now() - until).abs() > 600 {
+            return ask();
+        }
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, v)) = &*g {
+            if at.elapsed() < FRESH {
+                return Ok(v.clone());
+            }
+        }
+        let v = ask()?;
+        *g = Some((std::time::Instant::now(), v.clone()));
+        Ok(v)
+    }
+}
+
 /// Where the workflow keeps its state.
 #[derive(Debug, Clone)]
 pub struct WorkflowConfig {

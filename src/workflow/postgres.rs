@@ -129,6 +129,7 @@ pub struct PgStore {
     redacted: String,
     writer: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    frequent: super::FrequentCache,
 }
 
 /// The password: `password_file`, else `$PING32DLP_STORE_PASSWORD`, else `$PGPASSWORD`, else
@@ -203,6 +204,7 @@ impl PgStore {
             redacted: redacted.clone(),
             writer: Mutex::new(None),
             thread: Mutex::new(None),
+            frequent: Default::default(),
         };
         {
             let mut conn = store.conn()?;
@@ -752,6 +754,27 @@ fn hist<E: std::fmt::Display + 'static>(e: E) -> HistoryError {
 }
 
 impl History for PgStore {
+    fn frequent_domains(
+        &self,
+        since: i64,
+        until: i64,
+        min_mails: u64,
+        limit: usize,
+    ) -> HistoryResult<Vec<String>> {
+        self.frequent.get(until, || {
+            let rows = self
+                .conn()
+                .map_err(hist)?
+                .query(
+                    "SELECT domain FROM record_recipients WHERE external AND time >= $1 AND time <= $2
+                     GROUP BY domain HAVING COUNT(DISTINCT record_id) >= $3
+                     ORDER BY COUNT(DISTINCT record_id) DESC, domain LIMIT $4",
+                    &[&since, &until, &(min_mails as i64), &(limit as i64)],
+                )
+                .map_err(hist)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.history_at(i64::MAX).domain_seen(domain, until)
     }

@@ -194,6 +194,7 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     writer: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    frequent: super::FrequentCache,
 }
 
 impl SqliteStore {
@@ -211,6 +212,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             reader: Mutex::new(c),
+            frequent: Default::default(),
             writer: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         })
@@ -473,6 +475,29 @@ fn hist_w(e: WorkflowError) -> HistoryError {
 }
 
 impl History for SqliteStore {
+    fn frequent_domains(
+        &self,
+        since: i64,
+        until: i64,
+        min_mails: u64,
+        limit: usize,
+    ) -> HistoryResult<Vec<String>> {
+        self.frequent.get(until, || {
+            self.with(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT domain FROM record_recipients WHERE external = 1 AND time >= ?1 AND time <= ?2
+                     GROUP BY domain HAVING COUNT(DISTINCT record_id) >= ?3
+                     ORDER BY COUNT(DISTINCT record_id) DESC, domain LIMIT ?4",
+                )?;
+                let rows = st.query_map(
+                    params![since, until, min_mails as i64, limit as i64],
+                    |r| r.get::<_, String>(0),
+                )?;
+                rows.collect()
+            })
+            .map_err(hist_w)
+        })
+    }
     fn domain_seen(&self, domain: &str, until: i64) -> HistoryResult<bool> {
         self.history_at(i64::MAX).domain_seen(domain, until)
     }
