@@ -285,9 +285,9 @@ echo $! > "$BASE/console.pid"
 wait_port "$CONSOLE_PORT" 20 || die "the console did not listen (see $BASE/console.log)"
 wait_port "$DOWNLOAD_PORT" 20 || die "the download listener did not listen (see $BASE/console.log)"
 
-send() {  # from to subject body: prints the client's output
+send() {  # from to subject body [client options]: prints the client's output
   python3 "$CLIENT" send --port "$SMTP_PORT" --user ichiro --password secret --from "$1" --to "$2" \
-    --subject "$3" --body "$4" 2>&1 || true
+    --subject "$3" --body "$4" "${@:5}" 2>&1 || true
 }
 qid_of() { sed -n 's/.*queued as \([0-9A-Za-z]*\).*/\1/p' <<<"$1" | head -n1; }
 approval_json() {  # queue id
@@ -305,9 +305,11 @@ for l in sys.stdin:
     if r.get('queue_id')=='$1': print(' '.join(m['rule'] for m in r['matched'])); break"
 }
 
-# 1. taro (営業部, manager bucho) sends a My Number outside: held for bucho.
+# 1. taro (営業部, manager bucho) sends a customer list with a My Number outside, as an
+#    attachment: held for bucho.
 SUBJECT="customer-list-$(date +%s)"
-out=$(send taro@example.co.jp bob@dlp.test "$SUBJECT" "マイナンバー: 7684 2684 6565 を送付します。")
+printf '氏名,個人番号,電話番号\r\n山田太郎,768426846565,03-1234-5678\r\n' > "$BASE/顧客リスト.csv"
+out=$(send taro@example.co.jp bob@dlp.test "$SUBJECT" "顧客リストを送付します。" --attach "$BASE/顧客リスト.csv")
 qid=$(qid_of "$out")
 [ -n "$qid" ] || die "not queued: $out"
 sleep 0.5

@@ -208,6 +208,36 @@ pub fn reload(pipeline: &Pipeline, dlp: &DlpSettings) -> Result<String, String> 
         engine.detectors().len()
     );
     pipeline.reload(engine, policy);
+    // A policy change is an admin action: the admin log says which file, with what content
+    // (its SHA-256), took effect where. Not being able to write it does not undo the reload.
+    let file = dlp
+        .policy
+        .as_ref()
+        .map_or_else(|| "(built-in)".to_string(), |p| p.display().to_string());
+    let digest = dlp
+        .policy
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|t| {
+            use sha2::Digest;
+            crate::workflow::hex(&sha2::Sha256::digest(&t))
+        })
+        .unwrap_or_default();
+    let host = crate::workflow::host_name();
+    if let Err(e) = pipeline.workflow().log_admin(
+        "system",
+        "policy_reload",
+        &file,
+        &format!("{what}; sha256 {digest}"),
+        &host,
+    ) {
+        log_event(
+            "ping32dlp",
+            "admin_log_error",
+            &[],
+            &format!("policy reload not written to the admin log: {e}"),
+        );
+    }
     Ok(what)
 }
 
@@ -802,6 +832,16 @@ mod tests {
         .unwrap();
         let what = reload(&pipeline, &dlp).unwrap();
         assert!(what.starts_with("policy second (1 rules)"), "{what}");
+        // The change is in the admin log, with the file and its content's SHA-256.
+        let log = pipeline.workflow().store().admin_actions(None, 5).unwrap();
+        assert_eq!(log[0].action, "policy_reload");
+        assert_eq!(log[0].actor, "system");
+        assert!(log[0].target.ends_with("policy.toml"));
+        let want = {
+            use sha2::Digest;
+            crate::workflow::hex(&sha2::Sha256::digest(std::fs::read(&policy_file).unwrap()))
+        };
+        assert!(log[0].detail.ends_with(&want), "{}", log[0].detail);
         assert!(!Arc::ptr_eq(&old_engine, &pipeline.engine()));
         assert_eq!(send(), Action::Block);
 

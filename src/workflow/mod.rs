@@ -234,7 +234,7 @@ pub struct AuditRecord {
     pub department: Option<String>,
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
