@@ -1670,7 +1670,7 @@ impl Policy {
                     )?
                 };
                 for d in domains {
-                    if frequent.iter().any(|x| *x == d) {
+                    if frequent.contains(&d) {
                         continue;
                     }
                     let protected = self
