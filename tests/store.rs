@@ -1548,7 +1548,6 @@ fn frequent_partners_are_protected_from_look_alikes() {
             ))
             .unwrap();
         }
-        use ping32dlp::policy::History;
         assert_eq!(
             s.frequent_domains(now - 90 * 86_400, now, 5, 500).unwrap(),
             ["abc-shoji.co.jp"],
