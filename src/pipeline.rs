@@ -457,6 +457,12 @@ fn record_gated(
     let mut links = None;
     if verdict.link && verdict.action != Action::Block {
         let made = match message {
+            // The files of an endpoint agent stay on the PC, where no download listener can
+            // reach them: refused rather than sent with dead links or with the files.
+            Some(_) if workflow.agent_history().is_some() => Err(
+                "an endpoint agent cannot serve download links (its files stay on the PC)"
+                    .to_string(),
+            ),
             Some((raw, _)) => crate::workflow::links::prepare(
                 raw,
                 &crate::policy::LinkSettings {
