@@ -151,7 +151,13 @@ fn attachment_parts(raw: &[u8]) -> Option<Vec<Attached>> {
     let msg = mail_parser::MessageParser::default().parse(raw)?;
     let root = msg.parts.first()?;
     if !root.is_multipart() {
-        return Some(Vec::new());
+        // A message that is one attachment and nothing else cannot keep its headers and lose
+        // the file: refused by the caller rather than sent with it.
+        let attached = root.attachment_name().is_some()
+            || root
+                .content_disposition()
+                .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+        return (!attached).then(Vec::new);
     }
     let mut out: Vec<Attached> = Vec::new();
     for part in msg.parts.iter().skip(1) {
@@ -255,9 +261,10 @@ fn link_part(
     .into_bytes()
 }
 
-/// Replaces the attachments of `raw` by links to `settings.url`. `None` when the message has
-/// no attachment to replace (or cannot be taken apart safely: then it goes as it is and the
-/// caller says so); `now` and `offset_min` give the expiry and how it reads.
+/// Replaces the attachments of `raw` by links to `settings.url`. `Ok(None)` when the message
+/// has no attachment to replace; `Err` (the caller refuses the mail) when it cannot be taken
+/// apart safely or is nothing but an attachment. `now` and `offset_min` give the expiry and
+/// how it reads.
 pub fn prepare(
     raw: &[u8],
     settings: &LinkSettings,
@@ -566,6 +573,9 @@ mod tests {
         let mut s = settings();
         s.url = None;
         assert!(prepare(MAIL.as_bytes(), &s, 0, 0).is_err());
+        // A message that is nothing but an attachment cannot go out without it: refused.
+        let whole = b"From: a@x.jp\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment\r\n\r\n%PDF-1.4\r\n";
+        assert!(prepare(whole, &settings(), 0, 0).is_err());
     }
 
     #[test]
