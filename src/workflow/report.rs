@@ -63,6 +63,17 @@ pub struct DepartmentReport {
     pub top_files: Vec<(String, u64)>,
 }
 
+impl DepartmentReport {
+    /// The top files as `name (times)`, joined by `sep` (for the CSV, the HTML and the console).
+    pub fn top_files_text(&self, sep: &str) -> String {
+        self.top_files
+            .iter()
+            .map(|(n, k)| format!("{n} ({k})"))
+            .collect::<Vec<_>>()
+            .join(sep)
+    }
+}
+
 /// Reports over `since .. until`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Reports {
@@ -299,11 +310,7 @@ impl Reports {
                 d.held.to_string(),
                 d.blocked.to_string(),
                 d.senders.to_string(),
-                d.top_files
-                    .iter()
-                    .map(|(n, k)| format!("{n} ({k})"))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                d.top_files_text("; "),
             ]));
         }
         o
@@ -336,7 +343,7 @@ impl Reports {
                 d.held,
                 d.blocked,
                 d.senders,
-                esc(&d.top_files.iter().map(|(n, k)| format!("{n} ({k})")).collect::<Vec<_>>().join(", ")),
+                esc(&d.top_files_text(", ")),
             );
         }
         o.push_str("</table><h2>送信者別リスク / Risk by sender</h2><table><tr><th>送信者 Sender</th><th>部署 Department</th><th>リスク Risk</th><th>メール Mails</th><th>社外 External</th><th>保留 Held</th><th>ブロック Blocked</th><th>内訳 Why</th></tr>");

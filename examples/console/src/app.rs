@@ -1134,7 +1134,7 @@ impl App {
         )
         .map_err(|e| self.internal(cx, e))?;
         if download {
-            return Ok(download_response(&att.name, data));
+            return Ok(Response::download(&att.name, data));
         }
         let l = cx.l;
         let pv = self.pipeline.preview_file(&att.name, &data, PREVIEW_BYTES);
@@ -1228,7 +1228,7 @@ impl App {
         )?;
         wf.record_view(&a.id, &s.user, "download_message", "")
             .map_err(|e| self.internal(cx, e))?;
-        Ok(download_response(&format!("{}.eml", a.id), data))
+        Ok(Response::download(&format!("{}.eml", a.id), data))
     }
 
     // ------------------------------------------------------------ admin
@@ -1967,31 +1967,4 @@ fn record_details(
     }
     o.push_str("</div>");
     o
-}
-
-fn download_response(name: &str, data: Vec<u8>) -> Response {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    Response {
-        status: 200,
-        headers: vec![
-            ("Content-Type".into(), "application/octet-stream".into()),
-            (
-                "Content-Disposition".into(),
-                format!(
-                    "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-                    ping32dlp::text::percent_encode(name)
-                ),
-            ),
-        ],
-        body: data,
-    }
 }

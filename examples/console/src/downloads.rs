@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use ping32dlp::text::{html_escape as esc, percent_encode};
+use ping32dlp::text::html_escape as esc;
 use ping32dlp::workflow::links::{Fetch, MAX_PASSWORD_FAILURES};
 use ping32dlp::workflow::Workflow;
 
@@ -108,15 +108,7 @@ impl Downloads {
                     &[("client", &client), ("bytes", &data.len())],
                     "",
                 );
-                Response {
-                    status: 200,
-                    headers: vec![
-                        ("Content-Type".into(), "application/octet-stream".into()),
-                        ("Content-Disposition".into(), disposition(&name)),
-                        ("Cache-Control".into(), "no-store".into()),
-                    ],
-                    body: data,
-                }
+                Response::download(&name, data).with("Cache-Control", "no-store")
             }
             Ok(Fetch::Refused(why)) => {
                 ping32dlp::service::log_event(
@@ -146,24 +138,6 @@ impl Downloads {
             Err(e) => unavailable(&e.to_string()),
         }
     }
-}
-
-/// `attachment` with an ASCII fallback name and the UTF-8 name (RFC 6266 / RFC 5987).
-fn disposition(name: &str) -> String {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!(
-        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-        percent_encode(name)
-    )
 }
 
 fn page(status: u16, title: &str, body: &str) -> Response {
@@ -278,8 +252,9 @@ mod tests {
 
     #[test]
     fn file_names_are_safe_in_the_header() {
-        let d = disposition("見積書 \"1\".xlsx");
-        assert!(d.starts_with("attachment; filename=\"___ _1_.xlsx\"; filename*=UTF-8''"));
+        let r = Response::download("見積書 \"1\".xlsx", Vec::new());
+        let d = &r.headers[1].1;
+        assert!(d.starts_with("attachment; filename=\"_____1_.xlsx\"; filename*=UTF-8''"));
         assert!(!d.contains(['\r', '\n']));
         assert!(d.ends_with("%22.xlsx"));
     }

@@ -118,6 +118,35 @@ impl Response {
         }
     }
 
+    /// A file to save: `application/octet-stream`, `attachment` with an ASCII fallback name
+    /// and the UTF-8 name (RFC 6266 / RFC 5987).
+    pub fn download(name: &str, data: Vec<u8>) -> Response {
+        let ascii: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Response {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "application/octet-stream".into()),
+                (
+                    "Content-Disposition".into(),
+                    format!(
+                        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+                        ping32dlp::text::percent_encode(name)
+                    ),
+                ),
+            ],
+            body: data,
+        }
+    }
+
     /// Adds a header.
     pub fn with(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.push((name.into(), value.into()));

@@ -84,12 +84,7 @@ impl App {
                     d.held,
                     d.blocked,
                     d.senders,
-                    esc(&d
-                        .top_files
-                        .iter()
-                        .map(|(n, k)| format!("{n} ({k})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")),
+                    esc(&d.top_files_text(", ")),
                 );
             }
             o.push_str("</table>");
