@@ -117,6 +117,9 @@ for i, r in enumerate([
     b"POST /link/0123456789abcdef HTTP/1.1\r\nHost: c\r\nSec-Fetch-Site: same-origin\r\n\r\nu=boss%40example.co.jp&t=abc&csrf=x",
     b"GET /audit?user=%3Cscript%3E&since=2026-01-01 HTTP/1.1\r\nHost: c\r\nAccept-Language: en;q=0.5, ja\r\n\r\n",
     b"HEAD /static/style.css HTTP/1.1\r\nHost: c\r\n\r\n",
+    b"GET /d/0123456789abcdef0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: dl\r\n\r\n",
+    b"POST /d/0123456789abcdef0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: dl\r\n\r\npassword=abc%20def",
+    b"GET /links/1?t=00 HTTP/1.1\r\nHost: c\r\n\r\n",
 ]):
     put("console_http", f"r{i}", r)
 

@@ -544,7 +544,8 @@ impl std::ops::Deref for ProbeTarget {
 }
 
 /// Fuzzing entry: any bytes as one HTTP request (parsed by httparse, as hyper does) to a
-/// console over a scratch state directory with one admin. Not part of the API.
+/// console over a scratch state directory with one admin, and to the download listener over
+/// the same store. Not part of the API.
 #[doc(hidden)]
 pub fn fuzz_request(data: &[u8]) {
     use std::sync::OnceLock;
@@ -597,5 +598,10 @@ pub fn fuzz_request(data: &[u8]) {
         peer: std::net::IpAddr::from([127, 0, 0, 1]),
     };
     let resp = app.handle(&r);
+    assert!((100..600).contains(&resp.status));
+    // The download listener (its own router) takes the same request.
+    static DOWNLOADS: OnceLock<downloads::Downloads> = OnceLock::new();
+    let d = DOWNLOADS.get_or_init(|| downloads::Downloads::new(app.pipeline().workflow().clone()));
+    let resp = d.handle(&r);
     assert!((100..600).contains(&resp.status));
 }

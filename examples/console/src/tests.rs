@@ -1209,6 +1209,10 @@ fn fuzz_findings_stay_fixed() {
             crate::fuzz_request(&std::fs::read(e.unwrap().path()).unwrap());
         }
     }
+    // The fuzz entry reaches the download listener's router too.
+    let t = "0123456789abcdef".repeat(3);
+    crate::fuzz_request(format!("GET /d/{t} HTTP/1.1\r\nHost: dl\r\n\r\n").as_bytes());
+    crate::fuzz_request(format!("POST /d/{t} HTTP/1.1\r\nHost: dl\r\n\r\npassword=%ff").as_bytes());
 }
 
 /// Endpoint fleet: an admin makes tokens on the Agents page, agents enrol once, their
