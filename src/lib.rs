@@ -119,5 +119,5 @@ pub use detect::{
     EvidenceKind, Finding, ScanResult, Scanner,
 };
 pub use extract::{ExtractOptions, Limits};
-pub use report::{Report, ReportFinding};
+pub use report::{Report, ReportFinding, SharedStr};
 pub use rules::{Confidence, MaskStyle, RuleError};

@@ -7,7 +7,8 @@
 //! kept raw in the report for callers that need them; [`Report::to_json`] prints them only when
 //! asked.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
@@ -17,26 +18,134 @@ use crate::extract::{
 };
 use crate::rules::Confidence;
 
+/// An immutable string shared by the findings of a report that hold the same one (a detector
+/// id, a location, an evidence text): cloning it is a reference count, not a copy. It reads as
+/// a `str` (`Deref`, `as_str`, `Display`) and compares with `str`, `&str` and `String`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> SharedStr {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> SharedStr {
+        SharedStr(Arc::from(s))
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(s: SharedStr) -> String {
+        s.0.to_string()
+    }
+}
+
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, o: &str) -> bool {
+        &*self.0 == o
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, o: &&str) -> bool {
+        &*self.0 == *o
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, o: &String) -> bool {
+        *self.0 == **o
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, o: &SharedStr) -> bool {
+        self == &*o.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, o: &SharedStr) -> bool {
+        *self == &*o.0
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, o: &SharedStr) -> bool {
+        **self == *o.0
+    }
+}
+
+impl serde::Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 /// Evidence of a finding, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportEvidence {
     /// What kind of evidence.
     pub kind: EvidenceKind,
-    /// The word, check or signal.
-    pub detail: String,
+    /// The word, check or signal (shared by the findings that give the same one).
+    pub detail: SharedStr,
     /// Characters between a context word and the value.
     pub distance: Option<usize>,
 }
 
 /// A finding with its location.
+///
+/// The detector id, the location, the sheet and the evidence texts are shared ([`SharedStr`]) by
+/// the findings of one report that have the same ones: a 10,000-row list has 30,000 findings,
+/// and one allocation per field and finding cost as much as the detection.
 #[derive(Debug, Clone)]
 pub struct ReportFinding {
     /// Detector id.
-    pub detector: String,
+    pub detector: SharedStr,
     /// Confidence.
     pub confidence: Confidence,
     /// Where: `body`, `subject`, `見積書.zip/data.xlsx`, a file name.
-    pub location: String,
+    pub location: SharedStr,
     /// Byte offsets in the location's extracted text (for a UTF-8 text file: in the file).
     pub start: usize,
     /// End offset (exclusive).
@@ -44,7 +153,7 @@ pub struct ReportFinding {
     /// PDF page, if any.
     pub page: Option<u32>,
     /// Sheet name, if any.
-    pub sheet: Option<String>,
+    pub sheet: Option<SharedStr>,
     /// Cell (`B2`), if any.
     pub cell: Option<String>,
     /// The raw value. Sensitive.
@@ -122,6 +231,8 @@ impl Scanner {
         }
         // Values already reported per alternative group (text/plain vs text/html of one mail).
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
+        let mut detectors = Shared::default();
+        let mut details = Shared::default();
         let mut ex = ex;
         for seg in ex.segments.iter_mut() {
             // The grid is handed over, not copied: a long CSV has up to 500,000 cells.
@@ -132,6 +243,12 @@ impl Scanner {
             } else {
                 self.scan_grid(seg.text.as_bytes(), grid)
             };
+            if r.findings.is_empty() {
+                continue;
+            }
+            let location = SharedStr::from(seg.location.as_str());
+            let sheet = seg.sheet.as_deref().map(SharedStr::from);
+            findings.reserve(r.findings.len());
             for f in r.findings {
                 if let Some(g) = seg.alternative_group {
                     if !seen_in_group.insert((g, f.detector.to_string(), f.normalized.to_string()))
@@ -140,13 +257,13 @@ impl Scanner {
                     }
                 }
                 findings.push(ReportFinding {
-                    detector: f.detector.to_string(),
+                    detector: detectors.get(f.detector),
                     confidence: f.confidence,
-                    location: seg.location.clone(),
+                    location: location.clone(),
                     start: seg.byte_base + f.start,
                     end: seg.byte_base + f.end,
                     page: seg.page,
-                    sheet: seg.sheet.clone(),
+                    sheet: sheet.clone(),
                     cell: seg.cell_at(f.start),
                     value: f.value.to_string(),
                     normalized: f.normalized.to_string(),
@@ -156,7 +273,7 @@ impl Scanner {
                         .iter()
                         .map(|e| ReportEvidence {
                             kind: e.kind,
-                            detail: e.detail.to_string(),
+                            detail: details.get(e.detail),
                             distance: e.distance,
                         })
                         .collect(),
@@ -182,6 +299,31 @@ impl Scanner {
     }
 }
 
+/// The strings that the findings of one report share: the first [`Shared::KEEP`] distinct ones
+/// are kept and looked up (there are few: the detectors and context words that fired), anything
+/// beyond gets its own allocation, so the look-up stays bounded on any text.
+#[derive(Default)]
+struct Shared(Vec<SharedStr>);
+
+impl Shared {
+    const KEEP: usize = 16;
+
+    fn get(&mut self, s: &str) -> SharedStr {
+        if let Some(a) = self
+            .0
+            .iter()
+            .find(|a| a.len() == s.len() && a.as_str() == s)
+        {
+            return a.clone();
+        }
+        let a = SharedStr::from(s);
+        if self.0.len() < Self::KEEP {
+            self.0.push(a.clone());
+        }
+        a
+    }
+}
+
 /// Findings and distinct values per detector, in the order given (detectors without findings
 /// left out). Values are told apart by a 64-bit hash of their normalized form and counted by
 /// sorting: a 10,000-row list has 30,000 findings, and a set of copied strings cost more than
@@ -191,13 +333,20 @@ fn count_findings<'a>(
     findings: &[ReportFinding],
 ) -> Vec<ReportCount> {
     let order: Vec<&str> = order.collect();
-    let index: HashMap<&str, usize> = order.iter().enumerate().map(|(i, d)| (*d, i)).collect();
     // (detector's place in `order`, value hash): integers sort fast; findings of a detector
-    // that is not in `order` are not counted.
+    // that is not in `order` are not counted. Findings of one detector come in runs (a
+    // column of a list), so the place found last is tried first.
+    let mut last = (0usize, "");
     let mut keys: Vec<(usize, u64)> = findings
         .iter()
         .filter_map(|f| {
-            let d = *index.get(f.detector.as_str())?;
+            let d = if &*f.detector == last.1 {
+                last.0
+            } else {
+                let d = order.iter().position(|o| *o == &*f.detector)?;
+                last = (d, order[d]);
+                d
+            };
             Some((d, crate::detect::fnv(f.normalized.as_bytes())))
         })
         .collect();
@@ -221,10 +370,8 @@ impl Report {
             return;
         }
         self.findings.retain(|f| f.confidence >= min);
-        self.counts = count_findings(
-            self.counts.iter().map(|c| c.detector.as_str()),
-            &self.findings,
-        );
+        let order: Vec<String> = self.counts.iter().map(|c| c.detector.clone()).collect();
+        self.counts = count_findings(order.iter().map(String::as_str), &self.findings);
     }
 
     /// The report as JSON (the CLI's `scan --json` object without `path`): raw values and
@@ -282,19 +429,19 @@ impl Report {
             .iter()
             .map(|f| {
                 let mut o = Map::new();
-                o.insert("detector".into(), json!(f.detector));
+                o.insert("detector".into(), json!(&*f.detector));
                 o.insert("confidence".into(), json!(f.confidence.as_str()));
                 o.insert("value_masked".into(), json!(f.value_masked));
                 if show_values {
                     o.insert("value".into(), json!(f.value));
                     o.insert("normalized".into(), json!(f.normalized));
                 }
-                o.insert("location".into(), json!(f.location));
+                o.insert("location".into(), json!(&*f.location));
                 if let Some(p) = f.page {
                     o.insert("page".into(), json!(p));
                 }
                 if let Some(s) = &f.sheet {
-                    o.insert("sheet".into(), json!(s));
+                    o.insert("sheet".into(), json!(&**s));
                 }
                 if let Some(c) = &f.cell {
                     o.insert("cell".into(), json!(c));
@@ -307,7 +454,7 @@ impl Report {
                     .map(|e| {
                         let mut m = Map::new();
                         m.insert("kind".into(), json!(e.kind.as_str()));
-                        m.insert("detail".into(), json!(e.detail));
+                        m.insert("detail".into(), json!(&*e.detail));
                         if let Some(d) = e.distance {
                             m.insert("distance".into(), json!(d));
                         }
@@ -346,5 +493,31 @@ impl Report {
             "counts": counts,
             "ppap": ppap,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_strings_are_shared_compared_and_bounded() {
+        let mut sh = Shared::default();
+        let a = sh.get("jp_my_number");
+        let b = sh.get("jp_my_number");
+        assert!(
+            Arc::ptr_eq(&a.0, &b.0),
+            "one allocation for a repeated string"
+        );
+        let owned = String::from("jp_my_number");
+        assert!(a == "jp_my_number" && a == *"jp_my_number" && a == owned);
+        assert!("jp_my_number" == a && owned == a);
+        assert_eq!(a.to_string(), "jp_my_number");
+        assert_eq!(serde_json::to_string(&a).unwrap(), "\"jp_my_number\"");
+        for i in 0..100 {
+            assert_eq!(sh.get(&format!("word{i}")), format!("word{i}"));
+        }
+        assert_eq!(sh.0.len(), Shared::KEEP, "the kept strings are bounded");
+        assert_eq!(sh.get("word99"), "word99");
     }
 }

@@ -10,7 +10,7 @@ use zip::ZipArchive;
 
 use super::archive::{read_entry, Entry};
 use super::filetype::FileKind;
-use super::xml::{attr, attr_ref, walk, xml_text, Node};
+use super::xml::{attr, attr_ref, attrs_ref, walk, xml_text, Node};
 use super::{Ctx, Reason, Segment};
 
 type Zip<'a> = ZipArchive<Cursor<&'a [u8]>>;
@@ -348,16 +348,20 @@ impl SheetText {
 }
 
 fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
-    // Shared strings.
-    let mut shared: Vec<String> = Vec::new();
+    // Shared strings: one buffer and where each string ends in it (a 10,000-row list has
+    // 50,000 of them; a `String` each cost more than reading them).
+    let mut shared_text = String::new();
+    let mut shared_ends: Vec<usize> = Vec::new();
     if let Some(b) = part(ctx, z, location, "xl/sharedStrings.xml") {
         let xml = xml_text(&b);
-        let (mut cur, mut in_si, mut in_t, mut in_rph) = (String::new(), false, false, false);
+        let (mut in_si, mut in_t, mut in_rph) = (false, false, false);
+        let cur = &mut shared_text;
         let r = walk(&xml, |n| match n {
             Node::Start { name, .. } => match name {
                 "si" => {
                     in_si = true;
-                    cur.clear();
+                    // An `si` left open (malformed) is dropped: only closed ones count.
+                    cur.truncate(shared_ends.last().copied().unwrap_or(0));
                 }
                 "t" => in_t = true,
                 "rPh" => in_rph = true, // phonetic (furigana) runs: not part of the value
@@ -366,7 +370,7 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
             Node::End { name } => match name {
                 "si" => {
                     in_si = false;
-                    shared.push(std::mem::take(&mut cur));
+                    shared_ends.push(cur.len());
                 }
                 "t" => in_t = false,
                 "rPh" => in_rph = false,
@@ -381,7 +385,13 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
         if let Err(e) = r {
             ctx.unscannable(location, Reason::Corrupt, format!("sharedStrings.xml: {e}"));
         }
+        shared_text.truncate(shared_ends.last().copied().unwrap_or(0));
     }
+    let shared = |i: usize| -> Option<&str> {
+        let end = *shared_ends.get(i)?;
+        let start = if i == 0 { 0 } else { shared_ends[i - 1] };
+        shared_text.get(start..end)
+    };
     // Sheets: names from workbook.xml, files from its relationships.
     let mut sheets: Vec<(String, String)> = Vec::new(); // (name, r:id)
     if let Some(b) = part(ctx, z, location, "xl/workbook.xml") {
@@ -457,10 +467,11 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
                     in_cell = true;
                     val.clear();
                     t_attr.clear();
-                    if let Some(t) = attr_ref(e, "t") {
+                    let [t, r_attr] = attrs_ref(e, ["t", "r"]);
+                    if let Some(t) = t {
                         t_attr.push_str(&t);
                     }
-                    match attr_ref(e, "r").and_then(|v| parse_ref(&v)) {
+                    match r_attr.and_then(|v| parse_ref(&v)) {
                         Some((col, row)) => (c, r) = (col, row),
                         None => (c, r) = (next_col, row_no),
                     }
@@ -483,8 +494,8 @@ fn xlsx(ctx: &mut Ctx<'_>, z: &mut Zip<'_>, location: &str) {
                             .trim()
                             .parse::<usize>()
                             .ok()
-                            .and_then(|i| shared.get(i))
-                            .map_or(Cow::Borrowed(""), |s| Cow::Borrowed(s.as_str())),
+                            .and_then(shared)
+                            .map_or(Cow::Borrowed(""), Cow::Borrowed),
                         "inlineStr" | "str" | "e" => Cow::Borrowed(val.as_str()),
                         "b" => Cow::Borrowed(""),
                         _ => number_text(val.trim()),
@@ -624,13 +635,11 @@ fn ods(ctx: &mut Ctx<'_>, location: &str, xml: &str) {
                 in_cell = true;
                 cell_text.clear();
                 value.clear();
-                if let Some(v) = attr_ref(e, "value") {
+                let [v, repeated] = attrs_ref(e, ["value", "number-columns-repeated"]);
+                if let Some(v) = v {
                     value.push_str(&v);
                 }
-                col_repeat = attr_ref(e, "number-columns-repeated")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1)
-                    .max(1);
+                col_repeat = repeated.and_then(|v| v.parse().ok()).unwrap_or(1).max(1);
             }
             "p" if in_cell && !cell_text.is_empty() => cell_text.push('\n'),
             _ => {}

@@ -108,6 +108,31 @@ pub(crate) fn attr_ref<'e>(e: &'e BytesStart<'_>, name: &str) -> Option<Cow<'e, 
     None
 }
 
+/// The values of the attributes with local names `names`, read in one pass over the element's
+/// attributes (a worksheet cell asks for two or three; asking one at a time reads them all again
+/// for each). The first attribute of each name counts.
+pub(crate) fn attrs_ref<'e, const N: usize>(
+    e: &'e BytesStart<'_>,
+    names: [&str; N],
+) -> [Option<Cow<'e, str>>; N] {
+    let mut out = [const { None }; N];
+    let mut left = N;
+    for a in e.attributes().with_checks(false).flatten() {
+        let local = a.key.local_name();
+        let key: &str = local.as_ref();
+        if let Some(i) = names.iter().position(|n| *n == key) {
+            if out[i].is_none() {
+                out[i] = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok();
+                left -= 1;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Bytes of an XML part as text (UTF-8, UTF-16 with BOM).
 pub(crate) fn xml_text(bytes: &[u8]) -> Cow<'_, str> {
     crate::text::decode_text(bytes).text
@@ -136,5 +161,22 @@ mod tests {
             walk("<a><b></a>", |_| {}).is_err(),
             "mismatched end tags are malformed"
         );
+    }
+
+    #[test]
+    fn attributes_in_one_pass_match_one_at_a_time() {
+        let xml = r#"<x:c r="B3" s="1" x:t="s&amp;t" r="C9"/><c/><c t='n'/>"#;
+        let mut n = 0;
+        walk(xml, |node| {
+            if let Node::Start { e, .. } = node {
+                let [r, t, zz] = attrs_ref(e, ["r", "t", "zz"]);
+                assert_eq!(r, attr_ref(e, "r"));
+                assert_eq!(t, attr_ref(e, "t"));
+                assert_eq!(zz, None);
+                n += 1;
+            }
+        })
+        .unwrap();
+        assert_eq!(n, 3);
     }
 }

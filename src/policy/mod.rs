@@ -408,9 +408,9 @@ impl Facts {
         type Acc = (u32, [BTreeSet<String>; 3], Vec<String>);
         let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
         for f in &report.findings {
-            for loc in [f.location.as_str(), "*"] {
+            for loc in [&*f.location, "*"] {
                 let e = acc
-                    .entry((f.detector.clone(), loc.to_string()))
+                    .entry((f.detector.to_string(), loc.to_string()))
                     .or_default();
                 e.0 += 1;
                 for k in 0..=conf_index(f.confidence) {

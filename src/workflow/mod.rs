@@ -256,7 +256,7 @@ impl AuditRecord {
     ) -> AuditRecord {
         use sha2::Digest;
         let mut subject = facts.subject.clone();
-        for f in report.findings.iter().filter(|f| f.location == "subject") {
+        for f in report.findings.iter().filter(|f| &*f.location == "subject") {
             subject = subject.replace(&f.value, &f.value_masked);
         }
         let would = verdict

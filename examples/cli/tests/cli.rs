@@ -400,6 +400,28 @@ fn bench_takes_several_inputs_and_inspects_them_whole() {
     assert_eq!(json_lines(&plain)[0]["mode"], "text");
     let whole = run(&["bench", "--input", t, "--inspect", "--repeat", "1"]);
     assert_eq!(json_lines(&whole)[0]["mode"], "inspect");
+    // A `.txt` file that begins like a saved mail is still timed as text (the peers harness's
+    // clean corpus does): the engine over all of it, not a message body cut at its limit.
+    let mail_like = dir.path().join("clean.txt");
+    let mut body =
+        String::from("Subject: cloud migration\nFrom: Lucas Perry\nDate: May 11, 2026\n\n");
+    body.push_str(&"カード番号 4742180967929089 です。\n".repeat(10));
+    std::fs::write(&mail_like, &body).unwrap();
+    let m = mail_like.to_str().unwrap();
+    let v = &json_lines(&run(&["bench", "--input", m, "--repeat", "1"]))[0];
+    assert_eq!(v["mode"], "text");
+    assert_eq!(v["bytes"].as_u64().unwrap(), body.len() as u64);
+    assert_eq!(v["findings"]["credit_card"], 10);
+    let eml = dir.path().join("clean.eml");
+    std::fs::write(&eml, &body).unwrap();
+    let v = &json_lines(&run(&[
+        "bench",
+        "--input",
+        eml.to_str().unwrap(),
+        "--repeat",
+        "1",
+    ]))[0];
+    assert_eq!(v["mode"], "inspect", "a .eml is a message");
 }
 
 fn bench_rss(path: &Path) -> u64 {
