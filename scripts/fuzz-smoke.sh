@@ -34,6 +34,22 @@ seed pdf $C/docs/*.pdf
 seed ooxml $C/docs/*.docx $C/docs/*.pptx $C/docs/*.ppt $C/docs/*.odt $C/docs/*.odp $C/docs/*.doc $C/docs/*.rtf
 seed spreadsheet $C/docs/*.xlsx $C/docs/*.xls $C/docs/*.ods $C/hostile/*.xlsx
 seed text corpus/samples/*.txt
+# XML parts of the office documents (worksheets, shared strings, bodies), each up to 64 KiB.
+mkdir -p "$SEEDS/xml"
+python3 - "$SEEDS/xml" $C/docs/*.docx $C/docs/*.xlsx $C/docs/*.pptx $C/docs/*.odt $C/docs/*.ods $C/docs/*.odp <<'PY'
+import hashlib, sys, zipfile
+out = sys.argv[1]
+for path in sys.argv[2:]:
+    try:
+        z = zipfile.ZipFile(path)
+    except Exception:
+        continue
+    for i in z.infolist():
+        if i.filename.endswith(".xml") and i.file_size <= 65536:
+            data = z.read(i)
+            open(f"{out}/{hashlib.md5(data).hexdigest()[:16]}", "wb").write(data)
+PY
+if [ -d fuzz/regressions/xml ]; then cp fuzz/regressions/xml/* "$SEEDS/xml/" 2>/dev/null || true; fi
 seed rules corpus/rules/*.toml src/rules/builtin.toml
 seed policy src/policy/default_policy.toml
 # Saved engines' bodies (header and checksum cut off), when the release CLI is built.
@@ -52,7 +68,7 @@ fi
 # console requests.
 python3 scripts/fuzz-seeds.py "$SEEDS"
 cd fuzz
-TARGETS=${TARGETS:-message zip compressed ppt msg table pdf ooxml spreadsheet text rules policy engine_image milter smtp_command icap upload console_http}
+TARGETS=${TARGETS:-message zip compressed ppt msg table pdf ooxml spreadsheet xml text rules policy engine_image milter smtp_command icap upload console_http}
 # Built first, every target in one cargo run: a target that does not build fails the run here
 # (the runs below keep only libFuzzer's figures from their output).
 if ! cargo fuzz build --target-dir ../target/fuzz > ../target/fuzz-build.log 2>&1; then

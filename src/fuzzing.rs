@@ -125,3 +125,68 @@ pub fn engine_image(data: &[u8]) {
         let _ = s.scan_str("カード番号 4111 1111 1111 1111 社外秘 Project Falcon EMP-123456");
     }
 }
+
+/// What [`crate::extract::xml`]'s walk hands out for `xml`, as text, through its own tokenizer
+/// (`fast`) or quick-xml, and whether it ended without an error: the `xml` fuzz target and the
+/// unit tests compare the two.
+pub fn xml_trace(xml: &str, fast: bool) -> (Vec<String>, bool) {
+    use crate::extract::xml::{skim, walk_quick_xml, Node};
+    let mut out = Vec::new();
+    let mut f = |n: Node<'_, '_>| {
+        out.push(match n {
+            Node::Start { name, e } => {
+                let attrs: Vec<String> = e
+                    .attributes()
+                    .with_checks(false)
+                    .map(|a| match a {
+                        Ok(a) => {
+                            let k = a.key.local_name();
+                            let k: &str = k.as_ref();
+                            let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok();
+                            format!("{k:?}={v:?}")
+                        }
+                        Err(e) => format!("error {e}"),
+                    })
+                    .collect();
+                format!("<{name:?} {}>", attrs.join(" "))
+            }
+            Node::End { name } => format!("</{name:?}>"),
+            Node::Text(t) => format!("{t:?}"),
+        })
+    };
+    let ok = if fast {
+        skim(xml, |t| crate::extract::xml::emit(t, &mut f)).is_ok()
+    } else {
+        walk_quick_xml(xml, &mut f).is_ok()
+    };
+    // quick-xml hands text out in pieces around references; so does `skim`. Adjacent text is
+    // joined so that the comparison is of what the callers see.
+    let mut joined: Vec<String> = Vec::new();
+    for e in out {
+        if e.starts_with('"') && joined.last().is_some_and(|l| l.starts_with('"')) {
+            let last = joined.pop().unwrap_or_default();
+            joined.push(format!("{}{}", &last[..last.len() - 1], &e[1..]));
+        } else {
+            joined.push(e);
+        }
+    }
+    (joined, ok)
+}
+
+/// The `xml` fuzz target: for any text that the walk's own tokenizer takes, it gives what
+/// quick-xml gives.
+pub fn xml(data: &[u8]) {
+    let Ok(xml) = std::str::from_utf8(data) else {
+        return;
+    };
+    let fast = crate::extract::xml::plain_tree(xml);
+    let (a, a_ok) = xml_trace(xml, false);
+    if fast {
+        let (b, b_ok) = xml_trace(xml, true);
+        assert_eq!(
+            (&a, a_ok),
+            (&b, b_ok),
+            "the two XML walks differ on {xml:?}"
+        );
+    }
+}

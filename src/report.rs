@@ -300,8 +300,8 @@ impl Scanner {
 }
 
 /// The strings that the findings of one report share: the first [`Shared::KEEP`] distinct ones
-/// are kept and looked up (there are few: the detectors and context words that fired), anything
-/// beyond gets its own allocation, so the look-up stays bounded on any text.
+/// are kept and looked up by their text (there are few: the detectors and context words that
+/// fired), anything beyond gets its own allocation, so the look-up stays bounded on any text.
 #[derive(Default)]
 struct Shared(Vec<SharedStr>);
 
@@ -509,6 +509,8 @@ mod tests {
             Arc::ptr_eq(&a.0, &b.0),
             "one allocation for a repeated string"
         );
+        let other = String::from("jp_my_number");
+        assert!(Arc::ptr_eq(&sh.get(&other).0, &a.0), "found by its text");
         let owned = String::from("jp_my_number");
         assert!(a == "jp_my_number" && a == *"jp_my_number" && a == owned);
         assert!("jp_my_number" == a && owned == a);

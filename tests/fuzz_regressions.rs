@@ -37,6 +37,7 @@ fn fuzz_crashes_stay_fixed() {
         ("policy", ping32dlp::fuzzing::policy),
         ("engine_image", ping32dlp::fuzzing::engine_image),
         ("ppt", ping32dlp::fuzzing::ppt_stream),
+        ("xml", ping32dlp::fuzzing::xml),
     ] {
         let Ok(dir) = std::fs::read_dir(root.join(target)) else {
             continue;

@@ -22,6 +22,11 @@ pub(crate) struct ContextWords {
     ac: Option<AhoCorasick>,
     /// Per pattern: the words' text and who uses it.
     pub words: Vec<String>,
+    /// Per pattern: the evidence texts of a word found in a table's header cell and in a row's
+    /// label cell (`column header 個人番号`, `row label 個人番号`), made once here so that the
+    /// findings of a 10,000-row list do not each build them again.
+    pub column_header: Vec<String>,
+    pub row_label: Vec<String>,
     pub roles: Vec<Vec<WordRole>>,
     /// Per pattern: word boundaries needed at the start / end (ASCII letter or digit there).
     edges: Vec<(bool, bool)>,
@@ -74,9 +79,13 @@ impl ContextWords {
             })
             .collect();
         let max_len = words.iter().map(String::len).max().unwrap_or(0);
+        let column_header = words.iter().map(|w| format!("column header {w}")).collect();
+        let row_label = words.iter().map(|w| format!("row label {w}")).collect();
         Ok(ContextWords {
             ac,
             words,
+            column_header,
+            row_label,
             roles,
             edges,
             max_len,
@@ -94,7 +103,11 @@ impl ContextWords {
 
     pub fn heap_bytes(&self) -> usize {
         self.ac.as_ref().map_or(0, AhoCorasick::memory_usage)
-            + self.words.iter().map(|w| w.len() + 24).sum::<usize>()
+            + self
+                .words
+                .iter()
+                .map(|w| 3 * (w.len() + 24) + 24)
+                .sum::<usize>()
     }
 }
 

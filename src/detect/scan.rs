@@ -745,7 +745,7 @@ fn emit<'s>(
             });
         }
     }
-    let words = &engine.context.words;
+    let context = &engine.context;
     let mut findings = bumpalo::collections::Vec::new_in(arena);
     // Masked values and evidence texts are built here, then copied into the arena.
     let mut scratch = String::new();
@@ -763,16 +763,14 @@ fn emit<'s>(
         mask_into(value, info.params.mask, &mut scratch);
         let masked = arena.alloc_str(&scratch);
         let mut ev = bumpalo::collections::Vec::new_in(arena);
-        let mut word = |w: u32, d: usize| -> (&str, Option<usize>) {
-            let (prefix, distance) = match s.via {
-                Via::Window => ("", Some(d)),
-                Via::ColumnHeader => ("column header ", None),
-                Via::RowLabel => ("row label ", None),
-            };
-            scratch.clear();
-            scratch.push_str(prefix);
-            scratch.push_str(&words[w as usize]);
-            (arena.alloc_str(&scratch), distance)
+        // The engine's own texts: the same word gives the same `&str` in every finding.
+        let word = |w: u32, d: usize| -> (&str, Option<usize>) {
+            let w = w as usize;
+            match s.via {
+                Via::Window => (context.words[w].as_str(), Some(d)),
+                Via::ColumnHeader => (context.column_header[w].as_str(), None),
+                Via::RowLabel => (context.row_label[w].as_str(), None),
+            }
         };
         if let Some((w, d)) = s.pos {
             let (detail, distance) = word(w, d);

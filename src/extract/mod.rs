@@ -30,7 +30,7 @@ mod ppt;
 mod rtf;
 mod tnef;
 mod xls;
-mod xml;
+pub(crate) mod xml;
 
 use std::time::{Duration, Instant};
 
