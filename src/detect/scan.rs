@@ -267,7 +267,12 @@ impl Scanner {
         let cands = &mut self.cands;
         // Longer spans first at the same start: of two overlapping matches of one detector the
         // longer (which validated over more digits) is kept.
-        cands.sort_unstable_by_key(|c| (c.start, std::cmp::Reverse(c.end), c.det));
+        // Usually already in that order (the trigger scan goes left to right; literal and regex
+        // candidates come after it): then the sort is skipped.
+        let key = |c: &Cand| (c.start, std::cmp::Reverse(c.end), c.det);
+        if !cands.is_sorted_by_key(key) {
+            cands.sort_unstable_by_key(key);
+        }
         cands.dedup_by_key(|c| (c.start, c.end, c.det));
         score(engine, text, cands, &mut self.ctx, layout, &mut self.scored);
         resolve_overlaps(cands, &mut self.scored);
@@ -473,6 +478,12 @@ fn score(
     out: &mut Vec<Scored>,
 ) {
     let words = &engine.context;
+    // What a header cell says of a detector is the same for every row below it: a list's
+    // 10,000 values ask a handful of (header, detector) pairs. Bounded: past the first
+    // `HEADER_MEMO` pairs, headers are read again each time.
+    const HEADER_MEMO: usize = 64;
+    type Memo = ((usize, usize), DetId, (Nearest, Nearest));
+    let mut memo: Vec<Memo> = Vec::new();
     for (i, c) in cands.iter().enumerate() {
         let p = &engine.detectors[c.det as usize].params;
         let (mut pos, mut neg): (Nearest, Nearest) = (None, None);
@@ -486,7 +497,16 @@ fn score(
             // `注文番号` excludes the column), then words in the cell itself, then the row label.
             let mut decided = false;
             for span in cc.header.iter().flatten() {
-                let (hp, hn) = words_in(words, ctx, h, *span, c.det, None);
+                let (hp, hn) = match memo.iter().find(|m| m.0 == *span && m.1 == c.det) {
+                    Some(m) => m.2,
+                    None => {
+                        let r = words_in(words, ctx, h, *span, c.det, None);
+                        if memo.len() < HEADER_MEMO {
+                            memo.push((*span, c.det, r));
+                        }
+                        r
+                    }
+                };
                 if hp.is_some() || hn.is_some() {
                     pos = hp.map(|(w, _)| (w, 0));
                     neg = if hp.is_some() {
