@@ -370,8 +370,10 @@ impl Report {
             return;
         }
         self.findings.retain(|f| f.confidence >= min);
-        let order: Vec<String> = self.counts.iter().map(|c| c.detector.clone()).collect();
-        self.counts = count_findings(order.iter().map(String::as_str), &self.findings);
+        self.counts = count_findings(
+            self.counts.iter().map(|c| c.detector.as_str()),
+            &self.findings,
+        );
     }
 
     /// The report as JSON (the CLI's `scan --json` object without `path`): raw values and
@@ -429,19 +431,19 @@ impl Report {
             .iter()
             .map(|f| {
                 let mut o = Map::new();
-                o.insert("detector".into(), json!(&*f.detector));
+                o.insert("detector".into(), json!(f.detector));
                 o.insert("confidence".into(), json!(f.confidence.as_str()));
                 o.insert("value_masked".into(), json!(f.value_masked));
                 if show_values {
                     o.insert("value".into(), json!(f.value));
                     o.insert("normalized".into(), json!(f.normalized));
                 }
-                o.insert("location".into(), json!(&*f.location));
+                o.insert("location".into(), json!(f.location));
                 if let Some(p) = f.page {
                     o.insert("page".into(), json!(p));
                 }
                 if let Some(s) = &f.sheet {
-                    o.insert("sheet".into(), json!(&**s));
+                    o.insert("sheet".into(), json!(s));
                 }
                 if let Some(c) = &f.cell {
                     o.insert("cell".into(), json!(c));
@@ -454,7 +456,7 @@ impl Report {
                     .map(|e| {
                         let mut m = Map::new();
                         m.insert("kind".into(), json!(e.kind.as_str()));
-                        m.insert("detail".into(), json!(&*e.detail));
+                        m.insert("detail".into(), json!(e.detail));
                         if let Some(d) = e.distance {
                             m.insert("distance".into(), json!(d));
                         }

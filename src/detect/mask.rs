@@ -46,6 +46,19 @@ pub(crate) fn mask_into(value: &str, style: MaskStyle, out: &mut String) {
     }
 }
 
+/// How many of `total` maskable characters stay shown at the head and the tail: `head` and
+/// `tail` taken down, the tail first, until they are at most half of `total`.
+fn shown_ends(total: usize, mut head: usize, mut tail: usize) -> (usize, usize) {
+    while head + tail > total / 2 && head + tail > 0 {
+        if tail >= head && tail > 0 {
+            tail -= 1;
+        } else {
+            head -= 1;
+        }
+    }
+    (head, tail)
+}
+
 /// Keeps the first `head` and the last `tail` maskable characters; never reveals more than half
 /// of them (so a short value is mostly hidden).
 fn keep_ends(value: &str, head: usize, tail: usize, out: &mut String) {
@@ -54,14 +67,7 @@ fn keep_ends(value: &str, head: usize, tail: usize, out: &mut String) {
     } else {
         value.chars().filter(|&c| maskable(c)).count()
     };
-    let (mut head, mut tail) = (head, tail);
-    while head + tail > total / 2 && head + tail > 0 {
-        if tail >= head && tail > 0 {
-            tail -= 1;
-        } else {
-            head -= 1;
-        }
-    }
+    let (head, tail) = shown_ends(total, head, tail);
     let mut k = 0;
     out.reserve(value.len());
     if value.is_ascii() {
@@ -173,14 +179,7 @@ mod tests {
     fn ascii_path_matches_char_path() {
         let chars = |value: &str, head: usize, tail: usize| -> String {
             let total = value.chars().filter(|&c| maskable(c)).count();
-            let (mut head, mut tail) = (head, tail);
-            while head + tail > total / 2 && head + tail > 0 {
-                if tail >= head && tail > 0 {
-                    tail -= 1;
-                } else {
-                    head -= 1;
-                }
-            }
+            let (head, tail) = shown_ends(total, head, tail);
             let mut k = 0;
             value
                 .chars()

@@ -767,7 +767,8 @@ fn emit<'s>(
     }
     let context = &engine.context;
     let mut findings = bumpalo::collections::Vec::new_in(arena);
-    // Masked values and evidence texts are built here, then copied into the arena.
+    // Masked values are built here, then copied into the arena; evidence texts are the
+    // engine's own.
     let mut scratch = String::new();
     for s in scored.iter().filter(|s| s.keep) {
         let c = &cands[s.cand];

@@ -591,16 +591,11 @@ fn bench(a: BenchArgs) -> Result<u8, AnyErr> {
     // a saved mail (`Subject:` ... `Date:` lines, as the peers harness's clean corpus does):
     // `scan` reads it as a message, but what is measured here is the engine over that text.
     let decoded = match inputs.as_slice() {
-        [(name, bytes)]
-            if !a.inspect
-                && (matches!(
-                    ping32dlp::extract::sniff(bytes, name),
-                    FileKind::Text | FileKind::Csv
-                ) || named_text(name)
-                    && ping32dlp::extract::sniff(bytes, name) == FileKind::Eml) =>
-        {
-            Some(ping32dlp::text::decode_text(bytes))
-        }
+        [(name, bytes)] if !a.inspect => match ping32dlp::extract::sniff(bytes, name) {
+            FileKind::Text | FileKind::Csv => Some(ping32dlp::text::decode_text(bytes)),
+            FileKind::Eml if named_text(name) => Some(ping32dlp::text::decode_text(bytes)),
+            _ => None,
+        },
         _ => None,
     };
     let t0 = Instant::now();
