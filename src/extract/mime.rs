@@ -437,7 +437,7 @@ pub(crate) fn message(ctx: &mut Ctx<'_>, raw: &[u8], prefix: &str, depth: u32, t
         );
         return;
     }
-    let Some(msg) = MessageParser::default().parse(raw) else {
+    let Some(mut msg) = MessageParser::default().parse(raw) else {
         ctx.unscannable(
             if prefix.is_empty() { "message" } else { prefix },
             Reason::Corrupt,
@@ -451,6 +451,14 @@ pub(crate) fn message(ctx: &mut Ctx<'_>, raw: &[u8], prefix: &str, depth: u32, t
         });
         return;
     };
+    // The walk decodes text parts from the raw message with its own charset rules: mail-parser's
+    // converted copies are dropped before it starts, so that a large text attachment is not held
+    // twice while it is inspected.
+    for p in &mut msg.parts {
+        if matches!(p.body, PartType::Text(_) | PartType::Html(_)) {
+            p.body = PartType::Text("".into());
+        }
+    }
     let root = &msg.parts[0];
     let mut subject = msg.subject().map(str::to_string);
     if subject.as_deref().is_some_and(|s| s.contains('\u{FFFD}')) {
