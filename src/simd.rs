@@ -1,4 +1,5 @@
-//! The one place with `unsafe`: AVX2 classification of trigger bytes (see `detect/trigger.rs`).
+//! The one place with `unsafe`: AVX2 classification of trigger bytes (see `detect/trigger.rs`),
+//! and the search for a few short keywords by their first three bytes (`detect/literals.rs`).
 //!
 //! Each 32-byte block is classified with two nibble lookups (`vpshufb`): a byte is a trigger when
 //! the bit for its high nibble is set in the low nibble's entry. Classes (bit: high nibble, low
@@ -87,6 +88,76 @@ unsafe fn classify64(p: *const u8) -> u64 {
     u64::from(half(a)) | (u64::from(half(b)) << 32)
 }
 
+/// Calls `f(p)`, in order, for every `p` with `h[p..p + 3]` equal to one of `pre` (pad a
+/// shorter list by repeating an entry). The scalar twin of [`find_prefix3_avx2`], which it
+/// must match position for position.
+pub(crate) fn find_prefix3_scalar(
+    h: &[u8],
+    from: usize,
+    pre: &[[u8; 3]; 4],
+    f: &mut impl FnMut(usize),
+) {
+    for (i, w) in h.windows(3).enumerate().skip(from) {
+        if pre.iter().any(|q| q == w) {
+            f(i);
+        }
+    }
+}
+
+/// [`find_prefix3_scalar`] with AVX2, 32 positions at a time: three unaligned loads (at `p`,
+/// `p + 1`, `p + 2`), compared byte-wise with each prefix's three bytes; the blocks too close to
+/// the end for three loads go through the scalar twin. Call only when [`has_avx2`] is true.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn find_prefix3_avx2(h: &[u8], pre: &[[u8; 3]; 4], f: &mut impl FnMut(usize)) {
+    debug_assert!(has_avx2());
+    // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
+    // feature); the function reads only inside `h` (its loop bound keeps every load in range).
+    let done = unsafe { prefix3_blocks(h, pre, f) };
+    find_prefix3_scalar(h, done, pre, f);
+}
+
+/// The whole 32-byte blocks of [`find_prefix3_avx2`]; returns where the scalar tail begins.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn prefix3_blocks(h: &[u8], pre: &[[u8; 3]; 4], f: &mut impl FnMut(usize)) -> usize {
+    let splat = |k: usize, j: usize| _mm256_set1_epi8(pre[k][j] as i8);
+    let (a0, b0, c0) = (splat(0, 0), splat(0, 1), splat(0, 2));
+    let (a1, b1, c1) = (splat(1, 0), splat(1, 1), splat(1, 2));
+    let (a2, b2, c2) = (splat(2, 0), splat(2, 1), splat(2, 2));
+    let (a3, b3, c3) = (splat(3, 0), splat(3, 1), splat(3, 2));
+    let eq3 = |x: __m256i, y: __m256i, z: __m256i, a, b, c| {
+        _mm256_and_si256(
+            _mm256_cmpeq_epi8(x, a),
+            _mm256_and_si256(_mm256_cmpeq_epi8(y, b), _mm256_cmpeq_epi8(z, c)),
+        )
+    };
+    let mut i = 0;
+    // A block at `i` reads `h[i..i + 34]`.
+    while i + 34 <= h.len() {
+        // SAFETY: `i + 34 <= h.len()`, so the three 32-byte loads at `i`, `i + 1` and `i + 2`
+        // stay inside `h`; loadu has no alignment needs.
+        let (x, y, z) = unsafe {
+            let p = h.as_ptr().add(i);
+            (
+                _mm256_loadu_si256(p.cast()),
+                _mm256_loadu_si256(p.add(1).cast()),
+                _mm256_loadu_si256(p.add(2).cast()),
+            )
+        };
+        let m = _mm256_or_si256(
+            _mm256_or_si256(eq3(x, y, z, a0, b0, c0), eq3(x, y, z, a1, b1, c1)),
+            _mm256_or_si256(eq3(x, y, z, a2, b2, c2), eq3(x, y, z, a3, b3, c3)),
+        );
+        let mut bits = _mm256_movemask_epi8(m) as u32;
+        while bits != 0 {
+            f(i + bits.trailing_zeros() as usize);
+            bits &= bits - 1;
+        }
+        i += 32;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -98,6 +169,45 @@ mod tests {
                 crate::detect::is_trigger_byte(b),
                 "byte {b:#x}"
             );
+        }
+    }
+
+    #[test]
+    fn prefix_search_avx2_matches_scalar() {
+        if !super::has_avx2() {
+            return;
+        }
+        // Random kana-like bytes with the prefixes planted at every alignment, near both ends.
+        let pre = [
+            *b"\xe6\xa9\x9f",
+            *b"\xe6\xa5\xb5",
+            *b"\xe5\x8e\xb3",
+            *b"abc",
+        ];
+        let mut text: Vec<u8> = (0..3000u32)
+            .map(|i| {
+                [0xe3, 0x81, 0x82, 0xe6, 0xa9, 0xa5, 0x9f, b'a', b'b']
+                    [(i.wrapping_mul(2654435761) >> 7) as usize % 9]
+            })
+            .collect();
+        for (n, at) in (0..200).chain(2790..2997).enumerate() {
+            if n % 5 == 0 {
+                text[at..at + 3].copy_from_slice(&pre[n % 4]);
+            }
+        }
+        for len in [0, 1, 2, 3, 33, 34, 35, 66, 1000, 2999, 3000] {
+            for (k, pre) in [pre, [pre[0]; 4], [pre[1], pre[2], pre[1], pre[1]]]
+                .into_iter()
+                .enumerate()
+            {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                super::find_prefix3_avx2(&text[..len], &pre, &mut |p| a.push(p));
+                super::find_prefix3_scalar(&text[..len], 0, &pre, &mut |p| b.push(p));
+                assert_eq!(a, b, "length {len}");
+                if len == 3000 && k == 0 {
+                    assert!(b.len() > 40);
+                }
+            }
         }
     }
 

@@ -87,6 +87,8 @@ fn dlp_text() -> impl Strategy<Value = String> {
         ".",
         ",",
         "社外秘",
+        "機密",
+        "極秘",
         "【",
         "】",
         "CONFIDENTIAL",
@@ -136,6 +138,21 @@ proptest! {
                 _ => {}
             }
         }
+    }
+
+    /// The scan goes through a large text in blocks (64 KiB): whatever straddles a block
+    /// boundary is found as it is in a text of its own.
+    #[test]
+    fn blocks_find_what_a_lone_text_finds(text in dlp_text(), pad in 65_536usize - 160..65_540) {
+        let key = |f: &ping32dlp::Finding<'_>, shift: usize| {
+            (f.detector.to_string(), f.start - shift, f.end - shift, f.confidence)
+        };
+        let mut s = Scanner::new(engine());
+        let alone: Vec<_> = s.scan_str(&text).findings.iter().map(|f| key(f, 0)).collect();
+        let padded = format!("{}{text}", "\n".repeat(pad));
+        let r = s.scan_str(&padded);
+        let got: Vec<_> = r.findings.iter().map(|f| key(f, pad)).collect();
+        prop_assert_eq!(got, alone);
     }
 
     #[test]

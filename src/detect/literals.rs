@@ -235,8 +235,9 @@ struct Tier {
 /// The compiled literal set.
 pub(crate) struct LiteralMatcher {
     tiers: Vec<Tier>,
-    /// A few short terms without ASCII letters: Teddy (SIMD) search, pattern id -> term index.
-    teddy: Option<(aho_corasick::packed::Searcher, Vec<u32>)>,
+    /// A few short terms without ASCII letters (社外秘, 機密, 極秘), found by a SIMD search: their
+    /// term indices.
+    teddy: Option<(ShortSearch, Vec<u32>)>,
     /// Terms shorter than 4 bytes: a plain (unanchored) search.
     tiny: Option<(AhoCorasick, Vec<u32>)>,
     fold: bool,
@@ -253,6 +254,41 @@ fn key_at(hay: &[u8], p: usize, k: usize, fold: bool) -> u64 {
         key | 0x2020_2020_2020_2020 & (u64::MAX >> (64 - 8 * k))
     } else {
         key
+    }
+}
+
+/// How the few short terms are found.
+enum ShortSearch {
+    /// By their first three bytes, at most four different ones (AVX2, `simd.rs`): each position
+    /// found is compared with the terms (their bytes, in the order of the id list).
+    #[cfg(all(target_arch = "x86_64", feature = "simd"))]
+    Prefix([[u8; 3]; 4], Vec<Box<[u8]>>),
+    /// Teddy (aho-corasick's SIMD search; pattern id -> position in the id list).
+    Teddy(aho_corasick::packed::Searcher),
+}
+
+impl ShortSearch {
+    /// The search for the terms `ids` (6 to 8 bytes each, no ASCII letters), or None when
+    /// neither search can take them.
+    fn new(terms: &[&[u8]], ids: &[u32]) -> Option<ShortSearch> {
+        #[cfg(all(target_arch = "x86_64", feature = "simd"))]
+        if crate::simd::has_avx2() {
+            let mut pre: Vec<[u8; 3]> = Vec::new();
+            for &i in ids {
+                let t = terms[i as usize];
+                if let Some(&[a, b, c]) = t.get(..3) {
+                    if !pre.contains(&[a, b, c]) {
+                        pre.push([a, b, c]);
+                    }
+                }
+            }
+            if (1..=4).contains(&pre.len()) && ids.iter().all(|&i| terms[i as usize].len() >= 3) {
+                let pad = |k: usize| pre.get(k).copied().unwrap_or(pre[0]);
+                let bytes = ids.iter().map(|&i| terms[i as usize].into()).collect();
+                return Some(ShortSearch::Prefix([pad(0), pad(1), pad(2), pad(3)], bytes));
+            }
+        }
+        teddy_searcher(terms, ids).map(ShortSearch::Teddy)
     }
 }
 
@@ -289,7 +325,7 @@ impl LiteralMatcher {
         let no_letters = |&i: &u32| !terms[i as usize].iter().any(u8::is_ascii_alphabetic);
         if !buckets[2].is_empty() && buckets[2].len() <= 32 && buckets[2].iter().all(no_letters) {
             let ids = std::mem::take(&mut buckets[2]);
-            match teddy_searcher(terms, &ids) {
+            match ShortSearch::new(terms, &ids) {
                 Some(searcher) => teddy = Some((searcher, ids)),
                 None => buckets[2] = ids,
             }
@@ -358,6 +394,19 @@ impl LiteralMatcher {
         })
     }
 
+    /// Are the short terms found by the prefix search?
+    #[cfg(test)]
+    fn short_by_prefix(&self) -> bool {
+        #[cfg(all(target_arch = "x86_64", feature = "simd"))]
+        {
+            matches!(self.teddy, Some((ShortSearch::Prefix(..), _)))
+        }
+        #[cfg(not(all(target_arch = "x86_64", feature = "simd")))]
+        {
+            false
+        }
+    }
+
     /// Approximate heap use in bytes.
     pub fn heap_bytes(&self) -> usize {
         self.tiers
@@ -380,23 +429,68 @@ impl LiteralMatcher {
             && (!r || end >= hay.len() || !is_word_byte(hay[end]))
     }
 
-    /// Appends every term occurrence in `hay` to `out` (per start position, the longest term that
-    /// is word-bounded). Order: by tier, then by position; the caller sorts.
+    /// Appends every term occurrence in `hay` to `out` (per start position and search, the longest
+    /// term that is word-bounded). Order: by tier, then by position; the caller sorts. (The scanner calls
+    /// its two parts itself, block by block.)
+    #[cfg(test)]
     pub fn find_all(&self, hay: &[u8], out: &mut Vec<LitHit>) {
+        self.find_block(hay, 0, hay.len(), out);
+        self.find_rest(hay, out);
+    }
+
+    /// The part of [`Self::find_all`] that can go block by block: the occurrences the hashed
+    /// tiers and the prefix search find from the positions `from..to` of `hay` (a term may run
+    /// past `to`). Blocks that tile the text find every occurrence once, and a large text is then
+    /// read from memory once for all the searches of a block instead of once per search.
+    pub fn find_block(&self, hay: &[u8], from: usize, to: usize, out: &mut Vec<LitHit>) {
         for tier in &self.tiers {
-            self.scan_tier(tier, hay, out);
+            self.scan_tier(tier, hay, from, to, out);
         }
-        if let Some((searcher, ids)) = &self.teddy {
-            for m in searcher.find_iter(hay) {
-                let term = ids[m.pattern().as_usize()];
-                if self.bounded(hay, term, m.start(), m.end()) {
-                    out.push(LitHit {
-                        term,
-                        start: m.start(),
-                        end: m.end(),
-                    });
+        #[cfg(all(target_arch = "x86_64", feature = "simd"))]
+        if let Some((ShortSearch::Prefix(pre, bytes), ids)) = &self.teddy {
+            // Positions from..to need the bytes up to to + 2.
+            let part = &hay[from.min(hay.len())..(to + 2).min(hay.len())];
+            crate::simd::find_prefix3_avx2(part, pre, &mut |p| {
+                let p = from + p;
+                // The longest bounded term that starts here (as the hashed tiers report).
+                let mut best: Option<LitHit> = None;
+                for (&term, t) in ids.iter().zip(bytes) {
+                    let end = p + t.len();
+                    if hay[p..].starts_with(t)
+                        && self.bounded(hay, term, p, end)
+                        && best.is_none_or(|b| end > b.end)
+                    {
+                        best = Some(LitHit {
+                            term,
+                            start: p,
+                            end,
+                        });
+                    }
+                }
+                out.extend(best);
+            });
+        }
+    }
+
+    /// The part of [`Self::find_all`] that reads the whole text at once: Teddy (when the prefix
+    /// search cannot take the short terms) and the automaton of the tiny terms.
+    pub fn find_rest(&self, hay: &[u8], out: &mut Vec<LitHit>) {
+        match &self.teddy {
+            #[cfg(all(target_arch = "x86_64", feature = "simd"))]
+            Some((ShortSearch::Prefix(..), _)) => {}
+            Some((ShortSearch::Teddy(searcher), ids)) => {
+                for m in searcher.find_iter(hay) {
+                    let term = ids[m.pattern().as_usize()];
+                    if self.bounded(hay, term, m.start(), m.end()) {
+                        out.push(LitHit {
+                            term,
+                            start: m.start(),
+                            end: m.end(),
+                        });
+                    }
                 }
             }
+            None => {}
         }
         if let Some((ac, ids)) = &self.tiny {
             for m in ac.find_overlapping_iter(hay) {
@@ -412,27 +506,29 @@ impl LiteralMatcher {
         }
     }
 
-    fn scan_tier(&self, tier: &Tier, hay: &[u8], out: &mut Vec<LitHit>) {
+    fn scan_tier(&self, tier: &Tier, hay: &[u8], from: usize, to: usize, out: &mut Vec<LitHit>) {
+        let r = (hay, from, to);
         match (tier.key_len, tier.stride, self.fold) {
-            (8, _, true) => self.scan_keys::<8, 5, true>(tier, hay, out),
-            (8, _, false) => self.scan_keys::<8, 5, false>(tier, hay, out),
-            (4, 6, true) => self.scan_keys::<4, 6, true>(tier, hay, out),
-            (4, 6, false) => self.scan_keys::<4, 6, false>(tier, hay, out),
-            (4, 3, true) => self.scan_keys::<4, 3, true>(tier, hay, out),
-            (4, 3, false) => self.scan_keys::<4, 3, false>(tier, hay, out),
-            (_, _, true) => self.scan_keys::<4, 1, true>(tier, hay, out),
-            (_, _, false) => self.scan_keys::<4, 1, false>(tier, hay, out),
+            (8, _, true) => self.scan_keys::<8, 5, true>(tier, r, out),
+            (8, _, false) => self.scan_keys::<8, 5, false>(tier, r, out),
+            (4, 6, true) => self.scan_keys::<4, 6, true>(tier, r, out),
+            (4, 6, false) => self.scan_keys::<4, 6, false>(tier, r, out),
+            (4, 3, true) => self.scan_keys::<4, 3, true>(tier, r, out),
+            (4, 3, false) => self.scan_keys::<4, 3, false>(tier, r, out),
+            (_, _, true) => self.scan_keys::<4, 1, true>(tier, r, out),
+            (_, _, false) => self.scan_keys::<4, 1, false>(tier, r, out),
         }
     }
 
-    /// The filter loop: one key per stride, four keys per iteration so that their loads, hashes
-    /// and filter tests overlap; verification is out of line. Key length and stride are constants
-    /// so that the loads of one iteration need a single bounds check.
+    /// The filter loop over the stride lattice points (multiples of `S`) in `from..to`: one key
+    /// per stride, four keys per iteration so that their loads, hashes and filter tests overlap;
+    /// verification is out of line. Key length and stride are constants so that the loads of one
+    /// iteration need a single bounds check.
     #[inline(always)]
     fn scan_keys<const K: usize, const S: usize, const FOLD: bool>(
         &self,
         tier: &Tier,
-        hay: &[u8],
+        (hay, from, to): (&[u8], usize, usize),
         out: &mut Vec<LitHit>,
     ) {
         const { assert!(K == 4 || K == 8) };
@@ -468,8 +564,11 @@ impl LiteralMatcher {
                 k
             }
         };
-        let mut p = 0;
-        while let Some(w) = hay.get(p..p + 3 * S + K) {
+        let mut p = from.next_multiple_of(S);
+        while p + 3 * S < to {
+            let Some(w) = hay.get(p..p + 3 * S + K) else {
+                break;
+            };
             let (k0, k1, k2, k3) = (key(w, 0), key(w, S), key(w, 2 * S), key(w, 3 * S));
             let (h0, h1, h2, h3) = (test(k0), test(k1), test(k2), test(k3));
             if h0 | h1 | h2 | h3 {
@@ -484,7 +583,10 @@ impl LiteralMatcher {
             }
             p += 4 * S;
         }
-        while let Some(w) = hay.get(p..p + K) {
+        while p < to {
+            let Some(w) = hay.get(p..p + K) else {
+                break;
+            };
             let k = key(w, 0);
             if test(k) {
                 self.verify(tier, hay, p, k, out);
@@ -696,7 +798,7 @@ impl LiteralMatcher {
         }
         let teddy = match img.teddy {
             None => None,
-            Some(ids) if in_terms(&ids) && !ids.is_empty() => match teddy_searcher(terms, &ids) {
+            Some(ids) if in_terms(&ids) && !ids.is_empty() => match ShortSearch::new(terms, &ids) {
                 Some(s) => Some((s, ids)),
                 None => return Err("the short terms do not fit a Teddy searcher".into()),
             },
@@ -793,22 +895,39 @@ mod tests {
             x ^= x << 17;
             x % n
         };
-        let alphabet = b"abAB x-";
-        for round in 0..200 {
+        // Letters, then (rounds 200..) bytes without letters: the short terms go to the prefix
+        // search then (UTF-8 pieces of 機 and 極, a digit, a space, a dash).
+        let letters = b"abAB x-";
+        let no_letters = [0xE6, 0xA9, 0x9F, 0xA5, b'1', b' ', b'-'];
+        let mut prefix_rounds = 0;
+        for round in 0..400 {
             let fold = round % 2 == 0;
-            let base: Vec<u8> = (0..12).map(|_| alphabet[rnd(7) as usize]).collect();
+            let alphabet = if round < 200 { letters } else { &no_letters };
+            let bases: Vec<Vec<u8>> = (0..3)
+                .map(|_| (0..12).map(|_| alphabet[rnd(7) as usize]).collect())
+                .collect();
             let terms: Vec<Vec<u8>> = (0..1 + rnd(30))
                 .map(|_| {
+                    let base = &bases[rnd(if round < 200 { 1 } else { 3 }) as usize];
                     let mut t = base[..(rnd(12) as usize).max(4)].to_vec();
-                    t.extend(
-                        (0..12 - t.len().min(12) + rnd(5) as usize)
-                            .map(|_| alphabet[rnd(7) as usize]),
-                    );
+                    // 12 to 16 bytes; 6 to 8 for some in the rounds without letters.
+                    let len = if round >= 200 && rnd(2) == 0 {
+                        6 + rnd(3) as usize
+                    } else {
+                        12 + rnd(5) as usize
+                    };
+                    t.truncate(len);
+                    t.extend((t.len()..len).map(|_| alphabet[rnd(7) as usize]));
                     t
                 })
                 .collect();
             let refs: Vec<&[u8]> = terms.iter().map(|t| t.as_slice()).collect();
             let m = LiteralMatcher::new(&refs, fold).unwrap();
+            if round >= 200 && !m.short_by_prefix() {
+                // Teddy (no AVX2) reports leftmost-longest matches that do not overlap.
+                continue;
+            }
+            prefix_rounds += usize::from(round >= 200);
             let mut hay: Vec<u8> = Vec::new();
             for _ in 0..20 {
                 if rnd(3) == 0 {
@@ -820,7 +939,10 @@ mod tests {
             let mut got = Vec::new();
             m.find_all(&hay, &mut got);
             let mut got: Vec<(usize, usize)> = got.iter().map(|h| (h.start, h.end)).collect();
-            got.sort_unstable();
+            // Each search (a hashed tier, the short terms' search) reports the longest of its
+            // own terms at a start; the scanner keeps the longest of those.
+            got.sort_unstable_by_key(|&(s, e)| (s, std::cmp::Reverse(e)));
+            got.dedup_by_key(|h| h.0);
             let eq = |a: &[u8], b: &[u8]| {
                 if fold {
                     a.eq_ignore_ascii_case(b)
@@ -853,6 +975,8 @@ mod tests {
                     .collect::<Vec<_>>()
             );
         }
+        eprintln!("{prefix_rounds} rounds through the prefix search");
+        assert!(prefix_rounds > 50 || !crate::simd::has_avx2());
     }
 
     #[test]
