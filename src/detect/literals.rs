@@ -319,8 +319,8 @@ impl LiteralMatcher {
                 _ => tiny.push(i),
             }
         }
-        // A handful of short terms without ASCII letters (社外秘, 機密, 極秘) go to Teddy, a SIMD
-        // search on their first bytes, instead of a hashed pass at stride 3.
+        // A handful of short terms without ASCII letters (機密, 極秘) go to a SIMD search on their
+        // first bytes instead of a hashed pass at stride 3.
         let mut teddy = None;
         let no_letters = |&i: &u32| !terms[i as usize].iter().any(u8::is_ascii_alphabetic);
         if !buckets[2].is_empty() && buckets[2].len() <= 32 && buckets[2].iter().all(no_letters) {
@@ -345,8 +345,16 @@ impl LiteralMatcher {
                 buckets[short].extend(moved);
             }
         }
+        // Terms of 9 to 11 bytes next to a stride-5 tier of long terms: 4-byte keys on the same
+        // lattice, read from the same loads in the same pass (see `scan_pair`).
+        const MID_PAIRED: (usize, usize, usize) = (4, 5, 9);
+        let mid = if buckets[0].is_empty() {
+            MID
+        } else {
+            MID_PAIRED
+        };
         let mut tiers = Vec::new();
-        for (plan, ids) in [LONG, MID, SHORT, VSHORT].iter().zip(buckets) {
+        for (plan, ids) in [LONG, mid, SHORT, VSHORT].iter().zip(buckets) {
             if ids.is_empty() {
                 continue;
             }
@@ -443,8 +451,19 @@ impl LiteralMatcher {
     /// past `to`). Blocks that tile the text find every occurrence once, and a large text is then
     /// read from memory once for all the searches of a block instead of once per search.
     pub fn find_block(&self, hay: &[u8], from: usize, to: usize, out: &mut Vec<LitHit>) {
-        for tier in &self.tiers {
-            self.scan_tier(tier, hay, from, to, out);
+        let mut tiers = self.tiers.iter().peekable();
+        while let Some(tier) = tiers.next() {
+            let paired = (tier.key_len, tier.stride) == (8, 5)
+                && tiers
+                    .peek()
+                    .is_some_and(|t| (t.key_len, t.stride) == (4, 5));
+            match tiers.next_if(|_| paired) {
+                Some(mid) if self.fold => {
+                    self.scan_pair::<true>(tier, mid, (hay, from, to), out);
+                }
+                Some(mid) => self.scan_pair::<false>(tier, mid, (hay, from, to), out),
+                None => self.scan_tier(tier, hay, from, to, out),
+            }
         }
         #[cfg(all(target_arch = "x86_64", feature = "simd"))]
         if let Some((ShortSearch::Prefix(pre, bytes), ids)) = &self.teddy {
@@ -513,6 +532,8 @@ impl LiteralMatcher {
             (8, _, false) => self.scan_keys::<8, 5, false>(tier, r, out),
             (4, 6, true) => self.scan_keys::<4, 6, true>(tier, r, out),
             (4, 6, false) => self.scan_keys::<4, 6, false>(tier, r, out),
+            (4, 5, true) => self.scan_keys::<4, 5, true>(tier, r, out),
+            (4, 5, false) => self.scan_keys::<4, 5, false>(tier, r, out),
             (4, 3, true) => self.scan_keys::<4, 3, true>(tier, r, out),
             (4, 3, false) => self.scan_keys::<4, 3, false>(tier, r, out),
             (_, _, true) => self.scan_keys::<4, 1, true>(tier, r, out),
@@ -541,20 +562,15 @@ impl LiteralMatcher {
             let b = bit_of(key, log2);
             bits.get(b >> 6).is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
         };
+        // One load per key: an array read whole (built from single bytes, the keys of a stride
+        // shorter than the key length shared their bytes, and each key became eight byte loads).
         let key = |w: &[u8], at: usize| -> u64 {
             let k = if K == 8 {
-                u64::from_le_bytes([
-                    w[at],
-                    w[at + 1],
-                    w[at + 2],
-                    w[at + 3],
-                    w[at + 4],
-                    w[at + 5],
-                    w[at + 6],
-                    w[at + 7],
-                ])
+                u64::from_le_bytes(*w[at..].first_chunk::<8>().expect("key inside the window"))
             } else {
-                u64::from(u32::from_le_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]))
+                u64::from(u32::from_le_bytes(
+                    *w[at..].first_chunk::<4>().expect("key inside the window"),
+                ))
             };
             if FOLD {
                 // Setting bit 5 of every byte maps 'A'..'Z' onto 'a'..'z' (and merges a few other
@@ -590,6 +606,92 @@ impl LiteralMatcher {
             let k = key(w, 0);
             if test(k) {
                 self.verify(tier, hay, p, k, out);
+            }
+            p += S;
+        }
+    }
+
+    /// A stride-5 tier of 8-byte keys and one of 4-byte keys in one pass: each lattice point's
+    /// 8 bytes are loaded once, tested whole against the first tier's filter and their first 4
+    /// against the second's. Near the end, where 8 bytes no longer fit, only the 4-byte keys
+    /// (no term of the first tier, 12 bytes or more, can start there and reach a lattice point).
+    fn scan_pair<const FOLD: bool>(
+        &self,
+        long: &Tier,
+        mid: &Tier,
+        (hay, from, to): (&[u8], usize, usize),
+        out: &mut Vec<LitHit>,
+    ) {
+        const S: usize = 5;
+        let (long_bits, long_log2) = (&long.bloom[..], long.bits_log2);
+        let (mid_bits, mid_log2) = (&mid.bloom[..], mid.bits_log2);
+        let test_long = |key: u64| -> bool {
+            let b = bit_of(key, long_log2);
+            long_bits
+                .get(b >> 6)
+                .is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
+        };
+        let test_mid = |key: u64| -> bool {
+            let b = bit_of(key, mid_log2);
+            mid_bits
+                .get(b >> 6)
+                .is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
+        };
+        let key = |w: &[u8], at: usize| -> u64 {
+            let k = u64::from_le_bytes(*w[at..].first_chunk::<8>().expect("key inside the window"));
+            if FOLD {
+                k | 0x2020_2020_2020_2020
+            } else {
+                k
+            }
+        };
+        let low = |k: u64| k & 0xFFFF_FFFF;
+        let mut p = from.next_multiple_of(S);
+        while p + 3 * S < to {
+            let Some(w) = hay.get(p..p + 3 * S + 8) else {
+                break;
+            };
+            let k = [key(w, 0), key(w, S), key(w, 2 * S), key(w, 3 * S)];
+            let l = [
+                test_long(k[0]),
+                test_long(k[1]),
+                test_long(k[2]),
+                test_long(k[3]),
+            ];
+            let m = [
+                test_mid(low(k[0])),
+                test_mid(low(k[1])),
+                test_mid(low(k[2])),
+                test_mid(low(k[3])),
+            ];
+            if (l[0] | l[1] | l[2] | l[3]) | (m[0] | m[1] | m[2] | m[3]) {
+                for i in 0..4 {
+                    if l[i] {
+                        self.verify(long, hay, p + i * S, k[i], out);
+                    }
+                    if m[i] {
+                        self.verify(mid, hay, p + i * S, low(k[i]), out);
+                    }
+                }
+            }
+            p += 4 * S;
+        }
+        while p < to {
+            if let Some(w) = hay.get(p..p + 8) {
+                let k = key(w, 0);
+                if test_long(k) {
+                    self.verify(long, hay, p, k, out);
+                }
+                if test_mid(low(k)) {
+                    self.verify(mid, hay, p, low(k), out);
+                }
+            } else if let Some(w) = hay.get(p..p + 4) {
+                let k = key_at(w, 0, 4, FOLD);
+                if test_mid(k) {
+                    self.verify(mid, hay, p, k, out);
+                }
+            } else {
+                break;
             }
             p += S;
         }
@@ -683,7 +785,7 @@ pub(crate) struct MatcherIn {
 }
 
 /// The (key length, stride) pairs the scan loop has code for.
-const TIER_SHAPES: [(usize, usize); 4] = [(8, 5), (4, 6), (4, 3), (4, 1)];
+const TIER_SHAPES: [(usize, usize); 5] = [(8, 5), (4, 6), (4, 5), (4, 3), (4, 1)];
 
 impl Trie {
     /// Checks what the walk relies on: every index in bounds, children and siblings after their
@@ -900,6 +1002,7 @@ mod tests {
         let letters = b"abAB x-";
         let no_letters = [0xE6, 0xA9, 0x9F, 0xA5, b'1', b' ', b'-'];
         let mut prefix_rounds = 0;
+        let mut paired_rounds = 0;
         for round in 0..400 {
             let fold = round % 2 == 0;
             let alphabet = if round < 200 { letters } else { &no_letters };
@@ -910,17 +1013,29 @@ mod tests {
                 .map(|_| {
                     let base = &bases[rnd(if round < 200 { 1 } else { 3 }) as usize];
                     let mut t = base[..(rnd(12) as usize).max(4)].to_vec();
-                    // 12 to 16 bytes; 6 to 8 for some in the rounds without letters.
-                    let len = if round >= 200 && rnd(2) == 0 {
-                        6 + rnd(3) as usize
-                    } else {
-                        12 + rnd(5) as usize
+                    // 12 to 16 bytes, 9 to 11 (a stride-5 tier of its own next to the long
+                    // terms' one) and, in the rounds without letters, 6 to 8.
+                    let len = match rnd(4) {
+                        0 if round >= 200 => 6 + rnd(3) as usize,
+                        1 => 9 + rnd(3) as usize,
+                        _ => 12 + rnd(5) as usize,
                     };
                     t.truncate(len);
                     t.extend((t.len()..len).map(|_| alphabet[rnd(7) as usize]));
                     t
                 })
                 .collect();
+            // Every fourth round, enough long terms for a tier of their own (then the 9 to 11
+            // byte terms are read in the same pass, `scan_pair`).
+            let mut terms = terms;
+            let planted = terms.len() as u64;
+            if round % 4 == 3 {
+                terms.extend((0..300).map(|_| {
+                    (0..12 + rnd(5))
+                        .map(|_| alphabet[rnd(7) as usize])
+                        .collect::<Vec<u8>>()
+                }));
+            }
             let refs: Vec<&[u8]> = terms.iter().map(|t| t.as_slice()).collect();
             let m = LiteralMatcher::new(&refs, fold).unwrap();
             if round >= 200 && !m.short_by_prefix() {
@@ -928,10 +1043,11 @@ mod tests {
                 continue;
             }
             prefix_rounds += usize::from(round >= 200);
+            paired_rounds += usize::from(m.tiers.iter().any(|t| (t.key_len, t.stride) == (4, 5)));
             let mut hay: Vec<u8> = Vec::new();
             for _ in 0..20 {
                 if rnd(3) == 0 {
-                    hay.extend_from_slice(&terms[rnd(terms.len() as u64) as usize]);
+                    hay.extend_from_slice(&terms[rnd(planted) as usize]);
                 } else {
                     hay.extend((0..rnd(8)).map(|_| alphabet[rnd(7) as usize]));
                 }
@@ -975,7 +1091,10 @@ mod tests {
                     .collect::<Vec<_>>()
             );
         }
-        eprintln!("{prefix_rounds} rounds through the prefix search");
+        eprintln!(
+            "{prefix_rounds} rounds through the prefix search, {paired_rounds} with paired tiers"
+        );
+        assert!(paired_rounds > 20);
         assert!(prefix_rounds > 50 || !crate::simd::has_avx2());
     }
 
