@@ -243,8 +243,41 @@ pub(crate) fn floor_char_boundary(hay: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Start of the window reaching `chars` characters back from `at` (or 0).
+/// Characters (bytes that are not UTF-8 continuation bytes) in an 8-byte word.
+#[inline]
+fn lead_bytes(w: [u8; 8]) -> usize {
+    let w = u64::from_le_bytes(w);
+    // A continuation byte is 10xxxxxx: bit 7 set and bit 6 clear.
+    let cont = w & !(w << 1) & 0x8080_8080_8080_8080;
+    8 - cont.count_ones() as usize
+}
+
+/// Start of the window reaching `chars` characters back from `at` (or 0): eight bytes at a time
+/// while the count stays short of `chars`, then byte by byte (the same stop as
+/// [`back_chars_bytewise`]).
 pub(crate) fn back_chars(hay: &[u8], at: usize, chars: usize) -> usize {
+    let mut i = at.min(hay.len());
+    let mut n = 0;
+    while let Some(w) = i.checked_sub(8).and_then(|j| hay[j..i].first_chunk::<8>()) {
+        let k = lead_bytes(*w);
+        if n + k >= chars {
+            break;
+        }
+        n += k;
+        i -= 8;
+    }
+    while i > 0 && n < chars {
+        i -= 1;
+        if (hay[i] & 0xC0) != 0x80 {
+            n += 1;
+        }
+    }
+    i
+}
+
+/// [`back_chars`] a byte at a time: the reference its tests compare with.
+#[cfg(test)]
+fn back_chars_bytewise(hay: &[u8], at: usize, chars: usize) -> usize {
     let mut i = at.min(hay.len());
     let mut n = 0;
     while i > 0 && n < chars {
@@ -256,8 +289,39 @@ pub(crate) fn back_chars(hay: &[u8], at: usize, chars: usize) -> usize {
     i
 }
 
-/// End of the window reaching `chars` characters forward from `at` (or the end).
+/// End of the window reaching `chars` characters forward from `at` (or the end): the
+/// `chars`-th character start after `at`. Eight bytes at a time while the count stays short of
+/// `chars`, then byte by byte (the same stop as [`forward_chars_bytewise`]).
 pub(crate) fn forward_chars(hay: &[u8], at: usize, chars: usize) -> usize {
+    let at = at.min(hay.len());
+    if chars == 0 || at == hay.len() {
+        return at;
+    }
+    let mut q = at + 1;
+    let mut n = 0;
+    while let Some(w) = hay.get(q..).and_then(<[u8]>::first_chunk::<8>) {
+        let k = lead_bytes(*w);
+        if n + k >= chars {
+            break;
+        }
+        n += k;
+        q += 8;
+    }
+    while q < hay.len() {
+        if (hay[q] & 0xC0) != 0x80 {
+            n += 1;
+            if n == chars {
+                return q;
+            }
+        }
+        q += 1;
+    }
+    hay.len()
+}
+
+/// [`forward_chars`] a byte at a time: the reference its tests compare with.
+#[cfg(test)]
+fn forward_chars_bytewise(hay: &[u8], at: usize, chars: usize) -> usize {
     let mut i = at.min(hay.len());
     let mut n = 0;
     while i < hay.len() && n < chars {
@@ -276,7 +340,9 @@ pub(crate) fn chars_between(hay: &[u8], a: usize, b: usize) -> usize {
     if a >= b {
         return 0;
     }
-    hay[a..b].iter().filter(|&&c| (c & 0xC0) != 0x80).count()
+    let (words, rest) = hay[a..b].as_chunks::<8>();
+    words.iter().map(|w| lead_bytes(*w)).sum::<usize>()
+        + rest.iter().filter(|&&c| (c & 0xC0) != 0x80).count()
 }
 
 #[cfg(test)]
@@ -339,6 +405,39 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(found, want);
+    }
+
+    #[test]
+    fn char_windows_match_the_bytewise_walk() {
+        // Random UTF-8-ish bytes (continuation bytes, leads, ASCII) and real Japanese text.
+        let mut x: u32 = 12345;
+        let mut bytes: Vec<u8> = (0..600)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                [0x80, 0xA9, 0xE3, b'a', 0xBF, 0xC3, b' '][(x >> 16) as usize % 7]
+            })
+            .collect();
+        bytes.extend_from_slice("個人番号は 1234 5678 9018 です。abc".as_bytes());
+        for at in (0..=bytes.len() + 2).step_by(3) {
+            for chars in [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 40, 300, 1000] {
+                assert_eq!(
+                    back_chars(&bytes, at, chars),
+                    back_chars_bytewise(&bytes, at, chars),
+                    "back {at} {chars}"
+                );
+                assert_eq!(
+                    forward_chars(&bytes, at, chars),
+                    forward_chars_bytewise(&bytes, at, chars),
+                    "forward {at} {chars}"
+                );
+            }
+            let b = (at + 37).min(bytes.len());
+            let want = bytes[at.min(b)..b]
+                .iter()
+                .filter(|&&c| (c & 0xC0) != 0x80)
+                .count();
+            assert_eq!(chars_between(&bytes, at, b), want);
+        }
     }
 
     #[test]
