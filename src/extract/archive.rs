@@ -90,38 +90,36 @@ pub(crate) fn read_entry<R: Read + Seek>(
             Err(e) => return Entry::Failed(e.to_string()),
         };
         let mut out = Vec::with_capacity(declared.min(cap).min(16 << 20) as usize);
-        let mut buf = [0u8; 64 * 1024];
+        // Read straight into `out` up to the first limit (one byte past it shows it was passed):
+        // the entry cap, or the ratio limit (past the grace bytes, `compression_ratio` times the
+        // compressed size). A 64 KiB bounce buffer had been zeroed for every entry.
+        let ratio_limit = l
+            .ratio_grace
+            .max(compressed.max(1).saturating_mul(l.compression_ratio));
+        let limit = cap.min(ratio_limit);
+        if let Err(e) = (&mut file)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut out)
+        {
+            // ZipCrypto has no password check before the data: a wrong password shows as a
+            // broken stream. Try the next password; report corruption when none is left.
+            if !(pw.is_some() && out.is_empty()) {
+                out.truncate(limit as usize);
+                ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
+                ctx.unscannable(location, Reason::Corrupt, e.to_string());
+                return Entry::Cut(out);
+            }
+        }
         let mut cut: Option<&'static str> = None;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    // ZipCrypto has no password check before the data: a wrong password shows as a
-                    // broken stream. Try the next password; report corruption when none is left.
-                    if pw.is_some() && out.is_empty() {
-                        break;
-                    }
-                    ctx.decompressed_left = ctx.decompressed_left.saturating_sub(out.len() as u64);
-                    ctx.unscannable(location, Reason::Corrupt, e.to_string());
-                    return Entry::Cut(out);
-                }
-            };
-            let room = (cap as usize).saturating_sub(out.len());
-            out.extend_from_slice(&buf[..n.min(room)]);
-            let total = out.len() as u64;
-            if n > room {
-                cut = Some(if cap < l.entry_bytes {
-                    "message_decompressed"
-                } else {
-                    "entry_size"
-                });
-                break;
-            }
-            if total > l.ratio_grace && total > compressed.max(1) * l.compression_ratio {
-                cut = Some("compression_ratio");
-                break;
-            }
+        if out.len() as u64 > limit {
+            out.truncate(limit as usize);
+            cut = Some(if cap > ratio_limit {
+                "compression_ratio"
+            } else if cap < l.entry_bytes {
+                "message_decompressed"
+            } else {
+                "entry_size"
+            });
         }
         if pw.is_some() && out.is_empty() && declared > 0 {
             continue;

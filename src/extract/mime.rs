@@ -358,30 +358,31 @@ pub fn password_candidates(text: &str) -> Vec<String> {
         "pw",
         "パスコード",
     ];
+    // One search for every key (ASCII letters in any case), leftmost first and, at the same
+    // place, the key listed first; a text without any key is passed over in one call.
+    static SEARCH: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    let search = SEARCH.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(KEYS)
+            .expect("the password keys compile")
+    });
     let mut out: Vec<String> = Vec::new();
+    if !search.is_match(text) {
+        return out;
+    }
     let lines: Vec<&str> = text.lines().collect();
     for (n, line) in lines.iter().enumerate() {
-        let lower = line.to_lowercase();
-        let Some((at, key)) = KEYS
-            .iter()
-            .filter_map(|k| lower.find(k).map(|i| (i, *k)))
-            .min_by_key(|(i, _)| *i)
-        else {
+        let Some(m) = search.find(line) else {
             continue;
         };
+        let (at, key) = (m.start(), KEYS[m.pattern().as_usize()]);
         // `pw` and `pwd` only as words.
-        if key.starts_with("pw")
-            && lower[..at]
-                .chars()
-                .last()
-                .is_some_and(char::is_alphanumeric)
-        {
+        if key.starts_with("pw") && line[..at].chars().last().is_some_and(char::is_alphanumeric) {
             continue;
         }
-        let rest = lower
-            .get(at + key.len()..)
-            .map(|_| &line[at + key.len()..])
-            .unwrap_or("");
+        let rest = &line[m.end()..];
         let rest = rest.trim_start_matches(|c: char| {
             c.is_whitespace() || matches!(c, ':' | '：' | '=' | '＝' | '】' | ']' | ')' | '）')
         });
