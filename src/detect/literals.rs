@@ -20,6 +20,14 @@
 //!   100,000-term build on failure links that an anchored search never follows), and it is plain
 //!   arrays, so a compiled engine can be saved and loaded ([`crate::Engine::to_bytes`]).
 //!
+//! * A tier of 9-11 byte terms next to the long terms' tier (8-byte keys, stride 5) uses 4-byte
+//!   keys on the same lattice and is read in the same pass, from the same loads.
+//! * A few short terms without ASCII letters are found by their first three bytes (AVX2,
+//!   `simd.rs`), or by Teddy where that search cannot run.
+//!
+//! [`LiteralMatcher::find_block`] runs the tiers over the lattice points of one block of the text
+//! (the scanner calls it a 64 KiB block at a time, with its trigger scan).
+//!
 //! Keys are ASCII-case-folded when any term is case-insensitive, so the filter is a superset of
 //! both kinds; case-sensitive terms are compared byte for byte afterwards by the caller.
 //! Terms shorter than 4 bytes (rare: `ID`, one kanji) fall back to a plain automaton search.
