@@ -4,6 +4,13 @@
 //!   Japanese/English business text (~4 MB, values planted every few KB, decoys everywhere).
 //! * `scan/dictionary_{1k,10k,100k}`: a keyword dictionary of that size alone (`without_builtins`)
 //!   and together with the built-ins.
+//! * `stage/*`: the stages of `scan/builtin` one at a time, on the same text: `triggers` (the
+//!   SIMD classification and the walk over trigger bytes), `candidates` (the trigger handlers:
+//!   digit tokenizing, checksums and other validation, emails, secrets; and the literal filter),
+//!   `context` (context words, negative words and confidence for those candidates), `literals`
+//!   (the literal filter alone: markings and labels; `literals_dictionary_10k` with a
+//!   10,000-term dictionary). `scan/builtin` minus `candidates` and `context` is the cost of
+//!   overlaps and findings (masking, evidence).
 //! * `inspect/message/*`: whole-message inspection (MIME, attachments, documents, detection) of
 //!   the corpus messages; the typical one has a body, a docx, an xlsx, a PDF and a zip.
 //! * `build/*`: compiling the built-in rules, and a 100k-term dictionary.
@@ -230,6 +237,36 @@ fn scan(c: &mut Criterion) {
     g.finish();
 }
 
+/// The scan's stages one at a time (see the module notes).
+fn stages(c: &mut Criterion) {
+    use ping32dlp::detect::Stage;
+    let text = corpus(4 << 20);
+    let bytes = text.as_bytes();
+    let mut g = c.benchmark_group("stage");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.sample_size(20);
+    let mut s = Scanner::new(Arc::new(Engine::builtin()));
+    for (name, stage) in [
+        ("triggers", Stage::Triggers),
+        ("literals", Stage::Literals),
+        ("candidates", Stage::Candidates),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(s.run_stage(stage, black_box(bytes))))
+        });
+    }
+    assert!(s.run_stage(Stage::Candidates, bytes) > 0);
+    g.bench_function("context", |b| {
+        b.iter(|| black_box(s.run_stage(Stage::Context, black_box(bytes))))
+    });
+    let terms = dictionary(10_000);
+    let mut d = Scanner::new(Arc::new(dictionary_engine(&terms, true)));
+    g.bench_function("literals_dictionary_10k", |b| {
+        b.iter(|| black_box(d.run_stage(Stage::Literals, black_box(bytes))))
+    });
+    g.finish();
+}
+
 /// Whole-message inspection of the corpus' typical mail (body, docx, xlsx, pdf, zip) and the
 /// other corpus messages.
 fn inspect(c: &mut Criterion) {
@@ -262,5 +299,5 @@ fn build(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, scan, inspect, build);
+criterion_group!(benches, scan, stages, inspect, build);
 criterion_main!(benches);

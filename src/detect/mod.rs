@@ -34,6 +34,8 @@ pub use build::EngineBuilder;
 pub use image::EngineImageError;
 pub use mask::mask as mask_value;
 pub(crate) use scan::fnv;
+#[doc(hidden)]
+pub use scan::Stage;
 pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 pub use table::GridCell;
 #[cfg(test)]

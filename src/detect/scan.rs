@@ -242,6 +242,71 @@ impl Scanner {
     }
 
     fn scan_with(&mut self, text: &[u8], layout: Option<&Layout>) -> ScanResult<'_> {
+        self.collect(text);
+        let engine: &Engine = &self.engine;
+        let cands = &mut self.cands;
+        score(engine, text, cands, &mut self.ctx, layout, &mut self.scored);
+        resolve_overlaps(cands, &mut self.scored);
+        emit(engine, text, cands, &self.canon, &self.scored, &self.arena)
+    }
+
+    /// Runs one stage of the scan over `text` and returns what it counted (positions, hits,
+    /// candidates, scored candidates), for the per-stage criterion benchmarks
+    /// (`benches/detect.rs`). [`Stage::Context`] scores the candidates of the last
+    /// [`Stage::Candidates`] run, which must have been over the same text (0 otherwise). Not a
+    /// stable API.
+    #[doc(hidden)]
+    pub fn run_stage(&mut self, stage: Stage, text: &[u8]) -> usize {
+        let engine: &Engine = &self.engine;
+        match stage {
+            Stage::Triggers => {
+                let mut t = trigger::Triggers::new();
+                let (mut n, mut i) = (0, 0);
+                while let Some(p) = t.next(text, i) {
+                    n += 1;
+                    i = p + 1;
+                }
+                n
+            }
+            Stage::Literals => {
+                self.lit.clear();
+                if let Some(lm) = &engine.literals {
+                    let mut from = 0;
+                    while from < text.len() {
+                        let to = (from + SCAN_BLOCK).min(text.len());
+                        lm.find_block(text, from, to, &mut self.lit);
+                        from = to;
+                    }
+                    lm.find_rest(text, &mut self.lit);
+                }
+                self.lit.len()
+            }
+            Stage::Candidates => {
+                self.collect(text);
+                self.cands.len()
+            }
+            Stage::Context => {
+                if self.cands.iter().any(|c| c.end > text.len()) {
+                    return 0;
+                }
+                self.ctx.reset();
+                self.scored.clear();
+                score(
+                    engine,
+                    text,
+                    &self.cands,
+                    &mut self.ctx,
+                    None,
+                    &mut self.scored,
+                );
+                self.scored.len()
+            }
+        }
+    }
+
+    /// The candidates of `text`, sorted and without duplicates, in `self.cands`: the trigger
+    /// scan with its handlers (tokenizing and validation), the literal filter, the regexes.
+    fn collect(&mut self, text: &[u8]) {
         self.arena.reset();
         self.cands.clear();
         self.canon.clear();
@@ -288,10 +353,22 @@ impl Scanner {
             cands.sort_unstable_by_key(key);
         }
         cands.dedup_by_key(|c| (c.start, c.end, c.det));
-        score(engine, text, cands, &mut self.ctx, layout, &mut self.scored);
-        resolve_overlaps(cands, &mut self.scored);
-        emit(engine, text, cands, &self.canon, &self.scored, &self.arena)
     }
+}
+
+/// A stage of the scan, for [`Scanner::run_stage`] (the per-stage benchmarks). Not a stable API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The trigger scan alone: classifying the text and visiting every trigger byte.
+    Triggers,
+    /// The literal filter alone: keyword, marking, label and dictionary terms.
+    Literals,
+    /// Every candidate: the trigger scan with its handlers (digit tokenizing, checksums and
+    /// other validation, emails, secrets), literal and regex candidates.
+    Candidates,
+    /// Context words, table context and confidence for the last `Candidates` run's candidates.
+    Context,
 }
 
 /// The bytes a block of the scan covers: the trigger scan and the literal searches go through
