@@ -163,6 +163,34 @@ fn bit_of(key: u64, bits_log2: u32) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits_log2)) as usize
 }
 
+/// Is `key`'s bit set in the filter `bits` of `1 << log2` bits?
+#[inline(always)]
+fn in_filter(bits: &[u64], log2: u32, key: u64) -> bool {
+    let b = bit_of(key, log2);
+    bits.get(b >> 6).is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
+}
+
+/// The `K`-byte key at `w[at..]`, ASCII-folded when `FOLD`, with one load: an array read whole
+/// (built from single bytes, the keys of a stride shorter than the key length shared their
+/// bytes, and each key became eight byte loads).
+#[inline(always)]
+fn load_key<const K: usize, const FOLD: bool>(w: &[u8], at: usize) -> u64 {
+    let k = if K == 8 {
+        u64::from_le_bytes(*w[at..].first_chunk::<8>().expect("key inside the window"))
+    } else {
+        u64::from(u32::from_le_bytes(
+            *w[at..].first_chunk::<4>().expect("key inside the window"),
+        ))
+    };
+    if FOLD {
+        // Setting bit 5 of every byte maps 'A'..'Z' onto 'a'..'z' (and merges a few other byte
+        // pairs: the filter is a little less selective, verification is exact).
+        k | 0x2020_2020_2020_2020 & (u64::MAX >> (64 - 8 * K))
+    } else {
+        k
+    }
+}
+
 #[inline(always)]
 fn hash(key: u64, shift: u32) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
@@ -281,16 +309,15 @@ impl ShortSearch {
     fn new(terms: &[&[u8]], ids: &[u32]) -> Option<ShortSearch> {
         #[cfg(all(target_arch = "x86_64", feature = "simd"))]
         if crate::simd::has_avx2() {
-            let mut pre: Vec<[u8; 3]> = Vec::new();
-            for &i in ids {
-                let t = terms[i as usize];
-                if let Some(&[a, b, c]) = t.get(..3) {
-                    if !pre.contains(&[a, b, c]) {
-                        pre.push([a, b, c]);
-                    }
+            // Every term's first three bytes (None if one is shorter), without repeats.
+            let pre: Option<Vec<[u8; 3]>> = ids.iter().try_fold(Vec::new(), |mut pre, &i| {
+                let p = *terms[i as usize].first_chunk::<3>()?;
+                if !pre.contains(&p) {
+                    pre.push(p);
                 }
-            }
-            if (1..=4).contains(&pre.len()) && ids.iter().all(|&i| terms[i as usize].len() >= 3) {
+                Some(pre)
+            });
+            if let Some(pre) = pre.filter(|p| (1..=4).contains(&p.len())) {
                 let pad = |k: usize| pre.get(k).copied().unwrap_or(pre[0]);
                 let bytes = ids.iter().map(|&i| terms[i as usize].into()).collect();
                 return Some(ShortSearch::Prefix([pad(0), pad(1), pad(2), pad(3)], bytes));
@@ -446,11 +473,15 @@ impl LiteralMatcher {
     }
 
     /// Appends every term occurrence in `hay` to `out` (per start position and search, the longest
-    /// term that is word-bounded). Order: by tier, then by position; the caller sorts. (The scanner calls
-    /// its two parts itself, block by block.)
-    #[cfg(test)]
-    pub fn find_all(&self, hay: &[u8], out: &mut Vec<LitHit>) {
-        self.find_block(hay, 0, hay.len(), out);
+    /// term that is word-bounded), a block of `block` bytes at a time; the caller sorts. (The
+    /// scanner calls the two parts itself, with its trigger scan in the same blocks.)
+    pub fn find_all(&self, hay: &[u8], block: usize, out: &mut Vec<LitHit>) {
+        let mut from = 0;
+        while from < hay.len() {
+            let to = from.saturating_add(block.max(1)).min(hay.len());
+            self.find_block(hay, from, to, out);
+            from = to;
+        }
         self.find_rest(hay, out);
     }
 
@@ -506,29 +537,31 @@ impl LiteralMatcher {
             #[cfg(all(target_arch = "x86_64", feature = "simd"))]
             Some((ShortSearch::Prefix(..), _)) => {}
             Some((ShortSearch::Teddy(searcher), ids)) => {
-                for m in searcher.find_iter(hay) {
-                    let term = ids[m.pattern().as_usize()];
-                    if self.bounded(hay, term, m.start(), m.end()) {
-                        out.push(LitHit {
-                            term,
-                            start: m.start(),
-                            end: m.end(),
-                        });
-                    }
-                }
+                self.push_bounded(hay, ids, searcher.find_iter(hay), out);
             }
             None => {}
         }
         if let Some((ac, ids)) = &self.tiny {
-            for m in ac.find_overlapping_iter(hay) {
-                let term = ids[m.pattern().as_usize()];
-                if self.bounded(hay, term, m.start(), m.end()) {
-                    out.push(LitHit {
-                        term,
-                        start: m.start(),
-                        end: m.end(),
-                    });
-                }
+            self.push_bounded(hay, ids, ac.find_overlapping_iter(hay), out);
+        }
+    }
+
+    /// The word-bounded ones of an automaton's matches (pattern ids index `ids`).
+    fn push_bounded(
+        &self,
+        hay: &[u8],
+        ids: &[u32],
+        matches: impl Iterator<Item = aho_corasick::Match>,
+        out: &mut Vec<LitHit>,
+    ) {
+        for m in matches {
+            let term = ids[m.pattern().as_usize()];
+            if self.bounded(hay, term, m.start(), m.end()) {
+                out.push(LitHit {
+                    term,
+                    start: m.start(),
+                    end: m.end(),
+                });
             }
         }
     }
@@ -564,30 +597,9 @@ impl LiteralMatcher {
         if hay.len() < K {
             return;
         }
-        let bits = &tier.bloom[..];
-        let log2 = tier.bits_log2;
-        let test = |key: u64| -> bool {
-            let b = bit_of(key, log2);
-            bits.get(b >> 6).is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
-        };
-        // One load per key: an array read whole (built from single bytes, the keys of a stride
-        // shorter than the key length shared their bytes, and each key became eight byte loads).
-        let key = |w: &[u8], at: usize| -> u64 {
-            let k = if K == 8 {
-                u64::from_le_bytes(*w[at..].first_chunk::<8>().expect("key inside the window"))
-            } else {
-                u64::from(u32::from_le_bytes(
-                    *w[at..].first_chunk::<4>().expect("key inside the window"),
-                ))
-            };
-            if FOLD {
-                // Setting bit 5 of every byte maps 'A'..'Z' onto 'a'..'z' (and merges a few other
-                // byte pairs: the filter is a little less selective, verification is exact).
-                k | 0x2020_2020_2020_2020 & (u64::MAX >> (64 - 8 * K))
-            } else {
-                k
-            }
-        };
+        let (bits, log2) = (&tier.bloom[..], tier.bits_log2);
+        let test = |key: u64| in_filter(bits, log2, key);
+        let key = load_key::<K, FOLD>;
         let mut p = from.next_multiple_of(S);
         while p + 3 * S < to {
             let Some(w) = hay.get(p..p + 3 * S + K) else {
@@ -633,26 +645,9 @@ impl LiteralMatcher {
         const S: usize = 5;
         let (long_bits, long_log2) = (&long.bloom[..], long.bits_log2);
         let (mid_bits, mid_log2) = (&mid.bloom[..], mid.bits_log2);
-        let test_long = |key: u64| -> bool {
-            let b = bit_of(key, long_log2);
-            long_bits
-                .get(b >> 6)
-                .is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
-        };
-        let test_mid = |key: u64| -> bool {
-            let b = bit_of(key, mid_log2);
-            mid_bits
-                .get(b >> 6)
-                .is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
-        };
-        let key = |w: &[u8], at: usize| -> u64 {
-            let k = u64::from_le_bytes(*w[at..].first_chunk::<8>().expect("key inside the window"));
-            if FOLD {
-                k | 0x2020_2020_2020_2020
-            } else {
-                k
-            }
-        };
+        let test_long = |key: u64| in_filter(long_bits, long_log2, key);
+        let test_mid = |key: u64| in_filter(mid_bits, mid_log2, key);
+        let key = load_key::<8, FOLD>;
         let low = |k: u64| k & 0xFFFF_FFFF;
         let mut p = from.next_multiple_of(S);
         while p + 3 * S < to {
@@ -694,7 +689,7 @@ impl LiteralMatcher {
                     self.verify(mid, hay, p, low(k), out);
                 }
             } else if let Some(w) = hay.get(p..p + 4) {
-                let k = key_at(w, 0, 4, FOLD);
+                let k = load_key::<4, FOLD>(w, 0);
                 if test_mid(k) {
                     self.verify(mid, hay, p, k, out);
                 }
@@ -939,7 +934,7 @@ mod tests {
         let t: Vec<&[u8]> = terms.iter().map(|s| s.as_bytes()).collect();
         let m = LiteralMatcher::new(&t, fold).unwrap();
         let mut out = Vec::new();
-        m.find_all(hay.as_bytes(), &mut out);
+        m.find_all(hay.as_bytes(), 16, &mut out);
         out.sort_by_key(|h| (h.start, h.end));
         out.iter()
             .map(|h| (hay[h.start..h.end].to_string(), h.start))
@@ -1061,7 +1056,9 @@ mod tests {
                 }
             }
             let mut got = Vec::new();
-            m.find_all(&hay, &mut got);
+            // Blocks of 1 to 64 bytes: a term crossing a block edge is found once.
+            let block = 1 + rnd(64) as usize;
+            m.find_all(&hay, block, &mut got);
             let mut got: Vec<(usize, usize)> = got.iter().map(|h| (h.start, h.end)).collect();
             // Each search (a hashed tier, the short terms' search) reports the longest of its
             // own terms at a start; the scanner keeps the longest of those.

@@ -271,13 +271,7 @@ impl Scanner {
             Stage::Literals => {
                 self.lit.clear();
                 if let Some(lm) = &engine.literals {
-                    let mut from = 0;
-                    while from < text.len() {
-                        let to = (from + SCAN_BLOCK).min(text.len());
-                        lm.find_block(text, from, to, &mut self.lit);
-                        from = to;
-                    }
-                    lm.find_rest(text, &mut self.lit);
+                    lm.find_all(text, SCAN_BLOCK, &mut self.lit);
                 }
                 self.lit.len()
             }
