@@ -55,10 +55,10 @@ const fn hi_table() -> [u8; 16] {
 const LO: [u8; 16] = lo_table();
 const HI: [u8; 16] = hi_table();
 
-/// The trigger mask of `h[base..base + 64]`. Call only when [`has_avx2`] is true and
-/// `base + 64 <= h.len()`.
+/// The trigger mask of `h[base..base + 64]` and the mask of its ASCII digits (class 0). Call
+/// only when [`has_avx2`] is true and `base + 64 <= h.len()`.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn classify64_avx2(h: &[u8], base: usize) -> u64 {
+pub(crate) fn classify64_avx2(h: &[u8], base: usize) -> (u64, u64) {
     assert!(base + 64 <= h.len());
     debug_assert!(has_avx2());
     // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
@@ -68,15 +68,21 @@ pub(crate) fn classify64_avx2(h: &[u8], base: usize) -> u64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn classify64(p: *const u8) -> u64 {
+unsafe fn classify64(p: *const u8) -> (u64, u64) {
     let lo_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(LO.as_ptr().cast()));
     let hi_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(HI.as_ptr().cast()));
     let nib = _mm256_set1_epi8(0x0F);
     let zero = _mm256_setzero_si256();
-    let half = |v: __m256i| -> u32 {
+    let half = |v: __m256i| -> (u32, u32) {
         let lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(v, nib));
         let hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
-        !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero)) as u32)
+        let class = _mm256_and_si256(lo, hi);
+        // Class bit 0 (digits) moved to each byte's top bit: a 16-bit shift by 7 carries the
+        // low byte's bits 1-7 into the high byte's bits 0-6, never into its top bit.
+        (
+            !(_mm256_movemask_epi8(_mm256_cmpeq_epi8(class, zero)) as u32),
+            _mm256_movemask_epi8(_mm256_slli_epi16(class, 7)) as u32,
+        )
     };
     // SAFETY: the caller guarantees 64 readable bytes at `p`; loadu has no alignment needs.
     let (a, b) = unsafe {
@@ -85,7 +91,11 @@ unsafe fn classify64(p: *const u8) -> u64 {
             _mm256_loadu_si256(p.add(32).cast()),
         )
     };
-    u64::from(half(a)) | (u64::from(half(b)) << 32)
+    let ((ta, da), (tb, db)) = (half(a), half(b));
+    (
+        u64::from(ta) | (u64::from(tb) << 32),
+        u64::from(da) | (u64::from(db) << 32),
+    )
 }
 
 /// Calls `f(p)`, in order, for every `p` with `h[p..p + 3]` equal to one of `pre` (pad a

@@ -278,6 +278,40 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
     }
 }
 
+/// Where [`scan_at`] would resume after the ASCII digits `h[p..p + run]` when it can be told
+/// without tokenizing: fewer than 7 digits, no separator joining another group after them
+/// (conservatively: any byte that may begin a separator or a full-width digit says "maybe"),
+/// and no letter or `+` in front. `scan_at`'s own fast exit skips these; this is the same
+/// decision on the trigger scan's digit mask, for the quantities, years and prices that make
+/// up most digit runs. `None`: call `scan_at`.
+#[inline]
+pub(crate) fn skip_short(h: &[u8], p: usize, run: usize) -> Option<usize> {
+    let e = p + run;
+    if run >= 7 {
+        return None;
+    }
+    let joins = match h.get(e) {
+        None => false,
+        // A digit after an ASCII separator (or a full-width digit's lead byte) may continue
+        // the sequence; `)` may be followed by a space first.
+        Some(b' ' | b'-' | b'.' | b'(') => h
+            .get(e + 1)
+            .is_some_and(|&c| c.is_ascii_digit() || c == 0xEF),
+        Some(b')' | 0xC2 | 0xE2 | 0xEF) => true,
+        Some(0xE3) => matches!(h.get(e + 1..e + 3), Some([0x80, 0x80] | [0x83, 0xBC])),
+        Some(_) => false,
+    };
+    if joins {
+        return None;
+    }
+    let prefixed = match p.checked_sub(1).map(|i| h[i]) {
+        None => false,
+        Some(b) if b < 0x80 => b.is_ascii_alphabetic() || b == b'+',
+        Some(_) => char_before(h, p).is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+'),
+    };
+    (!prefixed).then_some(e)
+}
+
 /// Scans the digit sequence that starts at `i`; returns where scanning resumes.
 pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize) -> usize {
     tokenize(h, i, seq);

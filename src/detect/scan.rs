@@ -384,7 +384,10 @@ fn triggers(
             return p;
         }
         let next = match h[p] {
-            b'0'..=b'9' => digits::scan_at(col, seq, h, p),
+            b'0'..=b'9' => match t.digit_run(p).and_then(|run| digits::skip_short(h, p, run)) {
+                Some(end) => end,
+                None => digits::scan_at(col, seq, h, p),
+            },
             0xEF => {
                 if digits::digit_at(h, p).is_some() {
                     digits::scan_at(col, seq, h, p)
@@ -943,5 +946,79 @@ fn emit<'s>(
     ScanResult {
         findings: findings.into_bump_slice(),
         counts: counts.into_bump_slice(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `digits::skip_short` only ever skips what `digits::scan_at` would skip: at every ASCII
+    /// digit of texts built from numbers, separators (ASCII, full-width, `ー`, no-break and
+    /// ideographic spaces), letters and Japanese, whenever it answers, `scan_at` finds nothing
+    /// and resumes at the same place.
+    #[test]
+    fn short_numbers_are_skipped_as_scan_at_skips_them() {
+        let engine = Engine::builder().build().unwrap();
+        let around = [
+            "", " ", "A", "x", "+", "Ｔ", "ｱ", "円", "の", "、", "\n", "(", "（", "#", ".",
+        ];
+        let seps = [
+            "-", " ", ".", "(", ")", ") ", "ー", "\u{3000}", "\u{a0}", "－", "（", "）", "—", "‐",
+            "、", "/",
+        ];
+        let lens = [1, 2, 2, 3, 3, 4, 4, 4, 5, 6, 7, 8];
+        let (mut skipped, mut scanned) = (0, 0);
+        let mut seq = digits::Seq::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..400 {
+            // Numbers of one to four groups (phone, card and account shapes among them) with
+            // separators and neighbours that may or may not join them.
+            let mut text = String::new();
+            for _ in 0..12 {
+                text.push_str(around[rand(around.len())]);
+                for g in 0..1 + rand(4) {
+                    if g > 0 {
+                        text.push_str(seps[rand(seps.len())]);
+                    }
+                    for _ in 0..lens[rand(lens.len())] {
+                        let d = rand(10) as u8;
+                        match rand(8) {
+                            0 => text.push(char::from_u32(0xFF10 + u32::from(d)).unwrap()),
+                            _ => text.push(char::from(b'0' + d)),
+                        }
+                    }
+                }
+                text.push_str(around[rand(around.len())]);
+            }
+            let h = text.as_bytes();
+            for p in 0..h.len() {
+                if !h[p].is_ascii_digit() {
+                    continue;
+                }
+                let run = h[p..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let Some(end) = digits::skip_short(h, p, run) else {
+                    scanned += 1;
+                    continue;
+                };
+                skipped += 1;
+                let (mut cands, mut canon) = (Vec::new(), Vec::new());
+                let mut col = Collector {
+                    engine: &engine,
+                    cands: &mut cands,
+                    canon: &mut canon,
+                };
+                let resume = digits::scan_at(&mut col, &mut seq, h, p);
+                assert_eq!(resume, end, "{text:?} at {p}");
+                assert!(cands.is_empty(), "{text:?} at {p}");
+            }
+        }
+        assert!(skipped > 1000 && scanned > 1000, "{skipped} {scanned}");
     }
 }
