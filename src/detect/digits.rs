@@ -304,12 +304,24 @@ pub(crate) fn skip_short(h: &[u8], p: usize, run: usize) -> Option<usize> {
     if joins {
         return None;
     }
-    let prefixed = match p.checked_sub(1).map(|i| h[i]) {
+    (!letter_or_plus_before(h, p)).then_some(e)
+}
+
+/// Is the character before `p` a letter or `+` (folded: full-width ones too)? Only these make
+/// a short number interesting (IBANs, passport numbers, `+81`).
+#[inline]
+fn letter_or_plus_before(h: &[u8], p: usize) -> bool {
+    match p.checked_sub(1).map(|i| h[i]) {
         None => false,
         Some(b) if b < 0x80 => b.is_ascii_alphabetic() || b == b'+',
-        Some(_) => char_before(h, p).is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+'),
-    };
-    (!prefixed).then_some(e)
+        // Only the full-width forms (U+FF01..U+FF5E: `EF BC xx`, `EF BD xx`) fold to ASCII.
+        Some(_) => {
+            p >= 3
+                && h[p - 3] == 0xEF
+                && matches!(h[p - 2], 0xBC | 0xBD)
+                && char_before(h, p).is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+')
+        }
+    }
 }
 
 /// Scans the digit sequence that starts at `i`; returns where scanning resumes.
@@ -320,17 +332,8 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
     let last = seq.groups[seq.n - 1];
     // Fast exit: one short group with nothing special in front: a quantity, a year, a price.
     // (Only letters and `+` in front make a short group interesting: IBANs, `+81`.)
-    if seq.n == 1 && (first.len as usize) < 7 {
-        let prev = first.start.checked_sub(1).map(|i| h[i]);
-        let maybe_prefix = match prev {
-            Some(b) if b < 0x80 => b.is_ascii_alphabetic() || b == b'+',
-            Some(_) => char_before(h, first.start)
-                .is_some_and(|(c, _)| c.is_ascii_alphabetic() || c == '+'),
-            None => false,
-        };
-        if !maybe_prefix {
-            return last.end;
-        }
+    if seq.n == 1 && (first.len as usize) < 7 && !letter_or_plus_before(h, first.start) {
+        return last.end;
     }
     let (before, before_c) = edge_before(h, first.start, first.len as usize);
     let mut resume = last.end;

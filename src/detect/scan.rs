@@ -961,7 +961,7 @@ mod tests {
     fn short_numbers_are_skipped_as_scan_at_skips_them() {
         let engine = Engine::builder().build().unwrap();
         let around = [
-            "", " ", "A", "x", "+", "Ｔ", "ｱ", "円", "の", "、", "\n", "(", "（", "#", ".",
+            "", " ", "A", "x", "+", "Ｔ", "ａ", "＋", "ｱ", "円", "の", "、", "\n", "(", "（", "#", ".",
         ];
         let seps = [
             "-", " ", ".", "(", ")", ") ", "ー", "\u{3000}", "\u{a0}", "－", "（", "）", "—", "‐",
