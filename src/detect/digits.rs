@@ -278,16 +278,30 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
     }
 }
 
-/// Where [`scan_at`] would resume after the ASCII digits `h[p..p + run]` when it can be told
-/// without tokenizing: fewer than 7 digits, no separator joining another group after them
-/// (conservatively: any byte that may begin a separator or a full-width digit says "maybe"),
-/// and no letter or `+` in front. `scan_at`'s own fast exit skips these; this is the same
-/// decision on the trigger scan's digit mask, for the quantities, years and prices that make
-/// up most digit runs. `None`: call `scan_at`.
+/// Where [`scan_at`] would resume after the digit run at `p` when it can be told without
+/// tokenizing: fewer than 7 digits, nothing after them that may join another group
+/// (conservatively: a digit, or a byte that may begin a separator followed by a digit or a
+/// full-width digit, says "maybe"), and no letter or `+` in front. `scan_at`'s own fast exit
+/// skips these; this is the same decision made from the trigger scan's digit mask (`run`: the
+/// ASCII digits from `p`; 0 when `p` starts full-width digits, which are counted here), for
+/// the quantities, years and prices that make up most digit runs. `None`: call `scan_at`.
 #[inline]
 pub(crate) fn skip_short(h: &[u8], p: usize, run: usize) -> Option<usize> {
-    let e = p + run;
-    if run >= 7 {
+    let mut e = p + run;
+    if run == 0 {
+        // Full-width digits: `EF BC 90..99` each.
+        let mut n = 0;
+        while let Some([0xEF, 0xBC, 0x90..=0x99]) = h.get(e..e + 3) {
+            n += 1;
+            e += 3;
+            if n == 7 {
+                return None;
+            }
+        }
+        if n == 0 {
+            return None;
+        }
+    } else if run >= 7 {
         return None;
     }
     let joins = match h.get(e) {
@@ -297,7 +311,7 @@ pub(crate) fn skip_short(h: &[u8], p: usize, run: usize) -> Option<usize> {
         Some(b' ' | b'-' | b'.' | b'(') => h
             .get(e + 1)
             .is_some_and(|&c| c.is_ascii_digit() || c == 0xEF),
-        Some(b')' | 0xC2 | 0xE2 | 0xEF) => true,
+        Some(b'0'..=b'9' | b')' | 0xC2 | 0xE2 | 0xEF) => true,
         Some(0xE3) => matches!(h.get(e + 1..e + 3), Some([0x80, 0x80] | [0x83, 0xBC])),
         Some(_) => false,
     };

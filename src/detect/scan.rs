@@ -390,7 +390,10 @@ fn triggers(
             },
             0xEF => {
                 if digits::digit_at(h, p).is_some() {
-                    digits::scan_at(col, seq, h, p)
+                    match digits::skip_short(h, p, 0) {
+                        Some(end) => end,
+                        None => digits::scan_at(col, seq, h, p),
+                    }
                 } else {
                     p + 1
                 }
@@ -953,22 +956,23 @@ fn emit<'s>(
 mod tests {
     use super::*;
 
-    /// `digits::skip_short` only ever skips what `digits::scan_at` would skip: at every ASCII
-    /// digit of texts built from numbers, separators (ASCII, full-width, `ー`, no-break and
+    /// `digits::skip_short` only ever skips what `digits::scan_at` would skip: at every digit
+    /// (ASCII or full-width) of texts built from numbers, separators (ASCII, full-width, `ー`, no-break and
     /// ideographic spaces), letters and Japanese, whenever it answers, `scan_at` finds nothing
     /// and resumes at the same place.
     #[test]
     fn short_numbers_are_skipped_as_scan_at_skips_them() {
         let engine = Engine::builder().build().unwrap();
         let around = [
-            "", " ", "A", "x", "+", "Ｔ", "ａ", "＋", "ｱ", "円", "の", "、", "\n", "(", "（", "#", ".",
+            "", " ", "A", "x", "+", "Ｔ", "ａ", "＋", "ｱ", "円", "の", "、", "\n", "(", "（", "#",
+            ".",
         ];
         let seps = [
             "-", " ", ".", "(", ")", ") ", "ー", "\u{3000}", "\u{a0}", "－", "（", "）", "—", "‐",
             "、", "/",
         ];
         let lens = [1, 2, 2, 3, 3, 4, 4, 4, 5, 6, 7, 8];
-        let (mut skipped, mut scanned) = (0, 0);
+        let (mut skipped, mut scanned, mut wide) = (0, 0, 0);
         let mut seq = digits::Seq::new();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut rand = move |n: usize| {
@@ -987,11 +991,14 @@ mod tests {
                     if g > 0 {
                         text.push_str(seps[rand(seps.len())]);
                     }
+                    // ASCII digits, full-width ones, or both mixed.
+                    let mode = rand(8);
                     for _ in 0..lens[rand(lens.len())] {
                         let d = rand(10) as u8;
-                        match rand(8) {
-                            0 => text.push(char::from_u32(0xFF10 + u32::from(d)).unwrap()),
-                            _ => text.push(char::from(b'0' + d)),
+                        if mode >= 6 && (mode == 6 || rand(2) == 0) {
+                            text.push(char::from_u32(0xFF10 + u32::from(d)).unwrap());
+                        } else {
+                            text.push(char::from(b'0' + d));
                         }
                     }
                 }
@@ -999,7 +1006,8 @@ mod tests {
             }
             let h = text.as_bytes();
             for p in 0..h.len() {
-                if !h[p].is_ascii_digit() {
+                // Runs of ASCII digits, and of full-width digits (given a run of 0).
+                if !h[p].is_ascii_digit() && !matches!(h[p..], [0xEF, 0xBC, 0x90..=0x99, ..]) {
                     continue;
                 }
                 let run = h[p..].iter().take_while(|b| b.is_ascii_digit()).count();
@@ -1008,6 +1016,7 @@ mod tests {
                     continue;
                 };
                 skipped += 1;
+                wide += usize::from(run == 0);
                 let (mut cands, mut canon) = (Vec::new(), Vec::new());
                 let mut col = Collector {
                     engine: &engine,
@@ -1019,6 +1028,9 @@ mod tests {
                 assert!(cands.is_empty(), "{text:?} at {p}");
             }
         }
-        assert!(skipped > 1000 && scanned > 1000, "{skipped} {scanned}");
+        assert!(
+            skipped > 1000 && scanned > 1000 && wide > 200,
+            "{skipped} {scanned} {wide}"
+        );
     }
 }
