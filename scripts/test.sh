@@ -46,6 +46,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -q -- -D warnings
+# The library without its `simd` feature (the scalar paths alone), as a vendor may build it.
+cargo clippy -p ping32dlp --all-targets --no-default-features --locked -q -- -D warnings
 
 step "cargo test (unit, integration, properties, CLI, doc tests)"
 cargo test --workspace --locked -q

@@ -38,7 +38,7 @@ pub(crate) use scan::fnv;
 pub use scan::Stage;
 pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 pub use table::GridCell;
-#[cfg(test)]
+#[cfg(all(test, feature = "simd"))]
 pub(crate) use trigger::{
     classify_scalar as classify_trigger_scalar, is_trigger as is_trigger_byte,
 };

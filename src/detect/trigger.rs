@@ -45,6 +45,8 @@ pub(crate) struct Triggers {
     mask: u64,
     /// The ASCII digits of the current block.
     digits: u64,
+    /// The CPU has AVX2 (always false without the `simd` feature).
+    #[cfg_attr(not(all(target_arch = "x86_64", feature = "simd")), allow(dead_code))]
     avx2: bool,
 }
 
