@@ -1,5 +1,6 @@
 //! The one place with `unsafe`: AVX2 classification of trigger bytes (see `detect/trigger.rs`),
-//! and the search for a few short keywords by their first three bytes (`detect/literals.rs`).
+//! the search for a few short keywords by their first three bytes (`detect/literals.rs`), and a
+//! cache prefetch hint (the context windows of the candidates scored next, `detect/scan.rs`).
 //!
 //! Each 32-byte block is classified with two nibble lookups (`vpshufb`): a byte is a trigger when
 //! the bit for its high nibble is set in the low nibble's entry. Classes (bit: high nibble, low
@@ -10,6 +11,20 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+
+/// Asks the CPU to bring the cache line that holds `h[at]` into its caches: a hint with no
+/// effect on any result (nothing happens when `at` is outside `h`).
+#[inline(always)]
+pub(crate) fn prefetch(h: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = h.get(at) {
+        // SAFETY: SSE is part of the x86-64 baseline; a prefetch of a valid address neither
+        // faults nor changes memory.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(b).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (h, at);
+}
 
 /// True when the CPU has AVX2 (detected once by std, then cached).
 #[inline]

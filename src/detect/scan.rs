@@ -573,6 +573,14 @@ fn words_in(
     (pos, neg)
 }
 
+/// How many candidates ahead of the one being scored its context window is prefetched.
+#[cfg(feature = "simd")]
+const PREFETCH_CANDIDATES: usize = 8;
+/// Bytes either side of a candidate prefetched: the near window (`NEAR_WINDOW` characters of
+/// up to 3 bytes) and the largest negative window of the built-ins fit.
+#[cfg(feature = "simd")]
+const PREFETCH_BYTES: usize = 3 * NEAR_WINDOW;
+
 /// Context scoring.
 fn score(
     engine: &Engine,
@@ -590,6 +598,17 @@ fn score(
     type Memo = ((usize, usize), DetId, (Nearest, Nearest));
     let mut memo: Vec<Memo> = Vec::new();
     for (i, c) in cands.iter().enumerate() {
+        // The text around a candidate was last read when the scan went past it, long before on
+        // a large text: ask for the near window of a candidate a few places ahead now, so that
+        // it is in the cache when its turn comes.
+        #[cfg(feature = "simd")]
+        if let Some(a) = cands.get(i + PREFETCH_CANDIDATES) {
+            let mut at = a.start.saturating_sub(PREFETCH_BYTES) & !63;
+            while at < a.end + PREFETCH_BYTES {
+                crate::simd::prefetch(h, at);
+                at += 64;
+            }
+        }
         let p = &engine.detectors[c.det as usize].params;
         let (mut pos, mut neg): (Nearest, Nearest) = (None, None);
         let mut neg_before = false;
