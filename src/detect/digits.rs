@@ -456,11 +456,22 @@ fn window(
     if left == Edge::Sep(Sep::Dot) || right == Edge::Sep(Sep::Dot) {
         return;
     }
+    let clear = left != Edge::Blocked && right != Edge::Blocked;
+    // The invoice registration number: `T` + 13 digits, the T glued to the digits.
+    let t_prefixed = total == 13
+        && a == 0
+        && left == Edge::Blocked
+        && right != Edge::Blocked
+        && matches!(before_c, Some('T' | 't'));
+    // Every other reading (phones too) needs both edges clear: part of an identifier such as
+    // `ORD-2019-127040` or glued to letters, the window is nothing.
+    if !clear && !t_prefixed {
+        return;
+    }
     let w = Win { seq, a, b, total };
     let mut buf = [0u8; 24];
     let nd = w.digits(&mut buf);
     let d = &buf[..nd];
-    let clear = left != Edge::Blocked && right != Edge::Blocked;
     // A parenthesis at a window edge belongs to a phone number's area code only.
     let paren_edge = matches!(left, Edge::Sep(Sep::Open | Sep::Close))
         || matches!(right, Edge::Sep(Sep::Open | Sep::Close));
@@ -487,25 +498,15 @@ fn window(
             bank(col, &w, d);
         }
     }
-    // The invoice registration number: `T` + 13 digits, the T glued to the digits.
-    if total == 13
-        && a == 0
-        && left == Edge::Blocked
-        && right != Edge::Blocked
-        && matches!(before_c, Some('T' | 't'))
-    {
+    if t_prefixed {
         let t_at = char_before(h, w.start()).map(|(_, s)| s).unwrap_or(0);
         if edge_before(h, t_at, usize::MAX).0 == Edge::Clear {
             corporate(col, h, &w, d, true);
         }
     }
-    if right != Edge::Blocked && !paren_edge_blocked(left) {
+    if clear {
         phones(col, h, &w, d, left, before_c);
     }
-}
-
-fn paren_edge_blocked(left: Edge) -> bool {
-    left == Edge::Blocked
 }
 
 #[allow(clippy::too_many_arguments)]
