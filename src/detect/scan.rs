@@ -976,9 +976,9 @@ mod tests {
     use super::*;
 
     /// `digits::skip_short` only ever skips what `digits::scan_at` would skip: at every digit
-    /// (ASCII or full-width) of texts built from numbers, separators (ASCII, full-width, `ー`, no-break and
-    /// ideographic spaces), letters and Japanese, whenever it answers, `scan_at` finds nothing
-    /// and resumes at the same place.
+    /// (ASCII or full-width) of texts built from numbers, separators (ASCII, full-width, `ー`,
+    /// no-break and ideographic spaces), letters and Japanese, whenever it answers, `scan_at`
+    /// finds nothing and resumes at the same place.
     #[test]
     fn short_numbers_are_skipped_as_scan_at_skips_them() {
         let engine = Engine::builder().build().unwrap();
