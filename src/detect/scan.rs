@@ -894,7 +894,16 @@ fn emit<'s>(
     // Masked values are built here, then copied into the arena; evidence texts are the
     // engine's own.
     let mut scratch = String::new();
-    for s in scored.iter().filter(|s| s.keep) {
+    for (k, s) in scored.iter().enumerate() {
+        // The values are read from the text again here: ask for one a few places ahead (see
+        // `score`).
+        #[cfg(feature = "simd")]
+        if let Some(a) = scored.get(k + PREFETCH_CANDIDATES) {
+            crate::simd::prefetch(h, cands[a.cand].start);
+        }
+        if !s.keep {
+            continue;
+        }
         let c = &cands[s.cand];
         if !allowed[c.det as usize] {
             continue;
