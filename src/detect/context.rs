@@ -130,6 +130,8 @@ pub(crate) struct ContextIndex {
     hits: Vec<WordHit>,
     /// Covered ranges, sorted, disjoint and not touching.
     covered: Vec<(usize, usize)>,
+    /// The hits of one search before they go into `hits` (kept to reuse its memory).
+    found: Vec<WordHit>,
 }
 
 impl ContextIndex {
@@ -171,7 +173,8 @@ impl ContextIndex {
             let from_char = floor_char_boundary(hay, g0);
             let stop = (g1 + words.max_len.saturating_sub(1)).min(hay.len());
             let at = self.hits.partition_point(|h| h.start < g0);
-            let mut new = Vec::new();
+            let mut new = std::mem::take(&mut self.found);
+            new.clear();
             for m in ac.find_overlapping_iter(Input::new(hay).range(from_char..stop)) {
                 if m.start() < g0 || m.start() >= g1 {
                     continue;
@@ -190,7 +193,8 @@ impl ContextIndex {
                 });
             }
             new.sort_unstable_by_key(|h| (h.start, h.end));
-            self.hits.splice(at..at, new);
+            self.hits.splice(at..at, new.drain(..));
+            self.found = new;
             self.cover(g0, g1);
         }
     }
