@@ -135,22 +135,40 @@ pub(crate) fn find_prefix3_scalar(
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn find_prefix3_avx2(h: &[u8], pre: &[[u8; 3]; 4], f: &mut impl FnMut(usize)) {
     debug_assert!(has_avx2());
+    // The list comes padded by repeating entries: compare each distinct prefix once.
+    let mut uniq = [pre[0]; 4];
+    let mut n = 0;
+    for q in pre {
+        if !uniq[..n].contains(q) {
+            uniq[n] = *q;
+            n += 1;
+        }
+    }
     // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
     // feature); the function reads only inside `h` (its loop bound keeps every load in range).
-    let done = unsafe { prefix3_blocks(h, pre, f) };
+    let done = unsafe {
+        match n {
+            1 => prefix3_blocks::<1>(h, &uniq, f),
+            2 => prefix3_blocks::<2>(h, &uniq, f),
+            3 => prefix3_blocks::<3>(h, &uniq, f),
+            _ => prefix3_blocks::<4>(h, &uniq, f),
+        }
+    };
     find_prefix3_scalar(h, done, pre, f);
 }
 
-/// The whole 32-byte blocks of [`find_prefix3_avx2`]; returns where the scalar tail begins.
+/// The whole 32-byte blocks of [`find_prefix3_avx2`] for the first `N` prefixes of `pre`;
+/// returns where the scalar tail begins.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn prefix3_blocks(h: &[u8], pre: &[[u8; 3]; 4], f: &mut impl FnMut(usize)) -> usize {
-    let splat = |k: usize, j: usize| _mm256_set1_epi8(pre[k][j] as i8);
-    let (a0, b0, c0) = (splat(0, 0), splat(0, 1), splat(0, 2));
-    let (a1, b1, c1) = (splat(1, 0), splat(1, 1), splat(1, 2));
-    let (a2, b2, c2) = (splat(2, 0), splat(2, 1), splat(2, 2));
-    let (a3, b3, c3) = (splat(3, 0), splat(3, 1), splat(3, 2));
-    let eq3 = |x: __m256i, y: __m256i, z: __m256i, a, b, c| {
+unsafe fn prefix3_blocks<const N: usize>(
+    h: &[u8],
+    pre: &[[u8; 3]; 4],
+    f: &mut impl FnMut(usize),
+) -> usize {
+    let splat = |k: usize| pre[k].map(|b| _mm256_set1_epi8(b as i8));
+    let wanted: [[__m256i; 3]; N] = std::array::from_fn(splat);
+    let eq3 = |x: __m256i, y: __m256i, z: __m256i, [a, b, c]: [__m256i; 3]| {
         _mm256_and_si256(
             _mm256_cmpeq_epi8(x, a),
             _mm256_and_si256(_mm256_cmpeq_epi8(y, b), _mm256_cmpeq_epi8(z, c)),
@@ -169,10 +187,9 @@ unsafe fn prefix3_blocks(h: &[u8], pre: &[[u8; 3]; 4], f: &mut impl FnMut(usize)
                 _mm256_loadu_si256(p.add(2).cast()),
             )
         };
-        let m = _mm256_or_si256(
-            _mm256_or_si256(eq3(x, y, z, a0, b0, c0), eq3(x, y, z, a1, b1, c1)),
-            _mm256_or_si256(eq3(x, y, z, a2, b2, c2), eq3(x, y, z, a3, b3, c3)),
-        );
+        let m = wanted[1..].iter().fold(eq3(x, y, z, wanted[0]), |m, &w| {
+            _mm256_or_si256(m, eq3(x, y, z, w))
+        });
         let mut bits = _mm256_movemask_epi8(m) as u32;
         while bits != 0 {
             f(i + bits.trailing_zeros() as usize);
@@ -221,9 +238,14 @@ mod tests {
             }
         }
         for len in [0, 1, 2, 3, 33, 34, 35, 66, 1000, 2999, 3000] {
-            for (k, pre) in [pre, [pre[0]; 4], [pre[1], pre[2], pre[1], pre[1]]]
-                .into_iter()
-                .enumerate()
+            for (k, pre) in [
+                pre,
+                [pre[0]; 4],
+                [pre[1], pre[2], pre[1], pre[1]],
+                [pre[2], pre[0], pre[3], pre[0]],
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 super::find_prefix3_avx2(&text[..len], &pre, &mut |p| a.push(p));
