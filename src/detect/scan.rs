@@ -574,12 +574,20 @@ fn words_in(
 }
 
 /// How many candidates ahead of the one being scored its context window is prefetched.
-#[cfg(feature = "simd")]
 const PREFETCH_CANDIDATES: usize = 8;
 /// Bytes either side of a candidate prefetched: the near window (`NEAR_WINDOW` characters of
 /// up to 3 bytes) and the largest negative window of the built-ins fit.
-#[cfg(feature = "simd")]
 const PREFETCH_BYTES: usize = 3 * NEAR_WINDOW;
+
+/// Asks for the cache line of `h[at]` (`simd::prefetch`); nothing without the `simd`
+/// feature.
+#[inline(always)]
+fn prefetch(h: &[u8], at: usize) {
+    #[cfg(feature = "simd")]
+    crate::simd::prefetch(h, at);
+    #[cfg(not(feature = "simd"))]
+    let _ = (h, at);
+}
 
 /// Context scoring.
 fn score(
@@ -601,11 +609,10 @@ fn score(
         // The text around a candidate was last read when the scan went past it, long before on
         // a large text: ask for the near window of a candidate a few places ahead now, so that
         // it is in the cache when its turn comes.
-        #[cfg(feature = "simd")]
         if let Some(a) = cands.get(i + PREFETCH_CANDIDATES) {
             let mut at = a.start.saturating_sub(PREFETCH_BYTES) & !63;
             while at < a.end + PREFETCH_BYTES {
-                crate::simd::prefetch(h, at);
+                prefetch(h, at);
                 at += 64;
             }
         }
@@ -897,9 +904,8 @@ fn emit<'s>(
     for (k, s) in scored.iter().enumerate() {
         // The values are read from the text again here: ask for one a few places ahead (see
         // `score`).
-        #[cfg(feature = "simd")]
         if let Some(a) = scored.get(k + PREFETCH_CANDIDATES) {
-            crate::simd::prefetch(h, cands[a.cand].start);
+            prefetch(h, cands[a.cand].start);
         }
         if !s.keep {
             continue;
