@@ -113,13 +113,12 @@ unsafe fn classify64(p: *const u8) -> (u64, u64) {
     )
 }
 
-/// Calls `f(p)`, in order, for every `p` with `h[p..p + 3]` equal to one of `pre` (pad a
-/// shorter list by repeating an entry). The scalar twin of [`find_prefix3_avx2`], which it
-/// must match position for position.
+/// Calls `f(p)`, in order, for every `p` with `h[p..p + 3]` equal to one of `pre`. The scalar
+/// twin of [`find_prefix3_avx2`], which it must match position for position.
 pub(crate) fn find_prefix3_scalar(
     h: &[u8],
     from: usize,
-    pre: &[[u8; 3]; 4],
+    pre: &[[u8; 3]],
     f: &mut impl FnMut(usize),
 ) {
     for (i, w) in h.windows(3).enumerate().skip(from) {
@@ -131,43 +130,36 @@ pub(crate) fn find_prefix3_scalar(
 
 /// [`find_prefix3_scalar`] with AVX2, 32 positions at a time: three unaligned loads (at `p`,
 /// `p + 1`, `p + 2`), compared byte-wise with each prefix's three bytes; the blocks too close to
-/// the end for three loads go through the scalar twin. Call only when [`has_avx2`] is true.
+/// the end for three loads go through the scalar twin. Give at most four prefixes, without
+/// repeats (a repeat is compared twice); call only when [`has_avx2`] is true.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn find_prefix3_avx2(h: &[u8], pre: &[[u8; 3]; 4], f: &mut impl FnMut(usize)) {
+pub(crate) fn find_prefix3_avx2(h: &[u8], pre: &[[u8; 3]], f: &mut impl FnMut(usize)) {
     debug_assert!(has_avx2());
-    // The list comes padded by repeating entries: compare each distinct prefix once.
-    let mut uniq = [pre[0]; 4];
-    let mut n = 0;
-    for q in pre {
-        if !uniq[..n].contains(q) {
-            uniq[n] = *q;
-            n += 1;
-        }
-    }
+    debug_assert!(pre.len() <= 4, "at most four prefixes (ShortSearch::new)");
     // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
     // feature); the function reads only inside `h` (its loop bound keeps every load in range).
     let done = unsafe {
-        match n {
-            1 => prefix3_blocks::<1>(h, &uniq, f),
-            2 => prefix3_blocks::<2>(h, &uniq, f),
-            3 => prefix3_blocks::<3>(h, &uniq, f),
-            _ => prefix3_blocks::<4>(h, &uniq, f),
+        match pre {
+            [] => h.len(),
+            [a] => prefix3_blocks(h, &[*a], f),
+            [a, b] => prefix3_blocks(h, &[*a, *b], f),
+            [a, b, c] => prefix3_blocks(h, &[*a, *b, *c], f),
+            [a, b, c, d, ..] => prefix3_blocks(h, &[*a, *b, *c, *d], f),
         }
     };
     find_prefix3_scalar(h, done, pre, f);
 }
 
-/// The whole 32-byte blocks of [`find_prefix3_avx2`] for the first `N` prefixes of `pre`;
-/// returns where the scalar tail begins.
+/// The whole 32-byte blocks of [`find_prefix3_avx2`] for the `N` prefixes `pre` (one instance
+/// per count, so each prefix is compared once); returns where the scalar tail begins.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn prefix3_blocks<const N: usize>(
     h: &[u8],
-    pre: &[[u8; 3]; 4],
+    pre: &[[u8; 3]; N],
     f: &mut impl FnMut(usize),
 ) -> usize {
-    let splat = |k: usize| pre[k].map(|b| _mm256_set1_epi8(b as i8));
-    let wanted: [[__m256i; 3]; N] = std::array::from_fn(splat);
+    let wanted = pre.map(|q| q.map(|b| _mm256_set1_epi8(b as i8)));
     let eq3 = |x: __m256i, y: __m256i, z: __m256i, [a, b, c]: [__m256i; 3]| {
         _mm256_and_si256(
             _mm256_cmpeq_epi8(x, a),
@@ -239,17 +231,17 @@ mod tests {
         }
         for len in [0, 1, 2, 3, 33, 34, 35, 66, 1000, 2999, 3000] {
             for (k, pre) in [
-                pre,
-                [pre[0]; 4],
-                [pre[1], pre[2], pre[1], pre[1]],
-                [pre[2], pre[0], pre[3], pre[0]],
+                &pre[..],
+                &pre[..1],
+                &[pre[1], pre[2]],
+                &[pre[2], pre[0], pre[3]],
             ]
             .into_iter()
             .enumerate()
             {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
-                super::find_prefix3_avx2(&text[..len], &pre, &mut |p| a.push(p));
-                super::find_prefix3_scalar(&text[..len], 0, &pre, &mut |p| b.push(p));
+                super::find_prefix3_avx2(&text[..len], pre, &mut |p| a.push(p));
+                super::find_prefix3_scalar(&text[..len], 0, pre, &mut |p| b.push(p));
                 assert_eq!(a, b, "length {len}");
                 if len == 3000 && k == 0 {
                     assert!(b.len() > 40);

@@ -295,10 +295,11 @@ fn key_at(hay: &[u8], p: usize, k: usize, fold: bool) -> u64 {
 
 /// How the few short terms are found.
 enum ShortSearch {
-    /// By their first three bytes, at most four different ones (AVX2, `simd.rs`): each position
-    /// found is compared with the terms (their bytes, in the order of the id list).
+    /// By their first three bytes, one to four different ones without repeats (AVX2,
+    /// `simd.rs`): each position found is compared with the terms (their bytes, in the order of
+    /// the id list).
     #[cfg(all(target_arch = "x86_64", feature = "simd"))]
-    Prefix([[u8; 3]; 4], Vec<Box<[u8]>>),
+    Prefix(Vec<[u8; 3]>, Vec<Box<[u8]>>),
     /// Teddy (aho-corasick's SIMD search; pattern id -> position in the id list).
     Teddy(aho_corasick::packed::Searcher),
 }
@@ -318,9 +319,8 @@ impl ShortSearch {
                 Some(pre)
             });
             if let Some(pre) = pre.filter(|p| (1..=4).contains(&p.len())) {
-                let pad = |k: usize| pre.get(k).copied().unwrap_or(pre[0]);
                 let bytes = ids.iter().map(|&i| terms[i as usize].into()).collect();
-                return Some(ShortSearch::Prefix([pad(0), pad(1), pad(2), pad(3)], bytes));
+                return Some(ShortSearch::Prefix(pre, bytes));
             }
         }
         teddy_searcher(terms, ids).map(ShortSearch::Teddy)

@@ -100,9 +100,7 @@ impl Triggers {
             m = self.mask;
         }
     }
-}
 
-impl Triggers {
     /// How many ASCII digits run from `p`, the trigger [`next`](Self::next) last returned;
     /// `None` when the run reaches the end of its 64-byte block (it may go on).
     #[inline]
