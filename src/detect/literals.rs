@@ -157,17 +157,30 @@ pub(crate) struct LitHit {
     pub end: usize,
 }
 
-/// The filter bit of a key: the high bits of a multiplicative hash.
+/// The filter bit of a key: 26 bits of a multiplicative hash (its best mixed, high ones); a
+/// filter smaller than `1 << MAX_FILTER_LOG2` bits uses the low ones of them. A constant shift:
+/// a shift by a register costs more micro-ops on x86 without BMI2, and the probe loop is bound by
+/// micro-ops (a lattice point is a load, a multiply and a bit test).
 #[inline(always)]
-fn bit_of(key: u64, bits_log2: u32) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits_log2)) as usize
+fn bit_of(key: u64) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MAX_FILTER_LOG2)) as usize
 }
 
-/// Is `key`'s bit set in the filter `bits` of `1 << log2` bits?
+/// Filters have at most `1 << MAX_FILTER_LOG2` bits.
+const MAX_FILTER_LOG2: u32 = 26;
+
+/// Adds `key` to the filter `bits` (a power of two of words).
+fn filter_add(bits: &mut [u64], key: u64) {
+    let b = bit_of(key);
+    bits[(b >> 6) & (bits.len() - 1)] |= 1 << (b & 63);
+}
+
+/// May `key` be in the filter `bits` (a power of two of words, not empty)? (No false "no".)
+/// The word index masked by the length: in bounds without a check.
 #[inline(always)]
-fn in_filter(bits: &[u64], log2: u32, key: u64) -> bool {
-    let b = bit_of(key, log2);
-    bits.get(b >> 6).is_some_and(|&w| (w >> (b & 63)) & 1 != 0)
+fn in_filter(bits: &[u64], key: u64) -> bool {
+    let b = bit_of(key);
+    (bits[(b >> 6) & (bits.len() - 1)] >> (b & 63)) & 1 != 0
 }
 
 /// The `K`-byte key at `w[at..]`, ASCII-folded when `FOLD`, with one load: an array read whole
@@ -397,7 +410,9 @@ impl LiteralMatcher {
             let entries = ids.len() * s;
             // 64 bits per key while the filter stays within 512 KiB (L2), 16 beyond that.
             let per = if entries * 64 <= 1 << 22 { 64 } else { 16 };
-            let nbits = (entries * per).next_power_of_two().clamp(1 << 12, 1 << 26);
+            let nbits = (entries * per)
+                .next_power_of_two()
+                .clamp(1 << 12, 1 << MAX_FILTER_LOG2);
             let bits_log2 = nbits.trailing_zeros();
             let mut bloom_bits = vec![0u64; nbits / 64];
             let mut table = KeyTable::new(entries);
@@ -405,8 +420,7 @@ impl LiteralMatcher {
                 let t = terms[id as usize];
                 for off in 0..s {
                     let key = key_at(t, off, k, fold);
-                    let b = bit_of(key, bits_log2);
-                    bloom_bits[b >> 6] |= 1 << (b & 63);
+                    filter_add(&mut bloom_bits, key);
                     table.insert(key, off);
                 }
             }
@@ -583,9 +597,10 @@ impl LiteralMatcher {
     }
 
     /// The filter loop over the stride lattice points (multiples of `S`) in `from..to`: one key
-    /// per stride, four keys per iteration so that their loads, hashes and filter tests overlap;
-    /// verification is out of line. Key length and stride are constants so that the loads of one
-    /// iteration need a single bounds check.
+    /// per stride, four keys per iteration so that their loads, hashes and filter tests overlap.
+    /// The loop keeps only a mask of the points that passed; their keys are read again out of
+    /// line (few points pass, and fewer live values keep the loop in registers). Key length and
+    /// stride are constants so that the loads of one iteration need a single bounds check.
     #[inline(always)]
     fn scan_keys<const K: usize, const S: usize, const FOLD: bool>(
         &self,
@@ -597,25 +612,16 @@ impl LiteralMatcher {
         if hay.len() < K {
             return;
         }
-        let (bits, log2) = (&tier.bloom[..], tier.bits_log2);
-        let test = |key: u64| in_filter(bits, log2, key);
-        let key = load_key::<K, FOLD>;
+        let bits = &tier.bloom[..];
+        let test = |w: &[u8], at: usize| in_filter(bits, load_key::<K, FOLD>(w, at)) as u32;
         let mut p = from.next_multiple_of(S);
         while p + 3 * S < to {
             let Some(w) = hay.get(p..p + 3 * S + K) else {
                 break;
             };
-            let (k0, k1, k2, k3) = (key(w, 0), key(w, S), key(w, 2 * S), key(w, 3 * S));
-            let (h0, h1, h2, h3) = (test(k0), test(k1), test(k2), test(k3));
-            if h0 | h1 | h2 | h3 {
-                for (i, (k, h)) in [(k0, h0), (k1, h1), (k2, h2), (k3, h3)]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if h {
-                        self.verify(tier, hay, p + i * S, k, out);
-                    }
-                }
+            let hits = test(w, 0) | test(w, S) << 1 | test(w, 2 * S) << 2 | test(w, 3 * S) << 3;
+            if hits != 0 {
+                self.verify_points::<K, S, FOLD>(tier, hay, p, hits, out);
             }
             p += 4 * S;
         }
@@ -623,11 +629,28 @@ impl LiteralMatcher {
             let Some(w) = hay.get(p..p + K) else {
                 break;
             };
-            let k = key(w, 0);
-            if test(k) {
-                self.verify(tier, hay, p, k, out);
+            if test(w, 0) != 0 {
+                self.verify_points::<K, S, FOLD>(tier, hay, p, 1, out);
             }
             p += S;
+        }
+    }
+
+    /// Verifies the lattice points `p + i * S` for each bit `i` of `hits` (their keys read again).
+    #[inline(never)]
+    fn verify_points<const K: usize, const S: usize, const FOLD: bool>(
+        &self,
+        tier: &Tier,
+        hay: &[u8],
+        p: usize,
+        mut hits: u32,
+        out: &mut Vec<LitHit>,
+    ) {
+        while hits != 0 {
+            let at = p + hits.trailing_zeros() as usize * S;
+            hits &= hits - 1;
+            let key = load_key::<K, FOLD>(hay, at);
+            self.verify(tier, hay, at, key, out);
         }
     }
 
@@ -643,55 +666,33 @@ impl LiteralMatcher {
         out: &mut Vec<LitHit>,
     ) {
         const S: usize = 5;
-        let (long_bits, long_log2) = (&long.bloom[..], long.bits_log2);
-        let (mid_bits, mid_log2) = (&mid.bloom[..], mid.bits_log2);
-        let test_long = |key: u64| in_filter(long_bits, long_log2, key);
-        let test_mid = |key: u64| in_filter(mid_bits, mid_log2, key);
-        let key = load_key::<8, FOLD>;
-        let low = |k: u64| k & 0xFFFF_FFFF;
+        let (long_bits, mid_bits) = (&long.bloom[..], &mid.bloom[..]);
+        // Bit i: the long key at point i passed; bit 4 + i: its first 4 bytes as a mid key.
+        let test = |w: &[u8], i: usize| {
+            let k = load_key::<8, FOLD>(w, i * S);
+            (in_filter(long_bits, k) as u32) << i
+                | (in_filter(mid_bits, k & 0xFFFF_FFFF) as u32) << (4 + i)
+        };
         let mut p = from.next_multiple_of(S);
         while p + 3 * S < to {
             let Some(w) = hay.get(p..p + 3 * S + 8) else {
                 break;
             };
-            let k = [key(w, 0), key(w, S), key(w, 2 * S), key(w, 3 * S)];
-            let l = [
-                test_long(k[0]),
-                test_long(k[1]),
-                test_long(k[2]),
-                test_long(k[3]),
-            ];
-            let m = [
-                test_mid(low(k[0])),
-                test_mid(low(k[1])),
-                test_mid(low(k[2])),
-                test_mid(low(k[3])),
-            ];
-            if (l[0] | l[1] | l[2] | l[3]) | (m[0] | m[1] | m[2] | m[3]) {
-                for i in 0..4 {
-                    if l[i] {
-                        self.verify(long, hay, p + i * S, k[i], out);
-                    }
-                    if m[i] {
-                        self.verify(mid, hay, p + i * S, low(k[i]), out);
-                    }
-                }
+            let hits = test(w, 0) | test(w, 1) | test(w, 2) | test(w, 3);
+            if hits != 0 {
+                self.verify_points::<8, S, FOLD>(long, hay, p, hits & 0xF, out);
+                self.verify_points::<4, S, FOLD>(mid, hay, p, hits >> 4, out);
             }
             p += 4 * S;
         }
         while p < to {
             if let Some(w) = hay.get(p..p + 8) {
-                let k = key(w, 0);
-                if test_long(k) {
-                    self.verify(long, hay, p, k, out);
-                }
-                if test_mid(low(k)) {
-                    self.verify(mid, hay, p, low(k), out);
-                }
+                let hits = test(w, 0);
+                self.verify_points::<8, S, FOLD>(long, hay, p, hits & 0xF, out);
+                self.verify_points::<4, S, FOLD>(mid, hay, p, hits >> 4, out);
             } else if let Some(w) = hay.get(p..p + 4) {
-                let k = load_key::<4, FOLD>(w, 0);
-                if test_mid(k) {
-                    self.verify(mid, hay, p, k, out);
+                if in_filter(mid_bits, load_key::<4, FOLD>(w, 0)) {
+                    self.verify_points::<4, S, FOLD>(mid, hay, p, 1, out);
                 }
             } else {
                 break;
@@ -870,7 +871,7 @@ impl LiteralMatcher {
                     "tier {n}: no scan loop for its key length and stride"
                 ));
             }
-            if !(12..=26).contains(&t.bits_log2)
+            if !(12..=MAX_FILTER_LOG2).contains(&t.bits_log2)
                 || t.entries.len() > MAX_TERMS * 6
                 || t.entries
                     .iter()
@@ -887,8 +888,7 @@ impl LiteralMatcher {
             let mut bloom = vec![0u64; 1 << (t.bits_log2 - 6)];
             let mut table = KeyTable::new(t.entries.len());
             for &(key, mask) in &t.entries {
-                let b = bit_of(key, t.bits_log2);
-                bloom[b >> 6] |= 1 << (b & 63);
+                filter_add(&mut bloom, key);
                 table.insert_mask(key, mask);
             }
             tiers.push(Tier {
