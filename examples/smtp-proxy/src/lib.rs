@@ -435,7 +435,9 @@ pub fn serve_listener(
                 let _ = std::thread::Builder::new()
                     .name("smtp-client".into())
                     .spawn(move || {
-                        let _slot = slot;
+                        // A second handle keeps the socket open until the slot is back: a
+                        // client that sees the close may connect again at once.
+                        let held = s.try_clone().ok();
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             match kind {
                                 Listener::Transparent => smtp::Session::transparent(s, shared),
@@ -453,6 +455,8 @@ pub fn serve_listener(
                                 "internal error (panic) in a client session; it was closed",
                             ),
                         }
+                        drop(slot);
+                        drop(held);
                     });
             }
         })

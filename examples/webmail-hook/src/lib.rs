@@ -800,7 +800,9 @@ pub fn run(listener: TcpListener, sh: &'static Shared) {
         let spawned = std::thread::Builder::new()
             .name("icap-conn".into())
             .spawn(move || {
-                let _slot = slot;
+                // A second handle keeps the socket open until the slot is back: a client that
+                // sees the close may connect again at once and must find the slot free.
+                let held = s.try_clone().ok();
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(s, sh)));
                 match r {
                     Ok(Ok(())) | Ok(Err(Error::Closed)) => {}
@@ -834,6 +836,8 @@ pub fn run(listener: TcpListener, sh: &'static Shared) {
                         "internal error (panic) on a connection; it was closed",
                     ),
                 }
+                drop(slot);
+                drop(held);
             });
         // On a spawn failure the closure (and its slot) is dropped, which gives the slot back.
         drop(spawned);
