@@ -1,6 +1,7 @@
 //! The one place with `unsafe`: AVX2 classification of trigger bytes (see `detect/trigger.rs`),
-//! the search for a few short keywords by their first three bytes (`detect/literals.rs`), and a
-//! cache prefetch hint (the context windows of the candidates scored next, `detect/scan.rs`).
+//! the search for a few short keywords by their first three bytes and the dictionary filter's
+//! probe loop (`detect/literals.rs`), and a cache prefetch hint (the context windows of the
+//! candidates scored next, `detect/scan.rs`).
 //!
 //! Each 32-byte block is classified with two nibble lookups (`vpshufb`): a byte is a trigger when
 //! the bit for its high nibble is set in the low nibble's entry. Classes (bit: high nibble, low
@@ -190,6 +191,98 @@ unsafe fn prefix3_blocks<const N: usize>(
         i += 32;
     }
     i
+}
+
+/// The filter probe loop of a stride-5 tier of 8-byte keys, and of the 4-byte keys at the same
+/// points (the first four bytes of each) when `mid` is not empty, four lattice points a time:
+/// for the points `p, p + 5, p + 10, p + 15` (from `p = first`, a lattice point, while
+/// `p + 15 < to`), the hashes of [`crate::detect::literals::bit_of`] in four lanes, the filter
+/// words gathered, and `f(p, hits)` called when some key passed (bit `i`: the 8-byte key at
+/// `p + 5 i`, bit `4 + i`: its 4-byte key). Keys are ASCII-folded (bit 5 of each byte set) when
+/// `fold`. Returns the first point not done (the scalar loop goes on from there). `long` and a
+/// non-empty `mid` must have a power-of-two length of words; call only when [`has_avx2`] is true.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn filter_probe5_avx2(
+    h: &[u8],
+    (first, to): (usize, usize),
+    (long, mid): (&[u64], &[u64]),
+    fold: bool,
+    f: &mut impl FnMut(usize, u32),
+) -> usize {
+    debug_assert!(has_avx2());
+    assert!(long.len().is_power_of_two() && (mid.is_empty() || mid.len().is_power_of_two()));
+    // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
+    // feature); the loop reads text only below `h.len()` (its bound), and gathers only at word
+    // indices masked by `len - 1` of a non-empty power-of-two-long filter.
+    unsafe {
+        if mid.is_empty() {
+            probe5_blocks::<false>(h, (first, to), (long, mid), fold, f)
+        } else {
+            probe5_blocks::<true>(h, (first, to), (long, mid), fold, f)
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn probe5_blocks<const MID: bool>(
+    h: &[u8],
+    (first, to): (usize, usize),
+    (long, mid): (&[u64], &[u64]),
+    fold: bool,
+    f: &mut impl FnMut(usize, u32),
+) -> usize {
+    use crate::detect::literals::{FILTER_MUL, MAX_FILTER_LOG2};
+    // Each 128-bit half holds 16 text bytes (from `p` and from `p + 10`); the keys at 0 and 5
+    // of each half are its bytes 0..8 and 5..13.
+    let pick = _mm256_setr_epi8(
+        0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 9, 10, 11, 12, 0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 9,
+        10, 11, 12,
+    );
+    let fold_bits = _mm256_set1_epi8(if fold { 0x20 } else { 0 });
+    // The 64-bit product `key * M` from 32-bit halves (AVX2 multiplies only those): with
+    // `key = lo + hi 2^32` and `M = m0 + m1 2^32`, `key * M = lo m0 + (lo m1 + hi m0) 2^32`
+    // (mod 2^64); a 4-byte key has `hi = 0`, and shares `lo m0` and `lo m1`.
+    let (m0, m1) = (
+        _mm256_set1_epi64x((FILTER_MUL & 0xFFFF_FFFF) as i64),
+        _mm256_set1_epi64x((FILTER_MUL >> 32) as i64),
+    );
+    let long_mask = _mm256_set1_epi64x(long.len() as i64 - 1);
+    let mid_mask = _mm256_set1_epi64x(mid.len().max(1) as i64 - 1);
+    let low6 = _mm256_set1_epi64x(63);
+    // The filter bits of the hashes `h` (26-bit bit numbers) in `bits`: four lanes' 0/1 as a
+    // mask of four bits.
+    let test = |bits: &[u64], mask: __m256i, h: __m256i| -> u32 {
+        let b = _mm256_srli_epi64::<{ 64 - MAX_FILTER_LOG2 as i32 }>(h);
+        let word = _mm256_and_si256(_mm256_srli_epi64::<6>(b), mask);
+        // SAFETY: every word index is masked by `bits.len() - 1` (a power of two, not empty).
+        let w = unsafe { _mm256_i64gather_epi64::<8>(bits.as_ptr().cast(), word) };
+        let bit = _mm256_slli_epi64::<63>(_mm256_srlv_epi64(w, _mm256_and_si256(b, low6)));
+        _mm256_movemask_pd(_mm256_castsi256_pd(bit)) as u32
+    };
+    let mut p = first;
+    // A step reads `h[p..p + 26]`.
+    while p + 15 < to && p + 26 <= h.len() {
+        // SAFETY: `p + 26 <= h.len()`: the 16-byte loads at `p` and `p + 10` are inside `h`.
+        let text = unsafe {
+            let at = h.as_ptr().add(p);
+            _mm256_loadu2_m128i(at.add(10).cast(), at.cast())
+        };
+        let keys = _mm256_or_si256(_mm256_shuffle_epi8(text, pick), fold_bits);
+        let (lo_m0, lo_m1) = (_mm256_mul_epu32(keys, m0), _mm256_mul_epu32(keys, m1));
+        let hi_m0 = _mm256_mul_epu32(_mm256_srli_epi64::<32>(keys), m0);
+        let cross = _mm256_slli_epi64::<32>(_mm256_add_epi64(lo_m1, hi_m0));
+        let mut hits = test(long, long_mask, _mm256_add_epi64(lo_m0, cross));
+        if MID {
+            let mid_hash = _mm256_add_epi64(lo_m0, _mm256_slli_epi64::<32>(lo_m1));
+            hits |= test(mid, mid_mask, mid_hash) << 4;
+        }
+        if hits != 0 {
+            f(p, hits);
+        }
+        p += 20;
+    }
+    p
 }
 
 #[cfg(test)]

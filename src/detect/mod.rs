@@ -21,7 +21,7 @@ mod build;
 mod context;
 mod digits;
 mod image;
-mod literals;
+pub(crate) mod literals;
 mod mask;
 pub mod normalize;
 mod scan;
