@@ -214,18 +214,12 @@ pub(crate) fn filter_probe5_avx2(
     // SAFETY: the caller checked that the CPU supports AVX2 (the only requirement of the target
     // feature); the loop reads text only below `h.len()` (its bound), and gathers only at word
     // indices masked by `len - 1` of a non-empty power-of-two-long filter.
-    unsafe {
-        if mid.is_empty() {
-            probe5_blocks::<false>(h, (first, to), (long, mid), fold, f)
-        } else {
-            probe5_blocks::<true>(h, (first, to), (long, mid), fold, f)
-        }
-    }
+    unsafe { probe5_blocks(h, (first, to), (long, mid), fold, f) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn probe5_blocks<const MID: bool>(
+unsafe fn probe5_blocks(
     h: &[u8],
     (first, to): (usize, usize),
     (long, mid): (&[u64], &[u64]),
@@ -248,6 +242,7 @@ unsafe fn probe5_blocks<const MID: bool>(
         _mm256_set1_epi64x((FILTER_MUL >> 32) as i64),
     );
     let long_mask = _mm256_set1_epi64x(long.len() as i64 - 1);
+    let with_mid = !mid.is_empty();
     let mid_mask = _mm256_set1_epi64x(mid.len().max(1) as i64 - 1);
     let low6 = _mm256_set1_epi64x(63);
     // The filter bits of the hashes `h` (26-bit bit numbers) in `bits`: four lanes' 0/1 as a
@@ -273,7 +268,7 @@ unsafe fn probe5_blocks<const MID: bool>(
         let hi_m0 = _mm256_mul_epu32(_mm256_srli_epi64::<32>(keys), m0);
         let cross = _mm256_slli_epi64::<32>(_mm256_add_epi64(lo_m1, hi_m0));
         let mut hits = test(long, long_mask, _mm256_add_epi64(lo_m0, cross));
-        if MID {
+        if with_mid {
             let mid_hash = _mm256_add_epi64(lo_m0, _mm256_slli_epi64::<32>(lo_m1));
             hits |= test(mid, mid_mask, mid_hash) << 4;
         }

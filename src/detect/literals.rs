@@ -172,18 +172,25 @@ pub(crate) const FILTER_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Filters have at most `1 << MAX_FILTER_LOG2` bits.
 pub(crate) const MAX_FILTER_LOG2: u32 = 26;
 
-/// Adds `key` to the filter `bits` (a power of two of words).
-fn filter_add(bits: &mut [u64], key: u64) {
+/// Where `key` is in a filter of `words` words (a power of two, not 0): the word, masked by the
+/// length (so in bounds without a check), and the bit in it.
+#[inline(always)]
+fn filter_slot(words: usize, key: u64) -> (usize, usize) {
     let b = bit_of(key);
-    bits[(b >> 6) & (bits.len() - 1)] |= 1 << (b & 63);
+    ((b >> 6) & (words - 1), b & 63)
 }
 
-/// May `key` be in the filter `bits` (a power of two of words, not empty)? (No false "no".)
-/// The word index masked by the length: in bounds without a check.
+/// Adds `key` to the filter `bits`.
+fn filter_add(bits: &mut [u64], key: u64) {
+    let (w, b) = filter_slot(bits.len(), key);
+    bits[w] |= 1 << b;
+}
+
+/// May `key` be in the filter `bits`? (No false "no".)
 #[inline(always)]
 fn in_filter(bits: &[u64], key: u64) -> bool {
-    let b = bit_of(key);
-    (bits[(b >> 6) & (bits.len() - 1)] >> (b & 63)) & 1 != 0
+    let (w, b) = filter_slot(bits.len(), key);
+    (bits[w] >> b) & 1 != 0
 }
 
 /// The `K`-byte key at `w[at..]`, ASCII-folded when `FOLD`, with one load: an array read whole
@@ -275,9 +282,8 @@ impl KeyTable {
 struct Tier {
     key_len: usize,
     stride: usize,
-    /// Bit filter (one bit per hashed key), `1 << bits_log2` bits.
+    /// Bit filter (one bit per hashed key), a power of two of words.
     bloom: Vec<u64>,
-    bits_log2: u32,
     table: KeyTable,
     trie: Trie,
     /// Trie pattern index -> term index.
@@ -416,7 +422,6 @@ impl LiteralMatcher {
             let nbits = (entries * per)
                 .next_power_of_two()
                 .clamp(1 << 12, 1 << MAX_FILTER_LOG2);
-            let bits_log2 = nbits.trailing_zeros();
             let mut bloom_bits = vec![0u64; nbits / 64];
             let mut table = KeyTable::new(entries);
             for &id in &ids {
@@ -433,7 +438,6 @@ impl LiteralMatcher {
                 key_len: k,
                 stride: s,
                 bloom: bloom_bits,
-                bits_log2,
                 table,
                 trie,
                 terms: ids,
@@ -683,13 +687,17 @@ impl LiteralMatcher {
             (in_filter(long_bits, k) as u32) << i
                 | (in_filter(mid_bits, k & 0xFFFF_FFFF) as u32) << (4 + i)
         };
+        // The points of a step from `q` whose keys passed, in both tiers.
+        let verify = |q: usize, hits: u32, out: &mut Vec<LitHit>| {
+            self.verify_points::<8, S, FOLD>(long, hay, q, hits & 0xF, out);
+            self.verify_points::<4, S, FOLD>(mid, hay, q, hits >> 4, out);
+        };
         let mut p = from.next_multiple_of(S);
         #[cfg(all(target_arch = "x86_64", feature = "simd"))]
         if crate::simd::has_avx2() {
             let bits = (long_bits, mid_bits);
             p = crate::simd::filter_probe5_avx2(hay, (p, to), bits, FOLD, &mut |q, hits| {
-                self.verify_points::<8, S, FOLD>(long, hay, q, hits & 0xF, out);
-                self.verify_points::<4, S, FOLD>(mid, hay, q, hits >> 4, out);
+                verify(q, hits, out)
             });
         }
         while p + 3 * S < to {
@@ -698,16 +706,16 @@ impl LiteralMatcher {
             };
             let hits = test(w, 0) | test(w, 1) | test(w, 2) | test(w, 3);
             if hits != 0 {
-                self.verify_points::<8, S, FOLD>(long, hay, p, hits & 0xF, out);
-                self.verify_points::<4, S, FOLD>(mid, hay, p, hits >> 4, out);
+                verify(p, hits, out);
             }
             p += 4 * S;
         }
         while p < to {
             if let Some(w) = hay.get(p..p + 8) {
                 let hits = test(w, 0);
-                self.verify_points::<8, S, FOLD>(long, hay, p, hits & 0xF, out);
-                self.verify_points::<4, S, FOLD>(mid, hay, p, hits >> 4, out);
+                if hits != 0 {
+                    verify(p, hits, out);
+                }
             } else if let Some(w) = hay.get(p..p + 4) {
                 if in_filter(mid_bits, load_key::<4, FOLD>(w, 0)) {
                     self.verify_points::<4, S, FOLD>(mid, hay, p, 1, out);
@@ -862,7 +870,7 @@ impl LiteralMatcher {
                 TierImage {
                     key_len: t.key_len,
                     stride: t.stride,
-                    bits_log2: t.bits_log2,
+                    bits_log2: (t.bloom.len() * 64).trailing_zeros(),
                     entries,
                     trie: &t.trie,
                     terms: t.terms.clone(),
@@ -913,7 +921,6 @@ impl LiteralMatcher {
                 key_len: t.key_len,
                 stride: t.stride,
                 bloom,
-                bits_log2: t.bits_log2,
                 table,
                 trie: t.trie,
                 terms: t.terms,
