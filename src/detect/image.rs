@@ -35,7 +35,7 @@ use super::{BuiltinKind, DetId, DetectorInfo, DetectorKind, Engine, TermAction};
 
 const MAGIC: &[u8; 16] = b"PING32DLP-ENGINE";
 /// Bumped whenever the body's layout or meaning changes.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Why bytes could not be loaded as an engine.

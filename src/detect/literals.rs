@@ -40,16 +40,21 @@ use super::build::MAX_TERMS;
 const NONE: u32 = u32::MAX;
 
 /// The terms of a tier as a byte trie (ASCII-folded when the matcher folds): for an anchored
-/// walk that yields every term starting at a position. Nodes are in depth-first order of the
-/// sorted terms; a node's children are a linked list in byte order (the root has a table).
-#[derive(Default, Serialize, Deserialize)]
+/// walk that yields every term starting at a position. Nodes are numbered in depth-first order of
+/// the sorted terms, so a node's first child is the next node and a chain of single children is
+/// read in memory order. Each node's children are listed together (their bytes in one run, in
+/// byte order), so finding the child for a byte reads one short run instead of following a
+/// sibling list across the subtrees in between (a cache miss per sibling under the high-fan-out
+/// nodes of a large dictionary, UTF-8 lead and continuation bytes). The root has a table.
+#[derive(Serialize, Deserialize)]
 struct Trie {
-    first_child: Vec<u32>,
-    next_sibling: Vec<u32>,
-    byte: Vec<u8>,
-    /// Terms ending at a node: `ends[lo[n]..hi[n]]` (tier-local pattern indices, in order).
-    lo: Vec<u32>,
-    hi: Vec<u32>,
+    /// Node `n`'s children are `kid[kid_lo[n]..kid_lo[n + 1]]`, their bytes the same run of
+    /// `kid_byte` (one entry per node and one more).
+    kid_lo: Vec<u32>,
+    kid_byte: Vec<u8>,
+    kid: Vec<u32>,
+    /// Terms ending at node `n`: `ends[end_lo[n]..end_lo[n + 1]]` (tier-local pattern indices).
+    end_lo: Vec<u32>,
     ends: Vec<u32>,
     root: Vec<u32>,
 }
@@ -69,52 +74,73 @@ impl Trie {
             .collect();
         let mut order: Vec<u32> = (0..pats.len() as u32).collect();
         order.sort_by(|&a, &b| folded[a as usize].cmp(&folded[b as usize]));
-        let mut t = Trie {
-            root: vec![NONE; 256],
-            ..Trie::default()
-        };
-        // The node path of the previous term, and each node's last child (while building).
+        let mut root = vec![NONE; 256];
+        // Built as linked lists (each node's byte, first child, next sibling and last child while
+        // building; the terms ending at each node), then laid out as runs.
+        let (mut byte, mut first_child, mut next_sibling, mut last_child) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut node_ends: Vec<(u32, u32)> = Vec::with_capacity(pats.len());
+        // The node path of the previous term.
         let mut path: Vec<u32> = Vec::new();
-        let mut last_child: Vec<u32> = Vec::new();
         let mut prev: &[u8] = &[];
         for &i in &order {
             let term = &folded[i as usize][..];
             let lcp = prev.iter().zip(term).take_while(|(a, b)| a == b).count();
             path.truncate(lcp);
             for &b in &term[lcp..] {
-                let n = t.byte.len() as u32;
-                t.first_child.push(NONE);
-                t.next_sibling.push(NONE);
-                t.byte.push(b);
-                t.lo.push(0);
-                t.hi.push(0);
+                let n = byte.len() as u32;
+                byte.push(b);
+                first_child.push(NONE);
+                next_sibling.push(NONE);
                 last_child.push(NONE);
                 match path.last() {
-                    None => t.root[b as usize] = n,
+                    None => root[b as usize] = n,
                     Some(&parent) => {
                         let p = parent as usize;
                         if last_child[p] == NONE {
-                            t.first_child[p] = n;
+                            first_child[p] = n;
                         } else {
-                            t.next_sibling[last_child[p] as usize] = n;
+                            next_sibling[last_child[p] as usize] = n;
                         }
                         last_child[p] = n;
                     }
                 }
                 path.push(n);
             }
-            // Terms are non-empty, so the path ends at the term's node; equal terms are
-            // adjacent in the order, so a node's terms are contiguous in `ends`.
+            // Terms are non-empty, so the path ends at the term's node.
             if let Some(&n) = path.last() {
-                let n = n as usize;
-                if t.hi[n] == 0 {
-                    t.lo[n] = t.ends.len() as u32;
-                }
-                t.ends.push(i);
-                t.hi[n] = t.ends.len() as u32;
+                node_ends.push((n, i));
             }
             prev = term;
         }
+        // Sorted terms end at nodes in node order (equal terms adjacent); sorting keeps that
+        // true whatever the order above.
+        node_ends.sort_by_key(|&(n, _)| n);
+        let nodes = byte.len();
+        let mut t = Trie {
+            kid_lo: Vec::with_capacity(nodes + 1),
+            kid_byte: Vec::with_capacity(nodes),
+            kid: Vec::with_capacity(nodes),
+            end_lo: Vec::with_capacity(nodes + 1),
+            ends: node_ends.iter().map(|&(_, i)| i).collect(),
+            root,
+        };
+        let mut e = 0;
+        for (n, &first) in first_child.iter().enumerate() {
+            t.kid_lo.push(t.kid.len() as u32);
+            let mut c = first;
+            while c != NONE {
+                t.kid_byte.push(byte[c as usize]);
+                t.kid.push(c);
+                c = next_sibling[c as usize];
+            }
+            t.end_lo.push(e as u32);
+            while e < node_ends.len() && node_ends[e].0 as usize == n {
+                e += 1;
+            }
+        }
+        t.kid_lo.push(t.kid.len() as u32);
+        t.end_lo.push(e as u32);
         t
     }
 
@@ -127,25 +153,29 @@ impl Trie {
             let next = if node == NONE {
                 self.root[b as usize]
             } else {
-                let mut c = self.first_child[node as usize];
-                while c != NONE && self.byte[c as usize] != b {
-                    c = self.next_sibling[c as usize];
+                let n = node as usize;
+                let (lo, hi) = (self.kid_lo[n] as usize, self.kid_lo[n + 1] as usize);
+                match self.kid_byte[lo..hi].iter().position(|&c| c == b) {
+                    Some(j) => self.kid[lo + j],
+                    None => NONE,
                 }
-                c
             };
             if next == NONE {
                 return;
             }
             node = next;
             let n = node as usize;
-            for &pat in &self.ends[self.lo[n] as usize..self.hi[n] as usize] {
+            let (lo, hi) = (self.end_lo[n] as usize, self.end_lo[n + 1] as usize);
+            for &pat in &self.ends[lo..hi] {
                 f(pat, start + i + 1);
             }
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        self.byte.len() * (4 + 4 + 1 + 4 + 4) + self.ends.len() * 4 + self.root.len() * 4
+        (self.kid_lo.len() + self.kid.len() + self.end_lo.len() + self.ends.len()) * 4
+            + self.kid_byte.len()
+            + self.root.len() * 4
     }
 }
 
@@ -818,33 +848,31 @@ pub(crate) struct MatcherIn {
 const TIER_SHAPES: [(usize, usize); 5] = [(8, 5), (4, 6), (4, 5), (4, 3), (4, 1)];
 
 impl Trie {
-    /// Checks what the walk relies on: every index in bounds, children and siblings after their
-    /// node (so no walk or sibling list can loop), each node's terms a slice of `ends`.
+    /// Checks what the walk relies on: every index in bounds, each node's children after it (so
+    /// no walk can loop), each node's children and terms a run of their lists.
     fn check(&self, patterns: usize) -> Result<(), String> {
-        let n = self.byte.len();
-        if [
-            self.first_child.len(),
-            self.next_sibling.len(),
-            self.lo.len(),
-            self.hi.len(),
-        ]
-        .iter()
-        .any(|&l| l != n)
+        let runs = |lo: &[u32], len: usize| {
+            lo.first() == Some(&0)
+                && lo.windows(2).all(|w| w[0] <= w[1])
+                && lo.last().map(|&l| l as usize) == Some(len)
+        };
+        let n = self.kid_lo.len().saturating_sub(1);
+        if self.end_lo.len() != n + 1
+            || self.kid_byte.len() != self.kid.len()
             || self.root.len() != 256
         {
             return Err("trie arrays of different lengths".into());
         }
-        let after = |from: usize, to: u32| to == NONE || (to as usize > from && (to as usize) < n);
+        if !runs(&self.kid_lo, self.kid.len()) || !runs(&self.end_lo, self.ends.len()) {
+            return Err("trie runs out of order or outside their lists".into());
+        }
         if !self.root.iter().all(|&r| r == NONE || (r as usize) < n) {
             return Err("trie root points outside the trie".into());
         }
         for i in 0..n {
-            if !after(i, self.first_child[i]) || !after(i, self.next_sibling[i]) {
+            let kids = &self.kid[self.kid_lo[i] as usize..self.kid_lo[i + 1] as usize];
+            if !kids.iter().all(|&c| c as usize > i && (c as usize) < n) {
                 return Err(format!("trie node {i} points backwards or outside"));
-            }
-            let (lo, hi) = (self.lo[i] as usize, self.hi[i] as usize);
-            if lo > hi || hi > self.ends.len() {
-                return Err(format!("trie node {i} has terms outside the list"));
             }
         }
         if self.ends.iter().any(|&e| e as usize >= patterns) {
