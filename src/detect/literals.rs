@@ -1229,6 +1229,39 @@ mod tests {
         assert!(prefix_rounds > 50 || !crate::simd::has_avx2());
     }
 
+    /// A saved trie is input: every way its runs can lie is refused before a walk follows it.
+    #[test]
+    fn trie_check_refuses_broken_runs() {
+        let pats: [&[u8]; 4] = [b"abcd", b"abce", b"abx", b"b"];
+        let fresh = || Trie::new(&pats, false);
+        assert!(fresh().check(4).is_ok());
+        assert_eq!(fresh().kid_lo.len(), fresh().end_lo.len());
+        type Break = (&'static str, fn(&mut Trie));
+        let breaks: [Break; 10] = [
+            ("runs not from 0", |t| t.kid_lo[0] = 1),
+            ("runs backwards", |t| t.kid_lo[2] = 0),
+            ("runs past the list", |t| *t.kid_lo.last_mut().unwrap() += 1),
+            ("child before its node", |t| *t.kid.last_mut().unwrap() = 0),
+            ("child outside", |t| t.kid[0] = t.kid_lo.len() as u32),
+            ("bytes and children differ", |t| {
+                t.kid_byte.pop();
+            }),
+            ("terms past their list", |t| {
+                *t.end_lo.last_mut().unwrap() += 1
+            }),
+            ("one run list shorter", |t| {
+                t.end_lo.pop();
+            }),
+            ("root outside", |t| t.root[b'a' as usize] = 1000),
+            ("a term the tier lacks", |t| t.ends[0] = 4),
+        ];
+        for (what, f) in breaks {
+            let mut t = fresh();
+            f(&mut t);
+            assert!(t.check(4).is_err(), "{what}");
+        }
+    }
+
     #[test]
     fn many_terms_long_tier() {
         let terms: Vec<String> = (0..5000)
