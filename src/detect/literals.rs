@@ -75,11 +75,11 @@ impl Trie {
         let mut order: Vec<u32> = (0..pats.len() as u32).collect();
         order.sort_by(|&a, &b| folded[a as usize].cmp(&folded[b as usize]));
         let mut root = vec![NONE; 256];
-        // Built as linked lists (each node's byte, first child, next sibling and last child while
-        // building; the terms ending at each node), then laid out as runs.
-        let (mut byte, mut first_child, mut next_sibling, mut last_child) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut node_ends: Vec<(u32, u32)> = Vec::with_capacity(pats.len());
+        // Each node's children (byte, node) and the terms ending at each node, as (node, item)
+        // pairs; grouped into runs after.
+        let mut kids: Vec<(u32, (u8, u32))> = Vec::new();
+        let mut ends: Vec<(u32, u32)> = Vec::with_capacity(pats.len());
+        let mut nodes = 0u32;
         // The node path of the previous term.
         let mut path: Vec<u32> = Vec::new();
         let mut prev: &[u8] = &[];
@@ -88,60 +88,30 @@ impl Trie {
             let lcp = prev.iter().zip(term).take_while(|(a, b)| a == b).count();
             path.truncate(lcp);
             for &b in &term[lcp..] {
-                let n = byte.len() as u32;
-                byte.push(b);
-                first_child.push(NONE);
-                next_sibling.push(NONE);
-                last_child.push(NONE);
+                let n = nodes;
+                nodes += 1;
                 match path.last() {
                     None => root[b as usize] = n,
-                    Some(&parent) => {
-                        let p = parent as usize;
-                        if last_child[p] == NONE {
-                            first_child[p] = n;
-                        } else {
-                            next_sibling[last_child[p] as usize] = n;
-                        }
-                        last_child[p] = n;
-                    }
+                    Some(&parent) => kids.push((parent, (b, n))),
                 }
                 path.push(n);
             }
             // Terms are non-empty, so the path ends at the term's node.
             if let Some(&n) = path.last() {
-                node_ends.push((n, i));
+                ends.push((n, i));
             }
             prev = term;
         }
-        // Sorted terms end at nodes in node order (equal terms adjacent); sorting keeps that
-        // true whatever the order above.
-        node_ends.sort_by_key(|&(n, _)| n);
-        let nodes = byte.len();
-        let mut t = Trie {
-            kid_lo: Vec::with_capacity(nodes + 1),
-            kid_byte: Vec::with_capacity(nodes),
-            kid: Vec::with_capacity(nodes),
-            end_lo: Vec::with_capacity(nodes + 1),
-            ends: node_ends.iter().map(|&(_, i)| i).collect(),
+        let (kid_lo, kids) = runs(nodes as usize, kids);
+        let (end_lo, ends) = runs(nodes as usize, ends);
+        Trie {
+            kid_lo,
+            kid_byte: kids.iter().map(|&(b, _)| b).collect(),
+            kid: kids.iter().map(|&(_, n)| n).collect(),
+            end_lo,
+            ends,
             root,
-        };
-        let mut e = 0;
-        for (n, &first) in first_child.iter().enumerate() {
-            t.kid_lo.push(t.kid.len() as u32);
-            let mut c = first;
-            while c != NONE {
-                t.kid_byte.push(byte[c as usize]);
-                t.kid.push(c);
-                c = next_sibling[c as usize];
-            }
-            t.end_lo.push(e as u32);
-            while e < node_ends.len() && node_ends[e].0 as usize == n {
-                e += 1;
-            }
         }
-        t.kid_lo.push(t.kid.len() as u32);
-        t.end_lo.push(e as u32);
-        t
     }
 
     /// Calls `f(pattern, end)` for every term that matches `hay` from `start`, shortest first.
@@ -177,6 +147,28 @@ impl Trie {
             + self.kid_byte.len()
             + self.root.len() * 4
     }
+}
+
+/// `(owner, item)` pairs (owners below `owners`) grouped by owner: the items, each owner's in the
+/// order given, and where each owner's run starts (one entry per owner and one more, the end).
+fn runs<T: Copy>(owners: usize, pairs: Vec<(u32, T)>) -> (Vec<u32>, Vec<T>) {
+    // A counting sort: each owner's count, their running sums, then every item to its place.
+    let mut lo = vec![0u32; owners + 1];
+    for &(o, _) in &pairs {
+        lo[o as usize + 1] += 1;
+    }
+    for o in 0..owners {
+        lo[o + 1] += lo[o];
+    }
+    let mut next = lo.clone();
+    let mut items = pairs
+        .first()
+        .map_or(Vec::new(), |&(_, t)| vec![t; pairs.len()]);
+    for (o, t) in pairs {
+        items[next[o as usize] as usize] = t;
+        next[o as usize] += 1;
+    }
+    (lo, items)
 }
 
 /// A hit: term index and byte span.
@@ -851,7 +843,7 @@ impl Trie {
     /// Checks what the walk relies on: every index in bounds, each node's children after it (so
     /// no walk can loop), each node's children and terms a run of their lists.
     fn check(&self, patterns: usize) -> Result<(), String> {
-        let runs = |lo: &[u32], len: usize| {
+        let in_order = |lo: &[u32], len: usize| {
             lo.first() == Some(&0)
                 && lo.windows(2).all(|w| w[0] <= w[1])
                 && lo.last().map(|&l| l as usize) == Some(len)
@@ -863,7 +855,7 @@ impl Trie {
         {
             return Err("trie arrays of different lengths".into());
         }
-        if !runs(&self.kid_lo, self.kid.len()) || !runs(&self.end_lo, self.ends.len()) {
+        if !in_order(&self.kid_lo, self.kid.len()) || !in_order(&self.end_lo, self.ends.len()) {
             return Err("trie runs out of order or outside their lists".into());
         }
         if !self.root.iter().all(|&r| r == NONE || (r as usize) < n) {
