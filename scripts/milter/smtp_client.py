@@ -8,7 +8,9 @@
 
 `send` prints `RESULT <code> <text>` (250 ... or the refusal) and, with --save, writes the exact
 message bytes it sent. `many` sends N messages on N concurrent connections and prints
-`RESULT ok=<n> failed=<n> seconds=<s>` and per-message latencies as `LAT <ms>`.
+`RESULT ok=<n> failed=<n> seconds=<s>` and per-message latencies as `LAT <ms>`. With
+`--port-b Q`, every second message goes to port Q instead and its latency is printed as
+`LATB <ms>`: two listeners measured in the same seconds, under the same load.
 """
 import argparse
 import email.policy
@@ -126,6 +128,7 @@ def main():
         q.add_argument("--save")
         q.add_argument("--n", type=int, default=1)
         q.add_argument("--concurrency", type=int, default=0, help="many: connections at a time (default: all)")
+        q.add_argument("--port-b", type=int, help="many: send every second message to this port (LATB)")
     a = p.parse_args()
     if not a.to:
         a.to = ["bob@dlp.test"]
@@ -142,6 +145,9 @@ def main():
     def worker(i):
         b = argparse.Namespace(**vars(a))
         b.subject = f"{a.subject} {i}"
+        on_b = a.port_b is not None and i % 2 == 1
+        if on_b:
+            b.port = a.port_b
         raw = build(b)
         t0 = time.perf_counter()
         try:
@@ -150,7 +156,7 @@ def main():
             r = f"RESULT error {e}"
         with lock:
             results.append(r)
-            lats.append((time.perf_counter() - t0) * 1000)
+            lats.append(("LATB" if on_b else "LAT", (time.perf_counter() - t0) * 1000))
 
     todo = list(range(a.n))
 
@@ -173,8 +179,8 @@ def main():
     for r in results:
         if not r.startswith("RESULT 250"):
             print("FAILED", r)
-    for l in lats:
-        print(f"LAT {l:.1f}")
+    for tag, ms in lats:
+        print(f"{tag} {ms:.1f}")
 
 
 if __name__ == "__main__":
