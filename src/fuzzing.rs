@@ -173,6 +173,16 @@ pub fn xml_trace(xml: &str, fast: bool) -> (Vec<String>, bool) {
     (joined, ok)
 }
 
+/// The `table` fuzz target: any bytes as `list.csv` (the cell splitter, header finding and
+/// table-aware scoring), and on a quote-free text the `memchr` split gives csv-core's cells.
+pub fn table(data: &[u8]) {
+    inspect("list.csv", data);
+    let text = String::from_utf8_lossy(data);
+    if let Some((fast, core)) = crate::extract::csv_grid_both(&text, 1 << 16) {
+        assert_eq!(fast, core, "the two CSV splits differ on {text:?}");
+    }
+}
+
 /// The `xml` fuzz target: for any text that the walk's own tokenizer takes, it gives what
 /// quick-xml gives.
 pub fn xml(data: &[u8]) {

@@ -11,7 +11,6 @@ fn fuzz_crashes_stay_fixed() {
         ("zip", "archive.zip"),
         ("compressed", "archive.7z"),
         ("msg", "mail.msg"),
-        ("table", "list.csv"),
         ("pdf", "document.pdf"),
         ("ooxml", "document.docx"),
         ("spreadsheet", "book.xlsx"),
@@ -38,6 +37,7 @@ fn fuzz_crashes_stay_fixed() {
         ("engine_image", ping32dlp::fuzzing::engine_image),
         ("ppt", ping32dlp::fuzzing::ppt_stream),
         ("xml", ping32dlp::fuzzing::xml),
+        ("table", ping32dlp::fuzzing::table),
     ] {
         let Ok(dir) = std::fs::read_dir(root.join(target)) else {
             continue;

@@ -20,6 +20,7 @@
 
 mod archive;
 mod csvgrid;
+pub(crate) use csvgrid::csv_grid_both;
 mod filetype;
 mod html;
 mod mime;
