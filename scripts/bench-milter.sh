@@ -120,10 +120,14 @@ for s in 10k 1m; do
         s, r, pa, qa, pw, qw, pw - pa, qw - qa, ia, ib }' | tee -a "$BASE/pairs.txt"
   done
 done
-awk '{ k = $1; d = $13 + 0; n[k]++; if (!(k in lo) || d < lo[k]) lo[k] = d; if (!(k in hi) || d > hi[k]) hi[k] = d }
-  END { for (k in n) printf "%s: p99 added %.1f to %.1f ms over %d runs\n", k, lo[k], hi[k], n[k] }' "$BASE/pairs.txt" | sort
-awk '{ k = $1; d = $17 + 0; n[k]++; if (!(k in lo) || d < lo[k]) lo[k] = d; if (!(k in hi) || d > hi[k]) hi[k] = d }
-  END { for (k in n) printf "%s: inspect p99 %.1f to %.1f ms over %d runs\n", k, lo[k], hi[k], n[k] }' "$BASE/pairs.txt" | sort
+spread() {  # column label: the lowest and highest value of a column of pairs.txt, per size
+  awk -v c="$1" -v label="$2" '{ k = $1; d = $c + 0; n[k]++; if (!(k in lo) || d < lo[k]) lo[k] = d
+      if (!(k in hi) || d > hi[k]) hi[k] = d }
+    END { for (k in n) printf "%s: %s %.1f to %.1f ms over %d runs\n", k, label, lo[k], hi[k], n[k] }' \
+    "$BASE/pairs.txt" | sort
+}
+spread 13 "p99 added"
+spread 17 "inspect p99"
 for mode in with without; do
   if [ "$mode" = without ]; then
     postconf -c "$CONF" -e 'smtpd_milters =' 'non_smtpd_milters =' && pf postfix -c "$CONF" reload >/dev/null && sleep 1

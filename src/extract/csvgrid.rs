@@ -76,15 +76,14 @@ pub(crate) fn csv_grid_both(
 fn unquoted_grid(input: &[u8], d: u8, max_cells: usize) -> Vec<GridCell> {
     let mut out = Vec::new();
     let (mut start, mut row, mut col) = (0usize, 1u32, 0u32);
-    // csv-core passes over a UTF-8 byte order mark at the start (the first field's span still
-    // begins at 0).
-    let mut bom = if input.starts_with(b"\xEF\xBB\xBF") {
-        3
-    } else {
-        0
-    };
     while out.len() < max_cells {
-        let mut p = start + std::mem::take(&mut bom);
+        // csv-core passes over a UTF-8 byte order mark at the start (the first field's span
+        // still begins at 0).
+        let mut p = if start == 0 && input.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            start
+        };
         if col == 0 {
             while p < input.len() && matches!(input[p], b'\r' | b'\n') {
                 p += 1;
@@ -93,21 +92,16 @@ fn unquoted_grid(input: &[u8], d: u8, max_cells: usize) -> Vec<GridCell> {
                 break;
             }
         }
-        let Some(i) = memchr::memchr3(d, b'\r', b'\n', &input[p..]) else {
-            // The last field, ended by the end of the input.
-            if col == 0 {
-                row = row.saturating_add(blank_lines(input, start, input.len()));
-            }
-            push(&mut out, input, start, input.len(), row, col);
-            break;
-        };
-        let end = p + i + 1;
+        // The field ends after its delimiter or line end, or with the input.
+        let stop = memchr::memchr3(d, b'\r', b'\n', &input[p..]).map(|i| p + i);
+        let end = stop.map_or(input.len(), |e| e + 1);
         if col == 0 {
             row = row.saturating_add(blank_lines(input, start, end));
         }
         push(&mut out, input, start, end, row, col);
+        let Some(e) = stop else { break };
         start = end;
-        if input[p + i] == d {
+        if input[e] == d {
             col = col.saturating_add(1);
         } else {
             row = row.saturating_add(1);
