@@ -57,41 +57,11 @@ pub fn decode_with<'a>(bytes: &'a [u8], enc: &'static Encoding) -> Decoded<'a> {
 
 /// Decodes text of unknown encoding (see the module docs).
 pub fn decode_text(bytes: &[u8]) -> Decoded<'_> {
-    if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
-        let (text, had_errors) = enc.decode_without_bom_handling(&bytes[bom_len..]);
-        return Decoded {
-            text,
-            encoding: enc.name(),
-            bom_len,
-            had_errors,
-        };
-    }
-    if let Some(enc) = utf16_without_bom(bytes) {
-        let (text, had_errors) = enc.decode_without_bom_handling(bytes);
-        return Decoded {
-            text,
-            encoding: enc.name(),
-            bom_len: 0,
-            had_errors,
-        };
+    if let Some(d) = marked_or_utf16(bytes) {
+        return d;
     }
     if let Ok(s) = std::str::from_utf8(bytes) {
-        // ISO-2022-JP is 7-bit: valid UTF-8, but its escapes say what it is.
-        if memchr::memchr(0x1B, bytes).is_some() && looks_iso2022jp(bytes) {
-            let (text, had_errors) = encoding_rs::ISO_2022_JP.decode_without_bom_handling(bytes);
-            return Decoded {
-                text,
-                encoding: "ISO-2022-JP",
-                bom_len: 0,
-                had_errors,
-            };
-        }
-        return Decoded {
-            text: Cow::Borrowed(s),
-            encoding: "UTF-8",
-            bom_len: 0,
-            had_errors: false,
-        };
+        return valid_utf8(s);
     }
     let enc = guess(bytes);
     let (text, had_errors) = enc.decode_without_bom_handling(bytes);
@@ -100,6 +70,46 @@ pub fn decode_text(bytes: &[u8]) -> Decoded<'_> {
         encoding: enc.name(),
         bom_len: 0,
         had_errors,
+    }
+}
+
+/// [`decode_text`] of bytes already known to be valid UTF-8 (a MIME part the parser decoded
+/// and checked): the same rules without checking the UTF-8 again. The text is borrowed, the
+/// whole of `s`, unless a BOM, UTF-16 or ISO-2022-JP escapes say otherwise.
+pub fn decode_str(s: &str) -> Decoded<'_> {
+    marked_or_utf16(s.as_bytes()).unwrap_or_else(|| valid_utf8(s))
+}
+
+/// Text that says its encoding: a byte-order mark, or UTF-16 without one.
+fn marked_or_utf16(bytes: &[u8]) -> Option<Decoded<'_>> {
+    let (enc, bom_len) =
+        Encoding::for_bom(bytes).or_else(|| utf16_without_bom(bytes).map(|enc| (enc, 0)))?;
+    let (text, had_errors) = enc.decode_without_bom_handling(&bytes[bom_len..]);
+    Some(Decoded {
+        text,
+        encoding: enc.name(),
+        bom_len,
+        had_errors,
+    })
+}
+
+/// Valid UTF-8 is UTF-8, unless it is 7-bit ISO-2022-JP: its escapes say what it is.
+fn valid_utf8(s: &str) -> Decoded<'_> {
+    let bytes = s.as_bytes();
+    if memchr::memchr(0x1B, bytes).is_some() && looks_iso2022jp(bytes) {
+        let (text, had_errors) = encoding_rs::ISO_2022_JP.decode_without_bom_handling(bytes);
+        return Decoded {
+            text,
+            encoding: "ISO-2022-JP",
+            bom_len: 0,
+            had_errors,
+        };
+    }
+    Decoded {
+        text: Cow::Borrowed(s),
+        encoding: "UTF-8",
+        bom_len: 0,
+        had_errors: false,
     }
 }
 

@@ -12,7 +12,7 @@
 
 use mail_parser::{Address, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use super::{inspect, join, Attachment, Ctx, FileKind, MessageInfo, Reason, Segment};
+use super::{inspect, inspect_utf8, join, Attachment, Ctx, FileKind, MessageInfo, Reason, Segment};
 
 const B64: [u8; 256] = {
     let mut t = [0xFFu8; 256];
@@ -269,6 +269,24 @@ fn raw_param(value: &[u8], param: &str) -> Option<Vec<u8>> {
 }
 
 /// The decoded bytes of a part's body, from the raw message.
+/// True when mail-parser's text of `part` is the part's file bytes, unchanged: a base64 part
+/// (decoded into a buffer of its own) whose charset is absent or UTF-8, which mail-parser turns
+/// into a string by checking the bytes as UTF-8, no conversion. Invalid UTF-8 becomes U+FFFD
+/// there, so a text containing U+FFFD is not taken (the caller checks). A part with an encoding
+/// problem holds mail-parser's recovery, not the decoded bytes.
+fn decoded_utf8(part: &MessagePart<'_>) -> bool {
+    !part.is_encoding_problem
+        && part
+            .content_transfer_encoding()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("base64"))
+        && part
+            .content_type()
+            .and_then(|c| c.attribute("charset"))
+            .is_none_or(|cs| {
+                encoding_rs::Encoding::for_label(cs.as_bytes()) == Some(encoding_rs::UTF_8)
+            })
+}
+
 fn part_bytes(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
     let body = raw
         .get(part.offset_body as usize..(part.offset_end as usize).min(raw.len()))
@@ -421,6 +439,8 @@ pub fn password_candidates(text: &str) -> Vec<String> {
 struct Walk<'c, 'o> {
     ctx: &'c mut Ctx<'o>,
     raw: &'c [u8],
+    /// Per part, mail-parser's text when it is the part's decoded bytes (taken by the leaf).
+    texts: Vec<Option<String>>,
     prefix: String,
     depth: u32,
     parts: usize,
@@ -454,11 +474,22 @@ pub(crate) fn message(ctx: &mut Ctx<'_>, raw: &[u8], prefix: &str, depth: u32, t
     };
     // The walk decodes text parts from the raw message with its own charset rules: mail-parser's
     // converted copies are dropped before it starts, so that a large text attachment is not held
-    // twice while it is inspected.
+    // twice while it is inspected. Kept are those that are the part's decoded bytes exactly
+    // (see `decoded_utf8`): the walk takes them instead of decoding the part again.
+    let mut texts = Vec::with_capacity(msg.parts.len());
     for p in &mut msg.parts {
+        let mut kept = None;
         if matches!(p.body, PartType::Text(_) | PartType::Html(_)) {
-            p.body = PartType::Text("".into());
+            let exact = decoded_utf8(p);
+            if let PartType::Text(t) | PartType::Html(t) =
+                std::mem::replace(&mut p.body, PartType::Text("".into()))
+            {
+                if exact && !t.contains('\u{FFFD}') {
+                    kept = Some(t.into_owned());
+                }
+            }
         }
+        texts.push(kept);
     }
     let root = &msg.parts[0];
     let mut subject = msg.subject().map(str::to_string);
@@ -490,6 +521,7 @@ pub(crate) fn message(ctx: &mut Ctx<'_>, raw: &[u8], prefix: &str, depth: u32, t
     let mut w = Walk {
         ctx,
         raw,
+        texts,
         prefix: prefix.to_string(),
         depth,
         parts: 0,
@@ -569,7 +601,7 @@ impl Walk<'_, '_> {
                 });
                 message(self.ctx, bytes, &loc, self.depth + 1, false);
             }
-            _ => self.leaf(part, group),
+            _ => self.leaf(part, id, group),
         }
     }
 
@@ -593,7 +625,8 @@ impl Walk<'_, '_> {
         Some(name)
     }
 
-    fn leaf(&mut self, part: &MessagePart<'_>, group: Option<u32>) {
+    fn leaf(&mut self, part: &MessagePart<'_>, id: usize, group: Option<u32>) {
+        let decoded = self.texts.get_mut(id).and_then(Option::take);
         let ct = part.content_type();
         let ctype = ct
             .map(|c| c.ctype().to_ascii_lowercase())
@@ -639,6 +672,16 @@ impl Walk<'_, '_> {
             format!("attachment-{}{}", self.attachments, default_ext(&declared))
         });
         let loc = self.loc(&name);
+        if let Some(text) = decoded {
+            if self.depth == 0 && self.ctx.opts.keep_attachments {
+                self.ctx
+                    .out
+                    .kept
+                    .push((loc.clone(), text.as_bytes().to_vec()));
+            }
+            inspect_utf8(self.ctx, &loc, &name, Some(&declared), text, self.depth);
+            return;
+        }
         // Binary parts were decoded by mail-parser already; text parts were converted to UTF-8
         // by it, so their file bytes come from the raw message.
         let owned;
@@ -708,6 +751,91 @@ mod tests {
             }
         }
         s
+    }
+
+    /// A text file attached in base64 is inspected as the same file given on its own: same
+    /// bytes (size, SHA-256), kind and text, whether the walk takes mail-parser's checked UTF-8
+    /// string (no charset or UTF-8) or decodes the part itself (other charsets, invalid UTF-8).
+    #[test]
+    fn base64_text_parts_are_the_files_bytes() {
+        let sjis = encoding_rs::SHIFT_JIS
+            .encode("氏名,個人番号\n佐藤,123456789018\n")
+            .0;
+        let iso = encoding_rs::ISO_2022_JP
+            .encode("マイナンバー 123456789018\n")
+            .0;
+        let utf16: Vec<u8> = "個人番号,mobile\r\n123456789018,09012345678\r\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        let files: Vec<(&str, &str, Vec<u8>)> = vec![
+            (
+                "a.csv",
+                "text/csv",
+                "氏名,個人番号\n佐藤,123456789018\n".into(),
+            ),
+            (
+                "b.csv",
+                "text/csv; charset=UTF-8",
+                "\u{FEFF}個人番号\n123456789018\n".into(),
+            ),
+            ("c.csv", "text/csv; charset=shift_jis", sjis.to_vec()),
+            ("d.csv", "text/csv", sjis.to_vec()),
+            ("e.txt", "text/plain", iso.to_vec()),
+            ("f.txt", "text/plain", utf16),
+            (
+                "g.txt",
+                "text/plain; charset=utf8",
+                "壊れ\u{FFFD}た 4111111111111111".into(),
+            ),
+            (
+                "h.html",
+                "text/html",
+                "<table><tr><th>個人番号</th></tr><tr><td>123456789018</td></tr></table>".into(),
+            ),
+            (
+                "i.txt",
+                "text/plain; charset=us-ascii",
+                b"caf\xe9 4111111111111111".to_vec(),
+            ),
+        ];
+        let mut raw = String::from(
+            "From: a@example.jp\r\nTo: b@example.com\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\n\
+             Content-Type: text/plain\r\n\r\nsee attached\r\n",
+        );
+        for (name, ctype, bytes) in &files {
+            raw.push_str(&format!(
+                "--XX\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: base64\r\n\
+                 Content-Disposition: attachment; filename=\"{name}\"\r\n\r\n"
+            ));
+            for line in b64(bytes).as_bytes().chunks(76) {
+                raw.push_str(std::str::from_utf8(line).unwrap());
+                raw.push_str("\r\n");
+            }
+        }
+        raw.push_str("--XX--\r\n");
+        let opts = super::super::ExtractOptions::default();
+        let mail = super::super::extract_message(raw.as_bytes(), &opts);
+        for (name, _, bytes) in &files {
+            let alone = super::super::extract_file(name, bytes, &opts);
+            let a = mail.attachments.iter().find(|a| a.name == *name).unwrap();
+            let b = &alone.attachments[0];
+            assert_eq!(
+                (a.size, &a.sha256, a.kind),
+                (b.size, &b.sha256, b.kind),
+                "{name}"
+            );
+            let seg = |x: &super::super::Extraction| {
+                x.segments
+                    .iter()
+                    .filter(|s| s.location == *name)
+                    .map(|s| format!("{:?} {} {:?}", s.text, s.byte_base, s.grid))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(seg(&mail), seg(&alone), "{name}");
+            assert!(!seg(&alone).is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -438,10 +438,16 @@ impl Ctx<'_> {
 }
 
 /// Decodes a text object: the caller's charset for the input file itself, else detection.
-fn decode_object<'a>(ctx: &Ctx<'_>, data: &'a [u8], depth: u32) -> crate::text::Decoded<'a> {
-    match ctx.opts.text_encoding {
-        Some(enc) if depth == 0 => crate::text::decode_with(data, enc),
-        _ => crate::text::decode_text(data),
+fn decode_object<'a>(
+    ctx: &Ctx<'_>,
+    object: &'a Object<'_>,
+    depth: u32,
+) -> crate::text::Decoded<'a> {
+    match (ctx.opts.text_encoding, object) {
+        (Some(enc), Object::Bytes(b)) if depth == 0 => crate::text::decode_with(b, enc),
+        (Some(enc), Object::Utf8(s)) if depth == 0 => crate::text::decode_with(s.as_bytes(), enc),
+        (_, Object::Bytes(b)) => crate::text::decode_text(b),
+        (_, Object::Utf8(s)) => crate::text::decode_str(s),
     }
 }
 
@@ -454,6 +460,41 @@ pub(crate) fn inspect(
     data: &[u8],
     depth: u32,
 ) {
+    inspect_object(ctx, location, name, declared, Object::Bytes(data), depth);
+}
+
+/// A file object's bytes: borrowed, or a string already checked as UTF-8 by whoever decoded
+/// it (a MIME text part), which a text object then takes as its text without a copy.
+enum Object<'a> {
+    Bytes(&'a [u8]),
+    Utf8(String),
+}
+
+/// [`inspect`] of a file whose bytes are the valid UTF-8 `text` (a base64 MIME text part that
+/// mail-parser decoded and checked): the same result, without checking or copying it again.
+pub(crate) fn inspect_utf8(
+    ctx: &mut Ctx<'_>,
+    location: &str,
+    name: &str,
+    declared: Option<&str>,
+    text: String,
+    depth: u32,
+) {
+    inspect_object(ctx, location, name, declared, Object::Utf8(text), depth);
+}
+
+fn inspect_object(
+    ctx: &mut Ctx<'_>,
+    location: &str,
+    name: &str,
+    declared: Option<&str>,
+    object: Object<'_>,
+    depth: u32,
+) {
+    let data: &[u8] = match &object {
+        Object::Bytes(b) => b,
+        Object::Utf8(s) => s.as_bytes(),
+    };
     if !ctx.in_time(location) {
         return;
     }
@@ -530,7 +571,7 @@ pub(crate) fn inspect(
             });
         }
         F::Html => {
-            let decoded = decode_object(ctx, data, depth);
+            let decoded = decode_object(ctx, &object, depth);
             let (text, grid) = html::html_to_text_grid(&decoded.text);
             ctx.push_text(Segment {
                 location: location.to_string(),
@@ -540,14 +581,20 @@ pub(crate) fn inspect(
             });
         }
         F::Text | F::Csv | F::Xml => {
-            let decoded = decode_object(ctx, data, depth);
+            let decoded = decode_object(ctx, &object, depth);
             // Offsets in UTF-8 text are offsets in the file (past a BOM).
             let byte_base = if decoded.encoding == "UTF-8" {
                 decoded.bom_len
             } else {
                 0
             };
-            let text = decoded.text.into_owned();
+            // All of a checked UTF-8 string is the text: it is moved, not copied.
+            let whole =
+                matches!(&decoded.text, std::borrow::Cow::Borrowed(t) if t.len() == data.len());
+            let text = match object {
+                Object::Utf8(s) if whole => s,
+                _ => decoded.text.into_owned(),
+            };
             // CSV and TSV files are tables: their cells, for context from column headers.
             let tabular = kind == F::Csv || {
                 let n = name.to_ascii_lowercase();
