@@ -96,12 +96,24 @@ fn seek<T>(v: &[T], hint: &Cell<usize>, before: impl Fn(&T) -> bool) -> usize {
 }
 
 /// Cells with six or more digits (ASCII or full-width) are values, not headers or labels.
+/// Counted on the bytes: a full-width digit is `EF BC 90..99` and those bytes are that digit
+/// wherever they stand, in valid UTF-8 or not (`EF` is never a continuation byte).
 fn valueish(text: &[u8], c: &GridCell) -> bool {
-    let s = String::from_utf8_lossy(&text[c.start..c.end]);
-    s.chars()
-        .filter(|ch| ch.is_ascii_digit() || ('０'..='９').contains(ch))
-        .count()
-        >= 6
+    let s = &text[c.start..c.end];
+    let (mut digits, mut i) = (0, 0);
+    while i < s.len() && digits < 6 {
+        if s[i].is_ascii_digit() {
+            digits += 1;
+        } else if s[i] == 0xEF
+            && s.get(i + 1..i + 3)
+                .is_some_and(|t| matches!(t, [0xBC, 0x90..=0x99]))
+        {
+            digits += 1;
+            i += 2;
+        }
+        i += 1;
+    }
+    digits >= 6
 }
 
 fn blank(text: &[u8], c: &GridCell) -> bool {
@@ -247,6 +259,49 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte count of digits agrees with counting the characters of the lossy decoding.
+    #[test]
+    fn valueish_counts_digits_like_the_decoded_text() {
+        let by_chars = |b: &[u8]| {
+            String::from_utf8_lossy(b)
+                .chars()
+                .filter(|ch| ch.is_ascii_digit() || ('０'..='９').contains(ch))
+                .count()
+                >= 6
+        };
+        let pieces: [&[u8]; 9] = [
+            b"1",
+            b"a",
+            "０".as_bytes(),
+            "９".as_bytes(),
+            "Ｚ".as_bytes(),
+            b"\xEF\xBC",
+            b"\xEF",
+            b"\xBC\x95",
+            "個".as_bytes(),
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..20_000 {
+            let mut b = Vec::new();
+            for _ in 0..next() % 12 {
+                b.extend_from_slice(pieces[(next() % 9) as usize]);
+            }
+            let cell = GridCell {
+                start: 0,
+                end: b.len(),
+                row: 0,
+                col: 0,
+            };
+            assert_eq!(valueish(&b, &cell), by_chars(&b), "{b:x?}");
+        }
+    }
 
     #[test]
     fn seek_answers_like_partition_point_whatever_the_order_of_lookups() {
