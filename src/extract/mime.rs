@@ -139,6 +139,19 @@ pub(crate) fn decode_charset(bytes: &[u8], label: Option<&str>) -> String {
     }
 }
 
+/// [`decode_charset`] of a string that is a part's bytes and valid UTF-8 (`decoded_utf8`: the
+/// label is absent or UTF-8): the same text, without checking or copying it again.
+fn decode_checked(s: String, label: Option<&str>) -> String {
+    if label.is_some() {
+        return s; // valid UTF-8 in a UTF-8 label is itself, a BOM kept as U+FEFF
+    }
+    match crate::text::decode_str(&s).text {
+        std::borrow::Cow::Owned(t) => t,
+        std::borrow::Cow::Borrowed(t) if t.len() < s.len() => t.to_string(),
+        std::borrow::Cow::Borrowed(_) => s,
+    }
+}
+
 /// RFC 2047 encoded-words, with adjacent words of one charset joined at the byte level (a
 /// Shift_JIS character split over two words decodes whole), and raw 8-bit text sniffed.
 pub fn decode_header_value(raw: &[u8]) -> String {
@@ -645,9 +658,11 @@ impl Walk<'_, '_> {
             && ctype == "text"
             && (sub == "plain" || sub == "html");
         if is_body {
-            let bytes = part_bytes(self.raw, part);
             let charset = ct.and_then(|c| c.attribute("charset"));
-            let mut text = decode_charset(&bytes, charset);
+            let mut text = match decoded {
+                Some(s) => decode_checked(s, charset),
+                None => decode_charset(&part_bytes(self.raw, part), charset),
+            };
             let mut grid = Vec::new();
             if sub == "html" {
                 (text, grid) = super::html::html_to_text_grid(&text);
@@ -835,6 +850,43 @@ mod tests {
             };
             assert_eq!(seg(&mail), seg(&alone), "{name}");
             assert!(!seg(&alone).is_empty(), "{name}");
+        }
+    }
+
+    /// A base64 body is the same text whether the walk takes mail-parser's checked string or
+    /// decodes the part itself.
+    #[test]
+    fn base64_bodies_decode_as_their_bytes() {
+        let sjis = encoding_rs::SHIFT_JIS.encode("個人番号 123456789018").0;
+        let iso = encoding_rs::ISO_2022_JP.encode("個人番号 123456789018").0;
+        let bodies: Vec<(Option<&str>, Vec<u8>)> = vec![
+            (None, "個人番号 123456789018".into()),
+            (Some("utf-8"), "個人番号 123456789018".into()),
+            (Some("UTF8"), "\u{FEFF}個人番号 123456789018".into()),
+            (None, "\u{FEFF}個人番号 123456789018".into()),
+            (None, iso.to_vec()),
+            (None, sjis.to_vec()),
+            (Some("shift_jis"), sjis.to_vec()),
+            (Some("utf-8"), "a\0b\0c\0d\0e\0f\0g\0h\0".into()),
+            (None, "a\0b\0c\0d\0e\0f\0g\0h\0".into()),
+        ];
+        for (label, bytes) in bodies {
+            let ct = label.map_or(String::new(), |l| format!("; charset={l}"));
+            let mut raw = format!(
+                "From: a@example.jp\r\nTo: b@example.com\r\nMIME-Version: 1.0\r\n\
+                 Content-Type: text/plain{ct}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            );
+            for line in b64(&bytes).as_bytes().chunks(76) {
+                raw.push_str(std::str::from_utf8(line).unwrap());
+                raw.push_str("\r\n");
+            }
+            let x = super::super::extract_message(raw.as_bytes(), &Default::default());
+            let body = x.segments.iter().find(|s| s.location == "body").unwrap();
+            assert_eq!(
+                body.text,
+                decode_charset(&bytes, label),
+                "{label:?} {bytes:x?}"
+            );
         }
     }
 
