@@ -281,7 +281,6 @@ fn raw_param(value: &[u8], param: &str) -> Option<Vec<u8>> {
     None
 }
 
-/// The decoded bytes of a part's body, from the raw message.
 /// True when mail-parser's text of `part` is the part's file bytes, unchanged: a base64 part
 /// (decoded into a buffer of its own) whose charset is absent or UTF-8, which mail-parser turns
 /// into a string by checking the bytes as UTF-8, no conversion. Invalid UTF-8 becomes U+FFFD
@@ -300,6 +299,7 @@ fn decoded_utf8(part: &MessagePart<'_>) -> bool {
             })
 }
 
+/// The decoded bytes of a part's body, from the raw message.
 fn part_bytes(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
     let body = raw
         .get(part.offset_body as usize..(part.offset_end as usize).min(raw.len()))

@@ -444,8 +444,7 @@ fn decode_object<'a>(
     depth: u32,
 ) -> crate::text::Decoded<'a> {
     match (ctx.opts.text_encoding, object) {
-        (Some(enc), Object::Bytes(b)) if depth == 0 => crate::text::decode_with(b, enc),
-        (Some(enc), Object::Utf8(s)) if depth == 0 => crate::text::decode_with(s.as_bytes(), enc),
+        (Some(enc), _) if depth == 0 => crate::text::decode_with(object.bytes(), enc),
         (_, Object::Bytes(b)) => crate::text::decode_text(b),
         (_, Object::Utf8(s)) => crate::text::decode_str(s),
     }
@@ -470,6 +469,15 @@ enum Object<'a> {
     Utf8(String),
 }
 
+impl Object<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Object::Bytes(b) => b,
+            Object::Utf8(s) => s.as_bytes(),
+        }
+    }
+}
+
 /// [`inspect`] of a file whose bytes are the valid UTF-8 `text` (a base64 MIME text part that
 /// mail-parser decoded and checked): the same result, without checking or copying it again.
 pub(crate) fn inspect_utf8(
@@ -491,10 +499,7 @@ fn inspect_object(
     object: Object<'_>,
     depth: u32,
 ) {
-    let data: &[u8] = match &object {
-        Object::Bytes(b) => b,
-        Object::Utf8(s) => s.as_bytes(),
-    };
+    let data = object.bytes();
     if !ctx.in_time(location) {
         return;
     }
