@@ -281,13 +281,8 @@ mod tests {
             b"\xBC\x95",
             "個".as_bytes(),
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::benchdata::Rng::new();
+        let mut next = || rng.next_u64();
         for _ in 0..20_000 {
             let mut b = Vec::new();
             for _ in 0..next() % 12 {

@@ -251,13 +251,8 @@ mod tests {
         let pieces = [
             "a", "bc", "氏名", ",", ",", "\t", ";", "\n", "\r", "\r\n", "\n\n", " ",
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::benchdata::Rng::new();
+        let mut next = || rng.next_u64();
         let mut compared = 0;
         for _ in 0..20_000 {
             let len = (next() % 24) as usize;

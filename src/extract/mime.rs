@@ -145,10 +145,12 @@ fn decode_checked(s: String, label: Option<&str>) -> String {
     if label.is_some() {
         return s; // valid UTF-8 in a UTF-8 label is itself, a BOM kept as U+FEFF
     }
-    match crate::text::decode_str(&s).text {
-        std::borrow::Cow::Owned(t) => t,
-        std::borrow::Cow::Borrowed(t) if t.len() < s.len() => t.to_string(),
-        std::borrow::Cow::Borrowed(_) => s,
+    let text = crate::text::decode_str(&s).text;
+    // All of the string is the text (no BOM, UTF-16 or escapes): moved, as `inspect_utf8` does.
+    if matches!(&text, std::borrow::Cow::Borrowed(t) if t.len() == s.len()) {
+        s
+    } else {
+        text.into_owned()
     }
 }
 
