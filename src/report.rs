@@ -233,6 +233,12 @@ impl Scanner {
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
         let mut detectors = Shared::default();
         let mut details = Shared::default();
+        // What `count_findings` counts, taken while each finding's strings are still in the
+        // cache (a pass over 30,000 findings afterwards missed it on every one).
+        let engine = self.engine().clone();
+        let order: Vec<&str> = engine.detectors().iter().map(|d| d.id.as_str()).collect();
+        let mut keys: Vec<(usize, u64)> = Vec::new();
+        let mut last = (0usize, "");
         let mut ex = ex;
         for seg in ex.segments.iter_mut() {
             // The grid is handed over, not copied: a long CSV has up to 500,000 cells.
@@ -249,12 +255,16 @@ impl Scanner {
             let location = SharedStr::from(seg.location.as_str());
             let sheet = seg.sheet.as_deref().map(SharedStr::from);
             findings.reserve(r.findings.len());
+            keys.reserve(r.findings.len());
             for f in r.findings {
                 if let Some(g) = seg.alternative_group {
                     if !seen_in_group.insert((g, f.detector.to_string(), f.normalized.to_string()))
                     {
                         continue;
                     }
+                }
+                if let Some(key) = count_key(&order, &mut last, f.detector, f.normalized) {
+                    keys.push(key);
                 }
                 findings.push(ReportFinding {
                     detector: detectors.get(f.detector),
@@ -280,10 +290,7 @@ impl Scanner {
                 });
             }
         }
-        let counts = count_findings(
-            self.engine().detectors().iter().map(|d| d.id.as_str()),
-            &findings,
-        );
+        let counts = counts_of(&order, keys);
         Report {
             message: ex.message,
             attachments: ex.attachments,
@@ -333,23 +340,35 @@ fn count_findings<'a>(
     findings: &[ReportFinding],
 ) -> Vec<ReportCount> {
     let order: Vec<&str> = order.collect();
-    // (detector's place in `order`, value hash): integers sort fast; findings of a detector
-    // that is not in `order` are not counted. Findings of one detector come in runs (a
-    // column of a list), so the place found last is tried first.
     let mut last = (0usize, "");
-    let mut keys: Vec<(usize, u64)> = findings
+    let keys = findings
         .iter()
-        .filter_map(|f| {
-            let d = if &*f.detector == last.1 {
-                last.0
-            } else {
-                let d = order.iter().position(|o| *o == &*f.detector)?;
-                last = (d, order[d]);
-                d
-            };
-            Some((d, crate::detect::fnv(f.normalized.as_bytes())))
-        })
+        .filter_map(|f| count_key(&order, &mut last, &f.detector, &f.normalized))
         .collect();
+    counts_of(&order, keys)
+}
+
+/// A finding's counting key: (its detector's place in `order`, hash of its normalized value), or
+/// None for a detector that is not in `order` (not counted). Findings of one detector come in
+/// runs (a column of a list), so `last`, the place found last, is tried first.
+fn count_key<'a>(
+    order: &[&'a str],
+    last: &mut (usize, &'a str),
+    detector: &str,
+    normalized: &str,
+) -> Option<(usize, u64)> {
+    let d = if detector == last.1 {
+        last.0
+    } else {
+        let d = order.iter().position(|o| *o == detector)?;
+        *last = (d, order[d]);
+        d
+    };
+    Some((d, crate::detect::fnv(normalized.as_bytes())))
+}
+
+/// The counts of [`count_findings`] from the findings' keys ([`count_key`]).
+fn counts_of(order: &[&str], mut keys: Vec<(usize, u64)>) -> Vec<ReportCount> {
     keys.sort_unstable();
     let mut counts = Vec::new();
     for group in keys.chunk_by(|a, b| a.0 == b.0) {

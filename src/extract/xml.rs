@@ -112,17 +112,15 @@ pub(crate) fn emit(t: Tok<'_>, f: &mut impl FnMut(Node<'_, '_>)) {
             empty,
         } => {
             let e = BytesStart::from_content(content, name_len);
-            let n = e.local_name();
-            let name: &str = n.as_ref();
+            let name = local_name(&content[..name_len]);
             f(Node::Start { name, e: &e });
             if empty {
                 f(Node::End { name });
             }
         }
-        Tok::End(qname) => {
-            let n = quick_xml::name::QName(qname).local_name();
-            f(Node::End { name: n.as_ref() });
-        }
+        Tok::End(qname) => f(Node::End {
+            name: local_name(qname),
+        }),
         Tok::Text(t) => {
             if memchr::memchr(b'\r', t.as_bytes()).is_none() {
                 f(Node::Text(t));
@@ -138,6 +136,17 @@ pub(crate) fn emit(t: Tok<'_>, f: &mut impl FnMut(Node<'_, '_>)) {
                 f(Node::Text(&s));
             }
         }
+    }
+}
+
+/// The local part of a qualified name: what follows its first `:` (quick-xml's
+/// `QName::local_name`, which searches with `str::find`; element and attribute names are a few
+/// bytes, and a plain loop over them cost a tenth of what that search did on a spreadsheet).
+#[inline]
+pub(crate) fn local_name(qname: &str) -> &str {
+    match qname.bytes().position(|b| b == b':') {
+        Some(i) => &qname[i + 1..],
+        None => qname,
     }
 }
 
@@ -322,9 +331,7 @@ pub(crate) fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
 /// per cell).
 pub(crate) fn attr_ref<'e>(e: &'e BytesStart<'_>, name: &str) -> Option<Cow<'e, str>> {
     for a in e.attributes().with_checks(false).flatten() {
-        let local = a.key.local_name();
-        let key: &str = local.as_ref();
-        if key == name {
+        if local_name(a.key.into_inner()) == name {
             return a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok();
         }
     }
@@ -341,8 +348,7 @@ pub(crate) fn attrs_ref<'e, const N: usize>(
     let mut out = [const { None }; N];
     let mut left = N;
     for a in e.attributes().with_checks(false).flatten() {
-        let local = a.key.local_name();
-        let key: &str = local.as_ref();
+        let key = local_name(a.key.into_inner());
         if let Some(i) = names.iter().position(|n| *n == key) {
             if out[i].is_none() {
                 out[i] = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok();
