@@ -223,7 +223,7 @@ impl Scanner {
 
     /// Runs detection over extracted segments and assembles the report.
     pub fn detect_extraction(&mut self, ex: Extraction) -> Report {
-        let mut findings = Vec::new();
+        let mut findings: Vec<ReportFinding> = Vec::new();
         let mut body_text = String::new();
         for seg in ex.segments.iter().filter(|s| s.location == "body") {
             body_text.push_str(&seg.text);
@@ -233,10 +233,15 @@ impl Scanner {
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
         let mut detectors = Shared::default();
         let mut details = Shared::default();
-        // What `count_findings` counts, taken while each finding's strings are still in the
-        // cache (a pass over 30,000 findings afterwards missed it on every one).
+        // The counts. While one segment (a file, a sheet, a body without an alternative) has
+        // findings, they are the scan's own: it counted the same findings by the same hash of
+        // the same normalized values. From a second segment on, `count_findings`' keys, taken
+        // while each finding's strings are still in the cache (a pass over 30,000 findings
+        // afterwards missed it on every one).
         let engine = self.engine().clone();
         let order: Vec<&str> = engine.detectors().iter().map(|d| d.id.as_str()).collect();
+        let mut alone: Option<Vec<ReportCount>> = None;
+        let mut keyed = false;
         let mut keys: Vec<(usize, u64)> = Vec::new();
         let mut last = (0usize, "");
         let mut ex = ex;
@@ -254,8 +259,29 @@ impl Scanner {
             }
             let location = SharedStr::from(seg.location.as_str());
             let sheet = seg.sheet.as_deref().map(SharedStr::from);
+            if findings.is_empty() && seg.alternative_group.is_none() {
+                alone = Some(
+                    r.counts
+                        .iter()
+                        .map(|c| ReportCount {
+                            detector: c.detector.to_string(),
+                            findings: c.findings,
+                            unique: c.unique,
+                        })
+                        .collect(),
+                );
+            } else if !keyed {
+                keyed = true;
+                alone = None;
+                keys = findings
+                    .iter()
+                    .filter_map(|f| count_key(&order, &mut last, &f.detector, &f.normalized))
+                    .collect();
+            }
             findings.reserve(r.findings.len());
-            keys.reserve(r.findings.len());
+            if keyed {
+                keys.reserve(r.findings.len());
+            }
             for f in r.findings {
                 if let Some(g) = seg.alternative_group {
                     if !seen_in_group.insert((g, f.detector.to_string(), f.normalized.to_string()))
@@ -263,8 +289,8 @@ impl Scanner {
                         continue;
                     }
                 }
-                if let Some(key) = count_key(&order, &mut last, f.detector, f.normalized) {
-                    keys.push(key);
+                if keyed {
+                    keys.extend(count_key(&order, &mut last, f.detector, f.normalized));
                 }
                 findings.push(ReportFinding {
                     detector: detectors.get(f.detector),
@@ -290,7 +316,7 @@ impl Scanner {
                 });
             }
         }
-        let counts = counts_of(&order, keys);
+        let counts = alone.unwrap_or_else(|| counts_of(&order, keys));
         Report {
             message: ex.message,
             attachments: ex.attachments,
@@ -520,6 +546,54 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Engine, ExtractOptions};
+
+    /// The counts a report carries are `count_findings` over its findings, whether they came
+    /// from the scan of the one segment with findings or from the keys of several.
+    #[test]
+    fn counts_are_those_of_the_findings() {
+        let engine = Arc::new(Engine::builtin());
+        let mut scanner = Scanner::new(engine.clone());
+        let order = || engine.detectors().iter().map(|d| d.id.as_str());
+        let opts = ExtractOptions::default();
+        let list = "氏名,個人番号,携帯電話\n山田,1234 5678 9018,090-1234-5678\n\
+                    佐藤,1234 5678 9018,090-8765-4321\n鈴木,なし,090-1234-5678\n";
+        let html = "<p>個人番号 1234 5678 9018</p><p>カード番号 5555-5555-5555-4444</p>";
+        let mail = format!(
+            "From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=M\r\n\r\n--M\r\n\
+             Content-Type: multipart/alternative; boundary=A\r\n\r\n--A\r\n\
+             Content-Type: text/plain; charset=UTF-8\r\n\r\n個人番号 1234 5678 9018\r\n\
+             カード番号 5555-5555-5555-4444\r\n--A\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n\
+             {html}\r\n--A--\r\n--M\r\nContent-Type: text/csv; charset=UTF-8\r\n\
+             Content-Disposition: attachment; filename=list.csv\r\n\r\n{list}\r\n--M--\r\n"
+        );
+        let one = scanner.inspect_file("list.csv", list.as_bytes(), &opts);
+        let alternatives = scanner.inspect_message(mail.as_bytes(), &opts);
+        let two_files = scanner.inspect_file(
+            "two.txt",
+            format!("{list}\n\u{c}\n{list}").as_bytes(),
+            &opts,
+        );
+        for (what, r) in [
+            ("one segment", &one),
+            ("body alternatives and a list", &alternatives),
+            ("one text", &two_files),
+        ] {
+            assert!(!r.findings.is_empty(), "{what}");
+            assert_eq!(r.counts, count_findings(order(), &r.findings), "{what}");
+        }
+        let my_number = |r: &Report| {
+            r.counts
+                .iter()
+                .find(|c| c.detector == "jp_my_number")
+                .map(|c| (c.findings, c.unique))
+        };
+        // The same My Number twice in the list, once in the body (its two alternatives are one
+        // value): three findings, one value, across segments.
+        assert_eq!(my_number(&one), Some((2, 1)));
+        assert_eq!(my_number(&alternatives), Some((3, 1)));
+    }
 
     #[test]
     fn shared_strings_are_shared_compared_and_bounded() {
