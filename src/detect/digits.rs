@@ -229,25 +229,46 @@ enum Edge {
     Sep(Sep),
 }
 
-/// Classifies the character before the sequence.
-fn edge_before(h: &[u8], start: usize, group_len: usize) -> (Edge, Option<char>) {
+/// Classifies the character before the sequence. `group_len` is its first group's digits and
+/// `joined` tells whether a hyphen or a space joins that group to a next one.
+fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge, Option<char>) {
     match char_before(h, start) {
         None => (Edge::Clear, None),
         Some((c, s)) => {
             let prev = char_before(h, s).map(|(p, _)| p);
             // `ORD-2020-…` is an identifier; `1,234` a grouped amount (three digits after the
-            // comma), but `1001,890786666177` two CSV fields.
+            // comma, at most three before it, not going on as `090-1234-5678` does), but
+            // `1001,890786666177` and `1234-5678-9018,090-1234-5678` are two CSV fields each.
             let blocked = is_word(c)
                 || matches!(c, '.' | '/' | '@' | '\\' | '#' | '%' | '$' | '&' | '=')
                 || c == '-' && prev.is_some_and(|p| p.is_ascii_alphanumeric())
-                || c == ',' && group_len == 3 && prev.is_some_and(|p| p.is_ascii_digit());
+                || c == ','
+                    && group_len == 3
+                    && !joined
+                    && prev.is_some_and(|p| p.is_ascii_digit())
+                    && digits_before(h, s) <= 3;
             (if blocked { Edge::Blocked } else { Edge::Clear }, Some(c))
         }
     }
 }
 
-/// Classifies the character after the sequence.
-fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
+/// Digits (ASCII or full-width) right before `end`, counted up to 4.
+fn digits_before(h: &[u8], mut end: usize) -> usize {
+    let mut n = 0;
+    while n < 4 {
+        match char_before(h, end) {
+            Some((c, s)) if c.is_ascii_digit() => {
+                n += 1;
+                end = s;
+            }
+            _ => break,
+        }
+    }
+    n
+}
+
+/// Classifies the character after the sequence; `last_len` is its last group's digits.
+fn edge_after(h: &[u8], end: usize, last_len: usize) -> (Edge, Option<char>) {
     match char_after(h, end) {
         None => (Edge::Clear, None),
         Some((c, e)) => {
@@ -256,8 +277,10 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
             // `123.pdf` is a file name and `1.5` a decimal, but `0425.Build` ends a sentence.
             let next_lower_or_digit =
                 next.is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit());
-            // `…,000` continues a grouped amount; `…,1002` starts the next CSV field.
-            let thousands = c == ',' && {
+            // `…,000` continues a grouped amount; `…,1002` starts the next CSV field, and so do
+            // `9018,090-1234-5678` (four digits before the comma; three after it that go on as
+            // a hyphenated or spaced number) and `000,090-…`.
+            let thousands = c == ',' && last_len <= 3 && {
                 let (mut k, mut n) = (e, 0);
                 while let Some((_, len)) = digit_at(h, k) {
                     k += len;
@@ -267,6 +290,9 @@ fn edge_after(h: &[u8], end: usize) -> (Edge, Option<char>) {
                     }
                 }
                 n == 3
+                    && !sep_at(h, k).is_some_and(|(sep, l)| {
+                        matches!(sep, Sep::Hyphen | Sep::Space) && digit_at(h, k + l).is_some()
+                    })
             };
             let blocked = is_word(c)
                 || matches!(c, '@' | '/' | '\\' | '%')
@@ -349,7 +375,8 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
     if seq.n == 1 && (first.len as usize) < 7 && !letter_or_plus_before(h, first.start) {
         return last.end;
     }
-    let (before, before_c) = edge_before(h, first.start, first.len as usize);
+    let joined = seq.n > 1 && matches!(first.sep, Some(Sep::Hyphen | Sep::Space));
+    let (before, before_c) = edge_before(h, first.start, first.len as usize, joined);
     let mut resume = last.end;
     if let Some(c) = before_c {
         if c.is_ascii_alphabetic() {
@@ -360,7 +387,7 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
     }
     let truncated = seq.n == MAX_GROUPS;
     let starts = if truncated { RESTART } else { seq.n };
-    let (after, _) = edge_after(h, last.end);
+    let (after, _) = edge_after(h, last.end, last.len as usize);
     for a in 0..starts {
         let left = if a == 0 {
             before
@@ -500,7 +527,7 @@ fn window(
     }
     if t_prefixed {
         let t_at = char_before(h, w.start()).map(|(_, s)| s).unwrap_or(0);
-        if edge_before(h, t_at, usize::MAX).0 == Edge::Clear {
+        if edge_before(h, t_at, usize::MAX, false).0 == Edge::Clear {
             corporate(col, h, &w, d, true);
         }
     }
@@ -926,7 +953,7 @@ fn letter_prefixed(col: &mut Collector<'_>, h: &[u8], seq: &Seq, c1: char) -> Op
         return None;
     }
     // The two letters must start a token.
-    if edge_before(h, s0, usize::MAX).0 == Edge::Blocked {
+    if edge_before(h, s0, usize::MAX, false).0 == Edge::Blocked {
         return None;
     }
     let up = |c: char| c.to_ascii_uppercase() as u8;
