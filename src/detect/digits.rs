@@ -239,8 +239,10 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
             // `ORD-2020-…` is an identifier; `1,234` a grouped amount (three digits after the
             // comma, at most three before it, not going on as `090-1234-5678` does), but
             // `1001,890786666177` and `1234-5678-9018,090-1234-5678` are two CSV fields each.
+            // A dot after letters ends an abbreviation (`TEL.03-…`, `No.`), not a number.
             let blocked = is_word(c)
-                || matches!(c, '.' | '/' | '@' | '\\' | '#' | '%' | '$' | '&' | '=')
+                || matches!(c, '/' | '@' | '\\' | '#' | '%' | '$' | '&' | '=')
+                || c == '.' && !prev.is_some_and(|p| p.is_ascii_alphabetic())
                 || c == '-' && prev.is_some_and(|p| p.is_ascii_alphanumeric())
                 || c == ','
                     && group_len == 3
@@ -294,8 +296,11 @@ fn edge_after(h: &[u8], end: usize, last_len: usize) -> (Edge, Option<char>) {
                         matches!(sep, Sep::Hyphen | Sep::Space) && digit_at(h, k + l).is_some()
                     })
             };
+            // `2026/12/07` and `123/456` go on with digits; a slash before a word separates two
+            // items (`TEL:03-…/FAX:03-…`, `個人番号:…/氏名:…`).
             let blocked = is_word(c)
-                || matches!(c, '@' | '/' | '\\' | '%')
+                || matches!(c, '@' | '\\' | '%')
+                || (c == '/' && next.is_none_or(|n| n.is_ascii_digit()))
                 || (c == '-' && next_alnum)
                 || thousands
                 || (c == '.' && next_lower_or_digit);
