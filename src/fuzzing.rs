@@ -183,12 +183,59 @@ pub fn table(data: &[u8]) {
     }
 }
 
+/// Attributes as `(key, value)` pairs, in order.
+pub type Attrs = Vec<(String, String)>;
+
+/// Every start tag of `xml` (as quick-xml reads them, until its first error) whose attributes
+/// [`crate::extract::xml::plain_attrs`] takes: the keys and values it hands out, and quick-xml's
+/// (attribute iterator with checks off, normalized values). The `xml` fuzz target and the unit
+/// tests compare the two.
+pub fn xml_attr_pairs(xml: &str) -> Vec<(Attrs, Attrs)> {
+    use quick_xml::events::Event;
+    let mut out = Vec::new();
+    let mut r = quick_xml::Reader::from_str(xml);
+    while let Ok(ev) = r.read_event() {
+        let e = match ev {
+            Event::Start(e) | Event::Empty(e) => e,
+            Event::Eof => break,
+            _ => continue,
+        };
+        let mut plain = Vec::new();
+        if !crate::extract::xml::plain_attrs(e.attributes_raw(), |k, v| {
+            plain.push((k.to_string(), v.to_string()));
+            true
+        }) {
+            continue;
+        }
+        let quick = e
+            .attributes()
+            .with_checks(false)
+            .map(|a| match a {
+                Ok(a) => (
+                    a.key.into_inner().to_string(),
+                    match a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
+                        Ok(v) => v.into_owned(),
+                        Err(e) => format!("error {e}"),
+                    },
+                ),
+                Err(e) => (String::new(), format!("error {e}")),
+            })
+            .collect();
+        out.push((plain, quick));
+    }
+    out
+}
+
 /// The `xml` fuzz target: for any text that the walk's own tokenizer takes, it gives what
-/// quick-xml gives.
+/// quick-xml gives; on any start tag whose attributes the plain reading takes, it reads what
+/// quick-xml reads.
 pub fn xml(data: &[u8]) {
     let Ok(xml) = std::str::from_utf8(data) else {
         return;
     };
+    for (plain, quick) in xml_attr_pairs(xml) {
+        assert_eq!(plain, quick, "the two attribute readings differ on {xml:?}");
+    }
     let fast = crate::extract::xml::plain_tree(xml);
     let (a, a_ok) = xml_trace(xml, false);
     if fast {

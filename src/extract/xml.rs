@@ -229,9 +229,14 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             if close == n {
                 return err(i, "end tag not closed");
             }
+            // White space after the name is dropped; an end tag of white space alone keeps it
+            // as its name (and so matches no element), as quick-xml reads it.
             let mut name_end = close;
             while name_end > i + 2 && is_ws(b[name_end - 1]) {
                 name_end -= 1;
+            }
+            if name_end == i + 2 {
+                name_end = close;
             }
             let name = &xml[i + 2..name_end];
             match open.pop() {
@@ -330,12 +335,8 @@ pub(crate) fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
 /// [`attr`] without a copy when the value holds no entity (a worksheet reads two attributes
 /// per cell).
 pub(crate) fn attr_ref<'e>(e: &'e BytesStart<'_>, name: &str) -> Option<Cow<'e, str>> {
-    for a in e.attributes().with_checks(false).flatten() {
-        if local_name(a.key.into_inner()) == name {
-            return a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok();
-        }
-    }
-    None
+    let [v] = attrs_ref(e, [name]);
+    v
 }
 
 /// The values of the attributes with local names `names`, read in one pass over the element's
@@ -347,6 +348,22 @@ pub(crate) fn attrs_ref<'e, const N: usize>(
 ) -> [Option<Cow<'e, str>>; N] {
     let mut out = [const { None }; N];
     let mut left = N;
+    // Most tags are plain (`c r="B2" t="s"`): read here without quick-xml's attribute machinery
+    // (a sixth of reading a worksheet). Anything else is read by quick-xml from the start.
+    let plain = plain_attrs(e.attributes_raw(), |key, value| {
+        if let Some(i) = names.iter().position(|n| *n == local_name(key)) {
+            if out[i].is_none() {
+                out[i] = Some(Cow::Borrowed(value));
+                left -= 1;
+            }
+        }
+        left > 0
+    });
+    if plain {
+        return out;
+    }
+    out = [const { None }; N];
+    left = N;
     for a in e.attributes().with_checks(false).flatten() {
         let key = local_name(a.key.into_inner());
         if let Some(i) = names.iter().position(|n| *n == key) {
@@ -362,6 +379,59 @@ pub(crate) fn attrs_ref<'e, const N: usize>(
     out
 }
 
+/// Hands `f` each attribute `(key, value)` of a start tag's attribute text (what follows the
+/// name) while `f` returns true, when that text is plain: attributes `key="value"` or
+/// `key='value'` (no space around `=`), separated by XML white space, keys without quotes,
+/// `=`, `<`, `>` or `&`, values of printable ASCII without `&` (so that quick-xml's normalized
+/// value is the text itself). Returns false as soon as something else comes (then nothing that
+/// was handed out may be used): the caller reads the tag with quick-xml instead. On plain text,
+/// quick-xml's attribute iterator (checks off) yields the very same keys and values in the same
+/// order; the `xml` fuzz target checks that.
+pub(crate) fn plain_attrs<'a>(raw: &'a str, mut f: impl FnMut(&'a str, &'a str) -> bool) -> bool {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        if i == b.len() {
+            return true;
+        }
+        let k0 = i;
+        while i < b.len()
+            && !matches!(
+                b[i],
+                b'=' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'\'' | b'<' | b'>' | b'&'
+            )
+        {
+            i += 1;
+        }
+        if i == k0 || b.get(i) != Some(&b'=') {
+            return false;
+        }
+        let q = match b.get(i + 1) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return false,
+        };
+        let v0 = i + 2;
+        let Some(len) = b[v0..].iter().position(|&c| c == q) else {
+            return false;
+        };
+        let v1 = v0 + len;
+        if !b[v0..v1]
+            .iter()
+            .all(|&c| (b' '..=b'~').contains(&c) && c != b'&')
+        {
+            return false;
+        }
+        i = v1 + 1;
+        // Keys end at ASCII bytes and values are ASCII: the slices are at char boundaries.
+        if !f(&raw[k0..v0 - 2], &raw[v0..v1]) {
+            return true;
+        }
+    }
+}
+
 /// Bytes of an XML part as text (UTF-8, UTF-16 with BOM).
 pub(crate) fn xml_text(bytes: &[u8]) -> Cow<'_, str> {
     crate::text::decode_text(bytes).text
@@ -370,6 +440,57 @@ pub(crate) fn xml_text(bytes: &[u8]) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Plain attributes read as quick-xml reads them; anything else is left to quick-xml.
+    #[test]
+    fn plain_attributes_are_quick_xmls() {
+        let cases = [
+            r#"<c r="B2" s="1" t="s"/>"#,
+            r#"<c r='B2'  t='inlineStr'
+                 x:y="1"/>"#,
+            r#"<c a="1"b="2" a="3"/>"#,
+            r#"<c v="x<y>z" w='"' q="'"/>"#,
+            "<c  \t\r\n/>",
+            r#"<c a = "1"/>"#,
+            r#"<c a="A&amp;B"/>"#,
+            "<c a=\"1\t2\"/>",
+            r#"<c a="名簿"/>"#,
+            r#"<c a/>"#,
+            r#"<c a=1/>"#,
+            r#"<c a="1/>"#,
+            r#"<c "a"="1"/>"#,
+            r#"<c ="1"/>"#,
+        ];
+        let mut plain = 0;
+        for xml in cases {
+            for (ours, quick) in crate::fuzzing::xml_attr_pairs(xml) {
+                assert_eq!(ours, quick, "{xml}");
+                plain += 1;
+            }
+        }
+        assert_eq!(
+            plain, 5,
+            "the first five are plain, the rest go to quick-xml"
+        );
+        let none = |raw: &str| !plain_attrs(raw, |_, _| true);
+        for raw in [
+            r#" a = "1""#,
+            r#" a="&amp;""#,
+            " a=\"\n\"",
+            r#" a="名""#,
+            " a",
+            r#" a="1"#,
+        ] {
+            assert!(none(raw), "{raw:?} is not plain");
+        }
+        // Stopping early is a plain reading too.
+        let mut seen = Vec::new();
+        assert!(plain_attrs(r#" r="B2" t="s" junk"#, |k, v| {
+            seen.push((k, v));
+            seen.len() < 2
+        }));
+        assert_eq!(seen, [("r", "B2"), ("t", "s")]);
+    }
 
     #[test]
     fn walks_and_resolves() {
