@@ -812,7 +812,8 @@ fn crosses_sentence(h: &[u8], ws: usize, we: usize, vs: usize, ve: usize) -> boo
 /// One detector never hides another's match, but a value inside a *better* match is not a
 /// separate value (the My Number inside a card number). Rules:
 /// * same span, different detectors: the highest confidence stays (ties: all stay);
-/// * one span inside another: the inner one goes when the outer one is at least as confident;
+/// * one span inside another: the inner one goes when the outer one is at least as confident,
+///   or passed a checksum (a card number is not also a My Number over its first digits);
 /// * same detector, overlapping: the first one stays.
 fn resolve_overlaps(cands: &[Cand], scored: &mut [Scored]) {
     for i in 0..scored.len() {
@@ -838,10 +839,13 @@ fn resolve_overlaps(cands: &[Cand], scored: &mut [Scored]) {
                         scored[i].keep = false;
                     }
                 } else if a.start <= b.start && b.end <= a.end {
-                    if ca >= cb {
+                    // A value inside a longer one that passed its checksum (a card number's
+                    // first twelve digits read as a My Number) is part of it, whatever context
+                    // raised the shorter reading.
+                    if ca >= cb || a.check.is_some() {
                         scored[j].keep = false;
                     }
-                } else if b.start <= a.start && a.end <= b.end && cb >= ca {
+                } else if b.start <= a.start && a.end <= b.end && (cb >= ca || b.check.is_some()) {
                     scored[i].keep = false;
                 }
             }
