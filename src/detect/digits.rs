@@ -916,7 +916,9 @@ fn jp_grouping_ok(w: &Win<'_>, d: &[u8]) -> bool {
     if n != 3 && n != 2 {
         return false;
     }
-    let lens: Vec<usize> = (0..n).map(|k| w.len(k)).collect();
+    // On the stack: this runs for every hyphenated phone number of a customer list.
+    let lens = [w.len(0), w.len(1), if n == 3 { w.len(2) } else { 0 }];
+    let lens = &lens[..n];
     match d.len() {
         10 => {
             if n == 3 {

@@ -860,6 +860,15 @@ pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
+/// `bytes` as text in the arena: most values are short ASCII (digits, separators), which
+/// needs no UTF-8 decoding; anything else is decoded as `String::from_utf8_lossy` does.
+fn alloc_text<'s>(arena: &'s Bump, bytes: &[u8]) -> &'s str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => arena.alloc_str(s),
+        Err(_) => arena.alloc_str(&String::from_utf8_lossy(bytes)),
+    }
+}
+
 fn emit<'s>(
     engine: &'s Engine,
     h: &[u8],
@@ -901,7 +910,9 @@ fn emit<'s>(
         }
     }
     let context = &engine.context;
-    let mut findings = bumpalo::collections::Vec::new_in(arena);
+    // Sized once: a list's 30,000 findings grew the vector by doubling, copying it each time.
+    let reported = (0..n).filter(|&d| allowed[d]).map(|d| totals[d]).sum();
+    let mut findings = bumpalo::collections::Vec::with_capacity_in(reported, arena);
     // Masked values are built here, then copied into the arena; evidence texts are the
     // engine's own.
     let mut scratch = String::new();
@@ -919,10 +930,8 @@ fn emit<'s>(
             continue;
         }
         let info = &engine.detectors[c.det as usize];
-        let value = arena.alloc_str(&String::from_utf8_lossy(&h[c.start..c.end]));
-        let normalized = arena.alloc_str(&String::from_utf8_lossy(
-            &canon[c.canon.0 as usize..c.canon.1 as usize],
-        ));
+        let value = alloc_text(arena, &h[c.start..c.end]);
+        let normalized = alloc_text(arena, &canon[c.canon.0 as usize..c.canon.1 as usize]);
         scratch.clear();
         mask_into(value, info.params.mask, &mut scratch);
         let masked = arena.alloc_str(&scratch);
