@@ -282,6 +282,7 @@ impl Scanner {
             if keyed {
                 keys.reserve(r.findings.len());
             }
+            let mut cell_from = 0;
             for f in r.findings {
                 if let Some(g) = seg.alternative_group {
                     if !seen_in_group.insert((g, f.detector.to_string(), f.normalized.to_string()))
@@ -300,7 +301,7 @@ impl Scanner {
                     end: seg.byte_base + f.end,
                     page: seg.page,
                     sheet: sheet.clone(),
-                    cell: seg.cell_at(f.start),
+                    cell: seg.cell_at_from(f.start, &mut cell_from),
                     value: f.value.to_string(),
                     normalized: f.normalized.to_string(),
                     value_masked: f.value_masked.to_string(),
