@@ -240,8 +240,11 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
             // comma, at most three before it, not going on as `090-1234-5678` does), but
             // `1001,890786666177` and `1234-5678-9018,090-1234-5678` are two CSV fields each.
             // A dot after letters ends an abbreviation (`TEL.03-…`, `No.`), not a number.
+            // `=` after ASCII is a query string or an assignment (`?id=…`, `x=…`); after a
+            // Japanese label it is a form's or an export's `個人番号=…`.
             let blocked = is_word(c)
-                || matches!(c, '/' | '@' | '\\' | '#' | '%' | '$' | '&' | '=')
+                || matches!(c, '/' | '@' | '\\' | '#' | '%' | '$' | '&')
+                || c == '=' && !prev.is_some_and(|p| !p.is_ascii())
                 || c == '.' && !prev.is_some_and(|p| p.is_ascii_alphabetic())
                 || c == '-' && prev.is_some_and(|p| p.is_ascii_alphanumeric())
                 || c == ','
