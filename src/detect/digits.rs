@@ -242,7 +242,7 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
             // A dot after letters ends an abbreviation (`TEL.03-…`, `No.`), not a number.
             // `=` after ASCII is a query string or an assignment (`?id=…`, `x=…`); after a
             // Japanese label it is a form's or an export's `個人番号=…`.
-            let blocked = is_word(c)
+            let blocked = is_word(c) && !(c.is_ascii_alphabetic() && phone_label_before(h, start))
                 || matches!(c, '/' | '@' | '\\' | '#' | '%' | '$' | '&')
                 || c == '=' && !prev.is_some_and(|p| !p.is_ascii())
                 || c == '.' && !prev.is_some_and(|p| p.is_ascii_alphabetic())
@@ -255,6 +255,23 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
             (if blocked { Edge::Blocked } else { Edge::Clear }, Some(c))
         }
     }
+}
+
+/// The ASCII letters right before `start` are a whole phone label (`TEL03-5321-1111`,
+/// `FAX03-…`, `Mobile090-…` in a signature): letters glued to digits make an identifier
+/// (`ABC123…`), but not these.
+fn phone_label_before(h: &[u8], start: usize) -> bool {
+    let mut s = start;
+    while s > 0 && start - s < 7 && h[s - 1].is_ascii_alphabetic() {
+        s -= 1;
+    }
+    if s > 0 && is_word(char::from(h[s - 1])) {
+        return false;
+    }
+    let run = &h[s..start];
+    [&b"tel"[..], b"fax", b"phone", b"mobile", b"cell"]
+        .iter()
+        .any(|w| run.eq_ignore_ascii_case(w))
 }
 
 /// Digits (ASCII or full-width) right before `end`, counted up to 4.
@@ -783,9 +800,11 @@ fn phones(
     if !seps_ok {
         return;
     }
-    // Value span: include a leading '+' or '(' that belongs to the number.
+    // Value span: include a leading '+', or a '(' that closes after the first group (`(03)
+    // 5321-1111`); a '(' around the whole number (`山田(090-1234-5678)`) is not part of it.
+    let paren_area = open_before && w.a == 0 && matches!(w.seps().next(), Some(Sep::Close));
     let lead = |start: usize| -> usize {
-        if plus || open_before && w.a == 0 {
+        if plus || paren_area {
             char_before(h, start).map(|(_, s)| s).unwrap_or(start)
         } else {
             start
