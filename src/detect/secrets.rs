@@ -336,7 +336,9 @@ pub(crate) fn aws_secret_near(
     let b64 = |b: u8| is_alnum(b) || b == b'/' || b == b'+';
     let mut i = from;
     while i < end {
-        if b64(h[i]) && (i == 0 || !b64(h[i - 1]) && h[i - 1] != b'=') {
+        // A key starts after anything but base64 (`=` included: `AWS_SECRET_ACCESS_KEY=…` in
+        // a `.env` file or a shell script is how keys are written down most often).
+        if b64(h[i]) && (i == 0 || !b64(h[i - 1])) {
             let n = run(h, i, 41, b64);
             if n == 40 && at(h, i + 40) != b'=' {
                 let v = &h[i..i + 40];
