@@ -668,6 +668,22 @@ fn column_headers_speak_for_whole_columns() {
             encoding_rs::EUC_JP.encode(&utf8).0.into_owned(),
         ),
         ("顧客.tsv", utf8.replace(',', "\t").into_bytes()),
+        // Excel's "Unicode text" export (UTF-16LE with a BOM, tabs, a `.txt`) and its "Text
+        // (tab delimited)" export (Shift_JIS, a `.txt`): tables by their layout, not their name.
+        ("顧客_unicode.txt", {
+            let mut b = vec![0xFF, 0xFE];
+            for u in utf8.replace(',', "\t").encode_utf16() {
+                b.extend_from_slice(&u.to_le_bytes());
+            }
+            b
+        }),
+        (
+            "顧客_tab.txt",
+            encoding_rs::SHIFT_JIS
+                .encode(&utf8.replace(',', "\t"))
+                .0
+                .into_owned(),
+        ),
         ("顧客.html", {
             // The same list as an HTML table (a webmail body or a saved page), title above it.
             let mut h = String::from("<html><body><h1>顧客一覧（2026年11月）</h1><table>");
@@ -712,7 +728,8 @@ fn column_headers_speak_for_whole_columns() {
         // No order number is reported as a My Number.
         assert!(my.iter().all(|f| !f.normalized.starts_with('2')), "{name}");
     }
-    // The same list as running text without a grid (a .txt): only values near a label count.
+    // The same list as running text without a grid (a .txt with commas, which prose has too):
+    // only values near a label count.
     let r = scanner.inspect_file("顧客.txt", utf8.as_bytes(), &ExtractOptions::default());
     let high = r
         .findings

@@ -53,6 +53,42 @@ pub(crate) fn csv_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
     }
 }
 
+/// A plain text (`.txt`) that is a tab-separated table: what Excel's "Unicode text" and "Text
+/// (tab delimited)" exports write, and what copying cells out of a sheet gives. On its first
+/// 50 non-empty lines (64 KiB at most): at least three lines hold a tab, they are at least 60 %
+/// of the lines, at least 60 % of them have the same number of tabs, and at least 60 % of them
+/// begin with a field rather than with indentation (tab-indented code and prose are not
+/// tables).
+pub(crate) fn looks_tab_separated(text: &str) -> bool {
+    let head = &text.as_bytes()[..text.len().min(64 * 1024)];
+    let (mut lines, mut tabbed, mut led) = (0usize, 0usize, 0usize);
+    let mut counts: Vec<(usize, usize)> = Vec::new();
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        lines += 1;
+        let tabs = memchr::memchr_iter(b'\t', line).count();
+        if tabs > 0 {
+            tabbed += 1;
+            if !matches!(line[0], b'\t' | b' ') {
+                led += 1;
+            }
+            match counts.iter_mut().find(|(n, _)| *n == tabs) {
+                Some((_, k)) => *k += 1,
+                None => counts.push((tabs, 1)),
+            }
+        }
+        if lines == 50 {
+            break;
+        }
+    }
+    let modal = counts.iter().map(|&(_, k)| k).max().unwrap_or(0);
+    tabbed >= 3 && tabbed * 10 >= lines * 6 && modal * 10 >= tabbed * 6 && led * 10 >= tabbed * 6
+}
+
 /// Both splits of a quote-free text (`None` when it has a quote), for the differential test
 /// and fuzz target.
 pub(crate) fn csv_grid_both(
@@ -209,6 +245,26 @@ mod tests {
             .iter()
             .map(|c| (c.row, c.col, &t[c.start..c.end]))
             .collect()
+    }
+
+    #[test]
+    fn tab_separated_plain_texts() {
+        let list = "顧客名簿\r\n\r\n氏名\t個人番号\t携帯\r\n山田\t123456789018\t090-1234-5678\r\n\
+                    鈴木\t440268599525\t080-1234-5678\r\n佐藤\t\t070-1234-5678\r\n";
+        assert!(looks_tab_separated(list));
+        assert!(looks_tab_separated(&format!("\u{feff}{list}")));
+        // Prose, a text with a tab or two, tab-indented code, two tabbed lines.
+        assert!(!looks_tab_separated(
+            "お世話になっております。\n山田です。\n"
+        ));
+        assert!(!looks_tab_separated(
+            "件名\t見積\n本文です。\n二行目です。\n三行目\tです。\n四行目です。\n五行目です。\n"
+        ));
+        assert!(!looks_tab_separated(
+            "fn main() {\n\tlet a = 1;\n\tlet b = 2;\n\tprintln!(\"{a}\");\n}\n"
+        ));
+        assert!(!looks_tab_separated("a\tb\nc\td\n"));
+        assert!(!looks_tab_separated(""));
     }
 
     #[test]

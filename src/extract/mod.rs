@@ -624,11 +624,15 @@ fn inspect_object(
                 Object::Utf8(s) if whole => s,
                 _ => decoded.text.into_owned(),
             };
-            // CSV and TSV files are tables: their cells, for context from column headers.
-            let tabular = kind == F::Csv || {
-                let n = name.to_ascii_lowercase();
-                kind == F::Text && (n.ends_with(".tsv") || n.ends_with(".tab"))
-            };
+            // CSV and TSV files are tables: their cells, for context from column headers. So
+            // is a plain text laid out as one (Excel's "Unicode text" export is a `.txt`).
+            let tabular = kind == F::Csv
+                || kind == F::Text && {
+                    let n = name.to_ascii_lowercase();
+                    n.ends_with(".tsv")
+                        || n.ends_with(".tab")
+                        || csvgrid::looks_tab_separated(&text)
+                };
             let grid = if tabular {
                 csvgrid::csv_grid(&text, GRID_CELLS)
             } else {
