@@ -89,6 +89,74 @@ pub(crate) fn looks_tab_separated(text: &str) -> bool {
     tabbed >= 3 && tabbed * 10 >= lines * 6 && modal * 10 >= tabbed * 6 && led * 10 >= tabbed * 6
 }
 
+/// The cells of the tab-separated tables inside a running text: a range of cells copied out of
+/// a sheet and pasted into a mail between a greeting and a signature. A table is a run of
+/// consecutive lines that all hold a tab and that [`looks_tab_separated`] takes for one (three
+/// lines or more, most with the same number of tabs, not indentation); each table's rows follow
+/// the last one's after a gap, so that two tables never join. Lines outside them have no cells:
+/// their values are scored with the character window, as before. At most `max_cells`.
+pub(crate) fn tab_blocks_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    if memchr::memchr(b'\t', b).is_none() {
+        return out;
+    }
+    let mut at = 0usize;
+    // Where the table being read starts, and the row before the next table's first.
+    let mut block: Option<usize> = None;
+    let mut base = 0u32;
+    loop {
+        let end = memchr::memchr(b'\n', &b[at..]).map_or(b.len(), |i| at + i);
+        if memchr::memchr(b'\t', &b[at..end]).is_some() {
+            block.get_or_insert(at);
+        } else if let Some(s) = block.take() {
+            table_block(&mut out, text, s, at, &mut base, max_cells);
+        }
+        if end >= b.len() || out.len() >= max_cells {
+            break;
+        }
+        at = end + 1;
+    }
+    if let Some(s) = block {
+        table_block(&mut out, text, s, b.len(), &mut base, max_cells);
+    }
+    out
+}
+
+/// The cells of `text[s..e]` (whole lines) when they are a table, in rows after `base`, which
+/// moves past them and a gap.
+fn table_block(
+    out: &mut Vec<GridCell>,
+    text: &str,
+    s: usize,
+    e: usize,
+    base: &mut u32,
+    max: usize,
+) {
+    let block = &text[s..e];
+    if out.len() >= max || !looks_tab_separated(block) {
+        return;
+    }
+    let input = block.as_bytes();
+    let left = max - out.len();
+    let cells = if memchr::memchr(b'"', input).is_none() {
+        unquoted_grid(input, b'\t', left)
+    } else {
+        csv_core_grid(input, b'\t', left)
+    };
+    let first = *base;
+    for c in cells {
+        let row = c.row.saturating_add(first);
+        *base = (*base).max(row.saturating_add(1));
+        out.push(GridCell {
+            start: c.start + s,
+            end: c.end + s,
+            row,
+            col: c.col,
+        });
+    }
+}
+
 /// Both splits of a quote-free text (`None` when it has a quote), for the differential test
 /// and fuzz target.
 pub(crate) fn csv_grid_both(
@@ -265,6 +333,38 @@ mod tests {
         ));
         assert!(!looks_tab_separated("a\tb\nc\td\n"));
         assert!(!looks_tab_separated(""));
+    }
+
+    #[test]
+    fn tables_inside_running_text() {
+        let t = "山田様\r\n\r\nお世話になっております。\r\n以下の通りです。\r\n\
+                 氏名\t個人番号\t携帯\r\n山田\t123456789018\t090-1234-5678\r\n\
+                 鈴木\t440268599525\t080-1234-5678\r\n\r\nよろしくお願いします。\r\n\
+                 社名\t部署\r\nA社\t営業\r\nB社\t総務\r\n";
+        let g = tab_blocks_grid(t, 1000);
+        let cells: Vec<(u32, u32, &str)> = g
+            .iter()
+            .map(|c| (c.row, c.col, &t[c.start..c.end]))
+            .collect();
+        assert_eq!(
+            &cells[..3],
+            &[(1, 0, "氏名"), (1, 1, "個人番号"), (1, 2, "携帯")]
+        );
+        assert_eq!(cells[5], (2, 2, "090-1234-5678"));
+        assert_eq!(cells[8], (3, 2, "080-1234-5678"));
+        // The second table starts after a gap in the rows.
+        assert_eq!(cells[9], (5, 0, "社名"));
+        assert_eq!(cells.len(), 15);
+        // Lines ended by a bare CR are rows too: the next table still starts after them.
+        let cr = "a\tb\rc\td\ne\tf\rg\th\ni\tj\rk\tl\n\n本文\nx\ty\nz\tw\nu\tv\n";
+        let rows: Vec<u32> = tab_blocks_grid(cr, 100).iter().map(|c| c.row).collect();
+        assert_eq!(rows, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 8, 8, 9, 9, 10, 10]);
+        // Prose with a stray tab, tab-indented lines, two tabbed lines: no table.
+        assert!(tab_blocks_grid("本文\tです。\n二行目\n", 1000).is_empty());
+        assert!(tab_blocks_grid("手順:\n\t一\n\t二\n\t三\n", 1000).is_empty());
+        assert!(tab_blocks_grid("a\tb\nc\td\n", 1000).is_empty());
+        assert!(tab_blocks_grid("", 1000).is_empty());
+        assert_eq!(tab_blocks_grid(t, 4).len(), 4);
     }
 
     #[test]

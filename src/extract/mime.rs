@@ -665,9 +665,12 @@ impl Walk<'_, '_> {
                 Some(s) => decode_checked(s, charset),
                 None => decode_charset(&part_bytes(self.raw, part), charset),
             };
-            let mut grid = Vec::new();
+            let grid;
             if sub == "html" {
                 (text, grid) = super::html::html_to_text_grid(&text);
+            } else {
+                // Cells pasted out of a sheet: tab-separated lines between the prose.
+                grid = super::csvgrid::tab_blocks_grid(&text, super::GRID_CELLS);
             }
             for c in password_candidates(&text) {
                 if !self.ctx.out.password_candidates.contains(&c) {

@@ -20,7 +20,7 @@
 
 mod archive;
 mod csvgrid;
-pub(crate) use csvgrid::csv_grid_both;
+pub(crate) use csvgrid::{csv_grid_both, tab_blocks_grid};
 mod filetype;
 mod html;
 mod mime;
@@ -635,6 +635,9 @@ fn inspect_object(
                 };
             let grid = if tabular {
                 csvgrid::csv_grid(&text, GRID_CELLS)
+            } else if kind == F::Text {
+                // Tables pasted into a text between its paragraphs.
+                csvgrid::tab_blocks_grid(&text, GRID_CELLS)
             } else {
                 Vec::new()
             };
