@@ -110,9 +110,12 @@ fn message(
                 ctx.out.password_candidates.push(c);
             }
         }
+        // Cells pasted out of a sheet into the body are a table (as in a MIME body).
+        let grid = super::csvgrid::tab_blocks_grid(&text, super::GRID_CELLS);
         ctx.push_text(Segment {
             location: join(prefix, "body"),
             text,
+            grid,
             ..Segment::default()
         });
     }
