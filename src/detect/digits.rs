@@ -244,7 +244,7 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
             // Japanese label it is a form's or an export's `個人番号=…`.
             let blocked = is_word(c) && !(c.is_ascii_alphabetic() && phone_label_before(h, start))
                 || matches!(c, '/' | '@' | '\\' | '#' | '%' | '$' | '&')
-                || c == '=' && !prev.is_some_and(|p| !p.is_ascii())
+                || c == '=' && prev.is_none_or(|p| p.is_ascii())
                 || c == '.' && !prev.is_some_and(|p| p.is_ascii_alphabetic())
                 || c == '-' && prev.is_some_and(|p| p.is_ascii_alphanumeric())
                 || c == ','

@@ -358,7 +358,10 @@ mod tests {
         // Lines ended by a bare CR are rows too: the next table still starts after them.
         let cr = "a\tb\rc\td\ne\tf\rg\th\ni\tj\rk\tl\n\n本文\nx\ty\nz\tw\nu\tv\n";
         let rows: Vec<u32> = tab_blocks_grid(cr, 100).iter().map(|c| c.row).collect();
-        assert_eq!(rows, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 8, 8, 9, 9, 10, 10]);
+        assert_eq!(
+            rows,
+            [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 8, 8, 9, 9, 10, 10]
+        );
         // Prose with a stray tab, tab-indented lines, two tabbed lines: no table.
         assert!(tab_blocks_grid("本文\tです。\n二行目\n", 1000).is_empty());
         assert!(tab_blocks_grid("手順:\n\t一\n\t二\n\t三\n", 1000).is_empty());
