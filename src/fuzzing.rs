@@ -177,14 +177,14 @@ pub fn xml_trace(xml: &str, fast: bool) -> (Vec<String>, bool) {
 /// table-aware scoring), and on a quote-free text the `memchr` split gives csv-core's cells.
 pub fn table(data: &[u8]) {
     inspect("list.csv", data);
-    // The same bytes as a text file and as a mail body: tab-separated tables between lines.
+    // The same bytes as a text file: tab- and comma-separated tables between its lines.
     inspect("notes.txt", data);
     let text = String::from_utf8_lossy(data);
     if let Some((fast, core)) = crate::extract::csv_grid_both(&text, 1 << 16) {
         assert_eq!(fast, core, "the two CSV splits differ on {text:?}");
     }
     // The cells of tables inside a text: on character boundaries, in order, rows increasing.
-    let cells = crate::extract::tab_blocks_grid(&text, 1 << 16);
+    let cells = crate::extract::pasted_tables_grid(&text, 1 << 16);
     let mut last = (0u32, 0usize);
     for c in &cells {
         assert!(

@@ -728,9 +728,19 @@ fn column_headers_speak_for_whole_columns() {
         // No order number is reported as a My Number.
         assert!(my.iter().all(|f| !f.normalized.starts_with('2')), "{name}");
     }
-    // The same list as running text without a grid (a .txt with commas, which prose has too):
-    // only values near a label count.
+    // The same list as a `.txt` with commas (a CSV saved under another name): its lines after
+    // the title are a table inside the text.
     let r = scanner.inspect_file("顧客.txt", utf8.as_bytes(), &ExtractOptions::default());
+    let high = r
+        .findings
+        .iter()
+        .filter(|f| f.detector == "jp_my_number" && f.confidence == ping32dlp::Confidence::High)
+        .count();
+    assert_eq!(high, 300);
+    // The same lines with a space after every comma, as prose writes them: running text, only
+    // values near a label count.
+    let prose = utf8.replace(',', ", ");
+    let r = scanner.inspect_file("顧客.txt", prose.as_bytes(), &ExtractOptions::default());
     let high = r
         .findings
         .iter()
@@ -740,46 +750,49 @@ fn column_headers_speak_for_whole_columns() {
 }
 
 /// Cells copied out of a sheet and pasted into a mail (tab-separated lines between a greeting
-/// and a signature) are a table: every row's values take their column's header, however far
-/// below it, and the signature's number outside the table keeps its label from the window.
+/// and a signature), or the lines of a CSV file pasted the same way, are a table: every row's
+/// values take their column's header, however far below it, and the signature's number outside
+/// the table keeps its label from the window.
 #[test]
 fn a_table_pasted_into_a_mail_body() {
     let mut scanner = Scanner::new(Arc::new(Engine::builtin()));
-    let mut body =
-        String::from("田中様\r\n\r\nお世話になっております。\r\n顧客リストです。\r\n\r\n");
-    body.push_str("氏名\t個人番号\t携帯電話\r\n");
-    for i in 0..60u64 {
-        body.push_str(&format!(
-            "顧客{i}\t{}\t090{:08}\r\n",
-            my_number(30_000_000_000 + i * 7_919),
-            55_000_000 + i
-        ));
-    }
-    body.push_str("\r\nよろしくお願いいたします。\r\n山田\r\nTEL 03-5321-1111\r\n");
-    let eml = format!(
-        "From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: list\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}"
-    );
-    let r = scanner.inspect_file("paste.eml", eml.as_bytes(), &ExtractOptions::default());
     let header = |f: &ping32dlp::ReportFinding| {
         f.evidence
             .iter()
             .any(|e| e.detail.starts_with("column header "))
     };
-    for det in ["jp_my_number", "jp_phone"] {
-        let of: Vec<_> = r.findings.iter().filter(|f| f.detector == det).collect();
-        let table: Vec<_> = of.iter().filter(|f| header(f)).collect();
-        assert_eq!(table.len(), 60, "{det}: {of:?}");
-        assert!(table
+    for d in ["\t", ","] {
+        let mut body =
+            String::from("田中様\r\n\r\nお世話になっております。\r\n顧客リストです。\r\n\r\n");
+        body.push_str(&format!("氏名{d}個人番号{d}携帯電話\r\n"));
+        for i in 0..60u64 {
+            body.push_str(&format!(
+                "顧客{i}{d}{}{d}090{:08}\r\n",
+                my_number(30_000_000_000 + i * 7_919),
+                55_000_000 + i
+            ));
+        }
+        body.push_str("\r\nよろしくお願いいたします。\r\n山田\r\nTEL 03-5321-1111\r\n");
+        let eml = format!(
+            "From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: list\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}"
+        );
+        let r = scanner.inspect_file("paste.eml", eml.as_bytes(), &ExtractOptions::default());
+        for det in ["jp_my_number", "jp_phone"] {
+            let of: Vec<_> = r.findings.iter().filter(|f| f.detector == det).collect();
+            let table: Vec<_> = of.iter().filter(|f| header(f)).collect();
+            assert_eq!(table.len(), 60, "{d:?} {det}: {of:?}");
+            assert!(table
+                .iter()
+                .all(|f| f.confidence == ping32dlp::Confidence::High));
+        }
+        let sig = r
+            .findings
             .iter()
-            .all(|f| f.confidence == ping32dlp::Confidence::High));
+            .find(|f| f.value == "03-5321-1111")
+            .expect("the signature's number");
+        assert_eq!(sig.confidence, ping32dlp::Confidence::High);
     }
-    let sig = r
-        .findings
-        .iter()
-        .find(|f| f.value == "03-5321-1111")
-        .expect("the signature's number");
-    assert_eq!(sig.confidence, ping32dlp::Confidence::High);
     // A tab-indented list in prose is not a table.
     let prose = "From: a@example.co.jp\r\nTo: b@example.com\r\nSubject: s\r\n\r\n\
                  手順:\r\n\t一、申請\r\n\t二、個人番号 123456789018 の確認\r\n\t三、完了\r\n";

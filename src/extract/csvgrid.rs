@@ -89,60 +89,111 @@ pub(crate) fn looks_tab_separated(text: &str) -> bool {
     tabbed >= 3 && tabbed * 10 >= lines * 6 && modal * 10 >= tabbed * 6 && led * 10 >= tabbed * 6
 }
 
-/// The cells of the tab-separated tables inside a running text: a range of cells copied out of
-/// a sheet and pasted into a mail between a greeting and a signature. A table is a run of
-/// consecutive lines that all hold a tab and that [`looks_tab_separated`] takes for one (three
-/// lines or more, most with the same number of tabs, not indentation); each table's rows follow
-/// the last one's after a gap, so that two tables never join. Lines outside them have no cells:
-/// their values are scored with the character window, as before. At most `max_cells`.
-pub(crate) fn tab_blocks_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
+/// A run of comma-separated lines pasted into a text is a CSV table: at least three non-empty
+/// lines, at least 80 % of them with the same number of commas, two or more (three columns:
+/// prose has a comma or two, and a grouped amount one or two), none led by white space, at
+/// most a fifth of the commas followed by a space (prose writes `, `), and a first line without
+/// digits (a header row). Stricter than [`looks_tab_separated`] because commas are common in
+/// prose and amounts.
+fn looks_comma_separated(block: &str) -> bool {
+    let mut lines = block
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
+    let Some(head) = lines.next() else {
+        return false;
+    };
+    if head.iter().any(u8::is_ascii_digit) {
+        return false;
+    }
+    let commas = |l: &[u8]| memchr::memchr_iter(b',', l).count();
+    // Commas followed by a space: how prose writes them, and what a program's CSV does not.
+    let spaced = |l: &[u8]| l.windows(2).filter(|w| w == b", ").count();
+    let want = commas(head);
+    let (mut n, mut same, mut all, mut space) = (1usize, 1usize, want, spaced(head));
+    for l in lines.take(49) {
+        if matches!(l[0], b' ' | b'\t') {
+            return false;
+        }
+        let c = commas(l);
+        n += 1;
+        same += usize::from(c == want);
+        all += c;
+        space += spaced(l);
+    }
+    want >= 2 && n >= 3 && same * 10 >= n * 8 && space * 5 <= all
+}
+
+/// The cells of the tables inside a running text: a range of cells copied out of a sheet
+/// (tab-separated) or the lines of a CSV file (comma-separated) pasted into a mail between a
+/// greeting and a signature. A table is a run of consecutive lines that all hold its delimiter
+/// (a tab, or else a comma) and that looks like one ([`looks_tab_separated`],
+/// `looks_comma_separated`); each table's rows follow the last one's after a gap, so that two
+/// tables never join. Lines outside them have no cells: their values are scored with the
+/// character window, as before. At most `max_cells`.
+pub(crate) fn pasted_tables_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
     let b = text.as_bytes();
     let mut out = Vec::new();
-    if memchr::memchr(b'\t', b).is_none() {
+    if memchr::memchr2(b'\t', b',', b).is_none() {
         return out;
     }
     let mut at = 0usize;
-    // Where the table being read starts, and the row before the next table's first.
-    let mut block: Option<usize> = None;
+    // Where the table being read starts and its delimiter; the row before the next table's.
+    let mut block: Option<(usize, u8)> = None;
     let mut base = 0u32;
     loop {
         let end = memchr::memchr(b'\n', &b[at..]).map_or(b.len(), |i| at + i);
-        if memchr::memchr(b'\t', &b[at..end]).is_some() {
-            block.get_or_insert(at);
-        } else if let Some(s) = block.take() {
-            table_block(&mut out, text, s, at, &mut base, max_cells);
+        let line = &b[at..end];
+        let d = if memchr::memchr(b'\t', line).is_some() {
+            Some(b'\t')
+        } else if memchr::memchr(b',', line).is_some() {
+            Some(b',')
+        } else {
+            None
+        };
+        if block.is_none_or(|(_, bd)| Some(bd) != d) {
+            if let Some((s, bd)) = block.take() {
+                table_block(&mut out, text, (s, at), bd, &mut base, max_cells);
+            }
+            block = d.map(|d| (at, d));
         }
         if end >= b.len() || out.len() >= max_cells {
             break;
         }
         at = end + 1;
     }
-    if let Some(s) = block {
-        table_block(&mut out, text, s, b.len(), &mut base, max_cells);
+    if let Some((s, d)) = block {
+        table_block(&mut out, text, (s, b.len()), d, &mut base, max_cells);
     }
     out
 }
 
-/// The cells of `text[s..e]` (whole lines) when they are a table, in rows after `base`, which
-/// moves past them and a gap.
+/// The cells of `text[span]` (whole lines, delimited by `d`) when they are a table, in rows
+/// after `base`, which moves past them and a gap.
 fn table_block(
     out: &mut Vec<GridCell>,
     text: &str,
-    s: usize,
-    e: usize,
+    (s, e): (usize, usize),
+    d: u8,
     base: &mut u32,
     max: usize,
 ) {
     let block = &text[s..e];
-    if out.len() >= max || !looks_tab_separated(block) {
+    let table = if d == b'\t' {
+        looks_tab_separated(block)
+    } else {
+        looks_comma_separated(block)
+    };
+    if out.len() >= max || !table {
         return;
     }
     let input = block.as_bytes();
     let left = max - out.len();
     let cells = if memchr::memchr(b'"', input).is_none() {
-        unquoted_grid(input, b'\t', left)
+        unquoted_grid(input, d, left)
     } else {
-        csv_core_grid(input, b'\t', left)
+        csv_core_grid(input, d, left)
     };
     let first = *base;
     for c in cells {
@@ -341,7 +392,7 @@ mod tests {
                  氏名\t個人番号\t携帯\r\n山田\t123456789018\t090-1234-5678\r\n\
                  鈴木\t440268599525\t080-1234-5678\r\n\r\nよろしくお願いします。\r\n\
                  社名\t部署\r\nA社\t営業\r\nB社\t総務\r\n";
-        let g = tab_blocks_grid(t, 1000);
+        let g = pasted_tables_grid(t, 1000);
         let cells: Vec<(u32, u32, &str)> = g
             .iter()
             .map(|c| (c.row, c.col, &t[c.start..c.end]))
@@ -357,17 +408,42 @@ mod tests {
         assert_eq!(cells.len(), 15);
         // Lines ended by a bare CR are rows too: the next table still starts after them.
         let cr = "a\tb\rc\td\ne\tf\rg\th\ni\tj\rk\tl\n\n本文\nx\ty\nz\tw\nu\tv\n";
-        let rows: Vec<u32> = tab_blocks_grid(cr, 100).iter().map(|c| c.row).collect();
+        let rows: Vec<u32> = pasted_tables_grid(cr, 100).iter().map(|c| c.row).collect();
         assert_eq!(
             rows,
             [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 8, 8, 9, 9, 10, 10]
         );
         // Prose with a stray tab, tab-indented lines, two tabbed lines: no table.
-        assert!(tab_blocks_grid("本文\tです。\n二行目\n", 1000).is_empty());
-        assert!(tab_blocks_grid("手順:\n\t一\n\t二\n\t三\n", 1000).is_empty());
-        assert!(tab_blocks_grid("a\tb\nc\td\n", 1000).is_empty());
-        assert!(tab_blocks_grid("", 1000).is_empty());
-        assert_eq!(tab_blocks_grid(t, 4).len(), 4);
+        assert!(pasted_tables_grid("本文\tです。\n二行目\n", 1000).is_empty());
+        assert!(pasted_tables_grid("手順:\n\t一\n\t二\n\t三\n", 1000).is_empty());
+        assert!(pasted_tables_grid("a\tb\nc\td\n", 1000).is_empty());
+        assert!(pasted_tables_grid("", 1000).is_empty());
+        assert_eq!(pasted_tables_grid(t, 4).len(), 4);
+    }
+
+    #[test]
+    fn csv_lines_inside_running_text() {
+        let t = "田中様\nリストです。\n氏名,個人番号,携帯\n山田,123456789018,090-1234-5678\n\
+                 鈴木,440268599525,080-1234-5678\n\n以上です。\n";
+        let g = pasted_tables_grid(t, 1000);
+        let cells: Vec<(u32, u32, &str)> = g
+            .iter()
+            .map(|c| (c.row, c.col, &t[c.start..c.end]))
+            .collect();
+        assert_eq!(cells.len(), 9);
+        assert_eq!(cells[1], (1, 1, "個人番号"));
+        assert_eq!(cells[4], (2, 1, "123456789018"));
+        assert_eq!(cells[8], (3, 2, "080-1234-5678"));
+        // Prose and amounts with commas, two lines, two columns: not tables.
+        for t in [
+            "Hi Bob,\nThanks, as discussed, here it is.\nBest, Alice\n",
+            "Dear all, as agreed, the list:\nfirst, second, third\nfourth, fifth, sixth\n",
+            "見積: 1,200,000円\n値引: 200,000円\n合計: 1,000,000円\n",
+            "a,b,c\nd,e,f\n",
+            "氏名,番号\n山田,123456789018\n鈴木,440268599525\n",
+        ] {
+            assert!(pasted_tables_grid(t, 1000).is_empty(), "{t:?}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 
 mod archive;
 mod csvgrid;
-pub(crate) use csvgrid::{csv_grid_both, tab_blocks_grid};
+pub(crate) use csvgrid::{csv_grid_both, pasted_tables_grid};
 mod filetype;
 mod html;
 mod mime;
@@ -637,7 +637,7 @@ fn inspect_object(
                 csvgrid::csv_grid(&text, GRID_CELLS)
             } else if kind == F::Text {
                 // Tables pasted into a text between its paragraphs.
-                csvgrid::tab_blocks_grid(&text, GRID_CELLS)
+                csvgrid::pasted_tables_grid(&text, GRID_CELLS)
             } else {
                 Vec::new()
             };

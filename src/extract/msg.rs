@@ -110,8 +110,8 @@ fn message(
                 ctx.out.password_candidates.push(c);
             }
         }
-        // Cells pasted out of a sheet into the body are a table (as in a MIME body).
-        let grid = super::csvgrid::tab_blocks_grid(&text, super::GRID_CELLS);
+        // Cells or CSV lines pasted into the body are a table (as in a MIME body).
+        let grid = super::csvgrid::pasted_tables_grid(&text, super::GRID_CELLS);
         ctx.push_text(Segment {
             location: join(prefix, "body"),
             text,
