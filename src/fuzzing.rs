@@ -183,8 +183,8 @@ pub fn table(data: &[u8]) {
     if let Some((fast, core)) = crate::extract::csv_grid_both(&text, 1 << 16) {
         assert_eq!(fast, core, "the two CSV splits differ on {text:?}");
     }
-    // The cells of tables inside a text: on character boundaries, in order, rows increasing.
-    let cells = crate::extract::pasted_tables_grid(&text, 1 << 16);
+    // The cells of a plain text: on character boundaries, in order, rows increasing.
+    let cells = crate::extract::plain_text_grid(&text, 1 << 16);
     let mut last = (0u32, 0usize);
     for c in &cells {
         assert!(

@@ -53,6 +53,66 @@ pub(crate) fn csv_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
     }
 }
 
+/// What the first 50 non-empty lines of a text (64 KiB at most) say about a delimiter: the
+/// facts [`looks_tab_separated`] and [`looks_comma_separated`] weigh, each with its own bars.
+#[derive(Debug, Default)]
+struct LineStats {
+    /// Non-empty lines read.
+    lines: usize,
+    /// Of them, lines holding the delimiter.
+    holding: usize,
+    /// Of those, lines led by white space (indentation, not a first field).
+    indented: usize,
+    /// The most common number of delimiters on a line holding one, and how many lines have it.
+    modal: (usize, usize),
+    /// Delimiters in all, and how many are followed by a space (how prose writes commas).
+    delimiters: usize,
+    spaced: usize,
+    /// The first non-empty line has a digit (it is not a header row).
+    head_digits: bool,
+}
+
+impl LineStats {
+    fn of(text: &str, d: u8) -> LineStats {
+        let head = &text.as_bytes()[..text.len().min(64 * 1024)];
+        let mut st = LineStats::default();
+        let mut counts: Vec<(usize, usize)> = Vec::new();
+        for line in head.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
+            if line.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            if st.lines == 0 {
+                st.head_digits = line.iter().any(u8::is_ascii_digit);
+            }
+            st.lines += 1;
+            let n = memchr::memchr_iter(d, line).count();
+            if n > 0 {
+                st.holding += 1;
+                st.indented += usize::from(matches!(line[0], b'\t' | b' '));
+                st.delimiters += n;
+                st.spaced += line
+                    .windows(2)
+                    .filter(|w| w[0] == d && w[1] == b' ')
+                    .count();
+                match counts.iter_mut().find(|(c, _)| *c == n) {
+                    Some((_, k)) => *k += 1,
+                    None => counts.push((n, 1)),
+                }
+            }
+            if st.lines == 50 {
+                break;
+            }
+        }
+        // The most lines; among equals, the first count seen (the header's).
+        st.modal = counts
+            .iter()
+            .fold((0, 0), |m, &(c, k)| if k > m.1 { (c, k) } else { m });
+        st
+    }
+}
+
 /// A plain text (`.txt`) that is a tab-separated table: what Excel's "Unicode text" and "Text
 /// (tab delimited)" exports write, and what copying cells out of a sheet gives. On its first
 /// 50 non-empty lines (64 KiB at most): at least three lines hold a tab, they are at least 60 %
@@ -60,69 +120,41 @@ pub(crate) fn csv_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
 /// begin with a field rather than with indentation (tab-indented code and prose are not
 /// tables).
 pub(crate) fn looks_tab_separated(text: &str) -> bool {
-    let head = &text.as_bytes()[..text.len().min(64 * 1024)];
-    let (mut lines, mut tabbed, mut led) = (0usize, 0usize, 0usize);
-    let mut counts: Vec<(usize, usize)> = Vec::new();
-    for line in head.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let line = line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line);
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        lines += 1;
-        let tabs = memchr::memchr_iter(b'\t', line).count();
-        if tabs > 0 {
-            tabbed += 1;
-            if !matches!(line[0], b'\t' | b' ') {
-                led += 1;
-            }
-            match counts.iter_mut().find(|(n, _)| *n == tabs) {
-                Some((_, k)) => *k += 1,
-                None => counts.push((tabs, 1)),
-            }
-        }
-        if lines == 50 {
-            break;
-        }
-    }
-    let modal = counts.iter().map(|&(_, k)| k).max().unwrap_or(0);
-    tabbed >= 3 && tabbed * 10 >= lines * 6 && modal * 10 >= tabbed * 6 && led * 10 >= tabbed * 6
+    let st = LineStats::of(text, b'\t');
+    let led = st.holding - st.indented;
+    st.holding >= 3
+        && st.holding * 10 >= st.lines * 6
+        && st.modal.1 * 10 >= st.holding * 6
+        && led * 10 >= st.holding * 6
 }
 
 /// A run of comma-separated lines pasted into a text is a CSV table: at least three non-empty
-/// lines, at least 80 % of them with the same number of commas, two or more (three columns:
-/// prose has a comma or two, and a grouped amount one or two), none led by white space, at
-/// most a fifth of the commas followed by a space (prose writes `, `), and a first line without
-/// digits (a header row). Stricter than [`looks_tab_separated`] because commas are common in
-/// prose and amounts.
+/// lines, all holding a comma, at least 80 % of them with the same number of commas, two or
+/// more (three columns: prose has a comma or two, and a grouped amount one or two), none led
+/// by white space, at most a fifth of the commas followed by a space (prose writes `, `), and
+/// a first line without digits (a header row). Stricter than [`looks_tab_separated`] because
+/// commas are common in prose and amounts.
 fn looks_comma_separated(block: &str) -> bool {
-    let mut lines = block
-        .as_bytes()
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()));
-    let Some(head) = lines.next() else {
-        return false;
-    };
-    if head.iter().any(u8::is_ascii_digit) {
-        return false;
+    let st = LineStats::of(block, b',');
+    st.lines >= 3
+        && st.holding == st.lines
+        && st.indented == 0
+        && !st.head_digits
+        && st.modal.0 >= 2
+        && st.modal.1 * 10 >= st.lines * 8
+        && st.spaced * 5 <= st.delimiters
+}
+
+/// The cells of a plain text (a `.txt`, a plain-text mail body, an Outlook body): the whole
+/// text when it is laid out as one tab-separated table ([`looks_tab_separated`]: Excel's
+/// "Unicode text" export), else the tables pasted between its paragraphs
+/// ([`pasted_tables_grid`]). At most `max_cells`.
+pub(crate) fn plain_text_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
+    if looks_tab_separated(text) {
+        csv_grid(text, max_cells)
+    } else {
+        pasted_tables_grid(text, max_cells)
     }
-    let commas = |l: &[u8]| memchr::memchr_iter(b',', l).count();
-    // Commas followed by a space: how prose writes them, and what a program's CSV does not.
-    let spaced = |l: &[u8]| l.windows(2).filter(|w| w == b", ").count();
-    let want = commas(head);
-    let (mut n, mut same, mut all, mut space) = (1usize, 1usize, want, spaced(head));
-    for l in lines.take(49) {
-        if matches!(l[0], b' ' | b'\t') {
-            return false;
-        }
-        let c = commas(l);
-        n += 1;
-        same += usize::from(c == want);
-        all += c;
-        space += spaced(l);
-    }
-    want >= 2 && n >= 3 && same * 10 >= n * 8 && space * 5 <= all
 }
 
 /// The cells of the tables inside a running text: a range of cells copied out of a sheet

@@ -669,8 +669,8 @@ impl Walk<'_, '_> {
             if sub == "html" {
                 (text, grid) = super::html::html_to_text_grid(&text);
             } else {
-                // Cells pasted out of a sheet, or CSV lines: tables between the prose.
-                grid = super::csvgrid::pasted_tables_grid(&text, super::GRID_CELLS);
+                // A table, or cells pasted out of a sheet or CSV lines between the prose.
+                grid = super::csvgrid::plain_text_grid(&text, super::GRID_CELLS);
             }
             for c in password_candidates(&text) {
                 if !self.ctx.out.password_candidates.contains(&c) {

@@ -20,7 +20,7 @@
 
 mod archive;
 mod csvgrid;
-pub(crate) use csvgrid::{csv_grid_both, pasted_tables_grid};
+pub(crate) use csvgrid::{csv_grid_both, plain_text_grid};
 mod filetype;
 mod html;
 mod mime;
@@ -205,14 +205,14 @@ pub struct Segment {
 impl Segment {
     /// The name (`B2`) of the cell holding byte offset `at`, if the segment is a sheet.
     pub fn cell_at(&self, at: usize) -> Option<String> {
-        let i = self.cells.partition_point(|c| c.at <= at);
-        (i > 0).then(|| self.cells[i - 1].name())
+        self.cell_at_from(at, &mut 0)
     }
 
     /// [`Segment::cell_at`] for offsets asked in increasing order (a scan's findings): `from`
     /// is where the last answer was found, and the search gallops forward from it instead of
     /// halving all the cells again (a 10,000-row sheet has 80,000; a binary search over them
-    /// per finding missed the cache at its every step). Any order gives the same answers.
+    /// per finding missed the cache at its every step). Any order gives the same answers; from
+    /// 0 the gallop costs what a binary search does.
     pub fn cell_at_from(&self, at: usize, from: &mut usize) -> Option<String> {
         let cells = &self.cells;
         let start = (*from).min(cells.len());
@@ -625,19 +625,16 @@ fn inspect_object(
                 _ => decoded.text.into_owned(),
             };
             // CSV and TSV files are tables: their cells, for context from column headers. So
-            // is a plain text laid out as one (Excel's "Unicode text" export is a `.txt`).
-            let tabular = kind == F::Csv
-                || kind == F::Text && {
-                    let n = name.to_ascii_lowercase();
-                    n.ends_with(".tsv")
-                        || n.ends_with(".tab")
-                        || csvgrid::looks_tab_separated(&text)
-                };
-            let grid = if tabular {
+            // is a plain text laid out as one (Excel's "Unicode text" export is a `.txt`), and
+            // tables pasted into a text between its paragraphs.
+            let tsv_name = {
+                let n = name.to_ascii_lowercase();
+                n.ends_with(".tsv") || n.ends_with(".tab")
+            };
+            let grid = if kind == F::Csv || kind == F::Text && tsv_name {
                 csvgrid::csv_grid(&text, GRID_CELLS)
             } else if kind == F::Text {
-                // Tables pasted into a text between its paragraphs.
-                csvgrid::pasted_tables_grid(&text, GRID_CELLS)
+                csvgrid::plain_text_grid(&text, GRID_CELLS)
             } else {
                 Vec::new()
             };
@@ -683,8 +680,9 @@ pub fn sha256_hex(data: &[u8]) -> String {
 mod cell_tests {
     use super::*;
 
-    /// `cell_at_from` answers as `cell_at` does, for offsets in increasing order (the cursor
-    /// gallops), repeated, and out of order (it falls back to the binary search).
+    /// `cell_at_from` names the last cell starting at or before the offset, as a linear search
+    /// does, for offsets in increasing order (the cursor gallops), repeated, and out of order
+    /// (it falls back to a binary search); `cell_at` (a fresh cursor) too.
     #[test]
     fn cell_at_from_is_cell_at() {
         for n in [0usize, 1, 2, 3, 7, 64, 1000] {
@@ -698,29 +696,22 @@ mod cell_tests {
                     .collect(),
                 ..Segment::default()
             };
+            let linear = |at: usize| {
+                let c = seg.cells.iter().rev().find(|c| c.at <= at);
+                c.map(CellStart::name)
+            };
             let last = 5 + 4 * n + 8;
             let mut from = 0;
             for at in 0..last {
-                assert_eq!(
-                    seg.cell_at_from(at, &mut from),
-                    seg.cell_at(at),
-                    "n {n} at {at}"
-                );
-                assert_eq!(
-                    seg.cell_at_from(at, &mut from),
-                    seg.cell_at(at),
-                    "again {at}"
-                );
+                assert_eq!(seg.cell_at_from(at, &mut from), linear(at), "n {n} at {at}");
+                assert_eq!(seg.cell_at_from(at, &mut from), linear(at), "again {at}");
+                assert_eq!(seg.cell_at(at), linear(at), "fresh {at}");
             }
             let mut from = 0;
             for k in 0..last {
                 // Jumps forward and back.
                 let at = (k * 7919) % last;
-                assert_eq!(
-                    seg.cell_at_from(at, &mut from),
-                    seg.cell_at(at),
-                    "n {n} at {at}"
-                );
+                assert_eq!(seg.cell_at_from(at, &mut from), linear(at), "n {n} at {at}");
             }
         }
     }

@@ -110,8 +110,8 @@ fn message(
                 ctx.out.password_candidates.push(c);
             }
         }
-        // Cells or CSV lines pasted into the body are a table (as in a MIME body).
-        let grid = super::csvgrid::pasted_tables_grid(&text, super::GRID_CELLS);
+        // A table, or cells or CSV lines pasted into the body (as in a MIME body).
+        let grid = super::csvgrid::plain_text_grid(&text, super::GRID_CELLS);
         ctx.push_text(Segment {
             location: join(prefix, "body"),
             text,
