@@ -101,6 +101,24 @@ impl ContextWords {
             .collect()
     }
 
+    /// The positive context words of the detectors `dets` that are whole ASCII words of 2 to
+    /// 12 letters, lowercased: the phone labels that may be glued to a number
+    /// (`TEL03-5321-1111`, `FAX03-…`), taken from the rules so that a label a rules file adds
+    /// is one too.
+    pub fn ascii_labels(&self, dets: &[DetId]) -> Vec<Box<[u8]>> {
+        let mut out: Vec<Box<[u8]>> = Vec::new();
+        for (w, roles) in self.words.iter().zip(&self.roles) {
+            let label = (2..=12).contains(&w.len())
+                && w.bytes().all(|b| b.is_ascii_alphabetic())
+                && roles.iter().any(|r| !r.negative && dets.contains(&r.det));
+            let w: Box<[u8]> = w.to_ascii_lowercase().into_bytes().into();
+            if label && !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        out
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.ac.as_ref().map_or(0, AhoCorasick::memory_usage)
             + self

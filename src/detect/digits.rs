@@ -231,7 +231,14 @@ enum Edge {
 
 /// Classifies the character before the sequence. `group_len` is its first group's digits and
 /// `joined` tells whether a hyphen or a space joins that group to a next one.
-fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge, Option<char>) {
+/// `labels` are the phone labels that may be glued in front ([`Collector::phone_labels`]).
+fn edge_before(
+    h: &[u8],
+    start: usize,
+    group_len: usize,
+    joined: bool,
+    labels: &[Box<[u8]>],
+) -> (Edge, Option<char>) {
     match char_before(h, start) {
         None => (Edge::Clear, None),
         Some((c, s)) => {
@@ -242,7 +249,8 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
             // A dot after letters ends an abbreviation (`TEL.03-…`, `No.`), not a number.
             // `=` after ASCII is a query string or an assignment (`?id=…`, `x=…`); after a
             // Japanese label it is a form's or an export's `個人番号=…`.
-            let blocked = is_word(c) && !(c.is_ascii_alphabetic() && phone_label_before(h, start))
+            let blocked = is_word(c)
+                && !(c.is_ascii_alphabetic() && phone_label_before(h, start, labels))
                 || matches!(c, '/' | '@' | '\\' | '#' | '%' | '$' | '&')
                 || c == '=' && prev.is_none_or(|p| p.is_ascii())
                 || c == '.' && !prev.is_some_and(|p| p.is_ascii_alphabetic())
@@ -259,19 +267,19 @@ fn edge_before(h: &[u8], start: usize, group_len: usize, joined: bool) -> (Edge,
 
 /// The ASCII letters right before `start` are a whole phone label (`TEL03-5321-1111`,
 /// `FAX03-…`, `Mobile090-…` in a signature): letters glued to digits make an identifier
-/// (`ABC123…`), but not these.
-fn phone_label_before(h: &[u8], start: usize) -> bool {
+/// (`ABC123…`), but not these. The labels are the phone detectors' ASCII context words
+/// (lowercase), so a label a rules file adds counts too.
+fn phone_label_before(h: &[u8], start: usize, labels: &[Box<[u8]>]) -> bool {
+    let longest = labels.iter().map(|l| l.len()).max().unwrap_or(0);
     let mut s = start;
-    while s > 0 && start - s < 7 && h[s - 1].is_ascii_alphabetic() {
+    while s > 0 && start - s < longest && h[s - 1].is_ascii_alphabetic() {
         s -= 1;
     }
     if s > 0 && is_word(char::from(h[s - 1])) {
         return false;
     }
     let run = &h[s..start];
-    [&b"tel"[..], b"fax", b"phone", b"mobile", b"cell"]
-        .iter()
-        .any(|w| run.eq_ignore_ascii_case(w))
+    labels.iter().any(|w| run.eq_ignore_ascii_case(w))
 }
 
 /// Digits (ASCII or full-width) right before `end`, counted up to 4.
@@ -401,7 +409,13 @@ pub(crate) fn scan_at(col: &mut Collector<'_>, seq: &mut Seq, h: &[u8], i: usize
         return last.end;
     }
     let joined = seq.n > 1 && matches!(first.sep, Some(Sep::Hyphen | Sep::Space));
-    let (before, before_c) = edge_before(h, first.start, first.len as usize, joined);
+    let (before, before_c) = edge_before(
+        h,
+        first.start,
+        first.len as usize,
+        joined,
+        col.phone_labels(),
+    );
     let mut resume = last.end;
     if let Some(c) = before_c {
         if c.is_ascii_alphabetic() {
@@ -552,7 +566,7 @@ fn window(
     }
     if t_prefixed {
         let t_at = char_before(h, w.start()).map(|(_, s)| s).unwrap_or(0);
-        if edge_before(h, t_at, usize::MAX, false).0 == Edge::Clear {
+        if edge_before(h, t_at, usize::MAX, false, col.phone_labels()).0 == Edge::Clear {
             corporate(col, h, &w, d, true);
         }
     }
@@ -982,7 +996,7 @@ fn letter_prefixed(col: &mut Collector<'_>, h: &[u8], seq: &Seq, c1: char) -> Op
         return None;
     }
     // The two letters must start a token.
-    if edge_before(h, s0, usize::MAX, false).0 == Edge::Blocked {
+    if edge_before(h, s0, usize::MAX, false, col.phone_labels()).0 == Edge::Blocked {
         return None;
     }
     let up = |c: char| c.to_ascii_uppercase() as u8;

@@ -257,6 +257,9 @@ pub struct Engine {
     pub(crate) literal_terms: Vec<Box<[u8]>>,
     pub(crate) term_actions: Vec<Vec<TermAction>>,
     pub(crate) context: context::ContextWords,
+    /// The phone detectors' ASCII context words (`tel`, `fax`, `mobile`): letters that may be
+    /// glued to a number's first digit without making it an identifier.
+    pub(crate) phone_labels: Vec<Box<[u8]>>,
     pub(crate) regex: Option<(Vec<regex_automata::meta::Regex>, Vec<DetId>)>,
     /// The regex detectors' patterns, in the order of `regex` (kept for [`Engine::to_bytes`]).
     pub(crate) regex_patterns: Vec<String>,
@@ -320,6 +323,18 @@ impl Engine {
 
     pub(crate) fn det_for(&self, kind: BuiltinKind) -> Option<DetId> {
         self.builtin[kind.index()]
+    }
+
+    /// [`Engine::phone_labels`] from the compiled context words.
+    pub(crate) fn phone_labels(
+        context: &context::ContextWords,
+        builtin: &[Option<DetId>; BuiltinKind::ALL.len()],
+    ) -> Vec<Box<[u8]>> {
+        let dets: Vec<DetId> = [BuiltinKind::JpPhone, BuiltinKind::Phone]
+            .iter()
+            .filter_map(|k| builtin[k.index()])
+            .collect();
+        context.ascii_labels(&dets)
     }
 }
 

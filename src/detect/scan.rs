@@ -69,6 +69,12 @@ impl Collector<'_> {
         self.engine.det_for(kind)
     }
 
+    /// The phone detectors' ASCII labels ([`Engine::phone_labels`]).
+    #[inline]
+    pub fn phone_labels(&self) -> &[Box<[u8]>] {
+        &self.engine.phone_labels
+    }
+
     pub fn push(&mut self, mut c: Cand, canon: &[u8]) {
         let start = self.canon.len() as u32;
         self.canon.extend_from_slice(canon);
@@ -1002,6 +1008,37 @@ fn emit<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Letters glued in front of a number are an identifier unless they are a phone label,
+    /// and the labels are the phone detectors' ASCII context words: the built-in `TEL` and
+    /// `FAX`, and a word a rules file adds (`[builtin.jp_phone] context`).
+    #[test]
+    fn glued_phone_labels_come_from_the_rules() {
+        let phones = |engine: Engine, text: &str| {
+            let mut s = Scanner::new(std::sync::Arc::new(engine));
+            let r = s.scan_str(text);
+            r.findings
+                .iter()
+                .filter(|f| f.detector == "jp_phone")
+                .count()
+        };
+        let plain = || Engine::builder().build().unwrap();
+        let keitai = || {
+            Engine::builder()
+                .rules_str("[builtin.jp_phone]\ncontext = [\"Keitai\", \"内線\"]\n")
+                .build()
+                .unwrap()
+        };
+        assert_eq!(phones(plain(), "TEL03-5321-1111 FAX03-5321-1112"), 2);
+        assert_eq!(phones(plain(), "Keitai090-1234-5678"), 0);
+        assert_eq!(phones(keitai(), "Keitai090-1234-5678"), 1);
+        assert_eq!(phones(keitai(), "KEITAI090-1234-5678"), 1);
+        // Only the whole word: more letters in front make an identifier again.
+        assert_eq!(phones(keitai(), "xKeitai090-1234-5678"), 0);
+        assert_eq!(phones(plain(), "HOTEL090-1234-5678"), 0);
+        assert!(plain().phone_labels.iter().any(|l| &l[..] == b"tel"));
+        assert!(!keitai().phone_labels.iter().any(|l| l.len() > 12));
+    }
 
     /// `digits::skip_short` only ever skips what `digits::scan_at` would skip: at every digit
     /// (ASCII or full-width) of texts built from numbers, separators (ASCII, full-width, `ー`,
