@@ -594,7 +594,7 @@ fn approvers_get_one_time_links_and_holds_keep_attachments() {
     for f in d.report.findings.iter().filter(|f| f.location != "body") {
         if f.value.chars().filter(char::is_ascii_digit).count() >= 8 {
             assert!(
-                pv.parts.iter().all(|x| !x.text.contains(&f.value)),
+                pv.parts.iter().all(|x| !x.text.contains(f.value.as_str())),
                 "{}",
                 f.value
             );

@@ -414,10 +414,10 @@ impl Facts {
                     .or_default();
                 e.0 += 1;
                 for k in 0..=conf_index(f.confidence) {
-                    e.1[k].insert(f.normalized.clone());
+                    e.1[k].insert(f.normalized.to_string());
                 }
-                if e.2.len() < 3 && !e.2.contains(&f.value_masked) {
-                    e.2.push(f.value_masked.clone());
+                if e.2.len() < 3 && !e.2.iter().any(|m| *m == f.value_masked) {
+                    e.2.push(f.value_masked.to_string());
                 }
             }
         }

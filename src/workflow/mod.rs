@@ -257,7 +257,7 @@ impl AuditRecord {
         use sha2::Digest;
         let mut subject = facts.subject.clone();
         for f in report.findings.iter().filter(|f| &*f.location == "subject") {
-            subject = subject.replace(&f.value, &f.value_masked);
+            subject = subject.replace(f.value.as_str(), &f.value_masked);
         }
         let would = verdict
             .matched

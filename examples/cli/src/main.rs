@@ -532,7 +532,7 @@ fn table_report(out: &mut impl Write, path: &Path, r: &Report, show: bool) -> io
         let value = if show {
             format!("{} ({})", f.value_masked, f.value)
         } else {
-            f.value_masked.clone()
+            f.value_masked.to_string()
         };
         let value: String = if value.chars().count() > 60 {
             value.chars().take(57).chain("...".chars()).collect()

@@ -134,7 +134,7 @@ fn fixture_full(
         .findings
         .iter()
         .filter(|f| f.value.chars().filter(char::is_ascii_digit).count() >= 8)
-        .map(|f| f.value.clone())
+        .map(|f| f.value.to_string())
         .collect();
     assert!(raw_values.len() >= 3, "{raw_values:?}");
     let xlsx = d.report.kept.first().expect("attachment kept").1.clone();
