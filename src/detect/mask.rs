@@ -247,7 +247,7 @@ mod tests {
                 .collect();
             let (h, t) = ((rng.next_u64() % 6) as usize, (rng.next_u64() % 6) as usize);
             out.clear();
-            out.push_str("x");
+            out.push('x');
             keep_ends(&v, h, t, &mut out);
             assert_eq!(out[1..], chars(&v, h, t), "{v:?} {h} {t}");
         }
