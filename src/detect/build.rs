@@ -893,7 +893,7 @@ fn assemble(pending: Vec<Pending>, report_test_values: bool) -> Result<Engine, R
     };
     let regex_patterns = regexes;
     let (max_window, max_negative_window) = widest_windows(&detectors);
-    let phone_labels = Engine::phone_labels(&context, &builtin);
+    let phone_labels = Engine::compile_phone_labels(&context, &builtin);
     Ok(Engine {
         phone_labels,
         max_negative_window,

@@ -258,7 +258,7 @@ impl Engine {
             Some((compiled, dets))
         };
         let (max_window, max_negative_window) = widest_windows(&b.detectors);
-        let phone_labels = Engine::phone_labels(&context, &builtin);
+        let phone_labels = Engine::compile_phone_labels(&context, &builtin);
         Ok(Engine {
             phone_labels,
             detectors: b.detectors,

@@ -325,8 +325,8 @@ impl Engine {
         self.builtin[kind.index()]
     }
 
-    /// [`Engine::phone_labels`] from the compiled context words.
-    pub(crate) fn phone_labels(
+    /// The `phone_labels` field, from the compiled context words.
+    pub(crate) fn compile_phone_labels(
         context: &context::ContextWords,
         builtin: &[Option<DetId>; BuiltinKind::ALL.len()],
     ) -> Vec<Box<[u8]>> {

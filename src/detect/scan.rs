@@ -69,7 +69,7 @@ impl Collector<'_> {
         self.engine.det_for(kind)
     }
 
-    /// The phone detectors' ASCII labels ([`Engine::phone_labels`]).
+    /// The phone detectors' ASCII labels (the engine's `phone_labels`).
     #[inline]
     pub fn phone_labels(&self) -> &[Box<[u8]>] {
         &self.engine.phone_labels
