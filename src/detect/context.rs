@@ -111,8 +111,11 @@ impl ContextWords {
             let label = (2..=12).contains(&w.len())
                 && w.bytes().all(|b| b.is_ascii_alphabetic())
                 && roles.iter().any(|r| !r.negative && dets.contains(&r.det));
+            if !label {
+                continue;
+            }
             let w: Box<[u8]> = w.to_ascii_lowercase().into_bytes().into();
-            if label && !out.contains(&w) {
+            if !out.contains(&w) {
                 out.push(w);
             }
         }

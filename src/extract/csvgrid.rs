@@ -45,7 +45,11 @@ fn delimiter(text: &[u8]) -> u8 {
 /// columns from 0. A field's span includes its quotes and excludes the delimiter and the line end.
 pub(crate) fn csv_grid(text: &str, max_cells: usize) -> Vec<GridCell> {
     let input = text.as_bytes();
-    let d = delimiter(input);
+    split(input, delimiter(input), max_cells)
+}
+
+/// The cells of `input` split at `d`: by `memchr` when it has no quote, else by csv-core.
+fn split(input: &[u8], d: u8, max_cells: usize) -> Vec<GridCell> {
     if memchr::memchr(b'"', input).is_none() {
         unquoted_grid(input, d, max_cells)
     } else {
@@ -220,13 +224,7 @@ fn table_block(
     if out.len() >= max || !table {
         return;
     }
-    let input = block.as_bytes();
-    let left = max - out.len();
-    let cells = if memchr::memchr(b'"', input).is_none() {
-        unquoted_grid(input, d, left)
-    } else {
-        csv_core_grid(input, d, left)
-    };
+    let cells = split(block.as_bytes(), d, max - out.len());
     let first = *base;
     for c in cells {
         let row = c.row.saturating_add(first);

@@ -627,16 +627,15 @@ fn inspect_object(
             // CSV and TSV files are tables: their cells, for context from column headers. So
             // is a plain text laid out as one (Excel's "Unicode text" export is a `.txt`), and
             // tables pasted into a text between its paragraphs.
-            let tsv_name = {
+            let tsv_name = || {
                 let n = name.to_ascii_lowercase();
                 n.ends_with(".tsv") || n.ends_with(".tab")
             };
-            let grid = if kind == F::Csv || kind == F::Text && tsv_name {
-                csvgrid::csv_grid(&text, GRID_CELLS)
-            } else if kind == F::Text {
-                csvgrid::plain_text_grid(&text, GRID_CELLS)
-            } else {
-                Vec::new()
+            let grid = match kind {
+                F::Csv => csvgrid::csv_grid(&text, GRID_CELLS),
+                F::Text if tsv_name() => csvgrid::csv_grid(&text, GRID_CELLS),
+                F::Text => csvgrid::plain_text_grid(&text, GRID_CELLS),
+                _ => Vec::new(),
             };
             ctx.push_text(Segment {
                 location: location.to_string(),
