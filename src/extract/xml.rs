@@ -196,6 +196,8 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
     let n = b.len();
     let err = |at: usize, what: &str| Err(format!("malformed XML at byte {at}: {what}"));
     let mut i = declaration(b).unwrap_or(0);
+    // A part without references (most are) needs no search for them in each text run.
+    let any_amp = memchr::memchr(b'&', &b[i..]).is_some();
     // Open elements: where each one's name is in `xml`.
     let mut open: Vec<(usize, usize)> = Vec::new();
     while i < n {
@@ -203,7 +205,7 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             let end = memchr::memchr(b'<', &b[i..]).map_or(n, |p| i + p);
             // Text, split at references as quick-xml splits it.
             let mut at = i;
-            while let Some(p) = memchr::memchr(b'&', &b[at..end]) {
+            while let Some(p) = any_amp.then(|| memchr::memchr(b'&', &b[at..end])).flatten() {
                 let amp = at + p;
                 if amp > at {
                     sink(Tok::Text(&xml[at..amp]));
@@ -240,7 +242,7 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             }
             let name = &xml[i + 2..name_end];
             match open.pop() {
-                Some((s, e)) if &xml[s..e] == name => {}
+                Some((s, e)) if same_name(&xml[s..e], name) => {}
                 Some(_) => return err(i, "end tag does not match the open element"),
                 None => return err(i, "end tag without an open element"),
             }
@@ -248,41 +250,8 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             i = close + 1;
             continue;
         }
-        // A start or empty element: its `>` is the first one outside quotes. Most tags are
-        // short: a byte loop first, then a vectorised search for a long one.
-        let mut close = n;
-        let mut quote = 0u8;
-        let short = n.min(i + 16);
-        let mut k = i + 1;
-        while k < short {
-            let c = b[k];
-            if quote == 0 {
-                if c == b'>' {
-                    close = k;
-                    break;
-                }
-                if c == b'"' || c == b'\'' {
-                    quote = c;
-                }
-            } else if c == quote {
-                quote = 0;
-            }
-            k += 1;
-        }
-        if close == n && k < n {
-            for p in memchr::memchr3_iter(b'>', b'"', b'\'', &b[k..]) {
-                let c = b[k + p];
-                if quote == 0 {
-                    if c == b'>' {
-                        close = k + p;
-                        break;
-                    }
-                    quote = c;
-                } else if c == quote {
-                    quote = 0;
-                }
-            }
-        }
+        // A start or empty element: its `>` is the first one outside quotes.
+        let close = tag_close(b, i + 1).unwrap_or(n);
         if close == n {
             return err(i, "tag not closed");
         }
@@ -304,6 +273,43 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
         i = close + 1;
     }
     Ok(())
+}
+
+/// Where the start tag whose content begins at `from` ends: the first `>` outside quoted
+/// attribute values. The `>` found first is the one unless a quote before it is left open: with
+/// only `"` or only `'` quotes before it, that is their count being odd (they alternate open and
+/// close), which a count tells without a branch per byte; a tag mixing both kinds is walked
+/// quote by quote. After a `>` inside a value the search goes on from there, so every byte is
+/// looked at a bounded number of times.
+#[inline]
+fn tag_close(b: &[u8], from: usize) -> Option<usize> {
+    let mut k = from;
+    let mut quote = 0u8;
+    loop {
+        let gt = k + memchr::memchr(b'>', b.get(k..)?)?;
+        let span = &b[k..gt];
+        if quote == 0 {
+            let (dq, sq) = span.iter().fold((0u32, 0u32), |(d, s), &c| {
+                (d + u32::from(c == b'"'), s + u32::from(c == b'\''))
+            });
+            if (sq == 0 && dq % 2 == 0) || (dq == 0 && sq % 2 == 0) {
+                return Some(gt);
+            }
+        }
+        for &c in span {
+            if quote == 0 {
+                if c == b'"' || c == b'\'' {
+                    quote = c;
+                }
+            } else if c == quote {
+                quote = 0;
+            }
+        }
+        if quote == 0 {
+            return Some(gt);
+        }
+        k = gt + 1;
+    }
 }
 
 /// `amp`, `lt`, `#x41`, `#65` → their text.
@@ -561,6 +567,11 @@ mod tests {
             "<a>x</a",
             "<//>",
             "<a>x</a><a b=\"1",
+            // The first `>` inside quotes, quotes of both kinds, a quote left open.
+            "<a b=\"it's\" c='say \"hi\"' d=\">\">x</a>",
+            "<a b='>' c=\"'>'\" d='\">'>x</a>",
+            "<a b=\"x>y>z\" c='1'/>",
+            "<a b='it\"s>'>x</a><a b=\"'>",
         ];
         for xml in plain {
             assert!(plain_tree(xml), "{xml:?}");
@@ -587,6 +598,44 @@ mod tests {
         assert!(walk(&deep, |_| {}).is_err() && walk_quick_xml(&deep, |_| {}).is_err());
         let ok = "<a>".repeat(MAX_XML_DEPTH) + &"</a>".repeat(MAX_XML_DEPTH);
         assert!(walk(&ok, |_| {}).is_ok());
+    }
+
+    /// `tag_close` (counts, then quote by quote) against the plain walk of one quote state.
+    #[test]
+    fn tag_close_is_the_first_gt_outside_quotes() {
+        fn reference(b: &[u8], from: usize) -> Option<usize> {
+            let mut quote = 0u8;
+            for (k, &c) in b.iter().enumerate().skip(from) {
+                if quote == 0 {
+                    if c == b'>' {
+                        return Some(k);
+                    }
+                    if c == b'"' || c == b'\'' {
+                        quote = c;
+                    }
+                } else if c == quote {
+                    quote = 0;
+                }
+            }
+            None
+        }
+        let alphabet = b"ab =\"'>";
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..14 {
+            for _ in 0..3000 {
+                let b: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        alphabet[(x % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                for from in 0..=len {
+                    assert_eq!(tag_close(&b, from), reference(&b, from), "{b:?} {from}");
+                }
+            }
+        }
     }
 
     #[test]
