@@ -96,8 +96,11 @@ pub(crate) enum Tok<'x> {
     Start {
         content: &'x str,
         name_len: usize,
+        /// Where the local name starts in `content` (after the prefix's `:`, if any).
+        local: usize,
         empty: bool,
     },
+    /// An end tag's local name.
     End(&'x str),
     Text(&'x str),
     Ref(&'x str),
@@ -109,18 +112,17 @@ pub(crate) fn emit(t: Tok<'_>, f: &mut impl FnMut(Node<'_, '_>)) {
         Tok::Start {
             content,
             name_len,
+            local,
             empty,
         } => {
             let e = BytesStart::from_content(content, name_len);
-            let name = local_name(&content[..name_len]);
+            let name = &content[local..name_len];
             f(Node::Start { name, e: &e });
             if empty {
                 f(Node::End { name });
             }
         }
-        Tok::End(qname) => f(Node::End {
-            name: local_name(qname),
-        }),
+        Tok::End(name) => f(Node::End { name }),
         Tok::Text(t) => {
             if memchr::memchr(b'\r', t.as_bytes()).is_none() {
                 f(Node::Text(t));
@@ -198,8 +200,10 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
     let mut i = declaration(b).unwrap_or(0);
     // A part without references (most are) needs no search for them in each text run.
     let any_amp = memchr::memchr(b'&', &b[i..]).is_some();
-    // Open elements: where each one's name is in `xml`.
-    let mut open: Vec<(usize, usize)> = Vec::new();
+    // Open elements: where each one's name is in `xml`, where its local name starts, and
+    // whether the name is free of quotes (an end tag ends at its first `>` outside quotes, so
+    // only such a name followed by `>` is sure to be the whole end tag).
+    let mut open: Vec<(usize, usize, usize, bool)> = Vec::new();
     while i < n {
         if b[i] != b'<' {
             let end = memchr::memchr(b'<', &b[i..]).map_or(n, |p| i + p);
@@ -224,13 +228,20 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             continue;
         }
         if b.get(i + 1) == Some(&b'/') {
-            let mut close = i + 2;
-            while close < n && b[close] != b'>' {
-                close += 1;
+            // Most often the open element's name and `>`, compared where they are.
+            if let Some(&(s, e, l, true)) = open.last() {
+                let at = i + 2 + (e - s);
+                if b.get(at) == Some(&b'>') && same_name(&xml[s..e], &xml[i + 2..at]) {
+                    open.pop();
+                    sink(Tok::End(&xml[i + 2 + (l - s)..at]));
+                    i = at + 1;
+                    continue;
+                }
             }
-            if close == n {
+            // Its `>` is, as a start tag's, the first one outside quotes.
+            let Some(close) = tag_close(b, i + 2) else {
                 return err(i, "end tag not closed");
-            }
+            };
             // White space after the name is dropped; an end tag of white space alone keeps it
             // as its name (and so matches no element), as quick-xml reads it.
             let mut name_end = close;
@@ -242,11 +253,11 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             }
             let name = &xml[i + 2..name_end];
             match open.pop() {
-                Some((s, e)) if same_name(&xml[s..e], name) => {}
+                Some((s, e, _, _)) if same_name(&xml[s..e], name) => {}
                 Some(_) => return err(i, "end tag does not match the open element"),
                 None => return err(i, "end tag without an open element"),
             }
-            sink(Tok::End(name));
+            sink(Tok::End(local_name(name)));
             i = close + 1;
             continue;
         }
@@ -258,16 +269,28 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
         let empty = close > i + 1 && b[close - 1] == b'/';
         let content_end = if empty { close - 1 } else { close };
         let content = &xml[i + 1..content_end];
-        let name_len = content.bytes().position(is_ws).unwrap_or(content.len());
+        // The name ends at white space; its local part follows the first `:` in it.
+        let (mut name_len, mut local, mut quoted) = (content.len(), 0, false);
+        for (k, &c) in content.as_bytes().iter().enumerate() {
+            if is_ws(c) {
+                name_len = k;
+                break;
+            }
+            if c == b':' && local == 0 {
+                local = k + 1;
+            }
+            quoted |= c == b'"' || c == b'\'';
+        }
         if !empty {
             if open.len() >= MAX_XML_DEPTH {
                 return Err(format!("XML nested deeper than {MAX_XML_DEPTH}"));
             }
-            open.push((i + 1, i + 1 + name_len));
+            open.push((i + 1, i + 1 + name_len, i + 1 + local, !quoted));
         }
         sink(Tok::Start {
             content,
             name_len,
+            local,
             empty,
         });
         i = close + 1;
@@ -439,16 +462,15 @@ pub(crate) fn plain_attrs<'a>(raw: &'a str, mut f: impl FnMut(&'a str, &'a str) 
             Some(&q @ (b'"' | b'\'')) => q,
             _ => return false,
         };
+        // The value up to its closing quote, each byte looked at once.
         let v0 = i + 2;
-        let Some(len) = b[v0..].iter().position(|&c| c == q) else {
-            return false;
-        };
-        let v1 = v0 + len;
-        if !b[v0..v1]
-            .iter()
-            .all(|&c| (b' '..=b'~').contains(&c) && c != b'&')
-        {
-            return false;
+        let mut v1 = v0;
+        loop {
+            match b.get(v1) {
+                Some(&c) if c == q => break,
+                Some(&c) if (b' '..=b'~').contains(&c) && c != b'&' => v1 += 1,
+                _ => return false,
+            }
         }
         i = v1 + 1;
         // Keys end at ASCII bytes and values are ASCII: the slices are at char boundaries.
@@ -572,6 +594,13 @@ mod tests {
             "<a b='>' c=\"'>'\" d='\">'>x</a>",
             "<a b=\"x>y>z\" c='1'/>",
             "<a b='it\"s>'>x</a><a b=\"'>",
+            // Names with `:` and `>` in them, end tags of the open name and of another.
+            "<a\"b>c\"d>x</a\"b>c\"d>",
+            "<a\"b>c\"d>x</a\"b>",
+            "<a'b>x</a'b>y'>z</a'b>",
+            "<a>x</a b=\">\"><c>y</c b='>' >",
+            "<:a>x</:a><a:>y</a:><p:q:r>z</p:q:r ><p:q>w</p:r>",
+            "<x:a><y:a>t</x:a></y:a>",
         ];
         for xml in plain {
             assert!(plain_tree(xml), "{xml:?}");
