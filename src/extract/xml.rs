@@ -298,8 +298,8 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
     Ok(())
 }
 
-/// Where the start tag whose content begins at `from` ends: the first `>` outside quoted
-/// attribute values. The `>` found first is the one unless a quote before it is left open: with
+/// Where the tag whose content (after `<` or `</`) begins at `from` ends: the first `>` outside
+/// quoted attribute values. The `>` found first is the one unless a quote before it is left open: with
 /// only `"` or only `'` quotes before it, that is their count being odd (they alternate open and
 /// close), which a count tells without a branch per byte; a tag mixing both kinds is walked
 /// quote by quote. After a `>` inside a value the search goes on from there, so every byte is
@@ -594,7 +594,8 @@ mod tests {
             "<a b='>' c=\"'>'\" d='\">'>x</a>",
             "<a b=\"x>y>z\" c='1'/>",
             "<a b='it\"s>'>x</a><a b=\"'>",
-            // Names with `:` and `>` in them, end tags of the open name and of another.
+            // Names with `:` or quotes (and a quoted `>`) in them; end tags of the open name,
+            // of another name, with attributes.
             "<a\"b>c\"d>x</a\"b>c\"d>",
             "<a\"b>c\"d>x</a\"b>",
             "<a'b>x</a'b>y'>z</a'b>",
