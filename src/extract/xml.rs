@@ -200,10 +200,7 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
     let mut i = declaration(b).unwrap_or(0);
     // A part without references (most are) needs no search for them in each text run.
     let any_amp = memchr::memchr(b'&', &b[i..]).is_some();
-    // Open elements: where each one's name is in `xml`, where its local name starts, and
-    // whether the name is free of quotes (an end tag ends at its first `>` outside quotes, so
-    // only such a name followed by `>` is sure to be the whole end tag).
-    let mut open: Vec<(usize, usize, usize, bool)> = Vec::new();
+    let mut open: Vec<Open> = Vec::new();
     while i < n {
         if b[i] != b'<' {
             let end = memchr::memchr(b'<', &b[i..]).map_or(n, |p| i + p);
@@ -229,7 +226,13 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
         }
         if b.get(i + 1) == Some(&b'/') {
             // Most often the open element's name and `>`, compared where they are.
-            if let Some(&(s, e, l, true)) = open.last() {
+            if let Some(&Open {
+                start: s,
+                end: e,
+                local: l,
+                quoted: false,
+            }) = open.last()
+            {
                 let at = i + 2 + (e - s);
                 if b.get(at) == Some(&b'>') && same_name(&xml[s..e], &xml[i + 2..at]) {
                     open.pop();
@@ -253,7 +256,7 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             }
             let name = &xml[i + 2..name_end];
             match open.pop() {
-                Some((s, e, _, _)) if same_name(&xml[s..e], name) => {}
+                Some(o) if same_name(&xml[o.start..o.end], name) => {}
                 Some(_) => return err(i, "end tag does not match the open element"),
                 None => return err(i, "end tag without an open element"),
             }
@@ -262,10 +265,9 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             continue;
         }
         // A start or empty element: its `>` is the first one outside quotes.
-        let close = tag_close(b, i + 1).unwrap_or(n);
-        if close == n {
+        let Some(close) = tag_close(b, i + 1) else {
             return err(i, "tag not closed");
-        }
+        };
         let empty = close > i + 1 && b[close - 1] == b'/';
         let content_end = if empty { close - 1 } else { close };
         let content = &xml[i + 1..content_end];
@@ -285,7 +287,12 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
             if open.len() >= MAX_XML_DEPTH {
                 return Err(format!("XML nested deeper than {MAX_XML_DEPTH}"));
             }
-            open.push((i + 1, i + 1 + name_len, i + 1 + local, !quoted));
+            open.push(Open {
+                start: i + 1,
+                end: i + 1 + name_len,
+                local: i + 1 + local,
+                quoted,
+            });
         }
         sink(Tok::Start {
             content,
@@ -296,6 +303,17 @@ pub(crate) fn skim<'x>(xml: &'x str, mut sink: impl FnMut(Tok<'x>)) -> Result<()
         i = close + 1;
     }
     Ok(())
+}
+
+/// An element [`skim`] has open: where its name is in the part, where its local name starts,
+/// and whether the name has a quote in it (an end tag ends at its first `>` outside quotes, so
+/// only a name without one, followed by `>`, is sure to be the whole end tag).
+#[derive(Clone, Copy)]
+struct Open {
+    start: usize,
+    end: usize,
+    local: usize,
+    quoted: bool,
 }
 
 /// Where the tag whose content (after `<` or `</`) begins at `from` ends: the first `>` outside
