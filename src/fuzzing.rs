@@ -239,6 +239,58 @@ pub fn xml_attr_pairs(xml: &str) -> Vec<(Attrs, Attrs)> {
     out
 }
 
+/// Looks up attributes of every start tag of `xml` (as quick-xml reads them, until its first
+/// error) by [`crate::extract::xml::attrs_ref`] (a check for the names' keys first, then the
+/// plain reading or quick-xml) and by quick-xml alone, and panics when the two differ. The
+/// names asked for, one at a time: `value`, `a`, each attribute's local name and its last
+/// character; and `value` with the first attribute's name as a pair. Only the first 8 start
+/// tags and 8 names are looked at (the look-ups cost more than the rest of the `xml` target).
+pub fn xml_attr_lookups(xml: &str) {
+    use crate::extract::xml::{attrs_quick, attrs_ref};
+    use quick_xml::events::Event;
+    let mut r = quick_xml::Reader::from_str(xml);
+    let mut tags = 0;
+    while let Ok(ev) = r.read_event() {
+        let e = match ev {
+            Event::Start(e) | Event::Empty(e) => e,
+            Event::Eof => break,
+            _ => continue,
+        };
+        tags += 1;
+        if tags > 8 {
+            break;
+        }
+        let mut names: Vec<String> = vec!["value".into(), "a".into()];
+        for a in e.attributes().with_checks(false).flatten() {
+            let k = a.key.local_name().into_inner();
+            names.push(k.to_string());
+            if let Some((at, _)) = k.char_indices().next_back().filter(|&(at, _)| at > 0) {
+                names.push(k[at..].to_string());
+            }
+        }
+        names.retain(|n| !n.is_empty());
+        names.truncate(8);
+        for (i, a) in names.iter().enumerate() {
+            let a = a.as_str();
+            assert_eq!(
+                attrs_ref(&e, [a]),
+                attrs_quick(&e, [a]),
+                "attribute {a:?} read two ways differs on {xml:?}"
+            );
+            if i > 0 {
+                continue;
+            }
+            // "value" with the tag's first attribute's name (or "a").
+            let b = names.get(2).unwrap_or(&names[1]).as_str();
+            assert_eq!(
+                attrs_ref(&e, [a, b]),
+                attrs_quick(&e, [a, b]),
+                "attributes {a:?}, {b:?} read two ways differ on {xml:?}"
+            );
+        }
+    }
+}
+
 /// The `xml` fuzz target: for any text that the walk's own tokenizer takes, it gives what
 /// quick-xml gives; on any start tag whose attributes the plain reading takes, it reads what
 /// quick-xml reads.
@@ -249,6 +301,7 @@ pub fn xml(data: &[u8]) {
     for (plain, quick) in xml_attr_pairs(xml) {
         assert_eq!(plain, quick, "the two attribute readings differ on {xml:?}");
     }
+    xml_attr_lookups(xml);
     let fast = crate::extract::xml::plain_tree(xml);
     let (a, a_ok) = xml_trace(xml, false);
     if fast {

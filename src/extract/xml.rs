@@ -394,6 +394,9 @@ pub(crate) fn attrs_ref<'e, const N: usize>(
     names: [&str; N],
 ) -> [Option<Cow<'e, str>>; N] {
     let mut out = [const { None }; N];
+    if !may_have_attr(e.attributes_raw(), &names) {
+        return out;
+    }
     let mut left = N;
     // Most tags are plain (`c r="B2" t="s"`): read here without quick-xml's attribute machinery
     // (a sixth of reading a worksheet). Anything else is read by quick-xml from the start.
@@ -410,8 +413,16 @@ pub(crate) fn attrs_ref<'e, const N: usize>(
     if plain {
         return out;
     }
-    out = [const { None }; N];
-    left = N;
+    attrs_quick(e, names)
+}
+
+/// [`attrs_ref`] by quick-xml's attribute iterator alone (checks off, normalized values).
+pub(crate) fn attrs_quick<'e, const N: usize>(
+    e: &'e BytesStart<'_>,
+    names: [&str; N],
+) -> [Option<Cow<'e, str>>; N] {
+    let mut out = [const { None }; N];
+    let mut left = N;
     for a in e.attributes().with_checks(false).flatten() {
         let key = local_name(a.key.into_inner());
         if let Some(i) = names.iter().position(|n| same_name(n, key)) {
@@ -427,12 +438,37 @@ pub(crate) fn attrs_ref<'e, const N: usize>(
     out
 }
 
+/// False when no attribute of a start tag's attribute text `raw` can have one of `names` as its
+/// local name; true when one may (then the attributes are read). An attribute that quick-xml
+/// reads has a key followed by optional white space and `=`, and a local name is the end of its
+/// key: so each `=` is looked back from, past white space, for a key ending in one of `names`.
+/// An OpenDocument cell (`office:value-type="string" calcext:value-type="string"`) has neither
+/// of the two attributes asked for; reading all its attributes was a tenth of reading a list.
+fn may_have_attr(raw: &str, names: &[&str]) -> bool {
+    let b = raw.as_bytes();
+    memchr::memchr_iter(b'=', b).any(|eq| {
+        let mut k = eq;
+        while k > 0 && is_ws(b[k - 1]) {
+            k -= 1;
+        }
+        names.iter().any(|n| {
+            let n = n.as_bytes();
+            k >= n.len() && same_bytes(&b[k - n.len()..k], n)
+        })
+    })
+}
+
 /// `a == b` for the names of attributes, a few bytes each: compared here, where `==` of two
 /// strings whose lengths are not constants called `memcmp` for each (4 % of reading a
 /// worksheet's cells).
 #[inline]
 fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_name`] of bytes.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -683,6 +719,39 @@ mod tests {
                     assert_eq!(tag_close(&b, from), reference(&b, from), "{b:?} {from}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tags_without_the_names_are_not_read() {
+        let names = ["value", "number-columns-repeated"];
+        let cell = r#" office:value-type="string" calcext:value-type="string""#;
+        assert!(!may_have_attr(cell, &names));
+        assert!(!may_have_attr("", &names));
+        assert!(!may_have_attr(r#" value"x"="1" values="2""#, &names));
+        for maybe in [
+            r#" office:value="3""#,
+            " value = '3'",
+            " value\n=\t'3'",
+            r#" a="value=1""#,
+            r#" xvalue="1""#,
+            r#" table:number-columns-repeated="4""#,
+        ] {
+            assert!(may_have_attr(maybe, &names), "{maybe:?}");
+        }
+        // Whatever the check says, the values read are quick-xml's.
+        for xml in [
+            r#"<c office:value-type="string" calcext:value-type="string"/>"#,
+            r#"<c office:value-type="float" office:value="12" table:number-columns-repeated="3"/>"#,
+            r#"<c value = '3' a="value=1"/>"#,
+            r#"<c xvalue="1" value"x"="2"/>"#,
+        ] {
+            let mut r = Reader::from_str(xml);
+            let Ok(Event::Empty(e)) = r.read_event() else {
+                panic!("{xml}")
+            };
+            assert_eq!(attrs_ref(&e, names), attrs_quick(&e, names), "{xml}");
+            crate::fuzzing::xml_attr_lookups(xml);
         }
     }
 
