@@ -238,15 +238,15 @@ impl Scanner {
         let mut detectors = Shared::default();
         let mut details = Shared::default();
         // The counts. While one segment (a file, a sheet, a body without an alternative) has
-        // findings, they are the scan's own: it counted the same findings by the same hash of
-        // the same normalized values. From a second segment on, `count_findings`' keys, taken
+        // findings, they are the scan's own: it counted the same findings by the same keys
+        // (`detect::count_key`). From a second segment on, `count_findings`' keys, taken
         // while each finding's strings are still in the cache (a pass over 30,000 findings
         // afterwards missed it on every one).
         let engine = self.engine().clone();
         let order: Vec<&str> = engine.detectors().iter().map(|d| d.id.as_str()).collect();
         let mut alone: Option<Vec<ReportCount>> = None;
         let mut keyed = false;
-        let mut keys: Vec<(usize, u64)> = Vec::new();
+        let mut keys: Vec<u64> = Vec::new();
         let mut last = (0usize, "");
         let mut ex = ex;
         for seg in ex.segments.iter_mut() {
@@ -379,15 +379,15 @@ fn count_findings<'a>(
     counts_of(&order, keys)
 }
 
-/// A finding's counting key: (its detector's place in `order`, hash of its normalized value), or
-/// None for a detector that is not in `order` (not counted). Findings of one detector come in
+/// A finding's counting key ([`crate::detect::count_key`] of its detector's place in `order` and
+/// its normalized value), or None for a detector that is not in `order` (not counted). Findings of one detector come in
 /// runs (a column of a list), so `last`, the place found last, is tried first.
 fn count_key<'a>(
     order: &[&'a str],
     last: &mut (usize, &'a str),
     detector: &str,
     normalized: &str,
-) -> Option<(usize, u64)> {
+) -> Option<u64> {
     let d = if detector == last.1 {
         last.0
     } else {
@@ -395,18 +395,19 @@ fn count_key<'a>(
         *last = (d, order[d]);
         d
     };
-    Some((d, crate::detect::fnv(normalized.as_bytes())))
+    Some(crate::detect::count_key(d, normalized.as_bytes()))
 }
 
 /// The counts of [`count_findings`] from the findings' keys ([`count_key`]).
-fn counts_of(order: &[&str], mut keys: Vec<(usize, u64)>) -> Vec<ReportCount> {
+fn counts_of(order: &[&str], mut keys: Vec<u64>) -> Vec<ReportCount> {
+    use crate::detect::key_det;
     keys.sort_unstable();
     let mut counts = Vec::new();
-    for group in keys.chunk_by(|a, b| a.0 == b.0) {
+    for group in keys.chunk_by(|a, b| key_det(*a) == key_det(*b)) {
         counts.push(ReportCount {
-            detector: order[group[0].0].to_string(),
+            detector: order[key_det(group[0])].to_string(),
             findings: group.len(),
-            unique: 1 + group.windows(2).filter(|w| w[0].1 != w[1].1).count(),
+            unique: 1 + group.windows(2).filter(|w| w[0] != w[1]).count(),
         });
     }
     counts

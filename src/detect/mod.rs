@@ -33,9 +33,9 @@ pub mod validate;
 pub use build::EngineBuilder;
 pub use image::EngineImageError;
 pub use mask::mask as mask_value;
-pub(crate) use scan::fnv;
 #[doc(hidden)]
 pub use scan::Stage;
+pub(crate) use scan::{count_key, key_det};
 pub use scan::{DetectorCount, Evidence, EvidenceKind, Finding, ScanResult, Scanner};
 pub use table::GridCell;
 #[cfg(all(test, feature = "simd"))]

@@ -860,10 +860,22 @@ fn resolve_overlaps(cands: &[Cand], scored: &mut [Scored]) {
     }
 }
 
-pub(crate) fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+/// A value's counting key (the scan's and the report's counts of findings and distinct values
+/// per detector): the detector's number in the top 16 bits, the top 48 bits of the FNV-1a hash
+/// of its normalized value below. Sorting one `u64` per value is ~40 % faster than sorting
+/// `(detector, hash)` pairs (2.6 % of a 10,000-row CSV list); two values of one detector count
+/// as one when their hashes agree in 48 bits.
+pub(crate) fn count_key(det: usize, normalized: &[u8]) -> u64 {
+    debug_assert!(det < 1 << 16, "a detector's number fits 16 bits");
+    let h = normalized.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    });
+    ((det as u64) << 48) | (h >> 16)
+}
+
+/// The detector's number in a [`count_key`].
+pub(crate) fn key_det(key: u64) -> usize {
+    (key >> 48) as usize
 }
 
 /// `bytes` as text in the arena: most values are short ASCII (digits, separators), which
@@ -883,33 +895,32 @@ fn emit<'s>(
     scored: &[Scored],
     arena: &'s Bump,
 ) -> ScanResult<'s> {
-    // Unique values per detector, for min_count and the counts: one `u64` per value, the
-    // detector in the top 16 bits and 48 bits of the value's hash below (sorting these is ~40 %
-    // faster than `(DetId, u64)` pairs: 2.6 % of a 10,000-row CSV list).
+    // Unique values per detector, for min_count and the counts.
     const _: () = assert!(
         std::mem::size_of::<DetId>() <= 2,
-        "a detector id fits 16 bits"
+        "a detector id fits count_key's 16 bits"
     );
-    let det_of = |k: u64| (k >> 48) as usize;
     let mut keys: Vec<u64> = scored
         .iter()
         .filter(|s| s.keep)
         .map(|s| {
             let c = &cands[s.cand];
-            let h = fnv(&canon[c.canon.0 as usize..c.canon.1 as usize]);
-            (u64::from(c.det) << 48) | (h >> 16)
+            count_key(
+                usize::from(c.det),
+                &canon[c.canon.0 as usize..c.canon.1 as usize],
+            )
         })
         .collect();
     keys.sort_unstable();
     let n = engine.detectors.len();
     let mut totals = vec![0usize; n];
     for &k in &keys {
-        totals[det_of(k)] += 1;
+        totals[key_det(k)] += 1;
     }
     keys.dedup();
     let mut unique = vec![0usize; n];
     for &k in &keys {
-        unique[det_of(k)] += 1;
+        unique[key_det(k)] += 1;
     }
     let mut counts = bumpalo::collections::Vec::new_in(arena);
     let mut allowed = vec![false; n];
