@@ -140,8 +140,9 @@ pub struct ReportEvidence {
 /// A finding with its location.
 ///
 /// The detector id, the location, the sheet and the evidence texts are shared ([`SharedStr`]) by
-/// the findings of one report that have the same ones: a 10,000-row list has 30,000 findings,
-/// and one allocation per field and finding cost as much as the detection.
+/// the findings of one report that have the same ones, and so is the evidence list (an `Arc`
+/// slice: the findings of one column give the same reasons): a 10,000-row list has 30,000
+/// findings, and one allocation per field and finding cost as much as the detection.
 #[derive(Debug, Clone)]
 pub struct ReportFinding {
     /// Detector id.
@@ -159,15 +160,16 @@ pub struct ReportFinding {
     /// Sheet name, if any.
     pub sheet: Option<SharedStr>,
     /// Cell (`B2`), if any.
-    pub cell: Option<String>,
+    pub cell: Option<CompactString>,
     /// The raw value. Sensitive.
     pub value: CompactString,
     /// The normalised value (what uniqueness counts).
     pub normalized: CompactString,
     /// The masked value.
     pub value_masked: CompactString,
-    /// Why.
-    pub evidence: Vec<ReportEvidence>,
+    /// Why. Shared by the findings of one report that give the same evidence; read it as a
+    /// slice (`f.evidence.iter()`, `f.evidence.len()`, `&f.evidence[..]`).
+    pub evidence: Arc<[ReportEvidence]>,
 }
 
 /// Per-detector totals over the whole message or file.
@@ -237,6 +239,7 @@ impl Scanner {
         let mut seen_in_group: HashSet<(u32, String, String)> = HashSet::new();
         let mut detectors = Shared::default();
         let mut details = Shared::default();
+        let mut evidence = SharedEvidence::default();
         // The counts. While one segment (a file, a sheet, a body without an alternative) has
         // findings, they are the scan's own: it counted the same findings by the same keys
         // (`detect::count_key`). From a second segment on, `count_findings`' keys, taken
@@ -309,15 +312,7 @@ impl Scanner {
                     value: CompactString::new(f.value),
                     normalized: CompactString::new(f.normalized),
                     value_masked: CompactString::new(f.value_masked),
-                    evidence: f
-                        .evidence
-                        .iter()
-                        .map(|e| ReportEvidence {
-                            kind: e.kind,
-                            detail: details.get(e.detail),
-                            distance: e.distance,
-                        })
-                        .collect(),
+                    evidence: evidence.get(f.evidence, &mut details),
                 });
             }
         }
@@ -359,6 +354,62 @@ impl Shared {
             self.0.push(a.clone());
         }
         a
+    }
+}
+
+/// The evidence lists that the findings of one report share: the [`SharedEvidence::KEEP`] most
+/// recently new ones are kept and looked up by their content (the findings of a list's column
+/// all give the same one, those of running text a few more with their distances); a list not
+/// kept gets its own allocation, so the look-up stays bounded on any text.
+#[derive(Default)]
+struct SharedEvidence {
+    kept: Vec<Arc<[ReportEvidence]>>,
+    /// The slot that the next new list replaces once `kept` is full.
+    next: usize,
+    /// The slot of the last hit, tried first.
+    last: usize,
+}
+
+impl SharedEvidence {
+    const KEEP: usize = 8;
+
+    fn get(
+        &mut self,
+        ev: &[crate::detect::Evidence<'_>],
+        details: &mut Shared,
+    ) -> Arc<[ReportEvidence]> {
+        let same = |kept: &[ReportEvidence]| {
+            kept.len() == ev.len()
+                && kept.iter().zip(ev).all(|(k, e)| {
+                    k.kind == e.kind && k.distance == e.distance && k.detail.as_str() == e.detail
+                })
+        };
+        if let Some(k) = self.kept.get(self.last) {
+            if same(k) {
+                return k.clone();
+            }
+        }
+        if let Some(i) = self.kept.iter().position(|k| same(k)) {
+            self.last = i;
+            return self.kept[i].clone();
+        }
+        let new: Arc<[ReportEvidence]> = ev
+            .iter()
+            .map(|e| ReportEvidence {
+                kind: e.kind,
+                detail: details.get(e.detail),
+                distance: e.distance,
+            })
+            .collect();
+        if self.kept.len() < Self::KEEP {
+            self.last = self.kept.len();
+            self.kept.push(new.clone());
+        } else {
+            self.last = self.next;
+            self.kept[self.next] = new.clone();
+            self.next = (self.next + 1) % Self::KEEP;
+        }
+        new
     }
 }
 
@@ -497,7 +548,7 @@ impl Report {
                     o.insert("sheet".into(), json!(s));
                 }
                 if let Some(c) = &f.cell {
-                    o.insert("cell".into(), json!(c));
+                    o.insert("cell".into(), json!(c.as_str()));
                 }
                 o.insert("start".into(), json!(f.start));
                 o.insert("end".into(), json!(f.end));
@@ -622,5 +673,64 @@ mod tests {
         }
         assert_eq!(sh.0.len(), Shared::KEEP, "the kept strings are bounded");
         assert_eq!(sh.get("word99"), "word99");
+    }
+
+    #[test]
+    fn evidence_lists_are_shared_by_content_and_bounded() {
+        use crate::detect::{Evidence, EvidenceKind};
+        let (mut sh, mut details) = (SharedEvidence::default(), Shared::default());
+        let ev = |word: &'static str, distance: Option<usize>| {
+            vec![
+                Evidence {
+                    kind: EvidenceKind::Context,
+                    detail: word,
+                    distance,
+                },
+                Evidence {
+                    kind: EvidenceKind::Checksum,
+                    detail: "mod11",
+                    distance: None,
+                },
+            ]
+        };
+        let header = ev("column header 個人番号", None);
+        let a = sh.get(&header, &mut details);
+        // The same content from another slice (another finding) is the same list.
+        assert!(Arc::ptr_eq(&a, &sh.get(&header.clone(), &mut details)));
+        // Any difference (word, distance, kind, length) is another list, with its own content.
+        for other in [
+            ev("マイナンバー", None),
+            ev("column header 個人番号", Some(0)),
+            header[..1].to_vec(),
+            vec![],
+        ] {
+            let b = sh.get(&other, &mut details);
+            assert!(!Arc::ptr_eq(&a, &b));
+            assert_eq!(b.len(), other.len());
+            for (r, e) in b.iter().zip(&other) {
+                assert!(r.kind == e.kind && r.detail == e.detail && r.distance == e.distance);
+            }
+        }
+        assert!(
+            Arc::ptr_eq(&a, &sh.get(&header, &mut details)),
+            "still kept"
+        );
+        // Running text: every distance is another list; the kept ones stay bounded, and the
+        // newest are the ones kept.
+        for d in 0..100 {
+            let l = sh.get(&ev("マイナンバー", Some(d)), &mut details);
+            assert_eq!(l[0].distance, Some(d));
+        }
+        assert_eq!(sh.kept.len(), SharedEvidence::KEEP);
+        let last = sh.get(&ev("マイナンバー", Some(99)), &mut details);
+        assert!(Arc::ptr_eq(
+            &last,
+            &sh.get(&ev("マイナンバー", Some(99)), &mut details)
+        ));
+        assert_eq!(
+            sh.get(&header, &mut details)[..],
+            a[..],
+            "a list no longer kept is rebuilt"
+        );
     }
 }

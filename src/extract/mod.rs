@@ -35,6 +35,8 @@ pub(crate) mod xml;
 
 use std::time::{Duration, Instant};
 
+use compact_str::CompactString;
+
 pub use filetype::{sniff, FileKind};
 pub use html::html_to_text;
 pub use mime::password_candidates;
@@ -204,7 +206,7 @@ pub struct Segment {
 
 impl Segment {
     /// The name (`B2`) of the cell holding byte offset `at`, if the segment is a sheet.
-    pub fn cell_at(&self, at: usize) -> Option<String> {
+    pub fn cell_at(&self, at: usize) -> Option<CompactString> {
         self.cell_at_from(at, &mut 0)
     }
 
@@ -213,7 +215,7 @@ impl Segment {
     /// halving all the cells again (a 10,000-row sheet has 80,000; a binary search over them
     /// per finding missed the cache at its every step). Any order gives the same answers; from
     /// 0 the gallop costs what a binary search does.
-    pub fn cell_at_from(&self, at: usize, from: &mut usize) -> Option<String> {
+    pub fn cell_at_from(&self, at: usize, from: &mut usize) -> Option<CompactString> {
         let cells = &self.cells;
         let start = (*from).min(cells.len());
         let i = if start > 0 && cells[start - 1].at > at {
@@ -248,7 +250,7 @@ pub struct CellStart {
 
 impl CellStart {
     /// The cell's name: `B12` for column 1, row 12.
-    pub fn name(&self) -> String {
+    pub fn name(&self) -> CompactString {
         ooxml::cell_name(self.col, self.row)
     }
 }

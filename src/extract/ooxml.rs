@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::io::Cursor;
 
+use compact_str::CompactString;
 use zip::ZipArchive;
 
 use super::archive::{read_entry, Entry};
@@ -254,33 +255,47 @@ pub(crate) fn ooxml(
 /// Column letters of a 0-based column index (0 → A, 26 → AA).
 #[cfg(test)]
 fn column_name(c: u32) -> String {
-    let mut s = String::with_capacity(4);
-    push_column(&mut s, c);
-    s
+    let mut letters = [0u8; 7];
+    let n = column_letters(c, &mut letters);
+    String::from_utf8_lossy(&letters[7 - n..]).into_owned()
 }
 
-/// Appends the letters of column `c` (0 = `A`; a u32 needs at most 7).
-fn push_column(s: &mut String, mut c: u32) {
-    let mut letters = [0u8; 8];
+/// Writes the letters of column `c` (0 = `A`, 26 = `AA`) at the end of `out`; returns how
+/// many (a u32 needs at most 7).
+fn column_letters(mut c: u32, out: &mut [u8; 7]) -> usize {
     let mut n = 0;
     loop {
-        letters[n] = b'A' + (c % 26) as u8;
+        out[6 - n] = b'A' + (c % 26) as u8;
         n += 1;
         if c < 26 {
             break;
         }
         c = c / 26 - 1;
     }
-    s.extend(letters[..n].iter().rev().map(|&b| char::from(b)));
+    n
 }
 
-/// `B12` for column 1, row 12, in one allocation (only cells holding a finding are named).
-pub(crate) fn cell_name(col: u32, row: u32) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(16);
-    push_column(&mut s, col);
-    let _ = write!(s, "{row}");
-    s
+/// `B12` for column 1, row 12: at most 17 bytes (7 letters, 10 digits), so held inline, with
+/// no allocation (only cells holding a finding are named, but a list has 30,000 of those).
+pub(crate) fn cell_name(col: u32, row: u32) -> CompactString {
+    let mut letters = [0u8; 7];
+    let n = column_letters(col, &mut letters);
+    let mut digits = [0u8; 10];
+    let mut d = digits.len();
+    let mut r = row;
+    loop {
+        d -= 1;
+        digits[d] = b'0' + (r % 10) as u8;
+        r /= 10;
+        if r == 0 {
+            break;
+        }
+    }
+    let mut name = CompactString::with_capacity(n + digits.len() - d);
+    for &b in letters[7 - n..].iter().chain(&digits[d..]) {
+        name.push(char::from(b));
+    }
+    name
 }
 
 /// Splits `B12` into (column index, row number).
@@ -703,6 +718,9 @@ mod tests {
         assert_eq!(column_name(u32::MAX), "MWLQKWV");
         assert_eq!(cell_name(1, 12), "B12");
         assert_eq!(cell_name(16383, 1_048_576), "XFD1048576");
+        assert_eq!(cell_name(u32::MAX, u32::MAX), "MWLQKWV4294967295");
+        assert_eq!(cell_name(0, 0), "A0");
+        assert!(!cell_name(u32::MAX, u32::MAX).is_heap_allocated());
         assert_eq!(parse_ref("XFD1048576"), Some((16383, 1048576)));
         assert_eq!(parse_ref("B2"), Some((1, 2)));
         assert_eq!(number_text("1.23456789012E+11"), "123456789012");
