@@ -60,7 +60,9 @@ pub fn decode_text(bytes: &[u8]) -> Decoded<'_> {
     if let Some(d) = marked_or_utf16(bytes) {
         return d;
     }
-    if let Ok(s) = std::str::from_utf8(bytes) {
+    // A whole file or part: simdutf8 checks Japanese text several times faster than `std`
+    // (whose fast path is for ASCII), 2-4 % of a 10,000-row list.
+    if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
         return valid_utf8(s);
     }
     let enc = guess(bytes);

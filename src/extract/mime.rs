@@ -131,7 +131,7 @@ pub(crate) fn quoted_printable(data: &[u8], header: bool) -> Vec<u8> {
 /// unknown.
 pub(crate) fn decode_charset(bytes: &[u8], label: Option<&str>) -> String {
     match label.and_then(crate::text::encoding_for_label) {
-        Some(enc) if enc == encoding_rs::UTF_8 && std::str::from_utf8(bytes).is_err() => {
+        Some(enc) if enc == encoding_rs::UTF_8 && simdutf8::basic::from_utf8(bytes).is_err() => {
             crate::text::decode_text(bytes).text.into_owned()
         }
         Some(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
