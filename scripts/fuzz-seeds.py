@@ -123,6 +123,52 @@ for i, r in enumerate([
 ]):
     put("console_http", f"r{i}", r)
 
+# The agents' API (on in the fuzzed console, with agent fuzz-pc enrolled: FUZZ_AGENT in
+# examples/console/src/lib.rs): every call, with its credential, and an enrolment.
+AGENT_AUTH = b"Authorization: Bearer fuzz-pc:" + b"00112233445566778899aabbccddeeff" * 2 + b"\r\n"
+record = {
+    "id": 0, "time": 1765000000, "channel": "proxy", "user": "ichiro", "host": "pc-12",
+    "client_app": "Outlook", "client_addr": "192.0.2.7", "tls": "TLSv1.3",
+    "sender": "ichiro@example.co.jp",
+    "recipients": [{"address": "x@partner.example.com", "external": True}],
+    "subject": "見積書", "body_digest": "ab" * 32, "size": 68000, "message_id": "<a@b>",
+    "queue_id": None,
+    "attachments": [{"location": "見積書.zip/a.xlsx", "name": "a.xlsx", "kind": "xlsx", "size": 6000,
+                     "sha256": "cd" * 32, "origin": "attachment", "extension_mismatch": False,
+                     "depth": 1, "unscannable": None}],
+    "findings": [{"detector": "jp_my_number", "location": "body", "count": 2, "unique": [0, 1, 1],
+                  "samples": ["1234-****-9018"]}],
+    "unscannable": [["a.zip", "encrypted", "zip AES"]], "password_candidates": 1,
+    "action": "hold", "would_action": "hold",
+    "matched": [{"rule": "r1", "action": "hold", "mode": "enforce", "severity": "high",
+                 "reasons": ["jp_my_number >= 1"]}],
+    "risk": 70, "signals": [["ppap", 30]], "approval": "abcdef012345",
+}
+status = {"user": "ichiro", "host": "pc-12", "version": "0.1.0", "policy_version": "3", "backlog": 2}
+agent_calls = [
+    ("records", {"records": [{"seq": 1, "record": record}, {"seq": 2, "record": dict(record, action="allow")}],
+                 "status": status}),
+    ("status", {"status": status}),
+    ("policy", {"have": None}),
+    ("policy", {"have": 3}),
+    ("decisions", {}),
+    ("closed", {"closed": [{"id": "abcdef012345", "state": "released", "time": 1765000100}]}),
+    ("history", {"q": "domain_seen", "domain": "partner.example.com", "until": 1765000000}),
+    ("history", {"q": "sent_to_before", "sender": "ichiro@example.co.jp", "address": "x@partner.example.com", "until": 1765000000}),
+    ("history", {"q": "external_sends_of", "sha256": "cd" * 32, "since": 0, "until": 1765000000}),
+    ("history", {"q": "sender_external", "sender": "ichiro@example.co.jp", "since": 0, "until": 1765000000}),
+    ("history", {"q": "ppap_partner", "recipients": ["x@partner.example.com"], "sender": "ichiro@example.co.jp",
+                 "since": 0, "until": 1765000000, "want_password": True}),
+]
+for i, (call, body) in enumerate(agent_calls):
+    b = json.dumps(body, ensure_ascii=False).encode()
+    put("console_http", f"agent{i}", b"POST /agent/v1/" + call.encode() + b" HTTP/1.1\r\nHost: c\r\n"
+        + AGENT_AUTH + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(b) + b)
+enrol = json.dumps({"token": "fuzz-enrol-token-0123456789abcdef0123456789abcdef", "name": "pc-new",
+                    "status": status}).encode()
+put("console_http", "agent-enrol", b"POST /agent/v1/enrol HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\n\r\n" + enrol)
+put("console_http", "agent-wrong", b"POST /agent/v1/records HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer fuzz-pc:" + b"0" * 64 + b"\r\n\r\n{}")
+
 
 # PowerPoint Document streams: records (version/instance, type, length) with containers
 # (version 0xF) holding text atoms, a master to skip, a comment string and an encrypted marker.

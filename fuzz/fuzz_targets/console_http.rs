@@ -4,5 +4,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ping32dlp_console::fuzz_request(data);
+    let _ = ping32dlp_console::fuzz_request(data);
 });

@@ -543,11 +543,26 @@ impl std::ops::Deref for ProbeTarget {
     }
 }
 
-/// Fuzzing entry: any bytes as one HTTP request (parsed by httparse, as hyper does) to a
-/// console over a scratch state directory with one admin, and to the download listener over
-/// the same store. Not part of the API.
+/// The enrolled agent of [`fuzz_request`]'s console: its name and secret (the seeds in
+/// `scripts/fuzz-seeds.py` send `Authorization: Bearer fuzz-pc:<secret>`).
 #[doc(hidden)]
-pub fn fuzz_request(data: &[u8]) {
+pub const FUZZ_AGENT: (&str, &str) = (
+    "fuzz-pc",
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+);
+/// An enrolment token of [`fuzz_request`]'s console, unused at the start (the first request
+/// that enrols with it uses it up, as a real token).
+#[doc(hidden)]
+pub const FUZZ_ENROL_TOKEN: &str = "fuzz-enrol-token-0123456789abcdef0123456789abcdef";
+
+/// Fuzzing entry: any bytes as one HTTP request (parsed by httparse, as hyper does) to a
+/// console over a scratch state directory with one admin, the agents' API on and one agent
+/// enrolled ([`FUZZ_AGENT`], so the calls past the credential check are reached), and to the
+/// download listener over the same store. Returns the two statuses (`None` when the bytes are
+/// no complete request). Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_request(data: &[u8]) -> Option<(u16, u16)> {
+    use ping32dlp::workflow::fleet;
     use std::sync::OnceLock;
     static APP: OnceLock<(App, tempfile::TempDir)> = OnceLock::new();
     let (app, _) = APP.get_or_init(|| {
@@ -566,18 +581,49 @@ pub fn fuzz_request(data: &[u8]) {
             groups: Vec::new(),
             departments: Vec::new(),
         };
-        (App::new(pipeline, vec![admin], Config::default().settings()), dir)
+        let mut settings = Config::default().settings();
+        settings.agent_api = true;
+        let app = App::new(pipeline, vec![admin], settings);
+        let store = app.pipeline().workflow().store();
+        let now = ping32dlp::timeutil::now();
+        let token = |t: &str| ping32dlp::workflow::fleet::EnrolToken {
+            sha256: fleet::secret_digest(t),
+            label: "fuzz".into(),
+            created: now,
+            expires: now + 3650 * 86_400,
+            created_by: "admin".into(),
+            used: None,
+            agent: None,
+        };
+        let first = "fuzz-first-enrolment";
+        store.enrol_token_add(&token(first)).expect("a token");
+        store.enrol_token_add(&token(FUZZ_ENROL_TOKEN)).expect("a token");
+        let agent = fleet::Agent {
+            name: FUZZ_AGENT.0.into(),
+            secret_sha256: fleet::secret_digest(FUZZ_AGENT.1),
+            created: now,
+            label: "fuzz".into(),
+            last_seen: None,
+            last_seq: 0,
+            revoked: None,
+            status: fleet::AgentStatus::default(),
+        };
+        let enrolled = store
+            .enrol(&fleet::secret_digest(first), now, &agent)
+            .expect("an enrolment");
+        assert_eq!(enrolled, fleet::Enrolment::Enrolled);
+        (app, dir)
     });
     let mut hs = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut hs);
     let Ok(httparse::Status::Complete(n)) = req.parse(data) else {
-        return;
+        return None;
     };
     let (Some(method), Some(target)) = (req.method, req.path) else {
-        return;
+        return None;
     };
     if !target.starts_with('/') {
-        return;
+        return None;
     }
     let (path, query) = http::split_target(target);
     let r = http::Request {
@@ -602,6 +648,7 @@ pub fn fuzz_request(data: &[u8]) {
     // The download listener (its own router) takes the same request.
     static DOWNLOADS: OnceLock<downloads::Downloads> = OnceLock::new();
     let d = DOWNLOADS.get_or_init(|| downloads::Downloads::new(app.pipeline().workflow().clone()));
-    let resp = d.handle(&r);
-    assert!((100..600).contains(&resp.status));
+    let download = d.handle(&r);
+    assert!((100..600).contains(&download.status));
+    Some((resp.status, download.status))
 }

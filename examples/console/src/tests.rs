@@ -1215,6 +1215,41 @@ fn fuzz_findings_stay_fixed() {
     crate::fuzz_request(format!("POST /d/{t} HTTP/1.1\r\nHost: dl\r\n\r\npassword=%ff").as_bytes());
 }
 
+/// The fuzz seeds for the agents' API (`scripts/fuzz-seeds.py`) get past the credential check
+/// and the JSON reading of the fuzzed console, so the fuzzer starts inside every call: a
+/// change of the API or of the seeds that turns them into 400s or 401s fails here, not
+/// silently in a fuzz run that never reaches the calls.
+#[test]
+fn fuzz_seeds_reach_the_agent_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let ok = std::process::Command::new("python3")
+        .arg(root.join("scripts/fuzz-seeds.py"))
+        .arg(dir.path())
+        .status()
+        .expect("python3 runs the seed script");
+    assert!(ok.success());
+    let seed = |name: &str| std::fs::read(dir.path().join("console_http").join(name)).unwrap();
+    let mut calls = 0;
+    for e in std::fs::read_dir(dir.path().join("console_http")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let Some(n) = name
+            .strip_prefix("agent")
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let (status, _) = crate::fuzz_request(&seed(&name)).expect("a whole request");
+        assert_eq!(status, 200, "seed agent{n}");
+        calls += 1;
+    }
+    assert!(calls >= 7, "a seed for every call ({calls})");
+    // The enrolment goes through once (then the name is taken); the wrong secret is refused.
+    assert_eq!(crate::fuzz_request(&seed("agent-enrol")).unwrap().0, 201);
+    assert_eq!(crate::fuzz_request(&seed("agent-enrol")).unwrap().0, 409);
+    assert_eq!(crate::fuzz_request(&seed("agent-wrong")).unwrap().0, 401);
+}
+
 /// Endpoint fleet: an admin makes tokens on the Agents page, agents enrol once, their
 /// forwarders upload the records of their local stores (once, under their own names), and a
 /// credential reaches nothing else.
