@@ -332,84 +332,96 @@ impl Scanner {
     }
 }
 
-/// The strings that the findings of one report share: the first [`Shared::KEEP`] distinct ones
-/// are kept and looked up by their text (there are few: the detectors and context words that
-/// fired), anything beyond gets its own allocation, so the look-up stays bounded on any text.
-#[derive(Default)]
-struct Shared(Vec<SharedStr>);
-
-impl Shared {
-    const KEEP: usize = 16;
-
-    fn get(&mut self, s: &str) -> SharedStr {
-        if let Some(a) = self
-            .0
-            .iter()
-            .find(|a| a.len() == s.len() && a.as_str() == s)
-        {
-            return a.clone();
-        }
-        let a = SharedStr::from(s);
-        if self.0.len() < Self::KEEP {
-            self.0.push(a.clone());
-        }
-        a
-    }
-}
-
-/// The evidence lists that the findings of one report share: the [`SharedEvidence::KEEP`] most
-/// recently new ones are kept and looked up by their content (the findings of a list's column
-/// all give the same one, those of running text a few more with their distances); a list not
-/// kept gets its own allocation, so the look-up stays bounded on any text.
-#[derive(Default)]
-struct SharedEvidence {
-    kept: Vec<Arc<[ReportEvidence]>>,
-    /// The slot that the next new list replaces once `kept` is full.
+/// What the findings of one report share (strings, evidence lists): the `N` newest distinct
+/// values are kept and found by their content, the last one found tried first (a column's
+/// findings ask for the same ones in a row); a value not kept is made anew, so a look-up stays
+/// bounded on any text.
+struct Kept<T, const N: usize> {
+    kept: Vec<T>,
+    /// The slot that the next new value replaces once `kept` is full.
     next: usize,
-    /// The slot of the last hit, tried first.
+    /// The slot of the last value found or made.
     last: usize,
 }
 
-impl SharedEvidence {
-    const KEEP: usize = 8;
-
-    fn get(
-        &mut self,
-        ev: &[crate::detect::Evidence<'_>],
-        details: &mut Shared,
-    ) -> Arc<[ReportEvidence]> {
-        let same = |kept: &[ReportEvidence]| {
-            kept.len() == ev.len()
-                && kept.iter().zip(ev).all(|(k, e)| {
-                    k.kind == e.kind && k.distance == e.distance && k.detail.as_str() == e.detail
-                })
-        };
-        if let Some(k) = self.kept.get(self.last) {
-            if same(k) {
-                return k.clone();
-            }
+impl<T, const N: usize> Default for Kept<T, N> {
+    fn default() -> Self {
+        Kept {
+            kept: Vec::new(),
+            next: 0,
+            last: 0,
         }
-        if let Some(i) = self.kept.iter().position(|k| same(k)) {
+    }
+}
+
+impl<T: Clone, const N: usize> Kept<T, N> {
+    /// The kept value that is `same`, or a new one from `make` (kept in place of the oldest).
+    fn get(&mut self, same: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> T {
+        if let Some(k) = self.kept.get(self.last).filter(|k| same(k)) {
+            return k.clone();
+        }
+        if let Some(i) = self.kept.iter().position(&same) {
             self.last = i;
             return self.kept[i].clone();
         }
-        let new: Arc<[ReportEvidence]> = ev
-            .iter()
-            .map(|e| ReportEvidence {
-                kind: e.kind,
-                detail: details.get(e.detail),
-                distance: e.distance,
-            })
-            .collect();
-        if self.kept.len() < Self::KEEP {
+        let new = make();
+        if self.kept.len() < N {
             self.last = self.kept.len();
             self.kept.push(new.clone());
         } else {
             self.last = self.next;
             self.kept[self.next] = new.clone();
-            self.next = (self.next + 1) % Self::KEEP;
+            self.next = (self.next + 1) % N;
         }
         new
+    }
+}
+
+/// The strings that the findings of one report share (there are few: the detectors and
+/// context words that fired).
+#[derive(Default)]
+struct Shared(Kept<SharedStr, STRINGS_KEPT>);
+
+const STRINGS_KEPT: usize = 16;
+
+impl Shared {
+    fn get(&mut self, s: &str) -> SharedStr {
+        self.0.get(
+            |a| a.len() == s.len() && a.as_str() == s,
+            || SharedStr::from(s),
+        )
+    }
+}
+
+/// The evidence lists that the findings of one report share: a list's column gives one,
+/// running text a few more with their distances.
+#[derive(Default)]
+struct SharedEvidence(Kept<Arc<[ReportEvidence]>, EVIDENCE_KEPT>);
+
+const EVIDENCE_KEPT: usize = 8;
+
+impl SharedEvidence {
+    fn get(
+        &mut self,
+        ev: &[crate::detect::Evidence<'_>],
+        details: &mut Shared,
+    ) -> Arc<[ReportEvidence]> {
+        let same = |kept: &Arc<[ReportEvidence]>| {
+            kept.len() == ev.len()
+                && kept.iter().zip(ev).all(|(k, e)| {
+                    k.kind == e.kind && k.distance == e.distance && k.detail.as_str() == e.detail
+                })
+        };
+        let make = || {
+            ev.iter()
+                .map(|e| ReportEvidence {
+                    kind: e.kind,
+                    detail: details.get(e.detail),
+                    distance: e.distance,
+                })
+                .collect()
+        };
+        self.0.get(same, make)
     }
 }
 
@@ -671,7 +683,11 @@ mod tests {
         for i in 0..100 {
             assert_eq!(sh.get(&format!("word{i}")), format!("word{i}"));
         }
-        assert_eq!(sh.0.len(), Shared::KEEP, "the kept strings are bounded");
+        assert_eq!(
+            sh.0.kept.len(),
+            STRINGS_KEPT,
+            "the kept strings are bounded"
+        );
         assert_eq!(sh.get("word99"), "word99");
     }
 
@@ -721,7 +737,7 @@ mod tests {
             let l = sh.get(&ev("マイナンバー", Some(d)), &mut details);
             assert_eq!(l[0].distance, Some(d));
         }
-        assert_eq!(sh.kept.len(), SharedEvidence::KEEP);
+        assert_eq!(sh.0.kept.len(), EVIDENCE_KEPT);
         let last = sh.get(&ev("マイナンバー", Some(99)), &mut details);
         assert!(Arc::ptr_eq(
             &last,

@@ -586,7 +586,7 @@ pub fn fuzz_request(data: &[u8]) -> Option<(u16, u16)> {
         let app = App::new(pipeline, vec![admin], settings);
         let store = app.pipeline().workflow().store();
         let now = ping32dlp::timeutil::now();
-        let token = |t: &str| ping32dlp::workflow::fleet::EnrolToken {
+        let token = |t: &str| fleet::EnrolToken {
             sha256: fleet::secret_digest(t),
             label: "fuzz".into(),
             created: now,
